@@ -1,0 +1,79 @@
+//! Sending and receiving bytes with descriptors attached (`SCM_RIGHTS`).
+//!
+//! A descriptor is attached to the first bytes of its frame. Sockets that
+//! may carry descriptors are read only through [`recv_with_fds`]: a plain
+//! `read` would silently drop them.
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+
+use crate::Error;
+
+/// The most descriptors one `recvmsg` accepts.
+pub const MAX_FDS_PER_READ: usize = 8;
+
+/// Sends as much of `bytes` as the socket takes, with `fds` attached.
+/// Returns the number of bytes sent (at least one on success).
+pub fn send_with_fds(
+    sock: BorrowedFd<'_>,
+    bytes: &[u8],
+    fds: &[BorrowedFd<'_>],
+    nonblocking: bool,
+) -> io::Result<usize> {
+    let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+    let cmsgs = [ControlMessage::ScmRights(&raw)];
+    let cmsgs: &[ControlMessage] = if raw.is_empty() { &[] } else { &cmsgs };
+    let mut flags = MsgFlags::MSG_NOSIGNAL;
+    if nonblocking {
+        flags |= MsgFlags::MSG_DONTWAIT;
+    }
+    let iov = [IoSlice::new(bytes)];
+    loop {
+        match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, flags, None) {
+            Ok(n) => return Ok(n),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Reads into `buf` and appends every received descriptor to `fds`
+/// (close-on-exec). Returns the number of bytes read; 0 means end-of-file.
+pub fn recv_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+    nonblocking: bool,
+) -> Result<usize, Error> {
+    let mut space = nix::cmsg_space!([RawFd; MAX_FDS_PER_READ]);
+    let mut flags = MsgFlags::MSG_CMSG_CLOEXEC;
+    if nonblocking {
+        flags |= MsgFlags::MSG_DONTWAIT;
+    }
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = loop {
+        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), flags) {
+            Ok(msg) => break msg,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(Error::Io(e.into())),
+        }
+    };
+    let truncated = msg.flags.contains(MsgFlags::MSG_CTRUNC);
+    let bytes = msg.bytes;
+    for cmsg in msg.cmsgs().map_err(|e| Error::Io(e.into()))? {
+        if let ControlMessageOwned::ScmRights(received) = cmsg {
+            for raw in received {
+                // SAFETY: the kernel just installed this descriptor for us;
+                // nothing else owns it.
+                fds.push(unsafe { OwnedFd::from_raw_fd(raw) });
+            }
+        }
+    }
+    if truncated {
+        fds.clear();
+        return Err(Error::ControlTruncated);
+    }
+    Ok(bytes)
+}

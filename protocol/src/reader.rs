@@ -1,0 +1,133 @@
+//! An incremental frame reader that works on blocking and non-blocking
+//! sockets alike: feed it with [`FrameReader::read_from`], take whole
+//! messages out with [`FrameReader::next_message`].
+
+use std::collections::VecDeque;
+use std::os::fd::{BorrowedFd, OwnedFd};
+
+use crate::fdpass::recv_with_fds;
+use crate::frame::{body_len, decode_body, HEADER_LEN};
+use crate::{Error, Message};
+
+/// How much room one read asks for.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// More descriptors than this waiting without a message to claim them is
+/// a protocol error (a peer flooding us with descriptors).
+const MAX_QUEUED_FDS: usize = 16;
+
+/// What one read did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadStatus {
+    /// This many bytes arrived.
+    Data(usize),
+    /// Nothing to read now (non-blocking sockets only).
+    WouldBlock,
+    /// The peer closed its end.
+    Closed,
+}
+
+/// One decoded message with the descriptor its frame carried, if any.
+#[derive(Debug)]
+pub struct Received<M> {
+    pub message: M,
+    pub fd: Option<OwnedFd>,
+}
+
+/// Buffers bytes and descriptors from one socket and cuts them into frames.
+#[derive(Debug, Default)]
+pub struct FrameReader {
+    buf: Vec<u8>,
+    start: usize,
+    fds: VecDeque<OwnedFd>,
+}
+
+impl FrameReader {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bytes received but not yet returned as a message.
+    pub fn pending(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// Reads once from `sock` (with `recvmsg`, so descriptors are kept).
+    pub fn read_from(&mut self, sock: BorrowedFd<'_>, nonblocking: bool) -> Result<ReadStatus, Error> {
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start > self.buf.len() / 2 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let filled = self.buf.len();
+        self.buf.resize(filled + READ_CHUNK, 0);
+        let mut received = Vec::new();
+        let result = recv_with_fds(sock, &mut self.buf[filled..], &mut received, nonblocking);
+        let n = match result {
+            Ok(n) => n,
+            Err(e) => {
+                self.buf.truncate(filled);
+                if e.is_would_block() {
+                    return Ok(ReadStatus::WouldBlock);
+                }
+                return Err(e);
+            }
+        };
+        self.buf.truncate(filled + n);
+        self.fds.extend(received);
+        if self.fds.len() > MAX_QUEUED_FDS {
+            self.fds.clear();
+            return Err(Error::UnexpectedDescriptor);
+        }
+        Ok(if n == 0 {
+            ReadStatus::Closed
+        } else {
+            ReadStatus::Data(n)
+        })
+    }
+
+    /// Takes the next whole message out of the buffer, if there is one.
+    pub fn next_message<M: Message>(&mut self) -> Result<Option<Received<M>>, Error> {
+        let available = &self.buf[self.start..];
+        if available.len() < HEADER_LEN {
+            return Ok(None);
+        }
+        let mut prefix = [0u8; HEADER_LEN];
+        prefix.copy_from_slice(&available[..HEADER_LEN]);
+        let len = body_len(prefix)?;
+        if available.len() < HEADER_LEN + len {
+            return Ok(None);
+        }
+        let decoded = decode_body::<M>(&available[HEADER_LEN..HEADER_LEN + len]);
+        self.start += HEADER_LEN + len;
+        let message = match decoded {
+            Ok(m) => m,
+            Err(e) => {
+                self.fds.clear();
+                return Err(e);
+            }
+        };
+        let fd = match message.descriptor_count() {
+            0 => None,
+            1 => Some(self.fds.pop_front().ok_or(Error::MissingDescriptor)?),
+            _ => return Err(Error::Decode("more than one descriptor per message".into())),
+        };
+        Ok(Some(Received { message, fd }))
+    }
+
+    /// Checks what is left once the peer has closed: half a frame or an
+    /// unclaimed descriptor is an error.
+    pub fn finish(&mut self) -> Result<(), Error> {
+        let pending = self.pending();
+        if pending > 0 {
+            return Err(Error::Truncated(pending));
+        }
+        if !self.fds.is_empty() {
+            self.fds.clear();
+            return Err(Error::UnexpectedDescriptor);
+        }
+        Ok(())
+    }
+}
