@@ -1,0 +1,116 @@
+//! The access log, in the Combined Log Format, buffered in memory and
+//! written out a few times a second.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use crate::config::LogTarget;
+use crate::http::request::LogFields;
+
+/// Flush when this much is buffered...
+const FLUSH_BYTES: usize = 32 * 1024;
+/// ...or when the oldest buffered line is this old.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
+enum Sink {
+    Stdout,
+    File(File),
+}
+
+/// One access log.
+pub struct AccessLog {
+    sink: Option<Sink>,
+    buf: Vec<u8>,
+    oldest: Option<Instant>,
+}
+
+impl AccessLog {
+    /// Opens the log (appending to a file), or a disabled one for `off`.
+    pub fn open(target: &LogTarget) -> io::Result<AccessLog> {
+        let sink = match target {
+            LogTarget::Off => None,
+            LogTarget::Stdout => Some(Sink::Stdout),
+            LogTarget::File(path) => Some(Sink::File(
+                OpenOptions::new().create(true).append(true).open(path)?,
+            )),
+        };
+        Ok(AccessLog {
+            sink,
+            buf: Vec::new(),
+            oldest: None,
+        })
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.sink.is_some()
+    }
+
+    /// Adds one line.
+    pub fn record(
+        &mut self,
+        peer: IpAddr,
+        date: &str,
+        fields: &LogFields,
+        status: u16,
+        bytes: u64,
+        now: Instant,
+    ) {
+        if self.sink.is_none() {
+            return;
+        }
+        let referer = fields.referer.as_deref().unwrap_or("-");
+        let agent = fields.user_agent.as_deref().unwrap_or("-");
+        let _ = writeln!(
+            self.buf,
+            "{peer} - - [{date}] \"{}\" {status} {bytes} \"{}\" \"{}\"",
+            fields.request_line,
+            escape(referer),
+            escape(agent)
+        );
+        self.oldest.get_or_insert(now);
+        if self.buf.len() >= FLUSH_BYTES {
+            self.flush();
+        }
+    }
+
+    /// Writes out what is buffered if it is old enough.
+    pub fn flush_if_due(&mut self, now: Instant) {
+        if self
+            .oldest
+            .is_some_and(|t| now.saturating_duration_since(t) >= FLUSH_EVERY)
+        {
+            self.flush();
+        }
+    }
+
+    /// When the buffered lines must be written, if there are any.
+    pub fn next_flush(&self) -> Option<Instant> {
+        self.oldest.map(|t| t + FLUSH_EVERY)
+    }
+
+    pub fn flush(&mut self) {
+        self.oldest = None;
+        if self.buf.is_empty() {
+            return;
+        }
+        let result = match &mut self.sink {
+            Some(Sink::Stdout) => io::stdout().lock().write_all(&self.buf),
+            Some(Sink::File(f)) => f.write_all(&self.buf),
+            None => Ok(()),
+        };
+        if let Err(e) = result {
+            eprintln!("amped: cannot write the access log: {e}");
+        }
+        self.buf.clear();
+    }
+}
+
+/// Quotes and control characters in logged header values become `?`.
+fn escape(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| if c.is_control() || c == '"' || c == '\\' { '?' } else { c })
+        .collect()
+}

@@ -1,0 +1,255 @@
+//! The server's cache: a byte-bounded LRU of lookup results, each file
+//! with its contents (or open descriptor) and the file-specific part of
+//! its response head ready to send.
+//!
+//! Entries are fresh for [`FRESH_FOR`]; after that the next request for
+//! one re-validates it through a helper before it is served again.
+
+use std::cell::Cell;
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use lru::LruCache;
+use protocol::FileMeta;
+
+use crate::http::response::FileHeaders;
+
+/// How long an entry is served without asking a helper again.
+pub const FRESH_FOR: Duration = Duration::from_secs(1);
+
+/// Most descriptor entries kept open at once.
+const MAX_DESCRIPTORS: usize = 512;
+
+/// Bookkeeping cost of an entry beyond its contents.
+const ENTRY_OVERHEAD: usize = 256;
+
+/// A file's bytes.
+#[derive(Debug)]
+pub enum Content {
+    /// Held in memory (small files).
+    Inline(Rc<[u8]>),
+    /// An open descriptor, sent with sendfile (large files).
+    Descriptor(Rc<OwnedFd>),
+}
+
+/// A regular file ready to serve.
+#[derive(Debug)]
+pub struct FileEntry {
+    pub meta: FileMeta,
+    pub headers: FileHeaders,
+    pub content: Content,
+}
+
+/// What a path turned out to be.
+#[derive(Debug)]
+pub enum Found {
+    File(FileEntry),
+    Directory,
+    NotFound,
+    Forbidden,
+    Failed,
+}
+
+/// One cached lookup result.
+#[derive(Debug)]
+pub struct Entry {
+    pub found: Found,
+    validated: Cell<Instant>,
+}
+
+impl Entry {
+    pub fn new(found: Found, now: Instant) -> Entry {
+        Entry {
+            found,
+            validated: Cell::new(now),
+        }
+    }
+
+    /// True while the entry may be served without asking a helper.
+    pub fn is_fresh(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.validated.get()) < FRESH_FOR
+    }
+
+    /// Marks the entry as checked against the disk just now.
+    pub fn revalidated(&self, now: Instant) {
+        self.validated.set(now);
+    }
+
+    /// The file version this entry holds, for re-validation.
+    pub fn meta(&self) -> Option<FileMeta> {
+        match &self.found {
+            Found::File(f) => Some(f.meta),
+            _ => None,
+        }
+    }
+
+    fn cost(&self) -> usize {
+        ENTRY_OVERHEAD
+            + match &self.found {
+                Found::File(f) => {
+                    f.headers.lines.len()
+                        + match &f.content {
+                            Content::Inline(bytes) => bytes.len(),
+                            Content::Descriptor(_) => 0,
+                        }
+                }
+                _ => 0,
+            }
+    }
+
+    fn holds_descriptor(&self) -> bool {
+        matches!(
+            &self.found,
+            Found::File(FileEntry {
+                content: Content::Descriptor(_),
+                ..
+            })
+        )
+    }
+}
+
+/// Counters for the status page and tests.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub bytes: usize,
+    pub entries: usize,
+}
+
+/// The LRU itself.
+pub struct Cache {
+    lru: LruCache<String, Rc<Entry>>,
+    bytes: usize,
+    capacity: usize,
+    descriptors: usize,
+    hits: u64,
+    misses: u64,
+}
+
+impl Cache {
+    pub fn new(capacity: usize) -> Cache {
+        Cache {
+            lru: LruCache::unbounded(),
+            bytes: 0,
+            capacity,
+            descriptors: 0,
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    /// Looks an entry up and marks it most recently used.
+    pub fn get(&mut self, key: &str) -> Option<Rc<Entry>> {
+        let found = self.lru.get(key).cloned();
+        if found.is_some() {
+            self.hits += 1;
+        } else {
+            self.misses += 1;
+        }
+        found
+    }
+
+    /// Looks an entry up without counting or reordering.
+    pub fn peek(&self, key: &str) -> Option<Rc<Entry>> {
+        self.lru.peek(key).cloned()
+    }
+
+    /// Adds or replaces an entry, evicting the least recently used ones
+    /// to stay within the byte budget. An entry larger than an eighth of
+    /// the budget is not cached.
+    pub fn insert(&mut self, key: String, entry: Rc<Entry>) {
+        self.remove(&key);
+        let cost = entry.cost();
+        if cost > self.capacity / 8 {
+            return;
+        }
+        self.bytes += cost;
+        self.descriptors += usize::from(entry.holds_descriptor());
+        self.lru.put(key, entry);
+        while self.bytes > self.capacity || self.descriptors > MAX_DESCRIPTORS {
+            let Some((_, evicted)) = self.lru.pop_lru() else {
+                break;
+            };
+            self.account_removal(&evicted);
+        }
+    }
+
+    pub fn remove(&mut self, key: &str) {
+        if let Some(old) = self.lru.pop(key) {
+            self.account_removal(&old);
+        }
+    }
+
+    fn account_removal(&mut self, entry: &Entry) {
+        self.bytes -= entry.cost();
+        self.descriptors -= usize::from(entry.holds_descriptor());
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits,
+            misses: self.misses,
+            bytes: self.bytes,
+            entries: self.lru.len(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(size: usize, now: Instant) -> Rc<Entry> {
+        let meta = FileMeta {
+            size: size as u64,
+            mtime_secs: 1,
+            mtime_nanos: 0,
+            inode: 1,
+            device: 1,
+        };
+        Rc::new(Entry::new(
+            Found::File(FileEntry {
+                meta,
+                headers: FileHeaders::new("text/plain", &meta),
+                content: Content::Inline(vec![0u8; size].into()),
+            }),
+            now,
+        ))
+    }
+
+    #[test]
+    fn evicts_least_recently_used_within_budget() {
+        let now = Instant::now();
+        let mut cache = Cache::new(64 * 1024);
+        cache.insert("a".into(), file(6000, now));
+        cache.insert("b".into(), file(6000, now));
+        assert!(cache.get("a").is_some());
+        for i in 0..10 {
+            cache.insert(format!("f{i}"), file(6000, now));
+        }
+        assert!(cache.stats().bytes <= 64 * 1024);
+        assert!(cache.peek("b").is_none(), "b was least recently used");
+        assert!(cache.peek("f9").is_some());
+    }
+
+    #[test]
+    fn oversized_entries_are_not_cached() {
+        let now = Instant::now();
+        let mut cache = Cache::new(64 * 1024);
+        cache.insert("big".into(), file(20_000, now));
+        assert!(cache.peek("big").is_none());
+        assert_eq!(cache.stats().bytes, 0);
+    }
+
+    #[test]
+    fn freshness_expires() {
+        let start = Instant::now();
+        let entry = file(1, start);
+        assert!(entry.is_fresh(start));
+        assert!(!entry.is_fresh(start + FRESH_FOR));
+        entry.revalidated(start + FRESH_FOR);
+        assert!(entry.is_fresh(start + FRESH_FOR));
+    }
+}

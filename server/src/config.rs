@@ -1,0 +1,225 @@
+//! Command-line options and their validation.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, ValueEnum};
+
+use crate::event::Backend;
+
+/// amped: an event-driven HTTP/1.1 server for static files, in the style
+/// of the Flash web server (AMPED). One process serves every client; disk
+/// lookups run in separate helper processes.
+#[derive(Parser, Debug)]
+#[command(name = "server", version, about, long_about = None)]
+pub struct Args {
+    /// Address and port to listen on. Port 0 picks a free port; the real
+    /// one is printed on stdout as `listening on http://ADDR:PORT/`.
+    #[arg(long, default_value = "127.0.0.1:8000", value_name = "ADDR:PORT")]
+    pub listen: SocketAddr,
+
+    /// Document root: the directory whose files are served.
+    #[arg(long, default_value = "www", value_name = "DIR")]
+    pub root: PathBuf,
+
+    /// Number of disk helper processes (1 to 64).
+    #[arg(long, default_value_t = 2, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub helpers: u16,
+
+    /// Readiness backend for the event loop.
+    #[arg(long, value_enum, default_value_t = EventHandler::Epoll, value_name = "KIND")]
+    pub event_handler: EventHandler,
+
+    /// Memory for cached file contents, in bytes or with a K, M or G
+    /// suffix (64M, 1G). At least 64K.
+    #[arg(long, default_value = "64M", value_name = "SIZE", value_parser = parse_size)]
+    pub cache_size: u64,
+
+    /// Most client connections open at once; more get 503 and are closed
+    /// (1 to 1000000).
+    #[arg(long, default_value_t = 4096, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// Access log in the Combined Log Format: a file path, `-` for
+    /// stdout, or `off`.
+    #[arg(long, default_value = "off", value_name = "PATH|-|off")]
+    pub access_log: String,
+
+    /// Seconds an idle keep-alive connection stays open (1 to 3600).
+    #[arg(long, default_value_t = 15, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub keepalive_timeout: u64,
+
+    /// Seconds a client has to send a complete request head (1 to 3600).
+    #[arg(long, default_value_t = 20, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout: u64,
+
+    /// Seconds a response may make no progress towards a slow client
+    /// before the connection is closed (1 to 3600).
+    #[arg(long, default_value_t = 60, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub send_timeout: u64,
+
+    /// Files up to this many bytes come back from the helpers inline and
+    /// are kept in memory; larger ones are passed as open descriptors and
+    /// sent with sendfile (1K to 1M).
+    #[arg(long, default_value = "64K", value_name = "SIZE", value_parser = parse_size)]
+    pub inline_max: u64,
+
+    /// The helper binary (default: `helper` beside this executable).
+    #[arg(long, value_name = "PATH")]
+    pub helper_bin: Option<PathBuf>,
+}
+
+/// The `--event-handler` choices.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventHandler {
+    Select,
+    Poll,
+    Epoll,
+}
+
+impl From<EventHandler> for Backend {
+    fn from(e: EventHandler) -> Backend {
+        match e {
+            EventHandler::Select => Backend::Select,
+            EventHandler::Poll => Backend::Poll,
+            EventHandler::Epoll => Backend::Epoll,
+        }
+    }
+}
+
+/// Where access-log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    Off,
+    Stdout,
+    File(PathBuf),
+}
+
+/// The validated configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub root: PathBuf,
+    pub helpers: usize,
+    pub backend: Backend,
+    pub cache_size: usize,
+    pub max_connections: usize,
+    pub access_log: LogTarget,
+    pub keepalive_timeout: Duration,
+    pub header_timeout: Duration,
+    pub send_timeout: Duration,
+    pub inline_max: usize,
+    pub helper_bin: PathBuf,
+}
+
+impl Config {
+    /// Checks the options against the machine: the root exists and is a
+    /// directory, the helper binary is there.
+    pub fn from_args(args: Args) -> Result<Config> {
+        let root = std::fs::canonicalize(&args.root)
+            .with_context(|| format!("document root {} not found", args.root.display()))?;
+        if !root.is_dir() {
+            bail!("document root {} is not a directory", root.display());
+        }
+        if args.cache_size < 64 * 1024 {
+            bail!("--cache-size must be at least 64K");
+        }
+        if !(1024..=1024 * 1024).contains(&args.inline_max) {
+            bail!("--inline-max must be between 1K and 1M");
+        }
+        let helper_bin = match args.helper_bin {
+            Some(path) => path,
+            None => sibling_binary("helper")?,
+        };
+        if !is_executable(&helper_bin) {
+            bail!(
+                "helper binary {} is missing or not executable (build it with `cargo build --bins`, or pass --helper-bin)",
+                helper_bin.display()
+            );
+        }
+        let access_log = match args.access_log.as_str() {
+            "off" => LogTarget::Off,
+            "-" => LogTarget::Stdout,
+            "" => bail!("--access-log needs a path, `-` or `off`"),
+            path => LogTarget::File(PathBuf::from(path)),
+        };
+        Ok(Config {
+            listen: args.listen,
+            root,
+            helpers: usize::from(args.helpers),
+            backend: args.event_handler.into(),
+            cache_size: usize::try_from(args.cache_size).unwrap_or(usize::MAX),
+            max_connections: args.max_connections as usize,
+            access_log,
+            keepalive_timeout: Duration::from_secs(args.keepalive_timeout),
+            header_timeout: Duration::from_secs(args.header_timeout),
+            send_timeout: Duration::from_secs(args.send_timeout),
+            inline_max: args.inline_max as usize,
+            helper_bin,
+        })
+    }
+}
+
+/// The path of a binary that sits beside the running executable.
+pub fn sibling_binary(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the server's own executable")?;
+    let dir = exe
+        .parent()
+        .context("the server's executable has no parent directory")?;
+    Ok(dir.join(name))
+}
+
+fn is_executable(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Parses a byte size: a number with an optional K, M or G suffix
+/// (powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, ""),
+    };
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size (examples: 1048576, 512K, 64M, 1G)"))?;
+    let multiplier: u64 = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        _ => return Err(format!("`{text}` has an unknown unit (use K, M or G)")),
+    };
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_with_suffixes() {
+        assert_eq!(parse_size("1048576"), Ok(1_048_576));
+        assert_eq!(parse_size("512K"), Ok(512 * 1024));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert!(parse_size("12Q").is_err());
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("99999999999999999999G").is_err());
+    }
+}

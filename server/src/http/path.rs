@@ -1,0 +1,181 @@
+//! Turning a request target into a path beneath the document root.
+//!
+//! The path is percent-decoded exactly once; `.` and empty segments are
+//! dropped; `..` removes the previous segment and is refused if it would
+//! climb above the root; NUL bytes and hidden (dot) files are refused.
+//! The result is the cache key and the path sent to a helper: relative,
+//! without a leading slash, with a trailing slash when the request names
+//! a directory's index (the root's index is the empty path).
+
+use percent_encoding::percent_decode;
+
+/// Why a path is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathError {
+    /// Not an origin-form or absolute-form target.
+    NotAPath,
+    /// A `%` not followed by two hex digits, or bytes that are not UTF-8.
+    BadEncoding,
+    /// A NUL byte.
+    Nul,
+    /// `..` above the root.
+    ClimbsAboveRoot,
+    /// A segment that starts with `.`.
+    Hidden,
+}
+
+/// A request target split into its parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Normalised, decoded path (see the module docs).
+    pub key: String,
+    /// The query string without its `?`, if any.
+    pub query: Option<String>,
+}
+
+impl Target {
+    /// True when the key names a directory's index.
+    pub fn is_directory(&self) -> bool {
+        self.key.is_empty() || self.key.ends_with('/')
+    }
+}
+
+/// Parses an origin-form (`/a/b?q`) or absolute-form
+/// (`http://host/a/b?q`) request target.
+pub fn parse_target(target: &str) -> Result<Target, PathError> {
+    let target = strip_absolute_form(target)?;
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q.to_string())),
+        None => (target, None),
+    };
+    let path = path.split('#').next().unwrap_or_default();
+    if !path.starts_with('/') {
+        return Err(PathError::NotAPath);
+    }
+    if !valid_escapes(path.as_bytes()) {
+        return Err(PathError::BadEncoding);
+    }
+    let decoded = percent_decode(path.as_bytes()).collect::<Vec<u8>>();
+    if decoded.contains(&0) {
+        return Err(PathError::Nul);
+    }
+    let decoded = String::from_utf8(decoded).map_err(|_| PathError::BadEncoding)?;
+    Ok(Target {
+        key: normalise(&decoded)?,
+        query,
+    })
+}
+
+fn strip_absolute_form(target: &str) -> Result<&str, PathError> {
+    let lower = target.get(..8).map(str::to_ascii_lowercase);
+    let rest = match lower.as_deref() {
+        Some(l) if l.starts_with("http://") => &target[7..],
+        Some("https://") => &target[8..],
+        _ => return Ok(target),
+    };
+    match rest.find('/') {
+        Some(i) => Ok(&rest[i..]),
+        None if rest.is_empty() => Err(PathError::NotAPath),
+        None => Ok("/"),
+    }
+}
+
+fn valid_escapes(path: &[u8]) -> bool {
+    let mut i = 0;
+    while i < path.len() {
+        if path[i] == b'%' {
+            let hex = |b: Option<&u8>| b.is_some_and(u8::is_ascii_hexdigit);
+            if !hex(path.get(i + 1)) || !hex(path.get(i + 2)) {
+                return false;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
+fn normalise(decoded: &str) -> Result<String, PathError> {
+    let mut segments: Vec<&str> = Vec::new();
+    let mut directory = decoded.ends_with('/');
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => directory = true,
+            ".." => {
+                segments.pop().ok_or(PathError::ClimbsAboveRoot)?;
+                directory = true;
+            }
+            s => {
+                segments.push(s);
+                directory = false;
+            }
+        }
+    }
+    // The loop ends on the last segment: a name resets `directory`, so
+    // only an explicit trailing `/`, `.` or `..` leaves it set.
+    directory |= decoded.ends_with('/');
+    if segments.iter().any(|s| s.starts_with('.')) {
+        return Err(PathError::Hidden);
+    }
+    let mut key = segments.join("/");
+    if directory && !key.is_empty() {
+        key.push('/');
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(t: &str) -> Result<String, PathError> {
+        parse_target(t).map(|t| t.key)
+    }
+
+    #[test]
+    fn paths_normalise() {
+        assert_eq!(key("/"), Ok("".into()));
+        assert_eq!(key("/index.html"), Ok("index.html".into()));
+        assert_eq!(key("/a/b/"), Ok("a/b/".into()));
+        assert_eq!(key("/a//b"), Ok("a/b".into()));
+        assert_eq!(key("/a/./b"), Ok("a/b".into()));
+        assert_eq!(key("/a/../index.html"), Ok("index.html".into()));
+        assert_eq!(key("/a/.."), Ok("".into()));
+        assert_eq!(key("/a/b/.."), Ok("a/".into()));
+        assert_eq!(key("/a/."), Ok("a/".into()));
+        assert_eq!(key("/hello%20world.txt"), Ok("hello world.txt".into()));
+        assert_eq!(key("http://example.com/x?y"), Ok("x".into()));
+        assert_eq!(key("http://example.com"), Ok("".into()));
+    }
+
+    #[test]
+    fn hostile_paths_are_refused() {
+        assert_eq!(key("/../etc/passwd"), Err(PathError::ClimbsAboveRoot));
+        assert_eq!(key("/%2e%2e/etc/passwd"), Err(PathError::ClimbsAboveRoot));
+        assert_eq!(key("/a/%2E%2E/%2e%2e/x"), Err(PathError::ClimbsAboveRoot));
+        assert_eq!(key("/a%00.html"), Err(PathError::Nul));
+        assert_eq!(key("/%zz"), Err(PathError::BadEncoding));
+        assert_eq!(key("/%4"), Err(PathError::BadEncoding));
+        assert_eq!(key("/%ff"), Err(PathError::BadEncoding));
+        assert_eq!(key("/.git/config"), Err(PathError::Hidden));
+        assert_eq!(key("/a/.htaccess"), Err(PathError::Hidden));
+        assert_eq!(key("/%2ehidden"), Err(PathError::Hidden));
+        assert_eq!(key("*"), Err(PathError::NotAPath));
+        assert_eq!(key("index.html"), Err(PathError::NotAPath));
+    }
+
+    #[test]
+    fn decoding_happens_once() {
+        // %252e decodes to the literal text "%2e", not to ".".
+        assert_eq!(key("/%252e%252e/x"), Ok("%2e%2e/x".into()));
+    }
+
+    #[test]
+    fn query_is_kept() {
+        let t = parse_target("/dir?x=1&y=2").expect("valid");
+        assert_eq!(t.key, "dir");
+        assert_eq!(t.query.as_deref(), Some("x=1&y=2"));
+        assert!(!t.is_directory());
+    }
+}

@@ -1,0 +1,374 @@
+//! Parsing and validating one request head with `httparse`.
+//!
+//! [`parse`] looks at the bytes a connection has buffered and says whether
+//! a whole head is there, and if so whether it is a request amped serves
+//! or one it refuses (with the status to answer and whether the
+//! connection can stay open, as RFC 9112 allows).
+
+use super::path::{parse_target, PathError, Target};
+use super::status::Status;
+
+/// The largest request head accepted (431 beyond).
+pub const MAX_HEAD: usize = 16 * 1024;
+/// The longest request target accepted (414 beyond).
+pub const MAX_TARGET: usize = 8 * 1024;
+/// The most header fields accepted (431 beyond).
+pub const MAX_HEADERS: usize = 100;
+/// A request body up to this size is read and discarded so the
+/// connection can be kept; a larger one closes the connection.
+pub const MAX_DISCARDED_BODY: u64 = 1 << 20;
+
+/// The methods served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+}
+
+/// How the request's body (if any) is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Framing {
+    #[default]
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// What the access log wants to know about a request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogFields {
+    pub request_line: String,
+    pub referer: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A request to serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: Method,
+    pub http10: bool,
+    pub target: Target,
+    pub keep_alive: bool,
+    /// Bytes of the head, to be consumed from the buffer.
+    pub head_len: usize,
+    pub body: Framing,
+    pub range: Option<String>,
+    pub if_none_match: Option<String>,
+    pub if_modified_since: Option<String>,
+    pub log: Option<LogFields>,
+}
+
+/// A request refused before it reaches the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub status: Status,
+    /// Whether the connection may stay open after the error response.
+    pub keep_alive: bool,
+    /// Bytes of the head (0 when the head could not be delimited).
+    pub head_len: usize,
+    pub body: Framing,
+    pub log: Option<LogFields>,
+}
+
+/// The result of looking at a connection's buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    /// No complete head yet; read more.
+    Partial,
+    Request(Request),
+    Rejected(Rejection),
+}
+
+fn reject(status: Status, log: Option<LogFields>) -> Parsed {
+    Parsed::Rejected(Rejection {
+        status,
+        keep_alive: false,
+        head_len: 0,
+        body: Framing::None,
+        log,
+    })
+}
+
+/// Parses the head at the start of `buf`. `want_log` asks for the fields
+/// the access log needs.
+pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let log_line = |buf: &[u8]| {
+        want_log.then(|| LogFields {
+            request_line: first_line(buf),
+            ..LogFields::default()
+        })
+    };
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return partial(buf, log_line),
+        Err(httparse::Error::TooManyHeaders) => {
+            return reject(Status::HEADERS_TOO_LARGE, log_line(buf))
+        }
+        Err(httparse::Error::Version) => {
+            let status = if names_other_http_version(buf) {
+                Status::VERSION_NOT_SUPPORTED
+            } else {
+                Status::BAD_REQUEST
+            };
+            return reject(status, log_line(buf));
+        }
+        Err(_) => return reject(Status::BAD_REQUEST, log_line(buf)),
+    };
+    if head_len > MAX_HEAD {
+        return reject(Status::HEADERS_TOO_LARGE, log_line(buf));
+    }
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return reject(Status::BAD_REQUEST, log_line(buf));
+    };
+    let http10 = version == 0;
+    if target.len() > MAX_TARGET {
+        return reject(Status::URI_TOO_LONG, log_line(buf));
+    }
+    let fields = match HeaderFields::collect(req.headers, http10) {
+        Ok(f) => f,
+        Err(status) => return reject(status, log_line(buf)),
+    };
+    let log = want_log.then(|| LogFields {
+        request_line: first_line(buf),
+        referer: fields.referer.clone(),
+        user_agent: fields.user_agent.clone(),
+    });
+    let body_allows_keep_alive = match fields.framing {
+        Framing::None => true,
+        Framing::Length(n) => n <= MAX_DISCARDED_BODY,
+        Framing::Chunked => false,
+    };
+    let keep_alive = fields.keep_alive && body_allows_keep_alive;
+    let refuse = |status: Status, keep_alive: bool| {
+        Parsed::Rejected(Rejection {
+            status,
+            keep_alive,
+            head_len,
+            body: fields.framing,
+            log: log.clone(),
+        })
+    };
+    let method = match method {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS" | "TRACE" | "CONNECT" => {
+            return refuse(Status::METHOD_NOT_ALLOWED, keep_alive)
+        }
+        _ => return refuse(Status::NOT_IMPLEMENTED, false),
+    };
+    if !http10 && fields.hosts == 0 {
+        return refuse(Status::BAD_REQUEST, false);
+    }
+    let target = match parse_target(target) {
+        Ok(t) => t,
+        Err(PathError::Hidden) => return refuse(Status::FORBIDDEN, keep_alive),
+        Err(_) => return refuse(Status::BAD_REQUEST, false),
+    };
+    Parsed::Request(Request {
+        method,
+        http10,
+        target,
+        keep_alive,
+        head_len,
+        body: fields.framing,
+        range: fields.range,
+        if_none_match: fields.if_none_match,
+        if_modified_since: fields.if_modified_since,
+        log,
+    })
+}
+
+/// A head that is not complete yet: fine unless it is already too long.
+fn partial(buf: &[u8], log_line: impl Fn(&[u8]) -> Option<LogFields>) -> Parsed {
+    match buf.iter().position(|&b| b == b'\n') {
+        None if buf.len() > MAX_TARGET + 32 => reject(Status::URI_TOO_LONG, log_line(buf)),
+        Some(end) if end > MAX_TARGET + 32 => reject(Status::URI_TOO_LONG, log_line(buf)),
+        _ if buf.len() > MAX_HEAD => reject(Status::HEADERS_TOO_LARGE, log_line(buf)),
+        _ => Parsed::Partial,
+    }
+}
+
+/// True when the request line ends in `HTTP/x.y` with a version other than 1.x.
+fn names_other_http_version(buf: &[u8]) -> bool {
+    let line = first_line(buf);
+    let Some(version) = line.rsplit(' ').next() else {
+        return false;
+    };
+    let v = version.as_bytes();
+    v.len() == 8
+        && v.starts_with(b"HTTP/")
+        && v[5].is_ascii_digit()
+        && v[6] == b'.'
+        && v[7].is_ascii_digit()
+        && v[5] != b'1'
+}
+
+/// The request line, for logs (lossy, control characters replaced).
+fn first_line(buf: &[u8]) -> String {
+    let end = buf
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(buf.len())
+        .min(MAX_TARGET + 32);
+    String::from_utf8_lossy(&buf[..end])
+        .chars()
+        .map(|c| if c.is_control() || c == '"' { '?' } else { c })
+        .collect()
+}
+
+/// The header fields amped acts on.
+#[derive(Debug, Default)]
+struct HeaderFields {
+    hosts: usize,
+    keep_alive: bool,
+    framing: Framing,
+    range: Option<String>,
+    if_none_match: Option<String>,
+    if_modified_since: Option<String>,
+    referer: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl HeaderFields {
+    fn collect(headers: &[httparse::Header<'_>], http10: bool) -> Result<HeaderFields, Status> {
+        let mut f = HeaderFields::default();
+        let (mut close, mut keep) = (false, false);
+        let mut length: Option<u64> = None;
+        let mut chunked = false;
+        let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+        for h in headers {
+            let name = h.name;
+            if name.eq_ignore_ascii_case("host") {
+                f.hosts += 1;
+                if f.hosts > 1 || h.value.is_empty() && !http10 {
+                    return Err(Status::BAD_REQUEST);
+                }
+            } else if name.eq_ignore_ascii_case("connection") {
+                for token in h.value.split(|&b| b == b',') {
+                    let token = token.trim_ascii();
+                    close |= token.eq_ignore_ascii_case(b"close");
+                    keep |= token.eq_ignore_ascii_case(b"keep-alive");
+                }
+            } else if name.eq_ignore_ascii_case("content-length") {
+                let n = parse_length(h.value).ok_or(Status::BAD_REQUEST)?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(Status::BAD_REQUEST);
+                }
+                length = Some(n);
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
+                if http10 || !last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                    return Err(Status::BAD_REQUEST);
+                }
+                chunked = true;
+            } else if name.eq_ignore_ascii_case("range") {
+                f.range = Some(text(h.value));
+            } else if name.eq_ignore_ascii_case("if-none-match") {
+                f.if_none_match = Some(text(h.value));
+            } else if name.eq_ignore_ascii_case("if-modified-since") {
+                f.if_modified_since = Some(text(h.value));
+            } else if name.eq_ignore_ascii_case("referer") {
+                f.referer = Some(text(h.value));
+            } else if name.eq_ignore_ascii_case("user-agent") {
+                f.user_agent = Some(text(h.value));
+            }
+        }
+        f.framing = match (chunked, length) {
+            (true, Some(_)) => return Err(Status::BAD_REQUEST),
+            (true, None) => Framing::Chunked,
+            (false, Some(0)) | (false, None) => Framing::None,
+            (false, Some(n)) => Framing::Length(n),
+        };
+        f.keep_alive = if http10 { keep && !close } else { !close };
+        Ok(f)
+    }
+}
+
+fn parse_length(value: &[u8]) -> Option<u64> {
+    let value = value.trim_ascii();
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(raw: &str) -> Request {
+        match parse(raw.as_bytes(), true) {
+            Parsed::Request(r) => r,
+            other => panic!("expected a request, got {other:?}"),
+        }
+    }
+
+    fn status(raw: &str) -> (u16, bool) {
+        match parse(raw.as_bytes(), false) {
+            Parsed::Rejected(r) => (r.status.code, r.keep_alive),
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn simple_get() {
+        let r = request("GET /a/b.html?x=1 HTTP/1.1\r\nHost: h\r\nUser-Agent: t\r\n\r\nrest");
+        assert_eq!(r.method, Method::Get);
+        assert!(r.keep_alive);
+        assert!(!r.http10);
+        assert_eq!(r.target.key, "a/b.html");
+        assert_eq!(r.target.query.as_deref(), Some("x=1"));
+        assert_eq!(r.head_len, 54);
+        let log = r.log.expect("log fields");
+        assert_eq!(log.request_line, "GET /a/b.html?x=1 HTTP/1.1");
+        assert_eq!(log.user_agent.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn keep_alive_rules() {
+        assert!(!request("GET / HTTP/1.0\r\n\r\n").keep_alive);
+        assert!(request("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive);
+        assert!(!request("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").keep_alive);
+        assert!(!request("GET / HTTP/1.1\r\nHost: h\r\nConnection: x, close\r\n\r\n").keep_alive);
+    }
+
+    #[test]
+    fn partial_heads_wait() {
+        assert_eq!(parse(b"GET / HTTP/1.1\r\nHost: h\r\n", false), Parsed::Partial);
+        assert_eq!(parse(b"", false), Parsed::Partial);
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(status("GET / HTTP/1.1\r\n\r\n"), (400, false));
+        assert_eq!(status("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), (400, false));
+        assert_eq!(status("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"), (405, true));
+        assert_eq!(status("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"), (405, false));
+        assert_eq!(status("FROB / HTTP/1.1\r\nHost: h\r\n\r\n"), (501, false));
+        assert_eq!(status("GET / HTTP/2.0\r\nHost: h\r\n\r\n"), (505, false));
+        assert_eq!(status("GET / FOO/1.1\r\nHost: h\r\n\r\n"), (400, false));
+        assert_eq!(status("GET /../x HTTP/1.1\r\nHost: h\r\n\r\n"), (400, false));
+        assert_eq!(status("GET /.env HTTP/1.1\r\nHost: h\r\n\r\n"), (403, true));
+        assert_eq!(status("GET /%00 HTTP/1.1\r\nHost: h\r\n\r\n"), (400, false));
+        assert_eq!(
+            status("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            (400, false)
+        );
+        assert_eq!(status("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: x\r\n\r\n"), (400, false));
+        assert_eq!(status("garbage\r\n\r\n"), (400, false));
+    }
+
+    #[test]
+    fn size_limits() {
+        let long = format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "a".repeat(MAX_TARGET + 1));
+        assert_eq!(status(&long), (414, false));
+        let unfinished = format!("GET /{}", "a".repeat(MAX_TARGET + 100));
+        assert_eq!(status(&unfinished), (414, false));
+        let big = format!("GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n", "a".repeat(MAX_HEAD));
+        assert_eq!(status(&big), (431, false));
+        let many: String = (0..MAX_HEADERS + 1).map(|i| format!("X-{i}: v\r\n")).collect();
+        assert_eq!(status(&format!("GET / HTTP/1.1\r\nHost: h\r\n{many}\r\n")), (431, false));
+    }
+}

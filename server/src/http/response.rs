@@ -1,0 +1,134 @@
+//! Writing response heads and the small HTML error pages.
+
+use protocol::FileMeta;
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::status::Status;
+
+/// The `Server` header's value.
+pub const SERVER_NAME: &str = concat!("amped/", env!("CARGO_PKG_VERSION"));
+
+/// The parts of a file's response head that depend only on the file:
+/// built once when the file enters the cache.
+#[derive(Debug, Clone)]
+pub struct FileHeaders {
+    pub etag: String,
+    /// `Content-Type`, `Last-Modified`, `ETag` and `Accept-Ranges` lines.
+    pub lines: Vec<u8>,
+}
+
+impl FileHeaders {
+    pub fn new(content_type: &str, meta: &FileMeta) -> FileHeaders {
+        let etag = format!("\"{:x}-{:x}\"", meta.mtime_secs, meta.size);
+        let modified = UNIX_EPOCH + Duration::from_secs(u64::try_from(meta.mtime_secs).unwrap_or(0));
+        let lines = format!(
+            "Content-Type: {content_type}\r\nLast-Modified: {}\r\nETag: {etag}\r\nAccept-Ranges: bytes\r\n",
+            httpdate::fmt_http_date(modified)
+        )
+        .into_bytes();
+        FileHeaders { etag, lines }
+    }
+}
+
+/// Starts a head: status line, `Date` and `Server`.
+pub fn begin(out: &mut Vec<u8>, status: Status, date: &str) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.code.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.reason.as_bytes());
+    out.extend_from_slice(b"\r\nDate: ");
+    out.extend_from_slice(date.as_bytes());
+    out.extend_from_slice(b"\r\nServer: ");
+    out.extend_from_slice(SERVER_NAME.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Adds `Content-Length`.
+pub fn content_length(out: &mut Vec<u8>, length: u64) {
+    out.extend_from_slice(b"Content-Length: ");
+    out.extend_from_slice(length.to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Ends a head with the `Connection` header the client needs and the
+/// blank line.
+pub fn finish(out: &mut Vec<u8>, keep_alive: bool, http10: bool) {
+    if !keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if http10 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A complete error response (head and, unless `head_only`, a small HTML
+/// body). `extra` holds further header lines, each ending in CRLF.
+pub fn error(
+    out: &mut Vec<u8>,
+    status: Status,
+    date: &str,
+    keep_alive: bool,
+    http10: bool,
+    head_only: bool,
+    extra: &str,
+) -> u64 {
+    let body = error_page(status);
+    begin(out, status, date);
+    out.extend_from_slice(b"Content-Type: text/html; charset=utf-8\r\n");
+    content_length(out, body.len() as u64);
+    out.extend_from_slice(extra.as_bytes());
+    finish(out, keep_alive, http10);
+    if head_only {
+        return 0;
+    }
+    out.extend_from_slice(body.as_bytes());
+    body.len() as u64
+}
+
+/// The HTML body of an error response.
+pub fn error_page(status: Status) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html><head><title>{code} {reason}</title></head>\n<body><h1>{code} {reason}</h1><hr><p>{server}</p></body></html>\n",
+        code = status.code,
+        reason = status.reason,
+        server = SERVER_NAME
+    )
+}
+
+/// A bare 503 sent to a connection refused at accept time.
+pub fn overloaded(date: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    error(&mut out, Status::SERVICE_UNAVAILABLE, date, false, false, false, "Retry-After: 1\r\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_responses_are_complete() {
+        let mut out = Vec::new();
+        let n = error(&mut out, Status::NOT_FOUND, "D", true, false, false, "");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(text.starts_with("HTTP/1.1 404 Not Found\r\nDate: D\r\nServer: amped/"));
+        assert!(text.contains(&format!("Content-Length: {n}\r\n")));
+        assert!(!text.contains("Connection:"));
+        let (_, body) = text.split_once("\r\n\r\n").expect("head ends");
+        assert_eq!(body.len() as u64, n);
+        assert!(body.contains("404 Not Found"));
+    }
+
+    #[test]
+    fn connection_header_follows_keep_alive() {
+        let mut out = Vec::new();
+        finish(&mut out, false, false);
+        assert_eq!(out, b"Connection: close\r\n\r\n");
+        out.clear();
+        finish(&mut out, true, true);
+        assert_eq!(out, b"Connection: keep-alive\r\n\r\n");
+        out.clear();
+        finish(&mut out, true, false);
+        assert_eq!(out, b"\r\n");
+    }
+}

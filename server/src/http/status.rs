@@ -1,0 +1,41 @@
+//! The status codes amped answers with.
+
+/// An HTTP status code with its reason phrase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+macro_rules! statuses {
+    ($($name:ident = $code:expr, $reason:expr;)*) => {
+        impl Status { $(pub const $name: Status = Status { code: $code, reason: $reason };)* }
+    };
+}
+
+statuses! {
+    OK = 200, "OK";
+    PARTIAL_CONTENT = 206, "Partial Content";
+    MOVED_PERMANENTLY = 301, "Moved Permanently";
+    NOT_MODIFIED = 304, "Not Modified";
+    BAD_REQUEST = 400, "Bad Request";
+    FORBIDDEN = 403, "Forbidden";
+    NOT_FOUND = 404, "Not Found";
+    METHOD_NOT_ALLOWED = 405, "Method Not Allowed";
+    REQUEST_TIMEOUT = 408, "Request Timeout";
+    PAYLOAD_TOO_LARGE = 413, "Content Too Large";
+    URI_TOO_LONG = 414, "URI Too Long";
+    RANGE_NOT_SATISFIABLE = 416, "Range Not Satisfiable";
+    HEADERS_TOO_LARGE = 431, "Request Header Fields Too Large";
+    INTERNAL_ERROR = 500, "Internal Server Error";
+    NOT_IMPLEMENTED = 501, "Not Implemented";
+    SERVICE_UNAVAILABLE = 503, "Service Unavailable";
+    VERSION_NOT_SUPPORTED = 505, "HTTP Version Not Supported";
+}
+
+impl Status {
+    /// The status line, `HTTP/1.1 200 OK\r\n`.
+    pub fn line(self) -> String {
+        format!("HTTP/1.1 {} {}\r\n", self.code, self.reason)
+    }
+}

@@ -1,0 +1,141 @@
+//! Turning a request and a cache entry into a response on a connection's
+//! output queue: 200, 206, 304, 416, 301 for directories, and the error
+//! pages.
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+
+use crate::cache::{Content, Entry, FileEntry, Found};
+use crate::http::conditional::{evaluate_range, not_modified, RangeOutcome};
+use crate::http::request::{Method, Rejection, Request};
+use crate::http::response::{self, begin, content_length, finish};
+use crate::http::status::Status;
+use crate::output::Output;
+
+/// Characters escaped when a path goes back into a `Location` header.
+const LOCATION: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// What was sent, for the access log and the connection's next step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reply {
+    pub status: Status,
+    pub keep_alive: bool,
+    pub body_bytes: u64,
+}
+
+/// Queues the response to `req` from `entry`.
+pub fn respond(out: &mut Output, req: &Request, entry: &Entry, date: &str) -> Reply {
+    let head_only = req.method == Method::Head;
+    match &entry.found {
+        Found::File(file) => respond_file(out, req, file, date),
+        Found::Directory => {
+            let mut location = String::from("/");
+            location.extend(utf8_percent_encode(&req.target.key, LOCATION));
+            if !location.ends_with('/') {
+                location.push('/');
+            }
+            if let Some(q) = &req.target.query {
+                location.push('?');
+                location.push_str(q);
+            }
+            let extra = format!("Location: {location}\r\n");
+            error(out, Status::MOVED_PERMANENTLY, req.keep_alive, req.http10, head_only, &extra, date)
+        }
+        Found::NotFound => error(out, Status::NOT_FOUND, req.keep_alive, req.http10, head_only, "", date),
+        Found::Forbidden => error(out, Status::FORBIDDEN, req.keep_alive, req.http10, head_only, "", date),
+        Found::Failed => error(out, Status::INTERNAL_ERROR, req.keep_alive, req.http10, head_only, "", date),
+    }
+}
+
+fn respond_file(out: &mut Output, req: &Request, file: &FileEntry, date: &str) -> Reply {
+    let size = file.meta.size;
+    let mut head = Vec::with_capacity(320);
+    if not_modified(
+        req.if_none_match.as_deref(),
+        req.if_modified_since.as_deref(),
+        &file.headers.etag,
+        file.meta.mtime_secs,
+    ) {
+        begin(&mut head, Status::NOT_MODIFIED, date);
+        head.extend_from_slice(&file.headers.lines);
+        finish(&mut head, req.keep_alive, req.http10);
+        out.push_owned(head);
+        return Reply {
+            status: Status::NOT_MODIFIED,
+            keep_alive: req.keep_alive,
+            body_bytes: 0,
+        };
+    }
+    let (status, start, end) = match evaluate_range(req.range.as_deref(), size) {
+        RangeOutcome::Full => (Status::OK, 0, size),
+        RangeOutcome::Partial { start, end } => (Status::PARTIAL_CONTENT, start, end + 1),
+        RangeOutcome::Unsatisfiable => {
+            let extra = format!("Content-Range: bytes */{size}\r\n");
+            let head_only = req.method == Method::Head;
+            return error(out, Status::RANGE_NOT_SATISFIABLE, req.keep_alive, req.http10, head_only, &extra, date);
+        }
+    };
+    begin(&mut head, status, date);
+    head.extend_from_slice(&file.headers.lines);
+    content_length(&mut head, end - start);
+    if status == Status::PARTIAL_CONTENT {
+        head.extend_from_slice(format!("Content-Range: bytes {start}-{}/{size}\r\n", end - 1).as_bytes());
+    }
+    finish(&mut head, req.keep_alive, req.http10);
+    out.push_owned(head);
+    let mut body_bytes = 0;
+    if req.method == Method::Get {
+        body_bytes = end - start;
+        match &file.content {
+            Content::Inline(bytes) => {
+                let end = (end as usize).min(bytes.len());
+                out.push_shared(bytes.clone(), start as usize, end);
+            }
+            Content::Descriptor(fd) => out.push_file(fd.clone(), start, end),
+        }
+    }
+    Reply {
+        status,
+        keep_alive: req.keep_alive,
+        body_bytes,
+    }
+}
+
+/// Queues the error response for a refused request.
+pub fn reject(out: &mut Output, rejection: &Rejection, date: &str) -> Reply {
+    let extra = if rejection.status == Status::METHOD_NOT_ALLOWED {
+        "Allow: GET, HEAD\r\n"
+    } else {
+        ""
+    };
+    error(out, rejection.status, rejection.keep_alive, false, false, extra, date)
+}
+
+/// Queues an error page.
+pub fn error(
+    out: &mut Output,
+    status: Status,
+    keep_alive: bool,
+    http10: bool,
+    head_only: bool,
+    extra: &str,
+    date: &str,
+) -> Reply {
+    let mut head = Vec::with_capacity(512);
+    let body_bytes = response::error(&mut head, status, date, keep_alive, http10, head_only, extra);
+    out.push_owned(head);
+    Reply {
+        status,
+        keep_alive,
+        body_bytes,
+    }
+}

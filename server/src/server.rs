@@ -1,0 +1,601 @@
+//! The event loop: accepts clients, reads and answers their requests from
+//! the cache, hands misses to the helper pool, and keeps every deadline.
+//! Nothing in here blocks: every socket is non-blocking and every wait is
+//! the poller's.
+
+use std::io::{self, Write};
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use protocol::{Body, Outcome};
+
+use crate::access_log::AccessLog;
+use crate::cache::{Cache, Content, Entry, FileEntry, Found};
+use crate::config::Config;
+use crate::connection::{Connection, Phase};
+use crate::event::{new_poller, Event, Interest, Poller, Token};
+use crate::http::clock::Clock;
+use crate::http::mime::content_type;
+use crate::http::request::{parse, Framing, LogFields, Parsed, Request};
+use crate::http::response::{overloaded, FileHeaders};
+use crate::http::status::Status;
+use crate::listener;
+use crate::pool::{Completion, HelperPool};
+use crate::respond::{self, Reply};
+use crate::signals::Signals;
+use crate::timers::Timers;
+
+const LISTENER: Token = 0;
+const SIGNALS: Token = 1;
+const HELPER_BASE: Token = 16;
+const CONN_BASE: Token = 1024;
+
+/// How long a request may wait for a helper before it gets 503.
+const HELPER_WAIT: Duration = Duration::from_secs(30);
+/// How long a closing connection drains what the client still sends.
+const LINGER: Duration = Duration::from_secs(2);
+/// Stop taking pipelined requests while this much output is queued.
+const OUTPUT_HIGH_WATER: u64 = 256 * 1024;
+/// Bytes written to one connection per turn, so that one fast reader of
+/// a large file does not starve the others.
+const WRITE_BUDGET: u64 = 4 << 20;
+/// Connections accepted per readiness report of the listener.
+const ACCEPT_BATCH: usize = 256;
+/// After running out of descriptors, accepting pauses this long.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// The server: every connection, the cache, the helpers.
+pub struct Server {
+    config: Config,
+    poller: Box<dyn Poller>,
+    listener: TcpListener,
+    signals: Signals,
+    conns: Vec<Option<Connection>>,
+    free: Vec<usize>,
+    next_generation: u32,
+    open: usize,
+    cache: Cache,
+    pool: HelperPool,
+    timers: Timers,
+    log: AccessLog,
+    clock: Clock,
+    accept_paused_until: Option<Instant>,
+    helpers_due: Option<Instant>,
+}
+
+impl Server {
+    /// Binds, starts the helpers and registers everything; does not serve yet.
+    pub fn start(config: Config) -> Result<Server> {
+        raise_descriptor_limit();
+        let mut poller = new_poller(config.backend)
+            .with_context(|| format!("cannot create the {} poller", config.backend.name()))?;
+        let listener = listener::bind(config.listen)
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let signals = Signals::install().context("cannot install signal handlers")?;
+        let clock = Clock::new();
+        let helper_args = vec![
+            "--root".into(),
+            config.root.clone().into_os_string(),
+            "--inline-max".into(),
+            config.inline_max.to_string().into(),
+        ];
+        let mut pool = HelperPool::new(
+            config.helper_bin.clone(),
+            helper_args,
+            config.helpers,
+            HELPER_BASE,
+            clock.now(),
+        );
+        pool.start(poller.as_mut(), Duration::from_secs(10))?;
+        poller.register(listener.as_raw_fd(), LISTENER, Interest::READABLE)?;
+        poller.register(signals.fd(), SIGNALS, Interest::READABLE)?;
+        let log = AccessLog::open(&config.access_log).context("cannot open the access log")?;
+        Ok(Server {
+            cache: Cache::new(config.cache_size),
+            config,
+            poller,
+            listener,
+            signals,
+            conns: Vec::new(),
+            free: Vec::new(),
+            next_generation: 0,
+            open: 0,
+            pool,
+            timers: Timers::default(),
+            log,
+            clock,
+            accept_paused_until: None,
+            helpers_due: None,
+        })
+    }
+
+    /// The address actually bound (with the real port).
+    pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until SIGTERM or SIGINT.
+    pub fn run(&mut self) -> Result<()> {
+        let mut events: Vec<Event> = Vec::with_capacity(1024);
+        loop {
+            let timeout = self.next_timeout();
+            self.poller.wait(&mut events, timeout).context("event wait failed")?;
+            self.clock.tick();
+            for ev in events.drain(..) {
+                match ev.token {
+                    LISTENER => self.accept_clients(),
+                    SIGNALS => {
+                        let arrived = self.signals.take();
+                        if arrived.terminate {
+                            self.shutdown();
+                            return Ok(());
+                        }
+                        if arrived.hangup {
+                            self.reopen_log();
+                        }
+                        if arrived.child {
+                            self.helpers_due = Some(self.clock.now());
+                        }
+                    }
+                    t if t >= CONN_BASE => self.client_event(t - CONN_BASE, ev),
+                    t => self.helper_event(t, ev),
+                }
+            }
+            let now = self.clock.now();
+            self.expire_timers(now);
+            if self.helpers_due.is_some_and(|t| t <= now) {
+                self.helpers_due = self.pool.maintain(self.poller.as_mut(), now);
+            }
+            if self.accept_paused_until.is_some_and(|t| t <= now) {
+                self.accept_paused_until = None;
+                let _ = self
+                    .poller
+                    .reregister(self.listener.as_raw_fd(), LISTENER, Interest::READABLE);
+            }
+            self.log.flush_if_due(now);
+        }
+    }
+
+    fn next_timeout(&self) -> Option<Duration> {
+        let now = self.clock.now();
+        let until = |t: Option<Instant>| t.map(|t| t.saturating_duration_since(now));
+        [
+            self.timers.next_timeout(now),
+            until(self.helpers_due),
+            until(self.accept_paused_until),
+            until(self.log.next_flush()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn shutdown(&mut self) {
+        self.log.flush();
+        self.pool.shutdown();
+    }
+
+    fn reopen_log(&mut self) {
+        self.log.flush();
+        match AccessLog::open(&self.config.access_log) {
+            Ok(log) => self.log = log,
+            Err(e) => eprintln!("amped: cannot reopen the access log: {e}"),
+        }
+    }
+
+    // ----- accepting -------------------------------------------------
+
+    fn accept_clients(&mut self) {
+        for _ in 0..ACCEPT_BATCH {
+            let (stream, peer) = match listener::accept(&self.listener) {
+                Ok(Some(accepted)) => accepted,
+                Ok(None) => return,
+                Err(e) => {
+                    if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)) {
+                        eprintln!("amped: cannot accept: {e}; pausing for {ACCEPT_PAUSE:?}");
+                        let _ = self.poller.reregister(self.listener.as_raw_fd(), LISTENER, Interest::NONE);
+                        self.accept_paused_until = Some(self.clock.now() + ACCEPT_PAUSE);
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let fd = stream.as_raw_fd();
+            let too_high = self.poller.fd_limit().is_some_and(|limit| fd >= limit);
+            if too_high || self.open >= self.config.max_connections {
+                let _ = (&stream).write(&overloaded(self.clock.http_date()));
+                continue;
+            }
+            let idx = match self.free.pop() {
+                Some(i) => i,
+                None => {
+                    self.conns.push(None);
+                    self.conns.len() - 1
+                }
+            };
+            if self.poller.register(fd, CONN_BASE + idx, Interest::READABLE).is_err() {
+                let _ = (&stream).write(&overloaded(self.clock.http_date()));
+                self.free.push(idx);
+                continue;
+            }
+            self.next_generation = self.next_generation.wrapping_add(1);
+            let now = self.clock.now();
+            let conn = Connection::new(stream, peer, self.next_generation, now);
+            self.conns[idx] = Some(conn);
+            self.open += 1;
+            self.set_deadline(idx, now + self.config.header_timeout);
+        }
+    }
+
+    fn close(&mut self, idx: usize) {
+        if let Some(conn) = self.conns.get_mut(idx).and_then(Option::take) {
+            let _ = self.poller.deregister(conn.fd());
+            self.free.push(idx);
+            self.open -= 1;
+        }
+    }
+
+    // ----- client I/O ------------------------------------------------
+
+    fn client_event(&mut self, idx: usize, ev: Event) {
+        let now = self.clock.now();
+        let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        if ev.readable {
+            let result = match conn.phase {
+                Phase::Lingering => drain(conn),
+                _ if conn.input_room() == 0 => peek_closed(conn),
+                _ => conn.read_input(now),
+            };
+            match result {
+                Ok(0) if conn.peer_closed && matches!(conn.phase, Phase::Lingering) => {
+                    return self.close(idx)
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return self.close(idx),
+            }
+        }
+        self.advance(idx);
+    }
+
+    /// Handles whatever the connection can do now: answer buffered
+    /// requests in order, write, and pick what to wait for next.
+    fn advance(&mut self, idx: usize) {
+        loop {
+            let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+                return;
+            };
+            if !matches!(conn.phase, Phase::Reading) {
+                break;
+            }
+            conn.discard_buffered_body();
+            if conn.discard > 0 || conn.input.is_empty() || conn.output.queued() > OUTPUT_HIGH_WATER {
+                break;
+            }
+            match parse(&conn.input, self.log.enabled()) {
+                Parsed::Partial => break,
+                Parsed::Rejected(rejection) => {
+                    let consumed = if rejection.head_len == 0 {
+                        conn.input.len()
+                    } else {
+                        rejection.head_len
+                    };
+                    conn.consume(consumed);
+                    conn.request_started = None;
+                    conn.discard = body_length(rejection.body);
+                    let reply = respond::reject(&mut conn.output, &rejection, self.clock.http_date());
+                    let log = rejection.log;
+                    self.finish_reply(idx, reply, log.as_ref());
+                }
+                Parsed::Request(request) => {
+                    conn.consume(request.head_len);
+                    conn.request_started = None;
+                    conn.discard = body_length(request.body);
+                    self.serve(idx, request);
+                }
+            }
+        }
+        self.flush(idx);
+    }
+
+    /// Answers a request from the cache, or sends it to a helper.
+    fn serve(&mut self, idx: usize, request: Request) {
+        let now = self.clock.now();
+        let cached = self.cache.get(&request.target.key);
+        if let Some(entry) = cached.as_ref().filter(|e| e.is_fresh(now)) {
+            self.reply(idx, &request, entry);
+            return;
+        }
+        let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        let waiter = (idx, conn.generation);
+        let known = cached.and_then(|e| e.meta());
+        let key = request.target.key.clone();
+        conn.phase = Phase::Waiting(Box::new(request));
+        self.set_deadline(idx, now + HELPER_WAIT);
+        self.pool.lookup(&key, known, waiter, self.poller.as_mut());
+    }
+
+    fn reply(&mut self, idx: usize, request: &Request, entry: &Entry) {
+        let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        let reply = respond::respond(&mut conn.output, request, entry, self.clock.http_date());
+        self.finish_reply(idx, reply, request.log.as_ref());
+    }
+
+    /// Bookkeeping after a response is queued: the log line, and closing
+    /// when the response says so.
+    fn finish_reply(&mut self, idx: usize, reply: Reply, log: Option<&LogFields>) {
+        let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        conn.responses += 1;
+        if !reply.keep_alive {
+            conn.phase = Phase::Closing;
+        }
+        if let Some(fields) = log {
+            self.log.record(
+                conn.peer,
+                self.clock.log_date(),
+                fields,
+                reply.status.code,
+                reply.body_bytes,
+                self.clock.now(),
+            );
+        }
+    }
+
+    /// Writes what is queued and decides what the connection waits for.
+    fn flush(&mut self, idx: usize) {
+        let now = self.clock.now();
+        let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        if !conn.output.is_empty() {
+            match conn.output.write_to(conn.fd(), WRITE_BUDGET) {
+                Ok(_) => {}
+                Err(_) => return self.close(idx),
+            }
+        }
+        let flushed = conn.output.is_empty();
+        let (interest, deadline) = match conn.phase {
+            _ if !flushed => (Interest::WRITABLE, now + self.config.send_timeout),
+            Phase::Waiting(_) => {
+                let interest = if conn.input_room() > 0 {
+                    Interest::READABLE
+                } else {
+                    Interest::NONE
+                };
+                (interest, conn.deadline)
+            }
+            Phase::Closing => {
+                if conn.input.is_empty() && conn.discard == 0 && conn.peer_closed {
+                    return self.close(idx);
+                }
+                let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+                conn.phase = Phase::Lingering;
+                conn.input.clear();
+                (Interest::READABLE, now + LINGER)
+            }
+            Phase::Lingering => (Interest::READABLE, conn.deadline),
+            Phase::Reading => {
+                if conn.peer_closed {
+                    return self.close(idx);
+                }
+                if conn.input_room() == 0 {
+                    // A full buffer that still does not parse cannot happen
+                    // (the parser refuses oversized heads), but never spin.
+                    return self.close(idx);
+                }
+                let deadline = match conn.request_started {
+                    Some(t) => t + self.config.header_timeout,
+                    None if conn.responses == 0 => conn.deadline,
+                    None => now + self.config.keepalive_timeout,
+                };
+                (Interest::READABLE, deadline)
+            }
+        };
+        if interest != conn.interest {
+            let fd = conn.fd();
+            if self.poller.reregister(fd, CONN_BASE + idx, interest).is_err() {
+                return self.close(idx);
+            }
+            if let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) {
+                conn.interest = interest;
+            }
+        }
+        self.set_deadline(idx, deadline);
+    }
+
+    // ----- helpers ---------------------------------------------------
+
+    fn helper_event(&mut self, token: Token, ev: Event) {
+        let Some(slot) = self.pool.slot_of(token) else {
+            return;
+        };
+        let mut completions = Vec::new();
+        let now = self.clock.now();
+        self.pool
+            .handle_event(slot, ev, self.poller.as_mut(), now, &mut completions);
+        // A dead helper is restarted from the loop, not from here.
+        self.helpers_due = Some(self.helpers_due.map_or(now, |t| t.min(now + Duration::from_millis(1))));
+        for completion in completions {
+            self.complete(completion);
+        }
+    }
+
+    /// Fills the cache from a helper's answer and wakes its waiters.
+    fn complete(&mut self, completion: Completion) {
+        let now = self.clock.now();
+        let Completion {
+            key,
+            outcome,
+            fd,
+            waiters,
+        } = completion;
+        let entry = match outcome {
+            Outcome::Unchanged => match self.cache.peek(&key) {
+                Some(entry) => {
+                    entry.revalidated(now);
+                    entry
+                }
+                None => {
+                    for waiter in waiters {
+                        self.pool.lookup(&key, None, waiter, self.poller.as_mut());
+                    }
+                    return;
+                }
+            },
+            outcome => {
+                let entry = Rc::new(Entry::new(found_from(&key, outcome, fd), now));
+                self.cache.insert(key, Rc::clone(&entry));
+                entry
+            }
+        };
+        for (idx, generation) in waiters {
+            let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+                continue;
+            };
+            if conn.generation != generation || !matches!(conn.phase, Phase::Waiting(_)) {
+                continue;
+            }
+            let Phase::Waiting(request) = std::mem::replace(&mut conn.phase, Phase::Reading) else {
+                continue;
+            };
+            self.reply(idx, &request, &entry);
+            self.advance(idx);
+        }
+    }
+
+    // ----- timeouts --------------------------------------------------
+
+    fn set_deadline(&mut self, idx: usize, at: Instant) {
+        let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        conn.deadline = at;
+        if conn.armed_at.is_none_or(|armed| at < armed) {
+            conn.armed_at = Some(at);
+            self.timers.push(at, idx, conn.generation);
+        }
+    }
+
+    fn expire_timers(&mut self, now: Instant) {
+        while let Some((at, idx, generation)) = self.timers.pop_due(now) {
+            let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+                continue;
+            };
+            if conn.generation != generation || conn.armed_at != Some(at) {
+                continue;
+            }
+            conn.armed_at = None;
+            if conn.deadline > now {
+                let deadline = conn.deadline;
+                self.set_deadline(idx, deadline);
+                continue;
+            }
+            self.timed_out(idx);
+        }
+    }
+
+    fn timed_out(&mut self, idx: usize) {
+        let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        if let Phase::Waiting(request) = &conn.phase {
+            let log = request.log.clone();
+            conn.phase = Phase::Reading;
+            let reply = respond::error(
+                &mut conn.output,
+                Status::SERVICE_UNAVAILABLE,
+                false,
+                false,
+                false,
+                "Retry-After: 5\r\n",
+                self.clock.http_date(),
+            );
+            self.finish_reply(idx, reply, log.as_ref());
+            self.flush(idx);
+            return;
+        }
+        self.close(idx);
+    }
+}
+
+/// Bytes of request body to read and drop before the next request.
+fn body_length(framing: Framing) -> u64 {
+    match framing {
+        Framing::Length(n) => n,
+        Framing::None | Framing::Chunked => 0,
+    }
+}
+
+/// Builds a cache entry from a helper's answer.
+fn found_from(key: &str, outcome: Outcome, fd: Option<std::os::fd::OwnedFd>) -> Found {
+    match outcome {
+        Outcome::File { meta, body } => {
+            let content = match (body, fd) {
+                (Body::Inline(bytes), _) => Content::Inline(bytes.into()),
+                (Body::Descriptor, Some(fd)) => Content::Descriptor(Rc::new(fd)),
+                (Body::Descriptor, None) => return Found::Failed,
+            };
+            let name = if key.is_empty() || key.ends_with('/') { "index.html" } else { key };
+            Found::File(FileEntry {
+                meta,
+                headers: FileHeaders::new(&content_type(name), &meta),
+                content,
+            })
+        }
+        Outcome::Directory => Found::Directory,
+        Outcome::NotFound => Found::NotFound,
+        Outcome::Forbidden { .. } => Found::Forbidden,
+        Outcome::Failed { reason } => {
+            eprintln!("amped: lookup of /{key} failed: {reason}");
+            Found::Failed
+        }
+        Outcome::Unchanged => Found::Failed,
+    }
+}
+
+/// Reads and drops input on a lingering connection.
+fn drain(conn: &mut Connection) -> io::Result<usize> {
+    let mut scratch = [0u8; 4096];
+    let n = io::Read::read(&mut &conn.stream, &mut scratch)?;
+    if n == 0 {
+        conn.peer_closed = true;
+    }
+    Ok(n)
+}
+
+/// With a full input buffer, checks whether the client went away.
+fn peek_closed(conn: &mut Connection) -> io::Result<usize> {
+    let mut byte = [0u8; 1];
+    let n = conn.stream.peek(&mut byte)?;
+    if n == 0 {
+        conn.peer_closed = true;
+    }
+    Ok(n)
+}
+
+/// Lets the server hold as many descriptors as the hard limit allows.
+fn raise_descriptor_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls with a valid pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
