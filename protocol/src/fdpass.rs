@@ -60,8 +60,14 @@ pub fn recv_with_fds(
             Err(e) => return Err(Error::Io(e.into())),
         }
     };
-    let truncated = msg.flags.contains(MsgFlags::MSG_CTRUNC);
     let bytes = msg.bytes;
+    if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+        // nix refuses to iterate a truncated control buffer (ENOBUFS), but
+        // the descriptors that did fit were installed in our table all the
+        // same: close them, or they leak.
+        close_control_fds(&space);
+        return Err(Error::ControlTruncated);
+    }
     for cmsg in msg.cmsgs().map_err(|e| Error::Io(e.into()))? {
         if let ControlMessageOwned::ScmRights(received) = cmsg {
             for raw in received {
@@ -71,9 +77,40 @@ pub fn recv_with_fds(
             }
         }
     }
-    if truncated {
-        fds.clear();
-        return Err(Error::ControlTruncated);
-    }
     Ok(bytes)
+}
+
+/// Closes every `SCM_RIGHTS` descriptor in a control buffer filled by
+/// `recvmsg`. The buffer must have been zeroed before the call, so that
+/// the first header the kernel did not write has a length of zero.
+fn close_control_fds(control: &[u8]) {
+    let header_len = std::mem::size_of::<libc::cmsghdr>();
+    // SAFETY: CMSG_LEN only computes a length.
+    let data_offset = unsafe { libc::CMSG_LEN(0) } as usize;
+    let mut offset = 0;
+    while offset + header_len <= control.len() {
+        // SAFETY: in bounds (checked above); read_unaligned because a
+        // Vec<u8> promises no alignment.
+        let header: libc::cmsghdr =
+            unsafe { std::ptr::read_unaligned(control[offset..].as_ptr().cast::<libc::cmsghdr>()) };
+        let len = header.cmsg_len as usize;
+        if len < data_offset || len > control.len() - offset {
+            break;
+        }
+        if header.cmsg_level == libc::SOL_SOCKET && header.cmsg_type == libc::SCM_RIGHTS {
+            let data = &control[offset + data_offset..offset + len];
+            for chunk in data.chunks_exact(std::mem::size_of::<RawFd>()) {
+                let mut raw = [0u8; std::mem::size_of::<RawFd>()];
+                raw.copy_from_slice(chunk);
+                let raw = RawFd::from_ne_bytes(raw);
+                if raw >= 0 {
+                    // SAFETY: the kernel installed this descriptor for us
+                    // in this very call; nothing else knows of it.
+                    drop(unsafe { OwnedFd::from_raw_fd(raw) });
+                }
+            }
+        }
+        // SAFETY: CMSG_SPACE only computes a length.
+        offset += unsafe { libc::CMSG_SPACE((len - data_offset) as u32) } as usize;
+    }
 }

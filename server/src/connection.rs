@@ -1,7 +1,7 @@
 //! One client connection: its socket, what it has sent that is not yet
 //! handled, what is queued to go back, and where it is in its life.
 
-use std::io::{self, Read};
+use std::io;
 use std::net::{IpAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
@@ -13,6 +13,9 @@ use crate::output::Output;
 /// The most unhandled input buffered per connection (a full head plus
 /// room for pipelined requests behind it).
 pub const MAX_INPUT: usize = MAX_HEAD + 16 * 1024;
+
+/// The most bytes asked for by one read.
+const READ_CHUNK: usize = 8 * 1024;
 
 /// Where a connection is.
 #[derive(Debug)]
@@ -85,22 +88,28 @@ impl Connection {
     /// Reads once into the input buffer. `Ok(0)` means the client closed
     /// its side (or the buffer is full: check `input_room` first).
     pub fn read_input(&mut self, now: Instant) -> io::Result<usize> {
-        let room = self.input_room().min(16 * 1024);
+        let room = self.input_room().min(READ_CHUNK);
         if room == 0 {
             return Ok(0);
         }
         let filled = self.input.len();
-        self.input.resize(filled + room, 0);
-        let result = (&self.stream).read(&mut self.input[filled..]);
-        let n = *result.as_ref().unwrap_or(&0);
-        self.input.truncate(filled + n);
-        if n > 0 && filled == 0 && self.request_started.is_none() {
+        self.input.reserve(room);
+        let spare = &mut self.input.spare_capacity_mut()[..room];
+        // SAFETY: reading into the vector's spare capacity; only the bytes
+        // the kernel reports as written are then marked initialised.
+        let n = unsafe { libc::read(self.stream.as_raw_fd(), spare.as_mut_ptr().cast(), room) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        // SAFETY: the kernel initialised `n` bytes after `filled`.
+        unsafe { self.input.set_len(filled + n) };
+        if n == 0 {
+            self.peer_closed = true;
+        } else if filled == 0 && self.request_started.is_none() {
             self.request_started = Some(now);
         }
-        if matches!(result, Ok(0)) {
-            self.peer_closed = true;
-        }
-        result
+        Ok(n)
     }
 
     /// Drops `n` handled bytes from the front of the input.

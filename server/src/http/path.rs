@@ -52,6 +52,12 @@ pub fn parse_target(target: &str) -> Result<Target, PathError> {
     if !path.starts_with('/') {
         return Err(PathError::NotAPath);
     }
+    if is_plain(path) {
+        return Ok(Target {
+            key: path[1..].to_string(),
+            query,
+        });
+    }
     if !valid_escapes(path.as_bytes()) {
         return Err(PathError::BadEncoding);
     }
@@ -64,6 +70,14 @@ pub fn parse_target(target: &str) -> Result<Target, PathError> {
         key: normalise(&decoded)?,
         query,
     })
+}
+
+/// True for a path that normalisation would leave as it is: no escapes,
+/// no empty, `.`-leading or control-character segments.
+fn is_plain(path: &str) -> bool {
+    !path.contains("//")
+        && !path.contains("/.")
+        && path.bytes().all(|b| b != b'%' && b > 0x20 && b != 0x7f)
 }
 
 fn strip_absolute_form(target: &str) -> Result<&str, PathError> {

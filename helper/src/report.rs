@@ -1,0 +1,133 @@
+//! Standalone mode: resolve one path given on the command line and print
+//! the result for a person to read.
+
+use std::io::{self, Write};
+
+use protocol::{Body, FileMeta, Outcome};
+
+use crate::resolve::Resolver;
+
+/// What the standalone run found, for the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// A file or a directory: exit status 0.
+    Yes,
+    /// Not found, forbidden or failed: exit status 1.
+    No,
+}
+
+/// Resolves `arg` (a URL-style path: one leading `/` is stripped, no
+/// percent-decoding) and writes the report to `out`.
+pub fn report(resolver: &Resolver, arg: &str, out: &mut dyn Write) -> io::Result<Found> {
+    let path = arg.strip_prefix('/').unwrap_or(arg);
+    let shown = format!("/{path}");
+    let resolution = resolver.resolve(path, None);
+    match &resolution.outcome {
+        Outcome::File { meta, body } => {
+            let kind = if path.is_empty() || path.ends_with('/') {
+                "regular file (the directory's index.html)"
+            } else {
+                "regular file"
+            };
+            writeln!(out, "file: {shown}")?;
+            writeln!(out, "kind: {kind}")?;
+            write_meta(out, meta)?;
+            match body {
+                Body::Inline(bytes) => writeln!(out, "body: inline ({} bytes)", bytes.len())?,
+                Body::Descriptor => {
+                    writeln!(out, "body: descriptor (would be passed to the server)")?
+                }
+            }
+            Ok(Found::Yes)
+        }
+        Outcome::Directory => {
+            writeln!(
+                out,
+                "directory: {shown} (without a trailing slash; the server redirects to {shown}/)"
+            )?;
+            Ok(Found::Yes)
+        }
+        Outcome::Unchanged => {
+            writeln!(out, "unchanged: {shown}")?;
+            Ok(Found::Yes)
+        }
+        Outcome::NotFound => {
+            writeln!(out, "not found: {shown}")?;
+            Ok(Found::No)
+        }
+        Outcome::Forbidden { reason } => {
+            writeln!(out, "forbidden: {shown} ({reason})")?;
+            Ok(Found::No)
+        }
+        Outcome::Failed { reason } => {
+            writeln!(out, "failed: {shown} ({reason})")?;
+            Ok(Found::No)
+        }
+    }
+}
+
+fn write_meta(out: &mut dyn Write, meta: &FileMeta) -> io::Result<()> {
+    let unit = if meta.size == 1 { "byte" } else { "bytes" };
+    writeln!(out, "size: {} {unit}", meta.size)?;
+    writeln!(out, "modified: {}", format_utc(meta.mtime_secs))?;
+    writeln!(out, "inode: {} (device {})", meta.inode, meta.device)
+}
+
+/// Formats seconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn format_utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Converts days since 1970-01-01 to a proleptic Gregorian (year, month,
+/// day), after Howard Hinnant's `civil_from_days`.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11], March-based
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32; // [1, 31]
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32; // [1, 12]
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_dates() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(format_utc(1_709_251_199), "2024-02-29 23:59:59 UTC");
+        assert_eq!(format_utc(1_795_797_894), "2026-11-27 16:44:54 UTC");
+        assert_eq!(format_utc(-1), "1969-12-31 23:59:59 UTC");
+        assert_eq!(format_utc(4_102_444_800), "2100-01-01 00:00:00 UTC");
+    }
+
+    #[test]
+    fn civil_dates_round_trip_day_by_day() {
+        // Walk four centuries from 1900 and check every day follows the last.
+        let mut previous = civil_from_days(-25_567); // 1900-01-01
+        assert_eq!(previous, (1900, 1, 1));
+        for days in -25_566..(-25_567 + 146_097) {
+            let (y, m, d) = civil_from_days(days);
+            let (py, pm, pd) = previous;
+            let next_day = (y, m, d) == (py, pm, pd + 1);
+            let next_month =
+                d == 1 && ((y, m) == (py, pm + 1) || (y == py + 1 && m == 1 && pm == 12));
+            assert!(next_day || next_month, "{previous:?} -> {:?}", (y, m, d));
+            previous = (y, m, d);
+        }
+    }
+}

@@ -1,0 +1,826 @@
+//! Path resolution: one request path in, one [`Outcome`] out.
+//!
+//! The root is opened once (`O_PATH`). Every request path is checked
+//! lexically (no absolute paths, NUL, `..`, dot-files or empty components)
+//! and then opened beneath the root by the kernel with `openat2` and
+//! `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`, so symbolic links that climb
+//! out of the root are refused too. Kernels without `openat2` get a walk
+//! that canonicalises the path and refuses anything outside the root.
+//!
+//! Small files come back inline (their bytes); large ones as the open
+//! descriptor, after asking the kernel to read ahead so that the server's
+//! `sendfile` finds the pages in memory.
+
+use std::fmt;
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, openat2, OFlag, OpenHow, PosixFadviseAdvice, ResolveFlag};
+use nix::sys::stat::Mode;
+use protocol::{Body, FileMeta, Outcome};
+
+/// How much of a large file is read ahead before its descriptor is passed.
+pub const READAHEAD_MAX: u64 = 16 << 20;
+
+/// The name served for a path with a trailing slash.
+pub const INDEX_FILE: &str = "index.html";
+
+/// Reason given for paths that would leave the root.
+pub const OUTSIDE_ROOT: &str = "outside the document root";
+
+/// Reason given for a directory asked for its index when it has none.
+pub const NO_INDEX: &str = "directory has no index.html";
+
+/// Reason given for FIFOs, sockets, devices and the like.
+pub const NOT_REGULAR: &str = "not a regular file";
+
+/// How many times a lookup is retried when `openat2` reports a concurrent
+/// rename (`EAGAIN`).
+const OPENAT2_RETRIES: usize = 8;
+
+/// Size of one `pread` when reading a small file.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// The document root could not be used.
+#[derive(Debug)]
+pub struct RootError {
+    root: PathBuf,
+    cause: String,
+}
+
+impl fmt::Display for RootError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "document root {}: {}", self.root.display(), self.cause)
+    }
+}
+
+impl std::error::Error for RootError {}
+
+/// The result of one lookup. `fd` is set exactly when the outcome is a
+/// file with [`Body::Descriptor`].
+#[derive(Debug)]
+pub struct Resolution {
+    pub outcome: Outcome,
+    pub fd: Option<OwnedFd>,
+}
+
+impl Resolution {
+    fn of(outcome: Outcome) -> Self {
+        Resolution { outcome, fd: None }
+    }
+
+    fn forbidden(reason: &str) -> Self {
+        Self::of(Outcome::Forbidden {
+            reason: reason.to_string(),
+        })
+    }
+}
+
+/// Resolves request paths beneath one document root.
+#[derive(Debug)]
+pub struct Resolver {
+    root: OwnedFd,
+    /// The canonical root, for the fallback walk only.
+    root_path: PathBuf,
+    inline_max: u64,
+    /// False once `openat2` turned out to be missing (or forbidden by a
+    /// seccomp filter): every lookup then uses the walk.
+    use_openat2: AtomicBool,
+}
+
+impl Resolver {
+    /// Opens the document root (`O_PATH | O_DIRECTORY | O_CLOEXEC`).
+    pub fn open(root: &Path, inline_max: u64) -> Result<Resolver, RootError> {
+        let err = |cause: String| RootError {
+            root: root.to_path_buf(),
+            cause,
+        };
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::open(root, flags, Mode::empty()).map_err(|e| match e {
+            Errno::ENOTDIR => err("not a directory".into()),
+            e => err(e.desc().to_string()),
+        })?;
+        let root_path = std::fs::canonicalize(root).map_err(|e| err(e.to_string()))?;
+        let resolver = Resolver {
+            root: fd,
+            root_path,
+            inline_max,
+            use_openat2: AtomicBool::new(true),
+        };
+        // Probe once: an O_PATH open of the root itself always works when
+        // openat2 does. ENOSYS (old kernel) or EPERM (a seccomp filter that
+        // does not know the call) means the walk is used instead.
+        let probe = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_BENEATH);
+        if let Err(Errno::ENOSYS | Errno::EPERM) = openat2(resolver.root.as_fd(), ".", probe) {
+            resolver.use_openat2.store(false, Ordering::Relaxed);
+        }
+        Ok(resolver)
+    }
+
+    /// True when lookups go through `openat2` (false: the fallback walk).
+    #[cfg(test)]
+    fn uses_openat2(&self) -> bool {
+        self.use_openat2.load(Ordering::Relaxed)
+    }
+
+    /// Forces the fallback walk (for tests of the walk itself).
+    #[cfg(test)]
+    fn force_walk(&self) {
+        self.use_openat2.store(false, Ordering::Relaxed);
+    }
+
+    /// Resolves one request path (relative, no leading slash; a trailing
+    /// slash, or the empty path, asks for the directory's index).
+    pub fn resolve(&self, path: &str, known: Option<FileMeta>) -> Resolution {
+        let target = match check_path(path) {
+            Ok(target) => target,
+            Err(reason) => return Resolution::forbidden(reason),
+        };
+        let (file, stat) = match self.open_node(target.rel) {
+            Ok(Node::Dir) if !target.wants_index => return Resolution::of(Outcome::Directory),
+            Ok(Node::Dir) => {
+                let index = if target.rel == "." {
+                    INDEX_FILE.to_string()
+                } else {
+                    format!("{}/{INDEX_FILE}", target.rel)
+                };
+                match self.open_node(&index) {
+                    Ok(Node::File(file, stat)) => (file, stat),
+                    Ok(Node::Dir) => return Resolution::forbidden(NOT_REGULAR),
+                    Err(Errno::ENOENT | Errno::ENOTDIR) => return Resolution::forbidden(NO_INDEX),
+                    Err(e) => return Resolution::of(errno_outcome(e)),
+                }
+            }
+            Ok(Node::File(_, stat)) if target.wants_index && stat.is_file() => {
+                return Resolution::of(Outcome::NotFound)
+            }
+            Ok(Node::File(file, stat)) => (file, stat),
+            Err(e) => return Resolution::of(errno_outcome(e)),
+        };
+        if !stat.is_file() {
+            return Resolution::forbidden(NOT_REGULAR);
+        }
+        let meta = file_meta(&stat);
+        if known == Some(meta) {
+            return Resolution::of(Outcome::Unchanged);
+        }
+        self.answer(file, meta)
+    }
+
+    /// Builds the answer for an open regular file: its bytes, or the
+    /// descriptor itself.
+    fn answer(&self, file: File, mut meta: FileMeta) -> Resolution {
+        if meta.size <= self.inline_max {
+            match read_up_to(&file, self.inline_max) {
+                Ok(bytes) if bytes.len() as u64 <= self.inline_max => {
+                    meta.size = bytes.len() as u64;
+                    return Resolution::of(Outcome::File {
+                        meta,
+                        body: Body::Inline(bytes),
+                    });
+                }
+                // The file grew past the inline limit while we read it:
+                // pass the descriptor instead, with fresh metadata.
+                Ok(_) => match file.metadata() {
+                    Ok(stat) => meta = file_meta(&stat),
+                    Err(e) => return failed(&e),
+                },
+                Err(e) => return failed(&e),
+            }
+        }
+        read_ahead(&file, meta.size);
+        Resolution {
+            outcome: Outcome::File {
+                meta,
+                body: Body::Descriptor,
+            },
+            fd: Some(OwnedFd::from(file)),
+        }
+    }
+
+    /// Opens `rel` (already checked by [`check_path`]) beneath the root
+    /// and tells a directory from anything else. A directory that may be
+    /// searched but not listed (mode 0711) cannot be opened for reading,
+    /// yet is still a directory: its index may be readable.
+    fn open_node(&self, rel: &str) -> Result<Node, Errno> {
+        let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
+        let file = match self.open_beneath(rel, flags) {
+            Ok(fd) => File::from(fd),
+            Err(Errno::EACCES) => {
+                let path_only = self.open_beneath(rel, OFlag::O_PATH | OFlag::O_CLOEXEC);
+                return match path_only.map(|fd| nix::sys::stat::fstat(fd.as_fd())) {
+                    Ok(Ok(stat)) if stat.st_mode & libc::S_IFMT == libc::S_IFDIR => Ok(Node::Dir),
+                    _ => Err(Errno::EACCES),
+                };
+            }
+            Err(e) => return Err(e),
+        };
+        let stat = file.metadata().map_err(|e| io_errno(&e))?;
+        Ok(if stat.is_dir() {
+            Node::Dir
+        } else {
+            Node::File(file, stat)
+        })
+    }
+
+    /// Opens `rel` beneath the root with `flags`.
+    fn open_beneath(&self, rel: &str, flags: OFlag) -> Result<OwnedFd, Errno> {
+        if self.use_openat2.load(Ordering::Relaxed) {
+            let how = OpenHow::new()
+                .flags(flags)
+                .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+            let mut attempts = 0;
+            loop {
+                match openat2(self.root.as_fd(), rel, how) {
+                    Err(Errno::EINTR) => continue,
+                    // A concurrent rename made the kernel give up; try again.
+                    Err(Errno::EAGAIN) if attempts < OPENAT2_RETRIES => attempts += 1,
+                    Err(Errno::ENOSYS) => {
+                        self.use_openat2.store(false, Ordering::Relaxed);
+                        break;
+                    }
+                    result => return result,
+                }
+            }
+        }
+        self.open_walk(rel, flags)
+    }
+
+    /// The fallback for kernels without `openat2`: canonicalise, refuse
+    /// anything outside the root, then open the canonical path relative to
+    /// the root without following a final symbolic link. (A symlink swapped
+    /// in between the two steps makes the open fail, never escape, for the
+    /// last component; intermediate components are only as safe as the
+    /// canonicalisation, which is why openat2 is preferred.)
+    fn open_walk(&self, rel: &str, flags: OFlag) -> Result<OwnedFd, Errno> {
+        let full = self.root_path.join(rel);
+        let canonical = std::fs::canonicalize(&full).map_err(|e| io_errno(&e))?;
+        let inside = canonical
+            .strip_prefix(&self.root_path)
+            .map_err(|_| Errno::EXDEV)?;
+        let inside: &Path = if inside.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            inside
+        };
+        loop {
+            match openat(
+                self.root.as_fd(),
+                inside,
+                flags | OFlag::O_NOFOLLOW,
+                Mode::empty(),
+            ) {
+                Err(Errno::EINTR) => continue,
+                result => return result,
+            }
+        }
+    }
+}
+
+/// What a path names, once opened.
+#[derive(Debug)]
+enum Node {
+    /// A directory (its descriptor is not needed).
+    Dir,
+    /// Anything else, open for reading, with its `fstat`.
+    File(File, Metadata),
+}
+
+/// A request path that passed the lexical checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Target<'a> {
+    /// The path to open, without a trailing slash (`.` for the root).
+    rel: &'a str,
+    /// The path ended with a slash (or was empty): serve the index.
+    wants_index: bool,
+}
+
+/// The lexical checks every request path goes through before it reaches
+/// the filesystem. Returns the reason for a refusal.
+fn check_path(path: &str) -> Result<Target<'_>, &'static str> {
+    if path.contains('\0') {
+        return Err("invalid path (NUL byte)");
+    }
+    if path.starts_with('/') {
+        return Err(OUTSIDE_ROOT);
+    }
+    if path.is_empty() {
+        return Ok(Target {
+            rel: ".",
+            wants_index: true,
+        });
+    }
+    let (rel, wants_index) = match path.strip_suffix('/') {
+        Some(rest) => (rest, true),
+        None => (path, false),
+    };
+    for component in rel.split('/') {
+        match component {
+            "" => return Err("invalid path (empty component)"),
+            ".." => return Err(OUTSIDE_ROOT),
+            "." => return Err("invalid path (`.` component)"),
+            c if c.starts_with('.') => return Err("hidden file"),
+            _ => {}
+        }
+    }
+    Ok(Target { rel, wants_index })
+}
+
+/// Maps an `open` error to what the server should say.
+fn errno_outcome(e: Errno) -> Outcome {
+    let forbidden = |reason: &str| Outcome::Forbidden {
+        reason: reason.to_string(),
+    };
+    match e {
+        Errno::ENOENT | Errno::ENOTDIR | Errno::ENAMETOOLONG => Outcome::NotFound,
+        Errno::EXDEV | Errno::ELOOP => forbidden(OUTSIDE_ROOT),
+        Errno::EACCES | Errno::EPERM => forbidden("permission denied"),
+        // Sockets and device files without a driver refuse to open.
+        Errno::ENXIO | Errno::ENODEV => forbidden(NOT_REGULAR),
+        e => Outcome::Failed {
+            reason: e.desc().to_string(),
+        },
+    }
+}
+
+fn failed(e: &io::Error) -> Resolution {
+    Resolution::of(Outcome::Failed {
+        reason: e.to_string(),
+    })
+}
+
+fn io_errno(e: &io::Error) -> Errno {
+    e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
+}
+
+/// The version of a file, from its `fstat`.
+fn file_meta(stat: &Metadata) -> FileMeta {
+    FileMeta {
+        size: stat.size(),
+        mtime_secs: stat.mtime(),
+        mtime_nanos: u32::try_from(stat.mtime_nsec()).unwrap_or(0),
+        inode: stat.ino(),
+        device: stat.dev(),
+    }
+}
+
+/// Reads from offset 0 until end-of-file or until more than `limit` bytes
+/// have arrived (so the caller can tell that the file outgrew the limit).
+/// Uses `pread`, so the descriptor's offset stays at 0.
+fn read_up_to(file: &File, limit: u64) -> io::Result<Vec<u8>> {
+    let cap = usize::try_from(limit)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    let mut buf = Vec::new();
+    loop {
+        let filled = buf.len();
+        if filled >= cap {
+            return Ok(buf);
+        }
+        let want = (cap - filled).min(READ_CHUNK);
+        buf.resize(filled + want, 0);
+        match file.read_at(&mut buf[filled..], filled as u64) {
+            Ok(0) => {
+                buf.truncate(filled);
+                return Ok(buf);
+            }
+            Ok(n) => buf.truncate(filled + n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(filled),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Asks the kernel to bring the first [`READAHEAD_MAX`] bytes into the
+/// page cache. Failure only costs speed, so it is ignored.
+fn read_ahead(file: &File, size: u64) {
+    let len = size.min(READAHEAD_MAX);
+    // SAFETY: readahead only reads the descriptor it is given, which is
+    // open for the duration of the call.
+    let rc = unsafe { libc::readahead(file.as_raw_fd(), 0, len as usize) };
+    if rc != 0 {
+        let _ = nix::fcntl::posix_fadvise(
+            file.as_fd(),
+            0,
+            len as libc::off_t,
+            PosixFadviseAdvice::POSIX_FADV_WILLNEED,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::fs::symlink;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// A temporary document root, removed on drop.
+    struct TempRoot(PathBuf);
+
+    impl TempRoot {
+        fn new(name: &str) -> TempRoot {
+            static COUNTER: AtomicUsize = AtomicUsize::new(0);
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let dir = std::env::temp_dir()
+                .join(format!("amped-helper-{}-{name}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("create temp root");
+            TempRoot(dir)
+        }
+
+        fn write(&self, rel: &str, bytes: &[u8]) {
+            let path = self.0.join(rel);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).expect("create parent");
+            }
+            std::fs::write(path, bytes).expect("write file");
+        }
+
+        fn resolver(&self, inline_max: u64) -> Resolver {
+            Resolver::open(&self.0, inline_max).expect("open root")
+        }
+
+        /// The same root through both the openat2 path and the walk.
+        fn resolvers(&self, inline_max: u64) -> [Resolver; 2] {
+            let walk = self.resolver(inline_max);
+            walk.force_walk();
+            [self.resolver(inline_max), walk]
+        }
+    }
+
+    impl Drop for TempRoot {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn forbidden(reason: &str) -> Outcome {
+        Outcome::Forbidden {
+            reason: reason.to_string(),
+        }
+    }
+
+    fn inline_bytes(r: &Resolution) -> &[u8] {
+        match &r.outcome {
+            Outcome::File {
+                body: Body::Inline(bytes),
+                ..
+            } => bytes,
+            other => panic!("expected an inline file, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_kernel_has_openat2() {
+        let root = TempRoot::new("probe");
+        assert!(root.resolver(10).uses_openat2());
+    }
+
+    #[test]
+    fn small_file_comes_inline_with_its_metadata() {
+        let root = TempRoot::new("inline");
+        root.write("hello.txt", b"hello, world\n");
+        let stat = std::fs::metadata(root.0.join("hello.txt")).expect("stat");
+        for r in root.resolvers(1024) {
+            let res = r.resolve("hello.txt", None);
+            assert!(res.fd.is_none());
+            assert_eq!(inline_bytes(&res), b"hello, world\n");
+            let Outcome::File { meta, .. } = res.outcome else {
+                panic!("not a file")
+            };
+            assert_eq!(meta.size, 13);
+            assert_eq!(meta.inode, stat.ino());
+            assert_eq!(meta.device, stat.dev());
+            assert_eq!(meta.mtime_secs, stat.mtime());
+            assert_eq!(i64::from(meta.mtime_nanos), stat.mtime_nsec());
+        }
+    }
+
+    #[test]
+    fn empty_file_and_exact_limit_are_inline() {
+        let root = TempRoot::new("limits");
+        root.write("empty", b"");
+        root.write("exact", &[7u8; 100]);
+        root.write("over", &[7u8; 101]);
+        let r = root.resolver(100);
+        assert_eq!(inline_bytes(&r.resolve("empty", None)), b"");
+        assert_eq!(inline_bytes(&r.resolve("exact", None)).len(), 100);
+        assert!(r.resolve("over", None).fd.is_some());
+    }
+
+    #[test]
+    fn large_file_comes_as_a_descriptor_with_the_right_bytes() {
+        let root = TempRoot::new("large");
+        let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        root.write("big/file.bin", &content);
+        for r in root.resolvers(65536) {
+            let res = r.resolve("big/file.bin", None);
+            match &res.outcome {
+                Outcome::File {
+                    meta,
+                    body: Body::Descriptor,
+                } => assert_eq!(meta.size, content.len() as u64),
+                other => panic!("expected a descriptor, got {other:?}"),
+            }
+            let mut file = File::from(res.fd.expect("descriptor"));
+            let mut read = Vec::new();
+            file.read_to_end(&mut read).expect("read");
+            assert_eq!(read, content);
+        }
+    }
+
+    #[test]
+    fn directories_with_and_without_slash() {
+        let root = TempRoot::new("dirs");
+        root.write("docs/index.html", b"<h1>docs</h1>");
+        root.write("index.html", b"<h1>home</h1>");
+        for r in root.resolvers(1024) {
+            assert_eq!(r.resolve("docs", None).outcome, Outcome::Directory);
+            assert_eq!(inline_bytes(&r.resolve("docs/", None)), b"<h1>docs</h1>");
+            assert_eq!(inline_bytes(&r.resolve("", None)), b"<h1>home</h1>");
+            assert_eq!(
+                r.resolve("docs/index.html/", None).outcome,
+                Outcome::NotFound
+            );
+            assert_eq!(r.resolve("nope.html", None).outcome, Outcome::NotFound);
+            assert_eq!(r.resolve("nope/", None).outcome, Outcome::NotFound);
+            assert_eq!(r.resolve("index.html/x", None).outcome, Outcome::NotFound);
+        }
+    }
+
+    #[test]
+    fn directory_without_index_is_forbidden() {
+        let root = TempRoot::new("noindex");
+        std::fs::create_dir_all(root.0.join("empty")).expect("mkdir");
+        std::fs::create_dir_all(root.0.join("odd/index.html")).expect("mkdir");
+        for r in root.resolvers(1024) {
+            assert_eq!(r.resolve("empty/", None).outcome, forbidden(NO_INDEX));
+            assert_eq!(r.resolve("", None).outcome, forbidden(NO_INDEX));
+            // An index.html that is itself a directory is not served.
+            assert_eq!(r.resolve("odd/", None).outcome, forbidden(NOT_REGULAR));
+        }
+    }
+
+    #[test]
+    fn lexical_checks_refuse_climbing_hidden_and_odd_paths() {
+        let root = TempRoot::new("lexical");
+        root.write("a/b.txt", b"b");
+        root.write(".secret", b"secret");
+        root.write("a/.htpasswd", b"secret");
+        for r in root.resolvers(1024) {
+            for path in ["../etc/passwd", "a/../a/b.txt", "a/..", ".."] {
+                assert_eq!(
+                    r.resolve(path, None).outcome,
+                    forbidden(OUTSIDE_ROOT),
+                    "{path}"
+                );
+            }
+            assert_eq!(
+                r.resolve("/etc/passwd", None).outcome,
+                forbidden(OUTSIDE_ROOT)
+            );
+            for path in [".secret", "a/.htpasswd", ".git/config", "a/.hidden/"] {
+                assert_eq!(
+                    r.resolve(path, None).outcome,
+                    forbidden("hidden file"),
+                    "{path}"
+                );
+            }
+            for path in ["a//b.txt", "//", "a/b.txt//"] {
+                assert!(
+                    matches!(r.resolve(path, None).outcome, Outcome::Forbidden { .. }),
+                    "{path}"
+                );
+            }
+            assert!(matches!(
+                r.resolve("./a/b.txt", None).outcome,
+                Outcome::Forbidden { .. }
+            ));
+            assert!(matches!(
+                r.resolve("a/b.txt\0", None).outcome,
+                Outcome::Forbidden { .. }
+            ));
+            assert_eq!(inline_bytes(&r.resolve("a/b.txt", None)), b"b");
+        }
+    }
+
+    #[test]
+    fn overlong_paths_are_not_found() {
+        let root = TempRoot::new("long");
+        let long = "x".repeat(5000);
+        let r = root.resolver(1024);
+        assert_eq!(r.resolve(&long, None).outcome, Outcome::NotFound);
+    }
+
+    #[test]
+    fn symlinks_inside_the_root_are_followed() {
+        let root = TempRoot::new("inside");
+        root.write("real/page.html", b"page");
+        symlink("real/page.html", root.0.join("alias.html")).expect("symlink");
+        symlink("../real", root.0.join("real/loop")).expect("symlink");
+        std::fs::create_dir_all(root.0.join("sub")).expect("mkdir");
+        symlink("../real/page.html", root.0.join("sub/up.html")).expect("symlink");
+        for r in root.resolvers(1024) {
+            assert_eq!(inline_bytes(&r.resolve("alias.html", None)), b"page");
+            assert_eq!(inline_bytes(&r.resolve("sub/up.html", None)), b"page");
+            assert_eq!(
+                inline_bytes(&r.resolve("real/loop/page.html", None)),
+                b"page"
+            );
+        }
+    }
+
+    #[test]
+    fn symlinks_out_of_the_root_are_refused() {
+        let root = TempRoot::new("escape");
+        std::fs::create_dir_all(root.0.join("d")).expect("mkdir");
+        symlink("/etc/passwd", root.0.join("abs")).expect("symlink");
+        symlink("../../../../../../../../etc/passwd", root.0.join("d/rel")).expect("symlink");
+        symlink("/etc", root.0.join("etc")).expect("symlink");
+        symlink("/proc/self/root/etc/passwd", root.0.join("magic")).expect("symlink");
+        symlink("selfloop", root.0.join("selfloop")).expect("symlink");
+        for r in root.resolvers(1 << 20) {
+            for path in ["abs", "d/rel", "etc/passwd", "etc/", "magic", "selfloop"] {
+                let outcome = r.resolve(path, None).outcome;
+                assert!(
+                    matches!(outcome, Outcome::Forbidden { .. } | Outcome::NotFound),
+                    "{path}: {outcome:?}"
+                );
+                assert_ne!(
+                    outcome,
+                    Outcome::NotFound,
+                    "{path} should be refused, not missing"
+                );
+            }
+            assert_eq!(r.resolve("abs", None).outcome, forbidden(OUTSIDE_ROOT));
+            assert_eq!(r.resolve("d/rel", None).outcome, forbidden(OUTSIDE_ROOT));
+        }
+    }
+
+    #[test]
+    fn permissions_are_honoured_and_searchable_directories_still_work() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = TempRoot::new("perms");
+        root.write("private/index.html", b"private index");
+        root.write("locked/index.html", b"locked index");
+        root.write("secret.txt", b"secret");
+        let mode = |rel: &str, mode: u32| {
+            let path = root.0.join(rel);
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        };
+        mode("", 0o755);
+        mode("private", 0o711); // searchable, not listable
+        mode("locked", 0o700);
+        mode("secret.txt", 0o600);
+        let path = root.0.clone();
+        let outcomes = std::thread::spawn(move || {
+            // As root, become "nobody" for file access in this thread only
+            // (the raw syscall is per thread; going from fsuid 0 to another
+            // also drops CAP_DAC_OVERRIDE), so permissions apply.
+            // SAFETY: geteuid and setfsuid have no memory-safety
+            // preconditions.
+            unsafe {
+                if libc::geteuid() == 0 {
+                    libc::syscall(libc::SYS_setfsuid, 65534);
+                }
+            }
+            let mut outcomes = Vec::new();
+            for r in [Resolver::open(&path, 1024), Resolver::open(&path, 1024)] {
+                let r = r.expect("open root");
+                if !outcomes.is_empty() {
+                    r.force_walk();
+                }
+                outcomes.push(
+                    ["private", "private/", "locked", "locked/", "secret.txt"]
+                        .map(|p| r.resolve(p, None).outcome),
+                );
+            }
+            outcomes
+        })
+        .join()
+        .expect("test thread");
+        let denied = forbidden("permission denied");
+        for [private, private_index, locked, locked_index, secret] in outcomes {
+            assert_eq!(private, Outcome::Directory);
+            assert!(
+                matches!(&private_index, Outcome::File { body: Body::Inline(b), .. } if b == b"private index"),
+                "{private_index:?}"
+            );
+            // A directory we may not search: it is there, but its index
+            // cannot be reached.
+            assert_eq!(locked, Outcome::Directory);
+            assert_eq!(locked_index, denied);
+            assert_eq!(secret, denied);
+        }
+    }
+
+    #[test]
+    fn unchanged_when_the_known_version_matches() {
+        let root = TempRoot::new("unchanged");
+        root.write("f.txt", b"one");
+        let content = vec![1u8; 5000];
+        root.write("big.bin", &content);
+        let r = root.resolver(1000);
+        for path in ["f.txt", "big.bin"] {
+            let Outcome::File { meta, .. } = r.resolve(path, None).outcome else {
+                panic!("not a file")
+            };
+            let res = r.resolve(path, Some(meta));
+            assert_eq!(res.outcome, Outcome::Unchanged);
+            assert!(res.fd.is_none());
+            let mut stale = meta;
+            stale.mtime_nanos = stale.mtime_nanos.wrapping_add(1);
+            assert!(matches!(
+                r.resolve(path, Some(stale)).outcome,
+                Outcome::File { .. }
+            ));
+        }
+        // Rewritten with another size: no longer unchanged.
+        let Outcome::File { meta, .. } = r.resolve("f.txt", None).outcome else {
+            panic!("not a file")
+        };
+        root.write("f.txt", b"three");
+        assert_eq!(inline_bytes(&r.resolve("f.txt", Some(meta))), b"three");
+    }
+
+    #[test]
+    fn a_fifo_is_forbidden_without_blocking() {
+        let root = TempRoot::new("fifo");
+        nix::unistd::mkfifo(&root.0.join("pipe"), Mode::from_bits_truncate(0o644)).expect("mkfifo");
+        std::fs::create_dir_all(root.0.join("d")).expect("mkdir");
+        nix::unistd::mkfifo(
+            &root.0.join("d/index.html"),
+            Mode::from_bits_truncate(0o644),
+        )
+        .expect("mkfifo");
+        let path = root.0.clone();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let r = Resolver::open(&path, 1024).expect("open root");
+            let _ = tx.send((
+                r.resolve("pipe", None).outcome,
+                r.resolve("d/", None).outcome,
+            ));
+        });
+        let (pipe, index) = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("resolving a FIFO blocked");
+        assert_eq!(pipe, forbidden(NOT_REGULAR));
+        assert_eq!(index, forbidden(NOT_REGULAR));
+    }
+
+    #[test]
+    fn a_missing_or_plain_root_is_an_error() {
+        let root = TempRoot::new("badroot");
+        root.write("file", b"x");
+        let missing = Resolver::open(&root.0.join("missing"), 10).expect_err("missing root");
+        assert!(missing.to_string().contains("No such file"), "{missing}");
+        let plain = Resolver::open(&root.0.join("file"), 10).expect_err("plain file root");
+        assert!(plain.to_string().contains("not a directory"), "{plain}");
+    }
+
+    #[test]
+    fn read_up_to_stops_past_the_limit() {
+        let root = TempRoot::new("readupto");
+        root.write("f", &[3u8; 200_000]);
+        let file = File::open(root.0.join("f")).expect("open");
+        assert_eq!(read_up_to(&file, 1000).expect("read").len(), 1001);
+        assert_eq!(read_up_to(&file, 500_000).expect("read").len(), 200_000);
+    }
+
+    #[test]
+    fn check_path_targets() {
+        assert_eq!(
+            check_path("a/b/"),
+            Ok(Target {
+                rel: "a/b",
+                wants_index: true
+            })
+        );
+        assert_eq!(
+            check_path("a/b"),
+            Ok(Target {
+                rel: "a/b",
+                wants_index: false
+            })
+        );
+        assert_eq!(
+            check_path(""),
+            Ok(Target {
+                rel: ".",
+                wants_index: true
+            })
+        );
+        assert!(check_path("a..b/c...d").is_ok());
+    }
+}

@@ -1,0 +1,109 @@
+//! The child's channel loop: the handshake, then one lookup at a time
+//! until the server closes the channel.
+
+use std::io;
+use std::os::fd::AsFd;
+
+use protocol::{
+    Channel, Error, FromHelper, Hello, LookupReply, LookupRequest, Outcome, Received, Role,
+    ToHelper,
+};
+
+use crate::delay::Delay;
+use crate::resolve::Resolver;
+
+/// Serves lookups until the server closes the channel (`Ok`) or breaks the
+/// protocol (`Err`). The caller closes the channel either way.
+pub fn serve(
+    channel: &mut Channel,
+    resolver: &Resolver,
+    delay: Option<&Delay>,
+) -> Result<(), Error> {
+    if !handshake(channel)? {
+        return Ok(());
+    }
+    loop {
+        match channel.recv::<ToHelper>()? {
+            None => return Ok(()),
+            Some(Received {
+                message: ToHelper::Lookup(request),
+                ..
+            }) => answer(channel, resolver, delay, request)?,
+            Some(Received {
+                message: ToHelper::Hello(_),
+                ..
+            }) => {
+                return Err(Error::Handshake(
+                    "a second hello after the handshake".into(),
+                ))
+            }
+        }
+    }
+}
+
+/// True when an error only means that the server has gone away, which is
+/// as good as end-of-file: nobody is left to tell.
+pub fn is_peer_gone(error: &Error) -> bool {
+    matches!(error, Error::Io(e) if matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+    ))
+}
+
+/// Receives the server's hello, checks its version and answers with ours.
+/// False when the server closed the channel before saying anything.
+fn handshake(channel: &mut Channel) -> Result<bool, Error> {
+    let hello = match channel.recv::<ToHelper>()? {
+        None => return Ok(false),
+        Some(Received {
+            message: ToHelper::Hello(hello),
+            ..
+        }) => hello,
+        Some(Received {
+            message: ToHelper::Lookup(_),
+            ..
+        }) => return Err(Error::Handshake("expected hello, got a lookup".into())),
+    };
+    hello.check_version()?;
+    if hello.role != Role::Server {
+        return Err(Error::Handshake(format!(
+            "expected hello from the server, got {:?}",
+            hello.role
+        )));
+    }
+    channel.send(&FromHelper::Hello(Hello::new(Role::Helper)), None)?;
+    Ok(true)
+}
+
+/// Resolves one request and sends the reply, with the descriptor attached
+/// when the body travels as one; our copy of it is closed afterwards.
+fn answer(
+    channel: &mut Channel,
+    resolver: &Resolver,
+    delay: Option<&Delay>,
+    request: LookupRequest,
+) -> Result<(), Error> {
+    if let Some(delay) = delay {
+        delay.apply(&request.path);
+    }
+    let resolution = resolver.resolve(&request.path, request.known);
+    let reply = FromHelper::Lookup(LookupReply {
+        id: request.id,
+        outcome: resolution.outcome,
+    });
+    match channel.send(&reply, resolution.fd.as_ref().map(|fd| fd.as_fd())) {
+        Ok(()) => Ok(()),
+        // Nothing was written: tell the server instead of dying.
+        Err(e @ (Error::Encode(_) | Error::FrameTooLarge(_))) => {
+            let failed = FromHelper::Lookup(LookupReply {
+                id: request.id,
+                outcome: Outcome::Failed {
+                    reason: format!("reply could not be encoded: {e}"),
+                },
+            });
+            channel.send(&failed, None)
+        }
+        Err(e) => Err(e),
+    }
+    // `resolution.fd` is dropped (closed) here: the server has its own copy.
+}

@@ -1,0 +1,144 @@
+//! Shared by the protocol integration tests: temporary files, socket
+//! pairs and one sample of every message.
+
+#![allow(dead_code)]
+
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use protocol::{
+    Body, Channel, FileMeta, FromHelper, Hello, LookupReply, LookupRequest, Outcome, Received,
+    Role, ToHelper,
+};
+
+/// A temporary file, removed on drop.
+pub struct TempFile(pub PathBuf);
+
+impl TempFile {
+    pub fn new(name: &str, bytes: &[u8]) -> TempFile {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("amped-protocol-{}-{name}-{n}", std::process::id()));
+        std::fs::write(&path, bytes).expect("write temp file");
+        TempFile(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A connected pair whose reads give up after a few seconds, so that a
+/// regression fails a test instead of hanging it.
+pub fn pair() -> (UnixStream, UnixStream) {
+    let (a, b) = UnixStream::pair().expect("socketpair");
+    for s in [&a, &b] {
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+    }
+    (a, b)
+}
+
+/// Some recognisable file content.
+pub fn content(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+pub fn meta() -> FileMeta {
+    FileMeta {
+        size: 1234,
+        mtime_secs: 1_795_797_894,
+        mtime_nanos: 999_999_999,
+        inode: u64::MAX,
+        device: 0x0803,
+    }
+}
+
+/// Every server-to-helper message shape.
+pub fn to_helper_samples() -> Vec<ToHelper> {
+    vec![
+        ToHelper::Hello(Hello::new(Role::Server)),
+        ToHelper::Lookup(LookupRequest {
+            id: 0,
+            path: String::new(),
+            known: None,
+        }),
+        ToHelper::Lookup(LookupRequest {
+            id: u64::MAX,
+            path: "docs/ünïcode dir/index.html".into(),
+            known: Some(meta()),
+        }),
+    ]
+}
+
+/// Every helper-to-server message shape that carries no descriptor.
+pub fn from_helper_samples() -> Vec<FromHelper> {
+    let reply = |id, outcome| FromHelper::Lookup(LookupReply { id, outcome });
+    vec![
+        FromHelper::Hello(Hello::new(Role::Helper)),
+        FromHelper::Hello(Hello::new(Role::CgiRunner)),
+        reply(
+            1,
+            Outcome::File {
+                meta: meta(),
+                body: Body::Inline(b"<h1>hello</h1>".to_vec()),
+            },
+        ),
+        reply(
+            2,
+            Outcome::File {
+                meta: meta(),
+                body: Body::Inline(Vec::new()),
+            },
+        ),
+        reply(3, Outcome::Unchanged),
+        reply(4, Outcome::Directory),
+        reply(5, Outcome::NotFound),
+        reply(
+            6,
+            Outcome::Forbidden {
+                reason: "outside the document root".into(),
+            },
+        ),
+        reply(
+            7,
+            Outcome::Failed {
+                reason: "Input/output error".into(),
+            },
+        ),
+    ]
+}
+
+/// A reply whose frame carries a descriptor.
+pub fn descriptor_reply(id: u64, size: u64) -> FromHelper {
+    FromHelper::Lookup(LookupReply {
+        id,
+        outcome: Outcome::File {
+            meta: FileMeta { size, ..meta() },
+            body: Body::Descriptor,
+        },
+    })
+}
+
+/// Proves a channel works: one hello each way.
+pub fn assert_channel_works(a: UnixStream, b: UnixStream) {
+    let mut a = Channel::new(a);
+    let mut b = Channel::new(b);
+    let hello = ToHelper::Hello(Hello::new(Role::Server));
+    a.send(&hello, None).expect("send");
+    match b.recv::<ToHelper>() {
+        Ok(Some(Received { message, fd: None })) => assert_eq!(message, hello),
+        other => panic!("second channel broken: {other:?}"),
+    }
+    let reply = FromHelper::Hello(Hello::new(Role::Helper));
+    b.send(&reply, None).expect("send");
+    match a.recv::<FromHelper>() {
+        Ok(Some(Received { message, fd: None })) => assert_eq!(message, reply),
+        other => panic!("second channel broken: {other:?}"),
+    }
+}

@@ -1,0 +1,348 @@
+//! Descriptors passed with SCM_RIGHTS: through a socketpair in this
+//! process, through the non-blocking reader, and back from a real child
+//! process; plus the ways a peer can get descriptors wrong.
+
+mod common;
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{content, descriptor_reply, pair, TempFile};
+use protocol::fdpass::send_with_fds;
+use protocol::{
+    encode_frame, Body, Channel, Error, FrameReader, FromHelper, Hello, LookupReply, Outcome,
+    ReadStatus, Received, Role, ToHelper,
+};
+
+fn read_all(fd: OwnedFd) -> Vec<u8> {
+    let mut file = File::from(fd);
+    file.seek(SeekFrom::Start(0)).expect("seek");
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .expect("read passed descriptor");
+    bytes
+}
+
+fn is_cloexec(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: F_GETFD on a descriptor we hold open.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
+    assert!(flags >= 0, "F_GETFD failed");
+    flags & libc::FD_CLOEXEC != 0
+}
+
+#[test]
+fn a_descriptor_arrives_through_the_blocking_channel() {
+    let bytes = content(300_000);
+    let temp = TempFile::new("blocking", &bytes);
+    let file = File::open(&temp.0).expect("open");
+    let (a, b) = pair();
+    let mut tx = Channel::new(a);
+    let mut rx = Channel::new(b);
+    let message = descriptor_reply(9, bytes.len() as u64);
+    tx.send(&message, Some(file.as_fd())).expect("send");
+    // Our copy can go: the receiver has its own.
+    drop(file);
+    let received = rx.recv::<FromHelper>().expect("recv").expect("a message");
+    assert_eq!(received.message, message);
+    let fd = received.fd.expect("a descriptor");
+    assert!(
+        is_cloexec(fd.as_fd()),
+        "received descriptors are close-on-exec"
+    );
+    assert_eq!(read_all(fd), bytes);
+}
+
+#[test]
+fn descriptors_interleaved_with_plain_messages_stay_with_their_frames() {
+    let first = TempFile::new("first", b"first file");
+    let second = TempFile::new("second", b"second file");
+    let (a, b) = pair();
+    let mut tx = Channel::new(a);
+    let mut rx = Channel::new(b);
+    let plain = FromHelper::Lookup(LookupReply {
+        id: 2,
+        outcome: Outcome::NotFound,
+    });
+    tx.send(
+        &descriptor_reply(1, 10),
+        Some(File::open(&first.0).expect("open").as_fd()),
+    )
+    .expect("send");
+    tx.send(&plain, None).expect("send");
+    tx.send(
+        &descriptor_reply(3, 11),
+        Some(File::open(&second.0).expect("open").as_fd()),
+    )
+    .expect("send");
+    let one = rx.recv::<FromHelper>().expect("recv").expect("msg");
+    let two = rx.recv::<FromHelper>().expect("recv").expect("msg");
+    let three = rx.recv::<FromHelper>().expect("recv").expect("msg");
+    assert_eq!(read_all(one.fd.expect("fd")), b"first file");
+    assert_eq!(two.message, plain);
+    assert!(two.fd.is_none());
+    assert_eq!(read_all(three.fd.expect("fd")), b"second file");
+}
+
+#[test]
+fn a_descriptor_arrives_through_the_nonblocking_reader() {
+    let bytes = content(5000);
+    let temp = TempFile::new("nonblocking", &bytes);
+    let (a, b) = pair();
+    b.set_nonblocking(true).expect("nonblocking");
+    let mut reader = FrameReader::new();
+    assert_eq!(
+        reader.read_from(b.as_fd(), true).expect("read"),
+        ReadStatus::WouldBlock
+    );
+    assert!(reader
+        .next_message::<FromHelper>()
+        .expect("nothing yet")
+        .is_none());
+
+    let mut tx = Channel::new(a);
+    let message = descriptor_reply(77, bytes.len() as u64);
+    tx.send(&message, Some(File::open(&temp.0).expect("open").as_fd()))
+        .expect("send");
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let received = loop {
+        if let Some(received) = reader.next_message::<FromHelper>().expect("decode") {
+            break received;
+        }
+        match reader.read_from(b.as_fd(), true).expect("read") {
+            ReadStatus::Closed => panic!("closed before the message"),
+            ReadStatus::WouldBlock | ReadStatus::Data(_) => {}
+        }
+        assert!(Instant::now() < deadline, "message never arrived");
+    };
+    assert_eq!(received.message, message);
+    assert_eq!(read_all(received.fd.expect("a descriptor")), bytes);
+    assert_eq!(
+        reader.read_from(b.as_fd(), true).expect("read"),
+        ReadStatus::WouldBlock
+    );
+}
+
+/// Set in the environment of the re-executed test binary: the descriptor
+/// number of its inherited socket.
+const CHILD_SOCKET: &str = "AMPED_PROTOCOL_TEST_CHILD_SOCKET";
+/// The file the child opens and passes back.
+const CHILD_FILE: &str = "AMPED_PROTOCOL_TEST_CHILD_FILE";
+
+/// Not a test of its own: the child role of
+/// `a_descriptor_arrives_from_a_child_process`, which runs this test
+/// binary again with only this test selected and the variables set. In an
+/// ordinary run it returns at once.
+#[test]
+fn child_role_sends_a_descriptor() {
+    let (Ok(fd), Ok(path)) = (std::env::var(CHILD_SOCKET), std::env::var(CHILD_FILE)) else {
+        return;
+    };
+    let fd: i32 = fd.parse().expect("descriptor number");
+    // SAFETY: the parent passed us this socket for our exclusive use.
+    let mut channel = Channel::from_fd(unsafe { OwnedFd::from_raw_fd(fd) });
+    let Some(Received {
+        message: ToHelper::Hello(hello),
+        ..
+    }) = channel.recv::<ToHelper>().expect("recv")
+    else {
+        panic!("expected hello")
+    };
+    hello.check_version().expect("same version");
+    channel
+        .send(&FromHelper::Hello(Hello::new(Role::Helper)), None)
+        .expect("send");
+    let file = File::open(&path).expect("open");
+    let size = file.metadata().expect("stat").len();
+    channel
+        .send(&descriptor_reply(5, size), Some(file.as_fd()))
+        .expect("send");
+    // Wait for the parent to close, so the descriptor is in flight while
+    // our copy is already gone.
+    drop(file);
+    assert!(channel.recv::<ToHelper>().expect("eof").is_none());
+}
+
+#[test]
+fn a_descriptor_arrives_from_a_child_process() {
+    if std::env::var_os(CHILD_SOCKET).is_some() {
+        return; // we are the child of another instance of this test
+    }
+    let bytes = content(123_457);
+    let temp = TempFile::new("child", &bytes);
+    let (ours, theirs) = UnixStream::pair().expect("socketpair");
+    ours.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let fd = theirs.as_raw_fd();
+    let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
+    cmd.args([
+        "--exact",
+        "child_role_sends_a_descriptor",
+        "--test-threads=1",
+        "--nocapture",
+    ])
+    .env(CHILD_SOCKET, fd.to_string())
+    .env(CHILD_FILE, &temp.0)
+    .stdin(Stdio::null())
+    .stdout(Stdio::null());
+    // SAFETY: fcntl is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawn child");
+    drop(theirs);
+
+    let mut channel = Channel::new(ours);
+    channel
+        .send(&ToHelper::Hello(Hello::new(Role::Server)), None)
+        .expect("send");
+    let Some(Received {
+        message: FromHelper::Hello(hello),
+        ..
+    }) = channel.recv::<FromHelper>().expect("recv")
+    else {
+        panic!("expected hello")
+    };
+    assert_eq!(hello.pid, child.id());
+    let received = channel
+        .recv::<FromHelper>()
+        .expect("recv")
+        .expect("a message");
+    assert_eq!(received.message, descriptor_reply(5, bytes.len() as u64));
+    let fd = received.fd.expect("a descriptor");
+    drop(channel);
+    assert!(child.wait().expect("wait").success(), "child role failed");
+    // The child is gone; the descriptor still reads the file.
+    assert_eq!(read_all(fd), bytes);
+}
+
+#[test]
+fn a_descriptor_no_message_claims_is_an_error_at_end_of_file() {
+    let temp = TempFile::new("unclaimed", b"x");
+    let (a, b) = pair();
+    let file = File::open(&temp.0).expect("open");
+    let frame = encode_frame(&ToHelper::Hello(Hello::new(Role::Server))).expect("encode");
+    let sent = send_with_fds(a.as_fd(), &frame, &[file.as_fd()], false).expect("send");
+    assert_eq!(sent, frame.len());
+    drop(a);
+    let mut rx = Channel::new(b);
+    assert!(rx
+        .recv::<ToHelper>()
+        .expect("the hello itself decodes")
+        .is_some());
+    assert!(matches!(
+        rx.recv::<ToHelper>(),
+        Err(Error::UnexpectedDescriptor)
+    ));
+}
+
+/// How many of this process's descriptors refer to `path`.
+fn open_descriptors_of(path: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| std::fs::read_link(e.path()).is_ok_and(|target| target == path))
+        .count()
+}
+
+#[test]
+fn too_many_descriptors_in_one_message_is_control_truncation() {
+    let temp = TempFile::new("ctrunc", b"x");
+    let path = std::fs::canonicalize(&temp.0).expect("canonical path");
+    let sent = protocol::fdpass::MAX_FDS_PER_READ + 3;
+    let files: Vec<File> = (0..sent)
+        .map(|_| File::open(&temp.0).expect("open"))
+        .collect();
+    let fds: Vec<BorrowedFd<'_>> = files.iter().map(|f| f.as_fd()).collect();
+    let (a, b) = pair();
+    send_with_fds(a.as_fd(), b"x", &fds, false).expect("send");
+    drop(fds);
+    let mut reader = FrameReader::new();
+    let result = reader.read_from(b.as_fd(), false);
+    assert!(matches!(result, Err(Error::ControlTruncated)), "{result:?}");
+    // The descriptors that did fit were closed, not leaked: only our own
+    // copies remain open.
+    assert_eq!(open_descriptors_of(&path), sent);
+    drop(files);
+    assert_eq!(open_descriptors_of(&path), 0);
+    common::assert_channel_works(a, b);
+}
+
+#[test]
+fn a_flood_of_unclaimed_descriptors_is_refused() {
+    let temp = TempFile::new("flood", b"x");
+    let files: Vec<File> = (0..6).map(|_| File::open(&temp.0).expect("open")).collect();
+    let fds: Vec<BorrowedFd<'_>> = files.iter().map(|f| f.as_fd()).collect();
+    let (a, b) = pair();
+    for _ in 0..4 {
+        send_with_fds(a.as_fd(), b"\0", &fds, false).expect("send");
+    }
+    let mut reader = FrameReader::new();
+    let mut result = Ok(ReadStatus::WouldBlock);
+    for _ in 0..4 {
+        result = reader.read_from(b.as_fd(), false);
+        if result.is_err() {
+            break;
+        }
+    }
+    assert!(
+        matches!(result, Err(Error::UnexpectedDescriptor)),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn channel_send_refuses_a_descriptor_count_that_does_not_match() {
+    let temp = TempFile::new("mismatch", b"x");
+    let file = File::open(&temp.0).expect("open");
+    let (a, b) = pair();
+    let mut tx = Channel::new(a);
+    // Claims one, none given.
+    assert!(matches!(
+        tx.send(&descriptor_reply(1, 1), None),
+        Err(Error::Encode(_))
+    ));
+    // Claims none, one given.
+    let plain = FromHelper::Hello(Hello::new(Role::Helper));
+    assert!(matches!(
+        tx.send(&plain, Some(file.as_fd())),
+        Err(Error::Encode(_))
+    ));
+    // Nothing was written: the next message is the first the peer sees.
+    tx.send(&plain, None).expect("send");
+    let mut rx = Channel::new(b);
+    assert_eq!(
+        rx.recv::<FromHelper>().expect("recv").expect("msg").message,
+        plain
+    );
+}
+
+#[test]
+fn an_inline_body_travels_without_a_descriptor() {
+    let (a, b) = pair();
+    let mut tx = Channel::new(a);
+    let message = FromHelper::Lookup(LookupReply {
+        id: 1,
+        outcome: Outcome::File {
+            meta: common::meta(),
+            body: Body::Inline(b"abc".to_vec()),
+        },
+    });
+    tx.send(&message, None).expect("send");
+    let mut rx = Channel::new(b);
+    let received = rx.recv::<FromHelper>().expect("recv").expect("msg");
+    assert_eq!(received.message, message);
+    assert!(received.fd.is_none());
+}
