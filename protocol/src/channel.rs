@@ -30,7 +30,11 @@ impl Channel {
 
     /// Sends one message, attaching `fd` to its first bytes. The message
     /// must claim exactly as many descriptors as are given.
-    pub fn send<M: Message>(&mut self, message: &M, fd: Option<BorrowedFd<'_>>) -> Result<(), Error> {
+    pub fn send<M: Message>(
+        &mut self,
+        message: &M,
+        fd: Option<BorrowedFd<'_>>,
+    ) -> Result<(), Error> {
         let claimed = message.descriptor_count();
         let given = usize::from(fd.is_some());
         if claimed != given {

@@ -53,7 +53,11 @@ impl FrameReader {
     }
 
     /// Reads once from `sock` (with `recvmsg`, so descriptors are kept).
-    pub fn read_from(&mut self, sock: BorrowedFd<'_>, nonblocking: bool) -> Result<ReadStatus, Error> {
+    pub fn read_from(
+        &mut self,
+        sock: BorrowedFd<'_>,
+        nonblocking: bool,
+    ) -> Result<ReadStatus, Error> {
         if self.start > 0 && self.start == self.buf.len() {
             self.buf.clear();
             self.start = 0;

@@ -22,7 +22,9 @@ impl FrameWriter {
     /// Queues one message. Messages that claim descriptors are refused.
     pub fn push<M: Message>(&mut self, message: &M) -> Result<(), Error> {
         if message.descriptor_count() != 0 {
-            return Err(Error::Encode("FrameWriter cannot attach descriptors".into()));
+            return Err(Error::Encode(
+                "FrameWriter cannot attach descriptors".into(),
+            ));
         }
         let frame = encode_frame(message)?;
         if self.pos == self.buf.len() {

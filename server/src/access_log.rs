@@ -111,6 +111,12 @@ impl AccessLog {
 fn escape(value: &str) -> String {
     value
         .chars()
-        .map(|c| if c.is_control() || c == '"' || c == '\\' { '?' } else { c })
+        .map(|c| {
+            if c.is_control() || c == '"' || c == '\\' {
+                '?'
+            } else {
+                c
+            }
+        })
         .collect()
 }

@@ -48,12 +48,14 @@ pub fn accept(listener: &TcpListener) -> io::Result<Option<(TcpStream, IpAddr)>>
     let peer = match i32::from(storage.ss_family) {
         libc::AF_INET => {
             // SAFETY: the family says this is a sockaddr_in.
-            let sin: libc::sockaddr_in = unsafe { std::ptr::read((&storage as *const libc::sockaddr_storage).cast()) };
+            let sin: libc::sockaddr_in =
+                unsafe { std::ptr::read((&storage as *const libc::sockaddr_storage).cast()) };
             IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
         }
         libc::AF_INET6 => {
             // SAFETY: the family says this is a sockaddr_in6.
-            let sin6: libc::sockaddr_in6 = unsafe { std::ptr::read((&storage as *const libc::sockaddr_storage).cast()) };
+            let sin6: libc::sockaddr_in6 =
+                unsafe { std::ptr::read((&storage as *const libc::sockaddr_storage).cast()) };
             IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr))
         }
         _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),

@@ -16,9 +16,20 @@ const SENDFILE_CHUNK: usize = 1 << 20;
 /// One piece of a response.
 #[derive(Debug)]
 enum Chunk {
-    Owned { data: Vec<u8>, pos: usize },
-    Shared { data: Rc<[u8]>, pos: usize, end: usize },
-    File { fd: Rc<OwnedFd>, offset: u64, end: u64 },
+    Owned {
+        data: Vec<u8>,
+        pos: usize,
+    },
+    Shared {
+        data: Rc<[u8]>,
+        pos: usize,
+        end: usize,
+    },
+    File {
+        fd: Rc<OwnedFd>,
+        offset: u64,
+        end: u64,
+    },
 }
 
 impl Chunk {
@@ -197,10 +208,9 @@ mod tests {
     #[test]
     fn pieces_go_out_in_order() {
         let (a, mut b) = UnixStream::pair().expect("socketpair");
-        let mut file = std::fs::File::create(std::env::temp_dir().join(format!(
-            "amped-output-{}",
-            std::process::id()
-        )))
+        let mut file = std::fs::File::create(
+            std::env::temp_dir().join(format!("amped-output-{}", std::process::id())),
+        )
         .expect("temp file");
         file.write_all(b"0123456789").expect("write");
         let path = std::env::temp_dir().join(format!("amped-output-{}", std::process::id()));
@@ -213,7 +223,10 @@ mod tests {
         out.push_file(Rc::new(fd), 3, 7);
         out.push_owned(b":tail".to_vec());
         assert_eq!(out.queued(), 18);
-        assert_eq!(out.write_to(a.as_raw_fd(), u64::MAX).expect("write"), Flushed::All);
+        assert_eq!(
+            out.write_to(a.as_raw_fd(), u64::MAX).expect("write"),
+            Flushed::All
+        );
         assert!(out.is_empty());
         drop(a);
         let mut got = String::new();

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use protocol::{
-    FileMeta, FrameReader, FrameWriter, FromHelper, Hello, LookupRequest, Outcome, ReadStatus, Role,
-    ToHelper,
+    FileMeta, FrameReader, FrameWriter, FromHelper, Hello, LookupRequest, Outcome, ReadStatus,
+    Role, ToHelper,
 };
 
 use crate::event::{Event, Interest, Poller, Token};
@@ -91,7 +91,13 @@ pub struct HelperPool {
 impl HelperPool {
     /// A pool of `count` helpers, not started yet. Their poller tokens
     /// are `token_base..token_base + count`.
-    pub fn new(binary: PathBuf, args: Vec<OsString>, count: usize, token_base: Token, now: Instant) -> Self {
+    pub fn new(
+        binary: PathBuf,
+        args: Vec<OsString>,
+        count: usize,
+        token_base: Token,
+        now: Instant,
+    ) -> Self {
         let slots = (0..count)
             .map(|_| Slot {
                 state: State::Down,
@@ -158,14 +164,14 @@ impl HelperPool {
     }
 
     fn spawn(&mut self, i: usize, poller: &mut dyn Poller, now: Instant) -> Result<()> {
-        let spawned = spawn_child(&self.binary, &self.args).map_err(|e| {
-            anyhow::anyhow!("cannot start helper {}: {e}", self.binary.display())
-        })?;
+        let spawned = spawn_child(&self.binary, &self.args)
+            .map_err(|e| anyhow::anyhow!("cannot start helper {}: {e}", self.binary.display()))?;
         let token = self.token_base + i;
         let slot = &mut self.slots[i];
         slot.reader = FrameReader::new();
         slot.writer = FrameWriter::new();
-        slot.writer.push(&ToHelper::Hello(Hello::new(Role::Server)))?;
+        slot.writer
+            .push(&ToHelper::Hello(Hello::new(Role::Server)))?;
         poller.register(spawned.sock.as_raw_fd(), token, Interest::BOTH)?;
         slot.interest = Interest::BOTH;
         slot.sock = Some(spawned.sock);
@@ -178,7 +184,13 @@ impl HelperPool {
 
     /// Asks for `key` on behalf of `waiter`, joining a lookup already in
     /// flight for the same path.
-    pub fn lookup(&mut self, key: &str, known: Option<FileMeta>, waiter: Waiter, poller: &mut dyn Poller) {
+    pub fn lookup(
+        &mut self,
+        key: &str,
+        known: Option<FileMeta>,
+        waiter: Waiter,
+        poller: &mut dyn Poller,
+    ) {
         if let Some(pending) = self.pending.get_mut(key) {
             pending.waiters.push(waiter);
             return;
@@ -307,7 +319,9 @@ impl HelperPool {
                 }
                 FromHelper::Lookup(reply) => {
                     if self.slots[i].state != State::Ready {
-                        return Err(protocol::Error::Handshake("lookup reply before hello".into()));
+                        return Err(protocol::Error::Handshake(
+                            "lookup reply before hello".into(),
+                        ));
                     }
                     let Some(key) = self.ids.remove(&reply.id) else {
                         continue;
@@ -356,7 +370,9 @@ impl HelperPool {
         if let Some(mut child) = slot.child.take() {
             let _ = child.kill();
             match child.try_wait() {
-                Ok(Some(status)) => eprintln!("amped: helper {i} (pid {}) exited: {status}", child.id()),
+                Ok(Some(status)) => {
+                    eprintln!("amped: helper {i} (pid {}) exited: {status}", child.id())
+                }
                 _ => self.zombies.push(child),
             }
         }
@@ -393,10 +409,10 @@ impl HelperPool {
             Err(_) => false,
         });
         for i in 0..self.slots.len() {
-            let exited = match self.slots[i].child.as_mut().map(Child::try_wait) {
-                Some(Ok(Some(_))) | Some(Err(_)) => true,
-                _ => false,
-            };
+            let exited = matches!(
+                self.slots[i].child.as_mut().map(Child::try_wait),
+                Some(Ok(Some(_))) | Some(Err(_))
+            );
             if exited {
                 self.mark_down(i, poller, now);
             }

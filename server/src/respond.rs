@@ -48,11 +48,43 @@ pub fn respond(out: &mut Output, req: &Request, entry: &Entry, date: &str) -> Re
                 location.push_str(q);
             }
             let extra = format!("Location: {location}\r\n");
-            error(out, Status::MOVED_PERMANENTLY, req.keep_alive, req.http10, head_only, &extra, date)
+            error(
+                out,
+                Status::MOVED_PERMANENTLY,
+                req.keep_alive,
+                req.http10,
+                head_only,
+                &extra,
+                date,
+            )
         }
-        Found::NotFound => error(out, Status::NOT_FOUND, req.keep_alive, req.http10, head_only, "", date),
-        Found::Forbidden => error(out, Status::FORBIDDEN, req.keep_alive, req.http10, head_only, "", date),
-        Found::Failed => error(out, Status::INTERNAL_ERROR, req.keep_alive, req.http10, head_only, "", date),
+        Found::NotFound => error(
+            out,
+            Status::NOT_FOUND,
+            req.keep_alive,
+            req.http10,
+            head_only,
+            "",
+            date,
+        ),
+        Found::Forbidden => error(
+            out,
+            Status::FORBIDDEN,
+            req.keep_alive,
+            req.http10,
+            head_only,
+            "",
+            date,
+        ),
+        Found::Failed => error(
+            out,
+            Status::INTERNAL_ERROR,
+            req.keep_alive,
+            req.http10,
+            head_only,
+            "",
+            date,
+        ),
     }
 }
 
@@ -81,14 +113,24 @@ fn respond_file(out: &mut Output, req: &Request, file: &FileEntry, date: &str) -
         RangeOutcome::Unsatisfiable => {
             let extra = format!("Content-Range: bytes */{size}\r\n");
             let head_only = req.method == Method::Head;
-            return error(out, Status::RANGE_NOT_SATISFIABLE, req.keep_alive, req.http10, head_only, &extra, date);
+            return error(
+                out,
+                Status::RANGE_NOT_SATISFIABLE,
+                req.keep_alive,
+                req.http10,
+                head_only,
+                &extra,
+                date,
+            );
         }
     };
     begin(&mut head, status, date);
     head.extend_from_slice(&file.headers.lines);
     content_length(&mut head, end - start);
     if status == Status::PARTIAL_CONTENT {
-        head.extend_from_slice(format!("Content-Range: bytes {start}-{}/{size}\r\n", end - 1).as_bytes());
+        head.extend_from_slice(
+            format!("Content-Range: bytes {start}-{}/{size}\r\n", end - 1).as_bytes(),
+        );
     }
     finish(&mut head, req.keep_alive, req.http10);
     out.push_owned(head);
@@ -117,7 +159,15 @@ pub fn reject(out: &mut Output, rejection: &Rejection, date: &str) -> Reply {
     } else {
         ""
     };
-    error(out, rejection.status, rejection.keep_alive, false, false, extra, date)
+    error(
+        out,
+        rejection.status,
+        rejection.keep_alive,
+        false,
+        false,
+        extra,
+        date,
+    )
 }
 
 /// Queues an error page.
@@ -131,7 +181,9 @@ pub fn error(
     date: &str,
 ) -> Reply {
     let mut head = Vec::with_capacity(512);
-    let body_bytes = response::error(&mut head, status, date, keep_alive, http10, head_only, extra);
+    let body_bytes = response::error(
+        &mut head, status, date, keep_alive, http10, head_only, extra,
+    );
     out.push_owned(head);
     Reply {
         status,

@@ -122,7 +122,9 @@ impl Server {
         let mut events: Vec<Event> = Vec::with_capacity(1024);
         loop {
             let timeout = self.next_timeout();
-            self.poller.wait(&mut events, timeout).context("event wait failed")?;
+            self.poller
+                .wait(&mut events, timeout)
+                .context("event wait failed")?;
             self.clock.tick();
             for ev in events.drain(..) {
                 match ev.token {
@@ -151,9 +153,9 @@ impl Server {
             }
             if self.accept_paused_until.is_some_and(|t| t <= now) {
                 self.accept_paused_until = None;
-                let _ = self
-                    .poller
-                    .reregister(self.listener.as_raw_fd(), LISTENER, Interest::READABLE);
+                let _ =
+                    self.poller
+                        .reregister(self.listener.as_raw_fd(), LISTENER, Interest::READABLE);
             }
             self.log.flush_if_due(now);
         }
@@ -194,9 +196,19 @@ impl Server {
                 Ok(Some(accepted)) => accepted,
                 Ok(None) => return,
                 Err(e) => {
-                    if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)) {
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EMFILE)
+                            | Some(libc::ENFILE)
+                            | Some(libc::ENOBUFS)
+                            | Some(libc::ENOMEM)
+                    ) {
                         eprintln!("amped: cannot accept: {e}; pausing for {ACCEPT_PAUSE:?}");
-                        let _ = self.poller.reregister(self.listener.as_raw_fd(), LISTENER, Interest::NONE);
+                        let _ = self.poller.reregister(
+                            self.listener.as_raw_fd(),
+                            LISTENER,
+                            Interest::NONE,
+                        );
                         self.accept_paused_until = Some(self.clock.now() + ACCEPT_PAUSE);
                         return;
                     }
@@ -216,7 +228,11 @@ impl Server {
                     self.conns.len() - 1
                 }
             };
-            if self.poller.register(fd, CONN_BASE + idx, Interest::READABLE).is_err() {
+            if self
+                .poller
+                .register(fd, CONN_BASE + idx, Interest::READABLE)
+                .is_err()
+            {
                 let _ = (&stream).write(&overloaded(self.clock.http_date()));
                 self.free.push(idx);
                 continue;
@@ -275,7 +291,8 @@ impl Server {
                 break;
             }
             conn.discard_buffered_body();
-            if conn.discard > 0 || conn.input.is_empty() || conn.output.queued() > OUTPUT_HIGH_WATER {
+            if conn.discard > 0 || conn.input.is_empty() || conn.output.queued() > OUTPUT_HIGH_WATER
+            {
                 break;
             }
             match parse(&conn.input, self.log.enabled()) {
@@ -289,7 +306,8 @@ impl Server {
                     conn.consume(consumed);
                     conn.request_started = None;
                     conn.discard = body_length(rejection.body);
-                    let reply = respond::reject(&mut conn.output, &rejection, self.clock.http_date());
+                    let reply =
+                        respond::reject(&mut conn.output, &rejection, self.clock.http_date());
                     let log = rejection.log;
                     self.finish_reply(idx, reply, log.as_ref());
                 }
@@ -405,7 +423,11 @@ impl Server {
         };
         if interest != conn.interest {
             let fd = conn.fd();
-            if self.poller.reregister(fd, CONN_BASE + idx, interest).is_err() {
+            if self
+                .poller
+                .reregister(fd, CONN_BASE + idx, interest)
+                .is_err()
+            {
                 return self.close(idx);
             }
             if let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) {
@@ -426,7 +448,10 @@ impl Server {
         self.pool
             .handle_event(slot, ev, self.poller.as_mut(), now, &mut completions);
         // A dead helper is restarted from the loop, not from here.
-        self.helpers_due = Some(self.helpers_due.map_or(now, |t| t.min(now + Duration::from_millis(1))));
+        self.helpers_due = Some(
+            self.helpers_due
+                .map_or(now, |t| t.min(now + Duration::from_millis(1))),
+        );
         for completion in completions {
             self.complete(completion);
         }
@@ -547,7 +572,11 @@ fn found_from(key: &str, outcome: Outcome, fd: Option<std::os::fd::OwnedFd>) -> 
                 (Body::Descriptor, Some(fd)) => Content::Descriptor(Rc::new(fd)),
                 (Body::Descriptor, None) => return Found::Failed,
             };
-            let name = if key.is_empty() || key.ends_with('/') { "index.html" } else { key };
+            let name = if key.is_empty() || key.ends_with('/') {
+                "index.html"
+            } else {
+                key
+            };
             Found::File(FileEntry {
                 meta,
                 headers: FileHeaders::new(&content_type(name), &meta),
@@ -593,7 +622,8 @@ fn raise_descriptor_limit() {
     };
     // SAFETY: plain syscalls with a valid pointer.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
             limit.rlim_cur = limit.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }

@@ -33,7 +33,12 @@ impl Signals {
         let child = Arc::new(AtomicBool::new(false));
         let terminate = Arc::new(AtomicBool::new(false));
         let hangup = Arc::new(AtomicBool::new(false));
-        for (signal, flag) in [(SIGCHLD, &child), (SIGTERM, &terminate), (SIGINT, &terminate), (SIGHUP, &hangup)] {
+        for (signal, flag) in [
+            (SIGCHLD, &child),
+            (SIGTERM, &terminate),
+            (SIGINT, &terminate),
+            (SIGHUP, &hangup),
+        ] {
             signal_hook::flag::register(signal, Arc::clone(flag))?;
             signal_hook::low_level::pipe::register(signal, notify.try_clone()?)?;
         }

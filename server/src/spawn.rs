@@ -37,7 +37,8 @@ pub fn spawn_child(binary: &Path, args: &[OsString]) -> io::Result<Spawned> {
         command.pre_exec(move || {
             if their_fd == CHILD_CHANNEL_FD {
                 let flags = libc::fcntl(their_fd, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(their_fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                if flags < 0 || libc::fcntl(their_fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0
+                {
                     return Err(io::Error::last_os_error());
                 }
             } else if libc::dup2(their_fd, CHILD_CHANNEL_FD) < 0 {

@@ -35,7 +35,10 @@ impl Clock {
     pub fn tick(&mut self) {
         self.now = Instant::now();
         let wall = SystemTime::now();
-        let second = wall.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let second = wall
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         if second != self.second {
             self.second = second;
             self.http_date = httpdate::fmt_http_date(wall);

@@ -77,9 +77,10 @@ pub fn not_modified(
 ) -> bool {
     if let Some(list) = if_none_match {
         let ours = etag.trim_start_matches("W/");
-        return list.split(',').map(str::trim).any(|tag| {
-            tag == "*" || tag.trim_start_matches("W/") == ours
-        });
+        return list
+            .split(',')
+            .map(str::trim)
+            .any(|tag| tag == "*" || tag.trim_start_matches("W/") == ours);
     }
     let Some(since) = if_modified_since.and_then(|s| httpdate::parse_http_date(s.trim()).ok())
     else {
@@ -99,11 +100,26 @@ mod tests {
     fn ranges() {
         use RangeOutcome::*;
         assert_eq!(evaluate_range(None, 10), Full);
-        assert_eq!(evaluate_range(Some("bytes=0-4"), 10), Partial { start: 0, end: 4 });
-        assert_eq!(evaluate_range(Some("bytes=5-"), 10), Partial { start: 5, end: 9 });
-        assert_eq!(evaluate_range(Some("bytes=-3"), 10), Partial { start: 7, end: 9 });
-        assert_eq!(evaluate_range(Some("bytes=-30"), 10), Partial { start: 0, end: 9 });
-        assert_eq!(evaluate_range(Some("bytes=2-100"), 10), Partial { start: 2, end: 9 });
+        assert_eq!(
+            evaluate_range(Some("bytes=0-4"), 10),
+            Partial { start: 0, end: 4 }
+        );
+        assert_eq!(
+            evaluate_range(Some("bytes=5-"), 10),
+            Partial { start: 5, end: 9 }
+        );
+        assert_eq!(
+            evaluate_range(Some("bytes=-3"), 10),
+            Partial { start: 7, end: 9 }
+        );
+        assert_eq!(
+            evaluate_range(Some("bytes=-30"), 10),
+            Partial { start: 0, end: 9 }
+        );
+        assert_eq!(
+            evaluate_range(Some("bytes=2-100"), 10),
+            Partial { start: 2, end: 9 }
+        );
         assert_eq!(evaluate_range(Some("bytes=10-"), 10), Unsatisfiable);
         assert_eq!(evaluate_range(Some("bytes=-0"), 10), Unsatisfiable);
         assert_eq!(evaluate_range(Some("bytes=0-0"), 0), Unsatisfiable);
@@ -119,9 +135,24 @@ mod tests {
         assert!(not_modified(Some("\"5f-10\""), None, etag, 100));
         assert!(not_modified(Some("\"a\", W/\"5f-10\""), None, etag, 100));
         assert!(not_modified(Some("*"), None, etag, 100));
-        assert!(!not_modified(Some("\"other\""), Some("Thu, 01 Jan 2099 00:00:00 GMT"), etag, 100));
-        assert!(not_modified(None, Some("Thu, 01 Jan 1970 00:01:40 GMT"), etag, 100));
-        assert!(!not_modified(None, Some("Thu, 01 Jan 1970 00:01:39 GMT"), etag, 100));
+        assert!(!not_modified(
+            Some("\"other\""),
+            Some("Thu, 01 Jan 2099 00:00:00 GMT"),
+            etag,
+            100
+        ));
+        assert!(not_modified(
+            None,
+            Some("Thu, 01 Jan 1970 00:01:40 GMT"),
+            etag,
+            100
+        ));
+        assert!(!not_modified(
+            None,
+            Some("Thu, 01 Jan 1970 00:01:39 GMT"),
+            etag,
+            100
+        ));
         assert!(!not_modified(None, Some("garbage"), etag, 100));
         assert!(!not_modified(None, None, etag, 100));
     }

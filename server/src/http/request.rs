@@ -336,39 +336,68 @@ mod tests {
 
     #[test]
     fn partial_heads_wait() {
-        assert_eq!(parse(b"GET / HTTP/1.1\r\nHost: h\r\n", false), Parsed::Partial);
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nHost: h\r\n", false),
+            Parsed::Partial
+        );
         assert_eq!(parse(b"", false), Parsed::Partial);
     }
 
     #[test]
     fn refusals() {
         assert_eq!(status("GET / HTTP/1.1\r\n\r\n"), (400, false));
-        assert_eq!(status("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), (400, false));
-        assert_eq!(status("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"), (405, true));
-        assert_eq!(status("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"), (405, false));
+        assert_eq!(
+            status("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            (400, false)
+        );
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"),
+            (405, true)
+        );
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            (405, false)
+        );
         assert_eq!(status("FROB / HTTP/1.1\r\nHost: h\r\n\r\n"), (501, false));
         assert_eq!(status("GET / HTTP/2.0\r\nHost: h\r\n\r\n"), (505, false));
         assert_eq!(status("GET / FOO/1.1\r\nHost: h\r\n\r\n"), (400, false));
-        assert_eq!(status("GET /../x HTTP/1.1\r\nHost: h\r\n\r\n"), (400, false));
+        assert_eq!(
+            status("GET /../x HTTP/1.1\r\nHost: h\r\n\r\n"),
+            (400, false)
+        );
         assert_eq!(status("GET /.env HTTP/1.1\r\nHost: h\r\n\r\n"), (403, true));
         assert_eq!(status("GET /%00 HTTP/1.1\r\nHost: h\r\n\r\n"), (400, false));
         assert_eq!(
             status("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"),
             (400, false)
         );
-        assert_eq!(status("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: x\r\n\r\n"), (400, false));
+        assert_eq!(
+            status("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: x\r\n\r\n"),
+            (400, false)
+        );
         assert_eq!(status("garbage\r\n\r\n"), (400, false));
     }
 
     #[test]
     fn size_limits() {
-        let long = format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "a".repeat(MAX_TARGET + 1));
+        let long = format!(
+            "GET /{} HTTP/1.1\r\nHost: h\r\n\r\n",
+            "a".repeat(MAX_TARGET + 1)
+        );
         assert_eq!(status(&long), (414, false));
         let unfinished = format!("GET /{}", "a".repeat(MAX_TARGET + 100));
         assert_eq!(status(&unfinished), (414, false));
-        let big = format!("GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n", "a".repeat(MAX_HEAD));
+        let big = format!(
+            "GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n",
+            "a".repeat(MAX_HEAD)
+        );
         assert_eq!(status(&big), (431, false));
-        let many: String = (0..MAX_HEADERS + 1).map(|i| format!("X-{i}: v\r\n")).collect();
-        assert_eq!(status(&format!("GET / HTTP/1.1\r\nHost: h\r\n{many}\r\n")), (431, false));
+        let many: String = (0..MAX_HEADERS + 1)
+            .map(|i| format!("X-{i}: v\r\n"))
+            .collect();
+        assert_eq!(
+            status(&format!("GET / HTTP/1.1\r\nHost: h\r\n{many}\r\n")),
+            (431, false)
+        );
     }
 }

@@ -20,7 +20,8 @@ pub struct FileHeaders {
 impl FileHeaders {
     pub fn new(content_type: &str, meta: &FileMeta) -> FileHeaders {
         let etag = format!("\"{:x}-{:x}\"", meta.mtime_secs, meta.size);
-        let modified = UNIX_EPOCH + Duration::from_secs(u64::try_from(meta.mtime_secs).unwrap_or(0));
+        let modified =
+            UNIX_EPOCH + Duration::from_secs(u64::try_from(meta.mtime_secs).unwrap_or(0));
         let lines = format!(
             "Content-Type: {content_type}\r\nLast-Modified: {}\r\nETag: {etag}\r\nAccept-Ranges: bytes\r\n",
             httpdate::fmt_http_date(modified)
@@ -98,7 +99,15 @@ pub fn error_page(status: Status) -> String {
 /// A bare 503 sent to a connection refused at accept time.
 pub fn overloaded(date: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
-    error(&mut out, Status::SERVICE_UNAVAILABLE, date, false, false, false, "Retry-After: 1\r\n");
+    error(
+        &mut out,
+        Status::SERVICE_UNAVAILABLE,
+        date,
+        false,
+        false,
+        false,
+        "Retry-After: 1\r\n",
+    );
     out
 }
 
