@@ -13,7 +13,7 @@ use crate::event::Backend;
 /// of the Flash web server (AMPED). One process serves every client; disk
 /// lookups run in separate helper processes.
 #[derive(Parser, Debug)]
-#[command(name = "server", version, about, long_about = None)]
+#[command(name = "server", version)]
 pub struct Args {
     /// Address and port to listen on. Port 0 picks a free port; the real
     /// one is printed on stdout as `listening on http://ADDR:PORT/`.
