@@ -37,8 +37,10 @@ pub struct Received<M> {
 /// Buffers bytes and descriptors from one socket and cuts them into frames.
 #[derive(Debug, Default)]
 pub struct FrameReader {
+    /// Always initialised to its full length; data lives in `start..end`.
     buf: Vec<u8>,
     start: usize,
+    end: usize,
     fds: VecDeque<OwnedFd>,
 }
 
@@ -49,7 +51,27 @@ impl FrameReader {
 
     /// Bytes received but not yet returned as a message.
     pub fn pending(&self) -> usize {
-        self.buf.len() - self.start
+        self.end - self.start
+    }
+
+    /// Ensures at least `READ_CHUNK` free bytes after `end`, moving the
+    /// pending bytes to the front or growing the buffer as needed.
+    fn make_room(&mut self) {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        if self.buf.len() - self.end >= READ_CHUNK {
+            return;
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() - self.end < READ_CHUNK {
+            self.buf.resize(self.end + READ_CHUNK, 0);
+        }
     }
 
     /// Reads once from `sock` (with `recvmsg`, so descriptors are kept).
@@ -58,28 +80,15 @@ impl FrameReader {
         sock: BorrowedFd<'_>,
         nonblocking: bool,
     ) -> Result<ReadStatus, Error> {
-        if self.start > 0 && self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-        } else if self.start > self.buf.len() / 2 {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
-        let filled = self.buf.len();
-        self.buf.resize(filled + READ_CHUNK, 0);
+        self.make_room();
         let mut received = Vec::new();
-        let result = recv_with_fds(sock, &mut self.buf[filled..], &mut received, nonblocking);
+        let result = recv_with_fds(sock, &mut self.buf[self.end..], &mut received, nonblocking);
         let n = match result {
             Ok(n) => n,
-            Err(e) => {
-                self.buf.truncate(filled);
-                if e.is_would_block() {
-                    return Ok(ReadStatus::WouldBlock);
-                }
-                return Err(e);
-            }
+            Err(e) if e.is_would_block() => return Ok(ReadStatus::WouldBlock),
+            Err(e) => return Err(e),
         };
-        self.buf.truncate(filled + n);
+        self.end += n;
         self.fds.extend(received);
         if self.fds.len() > MAX_QUEUED_FDS {
             self.fds.clear();
@@ -94,7 +103,7 @@ impl FrameReader {
 
     /// Takes the next whole message out of the buffer, if there is one.
     pub fn next_message<M: Message>(&mut self) -> Result<Option<Received<M>>, Error> {
-        let available = &self.buf[self.start..];
+        let available = &self.buf[self.start..self.end];
         if available.len() < HEADER_LEN {
             return Ok(None);
         }

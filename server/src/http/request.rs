@@ -62,6 +62,8 @@ pub struct Request {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     pub status: Status,
+    /// The request was HTTP/1.0 (a kept connection must say so).
+    pub http10: bool,
     /// Whether the connection may stay open after the error response.
     pub keep_alive: bool,
     /// Bytes of the head (0 when the head could not be delimited).
@@ -82,6 +84,7 @@ pub enum Parsed {
 fn reject(status: Status, log: Option<LogFields>) -> Parsed {
     Parsed::Rejected(Rejection {
         status,
+        http10: false,
         keep_alive: false,
         head_len: 0,
         body: Framing::None,
@@ -144,6 +147,7 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
     let refuse = |status: Status, keep_alive: bool| {
         Parsed::Rejected(Rejection {
             status,
+            http10,
             keep_alive,
             head_len,
             body: fields.framing,
