@@ -335,7 +335,7 @@ impl HelperPool {
                     completions.push(Completion {
                         key,
                         outcome: reply.outcome,
-                        fd: received.fd,
+                        fd: received.fds.into_iter().next(),
                         waiters: pending.waiters,
                     });
                 }

@@ -283,20 +283,41 @@ impl Server {
     /// Handles whatever the connection can do now: answer buffered
     /// requests in order, write, and pick what to wait for next.
     fn advance(&mut self, idx: usize) {
+        // Answering stops while too much output is queued; once a flush
+        // empties the queue, the requests still buffered are taken up.
+        while self.answer_buffered(idx) {
+            self.flush(idx);
+            let drained = self
+                .conns
+                .get(idx)
+                .and_then(Option::as_ref)
+                .is_some_and(|c| c.output.is_empty() && matches!(c.phase, Phase::Reading));
+            if !drained {
+                return;
+            }
+        }
+        self.flush(idx);
+    }
+
+    /// Answers the requests buffered on a connection, in order. Returns
+    /// true when it stopped only because too much output is queued.
+    fn answer_buffered(&mut self, idx: usize) -> bool {
         loop {
             let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
-                return;
+                return false;
             };
             if !matches!(conn.phase, Phase::Reading) {
-                break;
+                return false;
             }
             conn.discard_buffered_body();
-            if conn.discard > 0 || conn.input.is_empty() || conn.output.queued() > OUTPUT_HIGH_WATER
-            {
-                break;
+            if conn.discard > 0 || conn.input.is_empty() {
+                return false;
+            }
+            if conn.output.queued() > OUTPUT_HIGH_WATER {
+                return true;
             }
             match parse(&conn.input, self.log.enabled()) {
-                Parsed::Partial => break,
+                Parsed::Partial => return false,
                 Parsed::Rejected(rejection) => {
                     let consumed = if rejection.head_len == 0 {
                         conn.input.len()
@@ -319,7 +340,6 @@ impl Server {
                 }
             }
         }
-        self.flush(idx);
     }
 
     /// Answers a request from the cache, or sends it to a helper.
