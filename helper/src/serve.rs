@@ -71,7 +71,7 @@ fn handshake(channel: &mut Channel) -> Result<bool, Error> {
             hello.role
         )));
     }
-    channel.send(&FromHelper::Hello(Hello::new(Role::Helper)), None)?;
+    channel.send(&FromHelper::Hello(Hello::new(Role::Helper)), &[])?;
     Ok(true)
 }
 
@@ -91,7 +91,8 @@ fn answer(
         id: request.id,
         outcome: resolution.outcome,
     });
-    match channel.send(&reply, resolution.fd.as_ref().map(|fd| fd.as_fd())) {
+    let fd = resolution.fd.as_ref().map(|fd| fd.as_fd());
+    match channel.send(&reply, fd.as_slice()) {
         Ok(()) => Ok(()),
         // Nothing was written: tell the server instead of dying.
         Err(e @ (Error::Encode(_) | Error::FrameTooLarge(_))) => {
@@ -101,7 +102,7 @@ fn answer(
                     reason: format!("reply could not be encoded: {e}"),
                 },
             });
-            channel.send(&failed, None)
+            channel.send(&failed, &[])
         }
         Err(e) => Err(e),
     }

@@ -123,13 +123,13 @@ fn stderr_of(child: &mut Child) -> String {
 
 fn handshake(channel: &mut Channel) -> Hello {
     channel
-        .send(&ToHelper::Hello(Hello::new(Role::Server)), None)
+        .send(&ToHelper::Hello(Hello::new(Role::Server)), &[])
         .expect("send hello");
     match channel.recv::<FromHelper>().expect("recv hello") {
         Some(Received {
             message: FromHelper::Hello(hello),
-            fd: None,
-        }) => hello,
+            fds,
+        }) if fds.is_empty() => hello,
         other => panic!("expected the helper's hello, got {other:?}"),
     }
 }
@@ -140,7 +140,7 @@ fn lookup(channel: &mut Channel, id: u64, path: &str) -> Received<FromHelper> {
         path: path.to_string(),
         known: None,
     });
-    channel.send(&request, None).expect("send lookup");
+    channel.send(&request, &[]).expect("send lookup");
     let received = channel
         .recv::<FromHelper>()
         .expect("recv reply")
@@ -169,7 +169,7 @@ fn serves_lookups_and_exits_cleanly_on_eof() {
     assert_eq!(hello.pid, child.id());
 
     let small = lookup(&mut channel, 1, "small.txt");
-    assert!(small.fd.is_none());
+    assert!(small.fds.is_empty());
     match outcome(&small) {
         Outcome::File {
             meta,
@@ -193,7 +193,7 @@ fn serves_lookups_and_exits_cleanly_on_eof() {
         unreachable!()
     };
     let mut bytes = Vec::new();
-    File::from(big.fd.expect("a descriptor"))
+    File::from(big.fds.into_iter().next().expect("a descriptor"))
         .read_to_end(&mut bytes)
         .expect("read passed descriptor");
     assert_eq!(bytes, big_content());
@@ -204,10 +204,10 @@ fn serves_lookups_and_exits_cleanly_on_eof() {
         path: "big.bin".into(),
         known: Some(meta),
     });
-    channel.send(&request, None).expect("send");
+    channel.send(&request, &[]).expect("send");
     let unchanged = channel.recv::<FromHelper>().expect("recv").expect("reply");
     assert_eq!(outcome(&unchanged), &Outcome::Unchanged);
-    assert!(unchanged.fd.is_none());
+    assert!(unchanged.fds.is_empty());
 
     assert!(matches!(
         outcome(&lookup(&mut channel, 4, "")),
@@ -275,7 +275,7 @@ fn a_version_mismatch_is_a_protocol_error() {
     let (mut child, mut channel) = spawn_helper(&root.0, &[], false);
     let mut hello = Hello::new(Role::Server);
     hello.version = PROTOCOL_VERSION + 1;
-    channel.send(&ToHelper::Hello(hello), None).expect("send");
+    channel.send(&ToHelper::Hello(hello), &[]).expect("send");
     expect_protocol_error(&mut child);
     // The helper said nothing before leaving.
     assert!(matches!(channel.recv::<FromHelper>(), Ok(None) | Err(_)));
@@ -290,7 +290,7 @@ fn a_lookup_before_hello_is_a_protocol_error() {
         path: "small.txt".into(),
         known: None,
     });
-    channel.send(&request, None).expect("send");
+    channel.send(&request, &[]).expect("send");
     expect_protocol_error(&mut child);
 }
 

@@ -28,23 +28,20 @@ impl Channel {
         Self::new(UnixStream::from(fd))
     }
 
-    /// Sends one message, attaching `fd` to its first bytes. The message
-    /// must claim exactly as many descriptors as are given.
-    pub fn send<M: Message>(
-        &mut self,
-        message: &M,
-        fd: Option<BorrowedFd<'_>>,
-    ) -> Result<(), Error> {
+    /// Sends one message, attaching `fds` (in this order) to its first
+    /// bytes. The message must claim exactly as many descriptors as are
+    /// given; nothing is written otherwise. The caller keeps its copies
+    /// and may close them as soon as this returns.
+    pub fn send<M: Message>(&mut self, message: &M, fds: &[BorrowedFd<'_>]) -> Result<(), Error> {
         let claimed = message.descriptor_count();
-        let given = usize::from(fd.is_some());
+        let given = fds.len();
         if claimed != given {
             return Err(Error::Encode(format!(
                 "message claims {claimed} descriptors but {given} given"
             )));
         }
         let frame = encode_frame(message)?;
-        let fds: Vec<BorrowedFd<'_>> = fd.into_iter().collect();
-        let mut sent = send_with_fds(self.sock.as_fd(), &frame, &fds, false)?;
+        let mut sent = send_with_fds(self.sock.as_fd(), &frame, fds, false)?;
         while sent < frame.len() {
             sent += send_with_fds(self.sock.as_fd(), &frame[sent..], &[], false)?;
         }

@@ -7,6 +7,7 @@
 //! as `SCM_RIGHTS` ancillary data.
 //!
 //! - [`messages`]: the message types and the version handshake.
+//! - [`cgi`]: the messages between the server and the CGI runner.
 //! - [`frame`]: encoding and decoding one frame (the codec lives here only).
 //! - [`fdpass`]: `sendmsg`/`recvmsg` with descriptors attached.
 //! - [`reader`]: an incremental, non-blocking frame reader for event loops.
@@ -14,6 +15,7 @@
 //!
 //! Malformed input is always an [`Error`], never a panic.
 
+pub mod cgi;
 pub mod channel;
 pub mod error;
 pub mod fdpass;
@@ -22,6 +24,7 @@ pub mod messages;
 pub mod reader;
 pub mod writer;
 
+pub use cgi::*;
 pub use channel::Channel;
 pub use error::Error;
 pub use frame::{decode_body, encode_frame, MAX_FRAME_LEN};

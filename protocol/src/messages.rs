@@ -35,9 +35,17 @@ impl Hello {
     }
 }
 
+/// The most descriptors one message may carry. A decoded message that
+/// claims more is a protocol error.
+pub const MAX_DESCRIPTORS_PER_MESSAGE: usize = 2;
+
 /// A message type that knows how many descriptors travel with it.
 pub trait Message: Serialize + DeserializeOwned {
-    /// Number of descriptors attached to this message's frame (0 or 1).
+    /// Number of descriptors attached to this message's frame, from 0 to
+    /// [`MAX_DESCRIPTORS_PER_MESSAGE`]. They travel in one `SCM_RIGHTS`
+    /// block with the frame's first bytes and arrive, in the order they
+    /// were given to [`Channel::send`](crate::Channel::send), in
+    /// [`Received::fds`](crate::Received::fds).
     fn descriptor_count(&self) -> usize {
         0
     }

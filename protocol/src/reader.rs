@@ -7,7 +7,7 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 
 use crate::fdpass::recv_with_fds;
 use crate::frame::{body_len, decode_body, HEADER_LEN};
-use crate::{Error, Message};
+use crate::{Error, Message, MAX_DESCRIPTORS_PER_MESSAGE};
 
 /// How much room one read asks for.
 const READ_CHUNK: usize = 64 * 1024;
@@ -27,11 +27,13 @@ pub enum ReadStatus {
     Closed,
 }
 
-/// One decoded message with the descriptor its frame carried, if any.
+/// One decoded message with the descriptors its frame carried, in the
+/// order the sender attached them (exactly
+/// [`Message::descriptor_count`] of them; empty for most messages).
 #[derive(Debug)]
 pub struct Received<M> {
     pub message: M,
-    pub fd: Option<OwnedFd>,
+    pub fds: Vec<OwnedFd>,
 }
 
 /// Buffers bytes and descriptors from one socket and cuts them into frames.
@@ -122,12 +124,18 @@ impl FrameReader {
                 return Err(e);
             }
         };
-        let fd = match message.descriptor_count() {
-            0 => None,
-            1 => Some(self.fds.pop_front().ok_or(Error::MissingDescriptor)?),
-            _ => return Err(Error::Decode("more than one descriptor per message".into())),
-        };
-        Ok(Some(Received { message, fd }))
+        let count = message.descriptor_count();
+        if count > MAX_DESCRIPTORS_PER_MESSAGE {
+            self.fds.clear();
+            return Err(Error::Decode(format!(
+                "message claims {count} descriptors, more than the {MAX_DESCRIPTORS_PER_MESSAGE} allowed"
+            )));
+        }
+        if self.fds.len() < count {
+            return Err(Error::MissingDescriptor);
+        }
+        let fds = self.fds.drain(..count).collect();
+        Ok(Some(Received { message, fds }))
     }
 
     /// Checks what is left once the peer has closed: half a frame or an

@@ -5,7 +5,7 @@
 mod common;
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use common::{content, descriptor_reply, pair, TempFile};
 use protocol::fdpass::send_with_fds;
 use protocol::{
-    encode_frame, Body, Channel, Error, FrameReader, FromHelper, Hello, LookupReply, Outcome,
-    ReadStatus, Received, Role, ToHelper,
+    encode_frame, Body, Channel, Error, FrameReader, FromHelper, FromRunner, Hello, LookupReply,
+    Message, Outcome, ReadStatus, Received, Role, ToHelper, STARTED_STDIN, STARTED_STDOUT,
 };
 
 fn read_all(fd: OwnedFd) -> Vec<u8> {
@@ -44,12 +44,12 @@ fn a_descriptor_arrives_through_the_blocking_channel() {
     let mut tx = Channel::new(a);
     let mut rx = Channel::new(b);
     let message = descriptor_reply(9, bytes.len() as u64);
-    tx.send(&message, Some(file.as_fd())).expect("send");
+    tx.send(&message, &[file.as_fd()]).expect("send");
     // Our copy can go: the receiver has its own.
     drop(file);
     let received = rx.recv::<FromHelper>().expect("recv").expect("a message");
     assert_eq!(received.message, message);
-    let fd = received.fd.expect("a descriptor");
+    let fd = received.fds.into_iter().next().expect("a descriptor");
     assert!(
         is_cloexec(fd.as_fd()),
         "received descriptors are close-on-exec"
@@ -70,22 +70,28 @@ fn descriptors_interleaved_with_plain_messages_stay_with_their_frames() {
     });
     tx.send(
         &descriptor_reply(1, 10),
-        Some(File::open(&first.0).expect("open").as_fd()),
+        &[File::open(&first.0).expect("open").as_fd()],
     )
     .expect("send");
-    tx.send(&plain, None).expect("send");
+    tx.send(&plain, &[]).expect("send");
     tx.send(
         &descriptor_reply(3, 11),
-        Some(File::open(&second.0).expect("open").as_fd()),
+        &[File::open(&second.0).expect("open").as_fd()],
     )
     .expect("send");
     let one = rx.recv::<FromHelper>().expect("recv").expect("msg");
     let two = rx.recv::<FromHelper>().expect("recv").expect("msg");
     let three = rx.recv::<FromHelper>().expect("recv").expect("msg");
-    assert_eq!(read_all(one.fd.expect("fd")), b"first file");
+    assert_eq!(
+        read_all(one.fds.into_iter().next().expect("fd")),
+        b"first file"
+    );
     assert_eq!(two.message, plain);
-    assert!(two.fd.is_none());
-    assert_eq!(read_all(three.fd.expect("fd")), b"second file");
+    assert!(two.fds.is_empty());
+    assert_eq!(
+        read_all(three.fds.into_iter().next().expect("fd")),
+        b"second file"
+    );
 }
 
 #[test]
@@ -106,7 +112,7 @@ fn a_descriptor_arrives_through_the_nonblocking_reader() {
 
     let mut tx = Channel::new(a);
     let message = descriptor_reply(77, bytes.len() as u64);
-    tx.send(&message, Some(File::open(&temp.0).expect("open").as_fd()))
+    tx.send(&message, &[File::open(&temp.0).expect("open").as_fd()])
         .expect("send");
 
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -121,7 +127,10 @@ fn a_descriptor_arrives_through_the_nonblocking_reader() {
         assert!(Instant::now() < deadline, "message never arrived");
     };
     assert_eq!(received.message, message);
-    assert_eq!(read_all(received.fd.expect("a descriptor")), bytes);
+    assert_eq!(
+        read_all(received.fds.into_iter().next().expect("a descriptor")),
+        bytes
+    );
     assert_eq!(
         reader.read_from(b.as_fd(), true).expect("read"),
         ReadStatus::WouldBlock
@@ -155,12 +164,12 @@ fn child_role_sends_a_descriptor() {
     };
     hello.check_version().expect("same version");
     channel
-        .send(&FromHelper::Hello(Hello::new(Role::Helper)), None)
+        .send(&FromHelper::Hello(Hello::new(Role::Helper)), &[])
         .expect("send");
     let file = File::open(&path).expect("open");
     let size = file.metadata().expect("stat").len();
     channel
-        .send(&descriptor_reply(5, size), Some(file.as_fd()))
+        .send(&descriptor_reply(5, size), &[file.as_fd()])
         .expect("send");
     // Wait for the parent to close, so the descriptor is in flight while
     // our copy is already gone.
@@ -204,7 +213,7 @@ fn a_descriptor_arrives_from_a_child_process() {
 
     let mut channel = Channel::new(ours);
     channel
-        .send(&ToHelper::Hello(Hello::new(Role::Server)), None)
+        .send(&ToHelper::Hello(Hello::new(Role::Server)), &[])
         .expect("send");
     let Some(Received {
         message: FromHelper::Hello(hello),
@@ -219,7 +228,7 @@ fn a_descriptor_arrives_from_a_child_process() {
         .expect("recv")
         .expect("a message");
     assert_eq!(received.message, descriptor_reply(5, bytes.len() as u64));
-    let fd = received.fd.expect("a descriptor");
+    let fd = received.fds.into_iter().next().expect("a descriptor");
     drop(channel);
     assert!(child.wait().expect("wait").success(), "child role failed");
     // The child is gone; the descriptor still reads the file.
@@ -311,17 +320,17 @@ fn channel_send_refuses_a_descriptor_count_that_does_not_match() {
     let mut tx = Channel::new(a);
     // Claims one, none given.
     assert!(matches!(
-        tx.send(&descriptor_reply(1, 1), None),
+        tx.send(&descriptor_reply(1, 1), &[]),
         Err(Error::Encode(_))
     ));
     // Claims none, one given.
     let plain = FromHelper::Hello(Hello::new(Role::Helper));
     assert!(matches!(
-        tx.send(&plain, Some(file.as_fd())),
+        tx.send(&plain, &[file.as_fd()]),
         Err(Error::Encode(_))
     ));
     // Nothing was written: the next message is the first the peer sees.
-    tx.send(&plain, None).expect("send");
+    tx.send(&plain, &[]).expect("send");
     let mut rx = Channel::new(b);
     assert_eq!(
         rx.recv::<FromHelper>().expect("recv").expect("msg").message,
@@ -340,9 +349,215 @@ fn an_inline_body_travels_without_a_descriptor() {
             body: Body::Inline(b"abc".to_vec()),
         },
     });
-    tx.send(&message, None).expect("send");
+    tx.send(&message, &[]).expect("send");
     let mut rx = Channel::new(b);
     let received = rx.recv::<FromHelper>().expect("recv").expect("msg");
     assert_eq!(received.message, message);
-    assert!(received.fd.is_none());
+    assert!(received.fds.is_empty());
+}
+
+/// Two pipes standing in for a started script's stdin and stdout: the
+/// ends the runner passes (stdin's write end, stdout's read end) and the
+/// ends the "script" keeps.
+struct ScriptPipes {
+    stdin_write: OwnedFd,
+    stdin_read: OwnedFd,
+    stdout_write: OwnedFd,
+    stdout_read: OwnedFd,
+}
+
+impl ScriptPipes {
+    fn new() -> ScriptPipes {
+        let (stdin_read, stdin_write) = nix::unistd::pipe().expect("pipe");
+        let (stdout_read, stdout_write) = nix::unistd::pipe().expect("pipe");
+        ScriptPipes {
+            stdin_write,
+            stdin_read,
+            stdout_write,
+            stdout_read,
+        }
+    }
+
+    /// The two ends a `Started` carries, in protocol order.
+    fn passed(&self) -> [BorrowedFd<'_>; 2] {
+        [self.stdin_write.as_fd(), self.stdout_read.as_fd()]
+    }
+}
+
+/// Checks that `fds` are a working [stdin write end, stdout read end]
+/// pair for `pipes`: bytes written to the first come out of the script's
+/// stdin, bytes the script writes to its stdout come out of the second.
+fn assert_script_ends(fds: Vec<OwnedFd>, pipes: ScriptPipes, tag: &str) {
+    assert_eq!(fds.len(), 2, "{tag}: two descriptors");
+    for fd in &fds {
+        assert!(is_cloexec(fd.as_fd()), "{tag}: received close-on-exec");
+    }
+    let mut fds = fds.into_iter();
+    let (Some(stdin), Some(stdout)) = (fds.next(), fds.next()) else {
+        panic!("{tag}: two descriptors")
+    };
+    let ScriptPipes {
+        stdin_write,
+        stdin_read,
+        stdout_write,
+        stdout_read,
+    } = pipes;
+    // Our copies of the passed ends go, as the runner's do: the received
+    // descriptors alone keep the pipes open.
+    drop(stdin_write);
+    drop(stdout_read);
+
+    let mut stdin = File::from(stdin);
+    stdin
+        .write_all(format!("request body {tag}").as_bytes())
+        .expect("write to the passed stdin end");
+    drop(stdin);
+    let mut got = String::new();
+    File::from(stdin_read)
+        .read_to_string(&mut got)
+        .expect("read the script's stdin");
+    assert_eq!(got, format!("request body {tag}"));
+
+    let mut script_out = File::from(stdout_write);
+    script_out
+        .write_all(format!("Content-Type: text/plain\r\n\r\n{tag}").as_bytes())
+        .expect("write the script's stdout");
+    drop(script_out);
+    let mut got = String::new();
+    File::from(stdout)
+        .read_to_string(&mut got)
+        .expect("read from the passed stdout end");
+    assert_eq!(got, format!("Content-Type: text/plain\r\n\r\n{tag}"));
+}
+
+#[test]
+fn two_descriptors_arrive_in_order_through_the_blocking_channel() {
+    let (a, b) = pair();
+    let mut tx = Channel::new(a);
+    let mut rx = Channel::new(b);
+    let pipes = ScriptPipes::new();
+    let started = FromRunner::Started { id: 7, pid: 1234 };
+    tx.send(&started, &pipes.passed()).expect("send");
+    let received = rx.recv::<FromRunner>().expect("recv").expect("a message");
+    assert_eq!(received.message, started);
+    assert_eq!(STARTED_STDIN, 0);
+    assert_eq!(STARTED_STDOUT, 1);
+    assert_script_ends(received.fds, pipes, "blocking");
+}
+
+#[test]
+fn two_descriptor_messages_interleaved_with_others_keep_their_own() {
+    let (a, b) = pair();
+    let mut tx = Channel::new(a);
+    let mut rx = Channel::new(b);
+    let first = ScriptPipes::new();
+    let second = ScriptPipes::new();
+    let temp = TempFile::new("interleaved-cgi", b"helper file");
+    let exited = FromRunner::Exited {
+        id: 1,
+        exit: protocol::ExitInfo::Code(0),
+        timed_out: false,
+    };
+    tx.send(&FromRunner::Started { id: 1, pid: 10 }, &first.passed())
+        .expect("send");
+    tx.send(&exited, &[]).expect("send");
+    tx.send(
+        &descriptor_reply(9, 11),
+        &[File::open(&temp.0).expect("open").as_fd()],
+    )
+    .expect("send");
+    tx.send(&FromRunner::Started { id: 2, pid: 20 }, &second.passed())
+        .expect("send");
+
+    let one = rx.recv::<FromRunner>().expect("recv").expect("msg");
+    let two = rx.recv::<FromRunner>().expect("recv").expect("msg");
+    let three = rx.recv::<FromHelper>().expect("recv").expect("msg");
+    let four = rx.recv::<FromRunner>().expect("recv").expect("msg");
+    assert_eq!(one.message, FromRunner::Started { id: 1, pid: 10 });
+    assert_eq!(two.message, exited);
+    assert!(two.fds.is_empty());
+    assert_eq!(three.fds.len(), 1);
+    assert_eq!(
+        read_all(three.fds.into_iter().next().expect("fd")),
+        b"helper file"
+    );
+    assert_eq!(four.message, FromRunner::Started { id: 2, pid: 20 });
+    assert_script_ends(one.fds, first, "first");
+    assert_script_ends(four.fds, second, "second");
+}
+
+#[test]
+fn two_descriptors_arrive_through_the_nonblocking_reader() {
+    let (a, b) = pair();
+    b.set_nonblocking(true).expect("nonblocking");
+    let mut tx = Channel::new(a);
+    let pipes = ScriptPipes::new();
+    let started = FromRunner::Started { id: 3, pid: 99 };
+    tx.send(&started, &pipes.passed()).expect("send");
+    let mut reader = FrameReader::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let received = loop {
+        if let Some(received) = reader.next_message::<FromRunner>().expect("decode") {
+            break received;
+        }
+        match reader.read_from(b.as_fd(), true).expect("read") {
+            ReadStatus::Closed => panic!("closed before the message"),
+            ReadStatus::WouldBlock | ReadStatus::Data(_) => {}
+        }
+        assert!(Instant::now() < deadline, "message never arrived");
+    };
+    assert_eq!(received.message, started);
+    assert_script_ends(received.fds, pipes, "nonblocking");
+}
+
+#[test]
+fn a_started_without_both_descriptors_is_refused_or_missing() {
+    let pipes = ScriptPipes::new();
+    let (a, b) = pair();
+    let mut tx = Channel::new(a);
+    let started = FromRunner::Started { id: 1, pid: 1 };
+    // The channel refuses a count that does not match, writing nothing.
+    for fds in [&[][..], &pipes.passed()[..1]] {
+        assert!(matches!(tx.send(&started, fds), Err(Error::Encode(_))));
+    }
+    let three = [
+        pipes.stdin_write.as_fd(),
+        pipes.stdout_read.as_fd(),
+        pipes.stdin_read.as_fd(),
+    ];
+    assert!(matches!(tx.send(&started, &three), Err(Error::Encode(_))));
+    // A peer that attaches only one is caught by the reader.
+    let frame = encode_frame(&started).expect("encode");
+    let sent =
+        send_with_fds(tx.socket().as_fd(), &frame, &pipes.passed()[..1], false).expect("send");
+    assert_eq!(sent, frame.len());
+    drop(tx);
+    let mut rx = Channel::new(b);
+    assert!(matches!(
+        rx.recv::<FromRunner>(),
+        Err(Error::MissingDescriptor)
+    ));
+}
+
+/// A message type that claims more descriptors than any message may.
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
+struct Greedy(u8);
+
+impl Message for Greedy {
+    fn descriptor_count(&self) -> usize {
+        protocol::MAX_DESCRIPTORS_PER_MESSAGE + 1
+    }
+}
+
+#[test]
+fn a_message_claiming_too_many_descriptors_is_a_decode_error() {
+    let temp = TempFile::new("greedy", b"x");
+    let files: Vec<File> = (0..3).map(|_| File::open(&temp.0).expect("open")).collect();
+    let fds: Vec<BorrowedFd<'_>> = files.iter().map(|f| f.as_fd()).collect();
+    let (a, b) = pair();
+    let frame = encode_frame(&Greedy(1)).expect("encode");
+    send_with_fds(a.as_fd(), &frame, &fds, false).expect("send");
+    drop(a);
+    let mut rx = Channel::new(b);
+    assert!(matches!(rx.recv::<Greedy>(), Err(Error::Decode(_))));
 }

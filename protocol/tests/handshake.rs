@@ -40,19 +40,20 @@ fn a_handshake_over_a_real_socket() {
 
     // A good handshake.
     server
-        .send(&ToHelper::Hello(Hello::new(Role::Server)), None)
+        .send(&ToHelper::Hello(Hello::new(Role::Server)), &[])
         .expect("send");
     let Some(Received {
         message: ToHelper::Hello(hello),
-        fd: None,
+        fds,
     }) = child.recv::<ToHelper>().expect("recv")
     else {
         panic!("expected hello")
     };
+    assert!(fds.is_empty());
     hello.check_version().expect("versions match");
     assert_eq!(hello.role, Role::Server);
     child
-        .send(&FromHelper::Hello(Hello::new(Role::Helper)), None)
+        .send(&FromHelper::Hello(Hello::new(Role::Helper)), &[])
         .expect("send");
     let Some(Received {
         message: FromHelper::Hello(reply),
@@ -67,7 +68,7 @@ fn a_handshake_over_a_real_socket() {
     // A peer from another version is refused by the check.
     let mut old = Hello::new(Role::Server);
     old.version = PROTOCOL_VERSION.wrapping_sub(1);
-    server.send(&ToHelper::Hello(old), None).expect("send");
+    server.send(&ToHelper::Hello(old), &[]).expect("send");
     let Some(Received {
         message: ToHelper::Hello(hello),
         ..

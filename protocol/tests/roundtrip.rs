@@ -6,10 +6,12 @@ mod common;
 use std::io::Write;
 use std::os::fd::AsFd;
 
-use common::{from_helper_samples, pair, to_helper_samples};
+use common::{
+    from_helper_samples, from_runner_samples, pair, to_helper_samples, to_runner_samples,
+};
 use protocol::{
-    decode_body, encode_frame, Body, Channel, FrameReader, FromHelper, LookupReply, Message,
-    Outcome, ReadStatus, Received, ToHelper,
+    decode_body, encode_frame, Body, Channel, ExitInfo, FrameReader, FromHelper, FromRunner,
+    LookupReply, Message, Outcome, ReadStatus, Received, Refusal, ToHelper, ToRunner,
 };
 
 /// Reads with blocking `read_from` until one message is complete.
@@ -37,14 +39,28 @@ fn every_variant_round_trips_one_frame_at_a_time() {
             .expect("write");
         let received = read_one::<ToHelper>(&mut reader, rx.as_fd());
         assert_eq!(received.message, message);
-        assert!(received.fd.is_none());
+        assert!(received.fds.is_empty());
     }
     for message in from_helper_samples() {
         tx.write_all(&encode_frame(&message).expect("encode"))
             .expect("write");
         let received = read_one::<FromHelper>(&mut reader, rx.as_fd());
         assert_eq!(received.message, message);
-        assert!(received.fd.is_none());
+        assert!(received.fds.is_empty());
+    }
+    for message in to_runner_samples() {
+        tx.write_all(&encode_frame(&message).expect("encode"))
+            .expect("write");
+        let received = read_one::<ToRunner>(&mut reader, rx.as_fd());
+        assert_eq!(received.message, message);
+        assert!(received.fds.is_empty());
+    }
+    for message in from_runner_samples() {
+        tx.write_all(&encode_frame(&message).expect("encode"))
+            .expect("write");
+        let received = read_one::<FromRunner>(&mut reader, rx.as_fd());
+        assert_eq!(received.message, message);
+        assert!(received.fds.is_empty());
     }
     assert_eq!(reader.pending(), 0);
     drop(tx);
@@ -116,7 +132,7 @@ fn a_one_mebibyte_inline_body_round_trips() {
     // And through the blocking channel in both directions.
     let mut sender = Channel::new(tx);
     let mut receiver = Channel::new(rx);
-    let writer = std::thread::spawn(move || sender.send(&message, None).map(|()| sender));
+    let writer = std::thread::spawn(move || sender.send(&message, &[]).map(|()| sender));
     let received = receiver
         .recv::<FromHelper>()
         .expect("recv")
@@ -155,11 +171,66 @@ fn a_body_above_the_frame_limit_cannot_be_encoded() {
     // Channel::send refuses it before writing anything.
     let (tx, rx) = pair();
     let mut channel = Channel::new(tx);
-    assert!(channel.send(&message, None).is_err());
+    assert!(channel.send(&message, &[]).is_err());
     rx.set_nonblocking(true).expect("nonblocking");
     let mut reader = FrameReader::new();
     assert_eq!(
         reader.read_from(rx.as_fd(), true).expect("read"),
         ReadStatus::WouldBlock
     );
+}
+
+#[test]
+fn cgi_messages_round_trip_through_the_blocking_channel() {
+    let (a, b) = pair();
+    let mut server = Channel::new(a);
+    let mut runner = Channel::new(b);
+    for message in to_runner_samples() {
+        server.send(&message, &[]).expect("send");
+        let received = runner.recv::<ToRunner>().expect("recv").expect("a message");
+        assert_eq!(received.message, message);
+        assert!(received.fds.is_empty());
+    }
+    for message in from_runner_samples() {
+        runner.send(&message, &[]).expect("send");
+        let received = server
+            .recv::<FromRunner>()
+            .expect("recv")
+            .expect("a message");
+        assert_eq!(received.message, message);
+        assert!(received.fds.is_empty());
+    }
+    drop(runner);
+    assert!(server.recv::<FromRunner>().expect("clean eof").is_none());
+}
+
+#[test]
+fn cgi_descriptor_counts() {
+    for message in to_runner_samples() {
+        assert_eq!(message.descriptor_count(), 0, "{message:?}");
+    }
+    for message in from_runner_samples() {
+        assert_eq!(message.descriptor_count(), 0, "{message:?}");
+    }
+    let started = FromRunner::Started { id: 1, pid: 42 };
+    assert_eq!(started.descriptor_count(), 2);
+    assert_eq!(protocol::STARTED_STDIN, 0);
+    assert_eq!(protocol::STARTED_STDOUT, 1);
+}
+
+#[test]
+fn cgi_refusals_and_exits_read_well() {
+    assert_eq!(Refusal::NotFound.to_string(), "not found");
+    assert!(Refusal::Forbidden("not executable".into())
+        .to_string()
+        .contains("not executable"));
+    assert!(Refusal::ExecFailed("bad interpreter".into())
+        .to_string()
+        .contains("bad interpreter"));
+    assert!(Refusal::Overloaded.to_string().contains("too many"));
+    assert_eq!(ExitInfo::Code(3).to_string(), "exit status 3");
+    assert_eq!(ExitInfo::Signal(9).to_string(), "killed by signal 9");
+    assert!(ExitInfo::Code(0).success());
+    assert!(!ExitInfo::Code(1).success());
+    assert!(!ExitInfo::Signal(15).success());
 }

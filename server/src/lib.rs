@@ -6,6 +6,7 @@
 
 pub mod access_log;
 pub mod cache;
+pub mod child;
 pub mod config;
 pub mod connection;
 pub mod event;

@@ -358,7 +358,8 @@ impl Server {
         let key = request.target.key.clone();
         conn.phase = Phase::Waiting(Box::new(request));
         self.set_deadline(idx, now + HELPER_WAIT);
-        self.pool.lookup(&key, known, waiter, self.poller.as_mut());
+        self.pool
+            .lookup(&key, known, waiter, self.poller.as_mut(), now);
     }
 
     fn reply(&mut self, idx: usize, request: &Request, entry: &Entry) {
@@ -494,7 +495,8 @@ impl Server {
                 }
                 None => {
                     for waiter in waiters {
-                        self.pool.lookup(&key, None, waiter, self.poller.as_mut());
+                        self.pool
+                            .lookup(&key, None, waiter, self.poller.as_mut(), now);
                     }
                     return;
                 }

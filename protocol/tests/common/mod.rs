@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use protocol::{
-    Body, Channel, FileMeta, FromHelper, Hello, LookupReply, LookupRequest, Outcome, Received,
-    Role, ToHelper,
+    Body, CgiRun, Channel, ExitInfo, FileMeta, FromHelper, FromRunner, Hello, LookupReply,
+    LookupRequest, Outcome, Received, Refusal, Role, ToHelper, ToRunner,
 };
 
 /// A temporary file, removed on drop.
@@ -114,6 +114,68 @@ pub fn from_helper_samples() -> Vec<FromHelper> {
     ]
 }
 
+/// Every server-to-runner message shape.
+pub fn to_runner_samples() -> Vec<ToRunner> {
+    vec![
+        ToRunner::Hello(Hello::new(Role::Server)),
+        ToRunner::Run(CgiRun {
+            id: 0,
+            script: String::new(),
+            env: Vec::new(),
+            timeout_ms: 0,
+        }),
+        ToRunner::Run(CgiRun {
+            id: u64::MAX,
+            script: "cgi-bin/ünïcode env.cgi".into(),
+            env: vec![
+                ("GATEWAY_INTERFACE".into(), "CGI/1.1".into()),
+                ("QUERY_STRING".into(), "a=1&b=%20".into()),
+                ("EMPTY".into(), String::new()),
+                ("HTTP_X_BINARYISH".into(), "\u{1}\t=;".into()),
+            ],
+            timeout_ms: u64::MAX,
+        }),
+    ]
+}
+
+/// Every runner-to-server message shape that carries no descriptor.
+pub fn from_runner_samples() -> Vec<FromRunner> {
+    vec![
+        FromRunner::Hello(Hello::new(Role::CgiRunner)),
+        FromRunner::Refused {
+            id: 1,
+            refusal: Refusal::NotFound,
+        },
+        FromRunner::Refused {
+            id: 2,
+            refusal: Refusal::Forbidden("not executable".into()),
+        },
+        FromRunner::Refused {
+            id: 3,
+            refusal: Refusal::ExecFailed("bad interpreter".into()),
+        },
+        FromRunner::Refused {
+            id: 4,
+            refusal: Refusal::Overloaded,
+        },
+        FromRunner::Exited {
+            id: 5,
+            exit: ExitInfo::Code(0),
+            timed_out: false,
+        },
+        FromRunner::Exited {
+            id: 6,
+            exit: ExitInfo::Code(-1),
+            timed_out: false,
+        },
+        FromRunner::Exited {
+            id: u64::MAX,
+            exit: ExitInfo::Signal(9),
+            timed_out: true,
+        },
+    ]
+}
+
 /// A reply whose frame carries a descriptor.
 pub fn descriptor_reply(id: u64, size: u64) -> FromHelper {
     FromHelper::Lookup(LookupReply {
@@ -130,15 +192,15 @@ pub fn assert_channel_works(a: UnixStream, b: UnixStream) {
     let mut a = Channel::new(a);
     let mut b = Channel::new(b);
     let hello = ToHelper::Hello(Hello::new(Role::Server));
-    a.send(&hello, None).expect("send");
+    a.send(&hello, &[]).expect("send");
     match b.recv::<ToHelper>() {
-        Ok(Some(Received { message, fd: None })) => assert_eq!(message, hello),
+        Ok(Some(Received { message, fds })) if fds.is_empty() => assert_eq!(message, hello),
         other => panic!("second channel broken: {other:?}"),
     }
     let reply = FromHelper::Hello(Hello::new(Role::Helper));
-    b.send(&reply, None).expect("send");
+    b.send(&reply, &[]).expect("send");
     match a.recv::<FromHelper>() {
-        Ok(Some(Received { message, fd: None })) => assert_eq!(message, reply),
+        Ok(Some(Received { message, fds })) if fds.is_empty() => assert_eq!(message, reply),
         other => panic!("second channel broken: {other:?}"),
     }
 }

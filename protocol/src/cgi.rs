@@ -1,0 +1,132 @@
+//! The messages exchanged between the server and the CGI runner.
+//!
+//! The channel starts with the usual handshake ([`ToRunner::Hello`] from
+//! the server, [`FromRunner::Hello`] with [`Role::CgiRunner`](crate::Role)
+//! back). Then the server sends one [`ToRunner::Run`] per CGI request and
+//! the runner answers each with either [`FromRunner::Refused`] or
+//! [`FromRunner::Started`] (which carries the script's stdin and stdout
+//! pipe ends), and for every started script, later, exactly one
+//! [`FromRunner::Exited`]. Several scripts run at once; replies to
+//! different ids may interleave in any order, but for one id `Started`
+//! always comes before `Exited`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Hello, Message};
+
+/// Index in [`Received::fds`](crate::Received::fds) of a
+/// [`FromRunner::Started`] of the write end of the script's stdin.
+pub const STARTED_STDIN: usize = 0;
+
+/// Index in [`Received::fds`](crate::Received::fds) of a
+/// [`FromRunner::Started`] of the read end of the script's stdout.
+pub const STARTED_STDOUT: usize = 1;
+
+/// Server to CGI runner.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum ToRunner {
+    Hello(Hello),
+    Run(CgiRun),
+}
+
+impl Message for ToRunner {}
+
+/// Asks the runner to start one script.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct CgiRun {
+    /// Chosen by the server; echoed in every reply about this script.
+    pub id: u64,
+    /// The script, relative to the root, normalised, no leading slash (e.g. "cgi-bin/env.cgi").
+    pub script: String,
+    /// The complete environment for the script (the server builds the RFC 3875 variables; the runner adds PATH if absent and nothing else).
+    pub env: Vec<(String, String)>,
+    /// Kill the script's whole process group after this long.
+    pub timeout_ms: u64,
+}
+
+/// CGI runner to server.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum FromRunner {
+    Hello(Hello),
+    /// The script runs. Carries two descriptors, in this order: the write end of the script's stdin, the read end of its stdout (both close-on-exec in the server; the runner closes its copies right after sending).
+    ///
+    /// See [`STARTED_STDIN`] and [`STARTED_STDOUT`]. Both are in blocking
+    /// mode as received: the server sets them non-blocking itself.
+    Started {
+        id: u64,
+        pid: u32,
+    },
+    /// The script could not be started.
+    Refused {
+        id: u64,
+        refusal: Refusal,
+    },
+    /// The script ended (or was killed).
+    Exited {
+        id: u64,
+        exit: ExitInfo,
+        timed_out: bool,
+    },
+}
+
+impl Message for FromRunner {
+    fn descriptor_count(&self) -> usize {
+        match self {
+            FromRunner::Started { .. } => 2,
+            _ => 0,
+        }
+    }
+}
+
+/// Why a script was not started.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No such script beneath the root (HTTP 404).
+    NotFound,
+    /// There, but not to be run: outside the root, hidden, not a regular
+    /// file, not executable (HTTP 403).
+    Forbidden(String),
+    /// The kernel refused to execute it: a bad interpreter line, a binary
+    /// for another machine, too little memory (HTTP 500).
+    ExecFailed(String),
+    /// Too many scripts are running already (HTTP 503).
+    Overloaded,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::NotFound => write!(f, "not found"),
+            Refusal::Forbidden(why) => write!(f, "forbidden: {why}"),
+            Refusal::ExecFailed(why) => write!(f, "cannot be executed: {why}"),
+            Refusal::Overloaded => write!(f, "too many scripts running"),
+        }
+    }
+}
+
+/// How a script ended.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitInfo {
+    /// It exited with this status.
+    Code(i32),
+    /// It was killed by this signal.
+    Signal(i32),
+}
+
+impl ExitInfo {
+    /// True for an exit status of 0.
+    pub fn success(&self) -> bool {
+        *self == ExitInfo::Code(0)
+    }
+}
+
+impl fmt::Display for ExitInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitInfo::Code(code) => write!(f, "exit status {code}"),
+            ExitInfo::Signal(signal) => write!(f, "killed by signal {signal}"),
+        }
+    }
+}

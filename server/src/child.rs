@@ -1,0 +1,313 @@
+//! One supervised child process (a helper or the CGI runner): started
+//! with a socketpair, checked with the version handshake, talked to with
+//! non-blocking framed I/O inside the event loop, and restarted with
+//! exponential back-off when it dies.
+
+use std::ffi::OsString;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Result};
+use protocol::{FrameReader, FrameWriter, Message, ReadStatus, Received};
+
+use crate::event::{Event, Interest, Poller, Token};
+use crate::spawn::spawn_child;
+
+/// A child that lived at least this long is healthy again: its next
+/// restart is immediate.
+const HEALTHY_AFTER: Duration = Duration::from_secs(10);
+/// The longest wait before restarting a child that keeps dying.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The first delayed restart.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Where a child is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildState {
+    /// Spawned; waiting for its hello.
+    Starting,
+    /// Handshake done; takes requests.
+    Ready,
+    /// Dead; restarted when its back-off has passed.
+    Down,
+}
+
+/// A child process and the server's end of its channel.
+#[derive(Debug)]
+pub struct ChildProcess {
+    name: String,
+    binary: PathBuf,
+    args: Vec<OsString>,
+    token: Token,
+    state: ChildState,
+    child: Option<Child>,
+    sock: Option<UnixStream>,
+    reader: FrameReader,
+    writer: FrameWriter,
+    started: Instant,
+    restart_at: Option<Instant>,
+    quick_deaths: u32,
+    restarts: u64,
+    interest: Interest,
+    /// Killed children not reaped yet.
+    zombies: Vec<Child>,
+}
+
+impl ChildProcess {
+    /// A child not started yet; its first start is due at once.
+    pub fn new(
+        name: String,
+        binary: PathBuf,
+        args: Vec<OsString>,
+        token: Token,
+        now: Instant,
+    ) -> Self {
+        ChildProcess {
+            name,
+            binary,
+            args,
+            token,
+            state: ChildState::Down,
+            child: None,
+            sock: None,
+            reader: FrameReader::new(),
+            writer: FrameWriter::new(),
+            started: now,
+            restart_at: Some(now),
+            quick_deaths: 0,
+            restarts: 0,
+            interest: Interest::NONE,
+            zombies: Vec::new(),
+        }
+    }
+
+    pub fn state(&self) -> ChildState {
+        self.state
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Times this child has been restarted.
+    pub fn restarts(&self) -> u64 {
+        self.restarts
+    }
+
+    /// Marks the handshake as done.
+    pub fn set_ready(&mut self) {
+        self.state = ChildState::Ready;
+    }
+
+    /// Starts the process and queues `hello` as its first message.
+    pub fn spawn<M: Message>(
+        &mut self,
+        hello: &M,
+        poller: &mut dyn Poller,
+        now: Instant,
+    ) -> Result<()> {
+        let spawned = spawn_child(&self.binary, &self.args).map_err(|e| {
+            anyhow!(
+                "cannot start {} ({}): {e}",
+                self.name,
+                self.binary.display()
+            )
+        })?;
+        let fd = spawned.sock.as_raw_fd();
+        if let Err(e) = poller.register(fd, self.token, Interest::BOTH) {
+            let mut child = spawned.child;
+            let _ = child.kill();
+            self.zombies.push(child);
+            return Err(anyhow!("cannot watch {}: {e}", self.name));
+        }
+        self.reader = FrameReader::new();
+        self.writer = FrameWriter::new();
+        self.writer.push(hello)?;
+        self.interest = Interest::BOTH;
+        self.sock = Some(spawned.sock);
+        self.child = Some(spawned.child);
+        self.state = ChildState::Starting;
+        self.started = now;
+        self.restart_at = None;
+        Ok(())
+    }
+
+    /// Queues a message and writes what the socket takes. False when the
+    /// child is not running or the message could not be queued.
+    pub fn send<M: Message>(&mut self, message: &M, poller: &mut dyn Poller, now: Instant) -> bool {
+        if self.sock.is_none() {
+            return false;
+        }
+        if let Err(e) = self.writer.push(message) {
+            eprintln!("amped: cannot encode a message for {}: {e}", self.name);
+            return false;
+        }
+        self.flush(poller, now);
+        true
+    }
+
+    fn flush(&mut self, poller: &mut dyn Poller, now: Instant) {
+        let Some(sock) = self.sock.as_ref() else {
+            return;
+        };
+        let want = match self.writer.flush(sock.as_fd()) {
+            Ok(true) => Interest::READABLE,
+            Ok(false) => Interest::BOTH,
+            Err(e) => {
+                eprintln!("amped: {}: write failed: {e}", self.name);
+                self.mark_down(poller, now);
+                return;
+            }
+        };
+        if want != self.interest
+            && poller
+                .reregister(sock.as_raw_fd(), self.token, want)
+                .is_ok()
+        {
+            self.interest = want;
+        }
+    }
+
+    /// Handles readiness on the child's socket: writes what is queued and
+    /// collects every whole message that arrived. Returns false when the
+    /// child died or broke the protocol (it is then down; the messages
+    /// that arrived before are still in `out`).
+    pub fn on_event<M: Message>(
+        &mut self,
+        ev: Event,
+        poller: &mut dyn Poller,
+        now: Instant,
+        out: &mut Vec<Received<M>>,
+    ) -> bool {
+        if ev.writable {
+            self.flush(poller, now);
+        }
+        if !ev.readable {
+            return self.state != ChildState::Down;
+        }
+        loop {
+            let Some(sock) = self.sock.as_ref() else {
+                return false;
+            };
+            let closed = match self.reader.read_from(sock.as_fd(), true) {
+                Ok(ReadStatus::Data(_)) => false,
+                Ok(ReadStatus::WouldBlock) => return true,
+                Ok(ReadStatus::Closed) => true,
+                Err(e) => {
+                    eprintln!("amped: {}: {e}", self.name);
+                    self.mark_down(poller, now);
+                    return false;
+                }
+            };
+            loop {
+                match self.reader.next_message::<M>() {
+                    Ok(Some(received)) => out.push(received),
+                    Ok(None) => break,
+                    Err(e) => {
+                        eprintln!("amped: {}: {e}", self.name);
+                        self.mark_down(poller, now);
+                        return false;
+                    }
+                }
+            }
+            if closed {
+                self.mark_down(poller, now);
+                return false;
+            }
+        }
+    }
+
+    /// Takes the child out of service (killing it if it still runs) and
+    /// schedules its restart with back-off.
+    pub fn mark_down(&mut self, poller: &mut dyn Poller, now: Instant) {
+        if self.state == ChildState::Down {
+            return;
+        }
+        if let Some(sock) = self.sock.take() {
+            let _ = poller.deregister(sock.as_raw_fd());
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            self.zombies.push(child);
+        }
+        self.state = ChildState::Down;
+        self.interest = Interest::NONE;
+        if now.saturating_duration_since(self.started) >= HEALTHY_AFTER {
+            self.quick_deaths = 0;
+        }
+        let delay = match self.quick_deaths {
+            0 => Duration::ZERO,
+            n => (FIRST_BACKOFF * 2u32.saturating_pow(n - 1)).min(MAX_BACKOFF),
+        };
+        self.quick_deaths = self.quick_deaths.saturating_add(1);
+        self.restart_at = Some(now + delay);
+        self.reap();
+    }
+
+    /// Reaps killed children, reporting how each ended.
+    fn reap(&mut self) {
+        let name = &self.name;
+        self.zombies.retain_mut(|child| match child.try_wait() {
+            Ok(Some(status)) => {
+                eprintln!("amped: {name} (pid {}) exited: {status}", child.id());
+                false
+            }
+            Ok(None) => true,
+            Err(_) => false,
+        });
+    }
+
+    /// Call on SIGCHLD and when [`next_due`](Self::next_due) comes: notices
+    /// an exit, reaps, and restarts when the back-off has passed. The
+    /// `hello` is what a restarted child is greeted with. Returns true
+    /// when it found the child dead (its work must go elsewhere).
+    pub fn maintain<M: Message>(
+        &mut self,
+        hello: &M,
+        poller: &mut dyn Poller,
+        now: Instant,
+    ) -> bool {
+        let exited = matches!(
+            self.child.as_mut().map(Child::try_wait),
+            Some(Ok(Some(_))) | Some(Err(_))
+        );
+        if exited {
+            self.mark_down(poller, now);
+        }
+        self.reap();
+        if self.state == ChildState::Down && self.restart_at.is_some_and(|at| at <= now) {
+            self.restarts += 1;
+            if let Err(e) = self.spawn(hello, poller, now) {
+                eprintln!("amped: {e}");
+                self.restart_at = Some(now + MAX_BACKOFF);
+            }
+        }
+        exited
+    }
+
+    /// When [`maintain`](Self::maintain) must next run, if ever.
+    pub fn next_due(&self) -> Option<Instant> {
+        // A killed child not reaped yet is looked at again shortly, in
+        // case its SIGCHLD was merged with another.
+        let zombies =
+            (!self.zombies.is_empty()).then(|| Instant::now() + Duration::from_millis(50));
+        [self.restart_at, zombies].into_iter().flatten().min()
+    }
+
+    /// Ends the child for good.
+    pub fn shutdown(&mut self) {
+        self.sock = None;
+        if let Some(child) = self.child.take() {
+            self.zombies.push(child);
+        }
+        for mut child in self.zombies.drain(..) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.state = ChildState::Down;
+        self.restart_at = None;
+    }
+}
