@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::config::LogTarget;
@@ -50,7 +50,7 @@ impl AccessLog {
     /// Adds one line.
     pub fn record(
         &mut self,
-        peer: IpAddr,
+        peer: SocketAddr,
         date: &str,
         fields: &LogFields,
         status: u16,
@@ -64,7 +64,8 @@ impl AccessLog {
         let agent = fields.user_agent.as_deref().unwrap_or("-");
         let _ = writeln!(
             self.buf,
-            "{peer} - - [{date}] \"{}\" {status} {bytes} \"{}\" \"{}\"",
+            "{} - - [{date}] \"{}\" {status} {bytes} \"{}\" \"{}\"",
+            peer.ip(),
             fields.request_line,
             escape(referer),
             escape(agent)

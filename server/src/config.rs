@@ -74,6 +74,26 @@ pub struct Args {
     /// The helper binary (default: `helper` beside this executable).
     #[arg(long, value_name = "PATH")]
     pub helper_bin: Option<PathBuf>,
+
+    /// Seconds a CGI script may run before its whole process group is
+    /// killed (1 to 3600).
+    #[arg(long, default_value_t = 30, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub cgi_timeout: u64,
+
+    /// CGI scripts running at once; requests beyond get 503 (1 to 10000).
+    #[arg(long, default_value_t = 64, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub cgi_max_procs: u32,
+
+    /// Largest request body accepted for a CGI script (413 beyond). A
+    /// chunked body is held in memory until complete, up to this size.
+    #[arg(long, default_value = "64M", value_name = "SIZE", value_parser = parse_size)]
+    pub cgi_max_body: u64,
+
+    /// The CGI runner binary (default: `cgi-runner` beside this executable).
+    #[arg(long, value_name = "PATH")]
+    pub cgi_runner_bin: Option<PathBuf>,
 }
 
 /// The `--event-handler` choices.
@@ -117,6 +137,10 @@ pub struct Config {
     pub send_timeout: Duration,
     pub inline_max: usize,
     pub helper_bin: PathBuf,
+    pub cgi_timeout: Duration,
+    pub cgi_max_procs: usize,
+    pub cgi_max_body: u64,
+    pub cgi_runner_bin: PathBuf,
 }
 
 impl Config {
@@ -144,6 +168,16 @@ impl Config {
                 helper_bin.display()
             );
         }
+        let cgi_runner_bin = match args.cgi_runner_bin {
+            Some(path) => path,
+            None => sibling_binary("cgi-runner")?,
+        };
+        if !is_executable(&cgi_runner_bin) {
+            bail!(
+                "cgi-runner binary {} is missing or not executable (build it with `cargo build --bins`, or pass --cgi-runner-bin)",
+                cgi_runner_bin.display()
+            );
+        }
         let access_log = match args.access_log.as_str() {
             "off" => LogTarget::Off,
             "-" => LogTarget::Stdout,
@@ -163,6 +197,10 @@ impl Config {
             send_timeout: Duration::from_secs(args.send_timeout),
             inline_max: args.inline_max as usize,
             helper_bin,
+            cgi_timeout: Duration::from_secs(args.cgi_timeout),
+            cgi_max_procs: args.cgi_max_procs as usize,
+            cgi_max_body: args.cgi_max_body,
+            cgi_runner_bin,
         })
     }
 }

@@ -2,10 +2,11 @@
 //! handled, what is queued to go back, and where it is in its life.
 
 use std::io;
-use std::net::{IpAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
+use crate::cgi::exchange::Exchange;
 use crate::event::Interest;
 use crate::http::request::{Request, MAX_HEAD};
 use crate::output::Output;
@@ -24,6 +25,8 @@ pub enum Phase {
     Reading,
     /// A request waits for a helper's answer.
     Waiting(Box<Request>),
+    /// A CGI script is being run for the request.
+    Cgi(Box<Exchange>),
     /// The last response is queued; close once it is written.
     Closing,
     /// Written and shut down for writing; draining what the client still
@@ -36,7 +39,7 @@ pub enum Phase {
 #[derive(Debug)]
 pub struct Connection {
     pub stream: TcpStream,
-    pub peer: IpAddr,
+    pub peer: SocketAddr,
     pub generation: u32,
     pub input: Vec<u8>,
     pub output: Output,
@@ -58,7 +61,7 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(stream: TcpStream, peer: IpAddr, generation: u32, now: Instant) -> Connection {
+    pub fn new(stream: TcpStream, peer: SocketAddr, generation: u32, now: Instant) -> Connection {
         Connection {
             stream,
             peer,

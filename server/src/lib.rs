@@ -6,6 +6,7 @@
 
 pub mod access_log;
 pub mod cache;
+pub mod cgi;
 pub mod child;
 pub mod config;
 pub mod connection;

@@ -22,7 +22,7 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Accepts one connection, if one is waiting.
-pub fn accept(listener: &TcpListener) -> io::Result<Option<(TcpStream, IpAddr)>> {
+pub fn accept(listener: &TcpListener) -> io::Result<Option<(TcpStream, SocketAddr)>> {
     let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: storage is large enough for any address; len says so.
@@ -50,15 +50,21 @@ pub fn accept(listener: &TcpListener) -> io::Result<Option<(TcpStream, IpAddr)>>
             // SAFETY: the family says this is a sockaddr_in.
             let sin: libc::sockaddr_in =
                 unsafe { std::ptr::read((&storage as *const libc::sockaddr_storage).cast()) };
-            IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+            SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))),
+                u16::from_be(sin.sin_port),
+            )
         }
         libc::AF_INET6 => {
             // SAFETY: the family says this is a sockaddr_in6.
             let sin6: libc::sockaddr_in6 =
                 unsafe { std::ptr::read((&storage as *const libc::sockaddr_storage).cast()) };
-            IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr))
+            SocketAddr::new(
+                IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)),
+                u16::from_be(sin6.sin6_port),
+            )
         }
-        _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        _ => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
     };
     let _ = stream.set_nodelay(true);
     Ok(Some((stream, peer)))

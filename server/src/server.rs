@@ -3,6 +3,7 @@
 //! Nothing in here blocks: every socket is non-blocking and every wait is
 //! the poller's.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
@@ -14,6 +15,7 @@ use protocol::{Body, Outcome};
 
 use crate::access_log::AccessLog;
 use crate::cache::{Cache, Content, Entry, FileEntry, Found};
+use crate::cgi::runner::CgiRunner;
 use crate::config::Config;
 use crate::connection::{Connection, Phase};
 use crate::event::{new_poller, Event, Interest, Poller, Token};
@@ -30,15 +32,27 @@ use crate::timers::Timers;
 
 const LISTENER: Token = 0;
 const SIGNALS: Token = 1;
+const RUNNER: Token = 2;
 const HELPER_BASE: Token = 16;
 const CONN_BASE: Token = 1024;
+
+/// Each connection has four tokens: its socket and, while a CGI script
+/// runs for it, the script's stdin and stdout.
+pub(crate) const SUB_SOCKET: usize = 0;
+pub(crate) const SUB_STDIN: usize = 1;
+pub(crate) const SUB_STDOUT: usize = 2;
+
+/// The poller token of one of connection `idx`'s descriptors.
+pub(crate) fn conn_token(idx: usize, sub: usize) -> Token {
+    CONN_BASE + (idx << 2) + sub
+}
 
 /// How long a request may wait for a helper before it gets 503.
 const HELPER_WAIT: Duration = Duration::from_secs(30);
 /// How long a closing connection drains what the client still sends.
 const LINGER: Duration = Duration::from_secs(2);
 /// Stop taking pipelined requests while this much output is queued.
-const OUTPUT_HIGH_WATER: u64 = 256 * 1024;
+pub(crate) const OUTPUT_HIGH_WATER: u64 = 256 * 1024;
 /// Bytes written to one connection per turn, so that one fast reader of
 /// a large file does not starve the others.
 const WRITE_BUDGET: u64 = 4 << 20;
@@ -49,11 +63,11 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// The server: every connection, the cache, the helpers.
 pub struct Server {
-    config: Config,
-    poller: Box<dyn Poller>,
+    pub(crate) config: Config,
+    pub(crate) poller: Box<dyn Poller>,
     listener: TcpListener,
     signals: Signals,
-    conns: Vec<Option<Connection>>,
+    pub(crate) conns: Vec<Option<Connection>>,
     free: Vec<usize>,
     next_generation: u32,
     open: usize,
@@ -61,9 +75,15 @@ pub struct Server {
     pool: HelperPool,
     timers: Timers,
     log: AccessLog,
-    clock: Clock,
+    pub(crate) clock: Clock,
     accept_paused_until: Option<Instant>,
     helpers_due: Option<Instant>,
+    pub(crate) runner: CgiRunner,
+    pub(crate) runner_due: Option<Instant>,
+    /// CGI run ids and the connection (slot, generation) each is for.
+    pub(crate) cgi_ids: HashMap<u64, (usize, u32)>,
+    /// CGI exchanges in progress.
+    pub(crate) cgi_active: usize,
 }
 
 impl Server {
@@ -90,6 +110,14 @@ impl Server {
             clock.now(),
         );
         pool.start(poller.as_mut(), Duration::from_secs(10))?;
+        let runner_args = vec!["--root".into(), config.root.clone().into_os_string()];
+        let mut runner = CgiRunner::new(
+            config.cgi_runner_bin.clone(),
+            runner_args,
+            RUNNER,
+            clock.now(),
+        );
+        runner.start(poller.as_mut(), RUNNER, Duration::from_secs(10))?;
         poller.register(listener.as_raw_fd(), LISTENER, Interest::READABLE)?;
         poller.register(signals.fd(), SIGNALS, Interest::READABLE)?;
         let log = AccessLog::open(&config.access_log).context("cannot open the access log")?;
@@ -109,6 +137,10 @@ impl Server {
             clock,
             accept_paused_until: None,
             helpers_due: None,
+            runner,
+            runner_due: None,
+            cgi_ids: HashMap::new(),
+            cgi_active: 0,
         })
     }
 
@@ -140,9 +172,18 @@ impl Server {
                         }
                         if arrived.child {
                             self.helpers_due = Some(self.clock.now());
+                            self.runner_due = Some(self.clock.now());
                         }
                     }
-                    t if t >= CONN_BASE => self.client_event(t - CONN_BASE, ev),
+                    RUNNER => self.runner_event(ev),
+                    t if t >= CONN_BASE => {
+                        let (idx, sub) = ((t - CONN_BASE) >> 2, (t - CONN_BASE) & 3);
+                        if sub == SUB_SOCKET {
+                            self.client_event(idx, ev);
+                        } else {
+                            self.cgi_pipe_event(idx);
+                        }
+                    }
                     t => self.helper_event(t, ev),
                 }
             }
@@ -150,6 +191,9 @@ impl Server {
             self.expire_timers(now);
             if self.helpers_due.is_some_and(|t| t <= now) {
                 self.helpers_due = self.pool.maintain(self.poller.as_mut(), now);
+            }
+            if self.runner_due.is_some_and(|t| t <= now) {
+                self.runner_due = self.runner.maintain(self.poller.as_mut(), now);
             }
             if self.accept_paused_until.is_some_and(|t| t <= now) {
                 self.accept_paused_until = None;
@@ -167,6 +211,7 @@ impl Server {
         [
             self.timers.next_timeout(now),
             until(self.helpers_due),
+            until(self.runner_due),
             until(self.accept_paused_until),
             until(self.log.next_flush()),
         ]
@@ -178,6 +223,7 @@ impl Server {
     fn shutdown(&mut self) {
         self.log.flush();
         self.pool.shutdown();
+        self.runner.shutdown();
     }
 
     fn reopen_log(&mut self) {
@@ -230,7 +276,7 @@ impl Server {
             };
             if self
                 .poller
-                .register(fd, CONN_BASE + idx, Interest::READABLE)
+                .register(fd, conn_token(idx, SUB_SOCKET), Interest::READABLE)
                 .is_err()
             {
                 let _ = (&stream).write(&overloaded(self.clock.http_date()));
@@ -246,7 +292,8 @@ impl Server {
         }
     }
 
-    fn close(&mut self, idx: usize) {
+    pub(crate) fn close(&mut self, idx: usize) {
+        self.take_exchange(idx);
         if let Some(conn) = self.conns.get_mut(idx).and_then(Option::take) {
             let _ = self.poller.deregister(conn.fd());
             self.free.push(idx);
@@ -277,12 +324,21 @@ impl Server {
                 Err(_) => return self.close(idx),
             }
         }
+        if let Some(conn) = self.conns.get(idx).and_then(Option::as_ref) {
+            if let Phase::Cgi(ex) = &conn.phase {
+                if conn.peer_closed && !ex.body_complete() {
+                    // The body can never be complete: give up on the request.
+                    return self.close(idx);
+                }
+                return self.pump_cgi(idx);
+            }
+        }
         self.advance(idx);
     }
 
     /// Handles whatever the connection can do now: answer buffered
     /// requests in order, write, and pick what to wait for next.
-    fn advance(&mut self, idx: usize) {
+    pub(crate) fn advance(&mut self, idx: usize) {
         // Answering stops while too much output is queued; once a flush
         // empties the queue, the requests still buffered are taken up.
         while self.answer_buffered(idx) {
@@ -335,7 +391,11 @@ impl Server {
                 Parsed::Request(request) => {
                     conn.consume(request.head_len);
                     conn.request_started = None;
-                    conn.discard = body_length(request.body);
+                    // A CGI request's body is read by its exchange.
+                    conn.discard = match request.cgi {
+                        Some(_) => 0,
+                        None => body_length(request.body),
+                    };
                     self.serve(idx, request);
                 }
             }
@@ -343,7 +403,10 @@ impl Server {
     }
 
     /// Answers a request from the cache, or sends it to a helper.
-    fn serve(&mut self, idx: usize, request: Request) {
+    pub(crate) fn serve(&mut self, idx: usize, request: Request) {
+        if request.cgi.is_some() {
+            return self.start_cgi(idx, request);
+        }
         let now = self.clock.now();
         let cached = self.cache.get(&request.target.key);
         if let Some(entry) = cached.as_ref().filter(|e| e.is_fresh(now)) {
@@ -372,7 +435,7 @@ impl Server {
 
     /// Bookkeeping after a response is queued: the log line, and closing
     /// when the response says so.
-    fn finish_reply(&mut self, idx: usize, reply: Reply, log: Option<&LogFields>) {
+    pub(crate) fn finish_reply(&mut self, idx: usize, reply: Reply, log: Option<&LogFields>) {
         let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };
@@ -393,7 +456,7 @@ impl Server {
     }
 
     /// Writes what is queued and decides what the connection waits for.
-    fn flush(&mut self, idx: usize) {
+    pub(crate) fn flush(&mut self, idx: usize) {
         let now = self.clock.now();
         let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
             return;
@@ -407,8 +470,17 @@ impl Server {
         let flushed = conn.output.is_empty();
         let (interest, deadline) = match conn.phase {
             _ if !flushed => (Interest::WRITABLE, now + self.config.send_timeout),
+            Phase::Cgi(ref ex) => {
+                let wants_body = !ex.body_complete() && !conn.peer_closed && conn.input_room() > 0;
+                let interest = if wants_body {
+                    Interest::READABLE
+                } else {
+                    Interest::NONE
+                };
+                (interest, ex.deadline(self.config.cgi_timeout))
+            }
             Phase::Waiting(_) => {
-                let interest = if conn.input_room() > 0 {
+                let interest = if conn.input_room() > 0 && !conn.peer_closed {
                     Interest::READABLE
                 } else {
                     Interest::NONE
@@ -446,7 +518,7 @@ impl Server {
             let fd = conn.fd();
             if self
                 .poller
-                .reregister(fd, CONN_BASE + idx, interest)
+                .reregister(fd, conn_token(idx, SUB_SOCKET), interest)
                 .is_err()
             {
                 return self.close(idx);
@@ -557,6 +629,9 @@ impl Server {
         let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };
+        if matches!(conn.phase, Phase::Cgi(_)) && conn.output.is_empty() {
+            return self.cgi_timed_out(idx);
+        }
         if let Phase::Waiting(request) = &conn.phase {
             let log = request.log.clone();
             conn.phase = Phase::Reading;

@@ -51,7 +51,12 @@ impl ChunkedDecoder {
     /// Decodes from `input`, appending data to `out`, stopping after
     /// `out` would exceed `room` bytes. Returns how many input bytes were
     /// used.
-    pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>, room: usize) -> Result<usize, ChunkedError> {
+    pub fn decode(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        room: usize,
+    ) -> Result<usize, ChunkedError> {
         let mut used = 0;
         while used < input.len() && self.state != State::Done {
             match self.state {
@@ -92,7 +97,11 @@ impl ChunkedDecoder {
     }
 
     /// Collects one CRLF-terminated line across calls.
-    fn take_line(&mut self, input: &[u8], used: &mut usize) -> Result<Option<Vec<u8>>, ChunkedError> {
+    fn take_line(
+        &mut self,
+        input: &[u8],
+        used: &mut usize,
+    ) -> Result<Option<Vec<u8>>, ChunkedError> {
         let rest = &input[*used..];
         match rest.iter().position(|&b| b == b'\n') {
             Some(i) => {
@@ -117,7 +126,11 @@ impl ChunkedDecoder {
 }
 
 fn parse_size(line: &[u8]) -> Result<u64, ChunkedError> {
-    let digits = line.split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
+    let digits = line
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
     if digits.is_empty() || digits.len() > 15 {
         return Err(ChunkedError);
     }
@@ -169,6 +182,8 @@ mod tests {
         assert!(decode_all(b"zz\r\n", 4).is_err());
         assert!(decode_all(b"3\r\nabcX\r\n0\r\n\r\n", 4).is_err());
         let mut d = ChunkedDecoder::default();
-        assert!(d.decode(&[b'1'; MAX_LINE + 10], &mut Vec::new(), 10).is_err());
+        assert!(d
+            .decode(&[b'1'; MAX_LINE + 10], &mut Vec::new(), 10)
+            .is_err());
     }
 }

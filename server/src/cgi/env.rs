@@ -58,7 +58,10 @@ pub fn build_env(input: &CgiEnvInput<'_>) -> Vec<(String, String)> {
     set("GATEWAY_INTERFACE", "CGI/1.1".into());
     set("PATH_INFO", input.path_info.to_string());
     if !input.path_info.is_empty() {
-        set("PATH_TRANSLATED", format!("{}{}", root.trim_end_matches('/'), input.path_info));
+        set(
+            "PATH_TRANSLATED",
+            format!("{}{}", root.trim_end_matches('/'), input.path_info),
+        );
     }
     set("QUERY_STRING", input.query.to_string());
     set("REMOTE_ADDR", input.remote.ip().to_string());
@@ -113,7 +116,13 @@ fn header_variable(name: &str) -> Option<String> {
     }
     let mut var = String::with_capacity(5 + name.len());
     var.push_str("HTTP_");
-    var.extend(name.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
+    var.extend(name.chars().map(|c| {
+        if c == '-' {
+            '_'
+        } else {
+            c.to_ascii_uppercase()
+        }
+    }));
     Some(var)
 }
 
@@ -164,7 +173,10 @@ mod tests {
         assert_eq!(get(&env, "CONTENT_TYPE"), Some("text/plain"));
         assert_eq!(get(&env, "PATH_INFO"), Some("/extra/path"));
         assert_eq!(get(&env, "PATH_TRANSLATED"), Some("/srv/www/extra/path"));
-        assert_eq!(get(&env, "SCRIPT_FILENAME"), Some("/srv/www/cgi-bin/env.cgi"));
+        assert_eq!(
+            get(&env, "SCRIPT_FILENAME"),
+            Some("/srv/www/cgi-bin/env.cgi")
+        );
         assert_eq!(get(&env, "SERVER_NAME"), Some("example.org"));
         assert_eq!(get(&env, "SERVER_PORT"), Some("8000"));
         assert_eq!(get(&env, "REMOTE_PORT"), Some("5555"));

@@ -200,11 +200,26 @@ mod tests {
 
     #[test]
     fn invalid_blocks() {
-        assert!(matches!(parse_script_head(b"hello world\n\n"), HeadParse::Invalid(_)));
-        assert!(matches!(parse_script_head(b"X-Only: 1\n\n"), HeadParse::Invalid(_)));
-        assert!(matches!(parse_script_head(b"Status: abc\n\n"), HeadParse::Invalid(_)));
-        assert_eq!(parse_script_head(b"Content-Type: text/plain\n"), HeadParse::Partial);
+        assert!(matches!(
+            parse_script_head(b"hello world\n\n"),
+            HeadParse::Invalid(_)
+        ));
+        assert!(matches!(
+            parse_script_head(b"X-Only: 1\n\n"),
+            HeadParse::Invalid(_)
+        ));
+        assert!(matches!(
+            parse_script_head(b"Status: abc\n\n"),
+            HeadParse::Invalid(_)
+        ));
+        assert_eq!(
+            parse_script_head(b"Content-Type: text/plain\n"),
+            HeadParse::Partial
+        );
         let huge = format!("X: {}", "a".repeat(MAX_SCRIPT_HEAD + 1));
-        assert!(matches!(parse_script_head(huge.as_bytes()), HeadParse::Invalid(_)));
+        assert!(matches!(
+            parse_script_head(huge.as_bytes()),
+            HeadParse::Invalid(_)
+        ));
     }
 }

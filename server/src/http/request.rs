@@ -18,11 +18,30 @@ pub const MAX_HEADERS: usize = 100;
 /// connection can be kept; a larger one closes the connection.
 pub const MAX_DISCARDED_BODY: u64 = 1 << 20;
 
-/// The methods served.
+/// The request's method, as far as the server cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Get,
     Head,
+    /// Any other method: only CGI scripts take these.
+    Other,
+}
+
+/// What a request for a CGI script carries beyond a static request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgiParts {
+    /// The method as sent.
+    pub method: String,
+    /// The script's path beneath the root (`cgi-bin/app.cgi`).
+    pub script: String,
+    /// What follows the script in the path (`/extra/path`), or empty.
+    pub path_info: String,
+    /// The request target as sent.
+    pub request_uri: String,
+    /// Every header field, in order.
+    pub headers: Vec<(String, String)>,
+    /// `Expect: 100-continue` was sent.
+    pub expect_continue: bool,
 }
 
 /// How the request's body (if any) is delimited.
@@ -56,6 +75,10 @@ pub struct Request {
     pub if_none_match: Option<String>,
     pub if_modified_since: Option<String>,
     pub log: Option<LogFields>,
+    /// Set for requests to `*.cgi` scripts.
+    pub cgi: Option<Box<CgiParts>>,
+    /// Local redirects (from CGI scripts) that led to this request.
+    pub redirects: u8,
 }
 
 /// A request refused before it reaches the cache.
@@ -122,10 +145,12 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
     if head_len > MAX_HEAD {
         return reject(Status::HEADERS_TOO_LARGE, log_line(buf));
     }
-    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+    let (Some(method), Some(target_text), Some(version)) = (req.method, req.path, req.version)
+    else {
         return reject(Status::BAD_REQUEST, log_line(buf));
     };
     let http10 = version == 0;
+    let target = target_text;
     if target.len() > MAX_TARGET {
         return reject(Status::URI_TOO_LONG, log_line(buf));
     }
@@ -143,7 +168,6 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
         Framing::Length(n) => n <= MAX_DISCARDED_BODY,
         Framing::Chunked => false,
     };
-    let keep_alive = fields.keep_alive && body_allows_keep_alive;
     let refuse = |status: Status, keep_alive: bool| {
         Parsed::Rejected(Rejection {
             status,
@@ -154,21 +178,49 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
             log: log.clone(),
         })
     };
-    let method = match method {
-        "GET" => Method::Get,
-        "HEAD" => Method::Head,
-        "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS" | "TRACE" | "CONNECT" => {
-            return refuse(Status::METHOD_NOT_ALLOWED, keep_alive)
-        }
-        _ => return refuse(Status::NOT_IMPLEMENTED, false),
-    };
+    let static_keep_alive = fields.keep_alive && body_allows_keep_alive;
     if !http10 && fields.hosts == 0 {
         return refuse(Status::BAD_REQUEST, false);
     }
     let target = match parse_target(target) {
         Ok(t) => t,
-        Err(PathError::Hidden) => return refuse(Status::FORBIDDEN, keep_alive),
+        Err(PathError::Hidden) => return refuse(Status::FORBIDDEN, static_keep_alive),
         Err(_) => return refuse(Status::BAD_REQUEST, false),
+    };
+    let cgi = split_script(&target.key).map(|(script, path_info)| {
+        Box::new(CgiParts {
+            method: method.to_string(),
+            script,
+            path_info,
+            request_uri: target_text.to_string(),
+            headers: req
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_string(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
+                .collect(),
+            expect_continue: fields.expect_continue,
+        })
+    });
+    let method = match method {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        _ if cgi.is_some() => Method::Other,
+        "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS" | "TRACE" | "CONNECT" => {
+            return refuse(Status::METHOD_NOT_ALLOWED, static_keep_alive)
+        }
+        _ => return refuse(Status::NOT_IMPLEMENTED, false),
+    };
+    // A CGI request's body goes to the script, so it never stands in
+    // the way of keeping the connection.
+    let keep_alive = if cgi.is_some() {
+        fields.keep_alive
+    } else {
+        static_keep_alive
     };
     Parsed::Request(Request {
         method,
@@ -181,7 +233,24 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
         if_none_match: fields.if_none_match,
         if_modified_since: fields.if_modified_since,
         log,
+        cgi,
+        redirects: 0,
     })
+}
+
+/// Splits a path at its first segment ending in `.cgi`: the script and
+/// the PATH_INFO after it.
+pub fn split_script(key: &str) -> Option<(String, String)> {
+    let mut offset = 0;
+    for segment in key.split('/') {
+        let end = offset + segment.len();
+        if segment.len() > 4 && segment.ends_with(".cgi") {
+            let rest = &key[end..];
+            return Some((key[..end].to_string(), rest.to_string()));
+        }
+        offset = end + 1;
+    }
+    None
 }
 
 /// A head that is not complete yet: fine unless it is already too long.
@@ -231,6 +300,7 @@ struct HeaderFields {
     range: Option<String>,
     if_none_match: Option<String>,
     if_modified_since: Option<String>,
+    expect_continue: bool,
     referer: Option<String>,
     user_agent: Option<String>,
 }
@@ -273,6 +343,8 @@ impl HeaderFields {
                 f.if_none_match = Some(text(h.value));
             } else if name.eq_ignore_ascii_case("if-modified-since") {
                 f.if_modified_since = Some(text(h.value));
+            } else if name.eq_ignore_ascii_case("expect") {
+                f.expect_continue = h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
             } else if name.eq_ignore_ascii_case("referer") {
                 f.referer = Some(text(h.value));
             } else if name.eq_ignore_ascii_case("user-agent") {

@@ -33,10 +33,15 @@ impl FileHeaders {
 
 /// Starts a head: status line, `Date` and `Server`.
 pub fn begin(out: &mut Vec<u8>, status: Status, date: &str) {
+    begin_with_reason(out, status.code, status.reason, date);
+}
+
+/// Starts a head with any status code and reason phrase.
+pub fn begin_with_reason(out: &mut Vec<u8>, code: u16, reason: &str, date: &str) {
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.code.to_string().as_bytes());
+    out.extend_from_slice(code.to_string().as_bytes());
     out.push(b' ');
-    out.extend_from_slice(status.reason.as_bytes());
+    out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\nDate: ");
     out.extend_from_slice(date.as_bytes());
     out.extend_from_slice(b"\r\nServer: ");

@@ -1,0 +1,401 @@
+//! One CGI request in progress on a connection: the request body on its
+//! way to the script, and the script's output on its way to the client,
+//! re-framed as the client needs it (Content-Length when the script gave
+//! one, otherwise chunked on HTTP/1.1 or close-delimited on HTTP/1.0).
+
+use std::fs::File;
+use std::time::{Duration, Instant};
+
+use protocol::ExitInfo;
+
+use crate::cgi::chunked::ChunkedDecoder;
+use crate::cgi::script_head::{parse_script_head, HeadParse, ScriptResponse};
+use crate::event::Interest;
+use crate::http::request::{Method, Request};
+use crate::http::response::{begin_with_reason, content_length, finish};
+use crate::output::Output;
+
+/// How much longer than `--cgi-timeout` the server itself waits for a
+/// script (the runner kills it at the timeout).
+const TIMEOUT_MARGIN: Duration = Duration::from_secs(5);
+
+/// Where the exchange is.
+#[derive(Debug)]
+pub enum Stage {
+    /// Reading a chunked request body in full (CONTENT_LENGTH must be
+    /// known before the script starts).
+    Collecting(ChunkedDecoder),
+    /// Sent to the runner; not started yet.
+    Queued,
+    /// The script runs; the server holds its pipes.
+    Running,
+}
+
+/// How the script's body goes to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutFraming {
+    /// Exactly this many bytes still to pass on.
+    Length(u64),
+    /// Each piece as a chunk; a last chunk at the end.
+    Chunked,
+    /// Until the script closes its output; then the connection closes.
+    Close,
+    /// Nothing is passed on (HEAD, 204, 304); the output is drained.
+    Discard,
+}
+
+/// What the script's output led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputEvent {
+    /// Bytes were queued for the client (or dropped by design).
+    Progress,
+    /// The script asked for a local redirect to this path.
+    LocalRedirect(String),
+    /// The header block is malformed: 502 (nothing was sent yet).
+    BadHead(&'static str),
+}
+
+/// One CGI request in progress.
+#[derive(Debug)]
+pub struct Exchange {
+    pub id: u64,
+    pub request: Request,
+    pub stage: Stage,
+    /// Request-body bytes the client has still to send (Content-Length).
+    pub body_left: u64,
+    /// Request-body bytes waiting to be written to the script.
+    pub to_script: Vec<u8>,
+    pub stdin: Option<File>,
+    pub stdout: Option<File>,
+    pub stdin_interest: Interest,
+    pub stdout_interest: Interest,
+    /// Output read before the header block was complete.
+    head: Vec<u8>,
+    /// Set once the response head has been queued.
+    pub framing: Option<OutFraming>,
+    pub nph: bool,
+    pub status: u16,
+    pub body_bytes: u64,
+    pub keep_alive: bool,
+    pub exited: Option<(ExitInfo, bool)>,
+    /// After the script exited: stop waiting for end-of-file then.
+    pub eof_deadline: Option<Instant>,
+    pub started: Instant,
+}
+
+impl Exchange {
+    pub fn new(id: u64, request: Request, stage: Stage, body_left: u64, now: Instant) -> Exchange {
+        let nph = request.cgi.as_ref().is_some_and(|c| {
+            c.script
+                .rsplit('/')
+                .next()
+                .is_some_and(|name| name.starts_with("nph-"))
+        });
+        let keep_alive = request.keep_alive && !nph;
+        Exchange {
+            id,
+            request,
+            stage,
+            body_left,
+            to_script: Vec::new(),
+            stdin: None,
+            stdout: None,
+            stdin_interest: Interest::NONE,
+            stdout_interest: Interest::NONE,
+            head: Vec::new(),
+            framing: None,
+            nph,
+            status: 0,
+            body_bytes: 0,
+            keep_alive,
+            exited: None,
+            eof_deadline: None,
+            started: now,
+        }
+    }
+
+    /// When the exchange must be looked at again: the end of the grace
+    /// after the script exited, or well past the script's time limit.
+    pub fn deadline(&self, cgi_timeout: Duration) -> Instant {
+        let limit = self.started + cgi_timeout + TIMEOUT_MARGIN;
+        match self.eof_deadline {
+            Some(t) => t.min(limit),
+            None => limit,
+        }
+    }
+
+    /// True once anything of the response has been queued.
+    pub fn responded(&self) -> bool {
+        self.framing.is_some()
+    }
+
+    /// Takes request-body bytes from the connection's input: up to
+    /// `room` bytes waiting for the script. Returns how many input
+    /// bytes were used, or `Err` for a malformed chunked body.
+    pub fn take_body(&mut self, input: &[u8], room: usize) -> Result<usize, ()> {
+        match &mut self.stage {
+            Stage::Collecting(decoder) => decoder
+                .decode(input, &mut self.to_script, usize::MAX)
+                .map_err(|_| ()),
+            _ => {
+                let space = room.saturating_sub(self.to_script.len());
+                let take = (self.body_left.min(input.len() as u64) as usize).min(space);
+                self.to_script.extend_from_slice(&input[..take]);
+                self.body_left -= take as u64;
+                Ok(take)
+            }
+        }
+    }
+
+    /// True when the whole request body has reached `to_script`.
+    pub fn body_complete(&self) -> bool {
+        match &self.stage {
+            Stage::Collecting(decoder) => decoder.is_done(),
+            _ => self.body_left == 0,
+        }
+    }
+
+    /// Handles a piece of the script's output.
+    pub fn on_output(&mut self, data: &[u8], out: &mut Output, date: &str) -> OutputEvent {
+        if let Some(framing) = self.framing {
+            self.pass_body(framing, data, out);
+            return OutputEvent::Progress;
+        }
+        if self.nph {
+            self.framing = Some(OutFraming::Close);
+            self.status = nph_status(data);
+            self.pass_body(OutFraming::Close, data, out);
+            return OutputEvent::Progress;
+        }
+        self.head.extend_from_slice(data);
+        match parse_script_head(&self.head) {
+            HeadParse::Partial => OutputEvent::Progress,
+            HeadParse::Invalid(why) => OutputEvent::BadHead(why),
+            HeadParse::Complete(ScriptResponse::LocalRedirect { path }, _) => {
+                OutputEvent::LocalRedirect(path)
+            }
+            HeadParse::Complete(
+                ScriptResponse::Document {
+                    status,
+                    reason,
+                    content_length: length,
+                    headers,
+                },
+                used,
+            ) => {
+                let http10 = self.request.http10;
+                let bodiless = self.request.method == Method::Head
+                    || status == 204
+                    || status == 304
+                    || (100..200).contains(&status);
+                let framing = match length {
+                    _ if bodiless => OutFraming::Discard,
+                    Some(n) => OutFraming::Length(n),
+                    None if http10 => OutFraming::Close,
+                    None => OutFraming::Chunked,
+                };
+                if framing == OutFraming::Close {
+                    self.keep_alive = false;
+                }
+                let mut head_bytes = Vec::with_capacity(256);
+                begin_with_reason(&mut head_bytes, status, &reason, date);
+                for (name, value) in &headers {
+                    head_bytes.extend_from_slice(name.as_bytes());
+                    head_bytes.extend_from_slice(b": ");
+                    head_bytes.extend_from_slice(value.as_bytes());
+                    head_bytes.extend_from_slice(b"\r\n");
+                }
+                match (framing, length) {
+                    (OutFraming::Chunked, _) => {
+                        head_bytes.extend_from_slice(b"Transfer-Encoding: chunked\r\n")
+                    }
+                    (_, Some(n)) if status != 204 && status != 304 => {
+                        content_length(&mut head_bytes, n)
+                    }
+                    _ => {}
+                }
+                finish(&mut head_bytes, self.keep_alive, http10);
+                out.push_owned(head_bytes);
+                self.status = status;
+                self.framing = Some(framing);
+                let rest = self.head.split_off(used);
+                self.head = Vec::new();
+                self.pass_body(framing, &rest, out);
+                OutputEvent::Progress
+            }
+        }
+    }
+
+    fn pass_body(&mut self, framing: OutFraming, data: &[u8], out: &mut Output) {
+        if data.is_empty() {
+            return;
+        }
+        match framing {
+            OutFraming::Discard => {}
+            OutFraming::Close => {
+                self.body_bytes += data.len() as u64;
+                out.push_owned(data.to_vec());
+            }
+            OutFraming::Length(left) => {
+                let take = left.min(data.len() as u64) as usize;
+                self.body_bytes += take as u64;
+                out.push_owned(data[..take].to_vec());
+                self.framing = Some(OutFraming::Length(left - take as u64));
+            }
+            OutFraming::Chunked => {
+                self.body_bytes += data.len() as u64;
+                let mut chunk = Vec::with_capacity(data.len() + 12);
+                chunk.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                chunk.extend_from_slice(data);
+                chunk.extend_from_slice(b"\r\n");
+                out.push_owned(chunk);
+            }
+        }
+    }
+
+    /// The script's output ended. Queues what ends the response and says
+    /// whether the connection can be kept. `None`: the script sent no
+    /// complete header block (the caller answers 502 or 504).
+    pub fn on_eof(&mut self, out: &mut Output) -> Option<bool> {
+        match self.framing? {
+            OutFraming::Chunked => out.push_owned(b"0\r\n\r\n".to_vec()),
+            OutFraming::Length(left) if left > 0 => self.keep_alive = false,
+            OutFraming::Close => self.keep_alive = false,
+            _ => {}
+        }
+        Some(self.keep_alive)
+    }
+}
+
+/// The status code of an nph script's status line, for the log.
+fn nph_status(data: &[u8]) -> u16 {
+    data.get(9..12)
+        .and_then(|code| std::str::from_utf8(code).ok())
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::request::{parse, Parsed};
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    fn exchange(raw: &str) -> Exchange {
+        let Parsed::Request(request) = parse(raw.as_bytes(), false) else {
+            panic!("not a request");
+        };
+        Exchange::new(1, request, Stage::Running, 0, Instant::now())
+    }
+
+    fn written(out: &mut Output) -> String {
+        let (a, mut b) = UnixStream::pair().expect("pair");
+        out.write_to(a.as_raw_fd(), u64::MAX).expect("write");
+        drop(a);
+        let mut s = String::new();
+        b.read_to_string(&mut s).expect("read");
+        s
+    }
+
+    #[test]
+    fn chunked_on_http11_without_length() {
+        let mut ex = exchange("GET /x.cgi HTTP/1.1\r\nHost: h\r\n\r\n");
+        let mut out = Output::default();
+        assert_eq!(
+            ex.on_output(b"Content-Type: text/plain\r\n", &mut out, "D"),
+            OutputEvent::Progress
+        );
+        assert!(!ex.responded());
+        ex.on_output(b"\r\nhello", &mut out, "D");
+        ex.on_output(b" world", &mut out, "D");
+        assert_eq!(ex.on_eof(&mut out), Some(true));
+        let text = written(&mut out);
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(text.contains("Transfer-Encoding: chunked\r\n"));
+        assert!(
+            text.ends_with("\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn length_and_close_framing() {
+        let mut ex = exchange("GET /x.cgi HTTP/1.1\r\nHost: h\r\n\r\n");
+        let mut out = Output::default();
+        ex.on_output(
+            b"Status: 201 Made\nContent-Length: 3\n\nabcdef",
+            &mut out,
+            "D",
+        );
+        assert_eq!(ex.on_eof(&mut out), Some(true));
+        let text = written(&mut out);
+        assert!(text.starts_with("HTTP/1.1 201 Made\r\n"));
+        assert!(text.ends_with("Content-Length: 3\r\n\r\nabc"), "{text}");
+
+        let mut ex = exchange("GET /x.cgi HTTP/1.0\r\n\r\n");
+        let mut out = Output::default();
+        ex.on_output(b"Content-Type: text/plain\n\nbody", &mut out, "D");
+        assert_eq!(ex.on_eof(&mut out), Some(false));
+        let text = written(&mut out);
+        assert!(text.contains("Connection: close\r\n"));
+        assert!(text.ends_with("\r\n\r\nbody"));
+    }
+
+    #[test]
+    fn head_requests_get_no_body() {
+        let mut ex = exchange("HEAD /x.cgi HTTP/1.1\r\nHost: h\r\n\r\n");
+        let mut out = Output::default();
+        ex.on_output(b"Content-Type: text/plain\n\nbody", &mut out, "D");
+        ex.on_eof(&mut out);
+        let text = written(&mut out);
+        assert!(text.ends_with("\r\n\r\n"));
+        assert!(!text.contains("chunked"));
+    }
+
+    #[test]
+    fn redirects_and_bad_heads() {
+        let mut ex = exchange("GET /x.cgi HTTP/1.1\r\nHost: h\r\n\r\n");
+        let mut out = Output::default();
+        assert_eq!(
+            ex.on_output(b"Location: /index.html\n\n", &mut out, "D"),
+            OutputEvent::LocalRedirect("/index.html".into())
+        );
+        let mut ex = exchange("GET /x.cgi HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert!(matches!(
+            ex.on_output(b"garbage\n\n", &mut out, "D"),
+            OutputEvent::BadHead(_)
+        ));
+        let mut ex = exchange("GET /x.cgi HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(ex.on_eof(&mut out), None);
+    }
+
+    #[test]
+    fn nph_output_passes_through() {
+        let mut ex = exchange("GET /nph-x.cgi HTTP/1.1\r\nHost: h\r\n\r\n");
+        let mut out = Output::default();
+        ex.on_output(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nraw",
+            &mut out,
+            "D",
+        );
+        assert_eq!(ex.status, 200);
+        assert_eq!(ex.on_eof(&mut out), Some(false));
+        assert_eq!(
+            written(&mut out),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nraw"
+        );
+    }
+
+    #[test]
+    fn request_bodies_are_taken_up_to_the_room() {
+        let mut ex = exchange("POST /x.cgi HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n");
+        ex.body_left = 10;
+        assert_eq!(ex.take_body(b"0123456789abc", 4), Ok(4));
+        assert_eq!(ex.to_script, b"0123");
+        ex.to_script.clear();
+        assert_eq!(ex.take_body(b"456789abc", 100), Ok(6));
+        assert!(ex.body_complete());
+    }
+}

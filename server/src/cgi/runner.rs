@@ -1,0 +1,202 @@
+//! The server's side of the CGI runner: the one `cgi-runner` child, the
+//! scripts asked of it, and what it reports back.
+//!
+//! A run that was sent but never reported as started is sent again to a
+//! restarted runner (the script never ran, so this is safe). Scripts that
+//! did start keep running when the runner dies: the server holds their
+//! pipes.
+
+use std::collections::{HashMap, VecDeque};
+use std::ffi::OsString;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use protocol::{CgiRun, ExitInfo, FromRunner, Hello, Received, Refusal, Role, ToRunner};
+
+use crate::child::{ChildProcess, ChildState};
+use crate::event::{Event, Poller, Token};
+
+/// What the runner said about one run.
+#[derive(Debug)]
+pub enum RunnerEvent {
+    Started {
+        id: u64,
+        stdin: OwnedFd,
+        stdout: OwnedFd,
+    },
+    Refused {
+        id: u64,
+        refusal: Refusal,
+    },
+    Exited {
+        id: u64,
+        exit: ExitInfo,
+        timed_out: bool,
+    },
+}
+
+fn hello() -> ToRunner {
+    ToRunner::Hello(Hello::new(Role::Server))
+}
+
+/// The CGI runner child and the runs in its hands.
+pub struct CgiRunner {
+    child: ChildProcess,
+    /// Sent (or waiting to be sent) and not yet started or refused.
+    unstarted: HashMap<u64, CgiRun>,
+    /// Waiting for a ready runner, in order.
+    queue: VecDeque<u64>,
+    next_id: u64,
+}
+
+impl CgiRunner {
+    pub fn new(binary: PathBuf, args: Vec<OsString>, token: Token, now: Instant) -> CgiRunner {
+        CgiRunner {
+            child: ChildProcess::new("cgi-runner".into(), binary, args, token, now),
+            unstarted: HashMap::new(),
+            queue: VecDeque::new(),
+            next_id: 1,
+        }
+    }
+
+    /// Starts the runner and waits (blocking, at most `timeout`) for its
+    /// handshake. For start-up only.
+    pub fn start(
+        &mut self,
+        poller: &mut dyn Poller,
+        token: Token,
+        timeout: Duration,
+    ) -> Result<()> {
+        let begin = Instant::now();
+        self.child.spawn(&hello(), poller, begin)?;
+        let mut events = Vec::new();
+        let mut out = Vec::new();
+        while self.child.state() != ChildState::Ready {
+            if self.child.state() == ChildState::Down {
+                bail!("the cgi-runner failed during start-up (see the message above)");
+            }
+            let elapsed = begin.elapsed();
+            if elapsed >= timeout {
+                bail!("the cgi-runner did not answer the handshake within {timeout:?}");
+            }
+            poller.wait(&mut events, Some(timeout - elapsed))?;
+            for ev in events.drain(..).filter(|e| e.token == token) {
+                self.handle_event(ev, poller, Instant::now(), &mut out);
+            }
+        }
+        Ok(())
+    }
+
+    /// A fresh id for a run.
+    pub fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Asks for a script to be run (now, or once the runner is back).
+    pub fn run(&mut self, run: CgiRun, poller: &mut dyn Poller, now: Instant) {
+        let id = run.id;
+        self.unstarted.insert(id, run);
+        self.queue.push_back(id);
+        self.send_queued(poller, now);
+    }
+
+    /// Forgets a run whose client went away before it started.
+    pub fn cancel(&mut self, id: u64) {
+        if self.unstarted.remove(&id).is_some() {
+            self.queue.retain(|&q| q != id);
+        }
+    }
+
+    fn send_queued(&mut self, poller: &mut dyn Poller, now: Instant) {
+        while self.child.state() == ChildState::Ready {
+            let Some(id) = self.queue.pop_front() else {
+                return;
+            };
+            let Some(run) = self.unstarted.get(&id) else {
+                continue;
+            };
+            if !self.child.send(&ToRunner::Run(run.clone()), poller, now) {
+                self.queue.push_front(id);
+                return;
+            }
+        }
+    }
+
+    /// Handles readiness on the runner's socket.
+    pub fn handle_event(
+        &mut self,
+        ev: Event,
+        poller: &mut dyn Poller,
+        now: Instant,
+        out: &mut Vec<RunnerEvent>,
+    ) {
+        let mut received: Vec<Received<FromRunner>> = Vec::new();
+        let alive = self.child.on_event(ev, poller, now, &mut received);
+        for Received { message, fds } in received {
+            match message {
+                FromRunner::Hello(hello) => {
+                    let valid = hello.check_version().is_ok()
+                        && hello.role == Role::CgiRunner
+                        && self.child.state() == ChildState::Starting;
+                    if !valid {
+                        eprintln!("amped: cgi-runner: bad handshake {hello:?}");
+                        self.child.mark_down(poller, now);
+                        break;
+                    }
+                    self.child.set_ready();
+                    self.send_queued(poller, now);
+                }
+                FromRunner::Started { id, .. } => {
+                    self.unstarted.remove(&id);
+                    let mut fds = fds.into_iter();
+                    if let (Some(stdin), Some(stdout)) = (fds.next(), fds.next()) {
+                        out.push(RunnerEvent::Started { id, stdin, stdout });
+                    }
+                }
+                FromRunner::Refused { id, refusal } => {
+                    self.unstarted.remove(&id);
+                    out.push(RunnerEvent::Refused { id, refusal });
+                }
+                FromRunner::Exited {
+                    id,
+                    exit,
+                    timed_out,
+                } => out.push(RunnerEvent::Exited {
+                    id,
+                    exit,
+                    timed_out,
+                }),
+            }
+        }
+        if !alive || self.child.state() == ChildState::Down {
+            self.requeue_unstarted();
+        }
+    }
+
+    /// After the runner died: every run it had not started goes again.
+    fn requeue_unstarted(&mut self) {
+        let mut ids: Vec<u64> = self.unstarted.keys().copied().collect();
+        ids.sort_unstable();
+        self.queue = ids.into();
+    }
+
+    /// Reaps and restarts the runner (call on SIGCHLD and when due).
+    pub fn maintain(&mut self, poller: &mut dyn Poller, now: Instant) -> Option<Instant> {
+        if self.child.maintain(&hello(), poller, now) {
+            self.requeue_unstarted();
+        }
+        self.child.next_due()
+    }
+
+    pub fn restarts(&self) -> u64 {
+        self.child.restarts()
+    }
+
+    pub fn shutdown(&mut self) {
+        self.child.shutdown();
+    }
+}
