@@ -1,0 +1,207 @@
+//! A running `server` on an OS-chosen port, killed when dropped.
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Instant;
+
+use crate::binaries::{collect, kill_child, server_bin, Collected};
+use crate::http_client::Connection;
+use crate::DEADLINE;
+
+/// A `server` child process listening on `127.0.0.1:<port>`.
+///
+/// Started with `--listen 127.0.0.1:0`, then `--access-log off` unless the
+/// test passes its own `--access-log`, then the test's arguments. The port
+/// comes from the `listening on http://127.0.0.1:PORT/` line (30 s
+/// deadline); stdout and stderr keep being drained in threads. Dropping it
+/// kills the server by PID (SIGKILL) and reaps it; if the test is
+/// panicking, the server's stderr is printed.
+pub struct ServerProcess {
+    child: Child,
+    port: u16,
+    stdout: Collected,
+    stderr: Collected,
+}
+
+impl ServerProcess {
+    /// Starts `server --root <root> --event-handler <backend>`.
+    pub fn serve(root: &Path, backend: &str) -> Self {
+        Self::serve_with(root, backend, &[])
+    }
+
+    /// Starts `server --root <root> --event-handler <backend> extra...`.
+    pub fn serve_with(root: &Path, backend: &str, extra: &[&str]) -> Self {
+        let mut args: Vec<&OsStr> = vec![
+            OsStr::new("--root"),
+            root.as_os_str(),
+            OsStr::new("--event-handler"),
+            OsStr::new(backend),
+        ];
+        args.extend(extra.iter().map(OsStr::new));
+        Self::start(&args)
+    }
+
+    /// Starts the server with `args` after the fixture's own
+    /// `--listen 127.0.0.1:0 [--access-log off]`.
+    pub fn start<S: AsRef<OsStr>>(args: &[S]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    /// Like [`start`](Self::start), with extra environment variables (for
+    /// example `AMPED_TEST_HELPER_DELAY`, which the helpers inherit).
+    pub fn start_with_env<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &str)]) -> Self {
+        let bin = server_bin();
+        let mut command = Command::new(&bin);
+        command.args(["--listen", "127.0.0.1:0"]);
+        if !args
+            .iter()
+            .any(|a| a.as_ref() == OsStr::new("--access-log"))
+        {
+            command.args(["--access-log", "off"]);
+        }
+        command
+            .args(args)
+            .env_remove("AMPED_TEST_HELPER_DELAY")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", bin.display()));
+
+        let (stderr, _) = collect(child.stderr.take());
+        let stdout = Collected::default();
+        let (lines_tx, lines_rx) = mpsc::channel::<String>();
+        let reader = child.stdout.take().expect("stdout is piped");
+        let sink = stdout.clone();
+        thread::spawn(move || {
+            let mut reader = BufReader::new(reader);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {
+                        sink.push(line.as_bytes());
+                        let _ = lines_tx.send(line.trim_end_matches(['\r', '\n']).to_owned());
+                    }
+                }
+            }
+        });
+
+        let mut server = ServerProcess {
+            child,
+            port: 0,
+            stdout,
+            stderr,
+        };
+        let start = Instant::now();
+        let first = match lines_rx.recv_timeout(DEADLINE) {
+            Ok(line) => line,
+            Err(e) => {
+                // Give a dying server a moment to finish writing stderr.
+                let status = server.wait_exit(start);
+                panic!(
+                    "server {:?} printed no listening line within {DEADLINE:?} ({e}); \
+                     exit status: {status}\nstderr:\n{}",
+                    args.iter()
+                        .map(|a| a.as_ref().to_owned())
+                        .collect::<Vec<_>>(),
+                    server.stderr.text()
+                );
+            }
+        };
+        let port = first
+            .strip_prefix("listening on http://127.0.0.1:")
+            .and_then(|rest| rest.strip_suffix('/'))
+            .and_then(|port| port.parse::<u16>().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "first stdout line is not `listening on http://127.0.0.1:PORT/`: {first:?}\n\
+                     stderr:\n{}",
+                    server.stderr.text()
+                )
+            });
+        assert_ne!(port, 0, "the listening line must show the real port");
+        server.port = port;
+        server
+    }
+
+    /// Describes how the child ended, waiting a little for it if it is
+    /// still running (used only in failure messages).
+    fn wait_exit(&mut self, since: Instant) -> String {
+        while since.elapsed() < DEADLINE + std::time::Duration::from_secs(1) {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return status.to_string(),
+                Ok(None) => thread::sleep(std::time::Duration::from_millis(20)),
+                Err(e) => return format!("unknown ({e})"),
+            }
+        }
+        "still running".to_owned()
+    }
+
+    /// The port from the listening line.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// True while the server process has not exited.
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Everything the server wrote to stderr so far.
+    pub fn stderr_text(&self) -> String {
+        self.stderr.text()
+    }
+
+    /// Everything the server wrote to stdout so far.
+    pub fn stdout_text(&self) -> String {
+        self.stdout.text()
+    }
+
+    /// A new client connection (30 s read and write timeouts).
+    pub fn connect(&self) -> Connection {
+        Connection::connect(self.addr())
+    }
+
+    /// A bare connected socket, for tests that manage their own I/O.
+    pub fn connect_raw(&self) -> TcpStream {
+        TcpStream::connect(self.addr())
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", self.addr()))
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        kill_child(&mut self.child);
+        if thread::panicking() {
+            eprintln!(
+                "--- server (port {}) stderr ---\n{}--- end of server stderr ---",
+                self.port,
+                self.stderr.text()
+            );
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Byte-exact static files: every static file under `www/` plus generated
+//! files of 0 B, 1 B, 64 KiB, 1 MiB, 10 MiB and 100 MiB come back exactly,
+//! fetched on a new connection each, in sequence over one keep-alive
+//! connection, and pipelined (all requests written at once, responses read
+//! in order), under each event backend; also by 12 concurrent clients on a
+//! cold cache, and with `--inline-max 1K --helpers 1`.
+
+use std::thread;
+
+use tests::docroot::ServedFile;
+use tests::http_client::request_bytes;
+use tests::{assert_bytes_eq, per_backend, www_docroot, Response, ServerProcess};
+
+fn check_file(file: &ServedFile, response: &Response) {
+    response.assert_status(200);
+    assert_eq!(
+        response.content_length(),
+        Some(file.size),
+        "Content-Length of {}:\n{}",
+        file.url_path,
+        response.head_text()
+    );
+    assert_bytes_eq(&file.url_path, &response.body, &file.contents());
+}
+
+fn files() -> Vec<ServedFile> {
+    let files = www_docroot().all_files();
+    assert!(
+        files.iter().any(|f| f.size == 100 * 1024 * 1024),
+        "the 100 MiB file is part of the set"
+    );
+    files
+}
+
+fn each_file_on_a_new_connection(backend: &str) {
+    let server = ServerProcess::serve(&www_docroot().root, backend);
+    for file in files() {
+        let response = server.connect().get(&file.url_path);
+        check_file(&file, &response);
+    }
+}
+
+fn all_files_on_one_keepalive_connection(backend: &str) {
+    let server = ServerProcess::serve(&www_docroot().root, backend);
+    let mut conn = server.connect();
+    for file in files() {
+        let response = conn.get(&file.url_path);
+        check_file(&file, &response);
+        assert!(
+            !response.connection_has("close"),
+            "HTTP/1.1 keep-alive expected after {}:\n{}",
+            file.url_path,
+            response.head_text()
+        );
+    }
+}
+
+fn all_files_pipelined(backend: &str) {
+    let server = ServerProcess::serve(&www_docroot().root, backend);
+    let files = files();
+    let mut conn = server.connect();
+    let requests: String = files
+        .iter()
+        .map(|f| request_bytes("GET", &f.url_path, &[]))
+        .collect();
+    conn.send(requests.as_bytes());
+    for (i, file) in files.iter().enumerate() {
+        let response = conn.try_read_response(false).unwrap_or_else(|e| {
+            panic!(
+                "pipelined response {} of {} ({}): {e}",
+                i + 1,
+                files.len(),
+                file.url_path
+            )
+        });
+        check_file(file, &response);
+    }
+    assert!(
+        conn.buffered().is_empty(),
+        "bytes after the last pipelined response"
+    );
+    // The connection is still usable afterwards.
+    let last = &files[0];
+    check_file(last, &conn.get(&last.url_path));
+}
+
+fn concurrent_clients_get_identical_bytes(backend: &str) {
+    // A cold server: the first requests for each path arrive together and
+    // share one helper lookup.
+    let server = ServerProcess::serve(&www_docroot().root, backend);
+    let files: Vec<ServedFile> = www_docroot()
+        .generated
+        .iter()
+        .filter(|f| f.size > 0 && f.size <= 10 * 1024 * 1024)
+        .cloned()
+        .collect();
+    let expected: Vec<Vec<u8>> = files.iter().map(ServedFile::contents).collect();
+    thread::scope(|scope| {
+        for client in 0..12 {
+            let (server, files, expected) = (&server, &files, &expected);
+            scope.spawn(move || {
+                let mut conn = server.connect();
+                // Each client walks the files from a different starting point.
+                for k in 0..files.len() {
+                    let i = (client + k) % files.len();
+                    let response = conn.get(&files[i].url_path);
+                    response.assert_status(200);
+                    assert_bytes_eq(
+                        &format!("client {client}: {}", files[i].url_path),
+                        &response.body,
+                        &expected[i],
+                    );
+                }
+            });
+        }
+    });
+}
+
+fn small_inline_max_and_one_helper(backend: &str) {
+    // Nearly every file goes the descriptor/sendfile way, through one helper.
+    let server = ServerProcess::serve_with(
+        &www_docroot().root,
+        backend,
+        &["--inline-max", "1K", "--helpers", "1"],
+    );
+    let mut conn = server.connect();
+    for file in files().iter().filter(|f| f.size <= 10 * 1024 * 1024) {
+        check_file(file, &conn.get(&file.url_path));
+    }
+}
+
+per_backend!(
+    each_file_on_a_new_connection,
+    all_files_on_one_keepalive_connection,
+    all_files_pipelined,
+    concurrent_clients_get_identical_bytes,
+    small_inline_max_and_one_helper,
+);
