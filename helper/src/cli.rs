@@ -31,13 +31,17 @@ const AFTER_LONG_HELP: &str = "\
 Exit status (standalone): 0 found (a file or a directory), 1 not found, \
 forbidden or failed, 2 usage error or unusable root.
 Exit status (child): 0 when the server closes the channel, 1 on a protocol \
-error, 2 usage error or unusable root.
+error, 2 usage error or unusable root, 3 stopped by the exit test hook.
 
 Environment:
   AMPED_TEST_HELPER_DELAY=SUBSTRING:MILLIS
       Test hook, read only by the helper: sleep MILLIS milliseconds before \
 answering any lookup whose path contains SUBSTRING. The integration tests use \
 it to prove that the server never waits on a slow helper.
+  AMPED_TEST_HELPER_EXIT_IF=FILE
+      Test hook, read only by the helper: in child mode, exit at once with \
+status 3 if FILE exists. The integration tests use it to make restarted \
+helpers die and check the server's back-off.
 
 Examples:
   helper --root www /index.html     show what a lookup of /index.html returns

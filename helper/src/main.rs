@@ -11,11 +11,13 @@
 //! - [`serve`]: the channel loop of child mode.
 //! - [`child`]: parent-death signal and the inherited socket.
 //! - [`delay`]: the `AMPED_TEST_HELPER_DELAY` test hook.
+//! - [`exit_hook`]: the `AMPED_TEST_HELPER_EXIT_IF` test hook.
 //! - [`report`]: the human-readable output of standalone mode.
 
 mod child;
 mod cli;
 mod delay;
+mod exit_hook;
 mod report;
 mod resolve;
 mod serve;
@@ -54,6 +56,10 @@ fn open_root(cli: &Cli) -> Option<Resolver> {
 }
 
 fn run_child(cli: &Cli, fd: i32, ppid_at_start: nix::unistd::Pid) -> ExitCode {
+    if exit_hook::triggered() {
+        eprintln!("helper: exiting at start ({} is set)", exit_hook::ENV_VAR);
+        return ExitCode::from(exit_hook::EXIT_STATUS);
+    }
     if let Err(e) = child::die_with_parent(ppid_at_start) {
         eprintln!("helper: {e}");
         return ExitCode::SUCCESS;

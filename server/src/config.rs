@@ -94,6 +94,32 @@ pub struct Args {
     /// The CGI runner binary (default: `cgi-runner` beside this executable).
     #[arg(long, value_name = "PATH")]
     pub cgi_runner_bin: Option<PathBuf>,
+
+    /// Seconds a request waits for a disk helper (for example while every
+    /// helper is being restarted) before it gets 503 (1 to 600).
+    #[arg(long, default_value_t = 10, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub helper_timeout: u64,
+
+    /// Seconds SIGTERM or SIGINT waits for responses in flight before the
+    /// server exits anyway (0 to 3600).
+    #[arg(long, default_value_t = 10, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_timeout: u64,
+
+    /// Serve a status page at this path (for example /server-status).
+    /// Off unless given.
+    #[arg(long, value_name = "PATH")]
+    pub status_path: Option<String>,
+
+    /// Answer the status page for any client, not only loopback ones.
+    #[arg(long)]
+    pub status_allow_remote: bool,
+
+    /// When started as root: bind the port, then run as this user (the
+    /// children too).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
 }
 
 /// The `--event-handler` choices.
@@ -141,6 +167,12 @@ pub struct Config {
     pub cgi_max_procs: usize,
     pub cgi_max_body: u64,
     pub cgi_runner_bin: PathBuf,
+    pub helper_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    /// The status page's path as a normalised key (no leading slash).
+    pub status_key: Option<String>,
+    pub status_allow_remote: bool,
+    pub user: Option<String>,
 }
 
 impl Config {
@@ -178,6 +210,13 @@ impl Config {
                 cgi_runner_bin.display()
             );
         }
+        let status_key = match args.status_path {
+            Some(path) => match crate::http::path::parse_target(&path) {
+                Ok(target) if !target.key.is_empty() => Some(target.key),
+                _ => bail!("--status-path must be a path such as /server-status"),
+            },
+            None => None,
+        };
         let access_log = match args.access_log.as_str() {
             "off" => LogTarget::Off,
             "-" => LogTarget::Stdout,
@@ -201,6 +240,11 @@ impl Config {
             cgi_max_procs: args.cgi_max_procs as usize,
             cgi_max_body: args.cgi_max_body,
             cgi_runner_bin,
+            helper_timeout: Duration::from_secs(args.helper_timeout),
+            shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
+            status_key,
+            status_allow_remote: args.status_allow_remote,
+            user: args.user,
         })
     }
 }

@@ -15,10 +15,12 @@ pub mod http;
 pub mod listener;
 pub mod output;
 pub mod pool;
+pub mod privileges;
 pub mod respond;
 pub mod server;
 pub mod signals;
 pub mod spawn;
+pub mod status;
 pub mod timers;
 
 use std::io::Write;

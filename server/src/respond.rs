@@ -152,6 +152,36 @@ fn respond_file(out: &mut Output, req: &Request, file: &FileEntry, date: &str) -
     }
 }
 
+/// Queues a generated (not cached) 200 response, never cached by clients.
+pub fn dynamic(
+    out: &mut Output,
+    req: &Request,
+    content_type: &str,
+    body: Vec<u8>,
+    date: &str,
+) -> Reply {
+    let mut head = Vec::with_capacity(256);
+    begin(&mut head, Status::OK, date);
+    head.extend_from_slice(
+        format!("Content-Type: {content_type}\r\nCache-Control: no-store\r\n").as_bytes(),
+    );
+    content_length(&mut head, body.len() as u64);
+    finish(&mut head, req.keep_alive, req.http10);
+    out.push_owned(head);
+    let body_bytes = if req.method == Method::Head {
+        0
+    } else {
+        let n = body.len() as u64;
+        out.push_owned(body);
+        n
+    };
+    Reply {
+        status: Status::OK,
+        keep_alive: req.keep_alive,
+        body_bytes,
+    }
+}
+
 /// Queues the error response for a refused request.
 pub fn reject(out: &mut Output, rejection: &Rejection, date: &str) -> Reply {
     let extra = if rejection.status == Status::METHOD_NOT_ALLOWED {

@@ -21,13 +21,15 @@ use crate::connection::{Connection, Phase};
 use crate::event::{new_poller, Event, Interest, Poller, Token};
 use crate::http::clock::Clock;
 use crate::http::mime::content_type;
-use crate::http::request::{parse, Framing, LogFields, Parsed, Request};
+use crate::http::request::{parse, Framing, LogFields, Method, Parsed, Request};
 use crate::http::response::{overloaded, FileHeaders};
 use crate::http::status::Status;
 use crate::listener;
 use crate::pool::{Completion, HelperPool};
+use crate::privileges;
 use crate::respond::{self, Reply};
 use crate::signals::Signals;
+use crate::status::{render_json, render_text, Counters, Snapshot};
 use crate::timers::Timers;
 
 const LISTENER: Token = 0;
@@ -47,8 +49,6 @@ pub(crate) fn conn_token(idx: usize, sub: usize) -> Token {
     CONN_BASE + (idx << 2) + sub
 }
 
-/// How long a request may wait for a helper before it gets 503.
-const HELPER_WAIT: Duration = Duration::from_secs(30);
 /// How long a closing connection drains what the client still sends.
 const LINGER: Duration = Duration::from_secs(2);
 /// Stop taking pipelined requests while this much output is queued.
@@ -84,17 +84,26 @@ pub struct Server {
     pub(crate) cgi_ids: HashMap<u64, (usize, u32)>,
     /// CGI exchanges in progress.
     pub(crate) cgi_active: usize,
+    counters: Counters,
+    started: Instant,
+    /// Set once SIGTERM or SIGINT arrived: when to give up waiting.
+    draining: Option<Instant>,
 }
 
 impl Server {
     /// Binds, starts the helpers and registers everything; does not serve yet.
     pub fn start(config: Config) -> Result<Server> {
         raise_descriptor_limit();
+        become_subreaper();
         let mut poller = new_poller(config.backend)
             .with_context(|| format!("cannot create the {} poller", config.backend.name()))?;
         let listener = listener::bind(config.listen)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let signals = Signals::install().context("cannot install signal handlers")?;
+        let log = AccessLog::open(&config.access_log).context("cannot open the access log")?;
+        if let Some(user) = &config.user {
+            privileges::drop_to(user)?;
+        }
         let clock = Clock::new();
         let helper_args = vec![
             "--root".into(),
@@ -120,7 +129,6 @@ impl Server {
         runner.start(poller.as_mut(), RUNNER, Duration::from_secs(10))?;
         poller.register(listener.as_raw_fd(), LISTENER, Interest::READABLE)?;
         poller.register(signals.fd(), SIGNALS, Interest::READABLE)?;
-        let log = AccessLog::open(&config.access_log).context("cannot open the access log")?;
         Ok(Server {
             cache: Cache::new(config.cache_size),
             config,
@@ -141,6 +149,9 @@ impl Server {
             runner_due: None,
             cgi_ids: HashMap::new(),
             cgi_active: 0,
+            counters: Counters::default(),
+            started: Instant::now(),
+            draining: None,
         })
     }
 
@@ -153,6 +164,7 @@ impl Server {
     pub fn run(&mut self) -> Result<()> {
         let mut events: Vec<Event> = Vec::with_capacity(1024);
         loop {
+            let mut reap_orphans_due = false;
             let timeout = self.next_timeout();
             self.poller
                 .wait(&mut events, timeout)
@@ -163,9 +175,8 @@ impl Server {
                     LISTENER => self.accept_clients(),
                     SIGNALS => {
                         let arrived = self.signals.take();
-                        if arrived.terminate {
-                            self.shutdown();
-                            return Ok(());
+                        if arrived.terminate && self.draining.is_none() {
+                            self.begin_drain();
                         }
                         if arrived.hangup {
                             self.reopen_log();
@@ -173,6 +184,7 @@ impl Server {
                         if arrived.child {
                             self.helpers_due = Some(self.clock.now());
                             self.runner_due = Some(self.clock.now());
+                            reap_orphans_due = true;
                         }
                     }
                     RUNNER => self.runner_event(ev),
@@ -195,6 +207,16 @@ impl Server {
             if self.runner_due.is_some_and(|t| t <= now) {
                 self.runner_due = self.runner.maintain(self.poller.as_mut(), now);
             }
+            if reap_orphans_due {
+                reap_orphans();
+            }
+            if let Some(deadline) = self.draining {
+                self.close_idle();
+                if self.open == 0 || deadline <= now {
+                    self.shutdown();
+                    return Ok(());
+                }
+            }
             if self.accept_paused_until.is_some_and(|t| t <= now) {
                 self.accept_paused_until = None;
                 let _ =
@@ -214,6 +236,7 @@ impl Server {
             until(self.runner_due),
             until(self.accept_paused_until),
             until(self.log.next_flush()),
+            until(self.draining),
         ]
         .into_iter()
         .flatten()
@@ -224,6 +247,29 @@ impl Server {
         self.log.flush();
         self.pool.shutdown();
         self.runner.shutdown();
+    }
+
+    /// Stops accepting; responses in flight go on until done or until
+    /// `--shutdown-timeout`.
+    fn begin_drain(&mut self) {
+        let _ = self.poller.deregister(self.listener.as_raw_fd());
+        self.accept_paused_until = None;
+        self.draining = Some(self.clock.now() + self.config.shutdown_timeout);
+        self.close_idle();
+    }
+
+    /// While draining: closes connections with nothing in flight.
+    fn close_idle(&mut self) {
+        for idx in 0..self.conns.len() {
+            let idle = self.conns[idx].as_ref().is_some_and(|c| {
+                matches!(c.phase, Phase::Reading | Phase::Lingering)
+                    && c.output.is_empty()
+                    && c.input.is_empty()
+            });
+            if idle {
+                self.close(idx);
+            }
+        }
     }
 
     fn reopen_log(&mut self) {
@@ -288,6 +334,7 @@ impl Server {
             let conn = Connection::new(stream, peer, self.next_generation, now);
             self.conns[idx] = Some(conn);
             self.open += 1;
+            self.counters.accepted += 1;
             self.set_deadline(idx, now + self.config.header_timeout);
         }
     }
@@ -407,6 +454,9 @@ impl Server {
         if request.cgi.is_some() {
             return self.start_cgi(idx, request);
         }
+        if self.config.status_key.as_deref() == Some(request.target.key.as_str()) {
+            return self.serve_status(idx, &request);
+        }
         let now = self.clock.now();
         let cached = self.cache.get(&request.target.key);
         if let Some(entry) = cached.as_ref().filter(|e| e.is_fresh(now)) {
@@ -420,9 +470,62 @@ impl Server {
         let known = cached.and_then(|e| e.meta());
         let key = request.target.key.clone();
         conn.phase = Phase::Waiting(Box::new(request));
-        self.set_deadline(idx, now + HELPER_WAIT);
+        self.set_deadline(idx, now + self.config.helper_timeout);
         self.pool
             .lookup(&key, known, waiter, self.poller.as_mut(), now);
+    }
+
+    /// The status page, to loopback clients unless allowed for all.
+    fn serve_status(&mut self, idx: usize, request: &Request) {
+        let snapshot = Snapshot {
+            uptime_secs: self
+                .clock
+                .now()
+                .saturating_duration_since(self.started)
+                .as_secs(),
+            open_connections: self.open,
+            counters: self.counters.clone(),
+            cache: self.cache.stats(),
+            helper_lookups_in_flight: self.pool.in_flight(),
+            helper_restarts: self.pool.restarts(),
+            runner_restarts: self.runner.restarts(),
+            cgi_running: self.cgi_active,
+        };
+        let allow_all = self.config.status_allow_remote;
+        let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        let date = self.clock.http_date();
+        let reply = if !allow_all && !conn.peer.ip().is_loopback() {
+            respond::error(
+                &mut conn.output,
+                Status::FORBIDDEN,
+                request.keep_alive,
+                request.http10,
+                request.method == Method::Head,
+                "",
+                date,
+            )
+        } else {
+            let json = request
+                .target
+                .query
+                .as_deref()
+                .is_some_and(|q| q.split('&').any(|p| p == "json"));
+            let (body, content_type) = if json {
+                (render_json(&snapshot), "application/json")
+            } else {
+                (render_text(&snapshot), "text/plain; charset=utf-8")
+            };
+            respond::dynamic(
+                &mut conn.output,
+                request,
+                content_type,
+                body.into_bytes(),
+                date,
+            )
+        };
+        self.finish_reply(idx, reply, request.log.as_ref());
     }
 
     fn reply(&mut self, idx: usize, request: &Request, entry: &Entry) {
@@ -440,7 +543,8 @@ impl Server {
             return;
         };
         conn.responses += 1;
-        if !reply.keep_alive {
+        self.counters.response(reply.status.code);
+        if !reply.keep_alive || self.draining.is_some() {
             conn.phase = Phase::Closing;
         }
         if let Some(fields) = log {
@@ -709,6 +813,25 @@ fn peek_closed(conn: &mut Connection) -> io::Result<usize> {
         conn.peer_closed = true;
     }
     Ok(n)
+}
+
+/// Makes the server the reaper of its descendants' orphans: CGI scripts
+/// whose runner died are reparented here rather than to init.
+fn become_subreaper() {
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        eprintln!("amped: cannot become a child subreaper: {e}");
+    }
+}
+
+/// Reaps exited processes that are not a helper's or the runner's (those
+/// are reaped, with their status reported, by their owners first).
+fn reap_orphans() {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
+    }
 }
 
 /// Lets the server hold as many descriptors as the hard limit allows.

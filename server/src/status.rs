@@ -1,0 +1,135 @@
+//! The status page (off by default; `--status-path`): counters in the
+//! spirit of nginx's stub_status, as plain text or, with `?json`, JSON.
+
+use std::fmt::Write;
+
+use crate::cache::CacheStats;
+
+/// Counters kept by the event loop.
+#[derive(Debug, Default, Clone)]
+pub struct Counters {
+    pub accepted: u64,
+    pub requests: u64,
+    /// Responses by status class: 1xx, 2xx, 3xx, 4xx, 5xx.
+    pub by_class: [u64; 5],
+}
+
+impl Counters {
+    /// Counts one response.
+    pub fn response(&mut self, status: u16) {
+        self.requests += 1;
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.by_class[class] += 1;
+    }
+}
+
+/// Everything the page shows.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub uptime_secs: u64,
+    pub open_connections: usize,
+    pub counters: Counters,
+    pub cache: CacheStats,
+    pub helper_lookups_in_flight: usize,
+    pub helper_restarts: Vec<u64>,
+    pub runner_restarts: u64,
+    pub cgi_running: usize,
+}
+
+/// The plain-text page.
+pub fn render_text(s: &Snapshot) -> String {
+    let mut out = String::new();
+    let c = &s.counters;
+    let _ = writeln!(out, "uptime: {} s", s.uptime_secs);
+    let _ = writeln!(out, "open connections: {}", s.open_connections);
+    let _ = writeln!(out, "accepted connections: {}", c.accepted);
+    let _ = writeln!(out, "requests: {}", c.requests);
+    let _ = writeln!(
+        out,
+        "responses: 1xx {} 2xx {} 3xx {} 4xx {} 5xx {}",
+        c.by_class[0], c.by_class[1], c.by_class[2], c.by_class[3], c.by_class[4]
+    );
+    let _ = writeln!(
+        out,
+        "cache: hits {} misses {} bytes {} entries {}",
+        s.cache.hits, s.cache.misses, s.cache.bytes, s.cache.entries
+    );
+    let _ = writeln!(
+        out,
+        "helper lookups in flight: {}",
+        s.helper_lookups_in_flight
+    );
+    let restarts: Vec<String> = s.helper_restarts.iter().map(u64::to_string).collect();
+    let _ = writeln!(out, "helper restarts: {}", restarts.join(" "));
+    let _ = writeln!(out, "cgi-runner restarts: {}", s.runner_restarts);
+    let _ = writeln!(out, "cgi running: {}", s.cgi_running);
+    out
+}
+
+/// The JSON page.
+pub fn render_json(s: &Snapshot) -> String {
+    let c = &s.counters;
+    let restarts: Vec<String> = s.helper_restarts.iter().map(u64::to_string).collect();
+    format!(
+        concat!(
+            "{{\"uptime_secs\":{},\"open_connections\":{},\"accepted_connections\":{},",
+            "\"requests\":{},\"responses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{}}},",
+            "\"cache\":{{\"hits\":{},\"misses\":{},\"bytes\":{},\"entries\":{}}},",
+            "\"helper_lookups_in_flight\":{},\"helper_restarts\":[{}],",
+            "\"cgi_runner_restarts\":{},\"cgi_running\":{}}}\n"
+        ),
+        s.uptime_secs,
+        s.open_connections,
+        c.accepted,
+        c.requests,
+        c.by_class[0],
+        c.by_class[1],
+        c.by_class[2],
+        c.by_class[3],
+        c.by_class[4],
+        s.cache.hits,
+        s.cache.misses,
+        s.cache.bytes,
+        s.cache.entries,
+        s.helper_lookups_in_flight,
+        restarts.join(","),
+        s.runner_restarts,
+        s.cgi_running
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_show_the_counters() {
+        let mut counters = Counters::default();
+        counters.response(200);
+        counters.response(404);
+        counters.response(503);
+        let snapshot = Snapshot {
+            uptime_secs: 7,
+            open_connections: 2,
+            counters,
+            cache: CacheStats {
+                hits: 5,
+                misses: 1,
+                bytes: 1024,
+                entries: 1,
+            },
+            helper_lookups_in_flight: 0,
+            helper_restarts: vec![0, 3],
+            runner_restarts: 1,
+            cgi_running: 0,
+        };
+        let text = render_text(&snapshot);
+        assert!(text.contains("uptime: 7 s\n"));
+        assert!(text.contains("responses: 1xx 0 2xx 1 3xx 0 4xx 1 5xx 1\n"));
+        assert!(text.contains("helper restarts: 0 3\n"));
+        let json = render_json(&snapshot);
+        assert!(json.starts_with("{\"uptime_secs\":7,"));
+        assert!(json.contains("\"responses\":{\"1xx\":0,\"2xx\":1,\"3xx\":0,\"4xx\":1,\"5xx\":1}"));
+        assert!(json.contains("\"helper_restarts\":[0,3]"));
+    }
+}
