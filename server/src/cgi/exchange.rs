@@ -81,6 +81,8 @@ pub struct Exchange {
     /// After the script exited: stop waiting for end-of-file then.
     pub eof_deadline: Option<Instant>,
     pub started: Instant,
+    /// The script's process (and process group) id, once started.
+    pub pid: Option<u32>,
 }
 
 impl Exchange {
@@ -111,6 +113,7 @@ impl Exchange {
             exited: None,
             eof_deadline: None,
             started: now,
+            pid: None,
         }
     }
 

@@ -23,6 +23,7 @@ use crate::event::{Event, Poller, Token};
 pub enum RunnerEvent {
     Started {
         id: u64,
+        pid: u32,
         stdin: OwnedFd,
         stdout: OwnedFd,
     },
@@ -150,11 +151,16 @@ impl CgiRunner {
                     self.child.set_ready();
                     self.send_queued(poller, now);
                 }
-                FromRunner::Started { id, .. } => {
+                FromRunner::Started { id, pid } => {
                     self.unstarted.remove(&id);
                     let mut fds = fds.into_iter();
                     if let (Some(stdin), Some(stdout)) = (fds.next(), fds.next()) {
-                        out.push(RunnerEvent::Started { id, stdin, stdout });
+                        out.push(RunnerEvent::Started {
+                            id,
+                            pid,
+                            stdin,
+                            stdout,
+                        });
                     }
                 }
                 FromRunner::Refused { id, refusal } => {

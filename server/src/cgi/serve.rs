@@ -154,7 +154,12 @@ impl Server {
         self.runner_due = Some(self.runner_due.map_or(now, |t| t.min(now)));
         for event in events {
             match event {
-                RunnerEvent::Started { id, stdin, stdout } => self.cgi_started(id, stdin, stdout),
+                RunnerEvent::Started {
+                    id,
+                    pid,
+                    stdin,
+                    stdout,
+                } => self.cgi_started(id, pid, stdin, stdout),
                 RunnerEvent::Refused { id, refusal } => self.cgi_refused(id, refusal),
                 RunnerEvent::Exited {
                     id,
@@ -184,7 +189,7 @@ impl Server {
         }
     }
 
-    fn cgi_started(&mut self, id: u64, stdin: OwnedFd, stdout: OwnedFd) {
+    fn cgi_started(&mut self, id: u64, pid: u32, stdin: OwnedFd, stdout: OwnedFd) {
         let Some(idx) = self.cgi_connection(id) else {
             // The client went away: dropping the pipes ends the script's I/O.
             return;
@@ -201,6 +206,7 @@ impl Server {
         }
         if let Some(Phase::Cgi(ex)) = self.conns[idx].as_mut().map(|c| &mut c.phase) {
             ex.stage = Stage::Running;
+            ex.pid = Some(pid);
             ex.stdin = Some(stdin);
             ex.stdout = Some(stdout);
         }
@@ -596,9 +602,17 @@ impl Server {
         };
         if ex.eof_deadline.is_some_and(|t| t <= now) {
             self.pump_cgi(idx);
-        } else {
-            self.end_cgi(idx, End::TimedOut);
+            return;
         }
+        // The runner should have killed it; it may be gone (a script of a
+        // dead runner is ours now), so make sure.
+        if let Some(pid) = ex.pid.and_then(|p| i32::try_from(p).ok()) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        self.end_cgi(idx, End::TimedOut);
     }
 }
 
