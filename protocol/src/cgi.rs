@@ -42,7 +42,8 @@ pub struct CgiRun {
     pub script: String,
     /// The complete environment for the script (the server builds the RFC 3875 variables; the runner adds PATH if absent and nothing else).
     pub env: Vec<(String, String)>,
-    /// Kill the script's whole process group after this long.
+    /// Kill the script's whole process group after this long (0: no
+    /// time limit).
     pub timeout_ms: u64,
 }
 

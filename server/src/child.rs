@@ -23,6 +23,8 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// The first delayed restart.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// How long a child may take to exit at shutdown before it is killed.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Where a child is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -297,10 +299,23 @@ impl ChildProcess {
         [self.restart_at, zombies].into_iter().flatten().min()
     }
 
-    /// Ends the child for good.
+    /// Ends the child for good: end-of-file and SIGTERM first (the CGI
+    /// runner then stops its scripts), SIGKILL if it has not exited within
+    /// [`SHUTDOWN_GRACE`].
     pub fn shutdown(&mut self) {
         self.sock = None;
         if let Some(child) = self.child.take() {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+            let deadline = Instant::now() + SHUTDOWN_GRACE;
+            let mut child = child;
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             self.zombies.push(child);
         }
         for mut child in self.zombies.drain(..) {

@@ -119,7 +119,12 @@ impl Server {
             clock.now(),
         );
         pool.start(poller.as_mut(), Duration::from_secs(10))?;
-        let runner_args = vec!["--root".into(), config.root.clone().into_os_string()];
+        let runner_args = vec![
+            "--root".into(),
+            config.root.clone().into_os_string(),
+            "--max-scripts".into(),
+            config.cgi_max_procs.to_string().into(),
+        ];
         let mut runner = CgiRunner::new(
             config.cgi_runner_bin.clone(),
             runner_args,

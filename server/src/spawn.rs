@@ -30,7 +30,10 @@ pub fn spawn_child(binary: &Path, args: &[OsString]) -> io::Result<Spawned> {
         .args(args)
         .arg("--channel-fd")
         .arg(CHILD_CHANNEL_FD.to_string())
-        .stdin(Stdio::null());
+        .stdin(Stdio::null())
+        // Its own process group: a Ctrl-C on the terminal reaches the
+        // server alone, which then drains and stops its children itself.
+        .process_group(0);
     // SAFETY: only async-signal-safe calls (dup2, fcntl) run between fork
     // and exec.
     unsafe {

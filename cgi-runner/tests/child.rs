@@ -1,0 +1,538 @@
+//! Runs the real `cgi-runner` binary as the server's child over a
+//! socketpair: the handshake, scripts whose output, input, environment,
+//! exit status and stderr travel as they should, refusals, time limits,
+//! leftover background processes, several scripts at once, and the end
+//! of the server.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{
+    fork_lock, group_members, inherit, read_all, wait_group_gone, wait_with_timeout, Runner,
+    TempRoot, RUNNER,
+};
+use protocol::{
+    encode_frame, CgiRun, ExitInfo, FromRunner, Hello, Refusal, Role, ToRunner, PROTOCOL_VERSION,
+};
+
+const HELLO: &str = "echo 'Content-Type: text/plain'\necho\necho \"hello from $(pwd -P)\"";
+
+#[test]
+fn a_script_s_output_arrives_through_the_passed_descriptor() {
+    let root = TempRoot::new("hello");
+    root.script("hello.cgi", HELLO, 0o755);
+    let mut runner = Runner::ready(&root.0, &[], &[]);
+    let fds_before = runner.open_fds();
+
+    let started = runner.start(1, "cgi-bin/hello.cgi", &[], 5000);
+    assert!(started.pid > 0);
+    drop(started.stdin);
+    let out = String::from_utf8(read_all(started.stdout)).expect("utf-8");
+    let dir = std::fs::canonicalize(root.0.join("cgi-bin")).expect("canonical");
+    assert_eq!(
+        out,
+        format!("Content-Type: text/plain\n\nhello from {}\n", dir.display())
+    );
+    assert_eq!(runner.exited(1), (ExitInfo::Code(0), false));
+
+    // The runner kept no descriptor of the script's.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while runner.open_fds() != fds_before {
+        assert!(Instant::now() < deadline, "the runner leaks descriptors");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, stderr) = runner.finish();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(stderr, "");
+}
+
+/// Parses `env -0` output.
+fn parse_env(bytes: &[u8]) -> BTreeMap<String, String> {
+    bytes
+        .split(|&b| b == 0)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let entry = String::from_utf8_lossy(entry);
+            let (name, value) = entry.split_once('=').expect("NAME=value");
+            (name.to_string(), value.to_string())
+        })
+        .collect()
+}
+
+/// Variables the shell itself sets, whatever it was given.
+const SHELL_OWN: [&str; 4] = ["PWD", "OLDPWD", "SHLVL", "_"];
+
+#[test]
+fn the_script_sees_exactly_the_environment_given_plus_path() {
+    let root = TempRoot::new("env");
+    root.script("env.cgi", "exec /usr/bin/env -0", 0o755);
+    let marker = ("AMPED_CGI_TEST_MARKER", "must-not-leak");
+    let mut runner = Runner::ready(&root.0, &[marker], &[]);
+    let given = [
+        ("GATEWAY_INTERFACE", "CGI/1.1"),
+        ("REQUEST_METHOD", "GET"),
+        ("QUERY_STRING", "a=1&b=two words&c=ünï"),
+        ("SCRIPT_NAME", "/cgi-bin/env.cgi"),
+        ("HTTP_X_EMPTY", ""),
+        ("HTTP_X_EQUALS", "x=y=z"),
+    ];
+    for (id, with_path) in [(1, false), (2, true)] {
+        let mut env = given.to_vec();
+        if with_path {
+            env.push(("PATH", "/opt/amped/bin"));
+        }
+        let started = runner.start(id, "cgi-bin/env.cgi", &env, 5000);
+        drop(started.stdin);
+        let mut seen = parse_env(&read_all(started.stdout));
+        for name in SHELL_OWN {
+            seen.remove(name);
+        }
+        let mut expected: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if !with_path {
+            expected.insert("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into());
+        }
+        assert_eq!(seen, expected);
+        assert!(!seen.contains_key(marker.0));
+        assert_eq!(runner.exited(id), (ExitInfo::Code(0), false));
+    }
+    let (status, _) = runner.finish();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn the_request_body_goes_through_stdin() {
+    let root = TempRoot::new("stdin");
+    root.script(
+        "cat.cgi",
+        "echo 'Content-Type: application/octet-stream'\necho\nexec cat",
+        0o755,
+    );
+    let mut runner = Runner::ready(&root.0, &[], &[]);
+    let body: Vec<u8> = (0..(1u32 << 20)).map(|i| (i * 7 % 251) as u8).collect();
+    let started = runner.start(
+        1,
+        "cgi-bin/cat.cgi",
+        &[("CONTENT_LENGTH", "1048576")],
+        10_000,
+    );
+    let mut stdin = started.stdin;
+    let to_write = body.clone();
+    // Written from another thread: the pipes hold far less than 1 MiB.
+    let writer = std::thread::spawn(move || {
+        stdin.write_all(&to_write).expect("write body");
+        // Dropping our end is the end of the body: the runner kept no copy.
+    });
+    let out = read_all(started.stdout);
+    writer.join().expect("writer thread");
+    let header = b"Content-Type: application/octet-stream\n\n";
+    assert_eq!(&out[..header.len()], header);
+    assert!(out[header.len()..] == body[..], "body came back changed");
+    assert_eq!(runner.exited(1), (ExitInfo::Code(0), false));
+}
+
+#[test]
+fn scripts_that_cannot_run_are_refused() {
+    let root = TempRoot::new("refused");
+    root.script("plain.cgi", "echo no", 0o644);
+    root.script("ok.cgi", "echo ok", 0o755);
+    root.file(
+        "cgi-bin/badinterp.cgi",
+        "#!/nonexistent/interpreter\necho no\n",
+        0o755,
+    );
+    root.script(".hidden.cgi", "echo no", 0o755);
+    std::fs::create_dir_all(root.0.join("cgi-bin/dir.cgi")).expect("mkdir");
+    std::os::unix::fs::symlink("/bin/sh", root.0.join("cgi-bin/escape.cgi")).expect("symlink");
+    let mut runner = Runner::ready(&root.0, &[], &[]);
+
+    assert_eq!(runner.refused(1, "cgi-bin/missing.cgi"), Refusal::NotFound);
+    assert_eq!(runner.refused(2, "nodir/x.cgi"), Refusal::NotFound);
+    match runner.refused(3, "cgi-bin/plain.cgi") {
+        Refusal::Forbidden(why) => assert!(why.contains("not executable"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    match runner.refused(4, "cgi-bin/badinterp.cgi") {
+        Refusal::ExecFailed(why) => assert!(why.contains("/nonexistent/interpreter"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    for (id, script) in [
+        (5, "cgi-bin/.hidden.cgi"),
+        (6, "cgi-bin/dir.cgi"),
+        (7, "cgi-bin/escape.cgi"),
+        (8, "../etc/passwd"),
+        (9, "/bin/sh"),
+        (10, "cgi-bin/../cgi-bin/ok.cgi"),
+        (11, ""),
+        (12, "cgi-bin/ok.cgi\0"),
+    ] {
+        assert!(
+            matches!(runner.refused(id, script), Refusal::Forbidden(_)),
+            "{script:?}"
+        );
+    }
+    // The runner is none the worse for it.
+    let started = runner.start(20, "cgi-bin/ok.cgi", &[], 5000);
+    assert_eq!(read_all(started.stdout), b"ok\n");
+    assert_eq!(runner.exited(20), (ExitInfo::Code(0), false));
+    let stderr = runner.wait_for_stderr("badinterp.cgi", Duration::from_secs(5));
+    assert!(
+        stderr.starts_with("cgi: /cgi-bin/badinterp.cgi: not started: "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn exit_statuses_are_reported() {
+    let root = TempRoot::new("exit");
+    root.script("three.cgi", "exit 3", 0o755);
+    root.script("term.cgi", "kill -TERM $$", 0o755);
+    let mut runner = Runner::ready(&root.0, &[], &[]);
+    runner.start(1, "cgi-bin/three.cgi", &[], 5000);
+    assert_eq!(runner.exited(1), (ExitInfo::Code(3), false));
+    runner.start(2, "cgi-bin/term.cgi", &[], 5000);
+    assert_eq!(runner.exited(2), (ExitInfo::Signal(libc::SIGTERM), false));
+}
+
+#[test]
+fn a_script_past_its_time_limit_is_killed_with_its_group() {
+    let root = TempRoot::new("timeout");
+    // A child in the background and an endless loop in the foreground.
+    root.script("loop.cgi", "sleep 60 &\nwhile :; do :; done", 0o755);
+    let mut runner = Runner::ready(&root.0, &[], &[]);
+    let start = Instant::now();
+    let started = runner.start(1, "cgi-bin/loop.cgi", &[], 500);
+    assert!(!group_members(started.pid).is_empty());
+    assert_eq!(runner.exited(1), (ExitInfo::Signal(libc::SIGKILL), true));
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    wait_group_gone(started.pid, Duration::from_secs(3));
+    // Killed with the group: stdout ends at once.
+    assert!(read_all(started.stdout).is_empty());
+    runner.wait_for_stderr(
+        "cgi: /cgi-bin/loop.cgi: killed after 500 ms (time limit)",
+        Duration::from_secs(5),
+    );
+}
+
+#[test]
+fn a_background_child_holding_stdout_is_killed_after_the_grace_period() {
+    let root = TempRoot::new("grace");
+    root.script("bg.cgi", "sleep 30 &\necho done", 0o755);
+    let mut runner = Runner::ready(&root.0, &[], &[]);
+    let start = Instant::now();
+    let started = runner.start(1, "cgi-bin/bg.cgi", &[], 60_000);
+    assert_eq!(runner.exited(1), (ExitInfo::Code(0), false));
+    let exited_after = start.elapsed();
+    assert!(exited_after < Duration::from_secs(1), "{exited_after:?}");
+    // The sleep holds stdout until the grace period is over.
+    let out = read_all(started.stdout);
+    let eof_after = start.elapsed();
+    assert_eq!(out, b"done\n");
+    assert!(
+        eof_after >= Duration::from_millis(1500) && eof_after < Duration::from_secs(5),
+        "{eof_after:?}"
+    );
+    wait_group_gone(started.pid, Duration::from_secs(2));
+}
+
+#[test]
+fn stderr_lines_reach_the_log_with_the_script_s_name() {
+    let root = TempRoot::new("stderr");
+    root.script(
+        "err.cgi",
+        "echo one >&2\nprintf 'two\\r\\nthree' >&2\necho out",
+        0o755,
+    );
+    let mut runner = Runner::ready(&root.0, &[], &[]);
+    let started = runner.start(1, "cgi-bin/err.cgi", &[], 5000);
+    assert_eq!(read_all(started.stdout), b"out\n");
+    assert_eq!(runner.exited(1), (ExitInfo::Code(0), false));
+    let log = runner.wait_for_stderr("cgi: /cgi-bin/err.cgi: three\n", Duration::from_secs(5));
+    assert_eq!(
+        log,
+        "cgi: /cgi-bin/err.cgi: one\ncgi: /cgi-bin/err.cgi: two\ncgi: /cgi-bin/err.cgi: three\n"
+    );
+}
+
+#[test]
+fn several_scripts_run_at_once() {
+    let root = TempRoot::new("concurrent");
+    root.script("wait.cgi", "read line\necho \"got $line\"", 0o755);
+    root.script("quick.cgi", "echo quick", 0o755);
+    let mut runner = Runner::ready(&root.0, &[], &[]);
+    // The first script waits for its body; the runner must not.
+    let mut waiting = runner.start(1, "cgi-bin/wait.cgi", &[], 10_000);
+    let mut others = Vec::new();
+    for id in 2..6 {
+        others.push((id, runner.start(id, "cgi-bin/quick.cgi", &[], 10_000)));
+    }
+    for (id, started) in others {
+        assert_eq!(read_all(started.stdout), b"quick\n");
+        assert_eq!(runner.exited(id), (ExitInfo::Code(0), false));
+    }
+    waiting.stdin.write_all(b"body\n").expect("write");
+    drop(waiting.stdin);
+    let mut out = String::new();
+    waiting.stdout.read_to_string(&mut out).expect("read");
+    assert_eq!(out, "got body\n");
+    assert_eq!(runner.exited(1), (ExitInfo::Code(0), false));
+}
+
+#[test]
+fn too_many_scripts_are_refused_as_overloaded() {
+    let root = TempRoot::new("overload");
+    root.script("wait.cgi", "read line", 0o755);
+    let mut runner = Runner::ready(&root.0, &[], &["--max-scripts", "1"]);
+    let first = runner.start(1, "cgi-bin/wait.cgi", &[], 10_000);
+    assert_eq!(runner.refused(2, "cgi-bin/wait.cgi"), Refusal::Overloaded);
+    drop(first.stdin);
+    assert_eq!(runner.exited(1), (ExitInfo::Code(1), false));
+    let second = runner.start(3, "cgi-bin/wait.cgi", &[], 10_000);
+    drop(second.stdin);
+    assert_eq!(runner.exited(3), (ExitInfo::Code(1), false));
+}
+
+#[test]
+fn the_end_of_the_server_kills_running_scripts() {
+    let root = TempRoot::new("server-eof");
+    root.script("long.cgi", "sleep 30 &\nsleep 30", 0o755);
+    let mut runner = Runner::ready(&root.0, &[], &[]);
+    let a = runner.start(1, "cgi-bin/long.cgi", &[], 60_000);
+    let b = runner.start(2, "cgi-bin/long.cgi", &[], 60_000);
+    let start = Instant::now();
+    let (status, _) = runner.finish();
+    assert_eq!(status.code(), Some(0));
+    assert!(start.elapsed() < Duration::from_secs(5));
+    for started in [a, b] {
+        wait_group_gone(started.pid, Duration::from_secs(3));
+        assert!(read_all(started.stdout).is_empty());
+    }
+}
+
+#[test]
+fn scripts_inherit_no_socket_from_the_runner() {
+    let root = TempRoot::new("fds");
+    root.script(
+        "fds.cgi",
+        "for f in /proc/$$/fd/*; do readlink \"$f\"; done\nexit 0",
+        0o755,
+    );
+    let mut runner = Runner::ready(&root.0, &[], &[]);
+    let started = runner.start(1, "cgi-bin/fds.cgi", &[], 5000);
+    let out = String::from_utf8(read_all(started.stdout)).expect("utf-8");
+    assert!(out.contains("pipe:"), "{out}");
+    assert!(!out.contains("socket:"), "the channel leaked: {out}");
+    assert_eq!(runner.exited(1), (ExitInfo::Code(0), false));
+}
+
+#[test]
+fn eof_before_the_handshake_is_a_clean_exit() {
+    let root = TempRoot::new("early-eof");
+    let runner = Runner::spawn(&root.0, &[], &[]);
+    let (status, stderr) = runner.finish();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(stderr, "");
+}
+
+fn expect_protocol_error(runner: Runner) {
+    let (status, stderr) = runner.finish();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line on stderr: {stderr:?}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_version_mismatch_is_a_protocol_error() {
+    let root = TempRoot::new("version");
+    let mut runner = Runner::spawn(&root.0, &[], &[]);
+    let mut hello = Hello::new(Role::Server);
+    hello.version = PROTOCOL_VERSION + 1;
+    runner
+        .channel
+        .send(&ToRunner::Hello(hello), &[])
+        .expect("send");
+    assert!(matches!(
+        runner.channel.recv::<FromRunner>(),
+        Ok(None) | Err(_)
+    ));
+    expect_protocol_error(runner);
+}
+
+#[test]
+fn a_run_before_hello_is_a_protocol_error() {
+    let root = TempRoot::new("nohello");
+    let mut runner = Runner::spawn(&root.0, &[], &[]);
+    runner.send_run(1, "cgi-bin/x.cgi", &[], 100);
+    expect_protocol_error(runner);
+}
+
+#[test]
+fn garbage_after_the_handshake_is_a_protocol_error_that_kills_scripts() {
+    let root = TempRoot::new("garbage");
+    root.script("long.cgi", "sleep 30", 0o755);
+    let mut runner = Runner::ready(&root.0, &[], &[]);
+    let started = runner.start(1, "cgi-bin/long.cgi", &[], 60_000);
+    runner
+        .channel
+        .socket()
+        .write_all(&[5, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff])
+        .expect("write");
+    wait_group_gone(started.pid, Duration::from_secs(5));
+    expect_protocol_error(runner);
+}
+
+#[test]
+fn a_run_and_the_hello_in_one_write_are_both_served() {
+    let root = TempRoot::new("oneshot");
+    root.script("ok.cgi", "echo ok", 0o755);
+    let mut runner = Runner::spawn(&root.0, &[], &[]);
+    let mut bytes = encode_frame(&ToRunner::Hello(Hello::new(Role::Server))).expect("encode");
+    bytes.extend(
+        encode_frame(&ToRunner::Run(CgiRun {
+            id: 9,
+            script: "cgi-bin/ok.cgi".into(),
+            env: Vec::new(),
+            timeout_ms: 5000,
+        }))
+        .expect("encode"),
+    );
+    runner.channel.socket().write_all(&bytes).expect("write");
+    let hello = runner
+        .channel
+        .recv::<FromRunner>()
+        .expect("recv")
+        .expect("hello");
+    assert!(matches!(hello.message, FromRunner::Hello(_)));
+    let started = runner.reply_for(9);
+    assert!(matches!(started.message, FromRunner::Started { id: 9, .. }));
+    assert_eq!(runner.exited(9), (ExitInfo::Code(0), false));
+}
+
+#[test]
+fn the_runner_dies_with_its_parent() {
+    let root = TempRoot::new("pdeathsig");
+    let (ours, theirs) = UnixStream::pair().expect("socketpair");
+    let fd = theirs.as_raw_fd();
+    // sh starts the runner in the background and exits a moment later,
+    // while we still hold our end open: only the parent-death signal can
+    // end the runner.
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg("\"$0\" --root \"$1\" --channel-fd \"$2\" & sleep 1")
+        .arg(RUNNER)
+        .arg(&root.0)
+        .arg(fd.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    inherit(&mut cmd, fd);
+    let mut sh = {
+        let _guard = fork_lock();
+        cmd.spawn().expect("spawn sh")
+    };
+    drop(theirs);
+    ours.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut channel = protocol::Channel::new(ours);
+    channel
+        .send(&ToRunner::Hello(Hello::new(Role::Server)), &[])
+        .expect("send");
+    assert!(matches!(
+        channel
+            .recv::<FromRunner>()
+            .expect("recv")
+            .map(|r| r.message),
+        Some(FromRunner::Hello(_))
+    ));
+    assert!(wait_with_timeout(&mut sh, Duration::from_secs(10)).success());
+    match channel.recv::<FromRunner>() {
+        Ok(None) => {}
+        other => panic!("expected end-of-file from a dead runner, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_bad_channel_fd_is_a_usage_error() {
+    let root = TempRoot::new("badfd");
+    let out = common::run_standalone(&["--root", root.path_str(), "--channel-fd", "999"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--channel-fd"));
+}
+
+/// The parent of `pid`, from /proc.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Children of `parent` that are zombies (dead, not reaped).
+fn zombies_of(parent: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                return false;
+            };
+            let mut fields = after.split_whitespace();
+            let state = fields.next();
+            let ppid = fields.next();
+            state == Some("Z") && ppid == Some(&parent.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn orphaned_grandchildren_are_reaped_by_the_runner() {
+    let root = TempRoot::new("orphans");
+    // The subshell exits at once, orphaning its sleep: the runner (a child
+    // subreaper) inherits it, and must reap it when it ends.
+    root.script(
+        "orphan.cgi",
+        "( exec sleep 0.5 >/dev/null & )\necho ok",
+        0o755,
+    );
+    let mut runner = Runner::ready(&root.0, &[], &[]);
+    let runner_pid = runner.child.id();
+    for id in 1..4 {
+        let started = runner.start(id, "cgi-bin/orphan.cgi", &[], 5000);
+        drop(started.stdin);
+        assert_eq!(read_all(started.stdout), b"ok\n");
+        assert_eq!(runner.exited(id), (ExitInfo::Code(0), false));
+        // The orphaned sleep is the runner's child now.
+        let parents: Vec<Option<u32>> = group_members(started.pid)
+            .into_iter()
+            .map(parent_of)
+            .collect();
+        assert_eq!(parents, vec![Some(runner_pid)]);
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let zombies = zombies_of(runner_pid);
+        if zombies.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "unreaped: {zombies:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, _) = runner.finish();
+    assert_eq!(status.code(), Some(0));
+}

@@ -1,0 +1,410 @@
+//! Shared by the cgi-runner integration tests: temporary roots with small
+//! shell scripts, spawning the real binary as the server would, reading
+//! its replies and its stderr, and looking for processes in /proc.
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use protocol::{
+    CgiRun, Channel, FromRunner, Hello, Received, Refusal, Role, ToRunner, STARTED_STDIN,
+    STARTED_STDOUT,
+};
+
+pub const RUNNER: &str = env!("CARGO_BIN_EXE_cgi-runner");
+
+/// Held while this test process writes a script or starts a process: a
+/// process forked by another test thread while a script is open for
+/// writing would make executing it fail with ETXTBSY.
+static FORK_LOCK: Mutex<()> = Mutex::new(());
+
+pub fn fork_lock() -> MutexGuard<'static, ()> {
+    FORK_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A temporary document root, removed on drop.
+pub struct TempRoot(pub PathBuf);
+
+impl TempRoot {
+    pub fn new(name: &str) -> TempRoot {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("amped-cgi-it-{}-{name}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("cgi-bin")).expect("create temp root");
+        TempRoot(dir)
+    }
+
+    /// Writes `cgi-bin/NAME`: `#!/bin/sh` and `body`, with `mode`.
+    pub fn script(&self, name: &str, body: &str, mode: u32) {
+        self.file(
+            &format!("cgi-bin/{name}"),
+            &format!("#!/bin/sh\n{body}\n"),
+            mode,
+        );
+    }
+
+    /// Writes any file beneath the root.
+    pub fn file(&self, rel: &str, content: &str, mode: u32) {
+        let _guard = fork_lock();
+        let path = self.0.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&path, content).expect("write script");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+
+    pub fn path_str(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Lets the child inherit `fd` (std's sockets are close-on-exec).
+pub fn inherit(cmd: &mut Command, fd: RawFd) {
+    // SAFETY: fcntl is async-signal-safe; nothing else runs in the child
+    // between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The runner, started as the server starts it, with our end of its
+/// channel and everything it writes to stderr.
+pub struct Runner {
+    pub child: Child,
+    pub channel: Channel,
+    /// Replies read while looking for another one.
+    queue: VecDeque<Received<FromRunner>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    stderr_thread: Option<JoinHandle<()>>,
+}
+
+/// A started script's pipe ends, as the server gets them.
+pub struct Started {
+    pub pid: u32,
+    pub stdin: File,
+    pub stdout: File,
+}
+
+impl Runner {
+    /// Spawns `cgi-runner --root ROOT --channel-fd 3` (the socket's number
+    /// may differ) with `env` added to ours and `args` appended.
+    pub fn spawn(root: &Path, env: &[(&str, &str)], args: &[&str]) -> Runner {
+        let (ours, theirs) = UnixStream::pair().expect("socketpair");
+        let fd = theirs.as_raw_fd();
+        let mut cmd = Command::new(RUNNER);
+        cmd.arg("--root")
+            .arg(root)
+            .args(["--channel-fd", &fd.to_string()])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        inherit(&mut cmd, fd);
+        let mut child = {
+            let _guard = fork_lock();
+            cmd.spawn().expect("spawn cgi-runner")
+        };
+        drop(theirs);
+        ours.set_read_timeout(Some(Duration::from_secs(15)))
+            .expect("timeout");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let mut pipe = child.stderr.take().expect("stderr pipe");
+        let sink = Arc::clone(&stderr);
+        let stderr_thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend_from_slice(&buf[..n]);
+            }
+        });
+        Runner {
+            child,
+            channel: Channel::new(ours),
+            queue: VecDeque::new(),
+            stderr,
+            stderr_thread: Some(stderr_thread),
+        }
+    }
+
+    /// Spawns the runner and completes the handshake.
+    pub fn ready(root: &Path, env: &[(&str, &str)], args: &[&str]) -> Runner {
+        let mut runner = Runner::spawn(root, env, args);
+        let hello = runner.handshake();
+        assert_eq!(hello.role, Role::CgiRunner);
+        assert_eq!(hello.pid, runner.child.id());
+        runner
+    }
+
+    pub fn handshake(&mut self) -> Hello {
+        self.channel
+            .send(&ToRunner::Hello(Hello::new(Role::Server)), &[])
+            .expect("send hello");
+        match self.channel.recv::<FromRunner>().expect("recv hello") {
+            Some(Received {
+                message: FromRunner::Hello(hello),
+                fds,
+            }) if fds.is_empty() => hello,
+            other => panic!("expected the runner's hello, got {other:?}"),
+        }
+    }
+
+    /// Asks for a run.
+    pub fn send_run(&mut self, id: u64, script: &str, env: &[(&str, &str)], timeout_ms: u64) {
+        let run = ToRunner::Run(CgiRun {
+            id,
+            script: script.to_string(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            timeout_ms,
+        });
+        self.channel.send(&run, &[]).expect("send run");
+    }
+
+    /// The next reply about `id`, keeping replies about others for later.
+    pub fn reply_for(&mut self, id: u64) -> Received<FromRunner> {
+        if let Some(i) = self
+            .queue
+            .iter()
+            .position(|r| id_of(&r.message) == Some(id))
+        {
+            if let Some(received) = self.queue.remove(i) {
+                return received;
+            }
+        }
+        loop {
+            let received = self
+                .channel
+                .recv::<FromRunner>()
+                .expect("recv reply")
+                .expect("a reply, not end-of-file");
+            if id_of(&received.message) == Some(id) {
+                return received;
+            }
+            self.queue.push_back(received);
+        }
+    }
+
+    /// Starts a script that must start.
+    pub fn start(
+        &mut self,
+        id: u64,
+        script: &str,
+        env: &[(&str, &str)],
+        timeout_ms: u64,
+    ) -> Started {
+        self.send_run(id, script, env, timeout_ms);
+        let received = self.reply_for(id);
+        let FromRunner::Started { id: got, pid } = received.message else {
+            panic!(
+                "expected {script} to start, got {:?}; runner stderr: {}",
+                received.message,
+                self.stderr_text()
+            );
+        };
+        assert_eq!(got, id);
+        assert_eq!(received.fds.len(), 2);
+        let mut fds = received.fds.into_iter();
+        let (Some(stdin), Some(stdout)) = (fds.next(), fds.next()) else {
+            panic!("two descriptors")
+        };
+        assert_eq!((STARTED_STDIN, STARTED_STDOUT), (0, 1));
+        Started {
+            pid,
+            stdin: File::from(stdin),
+            stdout: File::from(stdout),
+        }
+    }
+
+    /// Asks for a script that must be refused.
+    pub fn refused(&mut self, id: u64, script: &str) -> Refusal {
+        self.send_run(id, script, &[], 5000);
+        let received = self.reply_for(id);
+        assert!(received.fds.is_empty());
+        match received.message {
+            FromRunner::Refused { id: got, refusal } => {
+                assert_eq!(got, id);
+                refusal
+            }
+            other => panic!("expected {script} to be refused, got {other:?}"),
+        }
+    }
+
+    /// Waits for the `Exited` of `id`.
+    pub fn exited(&mut self, id: u64) -> (protocol::ExitInfo, bool) {
+        let received = self.reply_for(id);
+        assert!(received.fds.is_empty());
+        match received.message {
+            FromRunner::Exited {
+                exit, timed_out, ..
+            } => (exit, timed_out),
+            other => panic!("expected the exit of {id}, got {other:?}"),
+        }
+    }
+
+    pub fn stderr_text(&self) -> String {
+        let bytes = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Waits until the runner's stderr contains `text`.
+    pub fn wait_for_stderr(&self, text: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let all = self.stderr_text();
+            if all.contains(text) {
+                return all;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "runner stderr never showed {text:?}: {all:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Closes our end and waits for the runner to exit; returns its
+    /// status and everything it wrote to stderr.
+    pub fn finish(mut self) -> (ExitStatus, String) {
+        // As good as closing it, for the runner: end-of-file.
+        let _ = self.channel.socket().shutdown(std::net::Shutdown::Both);
+        let status = wait_with_timeout(&mut self.child, Duration::from_secs(10));
+        if let Some(thread) = self.stderr_thread.take() {
+            let _ = thread.join();
+        }
+        (status, self.stderr_text())
+    }
+
+    /// The number of descriptors the runner has open.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|dir| dir.count())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn id_of(message: &FromRunner) -> Option<u64> {
+    match message {
+        FromRunner::Hello(_) => None,
+        FromRunner::Started { id, .. }
+        | FromRunner::Refused { id, .. }
+        | FromRunner::Exited { id, .. } => Some(*id),
+    }
+}
+
+pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Reads a pipe end to end-of-file.
+pub fn read_all(mut file: File) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).expect("read");
+    bytes
+}
+
+/// Every process (zombies included) whose process group is `pgid`.
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // pid (comm) state ppid pgrp ...; comm may hold anything.
+            let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                return false;
+            };
+            after.split_whitespace().nth(2) == Some(&pgid.to_string())
+        })
+        .collect()
+}
+
+/// Waits until no process is left in group `pgid`.
+pub fn wait_group_gone(pgid: u32, timeout: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let members = group_members(pgid);
+        if members.is_empty() {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "process group {pgid} still has {members:?} after {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs the runner in standalone mode.
+pub fn run_standalone(args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(RUNNER);
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = {
+        let _guard = fork_lock();
+        cmd.spawn().expect("spawn cgi-runner")
+    };
+    if let Some(mut pipe) = child.stdin.take() {
+        let _ = pipe.write_all(stdin);
+    }
+    child.wait_with_output().expect("wait")
+}
