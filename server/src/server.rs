@@ -84,6 +84,8 @@ pub struct Server {
     pub(crate) cgi_ids: HashMap<u64, (usize, u32)>,
     /// CGI exchanges in progress.
     pub(crate) cgi_active: usize,
+    /// Scratch space for reading scripts' output.
+    pub(crate) cgi_buf: Vec<u8>,
     counters: Counters,
     started: Instant,
     /// Set once SIGTERM or SIGINT arrived: when to give up waiting.
@@ -154,6 +156,7 @@ impl Server {
             runner_due: None,
             cgi_ids: HashMap::new(),
             cgi_active: 0,
+            cgi_buf: Vec::new(),
             counters: Counters::default(),
             started: Instant::now(),
             draining: None,

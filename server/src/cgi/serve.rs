@@ -324,7 +324,7 @@ impl Server {
         // Script output: to the client, while the client keeps up.
         let mut end = None;
         let mut redirect = None;
-        let date = self.clock.http_date().to_string();
+        let date = self.clock.http_date();
         for _ in 0..READS_PER_TURN {
             if output.queued() > OUTPUT_HIGH_WATER {
                 break;
@@ -332,13 +332,14 @@ impl Server {
             let Some(stdout) = ex.stdout.as_mut() else {
                 break;
             };
-            let mut buf = vec![0u8; READ_CHUNK];
-            match stdout.read(&mut buf) {
+            let buf = &mut self.cgi_buf;
+            buf.resize(READ_CHUNK, 0);
+            match stdout.read(buf) {
                 Ok(0) => {
                     end = Some(End::Eof);
                     break;
                 }
-                Ok(n) => match ex.on_output(&buf[..n], output, &date) {
+                Ok(n) => match ex.on_output(&buf[..n], output, date) {
                     OutputEvent::Progress => {}
                     OutputEvent::LocalRedirect(path) => {
                         redirect = Some(path);
