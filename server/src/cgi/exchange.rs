@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use protocol::ExitInfo;
 
-use crate::cgi::chunked::ChunkedDecoder;
+use crate::cgi::chunked::{ChunkedDecoder, ChunkedError};
 use crate::cgi::script_head::{parse_script_head, HeadParse, ScriptResponse};
 use crate::event::Interest;
 use crate::http::request::{Method, Request};
@@ -135,11 +135,9 @@ impl Exchange {
     /// Takes request-body bytes from the connection's input: up to
     /// `room` bytes waiting for the script. Returns how many input
     /// bytes were used, or `Err` for a malformed chunked body.
-    pub fn take_body(&mut self, input: &[u8], room: usize) -> Result<usize, ()> {
+    pub fn take_body(&mut self, input: &[u8], room: usize) -> Result<usize, ChunkedError> {
         match &mut self.stage {
-            Stage::Collecting(decoder) => decoder
-                .decode(input, &mut self.to_script, usize::MAX)
-                .map_err(|_| ()),
+            Stage::Collecting(decoder) => decoder.decode(input, &mut self.to_script, usize::MAX),
             _ => {
                 let space = room.saturating_sub(self.to_script.len());
                 let take = (self.body_left.min(input.len() as u64) as usize).min(space);

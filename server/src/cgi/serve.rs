@@ -289,7 +289,7 @@ impl Server {
             Ok(used) => {
                 input.drain(..used);
             }
-            Err(()) => return self.cgi_bad_body(idx, Status::BAD_REQUEST),
+            Err(_) => return self.cgi_bad_body(idx, Status::BAD_REQUEST),
         }
         if matches!(ex.stage, Stage::Collecting(_)) {
             if ex.to_script.len() as u64 > max_body {
