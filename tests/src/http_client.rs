@@ -481,3 +481,212 @@ fn parse_head(head: &str) -> io::Result<Response> {
 pub fn fetch(addr: SocketAddr, path: &str) -> Response {
     Connection::connect(addr).get(path)
 }
+
+/// Reading responses whose body may be `Transfer-Encoding: chunked` (CGI
+/// output without a Content-Length), and reading a response head alone.
+impl Connection {
+    /// Reads one response head (status line and header fields) and
+    /// nothing of its body.
+    pub fn try_read_head(&mut self) -> io::Result<Response> {
+        let mut searched = self.pos;
+        let head_end = loop {
+            if let Some(i) = find(&self.buf[searched..], b"\r\n\r\n") {
+                break searched + i + 4;
+            }
+            searched = self.buf.len().saturating_sub(3).max(self.pos);
+            if self.buf.len() - self.pos > MAX_HEAD {
+                return Err(io::Error::new(
+                    ErrorKind::InvalidData,
+                    "response head larger than 1 MiB",
+                ));
+            }
+            let before = self.pos;
+            match self.fill() {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        ErrorKind::UnexpectedEof,
+                        format!(
+                            "connection closed before a complete response head ({} bytes: {:?})",
+                            self.buf.len() - self.pos,
+                            String::from_utf8_lossy(&self.buf[self.pos..])
+                        ),
+                    ))
+                }
+                Ok(_) => {
+                    if self.pos != before {
+                        searched = self.pos;
+                    }
+                }
+                Err(e) if timed_out(&e) => {
+                    return Err(io::Error::new(
+                        ErrorKind::TimedOut,
+                        format!("no complete response head within the read timeout: {e}"),
+                    ))
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let head = std::str::from_utf8(&self.buf[self.pos..head_end - 4])
+            .map_err(|_| io::Error::new(ErrorKind::InvalidData, "response head is not UTF-8"))?
+            .to_owned();
+        self.pos = head_end;
+        parse_head(&head)
+    }
+
+    /// Reads one response head, panicking on error.
+    pub fn read_head(&mut self) -> Response {
+        self.try_read_head()
+            .unwrap_or_else(|e| panic!("reading a response head: {e}"))
+    }
+
+    /// Like [`try_read_response`](Self::try_read_response), but a
+    /// `Transfer-Encoding: chunked` body is decoded (strictly: hex sizes,
+    /// CRLF after each chunk, a last chunk of size 0, trailers skipped)
+    /// into `Response::body`; the headers stay as sent.
+    pub fn try_read_response_dechunked(&mut self, head_request: bool) -> io::Result<Response> {
+        let mut response = self.try_read_head()?;
+        if head_request || response.status < 200 || response.status == 204 || response.status == 304
+        {
+            return Ok(response);
+        }
+        let chunked = match response.header("Transfer-Encoding") {
+            None => false,
+            Some(te) if te.trim().eq_ignore_ascii_case("chunked") => true,
+            Some(te) if te.trim().eq_ignore_ascii_case("identity") => false,
+            Some(te) => {
+                return Err(io::Error::new(
+                    ErrorKind::InvalidData,
+                    format!("unexpected Transfer-Encoding {te:?}"),
+                ))
+            }
+        };
+        if chunked {
+            if response.header("Content-Length").is_some() {
+                return Err(io::Error::new(
+                    ErrorKind::InvalidData,
+                    format!(
+                        "both Content-Length and chunked in:\n{}",
+                        response.head_text()
+                    ),
+                ));
+            }
+            response.body = self.read_chunked_body()?;
+        } else if let Some(len) = response.content_length() {
+            let len = usize::try_from(len).expect("Content-Length fits in memory");
+            response.body = self.read_exact_body(len)?;
+        } else {
+            let mut body = self.buf[self.pos..].to_vec();
+            self.pos = self.buf.len();
+            loop {
+                let old = body.len();
+                body.resize(old + CHUNK, 0);
+                match self.stream.read(&mut body[old..]) {
+                    Ok(0) => {
+                        body.truncate(old);
+                        break;
+                    }
+                    Ok(n) => body.truncate(old + n),
+                    Err(e) if e.kind() == ErrorKind::Interrupted => body.truncate(old),
+                    Err(e) => {
+                        return Err(io::Error::new(
+                            e.kind(),
+                            format!("reading a close-delimited body after {old} bytes: {e}"),
+                        ))
+                    }
+                }
+            }
+            response.body = body;
+        }
+        Ok(response)
+    }
+
+    /// Reads one response to a non-HEAD request, decoding a chunked body;
+    /// panics on error.
+    pub fn read_response_dechunked(&mut self) -> Response {
+        self.try_read_response_dechunked(false)
+            .unwrap_or_else(|e| panic!("reading a (possibly chunked) response: {e}"))
+    }
+
+    /// One CRLF-terminated line (without the CRLF), at most 4 KiB.
+    fn read_crlf_line(&mut self) -> io::Result<String> {
+        loop {
+            if let Some(i) = find(&self.buf[self.pos..], b"\r\n") {
+                let line = String::from_utf8_lossy(&self.buf[self.pos..self.pos + i]).into_owned();
+                self.pos += i + 2;
+                return Ok(line);
+            }
+            if self.buf.len() - self.pos > 4096 {
+                return Err(io::Error::new(
+                    ErrorKind::InvalidData,
+                    "chunk-size or trailer line longer than 4 KiB",
+                ));
+            }
+            match self.fill() {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        ErrorKind::UnexpectedEof,
+                        "connection closed inside the chunked framing",
+                    ))
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn read_chunked_body(&mut self) -> io::Result<Vec<u8>> {
+        let bad = |what: String| io::Error::new(ErrorKind::InvalidData, what);
+        let mut body = Vec::new();
+        loop {
+            let line = self.read_crlf_line()?;
+            let size_text = line.split(';').next().unwrap_or_default().trim();
+            let size = usize::from_str_radix(size_text, 16)
+                .map_err(|_| bad(format!("bad chunk-size line {line:?}")))?;
+            if size == 0 {
+                // Trailer fields, up to the empty line.
+                while !self.read_crlf_line()?.is_empty() {}
+                return Ok(body);
+            }
+            let data = self.read_exact_body(size).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "in a {size}-byte chunk after {} body bytes: {e}",
+                        body.len()
+                    ),
+                )
+            })?;
+            body.extend_from_slice(&data);
+            let end = self.read_crlf_line()?;
+            if !end.is_empty() {
+                return Err(bad(format!(
+                    "chunk of {size} bytes not followed by CRLF (got {end:?})"
+                )));
+            }
+        }
+    }
+}
+
+/// Requests whose response may be chunked.
+impl Connection {
+    /// Sends `GET path HTTP/1.1` with `Host` and reads the response,
+    /// decoding a chunked body.
+    pub fn get_dechunked(&mut self, path: &str) -> Response {
+        self.request_dechunked("GET", path, &[])
+    }
+
+    /// Sends `METHOD path HTTP/1.1` with `Host` and `headers`, then reads
+    /// the response (bodiless if the method is HEAD), decoding a chunked
+    /// body.
+    pub fn request_dechunked(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        self.send(request_bytes(method, path, headers).as_bytes());
+        self.try_read_response_dechunked(method == "HEAD")
+            .unwrap_or_else(|e| panic!("reading the response to {method} {path}: {e}"))
+    }
+}

@@ -6,10 +6,13 @@
 //! over real sockets; nothing here mocks the server.
 
 pub mod binaries;
+pub mod cgi;
 pub mod docroot;
 pub mod http_client;
 pub mod limits;
+pub mod procfs;
 pub mod server_process;
+pub mod streaming;
 
 pub use binaries::{helper_bin, run_with_deadline, server_bin, workspace_root, RunOutput};
 pub use docroot::{site_docroot, www_docroot, FixtureSite, TempDocroot, WwwDocroot};

@@ -4,7 +4,7 @@ use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Instant;
@@ -169,6 +169,21 @@ impl ServerProcess {
     /// True while the server process has not exited.
     pub fn is_alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits (polling every 10 ms) up to `deadline` for the server to exit
+    /// on its own and returns how it ended, or `None` if it still runs.
+    pub fn wait_for_exit(&mut self, deadline: std::time::Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if start.elapsed() < deadline => {
+                    thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Ok(None) | Err(_) => return None,
+            }
+        }
     }
 
     /// Everything the server wrote to stderr so far.

@@ -284,12 +284,41 @@ impl Server {
         let Phase::Cgi(ex) = phase else {
             return;
         };
-        // Request body: from the client's input to the script.
-        match ex.take_body(input, TO_SCRIPT_MAX) {
-            Ok(used) => {
-                input.drain(..used);
+        // Request body: from the client's input to the script, until the
+        // pipe is full or the input holds no more of it.
+        let mut first = true;
+        loop {
+            let used = match ex.take_body(input, TO_SCRIPT_MAX) {
+                Ok(used) => used,
+                Err(_) => return self.cgi_bad_body(idx, Status::BAD_REQUEST),
+            };
+            input.drain(..used);
+            if !matches!(ex.stage, Stage::Running) || (!first && used == 0) {
+                break;
             }
-            Err(_) => return self.cgi_bad_body(idx, Status::BAD_REQUEST),
+            first = false;
+            let mut blocked = false;
+            match ex.stdin.as_mut() {
+                // The script closed its stdin: the rest of the body is dropped.
+                None => ex.to_script.clear(),
+                Some(stdin) => match write_some(stdin, &ex.to_script) {
+                    Ok(n) => {
+                        blocked = n < ex.to_script.len();
+                        ex.to_script.drain(..n);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => blocked = true,
+                    Err(_) => {
+                        ex.to_script.clear();
+                        close_pipe(self.poller.as_mut(), &mut ex.stdin, &mut ex.stdin_interest);
+                    }
+                },
+            }
+            if ex.body_complete() && ex.to_script.is_empty() {
+                close_pipe(self.poller.as_mut(), &mut ex.stdin, &mut ex.stdin_interest);
+            }
+            if blocked {
+                break;
+            }
         }
         if matches!(ex.stage, Stage::Collecting(_)) {
             if ex.to_script.len() as u64 > max_body {
@@ -299,27 +328,6 @@ impl Server {
                 self.launch_cgi(idx);
             }
             return self.flush(idx);
-        }
-        if ex.stdin.is_none() {
-            // The script closed its stdin (or no pipe yet): drop the body.
-            if matches!(ex.stage, Stage::Running) {
-                ex.to_script.clear();
-            }
-        }
-        if let Some(stdin) = ex.stdin.as_mut() {
-            match write_some(stdin, &ex.to_script) {
-                Ok(n) => {
-                    ex.to_script.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => {
-                    ex.to_script.clear();
-                    close_pipe(self.poller.as_mut(), &mut ex.stdin, &mut ex.stdin_interest);
-                }
-            }
-            if ex.body_complete() && ex.to_script.is_empty() {
-                close_pipe(self.poller.as_mut(), &mut ex.stdin, &mut ex.stdin_interest);
-            }
         }
         // Script output: to the client, while the client keeps up.
         let mut end = None;
@@ -336,7 +344,11 @@ impl Server {
             buf.resize(READ_CHUNK, 0);
             match stdout.read(buf) {
                 Ok(0) => {
-                    end = Some(End::Eof);
+                    close_pipe(
+                        self.poller.as_mut(),
+                        &mut ex.stdout,
+                        &mut ex.stdout_interest,
+                    );
                     break;
                 }
                 Ok(n) => match ex.on_output(&buf[..n], output, date) {
@@ -362,11 +374,20 @@ impl Server {
                 }
             }
         }
-        if end.is_none() && ex.eof_deadline.is_some_and(|t| t <= now) {
-            end = Some(match ex.exited {
-                Some((_, true)) => End::TimedOut,
-                _ => End::Eof,
-            });
+        if end.is_none() && matches!(ex.stage, Stage::Running) {
+            let output_over = ex.stdout.is_none();
+            let grace_over = ex.eof_deadline.is_some_and(|t| t <= now);
+            if output_over && ex.eof_deadline.is_none() && ex.exited.is_none() && !ex.responded() {
+                // No header block and no exit report yet: wait briefly for
+                // the report, to tell a killed script (504) from a broken
+                // one (502).
+                ex.eof_deadline = Some(now + EOF_GRACE);
+            } else if (output_over && (ex.exited.is_some() || ex.responded())) || grace_over {
+                end = Some(match ex.exited {
+                    Some((_, true)) => End::TimedOut,
+                    _ => End::Eof,
+                });
+            }
         }
         if let Some(path) = redirect {
             return self.local_redirect(idx, &path);

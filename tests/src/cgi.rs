@@ -1,0 +1,215 @@
+//! Fixtures for the CGI tests: a temporary document root that /bin/sh
+//! scripts are written into (mode 755), requests with bodies, waiting for
+//! a condition with a deadline, and finding a script's processes through
+//! `/proc` (by process group, or by a marker in their environment).
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::docroot::TempDocroot;
+use crate::DEADLINE;
+
+/// A temporary document root for CGI scripts, removed on drop.
+pub struct CgiSite {
+    docroot: TempDocroot,
+}
+
+impl CgiSite {
+    /// An empty root; `tag` names the directory.
+    pub fn new(tag: &str) -> Self {
+        CgiSite {
+            docroot: TempDocroot::new(tag),
+        }
+    }
+
+    /// The document root (not canonicalised; see [`canonical_root`](Self::canonical_root)).
+    pub fn root(&self) -> &Path {
+        self.docroot.path()
+    }
+
+    /// The document root with symlinks resolved, as the server reports it
+    /// in DOCUMENT_ROOT.
+    pub fn canonical_root(&self) -> PathBuf {
+        fs::canonicalize(self.root()).expect("canonicalize the docroot")
+    }
+
+    /// A directory beside (not beneath) the root, for files the scripts
+    /// write and the test reads.
+    pub fn outside(&self) -> PathBuf {
+        fs::canonicalize(self.docroot.outside()).expect("canonicalize the outside dir")
+    }
+
+    /// Writes a static file at `rel` beneath the root (mode 644).
+    pub fn file(&self, rel: &str, bytes: &[u8]) -> PathBuf {
+        self.docroot.write(rel, bytes)
+    }
+
+    /// Writes `#!/bin/sh\n<body>` at `rel` beneath the root, mode 755.
+    pub fn script(&self, rel: &str, body: &str) -> PathBuf {
+        let path = self
+            .docroot
+            .write(rel, format!("#!/bin/sh\n{body}").as_bytes());
+        set_mode(&path, 0o755);
+        path
+    }
+
+    /// Writes `bytes` verbatim at `rel` beneath the root with `mode`.
+    pub fn raw_script(&self, rel: &str, bytes: &[u8], mode: u32) -> PathBuf {
+        let path = self.docroot.write(rel, bytes);
+        set_mode(&path, mode);
+        path
+    }
+}
+
+/// Sets a file's permission bits.
+pub fn set_mode(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {mode:o} {}: {e}", path.display()));
+}
+
+/// `printf` format text for a CGI header block `Content-Type: text/plain`
+/// plus the blank line, for use inside a shell script.
+pub const TEXT_HEAD: &str = r"printf 'Content-Type: text/plain\r\n\r\n'";
+
+/// `METHOD target HTTP/1.1` with `Host: 127.0.0.1`, `headers`,
+/// `Content-Length` and the body.
+pub fn request_with_body(
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// `body` in chunked transfer coding, cut into pieces of the given sizes
+/// (cycled), ended by the last chunk and an empty trailer.
+pub fn chunked(body: &[u8], sizes: &[usize]) -> Vec<u8> {
+    assert!(sizes.iter().all(|&s| s > 0), "chunk sizes must be positive");
+    let mut out = Vec::with_capacity(body.len() + body.len() / 8 + 64);
+    let mut rest = body;
+    for &size in sizes.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (piece, tail) = rest.split_at(size.min(rest.len()));
+        out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        out.extend_from_slice(piece);
+        out.extend_from_slice(b"\r\n");
+        rest = tail;
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+/// Polls `condition` every 20 ms until it holds or `deadline` passes;
+/// returns whether it held.
+pub fn wait_until(deadline: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if condition() {
+            return true;
+        }
+        if start.elapsed() > deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits (up to [`DEADLINE`]) for `path` to exist.
+pub fn wait_for_file(path: &Path) {
+    assert!(
+        wait_until(DEADLINE, || path.exists()),
+        "{} did not appear within {DEADLINE:?}",
+        path.display()
+    );
+}
+
+/// One process seen in `/proc`.
+#[derive(Debug, Clone)]
+pub struct ProcInfo {
+    pub pid: i32,
+    pub pgid: i32,
+    /// The one-letter state (`R`, `S`, `Z`, ...).
+    pub state: char,
+    /// `/proc/PID/cmdline` with NULs shown as spaces.
+    pub cmdline: String,
+}
+
+fn numeric_dirs() -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .collect()
+}
+
+/// The process `pid`, if it still exists.
+pub fn proc_info(pid: i32) -> Option<ProcInfo> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parens.
+    let after = &stat[stat.rfind(')')? + 2..];
+    let mut fields = after.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let _ppid = fields.next()?;
+    let pgid = fields.next()?.parse().ok()?;
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default();
+    Some(ProcInfo {
+        pid,
+        pgid,
+        state,
+        cmdline,
+    })
+}
+
+/// Every process whose process group is `pgid` (zombies included).
+pub fn processes_in_group(pgid: i32) -> Vec<ProcInfo> {
+    numeric_dirs()
+        .into_iter()
+        .filter_map(proc_info)
+        .filter(|p| p.pgid == pgid)
+        .collect()
+}
+
+/// Every process (other than this one) whose initial environment holds
+/// `needle` (for example `DOCUMENT_ROOT=<a test's unique root>`).
+pub fn processes_with_environ(needle: &str) -> Vec<ProcInfo> {
+    let me = i32::try_from(std::process::id()).expect("pid fits in i32");
+    let needle = needle.as_bytes();
+    numeric_dirs()
+        .into_iter()
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| env.split(|&b| b == 0).any(|var| var == needle))
+                .unwrap_or(false)
+        })
+        .filter_map(proc_info)
+        .collect()
+}
+
+/// Sends SIGKILL to each listed process (cleanup of what a test's own
+/// scripts started).
+pub fn kill_processes(procs: &[ProcInfo]) {
+    for p in procs {
+        // SAFETY: kill(2) on a process id we found running our script.
+        unsafe {
+            libc::kill(p.pid, libc::SIGKILL);
+        }
+    }
+}

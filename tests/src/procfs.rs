@@ -1,0 +1,181 @@
+//! Looking at the server's process tree through `/proc`: a process's
+//! parent, state, name, CPU time and resident memory; the live children of
+//! a process by name (`helper`, `cgi-runner`); the members of a process
+//! group; sending a signal by PID; and polling a condition with a deadline.
+//!
+//! Everything here reads `/proc` afresh on each call and treats a process
+//! that vanished in between as gone; a zombie (state `Z`, or `X`) counts as
+//! dead.
+
+use std::fs;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// One process as `/proc/PID/stat` shows it.
+#[derive(Debug, Clone)]
+pub struct ProcStat {
+    pub pid: i32,
+    /// The command name (`comm`, at most 15 bytes): `helper`, `cgi-runner`.
+    pub comm: String,
+    /// The one-letter state (`R`, `S`, `D`, `Z`, ...).
+    pub state: char,
+    pub ppid: i32,
+    pub pgid: i32,
+    /// User-mode CPU time, in clock ticks.
+    pub utime: u64,
+    /// Kernel-mode CPU time, in clock ticks.
+    pub stime: u64,
+}
+
+impl ProcStat {
+    /// True unless the process is a zombie (or being torn down).
+    pub fn is_live(&self) -> bool {
+        !matches!(self.state, 'Z' | 'X' | 'x')
+    }
+
+    /// User plus kernel CPU time, in clock ticks.
+    pub fn cpu_ticks(&self) -> u64 {
+        self.utime + self.stime
+    }
+}
+
+/// Parses `/proc/PID/stat`; `None` if the process is gone.
+pub fn proc_stat(pid: i32) -> Option<ProcStat> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid pgrp session tty_nr tpgid flags minflt
+    // cminflt majflt cmajflt utime stime ...`; comm may hold spaces and
+    // parentheses, so split at the last `)`.
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text.get(open + 1..close)?.to_owned();
+    let fields: Vec<&str> = text.get(close + 2..)?.split_whitespace().collect();
+    let number = |i: usize| fields.get(i).and_then(|f| f.parse::<i64>().ok());
+    Some(ProcStat {
+        pid,
+        comm,
+        state: fields.first()?.chars().next()?,
+        ppid: i32::try_from(number(1)?).ok()?,
+        pgid: i32::try_from(number(2)?).ok()?,
+        utime: u64::try_from(number(11)?).ok()?,
+        stime: u64::try_from(number(12)?).ok()?,
+    })
+}
+
+/// Every process in `/proc` right now.
+pub fn all_processes() -> Vec<ProcStat> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(proc_stat)
+        .collect()
+}
+
+/// The children of `ppid` (zombies included).
+pub fn children_of(ppid: i32) -> Vec<ProcStat> {
+    all_processes()
+        .into_iter()
+        .filter(|p| p.ppid == ppid)
+        .collect()
+}
+
+/// PIDs of the live (non-zombie) children of `ppid` whose command name is
+/// `comm`, in ascending order.
+pub fn live_children_named(ppid: i32, comm: &str) -> Vec<i32> {
+    let mut pids: Vec<i32> = children_of(ppid)
+        .into_iter()
+        .filter(|p| p.is_live() && p.comm == comm)
+        .map(|p| p.pid)
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// The live members of process group `pgid`.
+pub fn live_group_members(pgid: i32) -> Vec<ProcStat> {
+    all_processes()
+        .into_iter()
+        .filter(|p| p.pgid == pgid && p.is_live())
+        .collect()
+}
+
+/// True if `pid` exists and is not a zombie.
+pub fn is_alive(pid: i32) -> bool {
+    proc_stat(pid).is_some_and(|p| p.is_live())
+}
+
+/// `/proc/PID/cmdline` with NULs shown as spaces (empty if gone).
+pub fn cmdline(pid: i32) -> String {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .trim_end_matches('\0')
+                .replace('\0', " ")
+        })
+        .unwrap_or_default()
+}
+
+/// The process's CPU time (user plus system) in clock ticks.
+pub fn cpu_ticks(pid: i32) -> Option<u64> {
+    proc_stat(pid).map(|p| p.cpu_ticks())
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, usually 100).
+pub fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
+}
+
+/// The process's resident set size (`VmRSS` in `/proc/PID/status`), in
+/// bytes.
+pub fn vm_rss_bytes(pid: i32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line
+        .trim_start_matches("VmRSS:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// Sends `signal` to `pid`; true if it was delivered.
+pub fn send_signal(pid: i32, signal: libc::c_int) -> bool {
+    // SAFETY: kill(2) on a PID the caller found in the tree it started.
+    unsafe { libc::kill(pid, signal) == 0 }
+}
+
+/// Polls `condition` every 20 ms until it holds or `deadline` has passed;
+/// returns whether it held.
+pub fn poll_until(deadline: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if condition() {
+            return true;
+        }
+        if start.elapsed() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// PIDs to SIGKILL when dropped if they are still alive: cleanup for
+/// processes a test's server started that should have died with it.
+#[derive(Debug, Default)]
+pub struct KillOnDrop(pub Vec<i32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            if is_alive(pid) {
+                send_signal(pid, libc::SIGKILL);
+            }
+        }
+    }
+}

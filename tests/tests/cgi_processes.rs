@@ -1,0 +1,229 @@
+//! CGI script processes, under each event backend: an endless loop (alone,
+//! and one that also starts a looping subshell and a `sleep`) is killed at
+//! `--cgi-timeout 1` with a 504 to the client, and then nothing of its
+//! process group (or with its environment) is left; a script whose
+//! background child keeps stdout open still gets its response finished
+//! within 5 s; and with `--cgi-max-procs 1`, a second script while one
+//! runs gets 503 with Retry-After, and scripts run again once it ends.
+
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tests::cgi::{
+    kill_processes, proc_info, processes_in_group, processes_with_environ, wait_for_file,
+    wait_until, CgiSite, TEXT_HEAD,
+};
+use tests::{per_backend, ServerProcess, DEADLINE};
+
+/// Kills, on drop, every process still carrying the site's DOCUMENT_ROOT
+/// in its environment, so that a failing test leaves no spinning script.
+struct Reaper(String);
+
+impl Reaper {
+    fn new(site: &CgiSite) -> Self {
+        Reaper(format!("DOCUMENT_ROOT={}", site.canonical_root().display()))
+    }
+
+    /// The marker to look for in `/proc/*/environ`.
+    fn marker(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        kill_processes(&processes_with_environ(&self.0));
+    }
+}
+
+fn read_pid(path: &Path) -> i32 {
+    wait_for_file(path);
+    let mut text = String::new();
+    // The script may not have finished writing the line yet.
+    let complete = wait_until(DEADLINE, || {
+        text = fs::read_to_string(path).unwrap_or_default();
+        text.ends_with('\n')
+    });
+    assert!(complete, "{} never held a full line", path.display());
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{} holds no pid: {text:?}", path.display()))
+}
+
+/// Waits until no process is left in group `pgid` nor carries `marker` in
+/// its environment.
+fn assert_all_gone(pgid: i32, marker: &str, what: &str) {
+    let mut left = Vec::new();
+    let gone = wait_until(DEADLINE, || {
+        left = processes_in_group(pgid);
+        left.extend(processes_with_environ(marker));
+        left.is_empty()
+    });
+    assert!(
+        gone,
+        "{what}: processes still there {DEADLINE:?} after the response: {left:#?}"
+    );
+}
+
+fn endless_scripts_are_killed_with_504(backend: &str) {
+    let site = CgiSite::new("cgi-timeout");
+    let reaper = Reaper::new(&site);
+    let spin_pid = site.outside().join("spin.pid");
+    let spawner_pid = site.outside().join("spawner.pid");
+    let spawner_kids = site.outside().join("spawner.kids");
+    site.script(
+        "cgi-bin/spin.cgi",
+        &format!("echo $$ > '{}'\nwhile :; do :; done\n", spin_pid.display()),
+    );
+    site.script(
+        "cgi-bin/spawner.cgi",
+        &format!(
+            "(while :; do :; done) &\necho $! > '{kids}'\nsleep 1000 &\necho $! >> '{kids}'\n\
+             echo $$ > '{pid}'\nwhile :; do :; done\n",
+            kids = spawner_kids.display(),
+            pid = spawner_pid.display()
+        ),
+    );
+    let server = ServerProcess::serve_with(site.root(), backend, &["--cgi-timeout", "1"]);
+
+    let started = Instant::now();
+    let mut spin = server.connect();
+    spin.send(b"GET /cgi-bin/spin.cgi HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    let mut spawner = server.connect();
+    spawner.send(b"GET /cgi-bin/spawner.cgi HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    let spin_pgid = read_pid(&spin_pid);
+    let spawner_pgid = read_pid(&spawner_pid);
+    // spawner.cgi wrote its children's pids before its own.
+    let kids: Vec<i32> = fs::read_to_string(&spawner_kids)
+        .expect("read spawner.kids")
+        .lines()
+        .map(|l| l.trim().parse().expect("a pid"))
+        .collect();
+    assert_eq!(kids.len(), 2, "spawner.cgi's children: {kids:?}");
+
+    for (name, conn) in [("spin.cgi", &mut spin), ("spawner.cgi", &mut spawner)] {
+        let response = conn.read_response_dechunked();
+        response.assert_status(504);
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(900),
+            "{name}: 504 after {waited:?}, before the 1 s limit"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the 504s took {:?} with --cgi-timeout 1",
+        started.elapsed()
+    );
+    assert_all_gone(spin_pgid, reaper.marker(), "spin.cgi");
+    assert_all_gone(spawner_pgid, reaper.marker(), "spawner.cgi");
+    for kid in kids {
+        assert!(
+            proc_info(kid).is_none(),
+            "spawner.cgi's child {kid} is still there: {:?}",
+            proc_info(kid)
+        );
+    }
+
+    // The server still runs scripts afterwards.
+    site.script("cgi-bin/hello.cgi", &format!("{TEXT_HEAD}\necho hello\n"));
+    let response = server.connect().get_dechunked("/cgi-bin/hello.cgi");
+    response.assert_status(200);
+    assert_eq!(response.body_text(), "hello\n");
+}
+
+fn background_child_does_not_hold_the_response(backend: &str) {
+    let site = CgiSite::new("cgi-background");
+    let reaper = Reaper::new(&site);
+    site.script(
+        "cgi-bin/bg.cgi",
+        &format!("(sleep 30 &)\n{TEXT_HEAD}\necho 'main script done'\nexit 0\n"),
+    );
+    let server = ServerProcess::serve(site.root(), backend);
+    for request in [
+        "GET /cgi-bin/bg.cgi HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        "GET /cgi-bin/bg.cgi HTTP/1.0\r\n\r\n",
+    ] {
+        let started = Instant::now();
+        let mut conn = server.connect();
+        conn.send(request.as_bytes());
+        let response = conn.read_response_dechunked();
+        let took = started.elapsed();
+        response.assert_status(200);
+        assert_eq!(response.body_text(), "main script done\n", "{request:?}");
+        assert!(
+            took < Duration::from_secs(5),
+            "{request:?}: the response took {took:?} with a background child holding stdout"
+        );
+    }
+    // The runner kills what the script left behind after its grace period.
+    let mut left = Vec::new();
+    let gone = wait_until(DEADLINE, || {
+        left = processes_with_environ(reaper.marker());
+        left.is_empty()
+    });
+    assert!(gone, "the background `sleep 30` is still there: {left:#?}");
+}
+
+fn max_procs_refuses_with_503(backend: &str) {
+    let site = CgiSite::new("cgi-maxprocs");
+    let _reaper = Reaper::new(&site);
+    let started = site.outside().join("gate-started");
+    let release = site.outside().join("gate-release");
+    site.script(
+        "cgi-bin/gate.cgi",
+        &format!(
+            "touch '{}'\nwhile [ ! -e '{}' ]; do sleep 0.05; done\n{TEXT_HEAD}\necho released\n",
+            started.display(),
+            release.display()
+        ),
+    );
+    site.script("cgi-bin/hello.cgi", &format!("{TEXT_HEAD}\necho hello\n"));
+    let server = ServerProcess::serve_with(site.root(), backend, &["--cgi-max-procs", "1"]);
+
+    let mut first = server.connect();
+    first.send(b"GET /cgi-bin/gate.cgi HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    wait_for_file(&started);
+
+    let mut second = server.connect();
+    let refused = second.get_dechunked("/cgi-bin/hello.cgi");
+    refused.assert_status(503);
+    let retry = refused.expect_header("Retry-After");
+    assert!(
+        retry.trim().parse::<u64>().is_ok(),
+        "Retry-After should be a number of seconds, got {retry:?}"
+    );
+    assert!(
+        !first.has_pending_bytes(),
+        "the running script was disturbed"
+    );
+
+    fs::write(&release, b"").expect("create the release file");
+    let response = first.read_response_dechunked();
+    response.assert_status(200);
+    assert_eq!(response.body_text(), "released\n");
+
+    // The slot frees once the first script is reaped.
+    let mut last = 0;
+    let served = wait_until(DEADLINE, || {
+        let response = server.connect().get_dechunked("/cgi-bin/hello.cgi");
+        last = response.status;
+        assert!(
+            matches!(response.status, 200 | 503),
+            "unexpected {}",
+            response.head_text()
+        );
+        response.status == 200 && response.body == b"hello\n"
+    });
+    assert!(
+        served,
+        "scripts still refused after the first ended (last status {last})"
+    );
+}
+
+per_backend!(
+    endless_scripts_are_killed_with_504,
+    background_child_does_not_hold_the_response,
+    max_procs_refuses_with_503,
+);
