@@ -18,6 +18,24 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     if unsafe { libc::listen(listener.as_raw_fd(), BACKLOG) } < 0 {
         return Err(io::Error::last_os_error());
     }
+    // Accepted sockets inherit TCP_NODELAY from the listener on Linux,
+    // which saves a setsockopt per connection. Without it, the last small
+    // segment of a response sent in two writes (head, then sendfile) could
+    // wait for the client's delayed ACK.
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt with a pointer to a live c_int and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
     Ok(listener)
 }
 
@@ -66,6 +84,32 @@ pub fn accept(listener: &TcpListener) -> io::Result<Option<(TcpStream, SocketAdd
         }
         _ => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
     };
-    let _ = stream.set_nodelay(true);
     Ok(Some((stream, peer)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepted_sockets_are_nonblocking_with_nodelay() {
+        let listener = bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let client = TcpStream::connect(addr).expect("connect");
+        let accepted = loop {
+            if let Some(accepted) = accept(&listener).expect("accept") {
+                break accepted;
+            }
+            std::thread::yield_now();
+        };
+        let (stream, peer) = accepted;
+        assert_eq!(peer, client.local_addr().expect("client addr"));
+        assert!(stream.nodelay().expect("nodelay"), "TCP_NODELAY inherited");
+        // SAFETY: F_GETFL on a descriptor we own.
+        let flags = unsafe { libc::fcntl(stream.as_raw_fd(), libc::F_GETFL) };
+        assert_ne!(flags & libc::O_NONBLOCK, 0, "non-blocking");
+        // SAFETY: F_GETFD on a descriptor we own.
+        let fd_flags = unsafe { libc::fcntl(stream.as_raw_fd(), libc::F_GETFD) };
+        assert_ne!(fd_flags & libc::FD_CLOEXEC, 0, "close-on-exec");
+    }
 }

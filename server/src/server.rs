@@ -56,8 +56,11 @@ pub(crate) const OUTPUT_HIGH_WATER: u64 = 256 * 1024;
 /// Bytes written to one connection per turn, so that one fast reader of
 /// a large file does not starve the others.
 const WRITE_BUDGET: u64 = 4 << 20;
-/// Connections accepted per readiness report of the listener.
-const ACCEPT_BATCH: usize = 256;
+/// Connections accepted per readiness report of the listener. One, as
+/// nginx does by default: the listener is level-triggered, so a backlog
+/// is reported again on the next turn, and a lone connection costs no
+/// second `accept4` that would only fail with EAGAIN.
+const ACCEPT_BATCH: usize = 1;
 /// After running out of descriptors, accepting pauses this long.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
