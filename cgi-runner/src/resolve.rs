@@ -7,51 +7,30 @@
 //! kernel with `openat2` and `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`
 //! (`O_PATH`: nothing is read), so symbolic links that climb out of the root
 //! are refused too. Kernels without `openat2` get a walk that canonicalises
-//! the path and refuses anything outside the root. The open file is then
-//! `fstat`ed: it must be a regular file with an execute bit that applies
-//! to us.
+//! the path and refuses anything outside the root. (The checks and the
+//! open are [`protocol::beneath`], shared with the disk helper.) The open
+//! file is then `fstat`ed: it must be a regular file with an execute bit
+//! that applies to us.
 //!
 //! The script is executed by its real path (read back from
 //! `/proc/self/fd`), which names the very file that was checked, rather
 //! than by re-walking the request path.
 
-use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{openat, openat2, OFlag, OpenHow, ResolveFlag};
-use nix::sys::stat::{fstat, FileStat, Mode};
+use nix::fcntl::OFlag;
+use nix::sys::stat::{fstat, FileStat};
 use nix::unistd::{getegid, geteuid, getgroups, Gid};
+use protocol::beneath::{check_components, check_relative, Root, RootError, OUTSIDE_ROOT};
 use protocol::Refusal;
-
-/// Reason given for paths that would leave the root.
-pub const OUTSIDE_ROOT: &str = "outside the document root";
 
 /// Reason given for directories, FIFOs, sockets, devices.
 pub const NOT_REGULAR: &str = "not a regular file";
 
 /// Reason given for a file without an execute bit for us.
 pub const NOT_EXECUTABLE: &str = "not executable";
-
-/// How many times a lookup is retried when `openat2` reports a concurrent
-/// rename (`EAGAIN`).
-const OPENAT2_RETRIES: usize = 8;
-
-/// The document root could not be used.
-#[derive(Debug)]
-pub struct RootError {
-    root: PathBuf,
-    cause: String,
-}
-
-impl fmt::Display for RootError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "document root {}: {}", self.root.display(), self.cause)
-    }
-}
-
-impl std::error::Error for RootError {}
 
 /// A script that passed every check, ready to be executed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,51 +44,36 @@ pub struct Script {
 /// Resolves script paths beneath one document root.
 #[derive(Debug)]
 pub struct Resolver {
-    root: OwnedFd,
-    /// The canonical root.
-    root_path: PathBuf,
-    /// False when `openat2` is missing (or forbidden by a seccomp filter).
-    use_openat2: bool,
+    root: Root,
 }
 
 impl Resolver {
     /// Opens the document root (`O_PATH | O_DIRECTORY | O_CLOEXEC`).
     pub fn open(root: &Path) -> Result<Resolver, RootError> {
-        let err = |cause: String| RootError {
-            root: root.to_path_buf(),
-            cause,
-        };
-        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        let fd = nix::fcntl::open(root, flags, Mode::empty()).map_err(|e| match e {
-            Errno::ENOTDIR => err("not a directory".into()),
-            e => err(e.desc().to_string()),
-        })?;
-        let root_path = std::fs::canonicalize(root).map_err(|e| err(e.to_string()))?;
-        // Probe once: ENOSYS (old kernel) or EPERM (a seccomp filter that
-        // does not know the call) means the walk is used instead.
-        let probe = OpenHow::new()
-            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_BENEATH);
-        let use_openat2 = !matches!(
-            openat2(fd.as_fd(), ".", probe),
-            Err(Errno::ENOSYS | Errno::EPERM)
-        );
         Ok(Resolver {
-            root: fd,
-            root_path,
-            use_openat2,
+            root: Root::open(root)?,
         })
     }
 
     /// The canonical document root.
     pub fn root_path(&self) -> &Path {
-        &self.root_path
+        self.root.path()
+    }
+
+    /// Forces the fallback walk (for tests of the walk itself).
+    #[cfg(test)]
+    fn force_walk(&self) {
+        self.root.force_walk();
     }
 
     /// Checks one script path (relative, normalised, no leading slash).
     pub fn resolve(&self, rel: &str) -> Result<Script, Refusal> {
         check_path(rel).map_err(|reason| Refusal::Forbidden(reason.to_string()))?;
-        let fd = self.open_beneath(rel).map_err(errno_refusal)?;
+        // O_PATH: nothing is read.
+        let fd = self
+            .root
+            .open_beneath(rel, OFlag::O_PATH | OFlag::O_CLOEXEC)
+            .map_err(errno_refusal)?;
         let stat = fstat(fd.as_fd()).map_err(errno_refusal)?;
         if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
             return Err(Refusal::Forbidden(NOT_REGULAR.into()));
@@ -120,7 +84,7 @@ impl Resolver {
         let path = self.real_path(&fd, rel);
         let dir = path
             .parent()
-            .map_or_else(|| self.root_path.clone(), Path::to_path_buf);
+            .map_or_else(|| self.root_path().to_path_buf(), Path::to_path_buf);
         Ok(Script { path, dir })
     }
 
@@ -131,60 +95,12 @@ impl Resolver {
         match nix::fcntl::readlink(link.as_str()) {
             Ok(target) => {
                 let target = PathBuf::from(target);
-                if target.starts_with(&self.root_path) {
+                if target.starts_with(self.root_path()) {
                     return target;
                 }
-                self.root_path.join(rel)
+                self.root_path().join(rel)
             }
-            Err(_) => self.root_path.join(rel),
-        }
-    }
-
-    /// Opens `rel` (already checked by [`check_path`]) beneath the root,
-    /// `O_PATH`.
-    fn open_beneath(&self, rel: &str) -> Result<OwnedFd, Errno> {
-        let flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
-        if self.use_openat2 {
-            let how = OpenHow::new()
-                .flags(flags)
-                .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-            let mut attempts = 0;
-            loop {
-                match openat2(self.root.as_fd(), rel, how) {
-                    Err(Errno::EINTR) => continue,
-                    // A concurrent rename made the kernel give up; try again.
-                    Err(Errno::EAGAIN) if attempts < OPENAT2_RETRIES => attempts += 1,
-                    Err(Errno::ENOSYS) => break,
-                    result => return result,
-                }
-            }
-        }
-        self.open_walk(rel, flags)
-    }
-
-    /// The fallback for kernels without `openat2`: canonicalise, refuse
-    /// anything outside the root, then open the canonical path relative to
-    /// the root without following a final symbolic link.
-    fn open_walk(&self, rel: &str, flags: OFlag) -> Result<OwnedFd, Errno> {
-        let canonical = std::fs::canonicalize(self.root_path.join(rel))
-            .map_err(|e| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw))?;
-        let inside = canonical
-            .strip_prefix(&self.root_path)
-            .map_err(|_| Errno::EXDEV)?;
-        if inside.as_os_str().is_empty() {
-            // The root itself: a directory.
-            return Err(Errno::EISDIR);
-        }
-        loop {
-            match openat(
-                self.root.as_fd(),
-                inside,
-                flags | OFlag::O_NOFOLLOW,
-                Mode::empty(),
-            ) {
-                Err(Errno::EINTR) => continue,
-                result => return result,
-            }
+            Err(_) => self.root_path().join(rel),
         }
     }
 }
@@ -192,25 +108,11 @@ impl Resolver {
 /// The lexical checks every script path goes through before it reaches the
 /// filesystem. Returns the reason for a refusal.
 pub fn check_path(path: &str) -> Result<(), &'static str> {
-    if path.contains('\0') {
-        return Err("invalid path (NUL byte)");
-    }
-    if path.starts_with('/') {
-        return Err(OUTSIDE_ROOT);
-    }
+    check_relative(path)?;
     if path.is_empty() {
         return Err("invalid path (empty)");
     }
-    for component in path.split('/') {
-        match component {
-            "" => return Err("invalid path (empty component)"),
-            ".." => return Err(OUTSIDE_ROOT),
-            "." => return Err("invalid path (`.` component)"),
-            c if c.starts_with('.') => return Err("hidden file"),
-            _ => {}
-        }
-    }
-    Ok(())
+    check_components(path)
 }
 
 /// Maps an `open` or `fstat` error to a refusal.
@@ -265,6 +167,27 @@ mod tests {
         for bad in ["", "a//b.cgi", "cgi-bin/", "./x.cgi", "x\0.cgi"] {
             assert!(check_path(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_root_itself_is_not_a_script() {
+        let dir = std::env::temp_dir().join(format!("amped-runner-root-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp root");
+        std::os::unix::fs::symlink(".", dir.join("here.cgi")).expect("symlink");
+        // Through openat2, then through the fallback walk.
+        for walk in [false, true] {
+            let r = Resolver::open(&dir).expect("open root");
+            if walk {
+                r.force_walk();
+            }
+            assert_eq!(
+                r.resolve("here.cgi"),
+                Err(Refusal::Forbidden(NOT_REGULAR.into())),
+                "walk: {walk}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -1,13 +1,12 @@
 //! Becoming the server's child: parent-death signal, and adopting the
-//! inherited socket as a [`Channel`].
+//! inherited socket as a [`Channel`] (both through [`protocol::child`]).
 
 use std::fmt;
-use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 
-use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::sys::signal::Signal;
-use nix::sys::stat::{fstat, SFlag};
 use nix::unistd::Pid;
+use protocol::child::{adopt_socket, BadChannel, Orphaned};
 use protocol::Channel;
 
 /// Why the helper cannot start as a child.
@@ -28,50 +27,18 @@ impl fmt::Display for SetupError {
     }
 }
 
-/// Arranges to be killed when the server dies. `ppid_at_start` is the
-/// parent seen at the very start of `main`: if it has changed by now, the
-/// server died before `PR_SET_PDEATHSIG` could take effect.
-///
-/// A parent of 1 is not in itself taken as death: in a container the server
-/// may be PID 1. A server that died before we started is still noticed,
-/// as end-of-file on the channel.
+/// Arranges to be killed (SIGKILL) when the server dies. `ppid_at_start` is the parent seen at the very
+/// start of `main`; see [`protocol::child::die_with_parent`].
 pub fn die_with_parent(ppid_at_start: Pid) -> Result<(), SetupError> {
-    // Failure here (not Linux?) leaves end-of-file on the channel as the
-    // only way to notice the server's death, which is still enough.
-    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-    if nix::unistd::getppid() != ppid_at_start {
-        return Err(SetupError::Orphaned);
-    }
-    Ok(())
+    protocol::child::die_with_parent(ppid_at_start, Signal::SIGKILL)
+        .map_err(|Orphaned| SetupError::Orphaned)
 }
 
 /// Takes ownership of the inherited socket `fd`: checks that it is an open
-/// socket, makes it close-on-exec and blocking, and wraps it.
+/// socket, makes it close-on-exec and blocking (the channel is read with
+/// blocking calls), and wraps it.
 pub fn adopt_channel(fd: RawFd) -> Result<Channel, SetupError> {
-    if fd < 0 {
-        return Err(SetupError::BadChannel(format!("{fd} is not a descriptor")));
-    }
-    // SAFETY: only used for the checks below, while `fd` is open; a closed
-    // descriptor makes fcntl fail with EBADF, which is reported.
-    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    let bad =
-        |e: nix::errno::Errno| SetupError::BadChannel(format!("descriptor {fd}: {}", e.desc()));
-    fcntl(borrowed, FcntlArg::F_GETFD).map_err(bad)?;
-    let stat = fstat(borrowed).map_err(bad)?;
-    if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFSOCK {
-        return Err(SetupError::BadChannel(format!(
-            "descriptor {fd} is not a socket"
-        )));
-    }
-    fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(bad)?;
-    // The channel is read with blocking calls: a socket inherited in
-    // non-blocking mode would make the reader spin.
-    let flags = OFlag::from_bits_truncate(fcntl(borrowed, FcntlArg::F_GETFL).map_err(bad)?);
-    if flags.contains(OFlag::O_NONBLOCK) {
-        fcntl(borrowed, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK)).map_err(bad)?;
-    }
-    // SAFETY: the descriptor is open (checked above) and was handed to this
-    // process for its exclusive use by the server; nothing else owns it.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    Ok(Channel::from_fd(owned))
+    Ok(Channel::from_fd(
+        adopt_socket(fd).map_err(|BadChannel(why)| SetupError::BadChannel(why))?,
+    ))
 }

@@ -6,22 +6,22 @@
 //! `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`, so symbolic links that climb
 //! out of the root are refused too. Kernels without `openat2` get a walk
 //! that canonicalises the path and refuses anything outside the root.
+//! (The checks and the open are [`protocol::beneath`], shared with the
+//! CGI runner.)
 //!
 //! Small files come back inline (their bytes); large ones as the open
 //! descriptor, after asking the kernel to read ahead so that the server's
 //! `sendfile` finds the pages in memory.
 
-use std::fmt;
 use std::fs::{File, Metadata};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
 
 use nix::errno::Errno;
-use nix::fcntl::{openat, openat2, OFlag, OpenHow, PosixFadviseAdvice, ResolveFlag};
-use nix::sys::stat::Mode;
+use nix::fcntl::{OFlag, PosixFadviseAdvice};
+use protocol::beneath::{check_components, check_relative, Root, RootError, OUTSIDE_ROOT};
 use protocol::{Body, FileMeta, Outcome};
 
 /// How much of a large file is read ahead before its descriptor is passed.
@@ -30,36 +30,14 @@ pub const READAHEAD_MAX: u64 = 16 << 20;
 /// The name served for a path with a trailing slash.
 pub const INDEX_FILE: &str = "index.html";
 
-/// Reason given for paths that would leave the root.
-pub const OUTSIDE_ROOT: &str = "outside the document root";
-
 /// Reason given for a directory asked for its index when it has none.
 pub const NO_INDEX: &str = "directory has no index.html";
 
 /// Reason given for FIFOs, sockets, devices and the like.
 pub const NOT_REGULAR: &str = "not a regular file";
 
-/// How many times a lookup is retried when `openat2` reports a concurrent
-/// rename (`EAGAIN`).
-const OPENAT2_RETRIES: usize = 8;
-
 /// Size of one `pread` when reading a small file.
 const READ_CHUNK: usize = 64 * 1024;
-
-/// The document root could not be used.
-#[derive(Debug)]
-pub struct RootError {
-    root: PathBuf,
-    cause: String,
-}
-
-impl fmt::Display for RootError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "document root {}: {}", self.root.display(), self.cause)
-    }
-}
-
-impl std::error::Error for RootError {}
 
 /// The result of one lookup. `fd` is set exactly when the outcome is a
 /// file with [`Body::Descriptor`].
@@ -84,56 +62,29 @@ impl Resolution {
 /// Resolves request paths beneath one document root.
 #[derive(Debug)]
 pub struct Resolver {
-    root: OwnedFd,
-    /// The canonical root, for the fallback walk only.
-    root_path: PathBuf,
+    root: Root,
     inline_max: u64,
-    /// False once `openat2` turned out to be missing (or forbidden by a
-    /// seccomp filter): every lookup then uses the walk.
-    use_openat2: AtomicBool,
 }
 
 impl Resolver {
     /// Opens the document root (`O_PATH | O_DIRECTORY | O_CLOEXEC`).
     pub fn open(root: &Path, inline_max: u64) -> Result<Resolver, RootError> {
-        let err = |cause: String| RootError {
-            root: root.to_path_buf(),
-            cause,
-        };
-        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        let fd = nix::fcntl::open(root, flags, Mode::empty()).map_err(|e| match e {
-            Errno::ENOTDIR => err("not a directory".into()),
-            e => err(e.desc().to_string()),
-        })?;
-        let root_path = std::fs::canonicalize(root).map_err(|e| err(e.to_string()))?;
-        let resolver = Resolver {
-            root: fd,
-            root_path,
+        Ok(Resolver {
+            root: Root::open(root)?,
             inline_max,
-            use_openat2: AtomicBool::new(true),
-        };
-        // Probe once: an O_PATH open of the root itself always works when
-        // openat2 does. ENOSYS (old kernel) or EPERM (a seccomp filter that
-        // does not know the call) means the walk is used instead.
-        let probe = OpenHow::new()
-            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_BENEATH);
-        if let Err(Errno::ENOSYS | Errno::EPERM) = openat2(resolver.root.as_fd(), ".", probe) {
-            resolver.use_openat2.store(false, Ordering::Relaxed);
-        }
-        Ok(resolver)
+        })
     }
 
     /// True when lookups go through `openat2` (false: the fallback walk).
     #[cfg(test)]
     fn uses_openat2(&self) -> bool {
-        self.use_openat2.load(Ordering::Relaxed)
+        self.root.uses_openat2()
     }
 
     /// Forces the fallback walk (for tests of the walk itself).
     #[cfg(test)]
     fn force_walk(&self) {
-        self.use_openat2.store(false, Ordering::Relaxed);
+        self.root.force_walk();
     }
 
     /// Resolves one request path (relative, no leading slash; a trailing
@@ -211,10 +162,12 @@ impl Resolver {
     /// yet is still a directory: its index may be readable.
     fn open_node(&self, rel: &str) -> Result<Node, Errno> {
         let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
-        let file = match self.open_beneath(rel, flags) {
+        let file = match self.root.open_beneath(rel, flags) {
             Ok(fd) => File::from(fd),
             Err(Errno::EACCES) => {
-                let path_only = self.open_beneath(rel, OFlag::O_PATH | OFlag::O_CLOEXEC);
+                let path_only = self
+                    .root
+                    .open_beneath(rel, OFlag::O_PATH | OFlag::O_CLOEXEC);
                 return match path_only.map(|fd| nix::sys::stat::fstat(fd.as_fd())) {
                     Ok(Ok(stat)) if stat.st_mode & libc::S_IFMT == libc::S_IFDIR => Ok(Node::Dir),
                     _ => Err(Errno::EACCES),
@@ -228,59 +181,6 @@ impl Resolver {
         } else {
             Node::File(file, stat)
         })
-    }
-
-    /// Opens `rel` beneath the root with `flags`.
-    fn open_beneath(&self, rel: &str, flags: OFlag) -> Result<OwnedFd, Errno> {
-        if self.use_openat2.load(Ordering::Relaxed) {
-            let how = OpenHow::new()
-                .flags(flags)
-                .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-            let mut attempts = 0;
-            loop {
-                match openat2(self.root.as_fd(), rel, how) {
-                    Err(Errno::EINTR) => continue,
-                    // A concurrent rename made the kernel give up; try again.
-                    Err(Errno::EAGAIN) if attempts < OPENAT2_RETRIES => attempts += 1,
-                    Err(Errno::ENOSYS) => {
-                        self.use_openat2.store(false, Ordering::Relaxed);
-                        break;
-                    }
-                    result => return result,
-                }
-            }
-        }
-        self.open_walk(rel, flags)
-    }
-
-    /// The fallback for kernels without `openat2`: canonicalise, refuse
-    /// anything outside the root, then open the canonical path relative to
-    /// the root without following a final symbolic link. (A symlink swapped
-    /// in between the two steps makes the open fail, never escape, for the
-    /// last component; intermediate components are only as safe as the
-    /// canonicalisation, which is why openat2 is preferred.)
-    fn open_walk(&self, rel: &str, flags: OFlag) -> Result<OwnedFd, Errno> {
-        let full = self.root_path.join(rel);
-        let canonical = std::fs::canonicalize(&full).map_err(|e| io_errno(&e))?;
-        let inside = canonical
-            .strip_prefix(&self.root_path)
-            .map_err(|_| Errno::EXDEV)?;
-        let inside: &Path = if inside.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            inside
-        };
-        loop {
-            match openat(
-                self.root.as_fd(),
-                inside,
-                flags | OFlag::O_NOFOLLOW,
-                Mode::empty(),
-            ) {
-                Err(Errno::EINTR) => continue,
-                result => return result,
-            }
-        }
     }
 }
 
@@ -305,12 +205,7 @@ struct Target<'a> {
 /// The lexical checks every request path goes through before it reaches
 /// the filesystem. Returns the reason for a refusal.
 fn check_path(path: &str) -> Result<Target<'_>, &'static str> {
-    if path.contains('\0') {
-        return Err("invalid path (NUL byte)");
-    }
-    if path.starts_with('/') {
-        return Err(OUTSIDE_ROOT);
-    }
+    check_relative(path)?;
     if path.is_empty() {
         return Ok(Target {
             rel: ".",
@@ -321,15 +216,7 @@ fn check_path(path: &str) -> Result<Target<'_>, &'static str> {
         Some(rest) => (rest, true),
         None => (path, false),
     };
-    for component in rel.split('/') {
-        match component {
-            "" => return Err("invalid path (empty component)"),
-            ".." => return Err(OUTSIDE_ROOT),
-            "." => return Err("invalid path (`.` component)"),
-            c if c.starts_with('.') => return Err("hidden file"),
-            _ => {}
-        }
-    }
+    check_components(rel)?;
     Ok(Target { rel, wants_index })
 }
 
@@ -418,9 +305,11 @@ fn read_ahead(file: &File, size: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::stat::Mode;
     use std::io::Read;
     use std::os::unix::fs::symlink;
-    use std::sync::atomic::AtomicUsize;
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::mpsc;
     use std::time::Duration;
 

@@ -12,11 +12,16 @@
 //! - [`fdpass`]: `sendmsg`/`recvmsg` with descriptors attached.
 //! - [`reader`]: an incremental, non-blocking frame reader for event loops.
 //! - [`channel`]: a blocking channel for the child processes.
+//! - [`child`]: setting up a child's end of the channel (parent-death
+//!   signal, adopting the inherited socket).
+//! - [`beneath`]: opening a path beneath a root, refusing escapes.
 //!
 //! Malformed input is always an [`Error`], never a panic.
 
+pub mod beneath;
 pub mod cgi;
 pub mod channel;
+pub mod child;
 pub mod error;
 pub mod fdpass;
 pub mod frame;

@@ -5,8 +5,10 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use super::poll::timeout_ms;
-use super::{Backend, Event, Interest, Poller, Token};
+use super::{
+    already_registered, invalid_fd, not_registered, readiness, ready_count, timeout_ms, Backend,
+    Event, Interest, Poller, Token,
+};
 
 /// How many events one `wait` can return; the rest wait for the next
 /// call (level-triggered, so nothing is lost).
@@ -24,17 +26,17 @@ fn epoll_events(interest: Interest) -> u32 {
 }
 
 /// Turns the kernel's flags into an [`Event`]. Hang-ups and errors count
-/// as readable (and writable when write interest is set) so that the next
-/// read or write finds out; this needs the interest, which the kernel does
-/// not echo back (a pipe whose reader has gone reports EPOLLERR without
+/// as readable (and writable when write interest is set): see
+/// [`readiness`] (a pipe whose reader has gone reports EPOLLERR without
 /// EPOLLOUT).
 fn to_event(token: Token, interest: Interest, flags: u32) -> Event {
-    let trouble = flags & (libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0;
-    Event {
+    readiness(
         token,
-        readable: flags & libc::EPOLLIN as u32 != 0 || trouble,
-        writable: flags & libc::EPOLLOUT as u32 != 0 || (trouble && interest.writable),
-    }
+        interest,
+        flags & libc::EPOLLIN as u32 != 0,
+        flags & libc::EPOLLOUT as u32 != 0,
+        flags & (libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0,
+    )
 }
 
 /// Level-triggered poller built on `epoll(7)`.
@@ -100,27 +102,16 @@ impl EpollPoller {
     fn registered(&self, fd: RawFd) -> io::Result<usize> {
         match usize::try_from(fd) {
             Ok(i) if matches!(self.regs.get(i), Some(Some(_))) => Ok(i),
-            _ => Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("epoll: descriptor {fd} is not registered"),
-            )),
+            _ => Err(not_registered(Backend::Epoll, fd)),
         }
     }
 }
 
 impl Poller for EpollPoller {
     fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
-        let i = usize::try_from(fd).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("epoll: invalid descriptor {fd}"),
-            )
-        })?;
+        let i = usize::try_from(fd).map_err(|_| invalid_fd(Backend::Epoll, fd))?;
         if matches!(self.regs.get(i), Some(Some(_))) {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("epoll: descriptor {fd} is already registered"),
-            ));
+            return Err(already_registered(Backend::Epoll, fd));
         }
         self.ctl(libc::EPOLL_CTL_ADD, fd, interest)?;
         if i >= self.regs.len() {
@@ -157,15 +148,8 @@ impl Poller for EpollPoller {
                 timeout_ms(timeout),
             )
         };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            return if err.kind() == io::ErrorKind::Interrupted {
-                Ok(())
-            } else {
-                Err(err)
-            };
-        }
-        for ev in &self.buf[..n as usize] {
+        let n = ready_count(n)?;
+        for ev in &self.buf[..n] {
             // Copy out of the (packed) struct before use.
             let (flags, data) = (ev.events, ev.u64);
             let entry = usize::try_from(data)
@@ -189,179 +173,18 @@ impl Poller for EpollPoller {
 
 #[cfg(test)]
 mod tests {
+    //! Epoll-only tests; what every backend must do is in `conformance`.
+
     use super::*;
-    use std::time::Instant;
-
-    const LONG: Option<Duration> = Some(Duration::from_secs(5));
-    const SHORT: Option<Duration> = Some(Duration::from_millis(20));
-
-    fn socketpair() -> (OwnedFd, OwnedFd) {
-        let mut fds = [0; 2];
-        let flags = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-        // SAFETY: `fds` has room for the two descriptors.
-        let rc = unsafe { libc::socketpair(libc::AF_UNIX, flags, 0, fds.as_mut_ptr()) };
-        assert_eq!(rc, 0, "socketpair: {}", io::Error::last_os_error());
-        // SAFETY: both descriptors are fresh and owned by nobody else.
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
-    }
-
-    fn pipe() -> (OwnedFd, OwnedFd) {
-        let mut fds = [0; 2];
-        // SAFETY: `fds` has room for the two descriptors.
-        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
-        assert_eq!(rc, 0, "pipe2: {}", io::Error::last_os_error());
-        // SAFETY: both descriptors are fresh and owned by nobody else.
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
-    }
-
-    fn write(fd: &OwnedFd, bytes: &[u8]) {
-        // SAFETY: `bytes` is a valid buffer of the given length.
-        let n = unsafe { libc::write(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
-        assert_eq!(n, bytes.len() as isize);
-    }
-
-    fn wait(p: &mut EpollPoller, timeout: Option<Duration>) -> Vec<Event> {
-        let mut events = Vec::with_capacity(16);
-        p.wait(&mut events, timeout).expect("wait");
-        events
-    }
-
-    fn ev(token: Token, readable: bool, writable: bool) -> Event {
-        Event {
-            token,
-            readable,
-            writable,
-        }
-    }
+    use crate::event::conformance::{socketpair, wait, LONG};
 
     #[test]
-    fn readable_after_write_and_level_triggered() {
-        let (a, b) = socketpair();
+    fn regular_files_are_refused() {
         let mut p = EpollPoller::new().unwrap();
-        p.register(a.as_raw_fd(), 7, Interest::READABLE).unwrap();
-        assert!(wait(&mut p, Some(Duration::ZERO)).is_empty());
-        write(&b, b"x");
-        assert_eq!(wait(&mut p, LONG), vec![ev(7, true, false)]);
-        // Not drained: reported again.
-        assert_eq!(wait(&mut p, LONG), vec![ev(7, true, false)]);
-        p.deregister(a.as_raw_fd()).unwrap();
-    }
-
-    #[test]
-    fn writable_on_fresh_socket() {
-        let (a, _b) = socketpair();
-        let mut p = EpollPoller::new().unwrap();
-        p.register(a.as_raw_fd(), usize::MAX, Interest::WRITABLE)
-            .unwrap();
-        assert_eq!(wait(&mut p, LONG), vec![ev(usize::MAX, false, true)]);
-        p.deregister(a.as_raw_fd()).unwrap();
-    }
-
-    #[test]
-    fn reregister_readable_to_writable() {
-        let (a, b) = socketpair();
-        let mut p = EpollPoller::new().unwrap();
-        p.register(a.as_raw_fd(), 1, Interest::READABLE).unwrap();
-        assert!(wait(&mut p, Some(Duration::ZERO)).is_empty());
-        write(&b, b"x");
-        p.reregister(a.as_raw_fd(), 2, Interest::WRITABLE).unwrap();
-        // Data is pending but only write interest is left.
-        assert_eq!(wait(&mut p, LONG), vec![ev(2, false, true)]);
-        p.reregister(a.as_raw_fd(), 3, Interest::BOTH).unwrap();
-        assert_eq!(wait(&mut p, LONG), vec![ev(3, true, true)]);
-        p.deregister(a.as_raw_fd()).unwrap();
-    }
-
-    #[test]
-    fn none_interest_is_silent() {
-        let (a, b) = socketpair();
-        let mut p = EpollPoller::new().unwrap();
-        write(&b, b"x");
-        p.register(a.as_raw_fd(), 1, Interest::NONE).unwrap();
-        assert!(wait(&mut p, SHORT).is_empty());
-        p.reregister(a.as_raw_fd(), 1, Interest::READABLE).unwrap();
-        assert_eq!(wait(&mut p, LONG), vec![ev(1, true, false)]);
-        p.deregister(a.as_raw_fd()).unwrap();
-    }
-
-    #[test]
-    fn deregister_stops_events() {
-        let (a, b) = socketpair();
-        let mut p = EpollPoller::new().unwrap();
-        write(&b, b"x");
-        p.register(a.as_raw_fd(), 1, Interest::READABLE).unwrap();
-        assert_eq!(wait(&mut p, LONG).len(), 1);
-        p.deregister(a.as_raw_fd()).unwrap();
-        assert!(wait(&mut p, SHORT).is_empty());
-        assert!(p.deregister(a.as_raw_fd()).is_err());
-        assert!(p.reregister(a.as_raw_fd(), 1, Interest::READABLE).is_err());
-    }
-
-    #[test]
-    fn hangup_is_readable() {
-        let (a, b) = socketpair();
-        let mut p = EpollPoller::new().unwrap();
-        p.register(a.as_raw_fd(), 1, Interest::READABLE).unwrap();
-        drop(b);
-        assert_eq!(wait(&mut p, LONG), vec![ev(1, true, false)]);
-        p.deregister(a.as_raw_fd()).unwrap();
-    }
-
-    #[test]
-    fn pipe_hangups() {
-        let (r, w) = pipe();
-        let mut p = EpollPoller::new().unwrap();
-        p.register(r.as_raw_fd(), 1, Interest::READABLE).unwrap();
-        assert!(wait(&mut p, Some(Duration::ZERO)).is_empty());
-        drop(w);
-        assert_eq!(wait(&mut p, LONG), vec![ev(1, true, false)]);
-        p.deregister(r.as_raw_fd()).unwrap();
-
-        // A write end whose reader is gone reports EPOLLERR only: it must
-        // still come out writable.
-        let (r, w) = pipe();
-        p.register(w.as_raw_fd(), 2, Interest::WRITABLE).unwrap();
-        drop(r);
-        assert_eq!(wait(&mut p, LONG), vec![ev(2, true, true)]);
-        p.deregister(w.as_raw_fd()).unwrap();
-    }
-
-    #[test]
-    fn timeout_returns_no_events() {
-        let (a, _b) = socketpair();
-        let mut p = EpollPoller::new().unwrap();
-        p.register(a.as_raw_fd(), 1, Interest::READABLE).unwrap();
-        let mut events = vec![ev(99, true, true)];
-        let start = Instant::now();
-        p.wait(&mut events, Some(Duration::from_millis(30)))
-            .unwrap();
-        assert!(events.is_empty());
-        assert!(start.elapsed() >= Duration::from_millis(25));
-        // Sub-millisecond timeouts still sleep instead of spinning.
-        let start = Instant::now();
-        p.wait(&mut events, Some(Duration::from_micros(300)))
-            .unwrap();
-        assert!(events.is_empty());
-        assert!(start.elapsed() >= Duration::from_micros(300));
-        p.deregister(a.as_raw_fd()).unwrap();
-    }
-
-    #[test]
-    fn bad_registrations_are_errors() {
-        let (a, _b) = socketpair();
-        let mut p = EpollPoller::new().unwrap();
-        assert!(p.register(-1, 1, Interest::READABLE).is_err());
-        assert!(p.deregister(-1).is_err());
-        assert!(p.deregister(a.as_raw_fd()).is_err());
-        p.register(a.as_raw_fd(), 1, Interest::READABLE).unwrap();
-        assert!(p.register(a.as_raw_fd(), 2, Interest::READABLE).is_err());
-        p.deregister(a.as_raw_fd()).unwrap();
         // A regular file cannot be watched by epoll: refused, not recorded.
         let file = std::fs::File::open(std::env::current_exe().unwrap()).unwrap();
         assert!(p.register(file.as_raw_fd(), 3, Interest::READABLE).is_err());
         assert!(p.deregister(file.as_raw_fd()).is_err());
-        assert_eq!(p.fd_limit(), None);
-        assert_eq!(p.backend(), Backend::Epoll);
     }
 
     #[test]

@@ -10,6 +10,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+#[cfg(test)]
+mod conformance;
 pub mod epoll;
 pub mod poll;
 pub mod select;
@@ -98,4 +100,93 @@ pub fn new_poller(backend: Backend) -> io::Result<Box<dyn Poller>> {
         Backend::Poll => Box::new(poll::PollPoller::new()),
         Backend::Epoll => Box::new(epoll::EpollPoller::new()?),
     })
+}
+
+/// Converts a wait timeout into the milliseconds `poll` and `epoll_wait`
+/// take (and `select`, through a `timeval`): `None` is -1 (no limit),
+/// anything with a fraction of a millisecond is rounded up (so a timer due
+/// in 0.3 ms sleeps 1 ms instead of spinning on a zero timeout), and very
+/// long waits are capped at `c_int::MAX` milliseconds (about 24 days).
+fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
+    match timeout {
+        None => -1,
+        Some(d) => {
+            let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
+            libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
+        }
+    }
+}
+
+/// The number of descriptors a wait system call reported ready, from its
+/// return value: an interrupted wait (EINTR) counts as none ready, any
+/// other failure is the error.
+fn ready_count(rc: libc::c_int) -> io::Result<usize> {
+    if rc >= 0 {
+        return Ok(rc as usize);
+    }
+    let err = io::Error::last_os_error();
+    if err.kind() == io::ErrorKind::Interrupted {
+        Ok(0)
+    } else {
+        Err(err)
+    }
+}
+
+/// Builds the [`Event`] for what the kernel reported. Hang-ups and errors
+/// (`trouble`) count as readable, and as writable when write interest is
+/// set, so that the next read or write finds out; this needs the
+/// interest, which the kernel does not echo back (a pipe whose reader has
+/// gone reports an error without "writable").
+fn readiness(
+    token: Token,
+    interest: Interest,
+    readable: bool,
+    writable: bool,
+    trouble: bool,
+) -> Event {
+    Event {
+        token,
+        readable: readable || trouble,
+        writable: writable || (trouble && interest.writable),
+    }
+}
+
+/// `fd` cannot be a descriptor (it is negative).
+fn invalid_fd(backend: Backend, fd: RawFd) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{}: invalid descriptor {fd}", backend.name()),
+    )
+}
+
+/// `fd` was not registered with this poller.
+fn not_registered(backend: Backend, fd: RawFd) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{}: descriptor {fd} is not registered", backend.name()),
+    )
+}
+
+/// `fd` is registered already.
+fn already_registered(backend: Backend, fd: RawFd) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("{}: descriptor {fd} is already registered", backend.name()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_rounds_up() {
+        assert_eq!(timeout_ms(None), -1);
+        assert_eq!(timeout_ms(Some(Duration::ZERO)), 0);
+        assert_eq!(timeout_ms(Some(Duration::from_micros(300))), 1);
+        assert_eq!(timeout_ms(Some(Duration::from_nanos(1))), 1);
+        assert_eq!(timeout_ms(Some(Duration::from_millis(7))), 7);
+        assert_eq!(timeout_ms(Some(Duration::from_micros(7_001))), 8);
+        assert_eq!(timeout_ms(Some(Duration::MAX)), libc::c_int::MAX);
+    }
 }

@@ -6,25 +6,13 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use super::{Backend, Event, Interest, Poller, Token};
+use super::{
+    already_registered, invalid_fd, not_registered, readiness, ready_count, timeout_ms, Backend,
+    Event, Interest, Poller, Token,
+};
 
 /// Marks a descriptor that has no slot in `pollfds`.
 const VACANT: usize = usize::MAX;
-
-/// Converts a wait timeout into the milliseconds `poll` and `epoll_wait`
-/// take: `None` is -1 (no limit), anything with a fraction of a
-/// millisecond is rounded up (so a timer due in 0.3 ms sleeps 1 ms
-/// instead of spinning on a zero timeout), and very long waits are capped
-/// at `c_int::MAX` milliseconds (about 24 days).
-pub(crate) fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
-    match timeout {
-        None => -1,
-        Some(d) => {
-            let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
-            libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
-        }
-    }
-}
 
 /// Turns `revents` into an [`Event`], or `None` when nothing happened.
 /// Hang-ups, errors and POLLNVAL count as readable (and writable when
@@ -33,12 +21,13 @@ fn to_event(token: Token, interest: Interest, revents: libc::c_short) -> Option<
     if revents == 0 {
         return None;
     }
-    let trouble = revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0;
-    Some(Event {
+    Some(readiness(
         token,
-        readable: revents & libc::POLLIN != 0 || trouble,
-        writable: revents & libc::POLLOUT != 0 || (trouble && interest.writable),
-    })
+        interest,
+        revents & libc::POLLIN != 0,
+        revents & libc::POLLOUT != 0,
+        revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0,
+    ))
 }
 
 fn poll_events(interest: Interest) -> libc::c_short {
@@ -77,28 +66,11 @@ impl PollPoller {
     }
 }
 
-fn bad_fd(fd: RawFd) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidInput,
-        format!("poll: invalid descriptor {fd}"),
-    )
-}
-
-fn not_registered(fd: RawFd) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotFound,
-        format!("poll: descriptor {fd} is not registered"),
-    )
-}
-
 impl Poller for PollPoller {
     fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
-        let idx = usize::try_from(fd).map_err(|_| bad_fd(fd))?;
+        let idx = usize::try_from(fd).map_err(|_| invalid_fd(Backend::Poll, fd))?;
         if self.slot(fd).is_some() {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("poll: descriptor {fd} is already registered"),
-            ));
+            return Err(already_registered(Backend::Poll, fd));
         }
         if idx >= self.index.len() {
             self.index.resize(idx + 1, VACANT);
@@ -114,7 +86,9 @@ impl Poller for PollPoller {
     }
 
     fn reregister(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
-        let i = self.slot(fd).ok_or_else(|| not_registered(fd))?;
+        let i = self
+            .slot(fd)
+            .ok_or_else(|| not_registered(Backend::Poll, fd))?;
         self.pollfds[i].events = poll_events(interest);
         self.pollfds[i].revents = 0;
         self.entries[i] = (token, interest);
@@ -122,7 +96,9 @@ impl Poller for PollPoller {
     }
 
     fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
-        let i = self.slot(fd).ok_or_else(|| not_registered(fd))?;
+        let i = self
+            .slot(fd)
+            .ok_or_else(|| not_registered(Backend::Poll, fd))?;
         self.pollfds.swap_remove(i);
         self.entries.swap_remove(i);
         if let Some(moved) = self.pollfds.get(i) {
@@ -145,15 +121,7 @@ impl Poller for PollPoller {
                 timeout_ms(timeout),
             )
         };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            return if err.kind() == io::ErrorKind::Interrupted {
-                Ok(())
-            } else {
-                Err(err)
-            };
-        }
-        let mut left = n as usize;
+        let mut left = ready_count(n)?;
         for (pfd, &(token, interest)) in self.pollfds.iter().zip(&self.entries) {
             if left == 0 {
                 break;
@@ -177,124 +145,11 @@ impl Poller for PollPoller {
 
 #[cfg(test)]
 mod tests {
+    //! Poll-only tests; what every backend must do is in `conformance`.
+
     use super::*;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    use std::time::Instant;
-
-    const LONG: Option<Duration> = Some(Duration::from_secs(5));
-    const SHORT: Option<Duration> = Some(Duration::from_millis(20));
-
-    fn socketpair() -> (OwnedFd, OwnedFd) {
-        let mut fds = [0; 2];
-        let flags = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-        // SAFETY: `fds` has room for the two descriptors.
-        let rc = unsafe { libc::socketpair(libc::AF_UNIX, flags, 0, fds.as_mut_ptr()) };
-        assert_eq!(rc, 0, "socketpair: {}", io::Error::last_os_error());
-        // SAFETY: both descriptors are fresh and owned by nobody else.
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
-    }
-
-    fn pipe() -> (OwnedFd, OwnedFd) {
-        let mut fds = [0; 2];
-        // SAFETY: `fds` has room for the two descriptors.
-        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
-        assert_eq!(rc, 0, "pipe2: {}", io::Error::last_os_error());
-        // SAFETY: both descriptors are fresh and owned by nobody else.
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
-    }
-
-    fn write(fd: &OwnedFd, bytes: &[u8]) {
-        // SAFETY: `bytes` is a valid buffer of the given length.
-        let n = unsafe { libc::write(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
-        assert_eq!(n, bytes.len() as isize);
-    }
-
-    fn wait(p: &mut PollPoller, timeout: Option<Duration>) -> Vec<Event> {
-        let mut events = Vec::with_capacity(16);
-        p.wait(&mut events, timeout).expect("wait");
-        events
-    }
-
-    fn ev(token: Token, readable: bool, writable: bool) -> Event {
-        Event {
-            token,
-            readable,
-            writable,
-        }
-    }
-
-    #[test]
-    fn timeout_rounds_up() {
-        assert_eq!(timeout_ms(None), -1);
-        assert_eq!(timeout_ms(Some(Duration::ZERO)), 0);
-        assert_eq!(timeout_ms(Some(Duration::from_micros(300))), 1);
-        assert_eq!(timeout_ms(Some(Duration::from_nanos(1))), 1);
-        assert_eq!(timeout_ms(Some(Duration::from_millis(7))), 7);
-        assert_eq!(timeout_ms(Some(Duration::from_micros(7_001))), 8);
-        assert_eq!(timeout_ms(Some(Duration::MAX)), libc::c_int::MAX);
-    }
-
-    #[test]
-    fn readable_after_write_and_level_triggered() {
-        let (a, b) = socketpair();
-        let mut p = PollPoller::new();
-        p.register(a.as_raw_fd(), 7, Interest::READABLE).unwrap();
-        assert!(wait(&mut p, Some(Duration::ZERO)).is_empty());
-        write(&b, b"x");
-        assert_eq!(wait(&mut p, LONG), vec![ev(7, true, false)]);
-        // Not drained: reported again.
-        assert_eq!(wait(&mut p, LONG), vec![ev(7, true, false)]);
-        p.deregister(a.as_raw_fd()).unwrap();
-    }
-
-    #[test]
-    fn writable_on_fresh_socket() {
-        let (a, _b) = socketpair();
-        let mut p = PollPoller::new();
-        p.register(a.as_raw_fd(), 1, Interest::WRITABLE).unwrap();
-        assert_eq!(wait(&mut p, LONG), vec![ev(1, false, true)]);
-        p.deregister(a.as_raw_fd()).unwrap();
-    }
-
-    #[test]
-    fn reregister_readable_to_writable() {
-        let (a, b) = socketpair();
-        let mut p = PollPoller::new();
-        p.register(a.as_raw_fd(), 1, Interest::READABLE).unwrap();
-        assert!(wait(&mut p, Some(Duration::ZERO)).is_empty());
-        write(&b, b"x");
-        p.reregister(a.as_raw_fd(), 2, Interest::WRITABLE).unwrap();
-        // Data is pending but only write interest is left.
-        assert_eq!(wait(&mut p, LONG), vec![ev(2, false, true)]);
-        p.reregister(a.as_raw_fd(), 3, Interest::BOTH).unwrap();
-        assert_eq!(wait(&mut p, LONG), vec![ev(3, true, true)]);
-        p.deregister(a.as_raw_fd()).unwrap();
-    }
-
-    #[test]
-    fn none_interest_is_silent() {
-        let (a, b) = socketpair();
-        let mut p = PollPoller::new();
-        write(&b, b"x");
-        p.register(a.as_raw_fd(), 1, Interest::NONE).unwrap();
-        assert!(wait(&mut p, SHORT).is_empty());
-        p.reregister(a.as_raw_fd(), 1, Interest::READABLE).unwrap();
-        assert_eq!(wait(&mut p, LONG), vec![ev(1, true, false)]);
-        p.deregister(a.as_raw_fd()).unwrap();
-    }
-
-    #[test]
-    fn deregister_stops_events() {
-        let (a, b) = socketpair();
-        let mut p = PollPoller::new();
-        write(&b, b"x");
-        p.register(a.as_raw_fd(), 1, Interest::READABLE).unwrap();
-        assert_eq!(wait(&mut p, LONG).len(), 1);
-        p.deregister(a.as_raw_fd()).unwrap();
-        assert!(wait(&mut p, SHORT).is_empty());
-        assert!(p.deregister(a.as_raw_fd()).is_err());
-        assert!(p.reregister(a.as_raw_fd(), 1, Interest::READABLE).is_err());
-    }
+    use crate::event::conformance::{ev, socketpair, wait, write, LONG};
+    use std::os::fd::AsRawFd;
 
     #[test]
     fn deregister_keeps_moved_entry_reachable() {
@@ -316,62 +171,5 @@ mod tests {
         p.deregister(pairs[2].0.as_raw_fd()).unwrap();
         assert!(p.pollfds.is_empty());
         assert!(p.index.iter().all(|&i| i == VACANT));
-    }
-
-    #[test]
-    fn hangup_is_readable() {
-        let (a, b) = socketpair();
-        let mut p = PollPoller::new();
-        p.register(a.as_raw_fd(), 1, Interest::READABLE).unwrap();
-        drop(b);
-        assert_eq!(wait(&mut p, LONG), vec![ev(1, true, false)]);
-        p.deregister(a.as_raw_fd()).unwrap();
-    }
-
-    #[test]
-    fn pipe_hangups() {
-        let (r, w) = pipe();
-        let mut p = PollPoller::new();
-        p.register(r.as_raw_fd(), 1, Interest::READABLE).unwrap();
-        assert!(wait(&mut p, Some(Duration::ZERO)).is_empty());
-        drop(w);
-        assert_eq!(wait(&mut p, LONG), vec![ev(1, true, false)]);
-        p.deregister(r.as_raw_fd()).unwrap();
-
-        // A write end whose reader is gone reports POLLERR only: it must
-        // still come out writable.
-        let (r, w) = pipe();
-        p.register(w.as_raw_fd(), 2, Interest::WRITABLE).unwrap();
-        drop(r);
-        assert_eq!(wait(&mut p, LONG), vec![ev(2, true, true)]);
-        p.deregister(w.as_raw_fd()).unwrap();
-    }
-
-    #[test]
-    fn timeout_returns_no_events() {
-        let (a, _b) = socketpair();
-        let mut p = PollPoller::new();
-        p.register(a.as_raw_fd(), 1, Interest::READABLE).unwrap();
-        let mut events = vec![ev(99, true, true)];
-        let start = Instant::now();
-        p.wait(&mut events, Some(Duration::from_millis(30)))
-            .unwrap();
-        assert!(events.is_empty());
-        assert!(start.elapsed() >= Duration::from_millis(25));
-        p.deregister(a.as_raw_fd()).unwrap();
-    }
-
-    #[test]
-    fn bad_registrations_are_errors() {
-        let (a, _b) = socketpair();
-        let mut p = PollPoller::new();
-        assert!(p.register(-1, 1, Interest::READABLE).is_err());
-        assert!(p.deregister(-1).is_err());
-        assert!(p.deregister(a.as_raw_fd()).is_err());
-        p.register(a.as_raw_fd(), 1, Interest::READABLE).unwrap();
-        assert!(p.register(a.as_raw_fd(), 2, Interest::READABLE).is_err());
-        p.deregister(a.as_raw_fd()).unwrap();
-        assert_eq!(p.fd_limit(), None);
-        assert_eq!(p.backend(), Backend::Poll);
     }
 }

@@ -6,8 +6,10 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use super::poll::timeout_ms;
-use super::{Backend, Event, Interest, Poller, Token};
+use super::{
+    already_registered, invalid_fd, not_registered, ready_count, timeout_ms, Backend, Event,
+    Interest, Poller, Token,
+};
 
 /// select cannot watch a descriptor at or above this.
 const FD_SETSIZE: usize = libc::FD_SETSIZE;
@@ -69,18 +71,8 @@ impl SelectPoller {
                      use the poll or epoll backend for more connections"
                 ),
             )),
-            Err(_) => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("select: invalid descriptor {fd}"),
-            )),
+            Err(_) => Err(invalid_fd(Backend::Select, fd)),
         }
-    }
-
-    fn not_registered(fd: RawFd) -> io::Error {
-        io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("select: descriptor {fd} is not registered"),
-        )
     }
 
     /// Records `interest` for `fd` (already checked) in the master sets.
@@ -105,10 +97,7 @@ impl Poller for SelectPoller {
     fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
         let i = Self::check(fd)?;
         if self.regs[i].is_some() {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("select: descriptor {fd} is already registered"),
-            ));
+            return Err(already_registered(Backend::Select, fd));
         }
         self.regs[i] = Some((token, interest));
         self.set_interest(fd, interest);
@@ -120,16 +109,16 @@ impl Poller for SelectPoller {
         let i = Self::check(fd)?;
         match &mut self.regs[i] {
             Some(entry) => *entry = (token, interest),
-            None => return Err(Self::not_registered(fd)),
+            None => return Err(not_registered(Backend::Select, fd)),
         }
         self.set_interest(fd, interest);
         Ok(())
     }
 
     fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
-        let i = Self::check(fd).map_err(|_| Self::not_registered(fd))?;
+        let i = Self::check(fd).map_err(|_| not_registered(Backend::Select, fd))?;
         if self.regs[i].take().is_none() {
-            return Err(Self::not_registered(fd));
+            return Err(not_registered(Backend::Select, fd));
         }
         self.set_interest(fd, Interest::NONE);
         if fd == self.max_fd {
@@ -170,16 +159,9 @@ impl Poller for SelectPoller {
                 tv_ptr,
             )
         };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            return if err.kind() == io::ErrorKind::Interrupted {
-                Ok(())
-            } else {
-                Err(err)
-            };
-        }
-        // `n` counts set bits across both sets; stop once all are seen.
-        let mut left = n as usize;
+        // `n` counts set bits across both sets; stop once all are seen
+        // (none after an interrupted wait, whose sets are not looked at).
+        let mut left = ready_count(n)?;
         let limit = usize::try_from(self.max_fd + 1).unwrap_or(0);
         for (fd, reg) in self.regs[..limit].iter().enumerate() {
             if left == 0 {
@@ -219,51 +201,11 @@ impl Poller for SelectPoller {
 
 #[cfg(test)]
 mod tests {
+    //! Select-only tests; what every backend must do is in `conformance`.
+
     use super::*;
+    use crate::event::conformance::{ev, socketpair, wait, write, LONG};
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    use std::time::Instant;
-
-    const LONG: Option<Duration> = Some(Duration::from_secs(5));
-    const SHORT: Option<Duration> = Some(Duration::from_millis(20));
-
-    fn socketpair() -> (OwnedFd, OwnedFd) {
-        let mut fds = [0; 2];
-        let flags = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-        // SAFETY: `fds` has room for the two descriptors.
-        let rc = unsafe { libc::socketpair(libc::AF_UNIX, flags, 0, fds.as_mut_ptr()) };
-        assert_eq!(rc, 0, "socketpair: {}", io::Error::last_os_error());
-        // SAFETY: both descriptors are fresh and owned by nobody else.
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
-    }
-
-    fn pipe() -> (OwnedFd, OwnedFd) {
-        let mut fds = [0; 2];
-        // SAFETY: `fds` has room for the two descriptors.
-        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
-        assert_eq!(rc, 0, "pipe2: {}", io::Error::last_os_error());
-        // SAFETY: both descriptors are fresh and owned by nobody else.
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
-    }
-
-    fn write(fd: &OwnedFd, bytes: &[u8]) {
-        // SAFETY: `bytes` is a valid buffer of the given length.
-        let n = unsafe { libc::write(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
-        assert_eq!(n, bytes.len() as isize);
-    }
-
-    fn wait(p: &mut SelectPoller, timeout: Option<Duration>) -> Vec<Event> {
-        let mut events = Vec::with_capacity(16);
-        p.wait(&mut events, timeout).expect("wait");
-        events
-    }
-
-    fn ev(token: Token, readable: bool, writable: bool) -> Event {
-        Event {
-            token,
-            readable,
-            writable,
-        }
-    }
 
     /// Duplicates `fd` onto a descriptor at or above `min`, raising the
     /// soft RLIMIT_NOFILE first if it is too low.
@@ -287,117 +229,6 @@ mod tests {
         // SAFETY: `high` is fresh and owned by nobody else.
         unsafe { OwnedFd::from_raw_fd(high) }
     }
-
-    #[test]
-    fn readable_after_write_and_level_triggered() {
-        let (a, b) = socketpair();
-        let mut p = SelectPoller::new();
-        p.register(a.as_raw_fd(), 7, Interest::READABLE).unwrap();
-        assert!(wait(&mut p, Some(Duration::ZERO)).is_empty());
-        write(&b, b"x");
-        assert_eq!(wait(&mut p, LONG), vec![ev(7, true, false)]);
-        // Not drained: reported again.
-        assert_eq!(wait(&mut p, LONG), vec![ev(7, true, false)]);
-        p.deregister(a.as_raw_fd()).unwrap();
-    }
-
-    #[test]
-    fn writable_on_fresh_socket() {
-        let (a, _b) = socketpair();
-        let mut p = SelectPoller::new();
-        p.register(a.as_raw_fd(), 1, Interest::WRITABLE).unwrap();
-        assert_eq!(wait(&mut p, LONG), vec![ev(1, false, true)]);
-        p.deregister(a.as_raw_fd()).unwrap();
-    }
-
-    #[test]
-    fn reregister_readable_to_writable() {
-        let (a, b) = socketpair();
-        let mut p = SelectPoller::new();
-        p.register(a.as_raw_fd(), 1, Interest::READABLE).unwrap();
-        assert!(wait(&mut p, Some(Duration::ZERO)).is_empty());
-        write(&b, b"x");
-        p.reregister(a.as_raw_fd(), 2, Interest::WRITABLE).unwrap();
-        // Data is pending but only write interest is left.
-        assert_eq!(wait(&mut p, LONG), vec![ev(2, false, true)]);
-        p.reregister(a.as_raw_fd(), 3, Interest::BOTH).unwrap();
-        assert_eq!(wait(&mut p, LONG), vec![ev(3, true, true)]);
-        p.deregister(a.as_raw_fd()).unwrap();
-    }
-
-    #[test]
-    fn none_interest_is_silent() {
-        let (a, b) = socketpair();
-        let mut p = SelectPoller::new();
-        write(&b, b"x");
-        p.register(a.as_raw_fd(), 1, Interest::NONE).unwrap();
-        assert!(wait(&mut p, SHORT).is_empty());
-        p.reregister(a.as_raw_fd(), 1, Interest::READABLE).unwrap();
-        assert_eq!(wait(&mut p, LONG), vec![ev(1, true, false)]);
-        p.deregister(a.as_raw_fd()).unwrap();
-    }
-
-    #[test]
-    fn deregister_stops_events() {
-        let (a, b) = socketpair();
-        let mut p = SelectPoller::new();
-        write(&b, b"x");
-        p.register(a.as_raw_fd(), 1, Interest::READABLE).unwrap();
-        assert_eq!(wait(&mut p, LONG).len(), 1);
-        p.deregister(a.as_raw_fd()).unwrap();
-        assert!(wait(&mut p, SHORT).is_empty());
-        assert!(p.deregister(a.as_raw_fd()).is_err());
-        assert!(p.reregister(a.as_raw_fd(), 1, Interest::READABLE).is_err());
-    }
-
-    #[test]
-    fn hangup_is_readable() {
-        let (a, b) = socketpair();
-        let mut p = SelectPoller::new();
-        p.register(a.as_raw_fd(), 1, Interest::READABLE).unwrap();
-        drop(b);
-        assert_eq!(wait(&mut p, LONG), vec![ev(1, true, false)]);
-        p.deregister(a.as_raw_fd()).unwrap();
-    }
-
-    #[test]
-    fn pipe_hangups() {
-        let (r, w) = pipe();
-        let mut p = SelectPoller::new();
-        p.register(r.as_raw_fd(), 1, Interest::READABLE).unwrap();
-        assert!(wait(&mut p, Some(Duration::ZERO)).is_empty());
-        drop(w);
-        assert_eq!(wait(&mut p, LONG), vec![ev(1, true, false)]);
-        p.deregister(r.as_raw_fd()).unwrap();
-
-        // A write end whose reader is gone is writable (the write fails).
-        let (r, w) = pipe();
-        p.register(w.as_raw_fd(), 2, Interest::WRITABLE).unwrap();
-        drop(r);
-        assert_eq!(wait(&mut p, LONG), vec![ev(2, false, true)]);
-        p.deregister(w.as_raw_fd()).unwrap();
-    }
-
-    #[test]
-    fn timeout_returns_no_events() {
-        let (a, _b) = socketpair();
-        let mut p = SelectPoller::new();
-        p.register(a.as_raw_fd(), 1, Interest::READABLE).unwrap();
-        let mut events = vec![ev(99, true, true)];
-        let start = Instant::now();
-        p.wait(&mut events, Some(Duration::from_millis(30)))
-            .unwrap();
-        assert!(events.is_empty());
-        assert!(start.elapsed() >= Duration::from_millis(25));
-        // Sub-millisecond timeouts still sleep instead of spinning.
-        let start = Instant::now();
-        p.wait(&mut events, Some(Duration::from_micros(300)))
-            .unwrap();
-        assert!(events.is_empty());
-        assert!(start.elapsed() >= Duration::from_micros(300));
-        p.deregister(a.as_raw_fd()).unwrap();
-    }
-
     #[test]
     fn descriptors_past_fd_setsize_are_refused() {
         let (a, _b) = socketpair();
@@ -422,15 +253,6 @@ mod tests {
         assert_eq!(p.max_fd, -1);
         // Nothing was recorded, so waiting is quiet.
         assert!(wait(&mut p, Some(Duration::ZERO)).is_empty());
-    }
-
-    #[test]
-    fn double_register_is_an_error() {
-        let (a, _b) = socketpair();
-        let mut p = SelectPoller::new();
-        p.register(a.as_raw_fd(), 1, Interest::READABLE).unwrap();
-        assert!(p.register(a.as_raw_fd(), 2, Interest::READABLE).is_err());
-        p.deregister(a.as_raw_fd()).unwrap();
     }
 
     #[test]
