@@ -353,7 +353,7 @@ impl Server {
     pub(crate) fn close(&mut self, idx: usize) {
         self.take_exchange(idx);
         if let Some(conn) = self.conns.get_mut(idx).and_then(Option::take) {
-            let _ = self.poller.deregister(conn.fd());
+            let _ = self.poller.forget_closing(conn.fd());
             self.free.push(idx);
             self.open -= 1;
         }

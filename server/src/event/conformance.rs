@@ -98,6 +98,7 @@ conformance_tests!(
     reregister_readable_to_writable,
     none_interest_is_silent,
     deregister_stops_events,
+    forgotten_descriptors_can_be_closed_and_reused,
     hangup_is_readable,
     pipe_hangups,
     timeout_returns_no_events,
@@ -163,6 +164,24 @@ fn deregister_stops_events(backend: Backend) {
     assert!(wait(&mut *p, SHORT).is_empty());
     assert!(p.deregister(a.as_raw_fd()).is_err());
     assert!(p.reregister(a.as_raw_fd(), 1, Interest::READABLE).is_err());
+}
+
+fn forgotten_descriptors_can_be_closed_and_reused(backend: Backend) {
+    let (a, b) = socketpair();
+    let mut p = poller(backend);
+    p.register(a.as_raw_fd(), 1, Interest::READABLE).unwrap();
+    let number = a.as_raw_fd();
+    p.forget_closing(number).unwrap();
+    drop(a);
+    drop(b);
+    assert!(wait(&mut *p, SHORT).is_empty());
+    assert!(p.deregister(number).is_err(), "forgotten");
+    // The number comes back with the next descriptor and registers afresh.
+    let (c, d) = socketpair();
+    write(&d, b"x");
+    p.register(c.as_raw_fd(), 2, Interest::READABLE).unwrap();
+    assert_eq!(wait(&mut *p, LONG), vec![ev(2, true, false)]);
+    p.forget_closing(c.as_raw_fd()).unwrap();
 }
 
 fn hangup_is_readable(backend: Backend) {

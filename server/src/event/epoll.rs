@@ -136,6 +136,14 @@ impl Poller for EpollPoller {
         self.ctl(libc::EPOLL_CTL_DEL, fd, Interest::NONE)
     }
 
+    fn forget_closing(&mut self, fd: RawFd) -> io::Result<()> {
+        // Closing the last descriptor of the socket removes it from the
+        // epoll set; only the table entry needs to go.
+        let i = self.registered(fd)?;
+        self.regs[i] = None;
+        Ok(())
+    }
+
     fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
         events.clear();
         // SAFETY: `buf` holds `buf.len()` (at most MAX_EVENTS)

@@ -83,6 +83,13 @@ pub trait Poller {
     fn reregister(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()>;
     /// Stops watching `fd`. Must be called before `fd` is closed.
     fn deregister(&mut self, fd: RawFd) -> io::Result<()>;
+    /// Stops watching `fd`, which the caller is about to close and holds
+    /// no other descriptor of (a client socket). Backends whose kernel
+    /// registration goes away with the last close (epoll) skip the system
+    /// call.
+    fn forget_closing(&mut self, fd: RawFd) -> io::Result<()> {
+        self.deregister(fd)
+    }
     /// Waits until something is ready or `timeout` passes (`None`: no
     /// limit), replacing the contents of `events`. An interrupted wait
     /// (EINTR) returns `Ok` with no events.
