@@ -94,6 +94,12 @@ impl ChildProcess {
         &self.name
     }
 
+    /// The process ids this child owns and has not reaped: the running
+    /// one and any killed ones still to be reaped.
+    pub fn pids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.child.iter().chain(&self.zombies).map(Child::id)
+    }
+
     /// Times this child has been restarted.
     pub fn restarts(&self) -> u64 {
         self.restarts

@@ -270,6 +270,11 @@ impl HelperPool {
         self.pending.len()
     }
 
+    /// The process ids of the running helpers.
+    pub fn pids(&self) -> Vec<u32> {
+        self.helpers.iter().flat_map(ChildProcess::pids).collect()
+    }
+
     /// Restarts of each helper so far.
     pub fn restarts(&self) -> Vec<u64> {
         self.helpers.iter().map(ChildProcess::restarts).collect()

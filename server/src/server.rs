@@ -68,7 +68,9 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 pub struct Server {
     pub(crate) config: Config,
     pub(crate) poller: Box<dyn Poller>,
-    listener: TcpListener,
+    /// The listening socket; closed (`None`) once draining starts.
+    listener: Option<TcpListener>,
+    local_addr: std::net::SocketAddr,
     signals: Signals,
     pub(crate) conns: Vec<Option<Connection>>,
     free: Vec<usize>,
@@ -143,7 +145,8 @@ impl Server {
             cache: Cache::new(config.cache_size),
             config,
             poller,
-            listener,
+            local_addr: listener.local_addr()?,
+            listener: Some(listener),
             signals,
             conns: Vec::new(),
             free: Vec::new(),
@@ -168,7 +171,7 @@ impl Server {
 
     /// The address actually bound (with the real port).
     pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
-        self.listener.local_addr()
+        Ok(self.local_addr)
     }
 
     /// Serves until SIGTERM or SIGINT.
@@ -219,7 +222,14 @@ impl Server {
                 self.runner_due = self.runner.maintain(self.poller.as_mut(), now);
             }
             if reap_orphans_due {
-                reap_orphans();
+                let mut children = self.pool.pids();
+                children.extend(self.runner.pids());
+                if !reap_orphans(&children) {
+                    // A child of ours exited after its owner looked: let the
+                    // owner reap it (and report how it ended) next turn.
+                    self.helpers_due = Some(now);
+                    self.runner_due = Some(now);
+                }
             }
             if let Some(deadline) = self.draining {
                 self.close_idle();
@@ -230,9 +240,11 @@ impl Server {
             }
             if self.accept_paused_until.is_some_and(|t| t <= now) {
                 self.accept_paused_until = None;
-                let _ =
-                    self.poller
-                        .reregister(self.listener.as_raw_fd(), LISTENER, Interest::READABLE);
+                if let Some(listener) = &self.listener {
+                    let _ =
+                        self.poller
+                            .reregister(listener.as_raw_fd(), LISTENER, Interest::READABLE);
+                }
             }
             self.log.flush_if_due(now);
         }
@@ -263,7 +275,11 @@ impl Server {
     /// Stops accepting; responses in flight go on until done or until
     /// `--shutdown-timeout`.
     fn begin_drain(&mut self) {
-        let _ = self.poller.deregister(self.listener.as_raw_fd());
+        // Closing the listener makes new clients fail to connect at once
+        // rather than wait in the backlog until the server is gone.
+        if let Some(listener) = self.listener.take() {
+            let _ = self.poller.deregister(listener.as_raw_fd());
+        }
         self.accept_paused_until = None;
         self.draining = Some(self.clock.now() + self.config.shutdown_timeout);
         self.close_idle();
@@ -295,7 +311,10 @@ impl Server {
 
     fn accept_clients(&mut self) {
         for _ in 0..ACCEPT_BATCH {
-            let (stream, peer) = match listener::accept(&self.listener) {
+            let Some(listening) = self.listener.as_ref() else {
+                return;
+            };
+            let (stream, peer) = match listener::accept(listening) {
                 Ok(Some(accepted)) => accepted,
                 Ok(None) => return,
                 Err(e) => {
@@ -307,11 +326,9 @@ impl Server {
                             | Some(libc::ENOMEM)
                     ) {
                         eprintln!("amped: cannot accept: {e}; pausing for {ACCEPT_PAUSE:?}");
-                        let _ = self.poller.reregister(
-                            self.listener.as_raw_fd(),
-                            LISTENER,
-                            Interest::NONE,
-                        );
+                        let _ =
+                            self.poller
+                                .reregister(listening.as_raw_fd(), LISTENER, Interest::NONE);
                         self.accept_paused_until = Some(self.clock.now() + ACCEPT_PAUSE);
                         return;
                     }
@@ -834,14 +851,33 @@ fn become_subreaper() {
     }
 }
 
-/// Reaps exited processes that are not a helper's or the runner's (those
-/// are reaped, with their status reported, by their owners first).
-fn reap_orphans() {
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-        if status == WaitStatus::StillAlive {
-            break;
+/// Reaps exited orphans (scripts whose runner died), leaving the server's
+/// own children (`ours`) to their owners, which report how they ended.
+/// Returns false when it stopped at one of ours.
+fn reap_orphans(ours: &[u32]) -> bool {
+    loop {
+        // SAFETY: an all-zero siginfo_t is valid; waitid fills it in.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // Peek first (WNOWAIT): only a process that is not ours is reaped.
+        // SAFETY: plain syscall with a valid pointer.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_ALL,
+                0,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        // SAFETY: waitid succeeded, so si_pid is set (0 when none exited).
+        let pid = if rc == 0 { unsafe { info.si_pid() } } else { 0 };
+        if pid <= 0 {
+            return true;
         }
+        if ours.contains(&(pid as u32)) {
+            return false;
+        }
+        // SAFETY: reaping a zombie we just saw.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
     }
 }
 

@@ -120,8 +120,11 @@ impl CgiRunner {
             let Some(run) = self.unstarted.get(&id) else {
                 continue;
             };
-            if !self.child.send(&ToRunner::Run(run.clone()), poller, now) {
-                self.queue.push_front(id);
+            let sent = self.child.send(&ToRunner::Run(run.clone()), poller, now);
+            if !sent || self.child.state() == ChildState::Down {
+                // The runner died under the write: every run it has not
+                // started (this one too) goes to the next runner.
+                self.requeue_unstarted();
                 return;
             }
         }
@@ -200,6 +203,11 @@ impl CgiRunner {
 
     pub fn restarts(&self) -> u64 {
         self.child.restarts()
+    }
+
+    /// The process ids of the runner (and of killed runners not reaped yet).
+    pub fn pids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.child.pids()
     }
 
     pub fn shutdown(&mut self) {
