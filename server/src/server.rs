@@ -587,6 +587,33 @@ impl Server {
         }
     }
 
+    /// Queues an error page for `request` and does what follows every
+    /// response (the log line, closing when not kept alive).
+    pub(crate) fn answer_error(
+        &mut self,
+        idx: usize,
+        request: &Request,
+        status: Status,
+        keep_alive: bool,
+        extra: &str,
+    ) {
+        let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        let head_only = request.method == Method::Head;
+        let date = self.clock.http_date();
+        let reply = respond::error(
+            &mut conn.output,
+            status,
+            keep_alive,
+            request.http10,
+            head_only,
+            extra,
+            date,
+        );
+        self.finish_reply(idx, reply, request.log.as_ref());
+    }
+
     /// Writes what is queued and decides what the connection waits for.
     pub(crate) fn flush(&mut self, idx: usize) {
         let now = self.clock.now();
@@ -764,19 +791,12 @@ impl Server {
         if matches!(conn.phase, Phase::Cgi(_)) && conn.output.is_empty() {
             return self.cgi_timed_out(idx);
         }
-        if let Phase::Waiting(request) = &conn.phase {
-            let log = request.log.clone();
-            conn.phase = Phase::Reading;
-            let reply = respond::error(
-                &mut conn.output,
-                Status::SERVICE_UNAVAILABLE,
-                false,
-                false,
-                false,
-                "Retry-After: 5\r\n",
-                self.clock.http_date(),
-            );
-            self.finish_reply(idx, reply, log.as_ref());
+        if matches!(conn.phase, Phase::Waiting(_)) {
+            let Phase::Waiting(request) = std::mem::replace(&mut conn.phase, Phase::Reading) else {
+                return;
+            };
+            let extra = "Retry-After: 5\r\n";
+            self.answer_error(idx, &request, Status::SERVICE_UNAVAILABLE, false, extra);
             self.flush(idx);
             return;
         }

@@ -62,24 +62,13 @@ impl Server {
         } else {
             None
         };
+        if let Some((status, extra)) = status {
+            // The body was not read: the connection cannot be kept.
+            return self.answer_error(idx, &request, status, false, extra);
+        }
         let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };
-        if let Some((status, extra)) = status {
-            // The body was not read: the connection cannot be kept.
-            let head_only = request.method == Method::Head;
-            let reply = respond::error(
-                &mut conn.output,
-                status,
-                false,
-                request.http10,
-                head_only,
-                extra,
-                self.clock.http_date(),
-            );
-            self.finish_reply(idx, reply, request.log.as_ref());
-            return;
-        }
         let expect_continue = request.cgi.as_ref().is_some_and(|c| c.expect_continue);
         let (stage, body_left, has_body) = match request.body {
             Framing::Chunked => (Stage::Collecting(ChunkedDecoder::default()), 0, true),
@@ -246,18 +235,8 @@ impl Server {
         } else {
             ""
         };
-        let head_only = ex.request.method == Method::Head;
-        let reply = respond::error(
-            &mut conn.output,
-            status,
-            keep_alive,
-            ex.request.http10,
-            head_only,
-            extra,
-            self.clock.http_date(),
-        );
         ex.to_script.clear();
-        self.finish_reply(idx, reply, ex.request.log.as_ref());
+        self.answer_error(idx, &ex.request, status, keep_alive, extra);
         self.advance(idx);
     }
 
@@ -439,19 +418,7 @@ impl Server {
         let Some(ex) = self.take_exchange(idx) else {
             return;
         };
-        let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
-            return;
-        };
-        let reply = respond::error(
-            &mut conn.output,
-            status,
-            false,
-            ex.request.http10,
-            false,
-            "",
-            self.clock.http_date(),
-        );
-        self.finish_reply(idx, reply, ex.request.log.as_ref());
+        self.answer_error(idx, &ex.request, status, false, "");
         self.flush(idx);
     }
 
@@ -569,19 +536,7 @@ impl Server {
     }
 
     fn cgi_error_after_take(&mut self, idx: usize, request: Request, status: Status) {
-        let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
-            return;
-        };
-        let reply = respond::error(
-            &mut conn.output,
-            status,
-            false,
-            request.http10,
-            false,
-            "",
-            self.clock.http_date(),
-        );
-        self.finish_reply(idx, reply, request.log.as_ref());
+        self.answer_error(idx, &request, status, false, "");
         self.advance(idx);
     }
 
