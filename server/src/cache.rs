@@ -161,7 +161,7 @@ impl Cache {
     /// the budget is not cached.
     pub fn insert(&mut self, key: String, entry: Rc<Entry>) {
         self.remove(&key);
-        let cost = entry.cost();
+        let cost = entry.cost() + key.len();
         if cost > self.capacity / 8 {
             return;
         }
@@ -169,21 +169,21 @@ impl Cache {
         self.descriptors += usize::from(entry.holds_descriptor());
         self.lru.put(key, entry);
         while self.bytes > self.capacity || self.descriptors > MAX_DESCRIPTORS {
-            let Some((_, evicted)) = self.lru.pop_lru() else {
+            let Some((key, evicted)) = self.lru.pop_lru() else {
                 break;
             };
-            self.account_removal(&evicted);
+            self.account_removal(&key, &evicted);
         }
     }
 
     pub fn remove(&mut self, key: &str) {
         if let Some(old) = self.lru.pop(key) {
-            self.account_removal(&old);
+            self.account_removal(key, &old);
         }
     }
 
-    fn account_removal(&mut self, entry: &Entry) {
-        self.bytes -= entry.cost();
+    fn account_removal(&mut self, key: &str, entry: &Entry) {
+        self.bytes -= entry.cost() + key.len();
         self.descriptors -= usize::from(entry.holds_descriptor());
     }
 

@@ -109,8 +109,9 @@ impl Connection {
         unsafe { self.input.set_len(filled + n) };
         if n == 0 {
             self.peer_closed = true;
-        } else if filled == 0 && self.request_started.is_none() {
-            self.request_started = Some(now);
+        } else if filled == 0 && self.discard == 0 && matches!(self.phase, Phase::Reading) {
+            // The first byte of a request head (not of a body).
+            self.request_started.get_or_insert(now);
         }
         Ok(n)
     }

@@ -89,7 +89,11 @@ pub fn respond(out: &mut Output, req: &Request, entry: &Entry, date: &str) -> Re
 }
 
 fn respond_file(out: &mut Output, req: &Request, file: &FileEntry, date: &str) -> Reply {
-    let size = file.meta.size;
+    // In-memory bodies are sent as they are, whatever the metadata says.
+    let size = match &file.content {
+        Content::Inline(bytes) => bytes.len() as u64,
+        Content::Descriptor(_) => file.meta.size,
+    };
     let mut head = Vec::with_capacity(320);
     if not_modified(
         req.if_none_match.as_deref(),
@@ -193,8 +197,8 @@ pub fn reject(out: &mut Output, rejection: &Rejection, date: &str) -> Reply {
         out,
         rejection.status,
         rejection.keep_alive,
-        false,
-        false,
+        rejection.http10,
+        rejection.head,
         extra,
         date,
     )

@@ -368,7 +368,7 @@ impl Server {
     }
 
     pub(crate) fn close(&mut self, idx: usize) {
-        self.take_exchange(idx);
+        self.abandon_cgi(idx);
         if let Some(conn) = self.conns.get_mut(idx).and_then(Option::take) {
             let _ = self.poller.forget_closing(conn.fd());
             self.free.push(idx);
@@ -389,10 +389,15 @@ impl Server {
                 _ if conn.input_room() == 0 => peek_closed(conn),
                 _ => conn.read_input(now),
             };
+            let waiting = matches!(conn.phase, Phase::Waiting(_) | Phase::Cgi(_));
             match result {
                 Ok(0) if conn.peer_closed && matches!(conn.phase, Phase::Lingering) => {
                     return self.close(idx)
                 }
+                // The client went away while its answer was being prepared:
+                // drop the request (a hung-up socket would otherwise be
+                // reported again on every wait).
+                Ok(0) if conn.peer_closed && waiting => return self.close(idx),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -400,11 +405,7 @@ impl Server {
             }
         }
         if let Some(conn) = self.conns.get(idx).and_then(Option::as_ref) {
-            if let Phase::Cgi(ex) = &conn.phase {
-                if conn.peer_closed && !ex.body_complete() {
-                    // The body can never be complete: give up on the request.
-                    return self.close(idx);
-                }
+            if matches!(conn.phase, Phase::Cgi(_)) {
                 return self.pump_cgi(idx);
             }
         }
@@ -444,6 +445,9 @@ impl Server {
             if conn.discard > 0 || conn.input.is_empty() {
                 return false;
             }
+            // The header timeout runs from the first byte of a head, even
+            // one that arrived behind an earlier request.
+            conn.request_started.get_or_insert(self.clock.now());
             if conn.output.queued() > OUTPUT_HIGH_WATER {
                 return true;
             }
@@ -836,7 +840,7 @@ fn found_from(key: &str, outcome: Outcome, fd: Option<std::os::fd::OwnedFd>) -> 
         Outcome::NotFound => Found::NotFound,
         Outcome::Forbidden { .. } => Found::Forbidden,
         Outcome::Failed { reason } => {
-            eprintln!("amped: lookup of /{key} failed: {reason}");
+            eprintln!("amped: lookup of {:?} failed: {reason}", format!("/{key}"));
             Found::Failed
         }
         Outcome::Unchanged => Found::Failed,

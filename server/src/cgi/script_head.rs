@@ -119,7 +119,9 @@ fn parse_status(value: &str) -> Option<(u16, String)> {
         return None;
     }
     let code: u16 = code.parse().ok()?;
-    if !(100..=999).contains(&code) {
+    // A script answers with a final status; 1xx would leave the client
+    // waiting for one.
+    if !(200..=599).contains(&code) {
         return None;
     }
     let reason = reason.trim();

@@ -10,6 +10,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
+use nix::sys::signal::Signal;
 use protocol::{CgiRun, Refusal};
 
 use crate::cgi::chunked::ChunkedDecoder;
@@ -33,6 +34,8 @@ const READS_PER_TURN: usize = 8;
 /// How long to wait for end-of-file on a script's output after it exited
 /// (a background child may hold the pipe open).
 pub const EOF_GRACE: Duration = Duration::from_secs(2);
+/// Output that ends this close to the time limit may have been cut by it.
+const NEAR_LIMIT: Duration = Duration::from_secs(1);
 /// Local redirects followed for one request at most.
 const MAX_LOCAL_REDIRECTS: u8 = 5;
 
@@ -183,6 +186,14 @@ impl Server {
             // The client went away: dropping the pipes ends the script's I/O.
             return;
         };
+        let queued = matches!(
+            self.conns[idx].as_ref().map(|c| &c.phase),
+            Some(Phase::Cgi(ex)) if matches!(ex.stage, Stage::Queued)
+        );
+        if !queued {
+            eprintln!("amped: cgi-runner reported run {id} started twice; ignored");
+            return;
+        }
         let stdin = File::from(stdin);
         let stdout = File::from(stdout);
         let nonblocking = set_nonblocking(&stdin).and_then(|_| set_nonblocking(&stdout));
@@ -251,6 +262,7 @@ impl Server {
     pub(crate) fn pump_cgi(&mut self, idx: usize) {
         let now = self.clock.now();
         let max_body = self.config.cgi_max_body;
+        let cgi_timeout = self.config.cgi_timeout;
         let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };
@@ -338,8 +350,8 @@ impl Server {
                     }
                     OutputEvent::BadHead(why) => {
                         eprintln!(
-                            "amped: /{}: bad CGI header block: {why}",
-                            ex.request.target.key
+                            "amped: {:?}: bad CGI header block: {why}",
+                            format!("/{}", ex.request.target.key)
                         );
                         end = Some(End::BadHead);
                         break;
@@ -356,12 +368,16 @@ impl Server {
         if end.is_none() && matches!(ex.stage, Stage::Running) {
             let output_over = ex.stdout.is_none();
             let grace_over = ex.eof_deadline.is_some_and(|t| t <= now);
-            if output_over && ex.eof_deadline.is_none() && ex.exited.is_none() && !ex.responded() {
-                // No header block and no exit report yet: wait briefly for
-                // the report, to tell a killed script (504) from a broken
-                // one (502).
+            // The output may have ended because the runner killed the
+            // script at its time limit. Without a header block (502 or
+            // 504?), or near the limit (a complete response, or a cut one
+            // that must not look complete?), wait briefly for the exit
+            // report before deciding.
+            let near_limit = now + NEAR_LIMIT >= ex.started + cgi_timeout;
+            let wants_report = ex.exited.is_none() && (!ex.responded() || near_limit);
+            if output_over && wants_report && ex.eof_deadline.is_none() {
                 ex.eof_deadline = Some(now + EOF_GRACE);
-            } else if (output_over && (ex.exited.is_some() || ex.responded())) || grace_over {
+            } else if (output_over && !wants_report) || grace_over {
                 end = Some(match ex.exited {
                     Some((_, true)) => End::TimedOut,
                     _ => End::Eof,
@@ -431,8 +447,11 @@ impl Server {
             return;
         };
         let timed_out = end == End::TimedOut || matches!(ex.exited, Some((_, true)));
+        // A response cut short by the time limit must not look complete:
+        // no last chunk, and the connection closes.
         let finished = match end {
             End::BadHead => None,
+            _ if timed_out => None,
             _ => ex.on_eof(&mut conn.output),
         };
         let status = if timed_out {
@@ -454,15 +473,18 @@ impl Server {
                 }
             }
             None if ex.responded() => respond::Reply {
-                status,
+                status: Status {
+                    code: ex.status,
+                    reason: "",
+                },
                 keep_alive: false,
                 body_bytes: ex.body_bytes,
             },
             None => {
                 if !timed_out {
                     eprintln!(
-                        "amped: /{}: the script sent no valid header block",
-                        ex.request.target.key
+                        "amped: {:?}: the script sent no valid header block",
+                        format!("/{}", ex.request.target.key)
                     );
                 }
                 let head_only = ex.request.method == Method::Head;
@@ -497,8 +519,8 @@ impl Server {
             }
         }) else {
             eprintln!(
-                "amped: /{}: bad local redirect to {path}",
-                request.target.key
+                "amped: {:?}: bad local redirect to {path:?}",
+                format!("/{}", request.target.key)
             );
             return self.cgi_error_after_take(idx, request, Status::INTERNAL_ERROR);
         };
@@ -563,7 +585,23 @@ impl Server {
         if ex.keep_alive && !ex.body_complete() {
             conn.discard = ex.body_left;
         }
+        conn.request_started = None;
         Some(ex)
+    }
+
+    /// The client of a CGI exchange went away: the script is asked to stop
+    /// (SIGTERM to its process group; the runner still enforces the time
+    /// limit) so that it does not hold a slot nobody will read from.
+    pub(crate) fn abandon_cgi(&mut self, idx: usize) {
+        let Some(conn) = self.conns.get(idx).and_then(Option::as_ref) else {
+            return;
+        };
+        if let Phase::Cgi(ex) = &conn.phase {
+            if let (Some(pid), None) = (ex.pid, ex.exited) {
+                signal_group(pid, Signal::SIGTERM);
+            }
+        }
+        self.take_exchange(idx);
     }
 
     /// A CGI exchange's deadline passed.
@@ -583,13 +621,17 @@ impl Server {
         }
         // The runner should have killed it; it may be gone (a script of a
         // dead runner is ours now), so make sure.
-        if let Some(pid) = ex.pid.and_then(|p| i32::try_from(p).ok()) {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+        if let (Some(pid), None) = (ex.pid, ex.exited) {
+            signal_group(pid, Signal::SIGKILL);
         }
         self.end_cgi(idx, End::TimedOut);
+    }
+}
+
+/// Signals a script's process group (its pid is the group's id).
+fn signal_group(pid: u32, signal: Signal) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), signal);
     }
 }
 

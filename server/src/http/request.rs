@@ -87,6 +87,8 @@ pub struct Rejection {
     pub status: Status,
     /// The request was HTTP/1.0 (a kept connection must say so).
     pub http10: bool,
+    /// The request was a HEAD: the error page goes without its body.
+    pub head: bool,
     /// Whether the connection may stay open after the error response.
     pub keep_alive: bool,
     /// Bytes of the head (0 when the head could not be delimited).
@@ -108,6 +110,7 @@ fn reject(status: Status, log: Option<LogFields>) -> Parsed {
     Parsed::Rejected(Rejection {
         status,
         http10: false,
+        head: false,
         keep_alive: false,
         head_len: 0,
         body: Framing::None,
@@ -165,13 +168,16 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
     });
     let body_allows_keep_alive = match fields.framing {
         Framing::None => true,
-        Framing::Length(n) => n <= MAX_DISCARDED_BODY,
+        // A client waiting for `100 Continue` may never send the body
+        // that would have to be discarded.
+        Framing::Length(n) => n <= MAX_DISCARDED_BODY && !fields.expect_continue,
         Framing::Chunked => false,
     };
     let refuse = |status: Status, keep_alive: bool| {
         Parsed::Rejected(Rejection {
             status,
             http10,
+            head: method == "HEAD",
             keep_alive,
             head_len,
             body: fields.framing,
