@@ -35,12 +35,17 @@ struct Pending {
     id: u64,
     known: Option<FileMeta>,
     helper: Option<usize>,
+    /// When it was sent to `helper`.
+    sent_at: Option<Instant>,
     waiters: Vec<Waiter>,
 }
 
 /// The pool of helper processes.
 pub struct HelperPool {
     token_base: Token,
+    /// A helper that has not answered a lookup for this long is stuck: it
+    /// is killed and its lookups go to another.
+    answer_timeout: Duration,
     helpers: Vec<ChildProcess>,
     in_flight: Vec<usize>,
     pending: HashMap<String, Pending>,
@@ -60,6 +65,7 @@ impl HelperPool {
         args: Vec<OsString>,
         count: usize,
         token_base: Token,
+        answer_timeout: Duration,
         now: Instant,
     ) -> Self {
         let helpers = (0..count)
@@ -75,6 +81,7 @@ impl HelperPool {
             .collect();
         HelperPool {
             token_base,
+            answer_timeout,
             helpers,
             in_flight: vec![0; count],
             pending: HashMap::new(),
@@ -143,6 +150,7 @@ impl HelperPool {
                 id,
                 known,
                 helper: None,
+                sent_at: None,
                 waiters: vec![waiter],
             },
         );
@@ -166,6 +174,7 @@ impl HelperPool {
             known: pending.known,
         });
         pending.helper = Some(i);
+        pending.sent_at = Some(now);
         self.in_flight[i] += 1;
         if !self.helpers[i].send(&request, poller, now)
             || self.helpers[i].state() == ChildState::Down
@@ -236,6 +245,7 @@ impl HelperPool {
         for pending in self.pending.values_mut() {
             if pending.helper == Some(i) {
                 pending.helper = None;
+                pending.sent_at = None;
             }
         }
     }
@@ -256,13 +266,38 @@ impl HelperPool {
     /// Reaps and restarts helpers (call on SIGCHLD and when due). Returns
     /// when it next needs to run.
     pub fn maintain(&mut self, poller: &mut dyn Poller, now: Instant) -> Option<Instant> {
+        let stuck: Vec<usize> = self
+            .pending
+            .values()
+            .filter(|p| p.sent_at.is_some_and(|t| t + self.answer_timeout <= now))
+            .filter_map(|p| p.helper)
+            .collect();
+        for i in stuck {
+            if self.helpers[i].state() != ChildState::Down {
+                eprintln!(
+                    "amped: {} did not answer within {:?}; restarting it",
+                    self.helpers[i].name(),
+                    self.answer_timeout
+                );
+                self.helper_died(i, poller, now);
+            }
+        }
         for i in 0..self.helpers.len() {
             if self.helpers[i].maintain(&hello(), poller, now) {
                 self.forget_assignments(i);
                 self.assign_unsent(poller, now);
             }
         }
-        self.helpers.iter().filter_map(ChildProcess::next_due).min()
+        let answers_due = self
+            .pending
+            .values()
+            .filter_map(|p| p.sent_at)
+            .map(|t| t + self.answer_timeout);
+        self.helpers
+            .iter()
+            .filter_map(ChildProcess::next_due)
+            .chain(answers_due)
+            .min()
     }
 
     /// Lookups in flight or queued.

@@ -93,6 +93,8 @@ pub struct Server {
     pub(crate) cgi_buf: Vec<u8>,
     counters: Counters,
     started: Instant,
+    /// A SIGCHLD arrived: exited orphans may be waiting to be reaped.
+    orphans_due: bool,
     /// Set once SIGTERM or SIGINT arrived: when to give up waiting.
     draining: Option<Instant>,
 }
@@ -123,6 +125,7 @@ impl Server {
             helper_args,
             config.helpers,
             HELPER_BASE,
+            config.helper_timeout,
             clock.now(),
         );
         pool.start(poller.as_mut(), Duration::from_secs(10))?;
@@ -165,6 +168,7 @@ impl Server {
             cgi_buf: Vec::new(),
             counters: Counters::default(),
             started: Instant::now(),
+            orphans_due: false,
             draining: None,
         })
     }
@@ -178,7 +182,6 @@ impl Server {
     pub fn run(&mut self) -> Result<()> {
         let mut events: Vec<Event> = Vec::with_capacity(1024);
         loop {
-            let mut reap_orphans_due = false;
             let timeout = self.next_timeout();
             self.poller
                 .wait(&mut events, timeout)
@@ -198,7 +201,7 @@ impl Server {
                         if arrived.child {
                             self.helpers_due = Some(self.clock.now());
                             self.runner_due = Some(self.clock.now());
-                            reap_orphans_due = true;
+                            self.orphans_due = true;
                         }
                     }
                     RUNNER => self.runner_event(ev),
@@ -221,14 +224,17 @@ impl Server {
             if self.runner_due.is_some_and(|t| t <= now) {
                 self.runner_due = self.runner.maintain(self.poller.as_mut(), now);
             }
-            if reap_orphans_due {
+            if self.orphans_due {
+                self.orphans_due = false;
                 let mut children = self.pool.pids();
                 children.extend(self.runner.pids());
                 if !reap_orphans(&children) {
                     // A child of ours exited after its owner looked: let the
-                    // owner reap it (and report how it ended) next turn.
+                    // owner reap it (and report how it ended), then look
+                    // for orphans again.
                     self.helpers_due = Some(now);
                     self.runner_due = Some(now);
+                    self.orphans_due = true;
                 }
             }
             if let Some(deadline) = self.draining {
@@ -502,7 +508,10 @@ impl Server {
         let known = cached.and_then(|e| e.meta());
         let key = request.target.key.clone();
         conn.phase = Phase::Waiting(Box::new(request));
-        self.set_deadline(idx, now + self.config.helper_timeout);
+        let deadline = now + self.config.helper_timeout;
+        self.set_deadline(idx, deadline);
+        // The pool checks then that the helper answered.
+        self.helpers_due = Some(self.helpers_due.map_or(deadline, |t| t.min(deadline)));
         self.pool
             .lookup(&key, known, waiter, self.poller.as_mut(), now);
     }
