@@ -39,7 +39,7 @@ pub fn begin(out: &mut Vec<u8>, status: Status, date: &str) {
 /// Starts a head with any status code and reason phrase.
 pub fn begin_with_reason(out: &mut Vec<u8>, code: u16, reason: &str, date: &str) {
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(code.to_string().as_bytes());
+    push_decimal(out, u64::from(code));
     out.push(b' ');
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\nDate: ");
@@ -52,8 +52,23 @@ pub fn begin_with_reason(out: &mut Vec<u8>, code: u16, reason: &str, date: &str)
 /// Adds `Content-Length`.
 pub fn content_length(out: &mut Vec<u8>, length: u64) {
     out.extend_from_slice(b"Content-Length: ");
-    out.extend_from_slice(length.to_string().as_bytes());
+    push_decimal(out, length);
     out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `n` in decimal, without allocating.
+pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// Ends a head with the `Connection` header the client needs and the
@@ -131,6 +146,15 @@ mod tests {
         let (_, body) = text.split_once("\r\n\r\n").expect("head ends");
         assert_eq!(body.len() as u64, n);
         assert!(body.contains("404 Not Found"));
+    }
+
+    #[test]
+    fn decimals() {
+        for n in [0u64, 7, 10, 1234, u64::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
     }
 
     #[test]
