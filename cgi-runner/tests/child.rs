@@ -7,18 +7,19 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    fork_lock, group_members, inherit, read_all, wait_group_gone, wait_with_timeout, Runner,
-    TempRoot, RUNNER,
+    fork_lock, group_members, inherit, read_all, wait_group_gone, wait_with_timeout, KillGroup,
+    Runner, TempRoot, RUNNER,
 };
 use protocol::{
-    encode_frame, CgiRun, ExitInfo, FromRunner, Hello, Refusal, Role, ToRunner, PROTOCOL_VERSION,
+    encode_frame, CgiRun, Error, ExitInfo, FromRunner, Hello, Refusal, Role, ToRunner,
+    PROTOCOL_VERSION,
 };
 
 const HELLO: &str = "echo 'Content-Type: text/plain'\necho\necho \"hello from $(pwd -P)\"";
@@ -210,6 +211,7 @@ fn a_script_past_its_time_limit_is_killed_with_its_group() {
     let mut runner = Runner::ready(&root.0, &[], &[]);
     let start = Instant::now();
     let started = runner.start(1, "cgi-bin/loop.cgi", &[], 500);
+    let _spinning = KillGroup(started.pid);
     assert!(!group_members(started.pid).is_empty());
     assert_eq!(runner.exited(1), (ExitInfo::Signal(libc::SIGKILL), true));
     let took = start.elapsed();
@@ -233,9 +235,19 @@ fn a_background_child_holding_stdout_is_killed_after_the_grace_period() {
     let mut runner = Runner::ready(&root.0, &[], &[]);
     let start = Instant::now();
     let started = runner.start(1, "cgi-bin/bg.cgi", &[], 60_000);
+    let _sleeping = KillGroup(started.pid);
     assert_eq!(runner.exited(1), (ExitInfo::Code(0), false));
     let exited_after = start.elapsed();
-    assert!(exited_after < Duration::from_secs(1), "{exited_after:?}");
+    // The exit is reported while the sleep still holds stdout open: the
+    // runner does not wait for end-of-file to report it.
+    assert!(
+        !hung_up(&started.stdout),
+        "stdout ended before the exit was reported ({exited_after:?})"
+    );
+    assert!(
+        exited_after < Duration::from_millis(1500),
+        "{exited_after:?}"
+    );
     // The sleep holds stdout until the grace period is over.
     let out = read_all(started.stdout);
     let eof_after = start.elapsed();
@@ -274,6 +286,7 @@ fn several_scripts_run_at_once() {
     let mut runner = Runner::ready(&root.0, &[], &[]);
     // The first script waits for its body; the runner must not.
     let mut waiting = runner.start(1, "cgi-bin/wait.cgi", &[], 10_000);
+    let _waiting_group = KillGroup(waiting.pid);
     let mut others = Vec::new();
     for id in 2..6 {
         others.push((id, runner.start(id, "cgi-bin/quick.cgi", &[], 10_000)));
@@ -284,9 +297,7 @@ fn several_scripts_run_at_once() {
     }
     waiting.stdin.write_all(b"body\n").expect("write");
     drop(waiting.stdin);
-    let mut out = String::new();
-    waiting.stdout.read_to_string(&mut out).expect("read");
-    assert_eq!(out, "got body\n");
+    assert_eq!(read_all(waiting.stdout), b"got body\n");
     assert_eq!(runner.exited(1), (ExitInfo::Code(0), false));
 }
 
@@ -311,6 +322,7 @@ fn the_end_of_the_server_kills_running_scripts() {
     let mut runner = Runner::ready(&root.0, &[], &[]);
     let a = runner.start(1, "cgi-bin/long.cgi", &[], 60_000);
     let b = runner.start(2, "cgi-bin/long.cgi", &[], 60_000);
+    let _groups = (KillGroup(a.pid), KillGroup(b.pid));
     let start = Instant::now();
     let (status, _) = runner.finish();
     assert_eq!(status.code(), Some(0));
@@ -363,10 +375,13 @@ fn a_version_mismatch_is_a_protocol_error() {
         .channel
         .send(&ToRunner::Hello(hello), &[])
         .expect("send");
-    assert!(matches!(
-        runner.channel.recv::<FromRunner>(),
-        Ok(None) | Err(_)
-    ));
+    // The runner leaves without a word: end-of-file (or a reset, if our
+    // hello was still unread when it closed).
+    match runner.channel.recv::<FromRunner>() {
+        Ok(None) => {}
+        Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("expected the runner to leave without a word, got {other:?}"),
+    }
     expect_protocol_error(runner);
 }
 
@@ -384,6 +399,7 @@ fn garbage_after_the_handshake_is_a_protocol_error_that_kills_scripts() {
     root.script("long.cgi", "sleep 30", 0o755);
     let mut runner = Runner::ready(&root.0, &[], &[]);
     let started = runner.start(1, "cgi-bin/long.cgi", &[], 60_000);
+    let _group = KillGroup(started.pid);
     runner
         .channel
         .socket()
@@ -425,15 +441,21 @@ fn the_runner_dies_with_its_parent() {
     let root = TempRoot::new("pdeathsig");
     let (ours, theirs) = UnixStream::pair().expect("socketpair");
     let fd = theirs.as_raw_fd();
-    // sh starts the runner in the background and exits a moment later,
+    // sh starts the runner in the background and exits once we create
+    // the gate file (or after about 20 s, should the test fail first),
     // while we still hold our end open: only the parent-death signal can
     // end the runner.
+    let gate = root.0.join("gate");
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
-        .arg("\"$0\" --root \"$1\" --channel-fd \"$2\" & sleep 1")
+        .arg(
+            "\"$0\" --root \"$1\" --channel-fd \"$2\" &\n\
+             i=0; while [ ! -e \"$3\" ] && [ $i -lt 1000 ]; do sleep 0.02; i=$((i+1)); done",
+        )
         .arg(RUNNER)
         .arg(&root.0)
         .arg(fd.to_string())
+        .arg(&gate)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -456,7 +478,10 @@ fn the_runner_dies_with_its_parent() {
             .map(|r| r.message),
         Some(FromRunner::Hello(_))
     ));
-    assert!(wait_with_timeout(&mut sh, Duration::from_secs(10)).success());
+    // The runner is up (and has asked for its parent-death signal) once
+    // it answers the handshake; only then does its parent exit.
+    std::fs::write(&gate, b"").expect("open the gate");
+    assert!(wait_with_timeout(&mut sh, Duration::from_secs(30)).success());
     match channel.recv::<FromRunner>() {
         Ok(None) => {}
         other => panic!("expected end-of-file from a dead runner, got {other:?}"),
@@ -478,60 +503,73 @@ fn parent_of(pid: u32) -> Option<u32> {
     after.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Children of `parent` that are zombies (dead, not reaped).
-fn zombies_of(parent: u32) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
+/// True if the pipe's writers are all gone (poll reports POLLHUP).
+fn hung_up(file: &std::fs::File) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: file.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
     };
-    dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-                return false;
-            };
-            let mut fields = after.split_whitespace();
-            let state = fields.next();
-            let ppid = fields.next();
-            state == Some("Z") && ppid == Some(&parent.to_string())
-        })
-        .collect()
+    // SAFETY: poll(2) on one valid pollfd, without waiting.
+    let ready = unsafe { libc::poll(&mut pfd, 1, 0) };
+    ready > 0 && pfd.revents & libc::POLLHUP != 0
 }
+
+/// How long each orphan outlives its script: long enough to be seen
+/// under the runner whatever the load.
+const ORPHAN_SECS: u32 = 2;
 
 #[test]
 fn orphaned_grandchildren_are_reaped_by_the_runner() {
     let root = TempRoot::new("orphans");
-    // The subshell exits at once, orphaning its sleep: the runner (a child
-    // subreaper) inherits it, and must reap it when it ends.
+    let pids_file = root.0.join("orphans");
+    // The subshell exits at once, orphaning its sleep (whose pid it
+    // records): the runner (a child subreaper) inherits it, and must reap
+    // it when it ends.
     root.script(
         "orphan.cgi",
-        "( exec sleep 0.5 >/dev/null & )\necho ok",
+        &format!(
+            "( exec sleep {ORPHAN_SECS} >/dev/null & echo $! >> '{}' )\necho ok",
+            pids_file.display()
+        ),
         0o755,
     );
     let mut runner = Runner::ready(&root.0, &[], &[]);
     let runner_pid = runner.child.id();
+    let mut orphans = Vec::new();
+    // Should the test fail, no sleep is left behind.
+    let mut guards = Vec::new();
     for id in 1..4 {
         let started = runner.start(id, "cgi-bin/orphan.cgi", &[], 5000);
+        guards.push(KillGroup(started.pid));
         drop(started.stdin);
         assert_eq!(read_all(started.stdout), b"ok\n");
         assert_eq!(runner.exited(id), (ExitInfo::Code(0), false));
-        // The orphaned sleep is the runner's child now.
-        let parents: Vec<Option<u32>> = group_members(started.pid)
-            .into_iter()
-            .map(parent_of)
+        let recorded: Vec<u32> = std::fs::read_to_string(&pids_file)
+            .expect("the orphans' pids")
+            .lines()
+            .map(|l| l.trim().parse().expect("a pid"))
             .collect();
-        assert_eq!(parents, vec![Some(runner_pid)]);
+        assert_eq!(recorded.len(), orphans.len() + 1, "one orphan per run");
+        let orphan = *recorded.last().expect("a pid");
+        // The orphaned sleep is the runner's child now, and alone in the
+        // script's group.
+        assert_eq!(parent_of(orphan), Some(runner_pid), "orphan {orphan}");
+        assert_eq!(group_members(started.pid), vec![orphan]);
+        orphans.push(orphan);
     }
-    std::thread::sleep(Duration::from_millis(800));
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let zombies = zombies_of(runner_pid);
-        if zombies.is_empty() {
-            break;
+    // Each orphan ends by itself; once reaped, it is gone from /proc
+    // altogether (a zombie would stay).
+    let deadline = Instant::now() + Duration::from_secs(u64::from(ORPHAN_SECS) + 10);
+    for &orphan in &orphans {
+        while std::path::Path::new(&format!("/proc/{orphan}")).exists() {
+            assert!(
+                Instant::now() < deadline,
+                "orphan {orphan} not reaped: {:?}",
+                std::fs::read_to_string(format!("/proc/{orphan}/stat"))
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(Instant::now() < deadline, "unreaped: {zombies:?}");
-        std::thread::sleep(Duration::from_millis(20));
     }
     let (status, _) = runner.finish();
     assert_eq!(status.code(), Some(0));

@@ -1,11 +1,12 @@
 //! Runs the real `cgi-runner` binary standalone, as a person debugging a
 //! script would: raw output, exit statuses, refusals, time limit, help.
+//! Every run has a deadline, after which it and its scripts are killed.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{run_standalone, TempRoot};
+use common::{run_standalone, run_standalone_env, TempRoot};
 
 #[test]
 fn prints_the_raw_output_with_a_basic_cgi_environment() {
@@ -21,8 +22,8 @@ fn prints_the_raw_output_with_a_basic_cgi_environment() {
          echo oops >&2",
         0o755,
     );
-    let out = std::process::Command::new(common::RUNNER)
-        .args([
+    let out = run_standalone_env(
+        &[
             "--root",
             root.path_str(),
             "--query",
@@ -30,10 +31,10 @@ fn prints_the_raw_output_with_a_basic_cgi_environment() {
             "--path-info",
             "/extra/bits",
             "/cgi-bin/show.cgi",
-        ])
-        .env("AMPED_CGI_SA_MARKER", "leaked")
-        .output()
-        .expect("run");
+        ],
+        b"",
+        &[("AMPED_CGI_SA_MARKER", "leaked")],
+    );
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
@@ -141,9 +142,13 @@ fn the_timeout_kills_the_script_and_its_children() {
         ],
         b"",
     );
-    // The background sleep shares our stdout pipe: output() returning at
-    // all proves it was killed too.
-    assert!(start.elapsed() < Duration::from_secs(6));
+    // The background sleep shares our stdout pipe: the run ending (its
+    // stdout reaching end-of-file) proves it was killed too.
+    assert!(
+        start.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(out.stdout, b"start\n");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--timeout"));

@@ -384,17 +384,19 @@ impl ScriptPipes {
     }
 }
 
-/// Checks that `fds` are a working [stdin write end, stdout read end]
-/// pair for `pipes`: bytes written to the first come out of the script's
-/// stdin, bytes the script writes to its stdout come out of the second.
+/// Checks that `fds` are a working stdin write end (at [`STARTED_STDIN`])
+/// and stdout read end (at [`STARTED_STDOUT`]) for `pipes`: bytes written
+/// to the first come out of the script's stdin, bytes the script writes to
+/// its stdout come out of the second.
 fn assert_script_ends(fds: Vec<OwnedFd>, pipes: ScriptPipes, tag: &str) {
     assert_eq!(fds.len(), 2, "{tag}: two descriptors");
     for fd in &fds {
         assert!(is_cloexec(fd.as_fd()), "{tag}: received close-on-exec");
     }
-    let mut fds = fds.into_iter();
-    let (Some(stdin), Some(stdout)) = (fds.next(), fds.next()) else {
-        panic!("{tag}: two descriptors")
+    let mut slots: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
+    let (Some(stdin), Some(stdout)) = (slots[STARTED_STDIN].take(), slots[STARTED_STDOUT].take())
+    else {
+        panic!("{tag}: STARTED_STDIN and STARTED_STDOUT name the same slot")
     };
     let ScriptPipes {
         stdin_write,
@@ -440,8 +442,6 @@ fn two_descriptors_arrive_in_order_through_the_blocking_channel() {
     tx.send(&started, &pipes.passed()).expect("send");
     let received = rx.recv::<FromRunner>().expect("recv").expect("a message");
     assert_eq!(received.message, started);
-    assert_eq!(STARTED_STDIN, 0);
-    assert_eq!(STARTED_STDOUT, 1);
     assert_script_ends(received.fds, pipes, "blocking");
 }
 

@@ -213,3 +213,33 @@ pub fn kill_processes(procs: &[ProcInfo]) {
         }
     }
 }
+
+/// Kills, on drop, every process still carrying a site's `DOCUMENT_ROOT`
+/// in its environment, so that a failing test leaves no script (spinning,
+/// sleeping or blocked on a pipe) behind.
+pub struct Reaper(String);
+
+impl Reaper {
+    pub fn new(site: &CgiSite) -> Self {
+        Reaper(format!("DOCUMENT_ROOT={}", site.canonical_root().display()))
+    }
+
+    /// The marker to look for in `/proc/*/environ`.
+    pub fn marker(&self) -> &str {
+        &self.0
+    }
+
+    /// The site's script processes running now (zombies left out).
+    pub fn running(&self) -> Vec<ProcInfo> {
+        processes_with_environ(&self.0)
+            .into_iter()
+            .filter(|p| !matches!(p.state, 'Z' | 'X'))
+            .collect()
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        kill_processes(&processes_with_environ(&self.0));
+    }
+}

@@ -12,6 +12,7 @@ pub mod http_client;
 pub mod limits;
 pub mod procfs;
 pub mod server_process;
+pub mod status;
 pub mod streaming;
 
 pub use binaries::{helper_bin, run_with_deadline, server_bin, workspace_root, RunOutput};

@@ -55,9 +55,21 @@ impl ServerProcess {
     /// Like [`start`](Self::start), with extra environment variables (for
     /// example `AMPED_TEST_HELPER_DELAY`, which the helpers inherit).
     pub fn start_with_env<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &str)]) -> Self {
+        Self::start_listening("127.0.0.1:0", args, env)
+    }
+
+    /// Like [`start_with_env`](Self::start_with_env), listening on
+    /// `listen` (say `0.0.0.0:0`) instead of `127.0.0.1:0`. The port comes
+    /// from the listening line whatever its host; [`addr`](Self::addr)
+    /// stays on 127.0.0.1, which an any-address listener also accepts.
+    pub fn start_listening<S: AsRef<OsStr>>(
+        listen: &str,
+        args: &[S],
+        env: &[(&str, &str)],
+    ) -> Self {
         let bin = server_bin();
         let mut command = Command::new(&bin);
-        command.args(["--listen", "127.0.0.1:0"]);
+        command.args(["--listen", listen]);
         if !args
             .iter()
             .any(|a| a.as_ref() == OsStr::new("--access-log"))
@@ -118,12 +130,13 @@ impl ServerProcess {
             }
         };
         let port = first
-            .strip_prefix("listening on http://127.0.0.1:")
+            .strip_prefix("listening on http://")
             .and_then(|rest| rest.strip_suffix('/'))
-            .and_then(|port| port.parse::<u16>().ok())
+            .and_then(|host_port| host_port.rsplit_once(':'))
+            .and_then(|(_, port)| port.parse::<u16>().ok())
             .unwrap_or_else(|| {
                 panic!(
-                    "first stdout line is not `listening on http://127.0.0.1:PORT/`: {first:?}\n\
+                    "first stdout line is not `listening on http://HOST:PORT/`: {first:?}\n\
                      stderr:\n{}",
                     server.stderr.text()
                 )

@@ -154,12 +154,22 @@ fn file_created_after_404_is_served(backend: &str) {
     docroot.write("index.html", b"index\n");
     let server = ServerProcess::serve(docroot.path(), backend);
     server.connect().get("/later.html").assert_error_page(404);
-    docroot.write("later.html", b"<p>here now</p>\n");
+    let content = b"<p>here now</p>\n";
+    // Created whole (write a sibling, rename it in), so no reader can see
+    // it half-written: every answer is the 404 or the complete file.
+    replace(&docroot, "later.html", content);
     poll_until(
         &server,
         "/later.html",
-        |r| assert!(r.status == 404 || r.status == 200, "status {}", r.status),
-        |r| r.status == 200 && r.body == b"<p>here now</p>\n",
+        |r| {
+            assert!(
+                r.status == 404 || (r.status == 200 && r.body == content),
+                "neither the 404 nor the new file: status {} body {:?}",
+                r.status,
+                r.body_text()
+            )
+        },
+        |r| r.status == 200,
     );
 }
 

@@ -43,8 +43,10 @@ fn cached_requests_do_not_wait_for_a_slow_helper(backend: &str) {
         assert_bytes_eq(&format!("cached fetch {i}"), &response.body, &cached);
     }
     let fast_done = sent.elapsed();
+    // The ordering check below is the proof; this bound only catches a
+    // server that is slow for other reasons.
     assert!(
-        fast_done < Duration::from_millis(2000),
+        fast_done < Duration::from_millis(4000),
         "50 cached requests took {fast_done:?} while a helper was busy"
     );
     assert!(
@@ -83,7 +85,7 @@ fn a_stalled_client_does_not_block_others(backend: &str) {
     }
     let others_done = start.elapsed();
     assert!(
-        others_done < Duration::from_millis(2000),
+        others_done < Duration::from_millis(4000),
         "50 small requests took {others_done:?} beside a stalled client"
     );
     // The stalled client still gets every byte.

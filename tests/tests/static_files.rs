@@ -3,13 +3,22 @@
 //! fetched on a new connection each, in sequence over one keep-alive
 //! connection, and pipelined (all requests written at once, responses read
 //! in order), under each event backend; also by 12 concurrent clients on a
-//! cold cache, and with `--inline-max 1K --helpers 1`.
+//! cold cache, and with `--inline-max 1K --helpers 1`. Concurrent first
+//! requests for one path share one helper lookup: with the lookup held
+//! back by `AMPED_TEST_HELPER_DELAY`, once the status page has counted
+//! every request's cache miss it shows exactly one lookup in flight.
 
 use std::thread;
+use std::time::Duration;
 
 use tests::docroot::ServedFile;
 use tests::http_client::request_bytes;
-use tests::{assert_bytes_eq, per_backend, www_docroot, Response, ServerProcess};
+use tests::procfs::poll_until;
+use tests::status::{status_json, status_number};
+use tests::{
+    assert_bytes_eq, per_backend, site_docroot, www_docroot, Connection, Response, ServerProcess,
+    DEADLINE,
+};
 
 fn check_file(file: &ServedFile, response: &Response) {
     response.assert_status(200);
@@ -129,7 +138,67 @@ fn small_inline_max_and_one_helper(backend: &str) {
     }
 }
 
+/// Clients asking for one uncached path at once.
+const SHARED_CLIENTS: u64 = 8;
+
+fn concurrent_misses_share_one_lookup(backend: &str) {
+    let site = site_docroot();
+    let expected = site.file("slow.html");
+    let server = ServerProcess::start_with_env(
+        &[
+            "--root".as_ref(),
+            site.root.as_os_str(),
+            "--event-handler".as_ref(),
+            backend.as_ref(),
+            "--helpers".as_ref(),
+            "2".as_ref(),
+            "--status-path".as_ref(),
+            "/server-status".as_ref(),
+        ],
+        &[("AMPED_TEST_HELPER_DELAY", "slow:2000")],
+    );
+    let misses_before = status_number(&status_json(&server, "/server-status"), "/cache/misses");
+    let mut clients: Vec<Connection> = (0..SHARED_CLIENTS)
+        .map(|_| {
+            let mut conn = server.connect();
+            conn.send(request_bytes("GET", "/slow.html", &[]).as_bytes());
+            conn
+        })
+        .collect();
+    // Every request has looked in the cache (and missed) once the miss
+    // counter has gone up by the number of clients; each miss either
+    // started the lookup or joined it.
+    let mut status = status_json(&server, "/server-status");
+    assert!(
+        poll_until(DEADLINE, || {
+            status = status_json(&server, "/server-status");
+            status_number(&status, "/cache/misses") >= misses_before + SHARED_CLIENTS
+        }),
+        "the {SHARED_CLIENTS} requests never all reached the cache: {status}"
+    );
+    assert_eq!(
+        status_number(&status, "/helper_lookups_in_flight"),
+        1,
+        "{SHARED_CLIENTS} misses for one path while its lookup is held: {status}"
+    );
+    assert!(
+        clients.iter().all(|c| !c.has_pending_bytes()),
+        "an answer came before the held lookup ended: the delay hook did not hold it"
+    );
+    for (i, conn) in clients.iter_mut().enumerate() {
+        conn.set_read_timeout(Duration::from_secs(10));
+        let response = conn.read_response();
+        response.assert_status(200);
+        assert_bytes_eq(
+            &format!("client {i}: /slow.html"),
+            &response.body,
+            &expected,
+        );
+    }
+}
+
 per_backend!(
+    concurrent_misses_share_one_lookup,
     each_file_on_a_new_connection,
     all_files_on_one_keepalive_connection,
     all_files_pipelined,

@@ -1,14 +1,35 @@
-//! Connection timeouts, under each event backend: an idle keep-alive
-//! connection is closed after `--keepalive-timeout`, and a client that
-//! never finishes its request head is cut off after `--header-timeout`
-//! (with a 408 or by closing), while a prompt client is still served.
+//! Connection timeouts, under each event backend, each bounded from below
+//! (nothing closes early) and from above (the close does come):
+//!
+//! - an idle keep-alive connection is closed after `--keepalive-timeout`,
+//!   and the idle timer restarts after every request;
+//! - a client that never finishes its request head is cut off after
+//!   `--header-timeout` (with a 408 or by closing), also when it trickles
+//!   the head one byte at a time, and also when the slow head is pipelined
+//!   behind a complete request (the timer runs from the first byte of each
+//!   head);
+//! - a client that stops reading a large response is disconnected after
+//!   `--send-timeout`.
 
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::thread;
 use std::time::{Duration, Instant};
 
-use tests::{per_backend, site_docroot, ServerProcess};
+use tests::http_client::request_bytes;
+use tests::procfs::poll_until;
+use tests::status::{status_json, status_number};
+use tests::{per_backend, site_docroot, ServerProcess, TempDocroot};
 
-/// Both timeouts are set to 1 s; nothing may close before this much.
+/// The timeouts under test are 1 s; nothing may close before this much.
 const EARLIEST: Duration = Duration::from_millis(900);
+/// ... and the close must have come by this much.
+const LATEST: Duration = Duration::from_secs(5);
+/// Reads wait this long, a little past [`LATEST`], so a missing close
+/// shows up as a timed-out read rather than a hang.
+const READ_WAIT: Duration = Duration::from_secs(6);
+/// Gap between trickled bytes.
+const TRICKLE: Duration = Duration::from_millis(400);
 
 fn timeout_server(backend: &str) -> ServerProcess {
     ServerProcess::serve_with(
@@ -18,31 +39,62 @@ fn timeout_server(backend: &str) -> ServerProcess {
     )
 }
 
+fn assert_closed_in_window(what: &str, elapsed: Duration) {
+    assert!(
+        elapsed >= EARLIEST,
+        "{what}: closed after {elapsed:?}, before the 1 s timeout"
+    );
+    assert!(
+        elapsed < LATEST,
+        "{what}: closed only after {elapsed:?} with a 1 s timeout"
+    );
+}
+
 fn idle_keepalive_connection_is_closed(backend: &str) {
     let server = timeout_server(backend);
     let mut conn = server.connect();
+    conn.set_read_timeout(READ_WAIT);
     conn.get("/index.html").assert_status(200);
     let idle_since = Instant::now();
     conn.expect_closed();
-    let idle = idle_since.elapsed();
-    assert!(
-        idle >= EARLIEST,
-        "closed after {idle:?}, before the 1 s keep-alive timeout"
-    );
+    assert_closed_in_window("idle keep-alive connection", idle_since.elapsed());
 }
 
 fn keepalive_connection_is_usable_before_the_timeout(backend: &str) {
     let server = timeout_server(backend);
     let mut conn = server.connect();
-    // Several requests in quick succession all fit inside the timeout.
-    for _ in 0..5 {
-        conn.get("/index.html").assert_status(200);
+    conn.set_read_timeout(READ_WAIT);
+    let first = Instant::now();
+    // 4 requests 0.6 s apart: 1.8 s in all, well past the 1 s timeout, so
+    // the idle timer must restart after each response. (The pacing sleep
+    // is the behaviour under test.)
+    for i in 0..4 {
+        if i > 0 {
+            thread::sleep(Duration::from_millis(600));
+        }
+        let response = conn
+            .try_send(request_bytes("GET", "/index.html", &[]).as_bytes())
+            .and_then(|()| conn.try_read_response(false))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "request {} ({:?} after the first) on a connection idle for 0.6 s: {e}",
+                    i + 1,
+                    first.elapsed()
+                )
+            });
+        response.assert_status(200);
     }
+    assert!(first.elapsed() >= Duration::from_millis(1800));
+    // And it still closes once idle.
+    let idle_since = Instant::now();
+    conn.expect_closed();
+    assert_closed_in_window("after 4 paced requests", idle_since.elapsed());
 }
 
 fn incomplete_request_head_is_cut_off(backend: &str) {
     let server = timeout_server(backend);
     let mut conn = server.connect();
+    conn.set_read_timeout(READ_WAIT);
     let started = Instant::now();
     conn.send(b"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\n");
     match conn.try_read_response(false) {
@@ -53,20 +105,195 @@ fn incomplete_request_head_is_cut_off(backend: &str) {
         Err(e) => assert!(
             matches!(
                 e.kind(),
-                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+                ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset
             ),
             "expected a 408 or a close, got {e}"
         ),
     }
-    let waited = started.elapsed();
+    assert_closed_in_window("incomplete head", started.elapsed());
+}
+
+/// How a trickle ended.
+struct Trickled {
+    /// Bytes of the head written before the server closed.
+    sent: usize,
+    /// From the first trickled byte to the close.
+    elapsed: Duration,
+    /// What the server wrote before closing (empty, or a 408).
+    reply: Vec<u8>,
+}
+
+/// Writes `head` one byte every [`TRICKLE`] until the server closes the
+/// connection (end-of-file, a reset, or a failed write), reading
+/// whatever it sends meanwhile. Panics if the whole head went out, or if
+/// no close came within [`READ_WAIT`].
+fn trickle_until_closed(stream: &mut TcpStream, head: &[u8]) -> Trickled {
+    stream
+        .set_read_timeout(Some(TRICKLE))
+        .expect("set_read_timeout");
+    let started = Instant::now();
+    let mut reply = Vec::new();
+    let mut sent = 0;
+    let mut piece = [0u8; 4096];
+    loop {
+        assert!(
+            started.elapsed() < READ_WAIT,
+            "the server did not close a trickling connection within {READ_WAIT:?} \
+             ({sent} of {} head bytes sent)",
+            head.len()
+        );
+        if sent < head.len() {
+            if stream.write_all(&head[sent..=sent]).is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        assert!(
+            sent < head.len(),
+            "the whole {}-byte head went out one byte every {TRICKLE:?} without a close",
+            head.len()
+        );
+        // Waits up to TRICKLE for the server, which is also the pacing.
+        match stream.read(&mut piece) {
+            Ok(0) => break,
+            Ok(n) => reply.extend_from_slice(&piece[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    Trickled {
+        sent,
+        elapsed: started.elapsed(),
+        reply,
+    }
+}
+
+/// A long head: at one byte every 0.4 s it would take half a minute.
+fn long_head() -> Vec<u8> {
+    request_bytes(
+        "GET",
+        "/index.html",
+        &[("X-Padding", "a-header-that-takes-long-to-trickle")],
+    )
+    .into_bytes()
+}
+
+fn assert_cut(what: &str, trickled: &Trickled, head_len: usize) {
     assert!(
-        waited >= EARLIEST,
-        "cut off after {waited:?}, before the 1 s header timeout"
+        trickled.reply.is_empty() || trickled.reply.starts_with(b"HTTP/1.1 408 "),
+        "{what}: the server answered something other than a 408: {:?}",
+        String::from_utf8_lossy(&trickled.reply)
     );
+    assert!(trickled.sent < head_len, "{what}: the whole head went out");
+    assert_closed_in_window(what, trickled.elapsed);
+}
+
+fn trickled_head_is_cut_off(backend: &str) {
+    let server = timeout_server(backend);
+    let mut stream = server.connect_raw();
+    let head = long_head();
+    let trickled = trickle_until_closed(&mut stream, &head);
+    assert_cut("a head trickled a byte every 0.4 s", &trickled, head.len());
+    // A prompt client is still served.
+    server.connect().get("/index.html").assert_status(200);
+}
+
+fn trickled_head_pipelined_behind_a_request_is_cut_off(backend: &str) {
+    let server = timeout_server(backend);
+    let mut conn = server.connect();
+    conn.set_read_timeout(READ_WAIT);
+    let second = long_head();
+    // A complete request and the first byte of the next, in one write.
+    let mut first = request_bytes("GET", "/index.html", &[]).into_bytes();
+    first.push(second[0]);
+    let first_byte_at = Instant::now();
+    conn.send(&first);
+    conn.read_response().assert_status(200);
+    assert!(conn.buffered().is_empty(), "bytes after the first response");
+    let mut stream = conn.stream().try_clone().expect("clone the socket");
+    let trickled = trickle_until_closed(&mut stream, &second[1..]);
+    // The header timer of the second head started with its first byte.
+    let since_first_byte = first_byte_at.elapsed();
+    assert_cut(
+        "a head pipelined behind a complete request, then trickled",
+        &Trickled {
+            sent: trickled.sent + 1,
+            elapsed: since_first_byte,
+            reply: trickled.reply,
+        },
+        second.len(),
+    );
+}
+
+/// Size of the file the stalled client asks for: far more than the
+/// socket buffers on both sides hold.
+const STALLED_SIZE: usize = 32 * 1024 * 1024;
+
+fn stalled_reader_is_dropped_after_the_send_timeout(backend: &str) {
+    let docroot = TempDocroot::new("send-timeout");
+    docroot.write(
+        "big.bin",
+        &tests::docroot::pseudo_random_bytes(STALLED_SIZE, 5),
+    );
+    docroot.write("page.html", b"<p>small</p>\n");
+    let server = ServerProcess::serve_with(
+        docroot.path(),
+        backend,
+        &["--send-timeout", "1", "--status-path", "/server-status"],
+    );
+    let mut stalled = server.connect_raw();
+    stalled
+        .write_all(request_bytes("GET", "/big.bin", &[]).as_bytes())
+        .expect("send the request");
+    let asked = Instant::now();
+    // Readiness check instead of a fixed wait: the status page's own
+    // connection is the only one left once the stalled one is dropped.
+    let open = || status_number(&status_json(&server, "/server-status"), "/open_connections");
+    let dropped = poll_until(Duration::from_secs(8), || open() == 1);
+    let took = asked.elapsed();
+    assert!(
+        dropped,
+        "the stalled connection was still open {took:?} after its request with \
+         --send-timeout 1 ({} open)",
+        open()
+    );
+    assert!(
+        took >= EARLIEST,
+        "dropped after {took:?}, before the 1 s send timeout"
+    );
+    // What the kernel buffered arrives, then end-of-file or a reset: never
+    // the whole body.
+    stalled
+        .set_read_timeout(Some(READ_WAIT))
+        .expect("set_read_timeout");
+    let mut got = 0usize;
+    let mut piece = vec![0u8; 1 << 20];
+    let ended = loop {
+        match stalled.read(&mut piece) {
+            Ok(0) => break "end-of-file".to_owned(),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                panic!("no end-of-file on the dropped connection after {got} bytes")
+            }
+            Err(e) => break e.to_string(),
+        }
+    };
+    assert!(
+        got < STALLED_SIZE,
+        "the whole {STALLED_SIZE}-byte response arrived ({got} bytes, then {ended})"
+    );
+    eprintln!("{backend}: stalled reader dropped after {took:?}; {got} bytes, then {ended}");
+    // The server is fine.
+    server.connect().get("/page.html").assert_status(200);
 }
 
 per_backend!(
     idle_keepalive_connection_is_closed,
     keepalive_connection_is_usable_before_the_timeout,
     incomplete_request_head_is_cut_off,
+    trickled_head_is_cut_off,
+    trickled_head_pipelined_behind_a_request_is_cut_off,
+    stalled_reader_is_dropped_after_the_send_timeout,
 );

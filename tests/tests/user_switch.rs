@@ -1,11 +1,16 @@
 //! `--user NAME`: a server started as root binds its port, then it and
-//! every child it starts (helpers, cgi-runner, and so the scripts) run as
-//! that user.
+//! every child it starts (the two helpers, the cgi-runner, and the CGI
+//! scripts) run as that user; an unknown user is an operator error.
+//!
+//! These tests need root (CI runs as root). Run as another user they fail
+//! with a clear message, unless `AMPED_TESTS_NOT_ROOT=1` says that skipping
+//! them is intended.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use tests::procfs::children_of;
+use tests::cgi::set_mode;
+use tests::procfs::{children_of, live_children_named};
 use tests::{server_bin, ServerProcess, TempDocroot};
 
 /// The uid of `nobody` on Debian.
@@ -24,6 +29,24 @@ fn uids(pid: i32) -> Vec<u32> {
         .collect()
 }
 
+/// True when the tests run as root. Otherwise panics, unless
+/// `AMPED_TESTS_NOT_ROOT=1` asks to skip (then prints why and returns
+/// false).
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var("AMPED_TESTS_NOT_ROOT").as_deref() == Ok("1") {
+        eprintln!("skipped: --user needs root (AMPED_TESTS_NOT_ROOT=1)");
+        return false;
+    }
+    panic!(
+        "the --user tests need root; run the suite as root, or set \
+         AMPED_TESTS_NOT_ROOT=1 to skip them knowingly"
+    );
+}
+
 /// Whether `nobody` can reach `path` (every directory above it searchable
 /// by others).
 fn reachable_by_others(path: &Path) -> bool {
@@ -34,20 +57,25 @@ fn reachable_by_others(path: &Path) -> bool {
 
 #[test]
 fn server_and_children_run_as_the_given_user() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: --user needs the tests to run as root");
+    if !running_as_root() {
         return;
     }
     let bin = server_bin();
-    if !reachable_by_others(&bin) {
-        eprintln!("skipped: nobody cannot reach {}", bin.display());
-        return;
-    }
+    assert!(
+        reachable_by_others(&bin),
+        "nobody cannot reach {}: put the target directory where others may \
+         search it",
+        bin.display()
+    );
     let docroot = TempDocroot::with_www("user-switch");
     for dir in [docroot.path().parent().expect("temp dir"), docroot.path()] {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
+    let uid_script = docroot.write(
+        "cgi-bin/uid.cgi",
+        b"#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nid -u\n",
+    );
+    set_mode(&uid_script, 0o755);
     let root = docroot.path().to_str().expect("utf-8 path");
     let server = ServerProcess::start(&["--root", root, "--user", "nobody"]);
 
@@ -56,30 +84,42 @@ fn server_and_children_run_as_the_given_user() {
     let cgi = server.connect().get_dechunked("/cgi-bin/hello.cgi");
     cgi.assert_status(200);
     assert!(cgi.body_text().contains("Hello from a CGI script"));
+    let uid = server.connect().get_dechunked("/cgi-bin/uid.cgi");
+    uid.assert_status(200);
+    assert_eq!(
+        uid.body_text().trim(),
+        NOBODY_UID.to_string(),
+        "the CGI script's uid"
+    );
 
     let pid = server.pid() as i32;
     assert_eq!(uids(pid), vec![NOBODY_UID; 4], "the server runs as nobody");
-    let children = children_of(pid);
-    assert!(
-        children.len() >= 3,
-        "two helpers and a cgi-runner, got {}",
-        children.len()
-    );
-    for child in children {
+    let helpers = live_children_named(pid, "helper");
+    let runners = live_children_named(pid, "cgi-runner");
+    assert_eq!(helpers.len(), 2, "two live helpers: {helpers:?}");
+    assert_eq!(runners.len(), 1, "one live cgi-runner: {runners:?}");
+    for child in helpers.iter().chain(&runners) {
+        assert_eq!(
+            uids(*child),
+            vec![NOBODY_UID; 4],
+            "child {child} runs as nobody"
+        );
+    }
+    // Nothing else the server started runs as anyone else either.
+    for child in children_of(pid).into_iter().filter(|c| c.is_live()) {
         assert_eq!(
             uids(child.pid),
             vec![NOBODY_UID; 4],
-            "child {} runs as nobody",
-            child.pid
+            "child {} ({}) runs as nobody",
+            child.pid,
+            child.comm
         );
     }
 }
 
 #[test]
 fn an_unknown_user_is_an_operator_error() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: --user needs the tests to run as root");
+    if !running_as_root() {
         return;
     }
     let docroot = TempDocroot::with_www("user-unknown");
@@ -96,7 +136,8 @@ fn an_unknown_user_is_an_operator_error() {
         ],
         tests::DEADLINE,
     );
-    assert!(!out.status.success(), "exit status {:?}", out.status);
+    assert_eq!(out.status.code(), Some(1), "exit status {:?}", out.status);
+    assert_eq!(out.stderr.lines().count(), 1, "one line: {:?}", out.stderr);
     assert!(
         out.stderr.contains("no such user: no-such-user-amped"),
         "stderr: {}",

@@ -240,11 +240,17 @@ impl Runner {
         };
         assert_eq!(got, id);
         assert_eq!(received.fds.len(), 2);
-        let mut fds = received.fds.into_iter();
-        let (Some(stdin), Some(stdout)) = (fds.next(), fds.next()) else {
-            panic!("two descriptors")
+        let mut slots: Vec<Option<std::os::fd::OwnedFd>> =
+            received.fds.into_iter().map(Some).collect();
+        let (Some(stdin), Some(stdout)) =
+            (slots[STARTED_STDIN].take(), slots[STARTED_STDOUT].take())
+        else {
+            panic!("STARTED_STDIN and STARTED_STDOUT name the same slot")
         };
-        assert_eq!((STARTED_STDIN, STARTED_STDOUT), (0, 1));
+        // The runner passed the ends the constants promise: the one we
+        // write to the script's stdin, the one we read its stdout from.
+        assert_eq!(access_mode(&stdin), libc::O_WRONLY, "the stdin end");
+        assert_eq!(access_mode(&stdout), libc::O_RDONLY, "the stdout end");
         Started {
             pid,
             stdin: File::from(stdin),
@@ -349,11 +355,76 @@ pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> ExitStatus {
     }
 }
 
-/// Reads a pipe end to end-of-file.
+/// The access mode (`O_RDONLY`, `O_WRONLY`, `O_RDWR`) a descriptor was
+/// opened with.
+fn access_mode(fd: &impl AsRawFd) -> i32 {
+    // SAFETY: F_GETFL on a descriptor we own.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    assert!(flags >= 0, "F_GETFL: {}", std::io::Error::last_os_error());
+    flags & libc::O_ACCMODE
+}
+
+/// How long [`read_all`] waits for end-of-file.
+pub const READ_DEADLINE: Duration = Duration::from_secs(15);
+
+/// Reads a pipe end to end-of-file, waiting (with poll(2)) at most
+/// [`READ_DEADLINE`] in all; panics, with what it got, if end-of-file
+/// does not come by then.
 pub fn read_all(mut file: File) -> Vec<u8> {
+    let deadline = Instant::now() + READ_DEADLINE;
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).expect("read");
-    bytes
+    let mut piece = [0u8; 16 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "no end-of-file within {READ_DEADLINE:?}; got {:?}",
+            String::from_utf8_lossy(&bytes)
+        );
+        let mut pfd = libc::pollfd {
+            fd: file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let millis = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+        // SAFETY: poll(2) on one valid pollfd.
+        let ready = unsafe { libc::poll(&mut pfd, 1, millis) };
+        if ready < 0 {
+            let e = std::io::Error::last_os_error();
+            assert_eq!(e.kind(), std::io::ErrorKind::Interrupted, "poll: {e}");
+            continue;
+        }
+        if ready == 0 {
+            continue;
+        }
+        match file.read(&mut piece) {
+            Ok(0) => return bytes,
+            Ok(n) => bytes.extend_from_slice(&piece[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+/// Kills process group `pgid` (a script and what it started) when
+/// dropped, so that a failing test leaves no busy loop or long sleep
+/// behind. Harmless when the group is already gone.
+pub struct KillGroup(pub u32);
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        if group_members(self.0).is_empty() {
+            return;
+        }
+        if let Ok(pgid) = i32::try_from(self.0) {
+            if pgid > 1 {
+                // SAFETY: kill(2) on a process group a test's script made.
+                unsafe {
+                    libc::kill(-pgid, libc::SIGKILL);
+                }
+            }
+        }
+    }
 }
 
 /// Every process (zombies included) whose process group is `pgid`.
@@ -391,11 +462,25 @@ pub fn wait_group_gone(pgid: u32, timeout: Duration) -> Duration {
     }
 }
 
-/// Runs the runner in standalone mode.
+/// How long a standalone run may take before it is killed.
+pub const STANDALONE_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Runs the runner in standalone mode with `stdin` as its input.
 pub fn run_standalone(args: &[&str], stdin: &[u8]) -> Output {
+    run_standalone_env(args, stdin, &[])
+}
+
+/// Runs the runner in standalone mode, in a process group of its own, with
+/// `env` added to ours. It must exit, and its stdout and stderr reach
+/// end-of-file (so nothing it started still holds them), within
+/// [`STANDALONE_DEADLINE`]; otherwise its group and every script of its
+/// `--root` are killed and the test panics.
+pub fn run_standalone_env(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
     use std::io::Write;
     let mut cmd = Command::new(RUNNER);
     cmd.args(args)
+        .envs(env.iter().copied())
+        .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -403,8 +488,82 @@ pub fn run_standalone(args: &[&str], stdin: &[u8]) -> Output {
         let _guard = fork_lock();
         cmd.spawn().expect("spawn cgi-runner")
     };
+    let pgid = child.id();
+    let collect = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let out = collect(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = collect(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     if let Some(mut pipe) = child.stdin.take() {
         let _ = pipe.write_all(stdin);
     }
-    child.wait_with_output().expect("wait")
+    let deadline = Instant::now() + STANDALONE_DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            if out.is_finished() && err.is_finished() {
+                break status;
+            }
+        }
+        if Instant::now() > deadline {
+            kill_standalone(pgid, args);
+            let _ = child.wait();
+            panic!("cgi-runner {args:?} still running after {STANDALONE_DEADLINE:?}; killed");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
+}
+
+/// Kills a standalone run's process group and its scripts (which run in
+/// groups of their own, found by their `DOCUMENT_ROOT`).
+fn kill_standalone(pgid: u32, args: &[&str]) {
+    if let Ok(pgid) = i32::try_from(pgid) {
+        // SAFETY: kill(2) on the process group we created for the run.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+    let Some(root) = args
+        .iter()
+        .position(|a| *a == "--root")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|r| std::fs::canonicalize(r).ok())
+    else {
+        return;
+    };
+    let marker = format!("DOCUMENT_ROOT={}", root.display());
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for pid in dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()) {
+        let holds = std::fs::read(format!("/proc/{pid}/environ"))
+            .map(|env| env.split(|&b| b == 0).any(|v| v == marker.as_bytes()))
+            .unwrap_or(false);
+        if holds {
+            // SAFETY: kill(2) on a script of this run.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
 }

@@ -167,6 +167,7 @@ fn deregister_stops_events(backend: Backend) {
 }
 
 fn forgotten_descriptors_can_be_closed_and_reused(backend: Backend) {
+    // Forgotten, then closed: the poller no longer looks at the number.
     let (a, b) = socketpair();
     let mut p = poller(backend);
     p.register(a.as_raw_fd(), 1, Interest::READABLE).unwrap();
@@ -176,12 +177,27 @@ fn forgotten_descriptors_can_be_closed_and_reused(backend: Backend) {
     drop(b);
     assert!(wait(&mut *p, SHORT).is_empty());
     assert!(p.deregister(number).is_err(), "forgotten");
-    // The number comes back with the next descriptor and registers afresh.
+
+    // Forgotten, then the same number taken by another socket: it
+    // registers afresh. dup2 puts the new socket at exactly that number
+    // (closing the old one in the same step), so the reuse is certain,
+    // not left to which number the kernel (and other test threads) pick.
+    let (e, f) = socketpair();
+    p.register(e.as_raw_fd(), 3, Interest::READABLE).unwrap();
+    let reused = e.as_raw_fd();
+    p.forget_closing(reused).unwrap();
     let (c, d) = socketpair();
+    // SAFETY: both descriptors are open and ours; `reused` stays owned by
+    // `e`, which now refers to c's socket.
+    let rc = unsafe { libc::dup2(c.as_raw_fd(), reused) };
+    assert_eq!(rc, reused, "dup2: {}", io::Error::last_os_error());
+    drop(c);
+    drop(f);
     write(&d, b"x");
-    p.register(c.as_raw_fd(), 2, Interest::READABLE).unwrap();
+    p.register(reused, 2, Interest::READABLE).unwrap();
     assert_eq!(wait(&mut *p, LONG), vec![ev(2, true, false)]);
-    p.forget_closing(c.as_raw_fd()).unwrap();
+    p.forget_closing(reused).unwrap();
+    drop(e);
 }
 
 fn hangup_is_readable(backend: Backend) {

@@ -1,0 +1,167 @@
+//! A child's death loses no client request, under each event backend,
+//! shown deterministically (one kill at a known moment, not chaos):
+//!
+//! - a helper crash: with `AMPED_TEST_HELPER_DELAY=slow:3000` a lookup of
+//!   /slow.html is held in a helper; every helper is SIGKILLed while it is
+//!   in flight; the server re-sends it to a restarted helper and the
+//!   client gets a correct 200 within `--helper-timeout`, not a 503;
+//! - the cgi-runner's death: a script that waits for a gate file is
+//!   running when the runner is SIGKILLed; once the gate opens the client
+//!   gets the complete response, and the next CGI request runs on the new
+//!   runner.
+
+use std::time::{Duration, Instant};
+
+use tests::cgi::{wait_for_file, CgiSite, TEXT_HEAD};
+use tests::http_client::request_bytes;
+use tests::procfs::{live_children_named, poll_until, send_signal};
+use tests::status::{status_json, status_number};
+use tests::{assert_bytes_eq, per_backend, site_docroot, ServerProcess, DEADLINE};
+
+const STATUS_PATH: &str = "/server-status";
+
+fn server_pid(server: &ServerProcess) -> i32 {
+    i32::try_from(server.pid()).expect("pid fits in pid_t")
+}
+
+fn helper_crash_loses_no_request(backend: &str) {
+    let site = site_docroot();
+    let server = ServerProcess::start_with_env(
+        &[
+            "--root".as_ref(),
+            site.root.as_os_str(),
+            "--event-handler".as_ref(),
+            backend.as_ref(),
+            "--helpers".as_ref(),
+            "2".as_ref(),
+            "--helper-timeout".as_ref(),
+            "10".as_ref(),
+            "--status-path".as_ref(),
+            STATUS_PATH.as_ref(),
+        ],
+        &[("AMPED_TEST_HELPER_DELAY", "slow:3000")],
+    );
+    let pid = server_pid(&server);
+    let helpers = live_children_named(pid, "helper");
+    assert_eq!(helpers.len(), 2, "helpers of the server: {helpers:?}");
+
+    let mut client = server.connect();
+    let sent = Instant::now();
+    client.send(request_bytes("GET", "/slow.html", &[]).as_bytes());
+    // The lookup is with a helper (held back by the hook) once the status
+    // page counts it in flight.
+    let in_flight = || {
+        status_number(
+            &status_json(&server, STATUS_PATH),
+            "/helper_lookups_in_flight",
+        )
+    };
+    assert!(
+        poll_until(DEADLINE, || in_flight() == 1),
+        "the lookup of /slow.html never showed as in flight"
+    );
+    assert!(
+        sent.elapsed() < Duration::from_millis(2500),
+        "the lookup took {:?} to reach a helper: too late to kill it mid-lookup",
+        sent.elapsed()
+    );
+    assert!(
+        !client.has_pending_bytes(),
+        "an answer came before the helpers were killed"
+    );
+    for &helper in &helpers {
+        assert!(send_signal(helper, libc::SIGKILL), "kill helper {helper}");
+    }
+
+    let response = client
+        .try_read_response(false)
+        .unwrap_or_else(|e| panic!("the request in flight when its helper died: {e}"));
+    let took = sent.elapsed();
+    response.assert_status(200);
+    assert_bytes_eq("/slow.html", &response.body, &site.file("slow.html"));
+    assert!(
+        took < Duration::from_secs(10),
+        "the answer took {took:?}, past --helper-timeout 10"
+    );
+    // A new helper did the lookup: its own 3 s delay came after the kill.
+    assert!(
+        took >= Duration::from_millis(2900),
+        "answered after {took:?}: the delay hook did not hold the lookup"
+    );
+    let now_running = live_children_named(pid, "helper");
+    assert!(
+        now_running.iter().all(|p| !helpers.contains(p)),
+        "the killed helpers {helpers:?} still run: {now_running:?}"
+    );
+}
+
+/// Lines the gated script prints after the gate opens.
+const GATED_LINES: u32 = 20_000;
+
+fn gated_body() -> Vec<u8> {
+    let mut body = b"before the gate\n".to_vec();
+    for i in 1..=GATED_LINES {
+        body.extend_from_slice(format!("{i}\n").as_bytes());
+    }
+    body
+}
+
+fn scripts_survive_the_runner_s_death(backend: &str) {
+    let site = CgiSite::new("runner-death");
+    let started = site.outside().join("started");
+    let gate = site.outside().join("gate");
+    site.script(
+        "cgi-bin/gated.cgi",
+        &format!(
+            "{TEXT_HEAD}\necho 'before the gate'\ntouch '{started}'\n\
+             while [ ! -e '{gate}' ]; do sleep 0.05; done\nseq 1 {GATED_LINES}\n",
+            started = started.display(),
+            gate = gate.display(),
+        ),
+    );
+    site.script(
+        "cgi-bin/after.cgi",
+        &format!("{TEXT_HEAD}\necho 'the new runner works'\n"),
+    );
+    let server = ServerProcess::serve(site.root(), backend);
+    let pid = server_pid(&server);
+    let runners = live_children_named(pid, "cgi-runner");
+    assert_eq!(runners.len(), 1, "the server's cgi-runner: {runners:?}");
+
+    let mut client = server.connect();
+    client.send(request_bytes("GET", "/cgi-bin/gated.cgi", &[]).as_bytes());
+    wait_for_file(&started);
+    assert!(send_signal(runners[0], libc::SIGKILL), "kill the runner");
+    // A new runner comes up (the first restart is immediate).
+    let mut new_runner = Vec::new();
+    assert!(
+        poll_until(DEADLINE, || {
+            new_runner = live_children_named(pid, "cgi-runner");
+            new_runner.len() == 1 && new_runner[0] != runners[0]
+        }),
+        "no new cgi-runner after killing {}: {new_runner:?}",
+        runners[0]
+    );
+    std::fs::write(&gate, b"").expect("open the gate");
+
+    let response = client
+        .try_read_response_dechunked(false)
+        .unwrap_or_else(|e| panic!("the script running when its runner died: {e}"));
+    response.assert_status(200);
+    assert_bytes_eq("/cgi-bin/gated.cgi", &response.body, &gated_body());
+
+    // Requests after the death run on the new runner.
+    let after = server.connect().get_dechunked("/cgi-bin/after.cgi");
+    after.assert_status(200);
+    assert_eq!(after.body_text(), "the new runner works\n");
+    assert_eq!(
+        live_children_named(pid, "cgi-runner"),
+        new_runner,
+        "the new runner served it"
+    );
+}
+
+per_backend!(
+    helper_crash_loses_no_request,
+    scripts_survive_the_runner_s_death
+);

@@ -1,0 +1,192 @@
+//! Regression tests for bugs found in review, under each event backend:
+//!
+//! - a client that sends a request and then resets the connection
+//!   (shutdown, then close with `SO_LINGER {1, 0}`) while the request waits
+//!   on a sleeping CGI script, or on a helper held back by the delay hook,
+//!   gets its connection closed: the server does not spin (under 0.5 s of
+//!   CPU over the next 2 s) and keeps serving;
+//! - a refused `HEAD /.env` gets no body, so a `HEAD /index.html`
+//!   pipelined behind it parses as the next response;
+//! - a script answering `Status: 100` (a 1xx) gets 502.
+
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use tests::cgi::{wait_for_file, CgiSite, Reaper, TEXT_HEAD};
+use tests::http_client::request_bytes;
+use tests::procfs::{clock_ticks_per_second, cpu_ticks, poll_until};
+use tests::status::{status_json, status_number};
+use tests::{per_backend, site_docroot, ServerProcess, DEADLINE};
+
+const STATUS_PATH: &str = "/server-status";
+
+/// How long the server's CPU time is watched after the reset.
+const WATCH: Duration = Duration::from_secs(2);
+
+/// Shuts the socket down, then closes it with `SO_LINGER {1, 0}`, so the
+/// server sees a reset.
+fn reset(stream: TcpStream) {
+    let _ = stream.shutdown(Shutdown::Both);
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt with a valid socket and a correctly sized value.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            std::ptr::addr_of!(linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
+    drop(stream);
+}
+
+/// Waits until the status page's own connection is the only one open:
+/// the reset connection is closed.
+fn assert_reset_connection_closed(server: &ServerProcess, what: &str) {
+    let open = || status_number(&status_json(server, STATUS_PATH), "/open_connections");
+    assert!(
+        poll_until(Duration::from_secs(5), || open() == 1),
+        "{what}: the reset connection is still open ({} open)",
+        open()
+    );
+}
+
+/// Watches the server's CPU time (user plus system) for [`WATCH`] and
+/// panics if it used half a second or more.
+fn assert_no_spin(server: &ServerProcess, what: &str) {
+    let pid = i32::try_from(server.pid()).expect("pid fits in pid_t");
+    let before = cpu_ticks(pid).expect("the server's CPU time");
+    std::thread::sleep(WATCH);
+    let used = cpu_ticks(pid).expect("the server's CPU time") - before;
+    let ticks = clock_ticks_per_second();
+    assert!(
+        used * 2 < ticks,
+        "{what}: the server used {used} CPU ticks ({ticks} a second) in the {WATCH:?} \
+         after the client reset"
+    );
+}
+
+fn reset_while_a_script_sleeps_does_not_spin(backend: &str) {
+    let site = CgiSite::new("reset-cgi");
+    let _reaper = Reaper::new(&site);
+    let started = site.outside().join("started");
+    site.script(
+        "cgi-bin/sleepy.cgi",
+        &format!(
+            "touch '{}'\nsleep 5\n{TEXT_HEAD}\necho late\n",
+            started.display()
+        ),
+    );
+    site.file("page.html", b"<p>still here</p>\n");
+    let server = ServerProcess::serve_with(site.root(), backend, &["--status-path", STATUS_PATH]);
+    let mut stream = server.connect_raw();
+    std::io::Write::write_all(
+        &mut stream,
+        request_bytes("GET", "/cgi-bin/sleepy.cgi", &[]).as_bytes(),
+    )
+    .expect("send the request");
+    wait_for_file(&started);
+    reset(stream);
+    assert_no_spin(&server, "a reset while a script sleeps");
+    assert_reset_connection_closed(&server, "a reset while a script sleeps");
+    server.connect().get("/page.html").assert_status(200);
+}
+
+fn reset_while_a_helper_is_held_does_not_spin(backend: &str) {
+    let site = site_docroot();
+    let server = ServerProcess::start_with_env(
+        &[
+            "--root".as_ref(),
+            site.root.as_os_str(),
+            "--event-handler".as_ref(),
+            backend.as_ref(),
+            "--status-path".as_ref(),
+            STATUS_PATH.as_ref(),
+        ],
+        &[("AMPED_TEST_HELPER_DELAY", "slow:4000")],
+    );
+    let mut stream = server.connect_raw();
+    std::io::Write::write_all(
+        &mut stream,
+        request_bytes("GET", "/slow.html", &[]).as_bytes(),
+    )
+    .expect("send the request");
+    let in_flight = || {
+        status_number(
+            &status_json(&server, STATUS_PATH),
+            "/helper_lookups_in_flight",
+        )
+    };
+    assert!(
+        poll_until(DEADLINE, || in_flight() == 1),
+        "the lookup of /slow.html never showed as in flight"
+    );
+    reset(stream);
+    assert_no_spin(&server, "a reset while a helper is held");
+    assert_reset_connection_closed(&server, "a reset while a helper is held");
+    server.connect().get("/index.html").assert_status(200);
+}
+
+fn refused_head_has_no_body_before_a_pipelined_head(backend: &str) {
+    let site = site_docroot();
+    let server = ServerProcess::serve(&site.root, backend);
+    let mut conn = server.connect();
+    let mut requests = request_bytes("HEAD", "/.env", &[]);
+    requests.push_str(&request_bytes("HEAD", "/index.html", &[]));
+    conn.send(requests.as_bytes());
+    let refused = conn
+        .try_read_response(true)
+        .unwrap_or_else(|e| panic!("the response to HEAD /.env: {e}"));
+    assert!(
+        matches!(refused.status, 403 | 404),
+        "HEAD /.env:\n{}",
+        refused.head_text()
+    );
+    let next = conn.try_read_response(true).unwrap_or_else(|e| {
+        panic!("the HEAD pipelined behind a refused HEAD does not parse (a body was sent?): {e}")
+    });
+    next.assert_status(200);
+    assert_eq!(
+        next.content_length(),
+        Some(site.file("index.html").len() as u64),
+        "{}",
+        next.head_text()
+    );
+    assert!(
+        !conn.has_pending_bytes(),
+        "bytes after the two HEAD responses: {:?}",
+        String::from_utf8_lossy(conn.buffered())
+    );
+    // Still in step: a GET on the same connection.
+    conn.get("/index.html").assert_status(200);
+}
+
+fn script_answering_1xx_gets_502(backend: &str) {
+    let site = CgiSite::new("status-1xx");
+    site.script(
+        "cgi-bin/continue.cgi",
+        "printf 'Status: 100 Continue\\r\\nContent-Type: text/plain\\r\\n\\r\\nbody\\n'\n",
+    );
+    site.script(
+        "cgi-bin/early.cgi",
+        "printf 'Status: 103 Early Hints\\r\\n\\r\\n'\n",
+    );
+    let server = ServerProcess::serve(site.root(), backend);
+    for script in ["/cgi-bin/continue.cgi", "/cgi-bin/early.cgi"] {
+        let response = server.connect().get_dechunked(script);
+        response.assert_error_page(502);
+    }
+}
+
+per_backend!(
+    reset_while_a_script_sleeps_does_not_spin,
+    reset_while_a_helper_is_held_does_not_spin,
+    refused_head_has_no_body_before_a_pipelined_head,
+    script_answering_1xx_gets_502,
+);
