@@ -50,28 +50,28 @@ fn main() -> ExitCode {
 
 fn run_child(cli: &Cli, fd: i32, ppid_at_start: nix::unistd::Pid) -> ExitCode {
     if let Err(e) = child::die_with_parent(ppid_at_start) {
-        eprintln!("cgi-runner: {e}");
+        protocol::error_log!("cgi-runner: {e}");
         return ExitCode::SUCCESS;
     }
     child::become_subreaper();
     let sock = match child::adopt_channel(fd) {
         Ok(sock) => sock,
         Err(e) => {
-            eprintln!("cgi-runner: {e}");
+            protocol::error_log!("cgi-runner: {e}");
             return ExitCode::from(USAGE);
         }
     };
     let resolver = match resolve::Resolver::open(&cli.root) {
         Ok(resolver) => resolver,
         Err(e) => {
-            eprintln!("cgi-runner: {e}");
+            protocol::error_log!("cgi-runner: {e}");
             return ExitCode::from(USAGE);
         }
     };
     let sigchld = match sigchld::SigChld::install() {
         Ok(sigchld) => sigchld,
         Err(e) => {
-            eprintln!("cgi-runner: cannot watch for SIGCHLD: {e}");
+            protocol::error_log!("cgi-runner: cannot watch for SIGCHLD: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -80,7 +80,7 @@ fn run_child(cli: &Cli, fd: i32, ppid_at_start: nix::unistd::Pid) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if runner::is_peer_gone(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("cgi-runner {}: {e}", std::process::id());
+            protocol::error_log!("cgi-runner {}: {e}", std::process::id());
             ExitCode::FAILURE
         }
     }

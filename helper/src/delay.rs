@@ -24,7 +24,9 @@ impl Delay {
         let value = std::env::var_os(ENV_VAR)?;
         let parsed = value.to_str().and_then(Delay::parse);
         if parsed.is_none() {
-            eprintln!("helper: ignoring malformed {ENV_VAR}={value:?} (expected SUBSTRING:MILLIS)");
+            protocol::error_log!(
+                "helper: ignoring malformed {ENV_VAR}={value:?} (expected SUBSTRING:MILLIS)"
+            );
         }
         parsed
     }

@@ -49,7 +49,7 @@ fn open_root(cli: &Cli) -> Option<Resolver> {
     match Resolver::open(&cli.root, cli.inline_max) {
         Ok(resolver) => Some(resolver),
         Err(e) => {
-            eprintln!("helper: {e}");
+            protocol::error_log!("helper: {e}");
             None
         }
     }
@@ -57,17 +57,17 @@ fn open_root(cli: &Cli) -> Option<Resolver> {
 
 fn run_child(cli: &Cli, fd: i32, ppid_at_start: nix::unistd::Pid) -> ExitCode {
     if exit_hook::triggered() {
-        eprintln!("helper: exiting at start ({} is set)", exit_hook::ENV_VAR);
+        protocol::error_log!("helper: exiting at start ({} is set)", exit_hook::ENV_VAR);
         return ExitCode::from(exit_hook::EXIT_STATUS);
     }
     if let Err(e) = child::die_with_parent(ppid_at_start) {
-        eprintln!("helper: {e}");
+        protocol::error_log!("helper: {e}");
         return ExitCode::SUCCESS;
     }
     let mut channel = match child::adopt_channel(fd) {
         Ok(channel) => channel,
         Err(e) => {
-            eprintln!("helper: {e}");
+            protocol::error_log!("helper: {e}");
             return ExitCode::from(USAGE);
         }
     };
@@ -79,7 +79,7 @@ fn run_child(cli: &Cli, fd: i32, ppid_at_start: nix::unistd::Pid) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if serve::is_peer_gone(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("helper {}: {e}", std::process::id());
+            protocol::error_log!("helper {}: {e}", std::process::id());
             ExitCode::FAILURE
         }
     }
@@ -87,7 +87,7 @@ fn run_child(cli: &Cli, fd: i32, ppid_at_start: nix::unistd::Pid) -> ExitCode {
 
 fn run_standalone(cli: &Cli) -> ExitCode {
     let Some(path) = cli.path.as_deref() else {
-        eprintln!("helper: a PATH or --channel-fd is required (see --help)");
+        protocol::error_log!("helper: a PATH or --channel-fd is required (see --help)");
         return ExitCode::from(USAGE);
     };
     let Some(resolver) = open_root(cli) else {
@@ -100,7 +100,7 @@ fn run_standalone(cli: &Cli) -> ExitCode {
         Ok(Found::Yes) => ExitCode::SUCCESS,
         Ok(Found::No) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("helper: writing the report: {e}");
+            protocol::error_log!("helper: writing the report: {e}");
             ExitCode::FAILURE
         }
     }

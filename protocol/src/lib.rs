@@ -15,6 +15,7 @@
 //! - [`child`]: setting up a child's end of the channel (parent-death
 //!   signal, adopting the inherited socket).
 //! - [`beneath`]: opening a path beneath a root, refusing escapes.
+//! - [`error_log`]: one-write lines on the shared stderr (`error_log!`).
 //!
 //! Malformed input is always an [`Error`], never a panic.
 
@@ -23,6 +24,7 @@ pub mod cgi;
 pub mod channel;
 pub mod child;
 pub mod error;
+pub mod error_log;
 pub mod fdpass;
 pub mod frame;
 pub mod messages;

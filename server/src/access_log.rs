@@ -102,7 +102,7 @@ impl AccessLog {
             None => Ok(()),
         };
         if let Err(e) = result {
-            eprintln!("amped: cannot write the access log: {e}");
+            error_log!("amped: cannot write the access log: {e}");
         }
         self.buf.clear();
     }

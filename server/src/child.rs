@@ -150,7 +150,7 @@ impl ChildProcess {
             return false;
         }
         if let Err(e) = self.writer.push(message) {
-            eprintln!("amped: cannot encode a message for {}: {e}", self.name);
+            error_log!("amped: cannot encode a message for {}: {e}", self.name);
             return false;
         }
         self.flush(poller, now);
@@ -165,7 +165,7 @@ impl ChildProcess {
             Ok(true) => Interest::READABLE,
             Ok(false) => Interest::BOTH,
             Err(e) => {
-                eprintln!("amped: {}: write failed: {e}", self.name);
+                error_log!("amped: {}: write failed: {e}", self.name);
                 self.mark_down(poller, now);
                 return;
             }
@@ -205,7 +205,7 @@ impl ChildProcess {
                 Ok(ReadStatus::WouldBlock) => return true,
                 Ok(ReadStatus::Closed) => true,
                 Err(e) => {
-                    eprintln!("amped: {}: {e}", self.name);
+                    error_log!("amped: {}: {e}", self.name);
                     self.mark_down(poller, now);
                     return false;
                 }
@@ -215,7 +215,7 @@ impl ChildProcess {
                     Ok(Some(received)) => out.push(received),
                     Ok(None) => break,
                     Err(e) => {
-                        eprintln!("amped: {}: {e}", self.name);
+                        error_log!("amped: {}: {e}", self.name);
                         self.mark_down(poller, now);
                         return false;
                     }
@@ -260,7 +260,7 @@ impl ChildProcess {
         let name = &self.name;
         self.zombies.retain_mut(|child| match child.try_wait() {
             Ok(Some(status)) => {
-                eprintln!("amped: {name} (pid {}) exited: {status}", child.id());
+                error_log!("amped: {name} (pid {}) exited: {status}", child.id());
                 false
             }
             Ok(None) => true,
@@ -289,7 +289,7 @@ impl ChildProcess {
         if self.state == ChildState::Down && self.restart_at.is_some_and(|at| at <= now) {
             self.restarts += 1;
             if let Err(e) = self.spawn(hello, poller, now) {
-                eprintln!("amped: {e}");
+                error_log!("amped: {e}");
                 self.restart_at = Some(now + MAX_BACKOFF);
             }
         }

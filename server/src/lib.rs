@@ -4,6 +4,9 @@
 //!
 //! `main.rs` only parses the command line and calls [`run`].
 
+#[macro_use]
+extern crate protocol;
+
 pub mod access_log;
 pub mod cache;
 pub mod cgi;

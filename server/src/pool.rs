@@ -201,7 +201,7 @@ impl HelperPool {
                         && hello.role == Role::Helper
                         && self.helpers[i].state() == ChildState::Starting;
                     if !valid {
-                        eprintln!("amped: {}: bad handshake {hello:?}", self.helpers[i].name());
+                        error_log!("amped: {}: bad handshake {hello:?}", self.helpers[i].name());
                         self.helpers[i].mark_down(poller, now);
                         break;
                     }
@@ -274,7 +274,7 @@ impl HelperPool {
             .collect();
         for i in stuck {
             if self.helpers[i].state() != ChildState::Down {
-                eprintln!(
+                error_log!(
                     "amped: {} did not answer within {:?}; restarting it",
                     self.helpers[i].name(),
                     self.answer_timeout

@@ -309,7 +309,7 @@ impl Server {
         self.log.flush();
         match AccessLog::open(&self.config.access_log) {
             Ok(log) => self.log = log,
-            Err(e) => eprintln!("amped: cannot reopen the access log: {e}"),
+            Err(e) => error_log!("amped: cannot reopen the access log: {e}"),
         }
     }
 
@@ -331,7 +331,7 @@ impl Server {
                             | Some(libc::ENOBUFS)
                             | Some(libc::ENOMEM)
                     ) {
-                        eprintln!("amped: cannot accept: {e}; pausing for {ACCEPT_PAUSE:?}");
+                        error_log!("amped: cannot accept: {e}; pausing for {ACCEPT_PAUSE:?}");
                         let _ =
                             self.poller
                                 .reregister(listening.as_raw_fd(), LISTENER, Interest::NONE);
@@ -849,7 +849,7 @@ fn found_from(key: &str, outcome: Outcome, fd: Option<std::os::fd::OwnedFd>) -> 
         Outcome::NotFound => Found::NotFound,
         Outcome::Forbidden { .. } => Found::Forbidden,
         Outcome::Failed { reason } => {
-            eprintln!("amped: lookup of {:?} failed: {reason}", format!("/{key}"));
+            error_log!("amped: lookup of {:?} failed: {reason}", format!("/{key}"));
             Found::Failed
         }
         Outcome::Unchanged => Found::Failed,
@@ -880,7 +880,7 @@ fn peek_closed(conn: &mut Connection) -> io::Result<usize> {
 /// whose runner died are reparented here rather than to init.
 fn become_subreaper() {
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
-        eprintln!("amped: cannot become a child subreaper: {e}");
+        error_log!("amped: cannot become a child subreaper: {e}");
     }
 }
 

@@ -147,7 +147,7 @@ impl CgiRunner {
                         && hello.role == Role::CgiRunner
                         && self.child.state() == ChildState::Starting;
                     if !valid {
-                        eprintln!("amped: cgi-runner: bad handshake {hello:?}");
+                        error_log!("amped: cgi-runner: bad handshake {hello:?}");
                         self.child.mark_down(poller, now);
                         break;
                     }

@@ -191,7 +191,7 @@ impl Server {
             Some(Phase::Cgi(ex)) if matches!(ex.stage, Stage::Queued)
         );
         if !queued {
-            eprintln!("amped: cgi-runner reported run {id} started twice; ignored");
+            error_log!("amped: cgi-runner reported run {id} started twice; ignored");
             return;
         }
         let stdin = File::from(stdin);
@@ -221,7 +221,7 @@ impl Server {
             Refusal::NotFound => Status::NOT_FOUND,
             Refusal::Forbidden(_) => Status::FORBIDDEN,
             Refusal::ExecFailed(why) => {
-                eprintln!("amped: CGI run {id} could not start: {why}");
+                error_log!("amped: CGI run {id} could not start: {why}");
                 Status::INTERNAL_ERROR
             }
             Refusal::Overloaded => Status::SERVICE_UNAVAILABLE,
@@ -349,7 +349,7 @@ impl Server {
                         break;
                     }
                     OutputEvent::BadHead(why) => {
-                        eprintln!(
+                        error_log!(
                             "amped: {:?}: bad CGI header block: {why}",
                             format!("/{}", ex.request.target.key)
                         );
@@ -482,7 +482,7 @@ impl Server {
             },
             None => {
                 if !timed_out {
-                    eprintln!(
+                    error_log!(
                         "amped: {:?}: the script sent no valid header block",
                         format!("/{}", ex.request.target.key)
                     );
@@ -518,7 +518,7 @@ impl Server {
                 Ok(t)
             }
         }) else {
-            eprintln!(
+            error_log!(
                 "amped: {:?}: bad local redirect to {path:?}",
                 format!("/{}", request.target.key)
             );
