@@ -118,14 +118,16 @@ WORKLOADS = [
 
 
 def _busy(load):
-    """The 1-minute load average before or after the runs, if above 1.5.
-    The benchmark itself keeps about 2 CPUs busy, so 'after' is allowed
-    up to 2.5."""
+    """The 1-minute load average before or after the runs, if too high.
+    Before the runs it should be near 0 (above 1.0 something else is
+    running). After them it includes the benchmark itself, which keeps
+    both CPUs and a few short-lived processes busy (measured: 2.1 to 2.8
+    on an otherwise idle machine), so 'after' is allowed up to 3.5."""
     m = re.search(r"before ([0-9.]+) .*after ([0-9.]+)", load)
     if not m:
         return ""
     before, after = float(m.group(1)), float(m.group(2))
-    if before > 1.5 or after > 2.5:
+    if before > 1.0 or after > 3.5:
         return "1-minute load average %.2f before, %.2f after" % (before, after)
     return ""
 
