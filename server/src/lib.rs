@@ -14,6 +14,7 @@ pub mod child;
 pub mod config;
 pub mod connection;
 pub mod event;
+mod hostile_input;
 pub mod http;
 pub mod listener;
 pub mod output;
