@@ -2,7 +2,6 @@
 //! adopting the inherited socket (the first and last through
 //! [`protocol::child`]).
 
-use std::fmt;
 use std::os::fd::RawFd;
 use std::os::unix::net::UnixStream;
 
@@ -10,32 +9,13 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use protocol::child::{adopt_socket, BadChannel, Orphaned};
 
-/// Why the runner cannot start as a child.
-#[derive(Debug)]
-pub enum SetupError {
-    /// The parent died before we could arrange to die with it.
-    Orphaned,
-    /// `--channel-fd` does not name a usable socket.
-    BadChannel(String),
-}
-
-impl fmt::Display for SetupError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SetupError::Orphaned => write!(f, "the server exited before the runner started"),
-            SetupError::BadChannel(why) => write!(f, "--channel-fd: {why}"),
-        }
-    }
-}
-
 /// Arranges to be signalled when the server dies. `ppid_at_start` is the
 /// parent seen at the very start of `main`; see
 /// [`protocol::child::die_with_parent`].
-pub fn die_with_parent(ppid_at_start: Pid) -> Result<(), SetupError> {
+pub fn die_with_parent(ppid_at_start: Pid) -> Result<(), Orphaned> {
     // SIGTERM rather than SIGKILL: the runner catches it and kills its
     // scripts' process groups before it exits (see `sigchld`).
     protocol::child::die_with_parent(ppid_at_start, Signal::SIGTERM)
-        .map_err(|Orphaned| SetupError::Orphaned)
 }
 
 /// Asks the kernel to reparent orphaned descendants (a script's background
@@ -48,8 +28,6 @@ pub fn become_subreaper() {
 /// Takes ownership of the inherited socket `fd`: checks that it is an open
 /// socket and makes it close-on-exec (so no script inherits it) and
 /// blocking (writes to the server block; reads pass `MSG_DONTWAIT`).
-pub fn adopt_channel(fd: RawFd) -> Result<UnixStream, SetupError> {
-    Ok(UnixStream::from(
-        adopt_socket(fd).map_err(|BadChannel(why)| SetupError::BadChannel(why))?,
-    ))
+pub fn adopt_channel(fd: RawFd) -> Result<UnixStream, BadChannel> {
+    Ok(UnixStream::from(adopt_socket(fd)?))
 }

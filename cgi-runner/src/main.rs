@@ -57,7 +57,7 @@ fn run_child(cli: &Cli, fd: i32, ppid_at_start: nix::unistd::Pid) -> ExitCode {
     let sock = match child::adopt_channel(fd) {
         Ok(sock) => sock,
         Err(e) => {
-            protocol::error_log!("cgi-runner: {e}");
+            protocol::error_log!("cgi-runner: --channel-fd: {e}");
             return ExitCode::from(USAGE);
         }
     };

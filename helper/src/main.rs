@@ -67,7 +67,7 @@ fn run_child(cli: &Cli, fd: i32, ppid_at_start: nix::unistd::Pid) -> ExitCode {
     let mut channel = match child::adopt_channel(fd) {
         Ok(channel) => channel,
         Err(e) => {
-            protocol::error_log!("helper: {e}");
+            protocol::error_log!("helper: --channel-fd: {e}");
             return ExitCode::from(USAGE);
         }
     };

@@ -23,7 +23,7 @@ pub struct Orphaned;
 
 impl fmt::Display for Orphaned {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the parent exited before the child started")
+        f.write_str("the server exited before this process could start")
     }
 }
 

@@ -37,7 +37,7 @@ pub use config::{Args, Config};
 /// SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<()> {
     let mut server = server::Server::start(config)?;
-    let addr = server.local_addr()?;
+    let addr = server.local_addr();
     {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on http://{addr}/")?;

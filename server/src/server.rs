@@ -141,7 +141,7 @@ impl Server {
             RUNNER,
             clock.now(),
         );
-        runner.start(poller.as_mut(), RUNNER, Duration::from_secs(10))?;
+        runner.start(poller.as_mut(), Duration::from_secs(10))?;
         poller.register(listener.as_raw_fd(), LISTENER, Interest::READABLE)?;
         poller.register(signals.fd(), SIGNALS, Interest::READABLE)?;
         Ok(Server {
@@ -174,8 +174,8 @@ impl Server {
     }
 
     /// The address actually bound (with the real port).
-    pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
-        Ok(self.local_addr)
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.local_addr
     }
 
     /// Serves until SIGTERM or SIGINT.
@@ -210,7 +210,8 @@ impl Server {
                         if sub == SUB_SOCKET {
                             self.client_event(idx, ev);
                         } else {
-                            self.cgi_pipe_event(idx);
+                            // A script's pipe: move what can move.
+                            self.pump_cgi(idx);
                         }
                     }
                     t => self.helper_event(t, ev),

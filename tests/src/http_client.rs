@@ -257,58 +257,10 @@ impl Connection {
 
     /// Reads one response; `head_request` says the request was HEAD.
     pub fn try_read_response(&mut self, head_request: bool) -> io::Result<Response> {
-        // The head.
-        let mut searched = self.pos;
-        let head_end = loop {
-            if let Some(i) = find(&self.buf[searched..], b"\r\n\r\n") {
-                break searched + i + 4;
-            }
-            searched = self.buf.len().saturating_sub(3).max(self.pos);
-            if self.buf.len() - self.pos > MAX_HEAD {
-                return Err(io::Error::new(
-                    ErrorKind::InvalidData,
-                    "response head larger than 1 MiB",
-                ));
-            }
-            let before = self.pos;
-            match self.fill() {
-                Ok(0) => {
-                    let got = self.buf.len() - self.pos;
-                    return Err(io::Error::new(
-                        ErrorKind::UnexpectedEof,
-                        format!(
-                            "connection closed before a complete response head ({got} bytes: {:?})",
-                            String::from_utf8_lossy(&self.buf[self.pos..])
-                        ),
-                    ));
-                }
-                Ok(_) => {
-                    // fill() may have compacted the buffer.
-                    if self.pos != before {
-                        searched = self.pos;
-                    }
-                }
-                Err(e) if timed_out(&e) => {
-                    return Err(io::Error::new(
-                        ErrorKind::TimedOut,
-                        format!("no complete response head within {DEADLINE:?}"),
-                    ))
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        let head = std::str::from_utf8(&self.buf[self.pos..head_end - 4])
-            .map_err(|_| io::Error::new(ErrorKind::InvalidData, "response head is not UTF-8"))?
-            .to_owned();
-        self.pos = head_end;
-        let mut response = parse_head(&head)?;
+        let mut response = self.try_read_head()?;
 
         // The body.
-        let bodiless = head_request
-            || response.status < 200
-            || response.status == 204
-            || response.status == 304;
-        if bodiless {
+        if has_no_body(head_request, response.status) {
             return Ok(response);
         }
         if response
@@ -326,29 +278,35 @@ impl Connection {
                 response.body = self.read_exact_body(len)?;
             }
             None => {
-                let mut body = self.buf[self.pos..].to_vec();
-                self.pos = self.buf.len();
-                loop {
-                    let old = body.len();
-                    body.resize(old + CHUNK, 0);
-                    match self.stream.read(&mut body[old..]) {
-                        Ok(0) => {
-                            body.truncate(old);
-                            break;
-                        }
-                        Ok(n) => body.truncate(old + n),
-                        Err(e) => {
-                            return Err(io::Error::new(
-                                e.kind(),
-                                format!("reading a close-delimited body: {e}"),
-                            ))
-                        }
-                    }
-                }
-                response.body = body;
+                response.body = self.read_until_close()?;
             }
         }
         Ok(response)
+    }
+
+    /// Reads a close-delimited body: what is buffered, then everything
+    /// until the server closes.
+    fn read_until_close(&mut self) -> io::Result<Vec<u8>> {
+        let mut body = self.buf[self.pos..].to_vec();
+        self.pos = self.buf.len();
+        loop {
+            let old = body.len();
+            body.resize(old + CHUNK, 0);
+            match self.stream.read(&mut body[old..]) {
+                Ok(0) => {
+                    body.truncate(old);
+                    return Ok(body);
+                }
+                Ok(n) => body.truncate(old + n),
+                Err(e) if e.kind() == ErrorKind::Interrupted => body.truncate(old),
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("reading a close-delimited body after {old} bytes: {e}"),
+                    ))
+                }
+            }
+        }
     }
 
     fn read_exact_body(&mut self, len: usize) -> io::Result<Vec<u8>> {
@@ -477,6 +435,11 @@ fn parse_head(head: &str) -> io::Result<Response> {
     })
 }
 
+/// A response that has no body whatever its headers say (RFC 9112 6.3).
+fn has_no_body(head_request: bool, status: u16) -> bool {
+    head_request || status < 200 || status == 204 || status == 304
+}
+
 /// Fetches `path` with GET on a new connection.
 pub fn fetch(addr: SocketAddr, path: &str) -> Response {
     Connection::connect(addr).get(path)
@@ -545,8 +508,7 @@ impl Connection {
     /// into `Response::body`; the headers stay as sent.
     pub fn try_read_response_dechunked(&mut self, head_request: bool) -> io::Result<Response> {
         let mut response = self.try_read_head()?;
-        if head_request || response.status < 200 || response.status == 204 || response.status == 304
-        {
+        if has_no_body(head_request, response.status) {
             return Ok(response);
         }
         let chunked = match response.header("Transfer-Encoding") {
@@ -575,27 +537,7 @@ impl Connection {
             let len = usize::try_from(len).expect("Content-Length fits in memory");
             response.body = self.read_exact_body(len)?;
         } else {
-            let mut body = self.buf[self.pos..].to_vec();
-            self.pos = self.buf.len();
-            loop {
-                let old = body.len();
-                body.resize(old + CHUNK, 0);
-                match self.stream.read(&mut body[old..]) {
-                    Ok(0) => {
-                        body.truncate(old);
-                        break;
-                    }
-                    Ok(n) => body.truncate(old + n),
-                    Err(e) if e.kind() == ErrorKind::Interrupted => body.truncate(old),
-                    Err(e) => {
-                        return Err(io::Error::new(
-                            e.kind(),
-                            format!("reading a close-delimited body after {old} bytes: {e}"),
-                        ))
-                    }
-                }
-            }
-            response.body = body;
+            response.body = self.read_until_close()?;
         }
         Ok(response)
     }

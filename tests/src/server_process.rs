@@ -36,6 +36,17 @@ impl ServerProcess {
 
     /// Starts `server --root <root> --event-handler <backend> extra...`.
     pub fn serve_with(root: &Path, backend: &str, extra: &[&str]) -> Self {
+        Self::serve_with_env(root, backend, extra, &[])
+    }
+
+    /// Like [`serve_with`](Self::serve_with), with extra environment
+    /// variables (for example the helpers' test hooks, which they inherit).
+    pub fn serve_with_env(
+        root: &Path,
+        backend: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut args: Vec<&OsStr> = vec![
             OsStr::new("--root"),
             root.as_os_str(),
@@ -43,7 +54,7 @@ impl ServerProcess {
             OsStr::new(backend),
         ];
         args.extend(extra.iter().map(OsStr::new));
-        Self::start(&args)
+        Self::start_with_env(&args, env)
     }
 
     /// Starts the server with `args` after the fixture's own

@@ -26,18 +26,16 @@ fn server_pid(server: &ServerProcess) -> i32 {
 
 fn helper_crash_loses_no_request(backend: &str) {
     let site = site_docroot();
-    let server = ServerProcess::start_with_env(
+    let server = ServerProcess::serve_with_env(
+        &site.root,
+        backend,
         &[
-            "--root".as_ref(),
-            site.root.as_os_str(),
-            "--event-handler".as_ref(),
-            backend.as_ref(),
-            "--helpers".as_ref(),
-            "2".as_ref(),
-            "--helper-timeout".as_ref(),
-            "10".as_ref(),
-            "--status-path".as_ref(),
-            STATUS_PATH.as_ref(),
+            "--helpers",
+            "2",
+            "--helper-timeout",
+            "10",
+            "--status-path",
+            STATUS_PATH,
         ],
         &[("AMPED_TEST_HELPER_DELAY", "slow:3000")],
     );

@@ -16,15 +16,10 @@ const DELAY: Duration = Duration::from_millis(3000);
 fn cached_requests_do_not_wait_for_a_slow_helper(backend: &str) {
     let site = site_docroot();
     let cached = site.file("cached.html");
-    let server = ServerProcess::start_with_env(
-        &[
-            "--root".as_ref(),
-            site.root.as_os_str(),
-            "--event-handler".as_ref(),
-            backend.as_ref(),
-            "--helpers".as_ref(),
-            "2".as_ref(),
-        ],
+    let server = ServerProcess::serve_with_env(
+        &site.root,
+        backend,
+        &["--helpers", "2"],
         &[("AMPED_TEST_HELPER_DELAY", "slow:3000")],
     );
 

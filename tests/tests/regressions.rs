@@ -100,15 +100,10 @@ fn reset_while_a_script_sleeps_does_not_spin(backend: &str) {
 
 fn reset_while_a_helper_is_held_does_not_spin(backend: &str) {
     let site = site_docroot();
-    let server = ServerProcess::start_with_env(
-        &[
-            "--root".as_ref(),
-            site.root.as_os_str(),
-            "--event-handler".as_ref(),
-            backend.as_ref(),
-            "--status-path".as_ref(),
-            STATUS_PATH.as_ref(),
-        ],
+    let server = ServerProcess::serve_with_env(
+        &site.root,
+        backend,
+        &["--status-path", STATUS_PATH],
         &[("AMPED_TEST_HELPER_DELAY", "slow:4000")],
     );
     let mut stream = server.connect_raw();

@@ -144,17 +144,10 @@ const SHARED_CLIENTS: u64 = 8;
 fn concurrent_misses_share_one_lookup(backend: &str) {
     let site = site_docroot();
     let expected = site.file("slow.html");
-    let server = ServerProcess::start_with_env(
-        &[
-            "--root".as_ref(),
-            site.root.as_os_str(),
-            "--event-handler".as_ref(),
-            backend.as_ref(),
-            "--helpers".as_ref(),
-            "2".as_ref(),
-            "--status-path".as_ref(),
-            "/server-status".as_ref(),
-        ],
+    let server = ServerProcess::serve_with_env(
+        &site.root,
+        backend,
+        &["--helpers", "2", "--status-path", "/server-status"],
         &[("AMPED_TEST_HELPER_DELAY", "slow:2000")],
     );
     let misses_before = status_number(&status_json(&server, "/server-status"), "/cache/misses");

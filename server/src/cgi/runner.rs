@@ -64,13 +64,9 @@ impl CgiRunner {
 
     /// Starts the runner and waits (blocking, at most `timeout`) for its
     /// handshake. For start-up only.
-    pub fn start(
-        &mut self,
-        poller: &mut dyn Poller,
-        token: Token,
-        timeout: Duration,
-    ) -> Result<()> {
+    pub fn start(&mut self, poller: &mut dyn Poller, timeout: Duration) -> Result<()> {
         let begin = Instant::now();
+        let token = self.child.token();
         self.child.spawn(&hello(), poller, begin)?;
         let mut events = Vec::new();
         let mut out = Vec::new();

@@ -251,11 +251,6 @@ impl Server {
         self.advance(idx);
     }
 
-    /// Readiness on one of a script's pipes.
-    pub(crate) fn cgi_pipe_event(&mut self, idx: usize) {
-        self.pump_cgi(idx);
-    }
-
     /// Moves everything that can move: body to the script, output to the
     /// client; ends the exchange when the output is over; then sets what
     /// each descriptor waits for.
@@ -510,19 +505,16 @@ impl Server {
         };
         let mut request = ex.request;
         let redirects = request.redirects + 1;
-        let target = parse_target(path);
-        let Ok(target) = target.map_err(|_| ()).and_then(|t| {
-            if redirects > MAX_LOCAL_REDIRECTS {
-                Err(())
-            } else {
-                Ok(t)
+        let target = match parse_target(path) {
+            Ok(target) if redirects <= MAX_LOCAL_REDIRECTS => target,
+            _ => {
+                error_log!(
+                    "amped: {:?}: bad local redirect to {path:?}",
+                    format!("/{}", request.target.key)
+                );
+                self.answer_error(idx, &request, Status::INTERNAL_ERROR, false, "");
+                return self.advance(idx);
             }
-        }) else {
-            error_log!(
-                "amped: {:?}: bad local redirect to {path:?}",
-                format!("/{}", request.target.key)
-            );
-            return self.cgi_error_after_take(idx, request, Status::INTERNAL_ERROR);
         };
         let cgi = crate::http::request::split_script(&target.key);
         request.cgi = match (cgi, request.cgi.take()) {
@@ -554,11 +546,6 @@ impl Server {
             conn.phase = Phase::Reading;
         }
         self.serve(idx, request);
-        self.advance(idx);
-    }
-
-    fn cgi_error_after_take(&mut self, idx: usize, request: Request, status: Status) {
-        self.answer_error(idx, &request, status, false, "");
         self.advance(idx);
     }
 
