@@ -323,14 +323,39 @@ fn pipelined_request_after_a_large_response_is_answered(backend: &str) {
     }
 }
 
+/// True when the server's end of the connection from `client_port` has
+/// nothing left in its receive queue (`/proc/net/tcp`, column rx_queue).
+fn server_has_read(server_port: u16, client_port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    let local = format!(":{server_port:04X}");
+    let remote = format!(":{client_port:04X}");
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.len() > 4
+            && fields[1].ends_with(&local)
+            && fields[2].ends_with(&remote)
+            && fields[4].split(':').nth(1) == Some("00000000")
+    })
+}
+
 fn request_split_across_writes_is_served(backend: &str) {
     let server = site_server(backend);
     let mut conn = server.connect();
     let raw = request_bytes("GET", "/index.html", &[("User-Agent", "split-test")]);
     let (a, b) = raw.as_bytes().split_at(7);
     conn.send(a);
-    // Let the first piece arrive on its own before sending the rest.
-    std::thread::sleep(std::time::Duration::from_millis(50));
+    // Send the rest only once the server has read the first piece, so that
+    // it really sees the request in two reads.
+    let client = conn.stream().local_addr().expect("client address");
+    assert!(
+        tests::procfs::poll_until(tests::DEADLINE, || server_has_read(
+            server.port(),
+            client.port()
+        )),
+        "the server never read the first piece"
+    );
     conn.send(b);
     let response = conn.read_response();
     response.assert_status(200);
