@@ -10,6 +10,6 @@ use nix::sys::resource::{setrlimit, Resource};
 /// its memory (request data) anywhere.
 pub fn apply() {
     if let Err(e) = setrlimit(Resource::RLIMIT_CORE, 0, 0) {
-        protocol::error_log!("cgi-runner: cannot disable core dumps: {}", e.desc());
+        protocol::error_log!("cannot disable core dumps: {}", e.desc());
     }
 }

@@ -8,38 +8,43 @@
 //! copies its raw output. See `cgi-runner --help`.
 //!
 //! - [`cli`]: the command line.
-//! - [`child`]: parent-death signal, child-subreaper, the inherited socket.
 //! - [`limits`]: resource limits every script inherits.
-//! - [`resolve`]: script path to executable file, beneath the root.
-//! - [`spawn`]: starting one script.
-//! - [`runner`]: the event loop of child mode.
-//! - [`sigchld`]: `SIGCHLD` into the loop through a self-pipe.
+//! - [`script_lookup`]: script path to executable file, beneath the root.
+//! - [`script_spawn`]: starting one script.
+//! - [`script_loop`]: the event loop of child mode.
+//! - [`sigchld`]: `SIGCHLD` into the loop through signal-hook's self-pipe.
 //! - [`stderr`]: a script's stderr, line by line into the log.
-//! - [`timers`]: time limits and grace periods.
+//! - [`script_deadlines`]: time limits and grace periods.
 //! - [`standalone`]: running one script from the command line.
+//!
+//! The start-up shared with the disk helper (parent-death signal, the
+//! inherited socket, the handshake) is [`protocol::child_setup`].
 
-mod child;
 mod cli;
 mod limits;
-mod resolve;
-mod runner;
+mod script_deadlines;
+mod script_lookup;
+mod script_loop;
+mod script_spawn;
 mod sigchld;
-mod spawn;
 mod standalone;
 mod stderr;
-mod timers;
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use nix::sys::signal::Signal;
+use protocol::child_setup::take_channel;
+use protocol::error_log;
 
 use crate::cli::Cli;
 use crate::standalone::USAGE;
 
 fn main() -> ExitCode {
     // Seen before anything else, so a parent that dies while we start up
-    // is noticed (see `child::die_with_parent`).
+    // is noticed (see `protocol::child_setup::die_with_parent`).
     let ppid_at_start = nix::unistd::getppid();
+    error_log::set_prefix("cgi-runner");
     let cli = Cli::parse();
     limits::apply();
     match cli.channel_fd {
@@ -49,38 +54,39 @@ fn main() -> ExitCode {
 }
 
 fn run_child(cli: &Cli, fd: i32, ppid_at_start: nix::unistd::Pid) -> ExitCode {
-    if let Err(e) = child::die_with_parent(ppid_at_start) {
-        protocol::error_log!("cgi-runner: {e}");
-        return ExitCode::SUCCESS;
-    }
-    child::become_subreaper();
-    let sock = match child::adopt_channel(fd) {
-        Ok(sock) => sock,
+    // SIGTERM rather than SIGKILL: the runner catches it and kills its
+    // scripts' process groups before it exits (see `sigchld`).
+    let channel = match take_channel(fd, ppid_at_start, Signal::SIGTERM) {
+        Ok(channel) => channel,
         Err(e) => {
-            protocol::error_log!("cgi-runner: --channel-fd: {e}");
-            return ExitCode::from(USAGE);
+            error_log!("{e}");
+            return ExitCode::from(e.exit_status());
         }
     };
-    let resolver = match resolve::Resolver::open(&cli.root) {
+    // Orphaned descendants (a script's background children whose parent
+    // exited) are reparented to the runner rather than to init, so that the
+    // runner reaps them. Failure only means init reaps them instead.
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    let resolver = match script_lookup::Resolver::open(&cli.root) {
         Ok(resolver) => resolver,
         Err(e) => {
-            protocol::error_log!("cgi-runner: {e}");
+            error_log!("{e}");
             return ExitCode::from(USAGE);
         }
     };
     let sigchld = match sigchld::SigChld::install() {
         Ok(sigchld) => sigchld,
         Err(e) => {
-            protocol::error_log!("cgi-runner: cannot watch for SIGCHLD: {e}");
+            error_log!("cannot watch for SIGCHLD: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let runner = runner::Runner::new(sock, resolver, sigchld, cli.max_scripts);
+    let runner = script_loop::Runner::new(channel, resolver, sigchld, cli.max_scripts);
     match runner.serve() {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if runner::is_peer_gone(&e) => ExitCode::SUCCESS,
+        Err(e) if e.is_peer_gone() => ExitCode::SUCCESS,
         Err(e) => {
-            protocol::error_log!("cgi-runner {}: {e}", std::process::id());
+            error_log!(pid; "{e}");
             ExitCode::FAILURE
         }
     }

@@ -1,90 +1,53 @@
-//! `SIGCHLD` delivered into the event loop through a self-pipe: the
-//! handler writes one byte to a non-blocking pipe whose read end sits in
-//! the loop's `poll` set. The loop then reaps with `waitpid(-1, WNOHANG)`
-//! until nothing is left, so signals that were merged are no problem.
+//! `SIGCHLD` delivered into the event loop through signal-hook's
+//! self-pipe: the handler writes one byte to a non-blocking socket whose
+//! other end sits in the loop's `poll` set. The loop then reaps with
+//! `waitpid(-1, WNOHANG)` until nothing is left, so signals that were
+//! merged are no problem.
 //!
-//! `SIGTERM` (also the runner's parent-death signal) wakes the loop the
-//! same way and asks it to stop: the runner then kills every script's
-//! process group before it exits, so no script outlives the server.
+//! `SIGTERM` (also the runner's parent-death signal) sets a flag and wakes
+//! the loop the same way, asking it to stop: the runner then kills every
+//! script's process group before it exits, so no script outlives the
+//! server.
 
-use std::io;
-use std::os::fd::{AsFd, BorrowedFd, IntoRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use nix::fcntl::OFlag;
-use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use signal_hook::consts::{SIGCHLD, SIGTERM};
 
-/// The pipe's write end, for the handler (-1 until installed).
-static WRITE_END: AtomicI32 = AtomicI32::new(-1);
-
-/// Set by the SIGTERM handler.
-static TERMINATE: AtomicBool = AtomicBool::new(false);
-
-/// True once SIGTERM has arrived.
-pub fn terminate_requested() -> bool {
-    TERMINATE.load(Ordering::Relaxed)
-}
-
-extern "C" fn on_sigterm(signal: libc::c_int) {
-    TERMINATE.store(true, Ordering::Relaxed);
-    on_sigchld(signal);
-}
-
-extern "C" fn on_sigchld(_: libc::c_int) {
-    let fd = WRITE_END.load(Ordering::Relaxed);
-    if fd < 0 {
-        return;
-    }
-    // SAFETY: errno is thread-local and saved around the only call that may
-    // change it; write(2) is async-signal-safe. A full pipe (EAGAIN) means
-    // a wake-up is already pending, which is all we need.
-    unsafe {
-        let errno = libc::__errno_location();
-        let saved = *errno;
-        let byte = 1u8;
-        libc::write(fd, std::ptr::addr_of!(byte).cast(), 1);
-        *errno = saved;
-    }
-}
-
-/// The read end of the self-pipe.
+/// The loop's end of the signal pipe, and the flag `SIGTERM` sets.
 #[derive(Debug)]
 pub struct SigChld {
-    read: OwnedFd,
+    wake: UnixStream,
+    terminate: Arc<AtomicBool>,
 }
 
 impl SigChld {
-    /// Creates the pipe and installs the handler (`SA_RESTART`,
-    /// `SA_NOCLDSTOP`). Call once, before the first child is started.
+    /// Creates the pipe and installs the handlers. Call once, before the
+    /// first child is started.
     pub fn install() -> io::Result<SigChld> {
-        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
-        // The write end lives as long as the process: the handler may run
-        // at any time.
-        let previous = WRITE_END.swap(write.into_raw_fd(), Ordering::Relaxed);
-        if previous >= 0 {
-            // SAFETY: a descriptor we created and leaked in an earlier call.
-            unsafe { libc::close(previous) };
-        }
-        let action = SigAction::new(
-            SigHandler::Handler(on_sigchld),
-            SaFlags::SA_RESTART | SaFlags::SA_NOCLDSTOP,
-            SigSet::empty(),
-        );
-        // SAFETY: the handler only calls async-signal-safe functions.
-        unsafe { sigaction(Signal::SIGCHLD, &action) }?;
-        let action = SigAction::new(
-            SigHandler::Handler(on_sigterm),
-            SaFlags::SA_RESTART,
-            SigSet::empty(),
-        );
-        // SAFETY: the handler only stores an atomic and calls write(2).
-        unsafe { sigaction(Signal::SIGTERM, &action) }?;
-        Ok(SigChld { read })
+        // Both ends close-on-exec (std's socketpair), so no script inherits
+        // them; signal-hook makes the write end non-blocking itself.
+        let (wake, notify) = UnixStream::pair()?;
+        wake.set_nonblocking(true)?;
+        let terminate = Arc::new(AtomicBool::new(false));
+        // The flag first: the loop reads it after the wake-up.
+        signal_hook::flag::register(SIGTERM, Arc::clone(&terminate))?;
+        signal_hook::low_level::pipe::register(SIGTERM, notify.try_clone()?)?;
+        signal_hook::low_level::pipe::register(SIGCHLD, notify)?;
+        Ok(SigChld { wake, terminate })
     }
 
     /// The descriptor to poll for readability.
     pub fn fd(&self) -> BorrowedFd<'_> {
-        self.read.as_fd()
+        self.wake.as_fd()
+    }
+
+    /// True once SIGTERM has arrived.
+    pub fn terminate_requested(&self) -> bool {
+        self.terminate.load(Ordering::SeqCst)
     }
 
     /// Empties the pipe (before reaping, so that a signal arriving while
@@ -92,9 +55,9 @@ impl SigChld {
     pub fn drain(&self) {
         let mut buf = [0u8; 64];
         loop {
-            match nix::unistd::read(self.read.as_fd(), &mut buf) {
+            match (&self.wake).read(&mut buf) {
                 Ok(n) if n == buf.len() => {}
-                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 _ => return,
             }
         }

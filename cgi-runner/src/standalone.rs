@@ -14,16 +14,16 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use protocol::ExitInfo;
+use protocol::{error_log, ExitInfo};
 
 use crate::cli::Cli;
-use crate::resolve::{Resolver, Script};
-use crate::runner::GRACE;
-use crate::spawn::{self, Streams, DEFAULT_PATH};
+use crate::script_lookup::{Resolver, Script};
+use crate::script_loop::GRACE;
+use crate::script_spawn::{self, Streams, DEFAULT_PATH};
 
 /// Exit status for usage errors, an unusable root and scripts that could
 /// not be started.
-pub const USAGE: u8 = 2;
+pub const USAGE: u8 = protocol::child_setup::USAGE_EXIT_STATUS;
 
 /// How often the script is checked on while it runs.
 const TICK: Duration = Duration::from_millis(5);
@@ -34,20 +34,20 @@ const BODYLESS: [&str; 2] = ["GET", "HEAD"];
 /// Runs the script named on the command line.
 pub fn run(cli: &Cli) -> ExitCode {
     let Some(arg) = cli.script.as_deref() else {
-        eprintln!("cgi-runner: a SCRIPT or --channel-fd is required (see --help)");
+        error_log!("a SCRIPT or --channel-fd is required (see --help)");
         return ExitCode::from(USAGE);
     };
     let resolver = match Resolver::open(&cli.root) {
         Ok(resolver) => resolver,
         Err(e) => {
-            eprintln!("cgi-runner: {e}");
+            error_log!("{e}");
             return ExitCode::from(USAGE);
         }
     };
     let rel = arg.strip_prefix('/').unwrap_or(arg);
     let shown = format!("/{rel}");
     let refused = |why: &dyn std::fmt::Display| {
-        eprintln!("cgi-runner: {shown}: {why}");
+        error_log!("{shown}: {why}");
         ExitCode::from(USAGE)
     };
     let script = match resolver.resolve(rel) {
@@ -69,11 +69,11 @@ pub fn run(cli: &Cli) -> ExitCode {
     } else {
         Streams::OutputOnly
     };
-    let mut cmd = match spawn::command(&script, &env, streams) {
+    let mut cmd = match script_spawn::command(&script, &env, streams) {
         Ok(cmd) => cmd,
         Err(refusal) => return refused(&refusal),
     };
-    let mut child = match spawn::spawn(&mut cmd, &script) {
+    let mut child = match script_spawn::spawn(&mut cmd, &script) {
         Ok(child) => child,
         Err(refusal) => return refused(&refusal),
     };
@@ -94,7 +94,7 @@ pub fn run(cli: &Cli) -> ExitCode {
             Ok(Some(status)) => break Some(status),
             Ok(None) => {}
             Err(e) => {
-                eprintln!("cgi-runner: {shown}: waiting for the script: {e}");
+                error_log!("{shown}: waiting for the script: {e}");
                 break None;
             }
         }
@@ -116,16 +116,13 @@ pub fn run(cli: &Cli) -> ExitCode {
         }
     });
     if timed_out {
-        eprintln!(
-            "cgi-runner: {shown}: killed after {} s (--timeout)",
-            cli.timeout
-        );
+        error_log!("{shown}: killed after {} s (--timeout)", cli.timeout);
         return ExitCode::FAILURE;
     }
     match exit {
         Some(exit) if exit.success() => ExitCode::SUCCESS,
         Some(exit) => {
-            eprintln!("cgi-runner: {shown}: {exit}");
+            error_log!("{shown}: {exit}");
             ExitCode::FAILURE
         }
         None => ExitCode::FAILURE,

@@ -25,7 +25,7 @@ impl Delay {
         let parsed = value.to_str().and_then(Delay::parse);
         if parsed.is_none() {
             protocol::error_log!(
-                "helper: ignoring malformed {ENV_VAR}={value:?} (expected SUBSTRING:MILLIS)"
+                "ignoring malformed {ENV_VAR}={value:?} (expected SUBSTRING:MILLIS)"
             );
         }
         parsed

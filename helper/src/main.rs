@@ -7,37 +7,39 @@
 //! one lookup and prints the result. See `helper --help`.
 //!
 //! - [`cli`]: the command line.
-//! - [`resolve`]: path to outcome, beneath the root.
-//! - [`serve`]: the channel loop of child mode.
-//! - [`child`]: parent-death signal and the inherited socket.
+//! - [`file_lookup`]: request path to outcome, beneath the root.
+//! - [`lookup_loop`]: the channel loop of child mode.
 //! - [`delay`]: the `AMPED_TEST_HELPER_DELAY` test hook.
 //! - [`exit_hook`]: the `AMPED_TEST_HELPER_EXIT_IF` test hook.
 //! - [`report`]: the human-readable output of standalone mode.
 
-mod child;
 mod cli;
 mod delay;
 mod exit_hook;
+mod file_lookup;
+mod lookup_loop;
 mod report;
-mod resolve;
-mod serve;
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
+use nix::sys::signal::Signal;
+use protocol::child_setup::take_channel;
+use protocol::error_log;
 
 use crate::cli::Cli;
+use crate::file_lookup::Resolver;
 use crate::report::Found;
-use crate::resolve::Resolver;
 
 /// Exit status for usage errors and an unusable root (as clap uses).
-const USAGE: u8 = 2;
+const USAGE: u8 = protocol::child_setup::USAGE_EXIT_STATUS;
 
 fn main() -> ExitCode {
     // Seen before anything else, so a parent that dies while we start up
-    // is noticed (see `child::die_with_parent`).
+    // is noticed (see `protocol::child_setup::die_with_parent`).
     let ppid_at_start = nix::unistd::getppid();
+    error_log::set_prefix("helper");
     let cli = Cli::parse();
     match cli.channel_fd {
         Some(fd) => run_child(&cli, fd, ppid_at_start),
@@ -49,7 +51,7 @@ fn open_root(cli: &Cli) -> Option<Resolver> {
     match Resolver::open(&cli.root, cli.inline_max) {
         Ok(resolver) => Some(resolver),
         Err(e) => {
-            protocol::error_log!("helper: {e}");
+            error_log!("{e}");
             None
         }
     }
@@ -57,29 +59,26 @@ fn open_root(cli: &Cli) -> Option<Resolver> {
 
 fn run_child(cli: &Cli, fd: i32, ppid_at_start: nix::unistd::Pid) -> ExitCode {
     if exit_hook::triggered() {
-        protocol::error_log!("helper: exiting at start ({} is set)", exit_hook::ENV_VAR);
+        error_log!("exiting at start ({} is set)", exit_hook::ENV_VAR);
         return ExitCode::from(exit_hook::EXIT_STATUS);
     }
-    if let Err(e) = child::die_with_parent(ppid_at_start) {
-        protocol::error_log!("helper: {e}");
-        return ExitCode::SUCCESS;
-    }
-    let mut channel = match child::adopt_channel(fd) {
+    // SIGKILL: the helper has nothing to clean up.
+    let mut channel = match take_channel(fd, ppid_at_start, Signal::SIGKILL) {
         Ok(channel) => channel,
         Err(e) => {
-            protocol::error_log!("helper: --channel-fd: {e}");
-            return ExitCode::from(USAGE);
+            error_log!("{e}");
+            return ExitCode::from(e.exit_status());
         }
     };
     let Some(resolver) = open_root(cli) else {
         return ExitCode::from(USAGE);
     };
     let delay = delay::Delay::from_env();
-    match serve::serve(&mut channel, &resolver, delay.as_ref()) {
+    match lookup_loop::serve(&mut channel, &resolver, delay.as_ref()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if serve::is_peer_gone(&e) => ExitCode::SUCCESS,
+        Err(e) if e.is_peer_gone() => ExitCode::SUCCESS,
         Err(e) => {
-            protocol::error_log!("helper {}: {e}", std::process::id());
+            error_log!(pid; "{e}");
             ExitCode::FAILURE
         }
     }
@@ -87,7 +86,7 @@ fn run_child(cli: &Cli, fd: i32, ppid_at_start: nix::unistd::Pid) -> ExitCode {
 
 fn run_standalone(cli: &Cli) -> ExitCode {
     let Some(path) = cli.path.as_deref() else {
-        protocol::error_log!("helper: a PATH or --channel-fd is required (see --help)");
+        error_log!("a PATH or --channel-fd is required (see --help)");
         return ExitCode::from(USAGE);
     };
     let Some(resolver) = open_root(cli) else {
@@ -100,7 +99,7 @@ fn run_standalone(cli: &Cli) -> ExitCode {
         Ok(Found::Yes) => ExitCode::SUCCESS,
         Ok(Found::No) => ExitCode::FAILURE,
         Err(e) => {
-            protocol::error_log!("helper: writing the report: {e}");
+            error_log!("writing the report: {e}");
             ExitCode::FAILURE
         }
     }

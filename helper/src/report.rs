@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use protocol::{Body, FileMeta, Outcome};
 
-use crate::resolve::Resolver;
+use crate::file_lookup::Resolver;
 
 /// What the standalone run found, for the exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

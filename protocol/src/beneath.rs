@@ -14,7 +14,6 @@
 //! script) is left to the caller: the open reports a plain [`Errno`],
 //! `EXDEV` or `ELOOP` for a path that would leave the root.
 
-use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -32,19 +31,12 @@ pub const OUTSIDE_ROOT: &str = "outside the document root";
 const OPENAT2_RETRIES: usize = 8;
 
 /// The document root could not be used.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("document root {}: {cause}", root.display())]
 pub struct RootError {
     root: PathBuf,
     cause: String,
 }
-
-impl fmt::Display for RootError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "document root {}: {}", self.root.display(), self.cause)
-    }
-}
-
-impl std::error::Error for RootError {}
 
 /// An open root directory beneath which paths are opened.
 #[derive(Debug)]

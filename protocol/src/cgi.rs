@@ -14,7 +14,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Hello, Message};
+use crate::{Greeting, Hello, Message};
 
 /// Index in [`Received::fds`](crate::Received::fds) of a
 /// [`FromRunner::Started`] of the write end of the script's stdin.
@@ -32,6 +32,26 @@ pub enum ToRunner {
 }
 
 impl Message for ToRunner {}
+
+impl Greeting for ToRunner {
+    fn from_hello(hello: Hello) -> Self {
+        ToRunner::Hello(hello)
+    }
+
+    fn hello(&self) -> Option<&Hello> {
+        match self {
+            ToRunner::Hello(hello) => Some(hello),
+            ToRunner::Run(_) => None,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            ToRunner::Hello(_) => "hello",
+            ToRunner::Run(_) => "run",
+        }
+    }
+}
 
 /// Asks the runner to start one script.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -81,30 +101,46 @@ impl Message for FromRunner {
     }
 }
 
-/// Why a script was not started.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+impl Greeting for FromRunner {
+    fn from_hello(hello: Hello) -> Self {
+        FromRunner::Hello(hello)
+    }
+
+    fn hello(&self) -> Option<&Hello> {
+        match self {
+            FromRunner::Hello(hello) => Some(hello),
+            _ => None,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            FromRunner::Hello(_) => "hello",
+            FromRunner::Started { .. } => "started",
+            FromRunner::Refused { .. } => "refusal",
+            FromRunner::Exited { .. } => "exit report",
+        }
+    }
+}
+
+/// Why a script was not started (the error of the runner's script lookup
+/// and spawn, sent to the server as data).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// No such script beneath the root (HTTP 404).
+    #[error("not found")]
     NotFound,
     /// There, but not to be run: outside the root, hidden, not a regular
     /// file, not executable (HTTP 403).
+    #[error("forbidden: {0}")]
     Forbidden(String),
     /// The kernel refused to execute it: a bad interpreter line, a binary
     /// for another machine, too little memory (HTTP 500).
+    #[error("cannot be executed: {0}")]
     ExecFailed(String),
     /// Too many scripts are running already (HTTP 503).
+    #[error("too many scripts running")]
     Overloaded,
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Refusal::NotFound => write!(f, "not found"),
-            Refusal::Forbidden(why) => write!(f, "forbidden: {why}"),
-            Refusal::ExecFailed(why) => write!(f, "cannot be executed: {why}"),
-            Refusal::Overloaded => write!(f, "too many scripts running"),
-        }
-    }
 }
 
 /// How a script ended.
@@ -123,6 +159,8 @@ impl ExitInfo {
     }
 }
 
+// Written out rather than derived with thiserror: an exit is data, not an
+// error, and thiserror would make it one.
 impl fmt::Display for ExitInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -1,4 +1,6 @@
 //! A blocking channel, for the child processes: one message in, one out.
+//! A child that watches other descriptors too (the CGI runner) polls the
+//! socket itself and reads it with [`Channel::read_nonblocking`].
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -6,7 +8,7 @@ use std::os::unix::net::UnixStream;
 use crate::fdpass::send_with_fds;
 use crate::frame::encode_frame;
 use crate::reader::{FrameReader, ReadStatus, Received};
-use crate::{Error, Hello, Message, PROTOCOL_VERSION};
+use crate::{Error, Message};
 
 /// A blocking, framed Unix stream socket.
 #[derive(Debug)]
@@ -52,35 +54,40 @@ impl Channel {
     /// between frames.
     pub fn recv<M: Message>(&mut self) -> Result<Option<Received<M>>, Error> {
         loop {
-            if let Some(received) = self.reader.next_message()? {
+            if let Some(received) = self.next_buffered()? {
                 return Ok(Some(received));
             }
-            match self.reader.read_from(self.sock.as_fd(), false)? {
-                ReadStatus::Data(_) => {}
-                ReadStatus::WouldBlock => {}
-                ReadStatus::Closed => {
-                    self.reader.finish()?;
-                    return Ok(None);
-                }
+            if self.read(false)? == ReadStatus::Closed {
+                return Ok(None);
             }
         }
+    }
+
+    /// The next message among the bytes already read, if a whole one is
+    /// there; never reads. For a child that polls the socket itself and
+    /// reads with [`Channel::read_nonblocking`].
+    pub fn next_buffered<M: Message>(&mut self) -> Result<Option<Received<M>>, Error> {
+        self.reader.next_message()
+    }
+
+    /// Reads once without waiting (`MSG_DONTWAIT`), into the buffer that
+    /// [`Channel::next_buffered`] takes messages from. `Closed` is a clean
+    /// end-of-file: half a frame or an unclaimed descriptor left at the end
+    /// is an error, as in [`Channel::recv`].
+    pub fn read_nonblocking(&mut self) -> Result<ReadStatus, Error> {
+        self.read(true)
+    }
+
+    fn read(&mut self, nonblocking: bool) -> Result<ReadStatus, Error> {
+        let status = self.reader.read_from(self.sock.as_fd(), nonblocking)?;
+        if status == ReadStatus::Closed {
+            self.reader.finish()?;
+        }
+        Ok(status)
     }
 
     /// The underlying socket.
     pub fn socket(&self) -> &UnixStream {
         &self.sock
-    }
-}
-
-impl Hello {
-    /// Checks that the peer speaks our protocol version.
-    pub fn check_version(&self) -> Result<(), Error> {
-        if self.version != PROTOCOL_VERSION {
-            return Err(Error::VersionMismatch {
-                ours: PROTOCOL_VERSION,
-                theirs: self.version,
-            });
-        }
-        Ok(())
     }
 }

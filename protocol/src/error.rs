@@ -33,4 +33,28 @@ impl Error {
     pub fn is_would_block(&self) -> bool {
         matches!(self, Error::Io(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
+
+    /// True when the error only means that the peer has gone away (a
+    /// broken pipe, a reset), which is as good as end-of-file: nobody is
+    /// left to tell.
+    pub fn is_peer_gone(&self) -> bool {
+        matches!(self, Error::Io(e) if matches!(
+            e.kind(),
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gone_peer_is_told_from_other_errors() {
+        for kind in [io::ErrorKind::BrokenPipe, io::ErrorKind::ConnectionReset] {
+            assert!(Error::Io(io::Error::from(kind)).is_peer_gone(), "{kind:?}");
+        }
+        assert!(!Error::Io(io::Error::from(io::ErrorKind::WouldBlock)).is_peer_gone());
+        assert!(!Error::Truncated(3).is_peer_gone());
+    }
 }

@@ -11,18 +11,22 @@
 //! - [`frame`]: encoding and decoding one frame (the codec lives here only).
 //! - [`fdpass`]: `sendmsg`/`recvmsg` with descriptors attached.
 //! - [`reader`]: an incremental, non-blocking frame reader for event loops.
+//! - [`writer`]: a non-blocking frame writer for the server's loop.
 //! - [`channel`]: a blocking channel for the child processes.
-//! - [`child`]: setting up a child's end of the channel (parent-death
-//!   signal, adopting the inherited socket).
+//! - [`child_setup`]: a child's start-up (parent-death signal, adopting
+//!   the inherited socket, the child's side of the handshake).
+//! - [`deadlines`]: a min-heap of deadlines for an event loop.
 //! - [`beneath`]: opening a path beneath a root, refusing escapes.
-//! - [`error_log`]: one-write lines on the shared stderr (`error_log!`).
+//! - [`error_log`]: one-write lines on the shared stderr (`error_log!`),
+//!   after a prefix each process sets once.
 //!
 //! Malformed input is always an [`Error`], never a panic.
 
 pub mod beneath;
 pub mod cgi;
 pub mod channel;
-pub mod child;
+pub mod child_setup;
+pub mod deadlines;
 pub mod error;
 pub mod error_log;
 pub mod fdpass;
@@ -33,6 +37,7 @@ pub mod writer;
 
 pub use cgi::*;
 pub use channel::Channel;
+pub use deadlines::Deadlines;
 pub use error::Error;
 pub use frame::{decode_body, encode_frame, MAX_FRAME_LEN};
 pub use messages::*;

@@ -1,9 +1,13 @@
 //! The messages exchanged between the server and its children.
 //!
 //! Every child starts with a handshake: the server sends [`Hello`] first,
-//! the child checks the version and answers with its own [`Hello`].
+//! the child checks it and answers with its own [`Hello`], which the server
+//! checks in turn. Both ends check with [`Hello::check_peer`]; the
+//! message types that open with a hello are [`Greeting`]s.
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::Error;
 
 /// Bumped whenever a message changes shape.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -14,6 +18,17 @@ pub enum Role {
     Server,
     Helper,
     CgiRunner,
+}
+
+impl Role {
+    /// The process in a sentence ("expected hello from the server").
+    fn described(self) -> &'static str {
+        match self {
+            Role::Server => "the server",
+            Role::Helper => "a helper",
+            Role::CgiRunner => "the cgi-runner",
+        }
+    }
 }
 
 /// The first message on every channel, in both directions.
@@ -33,6 +48,46 @@ impl Hello {
             pid: std::process::id(),
         }
     }
+
+    /// Checks that the peer speaks our protocol version.
+    pub fn check_version(&self) -> Result<(), Error> {
+        if self.version != PROTOCOL_VERSION {
+            return Err(Error::VersionMismatch {
+                ours: PROTOCOL_VERSION,
+                theirs: self.version,
+            });
+        }
+        Ok(())
+    }
+
+    /// The whole check of a peer's hello, the same on both ends of every
+    /// channel: our protocol version ([`Error::VersionMismatch`]), and the
+    /// role we expect at the other end ([`Error::Handshake`]).
+    pub fn check_peer(&self, expected: Role) -> Result<(), Error> {
+        self.check_version()?;
+        if self.role != expected {
+            return Err(Error::Handshake(format!(
+                "expected hello from {}, got {:?}",
+                expected.described(),
+                self.role
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A message type whose channel opens with a [`Hello`]: the four
+/// directions, [`ToHelper`], [`FromHelper`], [`ToRunner`](crate::ToRunner)
+/// and [`FromRunner`](crate::FromRunner).
+pub trait Greeting: Message {
+    /// Our hello, as this message type.
+    fn from_hello(hello: Hello) -> Self;
+
+    /// The hello this message is, if it is one.
+    fn hello(&self) -> Option<&Hello>;
+
+    /// What the message is, for an error ("expected hello, got a lookup").
+    fn kind(&self) -> &'static str;
 }
 
 /// The most descriptors one message may carry. A decoded message that
@@ -71,6 +126,26 @@ pub enum ToHelper {
 
 impl Message for ToHelper {}
 
+impl Greeting for ToHelper {
+    fn from_hello(hello: Hello) -> Self {
+        ToHelper::Hello(hello)
+    }
+
+    fn hello(&self) -> Option<&Hello> {
+        match self {
+            ToHelper::Hello(hello) => Some(hello),
+            ToHelper::Lookup(_) => None,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            ToHelper::Hello(_) => "hello",
+            ToHelper::Lookup(_) => "lookup",
+        }
+    }
+}
+
 /// Asks a helper to resolve a path beneath the document root.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct LookupRequest {
@@ -107,6 +182,26 @@ impl Message for FromHelper {
     }
 }
 
+impl Greeting for FromHelper {
+    fn from_hello(hello: Hello) -> Self {
+        FromHelper::Hello(hello)
+    }
+
+    fn hello(&self) -> Option<&Hello> {
+        match self {
+            FromHelper::Hello(hello) => Some(hello),
+            FromHelper::Lookup(_) => None,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            FromHelper::Hello(_) => "hello",
+            FromHelper::Lookup(_) => "lookup reply",
+        }
+    }
+}
+
 /// The answer to one [`LookupRequest`].
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct LookupReply {
@@ -139,4 +234,45 @@ pub enum Body {
     Inline(Vec<u8>),
     /// An open, read-only descriptor attached to the frame.
     Descriptor,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_is_checked_for_version_then_role() {
+        let hello = Hello::new(Role::Helper);
+        assert!(hello.check_peer(Role::Helper).is_ok());
+        let wrong_role = hello.check_peer(Role::Server).expect_err("wrong role");
+        assert_eq!(
+            wrong_role.to_string(),
+            "unexpected message during handshake: expected hello from the server, got Helper"
+        );
+        let mut old = Hello::new(Role::Server);
+        old.version = PROTOCOL_VERSION + 1;
+        // The version is checked first, whatever the role.
+        for expected in [Role::Server, Role::CgiRunner] {
+            assert!(matches!(
+                old.check_peer(expected),
+                Err(Error::VersionMismatch { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn greetings_wrap_and_find_the_hello() {
+        let hello = Hello::new(Role::Server);
+        let message = ToHelper::from_hello(hello.clone());
+        assert_eq!(message.hello(), Some(&hello));
+        assert_eq!(message.kind(), "hello");
+        let lookup = ToHelper::Lookup(LookupRequest {
+            id: 1,
+            path: String::new(),
+            known: None,
+        });
+        assert_eq!(lookup.hello(), None);
+        assert_eq!(lookup.kind(), "lookup");
+        assert_eq!(FromHelper::from_hello(hello.clone()).hello(), Some(&hello));
+    }
 }

@@ -1,16 +1,15 @@
-//! The child's channel loop: the handshake, then one lookup at a time
-//! until the server closes the channel.
+//! The helper's channel loop in child mode: the handshake, then one
+//! lookup at a time until the server closes the channel.
 
-use std::io;
 use std::os::fd::AsFd;
 
+use protocol::child_setup::handshake;
 use protocol::{
-    Channel, Error, FromHelper, Hello, LookupReply, LookupRequest, Outcome, Received, Role,
-    ToHelper,
+    Channel, Error, FromHelper, LookupReply, LookupRequest, Outcome, Received, Role, ToHelper,
 };
 
 use crate::delay::Delay;
-use crate::resolve::Resolver;
+use crate::file_lookup::Resolver;
 
 /// Serves lookups until the server closes the channel (`Ok`) or breaks the
 /// protocol (`Err`). The caller closes the channel either way.
@@ -19,7 +18,7 @@ pub fn serve(
     resolver: &Resolver,
     delay: Option<&Delay>,
 ) -> Result<(), Error> {
-    if !handshake(channel)? {
+    if !handshake::<ToHelper, FromHelper>(channel, Role::Helper)? {
         return Ok(());
     }
     loop {
@@ -39,40 +38,6 @@ pub fn serve(
             }
         }
     }
-}
-
-/// True when an error only means that the server has gone away, which is
-/// as good as end-of-file: nobody is left to tell.
-pub fn is_peer_gone(error: &Error) -> bool {
-    matches!(error, Error::Io(e) if matches!(
-        e.kind(),
-        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
-    ))
-}
-
-/// Receives the server's hello, checks its version and answers with ours.
-/// False when the server closed the channel before saying anything.
-fn handshake(channel: &mut Channel) -> Result<bool, Error> {
-    let hello = match channel.recv::<ToHelper>()? {
-        None => return Ok(false),
-        Some(Received {
-            message: ToHelper::Hello(hello),
-            ..
-        }) => hello,
-        Some(Received {
-            message: ToHelper::Lookup(_),
-            ..
-        }) => return Err(Error::Handshake("expected hello, got a lookup".into())),
-    };
-    hello.check_version()?;
-    if hello.role != Role::Server {
-        return Err(Error::Handshake(format!(
-            "expected hello from the server, got {:?}",
-            hello.role
-        )));
-    }
-    channel.send(&FromHelper::Hello(Hello::new(Role::Helper)), &[])?;
-    Ok(true)
 }
 
 /// Resolves one request and sends the reply, with the descriptor attached

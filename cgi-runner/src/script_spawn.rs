@@ -1,4 +1,4 @@
-//! Starting one script with `std::process::Command`.
+//! Starting one CGI script with `std::process::Command`.
 //!
 //! The script gets exactly the environment it is given (plus `PATH`, when
 //! that is absent), its own directory as working directory and a process
@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 
 use protocol::Refusal;
 
-use crate::resolve::Script;
+use crate::script_lookup::Script;
 
 /// The `PATH` a script gets when the environment given has none.
 pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";

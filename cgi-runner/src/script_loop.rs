@@ -1,7 +1,7 @@
-//! Child mode: the handshake, then one event loop over the server's
-//! channel, every running script's stderr pipe, a `SIGCHLD` self-pipe and
-//! the deadlines, so that the runner keeps answering the server while any
-//! number of scripts run.
+//! The runner's child mode: the handshake, then one event loop over the
+//! server's channel, every running script's stderr pipe, a `SIGCHLD`
+//! self-pipe and the deadlines, so that the runner keeps answering the
+//! server while any number of scripts run.
 //!
 //! For each [`CgiRun`] the script is resolved beneath the root and
 //! started; the server gets [`FromRunner::Started`] with the write end of
@@ -32,22 +32,19 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use protocol::{
-    CgiRun, Channel, Error, ExitInfo, FrameReader, FromRunner, Hello, ReadStatus, Refusal, Role,
-    ToRunner,
-};
+use protocol::child_setup::handshake;
+use protocol::{CgiRun, Channel, Error, ExitInfo, FromRunner, ReadStatus, Refusal, Role, ToRunner};
 
-use crate::resolve::Resolver;
+use crate::script_deadlines::{self, poll_timeout, Key, Kind, ScriptDeadlines};
+use crate::script_lookup::Resolver;
+use crate::script_spawn::{self, Streams};
 use crate::sigchld::SigChld;
-use crate::spawn::{self, Streams};
 use crate::stderr::{display_name, format_line, Drain, StderrLog};
-use crate::timers::{self, Key, Kind, Timers};
 
 /// How long a script's process group may outlive the script before what
 /// is left of it is killed.
@@ -84,43 +81,33 @@ struct Script {
 /// The child-mode state.
 #[derive(Debug)]
 pub struct Runner {
-    /// Used for sending only; reads go through `reader`, without blocking.
+    /// Blocking for the handshake and for sends; read without blocking
+    /// once the loop runs.
     channel: Channel,
-    reader: FrameReader,
     resolver: Resolver,
     sigchld: SigChld,
     /// By pid, which is also the process group id.
     scripts: HashMap<i32, Script>,
-    timers: Timers,
+    deadlines: ScriptDeadlines,
     /// Scripts not yet reaped.
     running: usize,
     max_scripts: usize,
     next_serial: u64,
 }
 
-/// True when an error only means that the server has gone away, which is
-/// as good as end-of-file: nobody is left to tell.
-pub fn is_peer_gone(error: &Error) -> bool {
-    matches!(error, Error::Io(e) if matches!(
-        e.kind(),
-        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
-    ))
-}
-
 impl Runner {
     pub fn new(
-        sock: UnixStream,
+        channel: Channel,
         resolver: Resolver,
         sigchld: SigChld,
         max_scripts: usize,
     ) -> Runner {
         Runner {
-            channel: Channel::new(sock),
-            reader: FrameReader::new(),
+            channel,
             resolver,
             sigchld,
             scripts: HashMap::new(),
-            timers: Timers::new(),
+            deadlines: ScriptDeadlines::new(),
             running: 0,
             max_scripts,
             next_serial: 0,
@@ -130,7 +117,7 @@ impl Runner {
     /// Serves until the server closes the channel (`Ok`) or breaks the
     /// protocol (`Err`). Every script is killed and reaped either way.
     pub fn serve(mut self) -> Result<(), Error> {
-        let result = match self.handshake() {
+        let result = match handshake::<ToRunner, FromRunner>(&mut self.channel, Role::CgiRunner) {
             Ok(true) => self.event_loop(),
             Ok(false) => Ok(()),
             Err(e) => Err(e),
@@ -143,43 +130,11 @@ impl Runner {
         self.channel.socket().as_fd()
     }
 
-    /// Receives the server's hello (blocking), checks it and answers.
-    /// False when the server closed the channel before saying anything.
-    fn handshake(&mut self) -> Result<bool, Error> {
-        let received = loop {
-            if let Some(received) = self.reader.next_message::<ToRunner>()? {
-                break received;
-            }
-            let sock = self.channel.socket().as_fd();
-            match self.reader.read_from(sock, false)? {
-                ReadStatus::Data(_) | ReadStatus::WouldBlock => {}
-                ReadStatus::Closed => {
-                    self.reader.finish()?;
-                    return Ok(false);
-                }
-            }
-        };
-        let hello = match received.message {
-            ToRunner::Hello(hello) => hello,
-            ToRunner::Run(_) => return Err(Error::Handshake("expected hello, got a run".into())),
-        };
-        hello.check_version()?;
-        if hello.role != Role::Server {
-            return Err(Error::Handshake(format!(
-                "expected hello from the server, got {:?}",
-                hello.role
-            )));
-        }
-        self.channel
-            .send(&FromRunner::Hello(Hello::new(Role::CgiRunner)), &[])?;
-        Ok(true)
-    }
-
     /// The loop proper; returns at end-of-file from the server.
     fn event_loop(&mut self) -> Result<(), Error> {
         loop {
             // Messages that came in with an earlier read (the hello's, too).
-            while let Some(received) = self.reader.next_message::<ToRunner>()? {
+            while let Some(received) = self.channel.next_buffered::<ToRunner>()? {
                 match received.message {
                     ToRunner::Run(run) => self.start(run)?,
                     ToRunner::Hello(_) => {
@@ -198,7 +153,7 @@ impl Runner {
                     stderr_of.push(*pid);
                 }
             }
-            let timeout = self.timers.poll_timeout(Instant::now());
+            let timeout = poll_timeout(self.deadlines.next_timeout(Instant::now()));
             // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs
             // whose descriptors stay open during the call.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
@@ -212,7 +167,7 @@ impl Runner {
 
             if fds[1].revents != 0 {
                 self.sigchld.drain();
-                if crate::sigchld::terminate_requested() {
+                if self.sigchld.terminate_requested() {
                     return Ok(());
                 }
                 self.reap(true)?;
@@ -223,15 +178,11 @@ impl Runner {
                 }
             }
             if fds[0].revents != 0 {
-                let sock = self.channel.socket().as_fd();
-                match self.reader.read_from(sock, true)? {
+                match self.channel.read_nonblocking()? {
                     ReadStatus::Data(_) | ReadStatus::WouldBlock => {}
-                    ReadStatus::Closed => {
-                        // Runs that arrived just before the end are moot:
-                        // nobody is left to read their output.
-                        self.reader.finish()?;
-                        return Ok(());
-                    }
+                    // Runs that arrived just before the end are moot:
+                    // nobody is left to read their output.
+                    ReadStatus::Closed => return Ok(()),
                 }
             }
             self.fire_timers();
@@ -249,11 +200,11 @@ impl Runner {
             Ok(script) => script,
             Err(refusal) => return self.refuse(run.id, &name, refusal),
         };
-        let mut cmd = match spawn::command(&script, &run.env, Streams::Piped) {
+        let mut cmd = match script_spawn::command(&script, &run.env, Streams::Piped) {
             Ok(cmd) => cmd,
             Err(refusal) => return self.refuse(run.id, &name, refusal),
         };
-        let mut child = match spawn::spawn(&mut cmd, &script) {
+        let mut child = match script_spawn::spawn(&mut cmd, &script) {
             Ok(child) => child,
             Err(refusal) => return self.refuse(run.id, &name, refusal),
         };
@@ -294,10 +245,11 @@ impl Runner {
         // A time limit of 0 means none.
         let timeout_at = match run.timeout_ms {
             0 => None,
-            ms => timers::after(now, ms),
+            ms => script_deadlines::after(now, ms),
         };
         if let Some(at) = timeout_at {
-            self.timers.add(at, Key { pid, serial }, Kind::Timeout);
+            self.deadlines
+                .push(at, (Key { pid, serial }, Kind::Timeout));
         }
         self.scripts.insert(
             pid,
@@ -383,7 +335,7 @@ impl Runner {
         }
         let now = Instant::now();
         let grace_at = match (
-            timers::after(now, GRACE.as_millis() as u64),
+            script_deadlines::after(now, GRACE.as_millis() as u64),
             script.timeout_at,
         ) {
             (Some(grace), Some(limit)) => Some(grace.min(limit)),
@@ -395,7 +347,7 @@ impl Runner {
             serial: script.serial,
         };
         if let Some(at) = grace_at {
-            self.timers.add(at, key, Kind::Grace);
+            self.deadlines.push(at, (key, Kind::Grace));
         }
         self.forget_if_done(pid);
         if report {
@@ -438,7 +390,7 @@ impl Runner {
     /// Acts on every deadline that has passed.
     fn fire_timers(&mut self) {
         let now = Instant::now();
-        while let Some((key, kind)) = self.timers.pop_due(now) {
+        while let Some((_, (key, kind))) = self.deadlines.pop_due(now) {
             let Some(script) = self.scripts.get_mut(&key.pid) else {
                 continue;
             };
@@ -456,7 +408,7 @@ impl Runner {
                     kill_group(key.pid);
                     if script.stderr.is_some() {
                         let at = now + FORGET_AFTER;
-                        self.timers.add(at, key, Kind::Forget);
+                        self.deadlines.push(at, (key, Kind::Forget));
                     } else {
                         self.scripts.remove(&key.pid);
                     }

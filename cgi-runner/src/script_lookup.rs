@@ -1,5 +1,5 @@
-//! Finding a script beneath the document root, the way the disk helper
-//! finds files.
+//! Finding a CGI script beneath the document root, the way the disk
+//! helper finds files.
 //!
 //! The root is opened once (`O_PATH`). Every script path is checked
 //! lexically (no absolute paths, NUL, `..`, `.`, dot-files, empty
