@@ -14,7 +14,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Greeting, Hello, Message};
+use crate::{Hello, Message};
 
 /// Index in [`Received::fds`](crate::Received::fds) of a
 /// [`FromRunner::Started`] of the write end of the script's stdin.
@@ -32,26 +32,6 @@ pub enum ToRunner {
 }
 
 impl Message for ToRunner {}
-
-impl Greeting for ToRunner {
-    fn from_hello(hello: Hello) -> Self {
-        ToRunner::Hello(hello)
-    }
-
-    fn hello(&self) -> Option<&Hello> {
-        match self {
-            ToRunner::Hello(hello) => Some(hello),
-            ToRunner::Run(_) => None,
-        }
-    }
-
-    fn kind(&self) -> &'static str {
-        match self {
-            ToRunner::Hello(_) => "hello",
-            ToRunner::Run(_) => "run",
-        }
-    }
-}
 
 /// Asks the runner to start one script.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -97,28 +77,6 @@ impl Message for FromRunner {
         match self {
             FromRunner::Started { .. } => 2,
             _ => 0,
-        }
-    }
-}
-
-impl Greeting for FromRunner {
-    fn from_hello(hello: Hello) -> Self {
-        FromRunner::Hello(hello)
-    }
-
-    fn hello(&self) -> Option<&Hello> {
-        match self {
-            FromRunner::Hello(hello) => Some(hello),
-            _ => None,
-        }
-    }
-
-    fn kind(&self) -> &'static str {
-        match self {
-            FromRunner::Hello(_) => "hello",
-            FromRunner::Started { .. } => "started",
-            FromRunner::Refused { .. } => "refusal",
-            FromRunner::Exited { .. } => "exit report",
         }
     }
 }

@@ -17,12 +17,14 @@
 //!   the inherited socket, the child's side of the handshake).
 //! - [`deadlines`]: a min-heap of deadlines for an event loop.
 //! - [`beneath`]: opening a path beneath a root, refusing escapes.
+//! - [`calendar`]: days since the epoch to a calendar date.
 //! - [`error_log`]: one-write lines on the shared stderr (`error_log!`),
 //!   after a prefix each process sets once.
 //!
 //! Malformed input is always an [`Error`], never a panic.
 
 pub mod beneath;
+pub mod calendar;
 pub mod cgi;
 pub mod channel;
 pub mod child_setup;

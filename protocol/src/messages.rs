@@ -7,7 +7,7 @@
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use crate::Error;
+use crate::{Error, FromRunner, ToRunner};
 
 /// Bumped whenever a message changes shape.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -90,6 +90,41 @@ pub trait Greeting: Message {
     fn kind(&self) -> &'static str;
 }
 
+/// Implements [`Greeting`] for a message enum with a `Hello(Hello)`
+/// variant, given what each other variant is called.
+macro_rules! greeting {
+    ($message:ident { $($other:pat => $kind:literal),+ $(,)? }) => {
+        impl Greeting for $message {
+            fn from_hello(hello: Hello) -> Self {
+                $message::Hello(hello)
+            }
+
+            fn hello(&self) -> Option<&Hello> {
+                match self {
+                    $message::Hello(hello) => Some(hello),
+                    _ => None,
+                }
+            }
+
+            fn kind(&self) -> &'static str {
+                match self {
+                    $message::Hello(_) => "hello",
+                    $($other => $kind),+
+                }
+            }
+        }
+    };
+}
+
+greeting!(ToHelper { ToHelper::Lookup(_) => "lookup" });
+greeting!(FromHelper { FromHelper::Lookup(_) => "lookup reply" });
+greeting!(ToRunner { ToRunner::Run(_) => "run" });
+greeting!(FromRunner {
+    FromRunner::Started { .. } => "started",
+    FromRunner::Refused { .. } => "refusal",
+    FromRunner::Exited { .. } => "exit report",
+});
+
 /// The most descriptors one message may carry. A decoded message that
 /// claims more is a protocol error.
 pub const MAX_DESCRIPTORS_PER_MESSAGE: usize = 2;
@@ -126,26 +161,6 @@ pub enum ToHelper {
 
 impl Message for ToHelper {}
 
-impl Greeting for ToHelper {
-    fn from_hello(hello: Hello) -> Self {
-        ToHelper::Hello(hello)
-    }
-
-    fn hello(&self) -> Option<&Hello> {
-        match self {
-            ToHelper::Hello(hello) => Some(hello),
-            ToHelper::Lookup(_) => None,
-        }
-    }
-
-    fn kind(&self) -> &'static str {
-        match self {
-            ToHelper::Hello(_) => "hello",
-            ToHelper::Lookup(_) => "lookup",
-        }
-    }
-}
-
 /// Asks a helper to resolve a path beneath the document root.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct LookupRequest {
@@ -178,26 +193,6 @@ impl Message for FromHelper {
                 ..
             }) => 1,
             _ => 0,
-        }
-    }
-}
-
-impl Greeting for FromHelper {
-    fn from_hello(hello: Hello) -> Self {
-        FromHelper::Hello(hello)
-    }
-
-    fn hello(&self) -> Option<&Hello> {
-        match self {
-            FromHelper::Hello(hello) => Some(hello),
-            FromHelper::Lookup(_) => None,
-        }
-    }
-
-    fn kind(&self) -> &'static str {
-        match self {
-            FromHelper::Hello(_) => "hello",
-            FromHelper::Lookup(_) => "lookup reply",
         }
     }
 }
