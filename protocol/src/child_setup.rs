@@ -9,7 +9,7 @@
 //! inherited descriptor named by `--channel-fd`. Once it has opened what
 //! it serves from, it answers the server's hello with [`handshake`]. The
 //! errors say what went wrong; the child's log prefix (see
-//! [`error_log`](crate::error_log)) says who.
+//! [`error_log`](mod@crate::error_log)) says who.
 
 use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
 

@@ -18,7 +18,7 @@
 //! - [`deadlines`]: a min-heap of deadlines for an event loop.
 //! - [`beneath`]: opening a path beneath a root, refusing escapes.
 //! - [`calendar`]: days since the epoch to a calendar date.
-//! - [`error_log`]: one-write lines on the shared stderr (`error_log!`),
+//! - [`error_log`](mod@error_log): one-write lines on the shared stderr (`error_log!`),
 //!   after a prefix each process sets once.
 //!
 //! Malformed input is always an [`Error`], never a panic.

@@ -77,8 +77,8 @@ impl Hello {
 }
 
 /// A message type whose channel opens with a [`Hello`]: the four
-/// directions, [`ToHelper`], [`FromHelper`], [`ToRunner`](crate::ToRunner)
-/// and [`FromRunner`](crate::FromRunner).
+/// directions, [`ToHelper`], [`FromHelper`], [`ToRunner`]
+/// and [`FromRunner`].
 pub trait Greeting: Message {
     /// Our hello, as this message type.
     fn from_hello(hello: Hello) -> Self;
