@@ -10,7 +10,8 @@
 //! - [`resolve`]: path to outcome, beneath the root.
 //! - [`serve`]: the channel loop of child mode.
 //! - [`child`]: parent-death signal and the inherited socket.
-//! - [`delay`]: the `AMPED_TEST_HELPER_DELAY` test hook.
+//! - [`delay`]: the `AMPED_TEST_HELPER_DELAY` and `AMPED_TEST_HELPER_GATE`
+//!   test hooks.
 //! - [`exit_hook`]: the `AMPED_TEST_HELPER_EXIT_IF` test hook.
 //! - [`report`]: the human-readable output of standalone mode.
 

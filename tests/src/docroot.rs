@@ -66,7 +66,7 @@ fn sweep_stale() {
 }
 
 /// A new empty directory `amped-tests-<pid>-<n>-<tag>` in the temp dir.
-fn unique_dir(tag: &str) -> PathBuf {
+pub(crate) fn unique_dir(tag: &str) -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     sweep_stale();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);

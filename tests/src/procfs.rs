@@ -144,6 +144,26 @@ pub fn vm_rss_bytes(pid: i32) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// The share (0 to 1) of samples, taken every 10 ms for `watch`, in
+/// which `pid` was runnable (state `R`: on a CPU or waiting for one).
+///
+/// This tells a process that spins from one that sleeps whatever the
+/// machine's load: a busy loop is runnable all the time even when other
+/// processes keep it off the CPU, where a CPU-time budget would let a
+/// starved spinner pass. A process that is gone counts as not runnable.
+pub fn runnable_share(pid: i32, watch: Duration) -> f64 {
+    let start = Instant::now();
+    let (mut samples, mut runnable) = (0u32, 0u32);
+    while start.elapsed() < watch {
+        samples += 1;
+        if proc_stat(pid).is_some_and(|p| p.state == 'R') {
+            runnable += 1;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    f64::from(runnable) / f64::from(samples.max(1))
+}
+
 /// Sends `signal` to `pid`; true if it was delivered.
 pub fn send_signal(pid: i32, signal: libc::c_int) -> bool {
     // SAFETY: kill(2) on a PID the caller found in the tree it started.

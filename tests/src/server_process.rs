@@ -90,6 +90,8 @@ impl ServerProcess {
         command
             .args(args)
             .env_remove("AMPED_TEST_HELPER_DELAY")
+            .env_remove("AMPED_TEST_HELPER_GATE")
+            .env_remove("AMPED_TEST_HELPER_EXIT_IF")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
