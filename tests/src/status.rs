@@ -26,3 +26,17 @@ pub fn status_number(status: &Value, pointer: &str) -> u64 {
         .and_then(Value::as_u64)
         .unwrap_or_else(|| panic!("status JSON has no integer at {pointer}: {status}"))
 }
+
+/// `helper_restarts` in a status page: one count per helper.
+pub fn helper_restarts(status: &Value) -> Vec<u64> {
+    status
+        .get("helper_restarts")
+        .and_then(Value::as_array)
+        .unwrap_or_else(|| panic!("status JSON has no helper_restarts array: {status}"))
+        .iter()
+        .map(|n| {
+            n.as_u64()
+                .unwrap_or_else(|| panic!("helper_restarts holds {n}"))
+        })
+        .collect()
+}

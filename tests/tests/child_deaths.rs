@@ -14,7 +14,7 @@
 use tests::cgi::{wait_for_file, CgiSite, TEXT_HEAD};
 use tests::http_client::request_bytes;
 use tests::procfs::{is_alive, live_children_named, poll_until, send_signal};
-use tests::status::{status_json, status_number};
+use tests::status::{helper_restarts, status_json, status_number};
 use tests::{assert_bytes_eq, per_backend, site_docroot, HelperGate, ServerProcess, DEADLINE};
 
 const STATUS_PATH: &str = "/server-status";
@@ -75,7 +75,7 @@ fn helper_crash_loses_no_request(backend: &str) {
     assert!(
         poll_until(DEADLINE, || {
             status = status_json(&server, STATUS_PATH);
-            restarts(&status).iter().all(|&n| n >= 1)
+            helper_restarts(&status).iter().all(|&n| n >= 1)
                 && status_number(&status, "/helper_lookups_in_flight") == 1
                 && helpers.iter().all(|&p| !is_alive(p))
         }),
@@ -89,17 +89,6 @@ fn helper_crash_loses_no_request(backend: &str) {
     // Only a helper started after the kill can have answered it.
     response.assert_status(200);
     assert_bytes_eq("/slow.html", &response.body, &site.file("slow.html"));
-}
-
-/// `helper_restarts` from the status JSON, one count per helper.
-fn restarts(status: &serde_json::Value) -> Vec<u64> {
-    status
-        .get("helper_restarts")
-        .and_then(serde_json::Value::as_array)
-        .unwrap_or_else(|| panic!("status JSON has no helper_restarts array: {status}"))
-        .iter()
-        .filter_map(serde_json::Value::as_u64)
-        .collect()
 }
 
 /// Lines the gated script prints after the gate opens.
