@@ -432,10 +432,15 @@ fn kill_9_of_the_server_leaves_no_child_behind(backend: &str) {
         poll_until(DEADLINE, || marker.exists()),
         "the CGI script did not start"
     );
-    let helpers = live_children_named(pid, "helper");
-    let runners = live_children_named(pid, "cgi-runner");
-    assert_eq!(helpers.len(), 2, "helpers of the server: {helpers:?}");
-    assert_eq!(runners.len(), 1, "cgi-runners of the server: {runners:?}");
+    let (mut helpers, mut runners) = (Vec::new(), Vec::new());
+    assert!(
+        poll_until(DEADLINE, || {
+            helpers = live_children_named(pid, "helper");
+            runners = live_children_named(pid, "cgi-runner");
+            helpers.len() == 2 && runners.len() == 1
+        }),
+        "two helpers and a cgi-runner under the server: {helpers:?} {runners:?}"
+    );
     let mut scripts = Vec::new();
     assert!(
         poll_until(DEADLINE, || {
