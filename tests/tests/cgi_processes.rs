@@ -186,7 +186,13 @@ fn max_procs_refuses_with_503(backend: &str) {
         ),
     );
     site.script("cgi-bin/hello.cgi", &format!("{TEXT_HEAD}\necho hello\n"));
-    let server = ServerProcess::serve_with(site.root(), backend, &["--cgi-max-procs", "1"]);
+    // The gate script is held while the test works; the default 30 s
+    // --cgi-timeout must not cut it on a slow machine.
+    let server = ServerProcess::serve_with(
+        site.root(),
+        backend,
+        &["--cgi-max-procs", "1", "--cgi-timeout", "300"],
+    );
 
     let mut first = server.connect();
     first.send(b"GET /cgi-bin/gate.cgi HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");

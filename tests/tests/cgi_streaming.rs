@@ -107,7 +107,9 @@ fn output_streams_as_the_script_writes_it(backend: &str) {
             gate = gate.display()
         ),
     );
-    let server = ServerProcess::serve(site.root(), backend);
+    // The script is held until the test opens the gate; the default 30 s
+    // --cgi-timeout must not cut it on a slow machine.
+    let server = ServerProcess::serve_with(site.root(), backend, &["--cgi-timeout", "300"]);
     let mut stream = raw_request(&server, "/cgi-bin/gated.cgi", DEADLINE);
     let head = read_head(&mut stream).expect("the response head");
     assert_eq!(head.status, 200, "{}", head.text);
