@@ -1,11 +1,20 @@
 //! Fixtures for the CGI tests: a temporary document root that /bin/sh
 //! scripts are written into (mode 755), requests with bodies, waiting for
 //! a condition with a deadline, and finding a script's processes through
-//! `/proc` (by process group, or by a marker in their environment).
+//! `/proc` (by process group, by parent, or by a marker in their
+//! environment).
+//!
+//! Scripts are written by a short-lived child process, never through a
+//! descriptor of this test process: a process forked by another test
+//! thread (a server being started) would inherit such a descriptor until
+//! its exec, and executing the script meanwhile fails with ETXTBSY. This
+//! process never holding a script open for writing needs no fork lock.
 
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -49,19 +58,49 @@ impl CgiSite {
 
     /// Writes `#!/bin/sh\n<body>` at `rel` beneath the root, mode 755.
     pub fn script(&self, rel: &str, body: &str) -> PathBuf {
-        let path = self
-            .docroot
-            .write(rel, format!("#!/bin/sh\n{body}").as_bytes());
-        set_mode(&path, 0o755);
-        path
+        self.raw_script(rel, format!("#!/bin/sh\n{body}").as_bytes(), 0o755)
     }
 
-    /// Writes `bytes` verbatim at `rel` beneath the root with `mode`.
+    /// Writes `bytes` verbatim at `rel` beneath the root with `mode`
+    /// (through [`write_executable`]).
     pub fn raw_script(&self, rel: &str, bytes: &[u8], mode: u32) -> PathBuf {
-        let path = self.docroot.write(rel, bytes);
-        set_mode(&path, mode);
+        let path = self.root().join(rel);
+        write_executable(&path, bytes, mode);
         path
     }
+}
+
+/// Writes `bytes` at `path` (parents created) from a `/bin/sh` child, then
+/// sets `mode`. Only the child ever holds the file open for writing, and
+/// it has exited when this returns, so no process forked by another test
+/// thread can hold a writable descriptor of it when a server later
+/// executes it (which would fail with ETXTBSY).
+pub fn write_executable(path: &Path, bytes: &[u8], mode: u32) {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).unwrap_or_else(|e| panic!("mkdir {}: {e}", parent.display()));
+    }
+    let mut child = Command::new("/bin/sh")
+        .args(["-c", "exec cat > \"$1\"", "sh"])
+        .arg(path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn /bin/sh to write {}: {e}", path.display()));
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    stdin
+        .write_all(bytes)
+        .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    drop(stdin);
+    let status = child
+        .wait()
+        .unwrap_or_else(|e| panic!("wait for the writer of {}: {e}", path.display()));
+    assert!(
+        status.success(),
+        "writing {} failed: {status}",
+        path.display()
+    );
+    set_mode(path, mode);
 }
 
 /// Sets a file's permission bits.
@@ -140,6 +179,7 @@ pub fn wait_for_file(path: &Path) {
 #[derive(Debug, Clone)]
 pub struct ProcInfo {
     pub pid: i32,
+    pub ppid: i32,
     pub pgid: i32,
     /// The one-letter state (`R`, `S`, `Z`, ...).
     pub state: char,
@@ -164,13 +204,14 @@ pub fn proc_info(pid: i32) -> Option<ProcInfo> {
     let after = &stat[stat.rfind(')')? + 2..];
     let mut fields = after.split_whitespace();
     let state = fields.next()?.chars().next()?;
-    let _ppid = fields.next()?;
+    let ppid = fields.next()?.parse().ok()?;
     let pgid = fields.next()?.parse().ok()?;
     let cmdline = fs::read(format!("/proc/{pid}/cmdline"))
         .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
         .unwrap_or_default();
     Some(ProcInfo {
         pid,
+        ppid,
         pgid,
         state,
         cmdline,
@@ -183,6 +224,15 @@ pub fn processes_in_group(pgid: i32) -> Vec<ProcInfo> {
         .into_iter()
         .filter_map(proc_info)
         .filter(|p| p.pgid == pgid)
+        .collect()
+}
+
+/// Every live (not zombie) child of `ppid`.
+pub fn live_children(ppid: i32) -> Vec<ProcInfo> {
+    numeric_dirs()
+        .into_iter()
+        .filter_map(proc_info)
+        .filter(|p| p.ppid == ppid && !matches!(p.state, 'Z' | 'X'))
         .collect()
 }
 
