@@ -37,6 +37,11 @@ impl ProcStat {
     pub fn cpu_ticks(&self) -> u64 {
         self.utime + self.stime
     }
+
+    /// Its command line, read now (empty if it is gone).
+    pub fn cmdline(&self) -> String {
+        cmdline(self.pid)
+    }
 }
 
 /// Parses `/proc/PID/stat`; `None` if the process is gone.
@@ -91,6 +96,46 @@ pub fn live_children_named(ppid: i32, comm: &str) -> Vec<i32> {
         .collect();
     pids.sort_unstable();
     pids
+}
+
+/// The live (non-zombie) children of `ppid`.
+pub fn live_children(ppid: i32) -> Vec<ProcStat> {
+    all_processes()
+        .into_iter()
+        .filter(|p| p.ppid == ppid && p.is_live())
+        .collect()
+}
+
+/// Every member of process group `pgid`, zombies included.
+pub fn group_members(pgid: i32) -> Vec<ProcStat> {
+    all_processes()
+        .into_iter()
+        .filter(|p| p.pgid == pgid)
+        .collect()
+}
+
+/// Every process (other than this one) whose initial environment holds
+/// `needle` (for example `DOCUMENT_ROOT=<a test's unique root>`).
+pub fn processes_with_environ(needle: &str) -> Vec<ProcStat> {
+    let me = i32::try_from(std::process::id()).expect("pid fits in i32");
+    let needle = needle.as_bytes();
+    all_processes()
+        .into_iter()
+        .filter(|p| p.pid != me)
+        .filter(|p| {
+            fs::read(format!("/proc/{}/environ", p.pid))
+                .map(|env| env.split(|&b| b == 0).any(|var| var == needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Sends SIGKILL to each listed process (cleanup of what a test's own
+/// scripts started).
+pub fn kill_processes(procs: &[ProcStat]) {
+    for p in procs {
+        send_signal(p.pid, libc::SIGKILL);
+    }
 }
 
 /// The live members of process group `pgid`.

@@ -1,14 +1,14 @@
 //! Client sockets whose kernel buffers the test controls, for tests that
 //! need a response to be larger than everything the kernel can hold in
 //! flight: a receive buffer made small before connecting (so the window
-//! never grows), and the machine's largest send buffer read from
-//! `/proc/sys/net/ipv4/tcp_wmem` instead of taken for granted.
+//! never grows), and the machine's largest buffers read from `/proc/sys`
+//! and `getsockopt` instead of taken for granted.
 
 use std::fs;
 use std::io;
 use std::mem::size_of;
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// The receive buffer asked for by [`connect_with_small_receive_buffer`]
 /// (the kernel doubles it for its own bookkeeping).
@@ -68,13 +68,48 @@ fn try_connect_small(addr: SocketAddr) -> io::Result<TcpStream> {
     Ok(TcpStream::from(fd))
 }
 
-/// The largest send buffer TCP auto-tuning gives a socket here (the third
-/// field of `net.ipv4.tcp_wmem`), or 16 MiB if it cannot be read.
-pub fn max_tcp_send_buffer() -> usize {
-    fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+/// The last number in a `/proc/sys` file (the maximum of `tcp_wmem`'s
+/// `min default max`), if it can be read.
+pub fn sysctl_last(path: &str) -> Option<usize> {
+    fs::read_to_string(path)
+        .ok()?
+        .split_whitespace()
+        .last()?
+        .parse()
         .ok()
-        .and_then(|text| text.split_whitespace().nth(2)?.parse().ok())
-        .unwrap_or(16 << 20)
+}
+
+/// The largest send buffer a server's socket can have here: what TCP
+/// auto-tuning may grow it to (`tcp_wmem`'s maximum) or what `SO_SNDBUF`
+/// may set (twice `wmem_max`), whichever is larger; generous guesses where
+/// `/proc` hides them.
+pub fn max_send_buffer() -> usize {
+    let tuned = sysctl_last("/proc/sys/net/ipv4/tcp_wmem").unwrap_or(64 << 20);
+    let set = sysctl_last("/proc/sys/net/core/wmem_max").unwrap_or(32 << 20);
+    tuned.max(2 * set)
+}
+
+/// The receive buffer the kernel really gave `stream` (`SO_RCVBUF`).
+pub fn receive_buffer(stream: &TcpStream) -> usize {
+    let mut value: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt(2) on an open socket, into a c_int with its size.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            std::ptr::from_mut(&mut value).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "getsockopt SO_RCVBUF: {}",
+        io::Error::last_os_error()
+    );
+    usize::try_from(value).expect("a non-negative buffer size")
 }
 
 /// A response size no kernel buffering can absorb between the server and
@@ -82,5 +117,5 @@ pub fn max_tcp_send_buffer() -> usize {
 /// `at_least`, and four times the server's largest send buffer plus the
 /// client's receive buffer (doubled by the kernel).
 pub fn larger_than_socket_buffers(at_least: usize) -> usize {
-    at_least.max(4 * (max_tcp_send_buffer() + 2 * SMALL_RECEIVE_BUFFER))
+    at_least.max(4 * (max_send_buffer() + 2 * SMALL_RECEIVE_BUFFER))
 }

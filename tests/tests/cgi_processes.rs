@@ -10,10 +10,8 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tests::cgi::{
-    proc_info, processes_in_group, processes_with_environ, wait_for_file, wait_until, CgiSite,
-    ProcInfo, Reaper, TEXT_HEAD,
-};
+use tests::cgi::{wait_for_file, CgiSite, Reaper, TEXT_HEAD};
+use tests::procfs::{group_members, poll_until, proc_stat, processes_with_environ, ProcStat};
 use tests::{per_backend, ServerProcess, DEADLINE};
 
 /// The endless scripts' time limit, in seconds. They must have written
@@ -37,7 +35,7 @@ fn read_pid(path: &Path) -> i32 {
     wait_for_file(path);
     let mut text = String::new();
     // The script may not have finished writing the line yet.
-    let complete = wait_until(DEADLINE, || {
+    let complete = poll_until(DEADLINE, || {
         text = fs::read_to_string(path).unwrap_or_default();
         text.ends_with('\n')
     });
@@ -51,8 +49,8 @@ fn read_pid(path: &Path) -> i32 {
 /// its environment.
 fn assert_all_gone(pgid: i32, marker: &str, what: &str) {
     let mut left = Vec::new();
-    let gone = wait_until(DEADLINE, || {
-        left = processes_in_group(pgid);
+    let gone = poll_until(DEADLINE, || {
+        left = group_members(pgid);
         left.extend(processes_with_environ(marker));
         left.is_empty()
     });
@@ -119,16 +117,16 @@ fn endless_scripts_are_killed_with_504(backend: &str) {
     for kid in kids {
         // Gone, or its pid already reused by a process that is not the
         // spawner's (another group, without the site's environment).
-        let gone = |p: &ProcInfo| {
+        let gone = |p: &ProcStat| {
             p.pgid != spawner_pgid
                 && !processes_with_environ(reaper.marker())
                     .iter()
                     .any(|q| q.pid == p.pid)
         };
         assert!(
-            proc_info(kid).is_none_or(|p| gone(&p)),
+            proc_stat(kid).is_none_or(|p| gone(&p)),
             "spawner.cgi's child {kid} is still there: {:?}",
-            proc_info(kid)
+            proc_stat(kid)
         );
     }
 
@@ -165,7 +163,7 @@ fn background_child_does_not_hold_the_response(backend: &str) {
     }
     // The runner kills what the script left behind after its grace period.
     let mut left = Vec::new();
-    let gone = wait_until(DEADLINE, || {
+    let gone = poll_until(DEADLINE, || {
         left = processes_with_environ(reaper.marker());
         left.is_empty()
     });
@@ -218,7 +216,7 @@ fn max_procs_refuses_with_503(backend: &str) {
 
     // The slot frees once the first script is reaped.
     let mut last = 0;
-    let served = wait_until(DEADLINE, || {
+    let served = poll_until(DEADLINE, || {
         let response = server.connect().get_dechunked("/cgi-bin/hello.cgi");
         last = response.status;
         assert!(

@@ -12,7 +12,8 @@
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use tests::cgi::{live_children, set_mode, wait_until, write_executable, CgiSite, TEXT_HEAD};
+use tests::cgi::{set_mode, write_executable, CgiSite, TEXT_HEAD};
+use tests::procfs::{live_children, poll_until};
 use tests::{per_backend, Connection, Response, ServerProcess, DEADLINE};
 
 /// A script that leaves `marker` when it runs.
@@ -88,7 +89,7 @@ impl Site {
         let server_pid = i32::try_from(server.pid()).expect("pid fits in pid_t");
         let runners: Vec<i32> = live_children(server_pid)
             .into_iter()
-            .filter(|p| p.cmdline.contains("cgi-runner"))
+            .filter(|p| p.cmdline().contains("cgi-runner"))
             .map(|p| p.pid)
             .collect();
         assert_eq!(
@@ -99,7 +100,7 @@ impl Site {
         );
         let mut left = Vec::new();
         assert!(
-            wait_until(DEADLINE, || {
+            poll_until(DEADLINE, || {
                 left = live_children(runners[0]);
                 left.is_empty()
             }),

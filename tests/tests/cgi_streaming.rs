@@ -12,14 +12,16 @@
 //!   closes without the final chunk, so the client sees the truncation,
 //!   and the script's processes are gone.
 
-use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use tests::cgi::{wait_until, CgiSite, ProcInfo, Reaper, TEXT_HEAD};
+use tests::cgi::{CgiSite, Reaper, TEXT_HEAD};
 use tests::http_client::request_bytes;
-use tests::procfs::vm_rss_bytes;
+use tests::procfs::{poll_until, vm_rss_bytes, ProcStat};
+use tests::socket::{
+    connect_with_small_receive_buffer, max_send_buffer, receive_buffer, sysctl_last,
+};
 use tests::streaming::read_head;
 use tests::{assert_bytes_eq, per_backend, Connection, ServerProcess, DEADLINE};
 
@@ -157,10 +159,6 @@ const BIG_LINE: &str = "amped streams a big script output 0123456789abcdef";
 const BIG_MIN: usize = 64 * 1024 * 1024;
 /// How much the server's memory may grow while its client reads nothing.
 const RSS_GROWTH: u64 = 32 * 1024 * 1024;
-/// The slow client's receive buffer, set before it connects so that the
-/// kernel neither grows it (tcp_rmem allows 32 MiB on common systems) nor
-/// advertises a larger window.
-const CLIENT_RCVBUF: libc::c_int = 64 * 1024;
 /// Pages are served beside the stalled script for at least this long.
 const STALL: Duration = Duration::from_secs(2);
 /// ... and at least this many, so that their median means something.
@@ -181,75 +179,6 @@ const PAGE_MEDIAN: Duration = Duration::from_millis(250);
 /// machine and still well short of that.
 const PAGE_MAX: Duration = Duration::from_secs(10);
 
-/// A number from a `/proc/sys` file (the last of several, as in
-/// `tcp_wmem`'s `min default max`).
-fn sysctl_max(path: &str) -> Option<usize> {
-    std::fs::read_to_string(path)
-        .ok()?
-        .split_whitespace()
-        .last()?
-        .parse()
-        .ok()
-}
-
-/// Reads an integer socket option.
-fn sockopt(fd: &impl AsRawFd, level: libc::c_int, name: libc::c_int) -> usize {
-    let mut value: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: getsockopt(2) on an open socket, into a c_int with its size.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            std::ptr::from_mut(&mut value).cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(rc, 0, "getsockopt: {}", io::Error::last_os_error());
-    usize::try_from(value).expect("a non-negative buffer size")
-}
-
-/// A TCP connection to `127.0.0.1:port` whose receive buffer was set to
-/// [`CLIENT_RCVBUF`] before connecting.
-fn connect_with_small_rcvbuf(port: u16) -> TcpStream {
-    // SAFETY: socket(2) with constant arguments.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    assert!(fd >= 0, "socket: {}", io::Error::last_os_error());
-    // SAFETY: `fd` was just created and nothing else owns it.
-    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-    let size = CLIENT_RCVBUF;
-    // SAFETY: setsockopt(2) on our socket with a c_int and its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            std::ptr::from_ref(&size).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_RCVBUF: {}", io::Error::last_os_error());
-    let addr = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: port.to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(Ipv4Addr::LOCALHOST).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
-    // SAFETY: connect(2) with a sockaddr_in and its size.
-    let rc = unsafe {
-        libc::connect(
-            socket.as_raw_fd(),
-            std::ptr::from_ref(&addr).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "connect: {}", io::Error::last_os_error());
-    TcpStream::from(socket)
-}
-
 /// How many bytes of the script's output may sit between its `head` and
 /// the test without any back-pressure reaching `head`: the script's stdout
 /// pipe (at most `pipe-max-size`, should the server enlarge it), the
@@ -258,11 +187,8 @@ fn connect_with_small_rcvbuf(port: u16) -> TcpStream {
 /// `wmem_max`) and the client's receive buffer (as the kernel really set
 /// it). The fallbacks are generous guesses for a /proc that hides them.
 fn absorbable(client: &TcpStream) -> usize {
-    let pipe = sysctl_max("/proc/sys/fs/pipe-max-size").unwrap_or(16 << 20);
-    let tcp_wmem = sysctl_max("/proc/sys/net/ipv4/tcp_wmem").unwrap_or(64 << 20);
-    let wmem_max = sysctl_max("/proc/sys/net/core/wmem_max").unwrap_or(32 << 20);
-    let rcvbuf = sockopt(client, libc::SOL_SOCKET, libc::SO_RCVBUF);
-    pipe + RSS_GROWTH as usize + tcp_wmem.max(2 * wmem_max) + rcvbuf
+    let pipe = sysctl_last("/proc/sys/fs/pipe-max-size").unwrap_or(16 << 20);
+    pipe + RSS_GROWTH as usize + max_send_buffer() + receive_buffer(client)
 }
 
 fn big_output(size: usize) -> Vec<u8> {
@@ -301,7 +227,7 @@ fn a_slow_client_slows_the_script_not_the_server(backend: &str) {
     let pid = i32::try_from(server.pid()).expect("pid fits in pid_t");
 
     // The slow client's socket first: the script's size depends on it.
-    let slow = connect_with_small_rcvbuf(server.port());
+    let slow = connect_with_small_receive_buffer(server.addr());
     // Twice what the buffers could hold, so that a script held back by
     // back-pressure can never have written everything.
     let big_size = BIG_MIN.max(2 * absorbable(&slow));
@@ -319,10 +245,10 @@ fn a_slow_client_slows_the_script_not_the_server(backend: &str) {
     let baseline = vm_rss_bytes(pid).expect("the server's VmRSS");
 
     let slow = send_request(slow, "/cgi-bin/big.cgi", DEADLINE);
-    let is_head = |p: &ProcInfo| p.cmdline.starts_with("head ");
+    let is_head = |p: &ProcStat| p.cmdline().starts_with("head ");
     let mut head_pid = None;
     assert!(
-        wait_until(DEADLINE, || {
+        poll_until(DEADLINE, || {
             head_pid = reaper.running().iter().find(|p| is_head(p)).map(|p| p.pid);
             head_pid.is_some()
         }),
@@ -480,7 +406,7 @@ fn timeout_after_the_response_began_truncates_visibly(backend: &str) {
         "closed {closed:?} after the request with --cgi-timeout {cut}"
     );
     assert!(
-        wait_until(DEADLINE, || reaper.running().is_empty()),
+        poll_until(DEADLINE, || reaper.running().is_empty()),
         "the script's processes outlived its timeout: {:?}",
         reaper.running()
     );
