@@ -10,9 +10,11 @@
 //! (to be held again).
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::docroot::unique_dir;
+use crate::server_process::ServerProcess;
+use crate::status::STATUS_PATH;
 
 /// A closed gate; removed (and so closed again) on drop.
 pub struct HelperGate {
@@ -33,6 +35,27 @@ impl HelperGate {
     pub fn env(&self, substring: &str) -> (&'static str, String) {
         let file = self.file.to_str().expect("temp paths are UTF-8");
         ("AMPED_TEST_HELPER_GATE", format!("{substring}:{file}"))
+    }
+
+    /// Starts a server on `root` whose helpers hold every lookup of a path
+    /// containing `held` at this gate, with two helpers, the status page at
+    /// [`STATUS_PATH`] and a `--helper-timeout` (300 s) that no held
+    /// lookup reaches, however slow the machine.
+    pub fn serve(&self, root: &Path, backend: &str, held: &str) -> ServerProcess {
+        let (var, value) = self.env(held);
+        ServerProcess::serve_with_env(
+            root,
+            backend,
+            &[
+                "--helpers",
+                "2",
+                "--helper-timeout",
+                "300",
+                "--status-path",
+                STATUS_PATH,
+            ],
+            &[(var, &value)],
+        )
     }
 
     /// Opens the gate: held lookups are answered, later ones pass.

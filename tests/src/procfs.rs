@@ -11,6 +11,8 @@ use std::fs;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::DEADLINE;
+
 /// One process as `/proc/PID/stat` shows it.
 #[derive(Debug, Clone)]
 pub struct ProcStat {
@@ -136,6 +138,20 @@ pub fn kill_processes(procs: &[ProcStat]) {
     for p in procs {
         send_signal(p.pid, libc::SIGKILL);
     }
+}
+
+/// Waits (up to [`DEADLINE`]) until `ppid` has exactly `n` live children
+/// named `comm` and returns their PIDs; panics if it never has.
+pub fn wait_for_live_children(ppid: i32, comm: &str, n: usize) -> Vec<i32> {
+    let mut found = Vec::new();
+    assert!(
+        poll_until(DEADLINE, || {
+            found = live_children_named(ppid, comm);
+            found.len() == n
+        }),
+        "{ppid} never had {n} live children named {comm}: {found:?}"
+    );
+    found
 }
 
 /// The live members of process group `pgid`.

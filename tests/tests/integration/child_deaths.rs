@@ -13,11 +13,13 @@
 
 use tests::cgi::{wait_for_file, CgiSite, TEXT_HEAD};
 use tests::http_client::request_bytes;
-use tests::procfs::{is_alive, live_children_named, poll_until, send_signal};
-use tests::status::{helper_restarts, status_json, status_number};
+use tests::procfs::{
+    is_alive, live_children_named, poll_until, send_signal, wait_for_live_children,
+};
+use tests::status::{
+    helper_restarts, status_json, status_number, wait_for_lookups_in_flight, STATUS_PATH,
+};
 use tests::{assert_bytes_eq, per_backend, site_docroot, HelperGate, ServerProcess, DEADLINE};
-
-const STATUS_PATH: &str = "/server-status";
 
 fn server_pid(server: &ServerProcess) -> i32 {
     i32::try_from(server.pid()).expect("pid fits in pid_t")
@@ -26,46 +28,18 @@ fn server_pid(server: &ServerProcess) -> i32 {
 fn helper_crash_loses_no_request(backend: &str) {
     let site = site_docroot();
     let gate = HelperGate::new("helper-crash");
-    let (var, value) = gate.env("slow");
-    // A --helper-timeout far past the test: the request must be answered
-    // because it was re-sent, not because a timeout ran out.
-    let server = ServerProcess::serve_with_env(
-        &site.root,
-        backend,
-        &[
-            "--helpers",
-            "2",
-            "--helper-timeout",
-            "300",
-            "--status-path",
-            STATUS_PATH,
-        ],
-        &[(var, &value)],
-    );
+    // The gated server's --helper-timeout is far past the test: the request
+    // must be answered because it was re-sent, not because a timeout ran
+    // out.
+    let server = gate.serve(&site.root, backend, "slow");
     let pid = server_pid(&server);
-    let mut helpers = Vec::new();
-    assert!(
-        poll_until(DEADLINE, || {
-            helpers = live_children_named(pid, "helper");
-            helpers.len() == 2
-        }),
-        "helpers of the server: {helpers:?}"
-    );
+    let helpers = wait_for_live_children(pid, "helper", 2);
 
     let mut client = server.connect();
     client.send(request_bytes("GET", "/slow.html", &[]).as_bytes());
     // The lookup is with a helper, held at the gate, once the status page
     // counts it in flight.
-    let in_flight = || {
-        status_number(
-            &status_json(&server, STATUS_PATH),
-            "/helper_lookups_in_flight",
-        )
-    };
-    assert!(
-        poll_until(DEADLINE, || in_flight() == 1),
-        "the lookup of /slow.html never showed as in flight"
-    );
+    wait_for_lookups_in_flight(&server, 1);
     for &helper in &helpers {
         assert!(send_signal(helper, libc::SIGKILL), "kill helper {helper}");
     }
@@ -121,14 +95,7 @@ fn scripts_survive_the_runner_s_death(backend: &str) {
     );
     let server = ServerProcess::serve(site.root(), backend);
     let pid = server_pid(&server);
-    let mut runners = Vec::new();
-    assert!(
-        poll_until(DEADLINE, || {
-            runners = live_children_named(pid, "cgi-runner");
-            runners.len() == 1
-        }),
-        "the server's cgi-runner: {runners:?}"
-    );
+    let runners = wait_for_live_children(pid, "cgi-runner", 1);
 
     let mut client = server.connect();
     client.send(request_bytes("GET", "/cgi-bin/gated.cgi", &[]).as_bytes());

@@ -18,36 +18,18 @@ use std::io::Write;
 
 use tests::docroot::pseudo_random_bytes;
 use tests::http_client::request_bytes;
-use tests::procfs::poll_until;
 use tests::socket::{connect_with_small_receive_buffer, larger_than_socket_buffers};
-use tests::status::{status_json, status_number};
+use tests::status::wait_for_lookups_in_flight;
 use tests::streaming::{read_head, stream_body};
 use tests::{
     assert_bytes_eq, per_backend, site_docroot, HelperGate, ServerProcess, TempDocroot, DEADLINE,
 };
 
-const STATUS_PATH: &str = "/server-status";
-
 fn cached_requests_do_not_wait_for_a_slow_helper(backend: &str) {
     let site = site_docroot();
     let cached = site.file("cached.html");
     let gate = HelperGate::new("never-blocks");
-    let (var, value) = gate.env("slow");
-    // The helper holding the lookup must not be taken for stuck while the
-    // test runs, however slow the machine.
-    let server = ServerProcess::serve_with_env(
-        &site.root,
-        backend,
-        &[
-            "--helpers",
-            "2",
-            "--helper-timeout",
-            "300",
-            "--status-path",
-            STATUS_PATH,
-        ],
-        &[(var, &value)],
-    );
+    let server = gate.serve(&site.root, backend, "slow");
 
     // Warm the cache.
     let warm = server.connect().get("/cached.html");
@@ -56,16 +38,7 @@ fn cached_requests_do_not_wait_for_a_slow_helper(backend: &str) {
 
     let mut slow = server.connect();
     slow.send(request_bytes("GET", "/slow.html", &[]).as_bytes());
-    let in_flight = || {
-        status_number(
-            &status_json(&server, STATUS_PATH),
-            "/helper_lookups_in_flight",
-        )
-    };
-    assert!(
-        poll_until(DEADLINE, || in_flight() == 1),
-        "the lookup of /slow.html never showed as in flight"
-    );
+    wait_for_lookups_in_flight(&server, 1);
 
     // The lookup stays held until the gate opens: each of these would time
     // out if the server waited for it.

@@ -18,10 +18,8 @@ use std::time::Duration;
 use tests::cgi::{wait_for_file, CgiSite, Reaper, TEXT_HEAD};
 use tests::http_client::request_bytes;
 use tests::procfs::{poll_until, runnable_share};
-use tests::status::{status_json, status_number};
-use tests::{per_backend, site_docroot, HelperGate, ServerProcess, DEADLINE};
-
-const STATUS_PATH: &str = "/server-status";
+use tests::status::{status_json, status_number, wait_for_lookups_in_flight, STATUS_PATH};
+use tests::{per_backend, site_docroot, HelperGate, ServerProcess};
 
 /// How long the server's state is watched after the reset.
 const WATCH: Duration = Duration::from_secs(2);
@@ -109,29 +107,14 @@ fn reset_while_a_helper_is_held_does_not_spin(backend: &str) {
     // The lookup is held until the test ends (the gate never opens), and
     // the helper is never thought stuck meanwhile.
     let gate = HelperGate::new("reset");
-    let (var, value) = gate.env("slow");
-    let server = ServerProcess::serve_with_env(
-        &site.root,
-        backend,
-        &["--status-path", STATUS_PATH, "--helper-timeout", "300"],
-        &[(var, &value)],
-    );
+    let server = gate.serve(&site.root, backend, "slow");
     let mut stream = server.connect_raw();
     std::io::Write::write_all(
         &mut stream,
         request_bytes("GET", "/slow.html", &[]).as_bytes(),
     )
     .expect("send the request");
-    let in_flight = || {
-        status_number(
-            &status_json(&server, STATUS_PATH),
-            "/helper_lookups_in_flight",
-        )
-    };
-    assert!(
-        poll_until(DEADLINE, || in_flight() == 1),
-        "the lookup of /slow.html never showed as in flight"
-    );
+    wait_for_lookups_in_flight(&server, 1);
     reset(stream);
     assert_no_spin(&server, "a reset while a helper is held");
     assert_reset_connection_closed(&server, "a reset while a helper is held");

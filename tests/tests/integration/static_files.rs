@@ -144,20 +144,7 @@ fn concurrent_misses_share_one_lookup(backend: &str) {
     let site = site_docroot();
     let expected = site.file("slow.html");
     let gate = HelperGate::new("shared-lookup");
-    let (var, value) = gate.env("slow");
-    let server = ServerProcess::serve_with_env(
-        &site.root,
-        backend,
-        &[
-            "--helpers",
-            "2",
-            "--helper-timeout",
-            "300",
-            "--status-path",
-            "/server-status",
-        ],
-        &[(var, &value)],
-    );
+    let server = gate.serve(&site.root, backend, "slow");
     let misses_before = status_number(&status_json(&server, "/server-status"), "/cache/misses");
     let mut clients: Vec<Connection> = (0..SHARED_CLIENTS)
         .map(|_| {

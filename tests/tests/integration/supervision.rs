@@ -36,15 +36,13 @@ use tests::docroot::pseudo_random_bytes;
 use tests::http_client::request_bytes;
 use tests::procfs::{
     children_of, cmdline, is_alive, live_children_named, live_group_members, poll_until, proc_stat,
-    runnable_share, send_signal, KillOnDrop,
+    runnable_share, send_signal, wait_for_live_children, KillOnDrop,
 };
-use tests::status::{helper_restarts, status_json, status_number};
+use tests::status::{helper_restarts, status_json, status_number, STATUS_PATH};
 use tests::streaming::{fill_to, read_head};
 use tests::{
     assert_bytes_eq, per_backend, www_docroot, Connection, ServerProcess, TempDocroot, DEADLINE,
 };
-
-const STATUS_PATH: &str = "/server-status";
 
 // ----- shared bits -------------------------------------------------------
 
@@ -432,15 +430,8 @@ fn kill_9_of_the_server_leaves_no_child_behind(backend: &str) {
         poll_until(DEADLINE, || marker.exists()),
         "the CGI script did not start"
     );
-    let (mut helpers, mut runners) = (Vec::new(), Vec::new());
-    assert!(
-        poll_until(DEADLINE, || {
-            helpers = live_children_named(pid, "helper");
-            runners = live_children_named(pid, "cgi-runner");
-            helpers.len() == 2 && runners.len() == 1
-        }),
-        "two helpers and a cgi-runner under the server: {helpers:?} {runners:?}"
-    );
+    let helpers = wait_for_live_children(pid, "helper", 2);
+    let runners = wait_for_live_children(pid, "cgi-runner", 1);
     let mut scripts = Vec::new();
     assert!(
         poll_until(DEADLINE, || {
@@ -618,14 +609,7 @@ fn helpers_dying_on_start_back_off_then_recover(backend: &str) {
         )],
     );
     let pid = server_pid(&server);
-    let mut helpers = Vec::new();
-    assert!(
-        poll_until(DEADLINE, || {
-            helpers = live_children_named(pid, "helper");
-            helpers.len() == 2
-        }),
-        "helpers of the server: {helpers:?}"
-    );
+    let helpers = wait_for_live_children(pid, "helper", 2);
     let restarts_before = helper_restarts(&status_json(&server, STATUS_PATH));
 
     fs::write(&flag, b"").expect("create the hook file");

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use tests::binaries::cgi_runner_bin;
 use tests::cgi::set_mode;
-use tests::procfs::{children_of, live_children_named, poll_until};
-use tests::{helper_bin, server_bin, ServerProcess, TempDocroot, DEADLINE};
+use tests::procfs::{children_of, wait_for_live_children};
+use tests::{helper_bin, server_bin, ServerProcess, TempDocroot};
 
 /// The uid of `nobody` on Debian.
 const NOBODY_UID: u32 = 65534;
@@ -129,15 +129,8 @@ fn server_and_children_run_as_the_given_user() {
     );
     // The children were all started once the pages above were served; the
     // two helpers and the runner stay up.
-    let (mut helpers, mut runners) = (Vec::new(), Vec::new());
-    assert!(
-        poll_until(DEADLINE, || {
-            helpers = live_children_named(pid, "helper");
-            runners = live_children_named(pid, "cgi-runner");
-            helpers.len() == 2 && runners.len() == 1
-        }),
-        "two live helpers and one cgi-runner: {helpers:?} {runners:?}"
-    );
+    let helpers = wait_for_live_children(pid, "helper", 2);
+    let runners = wait_for_live_children(pid, "cgi-runner", 1);
     for child in helpers.iter().chain(&runners) {
         assert_eq!(
             uids(*child),
