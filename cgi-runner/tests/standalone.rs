@@ -123,12 +123,21 @@ fn refused_scripts_and_bad_roots_exit_2_with_a_reason() {
     );
 }
 
+/// The standalone run's `--timeout`, in seconds: the script must have
+/// printed its first line before it (milliseconds of work), so 3 s leaves
+/// room for a loaded machine.
+const TIMEOUT_SECS: u64 = 3;
+/// The run must have ended within this: the limit plus 27 s for a loaded
+/// 2-core machine, far short of the background sleep's 300 s and below
+/// the harness's own 60 s deadline (so that this bound is what fails).
+const TIMEOUT_ENDED_MAX: Duration = Duration::from_secs(30);
+
 #[test]
 fn the_timeout_kills_the_script_and_its_children() {
     let root = TempRoot::new("sa-timeout");
     root.script(
         "loop.cgi",
-        "echo start\nsleep 60 &\nwhile :; do :; done",
+        "echo start\nsleep 300 &\nwhile :; do :; done",
         0o755,
     );
     let start = Instant::now();
@@ -137,17 +146,20 @@ fn the_timeout_kills_the_script_and_its_children() {
             "--root",
             root.path_str(),
             "--timeout",
-            "1",
+            &TIMEOUT_SECS.to_string(),
             "/cgi-bin/loop.cgi",
         ],
         b"",
     );
     // The background sleep shares our stdout pipe: the run ending (its
-    // stdout reaching end-of-file) proves it was killed too.
+    // stdout reaching end-of-file) long before the sleep would proves it
+    // was killed too; and not before the limit (50 ms for timer
+    // granularity).
+    let took = start.elapsed();
     assert!(
-        start.elapsed() < Duration::from_secs(6),
-        "{:?}",
-        start.elapsed()
+        took >= Duration::from_secs(TIMEOUT_SECS) - Duration::from_millis(50)
+            && took < TIMEOUT_ENDED_MAX,
+        "the run took {took:?} with --timeout {TIMEOUT_SECS}"
     );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(out.stdout, b"start\n");

@@ -38,6 +38,10 @@ Environment:
       Test hook, read only by the helper: sleep MILLIS milliseconds before \
 answering any lookup whose path contains SUBSTRING. The integration tests use \
 it to prove that the server never waits on a slow helper.
+  AMPED_TEST_HELPER_GATE=SUBSTRING:FILE
+      Test hook, read only by the helper: hold any lookup whose path \
+contains SUBSTRING until FILE exists (at most 120 s). The integration tests \
+use it to keep a lookup in flight for exactly as long as they need.
   AMPED_TEST_HELPER_EXIT_IF=FILE
       Test hook, read only by the helper: in child mode, exit at once with \
 status 3 if FILE exists. The integration tests use it to make restarted \

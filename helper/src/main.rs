@@ -9,7 +9,8 @@
 //! - [`cli`]: the command line.
 //! - [`file_lookup`]: request path to outcome, beneath the root.
 //! - [`lookup_loop`]: the channel loop of child mode.
-//! - [`delay`]: the `AMPED_TEST_HELPER_DELAY` test hook.
+//! - [`delay`]: the `AMPED_TEST_HELPER_DELAY` and `AMPED_TEST_HELPER_GATE`
+//!   test hooks.
 //! - [`exit_hook`]: the `AMPED_TEST_HELPER_EXIT_IF` test hook.
 //! - [`report`]: the human-readable output of standalone mode.
 

@@ -20,6 +20,11 @@ use protocol::{
 
 const HELPER: &str = env!("CARGO_BIN_EXE_helper");
 
+/// A deadline for replies and exits that normally take milliseconds,
+/// generous for a loaded 2-core machine, and above [`DELAY`] so that a
+/// delayed lookup is not mistaken for a hang.
+const WAIT: Duration = Duration::from_secs(30);
+
 /// A temporary document root, removed on drop.
 struct TempRoot(PathBuf);
 
@@ -94,13 +99,12 @@ fn spawn_helper(
     inherit(&mut cmd, fd);
     let child = cmd.spawn().expect("spawn helper");
     drop(theirs);
-    ours.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+    ours.set_read_timeout(Some(WAIT)).expect("timeout");
     (child, Channel::new(ours))
 }
 
 fn wait_with_timeout(child: &mut Child) -> ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + WAIT;
     loop {
         if let Some(status) = child.try_wait().expect("try_wait") {
             return status;
@@ -340,27 +344,33 @@ fn a_frame_cut_short_is_a_protocol_error() {
     expect_protocol_error(&mut child);
 }
 
+/// The delay hook's hold on `slow.txt`.
+const DELAY: Duration = Duration::from_secs(8);
+/// An unmatched lookup must answer within this. It takes milliseconds; 4 s
+/// is generous for a loaded 2-core machine and still only half of
+/// [`DELAY`], so a lookup that was held back cannot pass.
+const UNDELAYED_MAX: Duration = Duration::from_secs(4);
+
 #[test]
 fn the_delay_hook_holds_back_matching_lookups_only() {
     let root = TempRoot::new("delay");
+    let hook = format!("slow:{}", DELAY.as_millis());
     let (mut child, mut channel) =
-        spawn_helper(&root.0, &[("AMPED_TEST_HELPER_DELAY", "slow:1500")], false);
+        spawn_helper(&root.0, &[("AMPED_TEST_HELPER_DELAY", &hook)], false);
     handshake(&mut channel);
     let start = Instant::now();
     lookup(&mut channel, 1, "small.txt");
     let unmatched = start.elapsed();
-    // Well below the delay: only a lookup that was not held back is this
-    // quick, however loaded the machine.
     assert!(
-        unmatched < Duration::from_millis(1000),
+        unmatched < UNDELAYED_MAX,
         "unmatched lookup was delayed ({unmatched:?})"
     );
     let start = Instant::now();
     lookup(&mut channel, 2, "slow.txt");
     let matched = start.elapsed();
     assert!(
-        matched >= Duration::from_millis(1500),
-        "matched lookup was not delayed ({matched:?})"
+        matched >= DELAY,
+        "matched lookup was not delayed {DELAY:?} ({matched:?})"
     );
     drop(channel);
     assert_eq!(wait_with_timeout(&mut child).code(), Some(0));
@@ -372,7 +382,7 @@ fn the_helper_dies_with_its_parent() {
     let (ours, theirs) = UnixStream::pair().expect("socketpair");
     let fd = theirs.as_raw_fd();
     // sh starts the helper in the background and exits once we create
-    // the gate file (or after about 20 s, should the test fail first),
+    // the gate file (or after a minute or more, should the test fail first),
     // while we still hold our end open: only the parent-death signal can
     // end the helper.
     let gate = root.0.join("gate");
@@ -380,7 +390,7 @@ fn the_helper_dies_with_its_parent() {
     cmd.arg("-c")
         .arg(
             "\"$0\" --root \"$1\" --channel-fd \"$2\" &\n\
-             i=0; while [ ! -e \"$3\" ] && [ $i -lt 1000 ]; do sleep 0.02; i=$((i+1)); done",
+             i=0; while [ ! -e \"$3\" ] && [ $i -lt 3000 ]; do sleep 0.02; i=$((i+1)); done",
         )
         .arg(HELPER)
         .arg(&root.0)
@@ -392,8 +402,7 @@ fn the_helper_dies_with_its_parent() {
     inherit(&mut cmd, fd);
     let mut sh = cmd.spawn().expect("spawn sh");
     drop(theirs);
-    ours.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+    ours.set_read_timeout(Some(WAIT)).expect("timeout");
     let mut channel = Channel::new(ours);
     // The helper is up (and has asked for its parent-death signal) once
     // it answers the handshake; only then does its parent exit.

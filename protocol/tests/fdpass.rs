@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::{content, descriptor_reply, pair, TempFile};
 use protocol::fdpass::send_with_fds;
@@ -115,7 +115,7 @@ fn a_descriptor_arrives_through_the_nonblocking_reader() {
     tx.send(&message, &[File::open(&temp.0).expect("open").as_fd()])
         .expect("send");
 
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + common::READ_TIMEOUT;
     let received = loop {
         if let Some(received) = reader.next_message::<FromHelper>().expect("decode") {
             break received;
@@ -185,7 +185,7 @@ fn a_descriptor_arrives_from_a_child_process() {
     let bytes = content(123_457);
     let temp = TempFile::new("child", &bytes);
     let (ours, theirs) = UnixStream::pair().expect("socketpair");
-    ours.set_read_timeout(Some(Duration::from_secs(20)))
+    ours.set_read_timeout(Some(common::READ_TIMEOUT))
         .expect("timeout");
     let fd = theirs.as_raw_fd();
     let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
@@ -368,8 +368,13 @@ struct ScriptPipes {
 
 impl ScriptPipes {
     fn new() -> ScriptPipes {
-        let (stdin_read, stdin_write) = nix::unistd::pipe().expect("pipe");
-        let (stdout_read, stdout_write) = nix::unistd::pipe().expect("pipe");
+        // Close-on-exec: a child process started meanwhile by another test
+        // thread must not keep a write end open, or reading to
+        // end-of-file here would wait for that child to exit.
+        let (stdin_read, stdin_write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
+        let (stdout_read, stdout_write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
         ScriptPipes {
             stdin_write,
             stdin_read,
@@ -495,7 +500,7 @@ fn two_descriptors_arrive_through_the_nonblocking_reader() {
     let started = FromRunner::Started { id: 3, pid: 99 };
     tx.send(&started, &pipes.passed()).expect("send");
     let mut reader = FrameReader::new();
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + common::READ_TIMEOUT;
     let received = loop {
         if let Some(received) = reader.next_message::<FromRunner>().expect("decode") {
             break received;

@@ -13,16 +13,10 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Result};
 use protocol::{FrameReader, FrameWriter, Message, ReadStatus, Received};
 
+use crate::backoff::{RestartBackoff, MAX_BACKOFF};
 use crate::event::{Event, Interest, Poller, Token};
 use crate::spawn::spawn_child;
 
-/// A child that lived at least this long is healthy again: its next
-/// restart is immediate.
-const HEALTHY_AFTER: Duration = Duration::from_secs(10);
-/// The longest wait before restarting a child that keeps dying.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// The first delayed restart.
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a child may take to exit at shutdown before it is killed.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -51,7 +45,7 @@ pub struct ChildProcess {
     writer: FrameWriter,
     started: Instant,
     restart_at: Option<Instant>,
-    quick_deaths: u32,
+    backoff: RestartBackoff,
     restarts: u64,
     interest: Interest,
     /// Killed children not reaped yet.
@@ -79,7 +73,7 @@ impl ChildProcess {
             writer: FrameWriter::new(),
             started: now,
             restart_at: Some(now),
-            quick_deaths: 0,
+            backoff: RestartBackoff::default(),
             restarts: 0,
             interest: Interest::NONE,
             zombies: Vec::new(),
@@ -248,14 +242,9 @@ impl ChildProcess {
         }
         self.state = ChildState::Down;
         self.interest = Interest::NONE;
-        if now.saturating_duration_since(self.started) >= HEALTHY_AFTER {
-            self.quick_deaths = 0;
-        }
-        let delay = match self.quick_deaths {
-            0 => Duration::ZERO,
-            n => (FIRST_BACKOFF * 2u32.saturating_pow(n - 1)).min(MAX_BACKOFF),
-        };
-        self.quick_deaths = self.quick_deaths.saturating_add(1);
+        let delay = self
+            .backoff
+            .on_death(now.saturating_duration_since(self.started));
         self.restart_at = Some(now + delay);
         self.reap();
     }

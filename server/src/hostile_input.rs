@@ -1,5 +1,6 @@
 //! Hostile-input checks for the parsers a client or a script feeds: random
-//! and mutated bytes never panic, and every result stays within its input.
+//! and mutated bytes never panic, a head that parses ends at a blank line,
+//! and a chunked body decodes to the same bytes however it is split.
 
 #[cfg(test)]
 mod tests {
@@ -69,7 +70,8 @@ mod tests {
         for input in inputs() {
             match parse(&input, true) {
                 Parsed::Request(r) => {
-                    assert!(r.head_len <= input.len());
+                    let head = input.get(..r.head_len).expect("the head is in the input");
+                    assert!(ends_with_blank_line(head), "{head:?}");
                     assert!(!r.target.key.starts_with('/'));
                     assert!(!r
                         .target
@@ -98,17 +100,47 @@ mod tests {
         }
     }
 
+    /// True when `head` ends with an empty line (LF or CRLF endings).
+    fn ends_with_blank_line(head: &[u8]) -> bool {
+        let Some(rest) = head.strip_suffix(b"\n") else {
+            return false;
+        };
+        let rest = rest.strip_suffix(b"\r").unwrap_or(rest);
+        rest.is_empty() || rest.ends_with(b"\n")
+    }
+
+    /// Decodes `input` fed in two pieces split at `at`, the unused end of
+    /// the first piece fed again with the second, as the server feeds what
+    /// arrives; the data and whether the body ended, or `None` on an error.
+    fn decode_split(input: &[u8], at: usize) -> Option<(Vec<u8>, bool)> {
+        let mut decoder = ChunkedDecoder::default();
+        let mut out = Vec::new();
+        let mut pending = input[..at].to_vec();
+        let used = decoder.decode(&pending, &mut out, 1 << 20).ok()?;
+        pending.drain(..used);
+        pending.extend_from_slice(&input[at..]);
+        decoder.decode(&pending, &mut out, 1 << 20).ok()?;
+        Some((out, decoder.is_done()))
+    }
+
     #[test]
-    fn script_heads_and_chunked_bodies_never_panic() {
+    fn script_heads_end_at_a_blank_line() {
         for input in inputs() {
             if let HeadParse::Complete(_, used) = parse_script_head(&input) {
-                assert!(used <= input.len());
+                let head = input.get(..used).expect("the head is in the input");
+                assert!(ends_with_blank_line(head), "{head:?}");
             }
-            let mut decoder = ChunkedDecoder::default();
-            let mut out = Vec::new();
-            if let Ok(used) = decoder.decode(&input, &mut out, 1 << 20) {
-                assert!(used <= input.len());
-                assert!(out.len() <= input.len());
+        }
+    }
+
+    #[test]
+    fn chunked_bodies_decode_alike_however_they_arrive() {
+        let mut rng = Rng(0x5eed);
+        for input in inputs() {
+            let whole = decode_split(&input, input.len());
+            for _ in 0..4 {
+                let at = rng.below(input.len() + 1);
+                assert_eq!(decode_split(&input, at), whole, "{input:?} split at {at}");
             }
         }
     }

@@ -8,6 +8,7 @@
 extern crate protocol;
 
 pub mod access_log;
+mod backoff;
 pub mod cache;
 pub mod cgi;
 pub mod child;

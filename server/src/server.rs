@@ -644,8 +644,11 @@ impl Server {
         let (interest, deadline) = match conn.phase {
             _ if !flushed => (Interest::WRITABLE, now + self.config.send_timeout),
             Phase::Cgi(ref ex) => {
-                let wants_body = !ex.body_complete() && !conn.peer_closed && conn.input_room() > 0;
-                let interest = if wants_body {
+                // Read on after the body too (pipelined requests wait in
+                // the buffer), so that a client that goes away is noticed
+                // under select as well, which reports no hang-up on a
+                // descriptor it does not watch.
+                let interest = if !conn.peer_closed && conn.input_room() > 0 {
                     Interest::READABLE
                 } else {
                     Interest::NONE

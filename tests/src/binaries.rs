@@ -5,7 +5,7 @@ use std::ffi::OsStr;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -79,6 +79,20 @@ pub fn helper_bin() -> PathBuf {
     binary("helper")
 }
 
+/// The freshly built `cgi-runner` binary.
+pub fn cgi_runner_bin() -> PathBuf {
+    binary("cgi-runner")
+}
+
+/// Held while this test process writes a file or starts a process: a
+/// process forked by another test thread while a script is open for
+/// writing holds a copy of that descriptor until it execs, and executing
+/// the script meanwhile fails with ETXTBSY.
+pub fn fork_lock() -> MutexGuard<'static, ()> {
+    static FORK_LOCK: Mutex<()> = Mutex::new(());
+    FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// What a one-shot command did.
 #[derive(Debug)]
 pub struct RunOutput {
@@ -147,13 +161,17 @@ pub fn run_with_deadline<S: AsRef<OsStr>>(
     args: &[S],
     deadline: Duration,
 ) -> RunOutput {
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", program.display()));
+        .stderr(Stdio::piped());
+    let spawned = {
+        let _guard = fork_lock();
+        command.spawn()
+    };
+    let mut child = spawned.unwrap_or_else(|e| panic!("cannot spawn {}: {e}", program.display()));
     let (out, out_thread) = collect(child.stdout.take());
     let (err, err_thread) = collect(child.stderr.take());
     let start = Instant::now();

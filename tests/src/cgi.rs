@@ -1,15 +1,21 @@
 //! Fixtures for the CGI tests: a temporary document root that /bin/sh
 //! scripts are written into (mode 755), requests with bodies, waiting for
 //! a condition with a deadline, and finding a script's processes through
-//! `/proc` (by process group, or by a marker in their environment).
+//! `/proc` (by process group, by parent, or by a marker in their
+//! environment).
+//!
+//! Scripts are written by a short-lived child process, never through a
+//! descriptor of this test process: a process forked by another test
+//! thread (a server being started) would inherit such a descriptor until
+//! its exec, and executing the script meanwhile fails with ETXTBSY. This
+//! process never holding a script open for writing needs no fork lock.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::thread;
-use std::time::{Duration, Instant};
 
-use crate::docroot::TempDocroot;
+use crate::docroot::{write_file, TempDocroot};
+use crate::procfs::{kill_processes, poll_until, processes_with_environ, ProcStat};
 use crate::DEADLINE;
 
 /// A temporary document root for CGI scripts, removed on drop.
@@ -49,19 +55,25 @@ impl CgiSite {
 
     /// Writes `#!/bin/sh\n<body>` at `rel` beneath the root, mode 755.
     pub fn script(&self, rel: &str, body: &str) -> PathBuf {
-        let path = self
-            .docroot
-            .write(rel, format!("#!/bin/sh\n{body}").as_bytes());
-        set_mode(&path, 0o755);
-        path
+        self.raw_script(rel, format!("#!/bin/sh\n{body}").as_bytes(), 0o755)
     }
 
-    /// Writes `bytes` verbatim at `rel` beneath the root with `mode`.
+    /// Writes `bytes` verbatim at `rel` beneath the root with `mode`
+    /// (through [`write_executable`]).
     pub fn raw_script(&self, rel: &str, bytes: &[u8], mode: u32) -> PathBuf {
-        let path = self.docroot.write(rel, bytes);
-        set_mode(&path, mode);
+        let path = self.root().join(rel);
+        write_executable(&path, bytes, mode);
         path
     }
+}
+
+/// Writes `bytes` at `path` (parents created), then sets `mode`. The write
+/// holds the fork lock ([`crate::binaries::fork_lock`]), so no process
+/// forked by another test thread can hold a writable descriptor of it when
+/// a server later executes it (which would fail with ETXTBSY).
+pub fn write_executable(path: &Path, bytes: &[u8], mode: u32) {
+    write_file(path, bytes);
+    set_mode(path, mode);
 }
 
 /// Sets a file's permission bits.
@@ -112,106 +124,13 @@ pub fn chunked(body: &[u8], sizes: &[usize]) -> Vec<u8> {
     out
 }
 
-/// Polls `condition` every 20 ms until it holds or `deadline` passes;
-/// returns whether it held.
-pub fn wait_until(deadline: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if condition() {
-            return true;
-        }
-        if start.elapsed() > deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Waits (up to [`DEADLINE`]) for `path` to exist.
 pub fn wait_for_file(path: &Path) {
     assert!(
-        wait_until(DEADLINE, || path.exists()),
+        poll_until(DEADLINE, || path.exists()),
         "{} did not appear within {DEADLINE:?}",
         path.display()
     );
-}
-
-/// One process seen in `/proc`.
-#[derive(Debug, Clone)]
-pub struct ProcInfo {
-    pub pid: i32,
-    pub pgid: i32,
-    /// The one-letter state (`R`, `S`, `Z`, ...).
-    pub state: char,
-    /// `/proc/PID/cmdline` with NULs shown as spaces.
-    pub cmdline: String,
-}
-
-fn numeric_dirs() -> Vec<i32> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .collect()
-}
-
-/// The process `pid`, if it still exists.
-pub fn proc_info(pid: i32) -> Option<ProcInfo> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parens.
-    let after = &stat[stat.rfind(')')? + 2..];
-    let mut fields = after.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let _ppid = fields.next()?;
-    let pgid = fields.next()?.parse().ok()?;
-    let cmdline = fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-        .unwrap_or_default();
-    Some(ProcInfo {
-        pid,
-        pgid,
-        state,
-        cmdline,
-    })
-}
-
-/// Every process whose process group is `pgid` (zombies included).
-pub fn processes_in_group(pgid: i32) -> Vec<ProcInfo> {
-    numeric_dirs()
-        .into_iter()
-        .filter_map(proc_info)
-        .filter(|p| p.pgid == pgid)
-        .collect()
-}
-
-/// Every process (other than this one) whose initial environment holds
-/// `needle` (for example `DOCUMENT_ROOT=<a test's unique root>`).
-pub fn processes_with_environ(needle: &str) -> Vec<ProcInfo> {
-    let me = i32::try_from(std::process::id()).expect("pid fits in i32");
-    let needle = needle.as_bytes();
-    numeric_dirs()
-        .into_iter()
-        .filter(|&pid| pid != me)
-        .filter(|pid| {
-            fs::read(format!("/proc/{pid}/environ"))
-                .map(|env| env.split(|&b| b == 0).any(|var| var == needle))
-                .unwrap_or(false)
-        })
-        .filter_map(proc_info)
-        .collect()
-}
-
-/// Sends SIGKILL to each listed process (cleanup of what a test's own
-/// scripts started).
-pub fn kill_processes(procs: &[ProcInfo]) {
-    for p in procs {
-        // SAFETY: kill(2) on a process id we found running our script.
-        unsafe {
-            libc::kill(p.pid, libc::SIGKILL);
-        }
-    }
 }
 
 /// Kills, on drop, every process still carrying a site's `DOCUMENT_ROOT`
@@ -230,7 +149,7 @@ impl Reaper {
     }
 
     /// The site's script processes running now (zombies left out).
-    pub fn running(&self) -> Vec<ProcInfo> {
+    pub fn running(&self) -> Vec<ProcStat> {
         processes_with_environ(&self.0)
             .into_iter()
             .filter(|p| !matches!(p.state, 'Z' | 'X'))

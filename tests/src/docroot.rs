@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use crate::binaries::workspace_root;
+use crate::binaries::{fork_lock, workspace_root};
 
 const PREFIX: &str = "amped-tests-";
 
@@ -66,7 +66,7 @@ fn sweep_stale() {
 }
 
 /// A new empty directory `amped-tests-<pid>-<n>-<tag>` in the temp dir.
-fn unique_dir(tag: &str) -> PathBuf {
+pub(crate) fn unique_dir(tag: &str) -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     sweep_stale();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -81,6 +81,7 @@ pub fn write_file(path: &Path, bytes: &[u8]) {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).unwrap_or_else(|e| panic!("mkdir {}: {e}", parent.display()));
     }
+    let _guard = fork_lock();
     fs::write(path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
@@ -99,6 +100,7 @@ pub fn copy_tree(from: &Path, to: &Path) {
         } else if kind.is_dir() {
             copy_tree(&src, &dst);
         } else {
+            let _guard = fork_lock();
             fs::copy(&src, &dst).unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
         }
     }

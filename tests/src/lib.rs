@@ -8,15 +8,18 @@
 pub mod binaries;
 pub mod cgi;
 pub mod docroot;
+pub mod gate;
 pub mod http_client;
 pub mod limits;
 pub mod procfs;
 pub mod server_process;
+pub mod socket;
 pub mod status;
 pub mod streaming;
 
 pub use binaries::{helper_bin, run_with_deadline, server_bin, workspace_root, RunOutput};
 pub use docroot::{site_docroot, www_docroot, FixtureSite, TempDocroot, WwwDocroot};
+pub use gate::HelperGate;
 pub use http_client::{assert_bytes_eq, Connection, Response};
 pub use limits::raise_nofile_limit;
 pub use server_process::ServerProcess;

@@ -11,6 +11,8 @@ use std::fs;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::DEADLINE;
+
 /// One process as `/proc/PID/stat` shows it.
 #[derive(Debug, Clone)]
 pub struct ProcStat {
@@ -36,6 +38,11 @@ impl ProcStat {
     /// User plus kernel CPU time, in clock ticks.
     pub fn cpu_ticks(&self) -> u64 {
         self.utime + self.stime
+    }
+
+    /// Its command line, read now (empty if it is gone).
+    pub fn cmdline(&self) -> String {
+        cmdline(self.pid)
     }
 }
 
@@ -93,6 +100,60 @@ pub fn live_children_named(ppid: i32, comm: &str) -> Vec<i32> {
     pids
 }
 
+/// The live (non-zombie) children of `ppid`.
+pub fn live_children(ppid: i32) -> Vec<ProcStat> {
+    all_processes()
+        .into_iter()
+        .filter(|p| p.ppid == ppid && p.is_live())
+        .collect()
+}
+
+/// Every member of process group `pgid`, zombies included.
+pub fn group_members(pgid: i32) -> Vec<ProcStat> {
+    all_processes()
+        .into_iter()
+        .filter(|p| p.pgid == pgid)
+        .collect()
+}
+
+/// Every process (other than this one) whose initial environment holds
+/// `needle` (for example `DOCUMENT_ROOT=<a test's unique root>`).
+pub fn processes_with_environ(needle: &str) -> Vec<ProcStat> {
+    let me = i32::try_from(std::process::id()).expect("pid fits in i32");
+    let needle = needle.as_bytes();
+    all_processes()
+        .into_iter()
+        .filter(|p| p.pid != me)
+        .filter(|p| {
+            fs::read(format!("/proc/{}/environ", p.pid))
+                .map(|env| env.split(|&b| b == 0).any(|var| var == needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Sends SIGKILL to each listed process (cleanup of what a test's own
+/// scripts started).
+pub fn kill_processes(procs: &[ProcStat]) {
+    for p in procs {
+        send_signal(p.pid, libc::SIGKILL);
+    }
+}
+
+/// Waits (up to [`DEADLINE`]) until `ppid` has exactly `n` live children
+/// named `comm` and returns their PIDs; panics if it never has.
+pub fn wait_for_live_children(ppid: i32, comm: &str, n: usize) -> Vec<i32> {
+    let mut found = Vec::new();
+    assert!(
+        poll_until(DEADLINE, || {
+            found = live_children_named(ppid, comm);
+            found.len() == n
+        }),
+        "{ppid} never had {n} live children named {comm}: {found:?}"
+    );
+    found
+}
+
 /// The live members of process group `pgid`.
 pub fn live_group_members(pgid: i32) -> Vec<ProcStat> {
     all_processes()
@@ -142,6 +203,26 @@ pub fn vm_rss_bytes(pid: i32) -> Option<u64> {
         .parse()
         .ok()?;
     Some(kib * 1024)
+}
+
+/// The share (0 to 1) of samples, taken every 10 ms for `watch`, in
+/// which `pid` was runnable (state `R`: on a CPU or waiting for one).
+///
+/// This tells a process that spins from one that sleeps whatever the
+/// machine's load: a busy loop is runnable all the time even when other
+/// processes keep it off the CPU, where a CPU-time budget would let a
+/// starved spinner pass. A process that is gone counts as not runnable.
+pub fn runnable_share(pid: i32, watch: Duration) -> f64 {
+    let start = Instant::now();
+    let (mut samples, mut runnable) = (0u32, 0u32);
+    while start.elapsed() < watch {
+        samples += 1;
+        if proc_stat(pid).is_some_and(|p| p.state == 'R') {
+            runnable += 1;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    f64::from(runnable) / f64::from(samples.max(1))
 }
 
 /// Sends `signal` to `pid`; true if it was delivered.

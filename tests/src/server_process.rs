@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Instant;
 
-use crate::binaries::{collect, kill_child, server_bin, Collected};
+use crate::binaries::{collect, fork_lock, kill_child, server_bin, Collected};
 use crate::http_client::Connection;
 use crate::DEADLINE;
 
@@ -78,8 +78,18 @@ impl ServerProcess {
         args: &[S],
         env: &[(&str, &str)],
     ) -> Self {
-        let bin = server_bin();
-        let mut command = Command::new(&bin);
+        Self::start_binary(&server_bin(), listen, args, env)
+    }
+
+    /// Like [`start_listening`](Self::start_listening), running the server
+    /// binary at `bin` (which finds its helper and runner beside itself).
+    pub fn start_binary<S: AsRef<OsStr>>(
+        bin: &Path,
+        listen: &str,
+        args: &[S],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut command = Command::new(bin);
         command.args(["--listen", listen]);
         if !args
             .iter()
@@ -90,13 +100,17 @@ impl ServerProcess {
         command
             .args(args)
             .env_remove("AMPED_TEST_HELPER_DELAY")
+            .env_remove("AMPED_TEST_HELPER_GATE")
+            .env_remove("AMPED_TEST_HELPER_EXIT_IF")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", bin.display()));
+        let spawned = {
+            let _guard = fork_lock();
+            command.spawn()
+        };
+        let mut child = spawned.unwrap_or_else(|e| panic!("cannot spawn {}: {e}", bin.display()));
 
         let (stderr, _) = collect(child.stderr.take());
         let stdout = Collected::default();

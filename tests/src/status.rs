@@ -3,7 +3,12 @@
 
 use serde_json::Value;
 
+use crate::procfs::poll_until;
 use crate::server_process::ServerProcess;
+use crate::DEADLINE;
+
+/// Where the tests put the status page (`--status-path`).
+pub const STATUS_PATH: &str = "/server-status";
 
 /// Fetches `path?json` on a new connection and parses it; panics unless
 /// the answer is a 200 with valid JSON.
@@ -25,4 +30,31 @@ pub fn status_number(status: &Value, pointer: &str) -> u64 {
         .pointer(pointer)
         .and_then(Value::as_u64)
         .unwrap_or_else(|| panic!("status JSON has no integer at {pointer}: {status}"))
+}
+
+/// `helper_restarts` in a status page: one count per helper.
+pub fn helper_restarts(status: &Value) -> Vec<u64> {
+    status
+        .get("helper_restarts")
+        .and_then(Value::as_array)
+        .unwrap_or_else(|| panic!("status JSON has no helper_restarts array: {status}"))
+        .iter()
+        .map(|n| {
+            n.as_u64()
+                .unwrap_or_else(|| panic!("helper_restarts holds {n}"))
+        })
+        .collect()
+}
+
+/// Waits (up to [`DEADLINE`]) until the status page at [`STATUS_PATH`]
+/// counts `n` helper lookups in flight; panics if it never does.
+pub fn wait_for_lookups_in_flight(server: &ServerProcess, n: u64) {
+    let mut status = Value::Null;
+    assert!(
+        poll_until(DEADLINE, || {
+            status = status_json(server, STATUS_PATH);
+            status_number(&status, "/helper_lookups_in_flight") == n
+        }),
+        "the status page never showed {n} helper lookups in flight: {status}"
+    );
 }

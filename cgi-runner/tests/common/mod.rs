@@ -36,6 +36,20 @@ pub fn fork_lock() -> MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// How long a read of the runner's channel may wait: a deadline for
+/// replies that normally take milliseconds, generous for a loaded 2-core
+/// machine; no test expects a reply later than a few seconds.
+pub const CHANNEL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The time limit given to scripts that should end by themselves at once:
+/// long enough that no loaded machine makes them time out.
+pub const QUICK_LIMIT_MS: u64 = 120_000;
+
+/// A deadline for waits on things that normally take milliseconds (a
+/// process exiting, a group being killed, a line reaching stderr),
+/// generous for a loaded 2-core machine.
+pub const WAIT: Duration = Duration::from_secs(30);
+
 /// A temporary document root, removed on drop.
 pub struct TempRoot(pub PathBuf);
 
@@ -136,7 +150,7 @@ impl Runner {
             cmd.spawn().expect("spawn cgi-runner")
         };
         drop(theirs);
-        ours.set_read_timeout(Some(Duration::from_secs(15)))
+        ours.set_read_timeout(Some(CHANNEL_TIMEOUT))
             .expect("timeout");
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let mut pipe = child.stderr.take().expect("stderr pipe");
@@ -260,7 +274,7 @@ impl Runner {
 
     /// Asks for a script that must be refused.
     pub fn refused(&mut self, id: u64, script: &str) -> Refusal {
-        self.send_run(id, script, &[], 5000);
+        self.send_run(id, script, &[], QUICK_LIMIT_MS);
         let received = self.reply_for(id);
         assert!(received.fds.is_empty());
         match received.message {
@@ -310,7 +324,7 @@ impl Runner {
     pub fn finish(mut self) -> (ExitStatus, String) {
         // As good as closing it, for the runner: end-of-file.
         let _ = self.channel.socket().shutdown(std::net::Shutdown::Both);
-        let status = wait_with_timeout(&mut self.child, Duration::from_secs(10));
+        let status = wait_with_timeout(&mut self.child, WAIT);
         if let Some(thread) = self.stderr_thread.take() {
             let _ = thread.join();
         }
@@ -364,8 +378,10 @@ fn access_mode(fd: &impl AsRawFd) -> i32 {
     flags & libc::O_ACCMODE
 }
 
-/// How long [`read_all`] waits for end-of-file.
-pub const READ_DEADLINE: Duration = Duration::from_secs(15);
+/// How long [`read_all`] waits for end-of-file: generous for a loaded
+/// machine, and shorter than the long sleeps the tests use to tell "ended
+/// by the runner" from "ended by itself".
+pub const READ_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Reads a pipe end to end-of-file, waiting (with poll(2)) at most
 /// [`READ_DEADLINE`] in all; panics, with what it got, if end-of-file
@@ -462,8 +478,10 @@ pub fn wait_group_gone(pgid: u32, timeout: Duration) -> Duration {
     }
 }
 
-/// How long a standalone run may take before it is killed.
-pub const STANDALONE_DEADLINE: Duration = Duration::from_secs(20);
+/// How long a standalone run may take before it is killed: generous for a
+/// loaded machine, and shorter than the long sleeps the tests use to tell
+/// "killed" from "ended by itself".
+pub const STANDALONE_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Runs the runner in standalone mode with `stdin` as its input.
 pub fn run_standalone(args: &[&str], stdin: &[u8]) -> Output {

@@ -33,13 +33,16 @@ impl Drop for TempFile {
     }
 }
 
-/// A connected pair whose reads give up after a few seconds, so that a
+/// How long a read from a [`pair`] may wait: a deadline for data that is
+/// normally there at once, generous for a loaded 2-core machine.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connected pair whose reads give up after [`READ_TIMEOUT`], so that a
 /// regression fails a test instead of hanging it.
 pub fn pair() -> (UnixStream, UnixStream) {
     let (a, b) = UnixStream::pair().expect("socketpair");
     for s in [&a, &b] {
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
+        s.set_read_timeout(Some(READ_TIMEOUT)).expect("timeout");
     }
     (a, b)
 }

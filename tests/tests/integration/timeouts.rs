@@ -18,18 +18,28 @@ use std::time::{Duration, Instant};
 
 use tests::http_client::request_bytes;
 use tests::procfs::poll_until;
+use tests::socket::{connect_with_small_receive_buffer, larger_than_socket_buffers};
 use tests::status::{status_json, status_number};
 use tests::{per_backend, site_docroot, ServerProcess, TempDocroot};
 
-/// The timeouts under test are 1 s; nothing may close before this much.
-const EARLIEST: Duration = Duration::from_millis(900);
-/// ... and the close must have come by this much.
-const LATEST: Duration = Duration::from_secs(5);
-/// Reads wait this long, a little past [`LATEST`], so a missing close
+/// Most timeouts under test are 1 s. Every measurement starts before the
+/// event that starts the server's timer, so nothing may close before the
+/// timeout itself (less this much for the clocks' granularity)...
+const EARLY_SLACK: Duration = Duration::from_millis(100);
+/// ... and the close must have come this long after the timeout: generous,
+/// because on a loaded 2-core machine the server (or this test) can wait
+/// seconds for a CPU; a server that never closes still fails.
+const LATE_SLACK: Duration = Duration::from_secs(8);
+/// Reads wait this long, past any close that counts, so a missing close
 /// shows up as a timed-out read rather than a hang.
-const READ_WAIT: Duration = Duration::from_secs(6);
+const READ_WAIT: Duration = Duration::from_secs(12);
 /// Gap between trickled bytes.
 const TRICKLE: Duration = Duration::from_millis(400);
+/// The keep-alive timeout of the paced-requests test, and the pause
+/// between its requests: a third of the timeout, so that a test thread
+/// that wakes up late on a loaded machine still comes back in time.
+const PACED_KEEPALIVE: Duration = Duration::from_secs(3);
+const PACING: Duration = Duration::from_secs(1);
 
 fn timeout_server(backend: &str) -> ServerProcess {
     ServerProcess::serve_with(
@@ -39,14 +49,19 @@ fn timeout_server(backend: &str) -> ServerProcess {
     )
 }
 
+/// `elapsed` runs from before the server's timer started to the close.
 fn assert_closed_in_window(what: &str, elapsed: Duration) {
+    assert_closed_after(what, elapsed, Duration::from_secs(1));
+}
+
+fn assert_closed_after(what: &str, elapsed: Duration, timeout: Duration) {
     assert!(
-        elapsed >= EARLIEST,
-        "{what}: closed after {elapsed:?}, before the 1 s timeout"
+        elapsed + EARLY_SLACK >= timeout,
+        "{what}: closed after {elapsed:?}, before the {timeout:?} timeout"
     );
     assert!(
-        elapsed < LATEST,
-        "{what}: closed only after {elapsed:?} with a 1 s timeout"
+        elapsed < timeout + LATE_SLACK,
+        "{what}: closed only after {elapsed:?} with a {timeout:?} timeout"
     );
 }
 
@@ -54,41 +69,52 @@ fn idle_keepalive_connection_is_closed(backend: &str) {
     let server = timeout_server(backend);
     let mut conn = server.connect();
     conn.set_read_timeout(READ_WAIT);
-    conn.get("/index.html").assert_status(200);
+    // Taken before the request: the server's idle timer starts once the
+    // response is written, which may be well before this test reads it.
     let idle_since = Instant::now();
+    conn.get("/index.html").assert_status(200);
     conn.expect_closed();
     assert_closed_in_window("idle keep-alive connection", idle_since.elapsed());
 }
 
 fn keepalive_connection_is_usable_before_the_timeout(backend: &str) {
-    let server = timeout_server(backend);
+    let timeout = PACED_KEEPALIVE.as_secs().to_string();
+    let server = ServerProcess::serve_with(
+        &site_docroot().root,
+        backend,
+        &["--keepalive-timeout", &timeout],
+    );
     let mut conn = server.connect();
-    conn.set_read_timeout(READ_WAIT);
+    conn.set_read_timeout(READ_WAIT + PACED_KEEPALIVE);
     let first = Instant::now();
-    // 4 requests 0.6 s apart: 1.8 s in all, well past the 1 s timeout, so
-    // the idle timer must restart after each response. (The pacing sleep
-    // is the behaviour under test.)
-    for i in 0..4 {
+    // 5 requests 1 s apart: 4 s in all, past the 3 s timeout, so the idle
+    // timer must restart after each response. (The pacing sleep is the
+    // behaviour under test.)
+    let mut idle_since = first;
+    for i in 0..5 {
         if i > 0 {
-            thread::sleep(Duration::from_millis(600));
+            thread::sleep(PACING);
         }
+        idle_since = Instant::now();
         let response = conn
             .try_send(request_bytes("GET", "/index.html", &[]).as_bytes())
             .and_then(|()| conn.try_read_response(false))
             .unwrap_or_else(|e| {
                 panic!(
-                    "request {} ({:?} after the first) on a connection idle for 0.6 s: {e}",
+                    "request {} ({:?} after the first) on a connection idle for {PACING:?}: {e}",
                     i + 1,
                     first.elapsed()
                 )
             });
         response.assert_status(200);
     }
-    assert!(first.elapsed() >= Duration::from_millis(1800));
     // And it still closes once idle.
-    let idle_since = Instant::now();
     conn.expect_closed();
-    assert_closed_in_window("after 4 paced requests", idle_since.elapsed());
+    assert_closed_after(
+        "after 5 paced requests",
+        idle_since.elapsed(),
+        PACED_KEEPALIVE,
+    );
 }
 
 fn incomplete_request_head_is_cut_off(backend: &str) {
@@ -226,15 +252,15 @@ fn trickled_head_pipelined_behind_a_request_is_cut_off(backend: &str) {
     );
 }
 
-/// Size of the file the stalled client asks for: far more than the
-/// socket buffers on both sides hold.
-const STALLED_SIZE: usize = 32 * 1024 * 1024;
-
 fn stalled_reader_is_dropped_after_the_send_timeout(backend: &str) {
+    // Far more than the socket buffers on both sides hold (the client's
+    // receive buffer is made small, the server's send buffer is at most
+    // what tcp_wmem allows).
+    let stalled_size = larger_than_socket_buffers(32 << 20);
     let docroot = TempDocroot::new("send-timeout");
     docroot.write(
         "big.bin",
-        &tests::docroot::pseudo_random_bytes(STALLED_SIZE, 5),
+        &tests::docroot::pseudo_random_bytes(stalled_size, 5),
     );
     docroot.write("page.html", b"<p>small</p>\n");
     let server = ServerProcess::serve_with(
@@ -242,15 +268,17 @@ fn stalled_reader_is_dropped_after_the_send_timeout(backend: &str) {
         backend,
         &["--send-timeout", "1", "--status-path", "/server-status"],
     );
-    let mut stalled = server.connect_raw();
+    let mut stalled = connect_with_small_receive_buffer(server.addr());
+    // Taken before the request goes out, so before the server can start
+    // its send timer.
+    let asked = Instant::now();
     stalled
         .write_all(request_bytes("GET", "/big.bin", &[]).as_bytes())
         .expect("send the request");
-    let asked = Instant::now();
     // Readiness check instead of a fixed wait: the status page's own
     // connection is the only one left once the stalled one is dropped.
     let open = || status_number(&status_json(&server, "/server-status"), "/open_connections");
-    let dropped = poll_until(Duration::from_secs(8), || open() == 1);
+    let dropped = poll_until(Duration::from_secs(1) + LATE_SLACK, || open() == 1);
     let took = asked.elapsed();
     assert!(
         dropped,
@@ -259,7 +287,7 @@ fn stalled_reader_is_dropped_after_the_send_timeout(backend: &str) {
         open()
     );
     assert!(
-        took >= EARLIEST,
+        took + EARLY_SLACK >= Duration::from_secs(1),
         "dropped after {took:?}, before the 1 s send timeout"
     );
     // What the kernel buffered arrives, then end-of-file or a reset: never
@@ -281,8 +309,8 @@ fn stalled_reader_is_dropped_after_the_send_timeout(backend: &str) {
         }
     };
     assert!(
-        got < STALLED_SIZE,
-        "the whole {STALLED_SIZE}-byte response arrived ({got} bytes, then {ended})"
+        got < stalled_size,
+        "the whole {stalled_size}-byte response arrived ({got} bytes, then {ended})"
     );
     eprintln!("{backend}: stalled reader dropped after {took:?}; {got} bytes, then {ended}");
     // The server is fine.

@@ -4,12 +4,17 @@
 //! inside the root is 403 and never runs it either; a `.cgi` file that is
 //! not executable is 403, a missing one 404 (also with PATH_INFO), and a
 //! dot-file script 403 without running.
+//!
+//! "Never runs" is checked once every script the server could have asked
+//! for has certainly finished (see [`Site::assert_no_forbidden_script_ran`]),
+//! not at the moment a response arrives.
 
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use tests::cgi::{set_mode, CgiSite, TEXT_HEAD};
-use tests::{per_backend, Connection, Response, ServerProcess};
+use tests::cgi::{set_mode, write_executable, CgiSite, TEXT_HEAD};
+use tests::procfs::{live_children, poll_until};
+use tests::{per_backend, Connection, Response, ServerProcess, DEADLINE};
 
 /// A script that leaves `marker` when it runs.
 fn marking_script(marker: &Path) -> String {
@@ -30,11 +35,13 @@ fn security_site() -> Site {
     let outside = site.outside();
     let marker = outside.join("forbidden-script-ran");
     let evil = outside.join("evil.cgi");
-    std::fs::write(&evil, format!("#!/bin/sh\n{}", marking_script(&marker)))
-        .expect("write the outside script");
-    set_mode(&evil, 0o755);
-    std::fs::create_dir_all(outside.join("cgi-bin")).expect("mkdir outside/cgi-bin");
-    std::fs::copy(&evil, outside.join("cgi-bin/evil.cgi")).expect("copy the outside script");
+    let evil_text = format!("#!/bin/sh\n{}", marking_script(&marker));
+    write_executable(&evil, evil_text.as_bytes(), 0o755);
+    write_executable(
+        &outside.join("cgi-bin/evil.cgi"),
+        evil_text.as_bytes(),
+        0o755,
+    );
 
     site.script("cgi-bin/ok.cgi", &format!("{TEXT_HEAD}\necho ok\n"));
     site.script("cgi-bin/.hidden.cgi", &marking_script(&marker));
@@ -56,15 +63,52 @@ fn raw_get(server: &ServerProcess, target: &str) -> (Connection, Response) {
 }
 
 impl Site {
+    /// What the response alone can show: no output of a forbidden script.
+    /// (The marker is checked by
+    /// [`assert_no_forbidden_script_ran`](Self::assert_no_forbidden_script_ran)
+    /// once nothing can still be about to create it.)
     fn assert_never_ran(&self, target: &str, response: &Response) {
         assert!(
             !response.body_text().contains("must not run"),
             "{target} ran a forbidden script:\n{}",
             response.head_text()
         );
+    }
+
+    /// Proves that none of the requests made so far ran a forbidden script.
+    /// `ok.cgi` is asked for after every earlier response has arrived; the
+    /// server's runner starts scripts one message at a time, in the order
+    /// the server sends them, so once `ok.cgi` has answered, any script the
+    /// server asked for earlier has been started. Once the runner has no
+    /// live child left, every such script has ended, and the marker would
+    /// be there.
+    fn assert_no_forbidden_script_ran(&self, server: &ServerProcess) {
+        let (_, response) = raw_get(server, "/cgi-bin/ok.cgi");
+        response.assert_status(200);
+        assert_eq!(response.body_text(), "ok\n");
+        let server_pid = i32::try_from(server.pid()).expect("pid fits in pid_t");
+        let runners: Vec<i32> = live_children(server_pid)
+            .into_iter()
+            .filter(|p| p.cmdline().contains("cgi-runner"))
+            .map(|p| p.pid)
+            .collect();
+        assert_eq!(
+            runners.len(),
+            1,
+            "the server's cgi-runner among its children: {:?}",
+            live_children(server_pid)
+        );
+        let mut left = Vec::new();
+        assert!(
+            poll_until(DEADLINE, || {
+                left = live_children(runners[0]);
+                left.is_empty()
+            }),
+            "the runner's scripts did not end within {DEADLINE:?}: {left:?}"
+        );
         assert!(
             !self.marker.exists(),
-            "a forbidden script ran (marker left) by the time {target} was answered"
+            "a forbidden script ran (it left its marker)"
         );
     }
 }
@@ -90,11 +134,8 @@ fn dotdot_to_outside_script_is_400(backend: &str) {
         response.assert_error_page(400);
         conn.expect_closed();
     }
-    // A script inside the root still runs.
-    let (_, response) = raw_get(&server, "/cgi-bin/ok.cgi");
-    response.assert_status(200);
-    assert_eq!(response.body_text(), "ok\n");
-    assert!(!s.marker.exists(), "a forbidden script ran");
+    // A script inside the root still runs, and none outside it ran.
+    s.assert_no_forbidden_script_ran(&server);
 }
 
 fn symlinks_to_outside_scripts_are_403(backend: &str) {
@@ -110,6 +151,7 @@ fn symlinks_to_outside_scripts_are_403(backend: &str) {
         s.assert_never_ran(target, &response);
         response.assert_error_page(403);
     }
+    s.assert_no_forbidden_script_ran(&server);
 }
 
 fn unrunnable_scripts_are_refused(backend: &str) {
@@ -139,6 +181,7 @@ fn unrunnable_scripts_are_refused(backend: &str) {
     let response = conn.get_dechunked("/cgi-bin/ok.cgi");
     response.assert_status(200);
     assert_eq!(response.body_text(), "ok\n");
+    s.assert_no_forbidden_script_ran(&server);
 }
 
 per_backend!(

@@ -6,7 +6,8 @@
 //! `Expect: 100-continue`, 413 past `--cgi-max-body`, and a script's
 //! stderr in the error log with the `cgi: /path: ` prefix.
 
-use tests::cgi::{chunked, request_with_body, wait_until, CgiSite, TEXT_HEAD};
+use tests::cgi::{chunked, request_with_body, CgiSite, TEXT_HEAD};
+use tests::procfs::poll_until;
 use tests::{assert_bytes_eq, per_backend, Connection, Response, ServerProcess, DEADLINE};
 
 const PAGE: &[u8] = b"<!doctype html>\n<p>the page a script redirects to</p>\n";
@@ -308,7 +309,7 @@ fn stderr_goes_to_the_error_log(backend: &str) {
         "cgi: /cgi-bin/err.cgi: amped-stderr-first line",
         "cgi: /cgi-bin/err.cgi: amped-stderr-second line",
     ];
-    let logged = wait_until(DEADLINE, || {
+    let logged = poll_until(DEADLINE, || {
         let log = server.stderr_text();
         expected.iter().all(|line| log.lines().any(|l| l == *line))
     });

@@ -5,28 +5,51 @@
 //! These tests need root (CI runs as root). Run as another user they fail
 //! with a clear message, unless `AMPED_TESTS_NOT_ROOT=1` says that skipping
 //! them is intended.
+//!
+//! The clone may sit where `nobody` cannot go (a home directory of mode
+//! 700, a `mktemp -d` folder), so the test copies the three binaries and
+//! the document root into a directory of the temp dir that everyone may
+//! search, and runs them from there.
 
+use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use tests::binaries::cgi_runner_bin;
 use tests::cgi::set_mode;
-use tests::procfs::{children_of, live_children_named};
-use tests::{server_bin, ServerProcess, TempDocroot};
+use tests::procfs::{children_of, wait_for_live_children};
+use tests::{helper_bin, server_bin, ServerProcess, TempDocroot};
 
 /// The uid of `nobody` on Debian.
 const NOBODY_UID: u32 = 65534;
 
-/// The four uids (real, effective, saved, filesystem) of a process.
-fn uids(pid: i32) -> Vec<u32> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .expect("a Uid line");
+/// The four uids (real, effective, saved, filesystem) of a process, or
+/// `None` if it is gone.
+fn uids(pid: i32) -> Option<Vec<u32>> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
     line.split_whitespace()
         .skip(1)
-        .map(|n| n.parse().expect("a uid"))
+        .map(|n| n.parse().ok())
         .collect()
+}
+
+/// Copies the server, helper and cgi-runner binaries into `dir` (created
+/// with mode 755) and returns the copied server.
+fn binaries_in(dir: &Path) -> PathBuf {
+    fs::create_dir_all(dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    set_mode(dir, 0o755);
+    for bin in [server_bin(), helper_bin(), cgi_runner_bin()] {
+        let name = bin.file_name().expect("a binary's file name");
+        let copy = dir.join(name);
+        let copied = {
+            let _guard = tests::binaries::fork_lock();
+            fs::copy(&bin, &copy)
+        };
+        copied.unwrap_or_else(|e| panic!("copy {} to {}: {e}", bin.display(), copy.display()));
+        set_mode(&copy, 0o755);
+    }
+    dir.join("server")
 }
 
 /// True when the tests run as root. Otherwise panics, unless
@@ -60,24 +83,30 @@ fn server_and_children_run_as_the_given_user() {
     if !running_as_root() {
         return;
     }
-    let bin = server_bin();
-    assert!(
-        reachable_by_others(&bin),
-        "nobody cannot reach {}: put the target directory where others may \
-         search it",
-        bin.display()
-    );
     let docroot = TempDocroot::with_www("user-switch");
     for dir in [docroot.path().parent().expect("temp dir"), docroot.path()] {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        set_mode(dir, 0o755);
     }
+    let bin = binaries_in(&docroot.outside().join("bin"));
+    assert!(
+        reachable_by_others(&bin),
+        "nobody cannot reach {}: the temp dir ({}) must be searchable by \
+         others (set TMPDIR to one that is)",
+        bin.display(),
+        std::env::temp_dir().display()
+    );
     let uid_script = docroot.write(
         "cgi-bin/uid.cgi",
         b"#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nid -u\n",
     );
     set_mode(&uid_script, 0o755);
     let root = docroot.path().to_str().expect("utf-8 path");
-    let server = ServerProcess::start(&["--root", root, "--user", "nobody"]);
+    let server = ServerProcess::start_binary(
+        &bin,
+        "127.0.0.1:0",
+        &["--root", root, "--user", "nobody"],
+        &[],
+    );
 
     let page = tests::http_client::fetch(server.addr(), "/");
     page.assert_status(200);
@@ -92,28 +121,35 @@ fn server_and_children_run_as_the_given_user() {
         "the CGI script's uid"
     );
 
-    let pid = server.pid() as i32;
-    assert_eq!(uids(pid), vec![NOBODY_UID; 4], "the server runs as nobody");
-    let helpers = live_children_named(pid, "helper");
-    let runners = live_children_named(pid, "cgi-runner");
-    assert_eq!(helpers.len(), 2, "two live helpers: {helpers:?}");
-    assert_eq!(runners.len(), 1, "one live cgi-runner: {runners:?}");
+    let pid = i32::try_from(server.pid()).expect("pid fits in pid_t");
+    assert_eq!(
+        uids(pid),
+        Some(vec![NOBODY_UID; 4]),
+        "the server runs as nobody"
+    );
+    // The children were all started once the pages above were served; the
+    // two helpers and the runner stay up.
+    let helpers = wait_for_live_children(pid, "helper", 2);
+    let runners = wait_for_live_children(pid, "cgi-runner", 1);
     for child in helpers.iter().chain(&runners) {
         assert_eq!(
             uids(*child),
-            vec![NOBODY_UID; 4],
+            Some(vec![NOBODY_UID; 4]),
             "child {child} runs as nobody"
         );
     }
-    // Nothing else the server started runs as anyone else either.
+    // Nothing else the server started runs as anyone else either (a child
+    // that exits meanwhile has no uid left to check).
     for child in children_of(pid).into_iter().filter(|c| c.is_live()) {
-        assert_eq!(
-            uids(child.pid),
-            vec![NOBODY_UID; 4],
-            "child {} ({}) runs as nobody",
-            child.pid,
-            child.comm
-        );
+        if let Some(ids) = uids(child.pid) {
+            assert_eq!(
+                ids,
+                vec![NOBODY_UID; 4],
+                "child {} ({}) runs as nobody",
+                child.pid,
+                child.comm
+            );
+        }
     }
 }
 

@@ -2,7 +2,8 @@
 //! replaced (atomically, by rename) with different content of a different
 //! size, the new content arrives within 5 s and no response is ever a mix
 //! or a truncation; a file edited in place, a file created after a 404 and
-//! a deleted file are all seen within 5 s.
+//! a deleted file are all seen within 10 s (the promise is 1 s; the rest is
+//! room for a loaded machine).
 
 use std::fs;
 use std::thread;
@@ -11,7 +12,9 @@ use std::time::{Duration, Instant};
 use tests::docroot::pseudo_random_bytes;
 use tests::{assert_bytes_eq, per_backend, Response, ServerProcess, TempDocroot};
 
-const FRESHNESS: Duration = Duration::from_secs(5);
+/// The promise is one second; the rest is room for a loaded machine, where
+/// a re-validation waits its turn for a CPU like everything else.
+const FRESHNESS: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(50);
 
 /// Replaces `rel` atomically: write a sibling, then rename over.

@@ -1,47 +1,41 @@
 //! CGI script processes, under each event backend: an endless loop (alone,
 //! and one that also starts a looping subshell and a `sleep`) is killed at
-//! `--cgi-timeout 1` with a 504 to the client, and then nothing of its
+//! `--cgi-timeout 3` with a 504 to the client, and then nothing of its
 //! process group (or with its environment) is left; a script whose
 //! background child keeps stdout open still gets its response finished
-//! within 5 s; and with `--cgi-max-procs 1`, a second script while one
+//! long before that child would end; and with `--cgi-max-procs 1`, a second script while one
 //! runs gets 503 with Retry-After, and scripts run again once it ends.
 
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tests::cgi::{
-    kill_processes, proc_info, processes_in_group, processes_with_environ, wait_for_file,
-    wait_until, CgiSite, TEXT_HEAD,
-};
+use tests::cgi::{wait_for_file, CgiSite, Reaper, TEXT_HEAD};
+use tests::procfs::{group_members, poll_until, proc_stat, processes_with_environ, ProcStat};
 use tests::{per_backend, ServerProcess, DEADLINE};
 
-/// Kills, on drop, every process still carrying the site's DOCUMENT_ROOT
-/// in its environment, so that a failing test leaves no spinning script.
-struct Reaper(String);
-
-impl Reaper {
-    fn new(site: &CgiSite) -> Self {
-        Reaper(format!("DOCUMENT_ROOT={}", site.canonical_root().display()))
-    }
-
-    /// The marker to look for in `/proc/*/environ`.
-    fn marker(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        kill_processes(&processes_with_environ(&self.0));
-    }
-}
+/// The endless scripts' time limit, in seconds. They must have written
+/// their pid files before it (milliseconds of work), so 3 s leaves room
+/// for a loaded machine while the two loops do not burn CPU for long.
+const LIMIT_SECS: u64 = 3;
+/// The 504s must come within this of the requests: the limit plus 17 s
+/// for killing and answering on a loaded 2-core machine (below the
+/// client's 30 s read timeout, so that this bound is what fails).
+const LIMIT_ANSWERED_MAX: Duration = Duration::from_secs(20);
+/// How long the background child of bg.cgi would hold stdout: far
+/// beyond [`BG_ANSWERED_MAX`].
+const BG_SLEEP_SECS: u64 = 600;
+/// bg.cgi's response must be complete within this: the runner's 2 s grace
+/// period after the script's exit plus generous room for a loaded
+/// machine, far short of the background child's own end and below the
+/// client's 30 s read timeout (so that this bound is what fails).
+const BG_ANSWERED_MAX: Duration = Duration::from_secs(20);
 
 fn read_pid(path: &Path) -> i32 {
     wait_for_file(path);
     let mut text = String::new();
     // The script may not have finished writing the line yet.
-    let complete = wait_until(DEADLINE, || {
+    let complete = poll_until(DEADLINE, || {
         text = fs::read_to_string(path).unwrap_or_default();
         text.ends_with('\n')
     });
@@ -55,8 +49,8 @@ fn read_pid(path: &Path) -> i32 {
 /// its environment.
 fn assert_all_gone(pgid: i32, marker: &str, what: &str) {
     let mut left = Vec::new();
-    let gone = wait_until(DEADLINE, || {
-        left = processes_in_group(pgid);
+    let gone = poll_until(DEADLINE, || {
+        left = group_members(pgid);
         left.extend(processes_with_environ(marker));
         left.is_empty()
     });
@@ -85,7 +79,8 @@ fn endless_scripts_are_killed_with_504(backend: &str) {
             pid = spawner_pid.display()
         ),
     );
-    let server = ServerProcess::serve_with(site.root(), backend, &["--cgi-timeout", "1"]);
+    let limit = LIMIT_SECS.to_string();
+    let server = ServerProcess::serve_with(site.root(), backend, &["--cgi-timeout", &limit]);
 
     let started = Instant::now();
     let mut spin = server.connect();
@@ -106,23 +101,32 @@ fn endless_scripts_are_killed_with_504(backend: &str) {
         let response = conn.read_response_dechunked();
         response.assert_status(504);
         let waited = started.elapsed();
+        // Not before the limit (100 ms for timer granularity).
         assert!(
-            waited >= Duration::from_millis(900),
-            "{name}: 504 after {waited:?}, before the 1 s limit"
+            waited >= Duration::from_secs(LIMIT_SECS) - Duration::from_millis(100),
+            "{name}: 504 after {waited:?}, before the {LIMIT_SECS} s limit"
         );
     }
     assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "the 504s took {:?} with --cgi-timeout 1",
+        started.elapsed() < LIMIT_ANSWERED_MAX,
+        "the 504s took {:?} with --cgi-timeout {LIMIT_SECS}",
         started.elapsed()
     );
     assert_all_gone(spin_pgid, reaper.marker(), "spin.cgi");
     assert_all_gone(spawner_pgid, reaper.marker(), "spawner.cgi");
     for kid in kids {
+        // Gone, or its pid already reused by a process that is not the
+        // spawner's (another group, without the site's environment).
+        let gone = |p: &ProcStat| {
+            p.pgid != spawner_pgid
+                && !processes_with_environ(reaper.marker())
+                    .iter()
+                    .any(|q| q.pid == p.pid)
+        };
         assert!(
-            proc_info(kid).is_none(),
+            proc_stat(kid).is_none_or(|p| gone(&p)),
             "spawner.cgi's child {kid} is still there: {:?}",
-            proc_info(kid)
+            proc_stat(kid)
         );
     }
 
@@ -138,7 +142,7 @@ fn background_child_does_not_hold_the_response(backend: &str) {
     let reaper = Reaper::new(&site);
     site.script(
         "cgi-bin/bg.cgi",
-        &format!("(sleep 30 &)\n{TEXT_HEAD}\necho 'main script done'\nexit 0\n"),
+        &format!("(sleep {BG_SLEEP_SECS} &)\n{TEXT_HEAD}\necho 'main script done'\nexit 0\n"),
     );
     let server = ServerProcess::serve(site.root(), backend);
     for request in [
@@ -153,17 +157,17 @@ fn background_child_does_not_hold_the_response(backend: &str) {
         response.assert_status(200);
         assert_eq!(response.body_text(), "main script done\n", "{request:?}");
         assert!(
-            took < Duration::from_secs(5),
+            took < BG_ANSWERED_MAX,
             "{request:?}: the response took {took:?} with a background child holding stdout"
         );
     }
     // The runner kills what the script left behind after its grace period.
     let mut left = Vec::new();
-    let gone = wait_until(DEADLINE, || {
+    let gone = poll_until(DEADLINE, || {
         left = processes_with_environ(reaper.marker());
         left.is_empty()
     });
-    assert!(gone, "the background `sleep 30` is still there: {left:#?}");
+    assert!(gone, "the background `sleep` is still there: {left:#?}");
 }
 
 fn max_procs_refuses_with_503(backend: &str) {
@@ -180,7 +184,13 @@ fn max_procs_refuses_with_503(backend: &str) {
         ),
     );
     site.script("cgi-bin/hello.cgi", &format!("{TEXT_HEAD}\necho hello\n"));
-    let server = ServerProcess::serve_with(site.root(), backend, &["--cgi-max-procs", "1"]);
+    // The gate script is held while the test works; the default 30 s
+    // --cgi-timeout must not cut it on a slow machine.
+    let server = ServerProcess::serve_with(
+        site.root(),
+        backend,
+        &["--cgi-max-procs", "1", "--cgi-timeout", "300"],
+    );
 
     let mut first = server.connect();
     first.send(b"GET /cgi-bin/gate.cgi HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
@@ -206,7 +216,7 @@ fn max_procs_refuses_with_503(backend: &str) {
 
     // The slot frees once the first script is reaped.
     let mut last = 0;
-    let served = wait_until(DEADLINE, || {
+    let served = poll_until(DEADLINE, || {
         let response = server.connect().get_dechunked("/cgi-bin/hello.cgi");
         last = response.status;
         assert!(

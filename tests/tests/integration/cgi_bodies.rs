@@ -16,6 +16,16 @@ use tests::{assert_bytes_eq, per_backend, ServerProcess};
 /// Size of the generated script output.
 const OUTPUT_SIZE: usize = 100 * 1024 * 1024;
 
+/// The scripts' time limit: 100 MiB through a debug build on a loaded
+/// 2-core machine can take longer than the default 30 s, and a cut would
+/// fail the test for the machine's sake, not the server's.
+const CGI_TIMEOUT: &str = "300";
+
+/// A server for `site` with the generous [`CGI_TIMEOUT`].
+fn serve(site: &CgiSite, backend: &str) -> ServerProcess {
+    ServerProcess::serve_with(site.root(), backend, &["--cgi-timeout", CGI_TIMEOUT])
+}
+
 /// A site whose `cgi-bin/upload.cgi` stores its stdin (read to end-of-file)
 /// in `outside/upload.bin`, then reports CONTENT_LENGTH and the size, and
 /// whose `cgi-bin/numbers.cgi` writes the first [`OUTPUT_SIZE`] bytes of
@@ -72,7 +82,7 @@ fn assert_upload_stored(site: &CgiSite, report: &str, sent: &[u8]) {
 
 fn ten_mib_content_length_body_is_byte_exact(backend: &str) {
     let site = body_site();
-    let server = ServerProcess::serve(site.root(), backend);
+    let server = serve(&site, backend);
     let body = pseudo_random_bytes(10 * 1024 * 1024, 7);
     let mut conn = server.connect();
     conn.send(&request_with_body(
@@ -88,7 +98,7 @@ fn ten_mib_content_length_body_is_byte_exact(backend: &str) {
 
 fn chunked_upload_is_byte_exact(backend: &str) {
     let site = body_site();
-    let server = ServerProcess::serve(site.root(), backend);
+    let server = serve(&site, backend);
     let body = pseudo_random_bytes(1024 * 1024 + 4321, 11);
     let mut raw = b"POST /cgi-bin/upload.cgi HTTP/1.1\r\nHost: 127.0.0.1\r\n\
                     Transfer-Encoding: chunked\r\n\r\n"
@@ -113,7 +123,7 @@ fn chunked_upload_is_byte_exact(backend: &str) {
 
 fn hundred_mib_output_chunked_on_http11(backend: &str) {
     let site = body_site();
-    let server = ServerProcess::serve(site.root(), backend);
+    let server = serve(&site, backend);
     let mut conn = server.connect();
     conn.send(b"GET /cgi-bin/numbers.cgi HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     let response = conn.read_response_dechunked();
@@ -143,7 +153,7 @@ fn hundred_mib_output_chunked_on_http11(backend: &str) {
 
 fn hundred_mib_output_close_delimited_on_http10(backend: &str) {
     let site = body_site();
-    let server = ServerProcess::serve(site.root(), backend);
+    let server = serve(&site, backend);
     let mut conn = server.connect();
     conn.send(b"GET /cgi-bin/numbers.cgi HTTP/1.0\r\n\r\n");
     let response = conn.read_response_dechunked();

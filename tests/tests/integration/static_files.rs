@@ -5,19 +5,18 @@
 //! in order), under each event backend; also by 12 concurrent clients on a
 //! cold cache, and with `--inline-max 1K --helpers 1`. Concurrent first
 //! requests for one path share one helper lookup: with the lookup held
-//! back by `AMPED_TEST_HELPER_DELAY`, once the status page has counted
+//! at a gate (`AMPED_TEST_HELPER_GATE`), once the status page has counted
 //! every request's cache miss it shows exactly one lookup in flight.
 
 use std::thread;
-use std::time::Duration;
 
 use tests::docroot::ServedFile;
 use tests::http_client::request_bytes;
 use tests::procfs::poll_until;
 use tests::status::{status_json, status_number};
 use tests::{
-    assert_bytes_eq, per_backend, site_docroot, www_docroot, Connection, Response, ServerProcess,
-    DEADLINE,
+    assert_bytes_eq, per_backend, site_docroot, www_docroot, Connection, HelperGate, Response,
+    ServerProcess, DEADLINE,
 };
 
 fn check_file(file: &ServedFile, response: &Response) {
@@ -144,12 +143,8 @@ const SHARED_CLIENTS: u64 = 8;
 fn concurrent_misses_share_one_lookup(backend: &str) {
     let site = site_docroot();
     let expected = site.file("slow.html");
-    let server = ServerProcess::serve_with_env(
-        &site.root,
-        backend,
-        &["--helpers", "2", "--status-path", "/server-status"],
-        &[("AMPED_TEST_HELPER_DELAY", "slow:2000")],
-    );
+    let gate = HelperGate::new("shared-lookup");
+    let server = gate.serve(&site.root, backend, "slow");
     let misses_before = status_number(&status_json(&server, "/server-status"), "/cache/misses");
     let mut clients: Vec<Connection> = (0..SHARED_CLIENTS)
         .map(|_| {
@@ -176,10 +171,10 @@ fn concurrent_misses_share_one_lookup(backend: &str) {
     );
     assert!(
         clients.iter().all(|c| !c.has_pending_bytes()),
-        "an answer came before the held lookup ended: the delay hook did not hold it"
+        "an answer came while the one lookup was held at the gate"
     );
+    gate.open();
     for (i, conn) in clients.iter_mut().enumerate() {
-        conn.set_read_timeout(Duration::from_secs(10));
         let response = conn.read_response();
         response.assert_status(200);
         assert_bytes_eq(

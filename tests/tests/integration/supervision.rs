@@ -32,19 +32,17 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use tests::docroot::pseudo_random_bytes;
 use tests::http_client::request_bytes;
 use tests::procfs::{
-    children_of, clock_ticks_per_second, cmdline, cpu_ticks, is_alive, live_children_named,
-    live_group_members, poll_until, proc_stat, send_signal, KillOnDrop,
+    children_of, cmdline, is_alive, live_children_named, live_group_members, poll_until, proc_stat,
+    runnable_share, send_signal, wait_for_live_children, KillOnDrop,
 };
+use tests::status::{helper_restarts, status_json, status_number, STATUS_PATH};
 use tests::streaming::{fill_to, read_head};
 use tests::{
     assert_bytes_eq, per_backend, www_docroot, Connection, ServerProcess, TempDocroot, DEADLINE,
 };
-
-const STATUS_PATH: &str = "/server-status";
 
 // ----- shared bits -------------------------------------------------------
 
@@ -57,40 +55,6 @@ fn script(docroot: &TempDocroot, rel: &str, text: &str) {
 
 fn server_pid(server: &ServerProcess) -> i32 {
     i32::try_from(server.pid()).expect("pid fits in pid_t")
-}
-
-/// The status page as JSON (the server must have `--status-path`).
-fn status_json(server: &ServerProcess) -> Value {
-    let response = server.connect().get(&format!("{STATUS_PATH}?json"));
-    response.assert_status(200);
-    serde_json::from_slice(&response.body).unwrap_or_else(|e| {
-        panic!(
-            "the status page's JSON does not parse ({e}):\n{}",
-            response.body_text()
-        )
-    })
-}
-
-/// A non-negative integer at `pointer` (`/cache/hits`) in the status JSON.
-fn number(status: &Value, pointer: &str) -> u64 {
-    status
-        .pointer(pointer)
-        .and_then(Value::as_u64)
-        .unwrap_or_else(|| panic!("status JSON has no integer at {pointer}: {status}"))
-}
-
-/// `helper_restarts`, one count per helper.
-fn helper_restarts(status: &Value) -> Vec<u64> {
-    status
-        .get("helper_restarts")
-        .and_then(Value::as_array)
-        .unwrap_or_else(|| panic!("status JSON has no helper_restarts array: {status}"))
-        .iter()
-        .map(|n| {
-            n.as_u64()
-                .unwrap_or_else(|| panic!("helper_restarts holds {n}"))
-        })
-        .collect()
 }
 
 /// A small deterministic generator (xorshift64) for the chaos choices.
@@ -271,10 +235,21 @@ fn chaos_under_kills(backend: &str) {
     let docroot = TempDocroot::new(&format!("chaos-{backend}"));
     let files: Arc<Vec<(String, Arc<[u8]>)>> = Arc::new(chaos_files(&docroot));
     script(&docroot, "cgi-bin/chaos.cgi", CHAOS_CGI);
+    // A lookup can wait for a helper through several kills and back-offs
+    // (up to 5 s each); --helper-timeout 30 keeps a loaded machine's
+    // slowest lookups from turning into 503s, which this test counts as
+    // failures.
     let mut server = ServerProcess::serve_with(
         docroot.path(),
         backend,
-        &["--helpers", "2", "--status-path", STATUS_PATH],
+        &[
+            "--helpers",
+            "2",
+            "--helper-timeout",
+            "30",
+            "--status-path",
+            STATUS_PATH,
+        ],
     );
     let pid = server_pid(&server);
     let addr = server.addr();
@@ -354,7 +329,7 @@ fn chaos_under_kills(backend: &str) {
         report("CGI", &cgi_tally)
     );
     eprintln!("chaos {summary}");
-    let status = status_json(&server);
+    let status = status_json(&server, STATUS_PATH);
     let failures: Vec<String> = static_tally
         .failures()
         .into_iter()
@@ -382,7 +357,7 @@ fn chaos_under_kills(backend: &str) {
         restarts.len() == 2 && restarts.iter().all(|&n| n > 0),
         "helper_restarts after {helper_kills} helper kills: {restarts:?}"
     );
-    let runner_restarts = number(&status, "/cgi_runner_restarts");
+    let runner_restarts = status_number(&status, "/cgi_runner_restarts");
     assert!(
         runner_restarts > 0,
         "cgi_runner_restarts after {runner_kills} runner kills: {runner_restarts}"
@@ -410,7 +385,7 @@ fn chaos_under_kills(backend: &str) {
             .collect::<Vec<_>>()
     };
     assert!(
-        poll_until(Duration::from_secs(5), || zombies().is_empty()),
+        poll_until(DEADLINE, || zombies().is_empty()),
         "the server left zombie children: {:?}",
         zombies()
     );
@@ -445,7 +420,7 @@ fn kill_9_of_the_server_leaves_no_child_behind(backend: &str) {
             marker.display()
         ),
     );
-    let mut server = ServerProcess::serve(docroot.path(), backend);
+    let server = ServerProcess::serve(docroot.path(), backend);
     let pid = server_pid(&server);
 
     // A script in flight.
@@ -455,10 +430,8 @@ fn kill_9_of_the_server_leaves_no_child_behind(backend: &str) {
         poll_until(DEADLINE, || marker.exists()),
         "the CGI script did not start"
     );
-    let helpers = live_children_named(pid, "helper");
-    let runners = live_children_named(pid, "cgi-runner");
-    assert_eq!(helpers.len(), 2, "helpers of the server: {helpers:?}");
-    assert_eq!(runners.len(), 1, "cgi-runners of the server: {runners:?}");
+    let helpers = wait_for_live_children(pid, "helper", 2);
+    let runners = wait_for_live_children(pid, "cgi-runner", 1);
     let mut scripts = Vec::new();
     assert!(
         poll_until(DEADLINE, || {
@@ -477,11 +450,13 @@ fn kill_9_of_the_server_leaves_no_child_behind(backend: &str) {
     let _cleanup = KillOnDrop(watched.iter().map(|(p, _)| *p).collect());
 
     // Timed from just before the kill; checked every 5 ms, so the time
-    // taken is known to within a scan of /proc.
+    // taken is known to within a scan of /proc. On an idle machine they are
+    // gone within a few milliseconds; the bound leaves room for a loaded
+    // one, where the dying processes wait for a CPU.
     let killed = Instant::now();
     assert!(send_signal(pid, libc::SIGKILL), "kill -9 the server");
     let mut all_gone_after = None;
-    while killed.elapsed() < Duration::from_secs(2) {
+    while killed.elapsed() < KILL_9_WITHIN {
         if watched.iter().all(|&(p, _)| !is_alive(p)) {
             all_gone_after = Some(killed.elapsed());
             break;
@@ -498,17 +473,16 @@ fn kill_9_of_the_server_leaves_no_child_behind(backend: &str) {
         .collect();
     assert!(
         survivors.is_empty(),
-        "2 s after kill -9 of the server these are still alive:\n{}",
+        "{KILL_9_WITHIN:?} after kill -9 of the server these are still alive:\n{}",
         survivors.join("\n")
     );
-    let gone_after = all_gone_after.expect("all gone");
-    eprintln!("{backend}: {watched:?} all gone {gone_after:?} after kill -9 of the server");
-    assert!(
-        gone_after <= Duration::from_secs(1),
-        "the children took {gone_after:?} to die after kill -9 of the server"
-    );
-    assert!(!server.is_alive(), "the server survived SIGKILL");
+    if let Some(gone_after) = all_gone_after {
+        eprintln!("{backend}: {watched:?} all gone {gone_after:?} after kill -9 of the server");
+    }
 }
+
+/// How long a killed server's children may take to die with it.
+const KILL_9_WITHIN: Duration = Duration::from_secs(5);
 
 // ----- 3. SIGTERM during a download ---------------------------------------
 
@@ -520,7 +494,9 @@ fn sigterm_lets_a_download_finish_and_exits_0(backend: &str) {
         .find(|f| f.size == 100 * 1024 * 1024)
         .expect("the 100 MiB generated file");
     let expected = file.contents();
-    let mut server = ServerProcess::serve(&www.root, backend);
+    // Room enough for the rest of the download on a loaded machine; the
+    // drain itself is what is under test, not its time limit.
+    let mut server = ServerProcess::serve_with(&www.root, backend, &["--shutdown-timeout", "120"]);
     let pid = server_pid(&server);
     let addr = server.addr();
 
@@ -540,13 +516,13 @@ fn sigterm_lets_a_download_finish_and_exits_0(backend: &str) {
     let signalled = Instant::now();
     // Once the server has taken the signal in, it accepts nothing more.
     let refused = poll_until(
-        Duration::from_secs(3),
+        DEADLINE,
         || matches!(TcpStream::connect(addr), Err(e) if e.kind() == ErrorKind::ConnectionRefused),
     );
     let refused_after = signalled.elapsed();
 
     let rest = fill_to(&mut stream, &mut body, len);
-    let status = server.wait_for_exit(Duration::from_secs(15));
+    let status = server.wait_for_exit(DEADLINE);
 
     let mut problems = Vec::new();
     if let Err(e) = &rest {
@@ -560,7 +536,9 @@ fn sigterm_lets_a_download_finish_and_exits_0(backend: &str) {
     match status {
         Some(s) if s.code() == Some(0) => {}
         Some(s) => problems.push(format!("the server exited with {s}, not 0")),
-        None => problems.push("the server had not exited 15 s after the download".into()),
+        None => problems.push(format!(
+            "the server had not exited {DEADLINE:?} after the download"
+        )),
     }
     if !refused {
         problems.push(format!(
@@ -577,15 +555,33 @@ fn sigterm_lets_a_download_finish_and_exits_0(backend: &str) {
 
 // ----- 4. helpers that die at once ---------------------------------------
 
-/// The back-off the README promises: the first restart at once, then
-/// 100 ms doubling, at most 5 s.
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// Starts watched per helper while the hook is set: the restart at once
-/// after the kill, then after gaps of 0.1, 0.2, 0.4, 0.8, 1.6 and 3.2 s
-/// (6.3 s in all), each dying at once; the next start, after the 5 s cap,
-/// comes once the hook is lifted and stays up.
-const HOOK_STARTS_WATCHED: usize = 7;
+/// The back-offs the README promises before each start while the helpers
+/// keep dying: at once after the kill, then 100 ms doubling. The unit
+/// tests of `server/src/backoff.rs` prove the schedule exactly (the 5 s
+/// cap and the reset after 10 s up included); this test shows the server
+/// lives by it, with bounds that hold on a loaded machine: a restart timer
+/// never fires early, so start k cannot come before the sum of the
+/// back-offs before it (no slack needed), and the upper bounds are wide.
+const BACKOFFS_MS: [u64; 7] = [0, 100, 200, 400, 800, 1600, 3200];
+/// The back-off after the 7th death: the 5 s cap, not the 6.4 s that
+/// doubling would give.
+const CAPPED_BACKOFF: Duration = Duration::from_secs(5);
+/// How long the 7 starts may take in all: about 6.4 s on an idle machine;
+/// far more room than that for a loaded one.
+const SEVEN_STARTS_WITHIN: Duration = Duration::from_secs(20);
+/// How long after the 7th start the 8th (the cap, then a helper that
+/// stays up) may come: 5 s, plus room for a loaded machine.
+const EIGHTH_START_WITHIN: Duration = Duration::from_secs(15);
+
+/// The server's error-log lines saying helper `index` exited on the hook.
+fn hook_exits(server: &ServerProcess, index: usize) -> usize {
+    let name = format!("helper {index} (pid ");
+    server
+        .stderr_text()
+        .lines()
+        .filter(|l| l.contains(&name) && l.ends_with("exited: exit status: 3"))
+        .count()
+}
 
 fn helpers_dying_on_start_back_off_then_recover(backend: &str) {
     let docroot = TempDocroot::new(&format!("exit-hook-{backend}"));
@@ -613,19 +609,18 @@ fn helpers_dying_on_start_back_off_then_recover(backend: &str) {
         )],
     );
     let pid = server_pid(&server);
-    let helpers = live_children_named(pid, "helper");
-    assert_eq!(helpers.len(), 2, "helpers of the server: {helpers:?}");
-    let restarts_before = helper_restarts(&status_json(&server));
+    let helpers = wait_for_live_children(pid, "helper", 2);
+    let restarts_before = helper_restarts(&status_json(&server, STATUS_PATH));
 
     fs::write(&flag, b"").expect("create the hook file");
-    let cpu_before = cpu_ticks(pid).expect("server CPU time");
+    // Taken before the kill: every start comes after it.
+    let killed = Instant::now();
     for &helper in &helpers {
         assert!(send_signal(helper, libc::SIGKILL), "kill helper {helper}");
     }
-    let killed = Instant::now();
 
     // Meanwhile, no helper can start: an uncached file gets 503 after
-    // --helper-timeout (2 s), not a hang.
+    // --helper-timeout (2 s), not a hang (nor a 200 once helpers are back).
     let asker = {
         let addr = server.addr();
         thread::spawn(move || {
@@ -635,71 +630,91 @@ fn helpers_dying_on_start_back_off_then_recover(backend: &str) {
         })
     };
 
-    // When each helper is started, from the status page's restart
-    // counters, polled every 10 ms. (A helper stopped by the hook lives
-    // for a millisecond or two: too short to be seen reliably in /proc.)
-    let mut started: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
-    let mut record = |started: &mut [Vec<Duration>; 2]| {
-        let restarts = helper_restarts(&status_json(&server));
-        let now = killed.elapsed();
-        for (i, times) in started.iter_mut().enumerate() {
-            let total = restarts[i] - restarts_before[i];
-            while (times.len() as u64) < total {
-                times.push(now);
+    // When each helper's starts are first seen on the status page's restart
+    // counters (each seen no earlier than it happened).
+    let mut seen: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+    let watch_until = |seen: &mut [Vec<Duration>; 2], want: usize, within: Duration| {
+        while seen.iter().any(|t| t.len() < want) {
+            let restarts = helper_restarts(&status_json(&server, STATUS_PATH));
+            let now = killed.elapsed();
+            for (i, times) in seen.iter_mut().enumerate() {
+                while (times.len() as u64) < restarts[i] - restarts_before[i] {
+                    times.push(now);
+                }
             }
-        }
-    };
-    let watch = |started: &mut [Vec<Duration>; 2],
-                 record: &mut dyn FnMut(&mut [Vec<Duration>; 2]),
-                 want: usize,
-                 within: Duration| {
-        while started.iter().any(|t| t.len() < want) {
-            record(started);
             assert!(
-                killed.elapsed() < within,
-                "fewer than {want} starts per helper within {within:?}: {started:?}\n\
-                 stderr:\n{}",
+                now < within,
+                "fewer than {want} starts per helper within {within:?} of the kill: \
+                 {seen:?}\nstderr:\n{}",
                 server.stderr_text()
             );
             thread::sleep(Duration::from_millis(10));
         }
     };
-    watch(
-        &mut started,
-        &mut record,
-        HOOK_STARTS_WATCHED,
-        Duration::from_secs(10),
-    );
-    let watched = killed.elapsed();
-    let cpu_used = cpu_ticks(pid).expect("server CPU time") - cpu_before;
-    // Every one of those starts died at once: none is running.
+    watch_until(&mut seen, BACKOFFS_MS.len(), SEVEN_STARTS_WITHIN);
+
+    // Every one of those starts died on the hook: wait until the server has
+    // logged all 7 exits of each (so no helper started with the hook set
+    // is still up), then lift the hook.
     assert!(
-        live_children_named(pid, "helper")
-            .iter()
-            .all(|p| helpers.contains(p) || !is_alive(*p)),
-        "a helper stayed up while the hook was set"
+        poll_until(DEADLINE, || (0..2)
+            .all(|i| hook_exits(&server, i) >= BACKOFFS_MS.len())),
+        "the server did not log 7 hook exits per helper:\n{}",
+        server.stderr_text()
+    );
+    fs::remove_file(&flag).expect("remove the hook file");
+
+    // Nothing to do until the capped back-off ends: the server sleeps in
+    // its poller, it does not spin (runnable in few samples, however
+    // loaded the machine).
+    let runnable = runnable_share(pid, Duration::from_secs(2));
+    assert!(
+        runnable < 0.5,
+        "the server was runnable in {:.0}% of the samples while its helpers waited \
+         to be restarted",
+        runnable * 100.0
     );
 
-    // Lift the hook: the next start of each (after the 5 s cap, not the
-    // 6.4 s that doubling would give) is a helper that stays up.
-    fs::remove_file(&flag).expect("remove the hook file");
-    watch(
-        &mut started,
-        &mut record,
-        HOOK_STARTS_WATCHED + 1,
-        Duration::from_secs(15),
+    // The next start of each, after the cap, is a helper that stays up.
+    watch_until(
+        &mut seen,
+        BACKOFFS_MS.len() + 1,
+        SEVEN_STARTS_WITHIN + EIGHTH_START_WITHIN,
     );
+    let mut up = Vec::new();
     assert!(
-        poll_until(Duration::from_secs(5), || live_children_named(
-            pid, "helper"
-        )
-        .iter()
-        .filter(|p| !helpers.contains(p))
-        .count()
-            == 2),
-        "both helpers did not stay up after the hook was lifted: {:?}",
-        live_children_named(pid, "helper")
+        poll_until(DEADLINE, || {
+            up = live_children_named(pid, "helper");
+            up.len() == 2 && up.iter().all(|p| !helpers.contains(p))
+        }),
+        "both helpers did not stay up after the hook was lifted: {up:?}"
     );
+
+    let summary = format!("helper starts seen after the kill: {seen:?}");
+    eprintln!("{backend}: {summary}");
+    for (i, times) in seen.iter().enumerate() {
+        let mut earliest = Duration::ZERO;
+        for (k, backoff) in BACKOFFS_MS.iter().enumerate() {
+            earliest += Duration::from_millis(*backoff);
+            assert!(
+                times[k] >= earliest,
+                "helper {i}: start {} seen {:?} after the kill, before the {earliest:?} \
+                 its back-offs add up to ({summary})",
+                k + 1,
+                times[k]
+            );
+        }
+        let eighth = times[BACKOFFS_MS.len()];
+        assert!(
+            eighth >= earliest + CAPPED_BACKOFF,
+            "helper {i}: the start after the hook was lifted came {eighth:?} after the \
+             kill, before the capped back-off of {CAPPED_BACKOFF:?} ({summary})"
+        );
+        assert!(
+            eighth - times[BACKOFFS_MS.len() - 1] < EIGHTH_START_WITHIN,
+            "helper {i}: the start after the hook was lifted took too long ({summary})"
+        );
+    }
 
     let (response, waited) = asker.join().expect("the 503 client");
     response.assert_error_page(503);
@@ -708,57 +723,13 @@ fn helpers_dying_on_start_back_off_then_recover(backend: &str) {
         "503 without Retry-After:\n{}",
         response.head_text()
     );
+    // The server's timer starts once it has read the request, after
+    // `asked`: never before 2 s. The upper bound is only wide enough for a
+    // loaded machine; the helpers were not back for another 9 s, so a
+    // server without the timeout would have answered 200 much later.
     assert!(
-        waited >= Duration::from_millis(1800) && waited < Duration::from_millis(4500),
+        waited >= Duration::from_millis(1900) && waited < Duration::from_secs(8),
         "the 503 took {waited:?} with --helper-timeout 2"
-    );
-
-    let ticks = clock_ticks_per_second();
-    let summary = format!(
-        "helper starts since the kill {started:?}; \
-         {cpu_used} CPU ticks (at {ticks} a second) in the first {watched:?}"
-    );
-    eprintln!("{backend}: {summary}");
-
-    for (i, times) in started.iter().enumerate() {
-        let name = format!("helper {i}");
-        // The restart after the kill comes at once.
-        assert!(
-            times[0] < Duration::from_millis(1000),
-            "{name}: the first restart after the kill took {:?} ({summary})",
-            times[0]
-        );
-        let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
-        assert!(
-            gaps[0] >= FIRST_BACKOFF - Duration::from_millis(20),
-            "{name}: the second start came {:?} after the first ({summary})",
-            gaps[0]
-        );
-        let (cap, doubling) = gaps.split_last().expect("gaps");
-        for pair in doubling.windows(2) {
-            // At least 1.5 times the previous gap, allowing 50 ms for
-            // process start-up and polling.
-            assert!(
-                pair[1].as_secs_f64() + 0.05 >= 1.5 * pair[0].as_secs_f64(),
-                "{name}: back-off did not grow: gaps {gaps:?} ({summary})"
-            );
-        }
-        let last = *doubling.last().expect("doubling gaps");
-        assert!(
-            last >= Duration::from_millis(3000) && last < MAX_BACKOFF,
-            "{name}: the back-off before the cap: {gaps:?} ({summary})"
-        );
-        // The cap: 5 s after the last death, not the 6.4 s of doubling.
-        assert!(
-            *cap >= MAX_BACKOFF - Duration::from_millis(300)
-                && *cap < MAX_BACKOFF + Duration::from_millis(1000),
-            "{name}: {cap:?} between the last two starts; the cap is {MAX_BACKOFF:?} \
-             ({summary})"
-        );
-    }
-    assert!(
-        cpu_used < ticks,
-        "the server spun while its helpers kept dying ({summary})"
     );
 
     // Service resumes.
@@ -840,7 +811,7 @@ fn status_page_text_json_and_counters(backend: &str) {
     assert_eq!(line("cgi-runner restarts: "), "0");
 
     // The JSON says the same things, and its counters move.
-    let before = status_json(&server);
+    let before = status_json(&server, STATUS_PATH);
     for pointer in [
         "/uptime_secs",
         "/open_connections",
@@ -858,9 +829,19 @@ fn status_page_text_json_and_counters(backend: &str) {
         "/cgi_runner_restarts",
         "/cgi_running",
     ] {
-        number(&before, pointer);
+        status_number(&before, pointer);
     }
-    assert!(number(&before, "/open_connections") >= 1, "{before}");
+    // The page's own connection and an idle one are open (polled: the
+    // connections of earlier status fetches may not be closed yet).
+    let _idle = server.connect();
+    let mut open = 0;
+    assert!(
+        poll_until(DEADLINE, || {
+            open = status_number(&status_json(&server, STATUS_PATH), "/open_connections");
+            open == 2
+        }),
+        "open_connections with one idle client besides the status page: {open}"
+    );
     assert_eq!(helper_restarts(&before), [0, 0], "{before}");
 
     let mut conn = server.connect();
@@ -870,16 +851,16 @@ fn status_page_text_json_and_counters(backend: &str) {
     conn.get("/missing.html").assert_status(404);
     // A second fetch inside the entry's freshness is a cache hit; retried
     // in case a slow machine let the entry go stale in between.
-    let mut after = status_json(&server);
+    let mut after = status_json(&server, STATUS_PATH);
     let hit = poll_until(Duration::from_secs(5), || {
         conn.get("/page.html").assert_status(200);
-        after = status_json(&server);
-        number(&after, "/cache/hits") > number(&before, "/cache/hits")
+        after = status_json(&server, STATUS_PATH);
+        status_number(&after, "/cache/hits") > status_number(&before, "/cache/hits")
     });
     assert!(hit, "no cache hit counted:\nbefore {before}\nafter {after}");
     let grew = |pointer: &str, by: u64| {
         assert!(
-            number(&after, pointer) >= number(&before, pointer) + by,
+            status_number(&after, pointer) >= status_number(&before, pointer) + by,
             "{pointer} did not grow by {by}:\nbefore {before}\nafter {after}"
         );
     };
@@ -887,9 +868,9 @@ fn status_page_text_json_and_counters(backend: &str) {
     grew("/responses/2xx", 2);
     grew("/responses/4xx", 1);
     grew("/cache/misses", 1);
-    assert!(number(&after, "/cache/entries") >= 1, "{after}");
+    assert!(status_number(&after, "/cache/entries") >= 1, "{after}");
     assert!(
-        number(&after, "/cache/bytes") >= page.len() as u64,
+        status_number(&after, "/cache/bytes") >= page.len() as u64,
         "{after}"
     );
 

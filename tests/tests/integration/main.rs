@@ -1,0 +1,29 @@
+//! The integration tests, one test binary (built and linked once): each
+//! module runs the real `server`, `helper` and `cgi-runner` binaries over
+//! real sockets, most of them under each event backend (select, poll,
+//! epoll). Shared fixtures live in the `tests` library (`tests/src`).
+
+mod access_log;
+mod admission;
+mod cache_freshness;
+mod cgi_bodies;
+mod cgi_env;
+mod cgi_nonblocking;
+mod cgi_processes;
+mod cgi_security;
+mod cgi_semantics;
+mod cgi_streaming;
+mod child_deaths;
+mod cli;
+mod curl;
+mod http_headers;
+mod http_paths;
+mod http_requests;
+mod large_file_memory;
+mod never_blocks;
+mod regressions;
+mod scale;
+mod static_files;
+mod supervision;
+mod timeouts;
+mod user_switch;
