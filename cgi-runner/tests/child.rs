@@ -9,13 +9,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{
-    fork_lock, inherit, read_all, wait_group_gone, wait_with_timeout, KillGroup, Runner, TempRoot,
-    CHANNEL_TIMEOUT, QUICK_LIMIT_MS, RUNNER, WAIT,
+    read_all, wait_group_gone, wait_with_timeout, KillGroup, Runner, TempRoot, CHANNEL_TIMEOUT,
+    QUICK_LIMIT_MS, RUNNER, WAIT,
 };
 use protocol::{
     encode_frame, CgiRun, Error, ExitInfo, FromRunner, Hello, Refusal, Role, ToRunner,
@@ -489,32 +488,12 @@ fn a_run_and_the_hello_in_one_write_are_both_served() {
 #[test]
 fn the_runner_dies_with_its_parent() {
     let root = TempRoot::new("pdeathsig");
-    let (ours, theirs) = UnixStream::pair().expect("socketpair");
-    let fd = theirs.as_raw_fd();
     // sh starts the runner in the background and exits once we create
-    // the gate file (or after a minute or more, should the test fail first),
-    // while we still hold our end open: only the parent-death signal can
-    // end the runner.
+    // the gate file, while we still hold our end open: only the
+    // parent-death signal can end the runner.
     let gate = root.0.join("gate");
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(
-            "\"$0\" --root \"$1\" --channel-fd \"$2\" &\n\
-             i=0; while [ ! -e \"$3\" ] && [ $i -lt 3000 ]; do sleep 0.02; i=$((i+1)); done",
-        )
-        .arg(RUNNER)
-        .arg(&root.0)
-        .arg(fd.to_string())
-        .arg(&gate)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    inherit(&mut cmd, fd);
-    let mut sh = {
-        let _guard = fork_lock();
-        cmd.spawn().expect("spawn sh")
-    };
-    drop(theirs);
+    let (mut sh, ours) =
+        tests::child_channel::spawn_under_short_lived_parent(Path::new(RUNNER), &root.0, &gate);
     ours.set_read_timeout(Some(CHANNEL_TIMEOUT))
         .expect("timeout");
     let mut channel = protocol::Channel::new(ours);

@@ -4,14 +4,15 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::symlink;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use tests::child_channel::{inherit, spawn_locked, spawn_under_short_lived_parent};
 
 use protocol::{
     encode_frame, Body, Channel, Error, FromHelper, Hello, LookupReply, LookupRequest, Outcome,
@@ -61,20 +62,6 @@ fn big_content() -> Vec<u8> {
     (0..200_000u32).map(|i| (i * 7 % 256) as u8).collect()
 }
 
-/// Lets the child inherit `fd` (std's sockets are close-on-exec).
-fn inherit(cmd: &mut Command, fd: RawFd) {
-    // SAFETY: fcntl is async-signal-safe; nothing else runs in the child
-    // between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
 /// Spawns the helper as the server would, returning our end of its socket.
 fn spawn_helper(
     root: &Path,
@@ -97,24 +84,14 @@ fn spawn_helper(
         cmd.env(key, value);
     }
     inherit(&mut cmd, fd);
-    let child = cmd.spawn().expect("spawn helper");
+    let child = spawn_locked(&mut cmd);
     drop(theirs);
     ours.set_read_timeout(Some(WAIT)).expect("timeout");
     (child, Channel::new(ours))
 }
 
 fn wait_with_timeout(child: &mut Child) -> ExitStatus {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("helper did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    tests::child_channel::wait_with_timeout(child, WAIT)
 }
 
 fn stderr_of(child: &mut Child) -> String {
@@ -379,29 +356,11 @@ fn the_delay_hook_holds_back_matching_lookups_only() {
 #[test]
 fn the_helper_dies_with_its_parent() {
     let root = TempRoot::new("pdeathsig");
-    let (ours, theirs) = UnixStream::pair().expect("socketpair");
-    let fd = theirs.as_raw_fd();
     // sh starts the helper in the background and exits once we create
-    // the gate file (or after a minute or more, should the test fail first),
-    // while we still hold our end open: only the parent-death signal can
-    // end the helper.
+    // the gate file, while we still hold our end open: only the
+    // parent-death signal can end the helper.
     let gate = root.0.join("gate");
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(
-            "\"$0\" --root \"$1\" --channel-fd \"$2\" &\n\
-             i=0; while [ ! -e \"$3\" ] && [ $i -lt 3000 ]; do sleep 0.02; i=$((i+1)); done",
-        )
-        .arg(HELPER)
-        .arg(&root.0)
-        .arg(fd.to_string())
-        .arg(&gate)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    inherit(&mut cmd, fd);
-    let mut sh = cmd.spawn().expect("spawn sh");
-    drop(theirs);
+    let (mut sh, ours) = spawn_under_short_lived_parent(Path::new(HELPER), &root.0, &gate);
     ours.set_read_timeout(Some(WAIT)).expect("timeout");
     let mut channel = Channel::new(ours);
     // The helper is up (and has asked for its parent-death signal) once

@@ -7,6 +7,7 @@
 
 pub mod binaries;
 pub mod cgi;
+pub mod child_channel;
 pub mod docroot;
 pub mod gate;
 pub mod http_client;

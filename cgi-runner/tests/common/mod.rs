@@ -7,14 +7,14 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -25,16 +25,8 @@ use protocol::{
 
 pub const RUNNER: &str = env!("CARGO_BIN_EXE_cgi-runner");
 
-/// Held while this test process writes a script or starts a process: a
-/// process forked by another test thread while a script is open for
-/// writing would make executing it fail with ETXTBSY.
-static FORK_LOCK: Mutex<()> = Mutex::new(());
-
-pub fn fork_lock() -> MutexGuard<'static, ()> {
-    FORK_LOCK
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+pub use tests::binaries::fork_lock;
+pub use tests::child_channel::inherit;
 
 /// How long a read of the runner's channel may wait: a deadline for
 /// replies that normally take milliseconds, generous for a loaded 2-core
@@ -92,20 +84,6 @@ impl TempRoot {
 impl Drop for TempRoot {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Lets the child inherit `fd` (std's sockets are close-on-exec).
-pub fn inherit(cmd: &mut Command, fd: RawFd) {
-    // SAFETY: fcntl is async-signal-safe; nothing else runs in the child
-    // between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
     }
 }
 
@@ -355,19 +333,7 @@ fn id_of(message: &FromRunner) -> Option<u64> {
     }
 }
 
-pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> ExitStatus {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("process did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+pub use tests::child_channel::wait_with_timeout;
 
 /// The access mode (`O_RDONLY`, `O_WRONLY`, `O_RDWR`) a descriptor was
 /// opened with.
