@@ -370,11 +370,15 @@ def report(results_path, meta_path):
                "-d%ss on CPU 1. µs CPU/req: utime+stime of the server and "
                "all its descendants (live ones summed from /proc, exited "
                "ones through cutime/cstime) over the requests wrk "
-               "completed. ⚠ = a run had socket errors or non-2xx replies."
+               "completed. ⚠ = a run failed or had socket errors or non-2xx "
+               "replies (see Flagged runs)."
                % (meta.get("reps", "?"), meta.get("wrk_secs", "?")))
     out.append("")
     out.append("Noise, (max − min)/median of the runs, before / after:")
     out.append("")
+    if len(set(r["rep"] for r in runs)) < 2:
+        out.append("- one round only: no spread to judge a ratio against; "
+                   "run with --reps 5 (the default) or more.")
     for wl, _ in WORKLOADS:
         out.append("- %s: req/s %s / %s; µs CPU/req %s / %s" % (
             wl, spread(wl, "before", "rate"), spread(wl, "after", "rate"),
