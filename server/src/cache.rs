@@ -46,7 +46,7 @@ pub struct FileEntry {
 pub enum Found {
     File(FileEntry),
     Directory,
-    NotFound,
+    Missing,
     Forbidden,
     Failed,
 }

@@ -7,25 +7,23 @@
 #[macro_use]
 extern crate protocol;
 
-pub mod access_log;
-pub mod cache;
-pub mod cgi;
-pub mod child;
-pub mod config;
-pub mod connection;
-pub mod event;
+mod access_log;
+mod cache;
+mod cgi;
+mod config;
+mod connection;
+mod deadlines;
+mod event;
 mod hostile_input;
-pub mod http;
-pub mod listener;
-pub mod output;
-pub mod pool;
-pub mod privileges;
-pub mod respond;
-pub mod server;
-pub mod signals;
-pub mod spawn;
-pub mod status;
-pub mod timers;
+mod http;
+mod listener;
+mod output;
+mod privileges;
+mod respond;
+mod server;
+mod signals;
+mod status;
+mod supervise;
 
 use std::io::Write;
 

@@ -58,7 +58,7 @@ pub fn respond(out: &mut Output, req: &Request, entry: &Entry, date: &str) -> Re
                 date,
             )
         }
-        Found::NotFound => error(
+        Found::Missing => error(
             out,
             Status::NOT_FOUND,
             req.keep_alive,

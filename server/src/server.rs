@@ -15,22 +15,23 @@ use protocol::{Body, Outcome};
 
 use crate::access_log::AccessLog;
 use crate::cache::{Cache, Content, Entry, FileEntry, Found};
-use crate::cgi::runner::CgiRunner;
+use crate::cgi::runner_link::CgiRunner;
 use crate::config::Config;
 use crate::connection::{Connection, Phase};
+use crate::deadlines::Timers;
 use crate::event::{new_poller, Event, Interest, Poller, Token};
 use crate::http::clock::Clock;
 use crate::http::mime::content_type;
+use crate::http::path::is_directory_key;
 use crate::http::request::{parse, Framing, LogFields, Method, Parsed, Request};
 use crate::http::response::{overloaded, FileHeaders};
 use crate::http::status::Status;
 use crate::listener;
-use crate::pool::{Completion, HelperPool};
 use crate::privileges;
 use crate::respond::{self, Reply};
 use crate::signals::Signals;
 use crate::status::{render_json, render_text, Counters, Snapshot};
-use crate::timers::Timers;
+use crate::supervise::helper_pool::{Completion, HelperPool};
 
 const LISTENER: Token = 0;
 const SIGNALS: Token = 1;
@@ -835,7 +836,7 @@ fn found_from(key: &str, outcome: Outcome, fd: Option<std::os::fd::OwnedFd>) -> 
                 (Body::Descriptor, Some(fd)) => Content::Descriptor(Rc::new(fd)),
                 (Body::Descriptor, None) => return Found::Failed,
             };
-            let name = if key.is_empty() || key.ends_with('/') {
+            let name = if is_directory_key(key) {
                 "index.html"
             } else {
                 key
@@ -847,7 +848,7 @@ fn found_from(key: &str, outcome: Outcome, fd: Option<std::os::fd::OwnedFd>) -> 
             })
         }
         Outcome::Directory => Found::Directory,
-        Outcome::NotFound => Found::NotFound,
+        Outcome::NotFound => Found::Missing,
         Outcome::Forbidden { .. } => Found::Forbidden,
         Outcome::Failed { reason } => {
             error_log!("amped: lookup of {:?} failed: {reason}", format!("/{key}"));

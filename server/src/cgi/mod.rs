@@ -2,9 +2,9 @@
 //! `cgi-runner` child forks; the server builds their environment, streams
 //! the request body in and the output out inside its event loop.
 
-pub mod chunked;
-pub mod env;
-pub mod exchange;
-pub mod runner;
-pub mod script_head;
-pub mod serve;
+pub(crate) mod chunked;
+pub(crate) mod env;
+pub(crate) mod exchange;
+pub(crate) mod runner_link;
+pub(crate) mod script_head;
+pub(crate) mod serve;

@@ -16,7 +16,7 @@ use protocol::{CgiRun, Refusal};
 use crate::cgi::chunked::ChunkedDecoder;
 use crate::cgi::env::{build_env, CgiEnvInput};
 use crate::cgi::exchange::{Exchange, OutputEvent, Stage};
-use crate::cgi::runner::RunnerEvent;
+use crate::cgi::runner_link::RunnerEvent;
 use crate::connection::{Connection, Phase};
 use crate::event::{Event, Interest, Poller, Token};
 use crate::http::path::parse_target;

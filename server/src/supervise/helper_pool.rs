@@ -4,7 +4,7 @@
 //! Lookups for the same path share one helper request. Each request goes
 //! to the ready helper with the fewest in flight. When a helper dies, its
 //! lookups go to another helper (lookups are idempotent), and the helper
-//! is restarted with back-off (see [`crate::child`]).
+//! is restarted with back-off (see [`crate::supervise::child_link`]).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use protocol::{FileMeta, FromHelper, Hello, LookupRequest, Outcome, Received, Role, ToHelper};
 
-use crate::child::{ChildProcess, ChildState};
 use crate::event::{Event, Poller, Token};
+use crate::supervise::child_link::{ChildProcess, ChildState};
 
 /// A connection waiting for a lookup: its slot and generation.
 pub type Waiter = (usize, u32);

@@ -14,7 +14,7 @@ use anyhow::{anyhow, Result};
 use protocol::{FrameReader, FrameWriter, Message, ReadStatus, Received};
 
 use crate::event::{Event, Interest, Poller, Token};
-use crate::spawn::spawn_child;
+use crate::supervise::spawn_child::spawn_child;
 
 /// A child that lived at least this long is healthy again: its next
 /// restart is immediate.

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use protocol::{CgiRun, ExitInfo, FromRunner, Hello, Received, Refusal, Role, ToRunner};
 
-use crate::child::{ChildProcess, ChildState};
 use crate::event::{Event, Poller, Token};
+use crate::supervise::child_link::{ChildProcess, ChildState};
 
 /// What the runner said about one run.
 #[derive(Debug)]
