@@ -11,8 +11,10 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use lru::LruCache;
-use protocol::FileMeta;
+use protocol::{Body, FileMeta, Outcome};
 
+use crate::http::mime::content_type;
+use crate::http::path::is_directory_key;
 use crate::http::response::FileHeaders;
 
 /// How long an entry is served without asking a helper again.
@@ -49,6 +51,39 @@ pub enum Found {
     Missing,
     Forbidden,
     Failed,
+}
+
+impl Found {
+    /// What a helper's answer for `key` means for the cache.
+    pub fn from_outcome(key: &str, outcome: Outcome, fd: Option<OwnedFd>) -> Found {
+        match outcome {
+            Outcome::File { meta, body } => {
+                let content = match (body, fd) {
+                    (Body::Inline(bytes), _) => Content::Inline(bytes.into()),
+                    (Body::Descriptor, Some(fd)) => Content::Descriptor(Rc::new(fd)),
+                    (Body::Descriptor, None) => return Found::Failed,
+                };
+                let name = if is_directory_key(key) {
+                    "index.html"
+                } else {
+                    key
+                };
+                Found::File(FileEntry {
+                    meta,
+                    headers: FileHeaders::new(&content_type(name), &meta),
+                    content,
+                })
+            }
+            Outcome::Directory => Found::Directory,
+            Outcome::NotFound => Found::Missing,
+            Outcome::Forbidden { .. } => Found::Forbidden,
+            Outcome::Failed { reason } => {
+                error_log!("amped: lookup of {:?} failed: {reason}", format!("/{key}"));
+                Found::Failed
+            }
+            Outcome::Unchanged => Found::Failed,
+        }
+    }
 }
 
 /// One cached lookup result.

@@ -1,26 +1,40 @@
 //! One client connection: its socket, what it has sent that is not yet
 //! handled, what is queued to go back, and where it is in its life.
+//!
+//! The fields are private: a connection changes state only through the
+//! transitions below (`await_helper`, `begin_cgi`, `close_after_reply`,
+//! `start_lingering`, ...), and what it waits for next is a pure function
+//! of its state ([`Connection::wants`]), checked without sockets by the
+//! unit tests at the end.
 
-use std::io;
-use std::net::{SocketAddr, TcpStream};
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::cgi::exchange::Exchange;
+use crate::conn_table::ConnId;
 use crate::event::Interest;
 use crate::http::request::{Request, MAX_HEAD};
 use crate::output::Output;
 
 /// The most unhandled input buffered per connection (a full head plus
 /// room for pipelined requests behind it).
-pub const MAX_INPUT: usize = MAX_HEAD + 16 * 1024;
-
+pub(crate) const MAX_INPUT: usize = MAX_HEAD + 16 * 1024;
 /// The most bytes asked for by one read.
 const READ_CHUNK: usize = 8 * 1024;
+/// Stop taking pipelined requests (and reading a script's output) while
+/// this much output is queued.
+pub(crate) const OUTPUT_HIGH_WATER: u64 = 256 * 1024;
+/// Bytes written to one connection per turn, so that one fast reader of
+/// a large file does not starve the others.
+const WRITE_BUDGET: u64 = 4 << 20;
+/// How long a closing connection drains what the client still sends.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// Where a connection is.
 #[derive(Debug)]
-pub enum Phase {
+enum Phase {
     /// Reading and answering requests.
     Reading,
     /// A request waits for a helper's answer.
@@ -35,37 +49,71 @@ pub enum Phase {
     Lingering,
 }
 
-/// A client connection.
-#[derive(Debug)]
-pub struct Connection {
-    pub stream: TcpStream,
-    pub peer: SocketAddr,
-    pub generation: u32,
-    pub input: Vec<u8>,
-    pub output: Output,
-    pub phase: Phase,
-    /// Request-body bytes still to be read and dropped.
-    pub discard: u64,
-    /// What the poller watches for now.
-    pub interest: Interest,
-    /// When the connection times out in its current state.
-    pub deadline: Instant,
-    /// The deadline of this connection's entry in the timer heap, if any.
-    pub armed_at: Option<Instant>,
-    /// When the first byte of the request being read arrived.
-    pub request_started: Option<Instant>,
-    /// The client shut down its side.
-    pub peer_closed: bool,
-    /// Responses sent on this connection.
-    pub responses: u64,
+/// The timeouts that decide a connection's deadlines.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    pub(crate) send: Duration,
+    pub(crate) header: Duration,
+    pub(crate) keepalive: Duration,
+    pub(crate) cgi: Duration,
 }
 
-impl Connection {
-    pub fn new(stream: TcpStream, peer: SocketAddr, generation: u32, now: Instant) -> Connection {
-        Connection {
-            stream,
-            peer,
-            generation,
+/// What a connection waits for next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wants {
+    /// Readiness of this kind on its socket, or this deadline.
+    Wait(Interest, Instant),
+    /// Its last response is out: shut down writing and linger.
+    Linger,
+    /// Nothing more: close it.
+    Close,
+}
+
+/// What a deadline coming due means for the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DueCheck {
+    /// The timer entry is an old one; ignore it.
+    Stale,
+    /// The deadline moved later: arm a timer for it.
+    Moved(Instant),
+    /// The connection timed out.
+    Expired,
+}
+
+/// A client connection.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    stream: TcpStream,
+    peer: SocketAddr,
+    id: ConnId,
+    state: State,
+}
+
+/// Everything about a connection but its socket.
+#[derive(Debug)]
+struct State {
+    input: Vec<u8>,
+    output: Output,
+    phase: Phase,
+    /// Request-body bytes still to be read and dropped.
+    discard: u64,
+    /// What the poller watches for now.
+    interest: Interest,
+    /// When the connection times out in its current state.
+    deadline: Instant,
+    /// The deadline of this connection's entry in the timer heap, if any.
+    armed_at: Option<Instant>,
+    /// When the first byte of the request being read arrived.
+    request_started: Option<Instant>,
+    /// The client shut down its side.
+    peer_closed: bool,
+    /// Responses sent on this connection.
+    responses: u64,
+}
+
+impl State {
+    fn new(now: Instant) -> State {
+        State {
             input: Vec::new(),
             output: Output::default(),
             phase: Phase::Reading,
@@ -79,25 +127,126 @@ impl Connection {
         }
     }
 
-    pub fn fd(&self) -> RawFd {
-        self.stream.as_raw_fd()
-    }
-
-    /// Room left in the input buffer.
-    pub fn input_room(&self) -> usize {
+    fn input_room(&self) -> usize {
         MAX_INPUT.saturating_sub(self.input.len())
     }
 
-    /// Reads once into the input buffer. `Ok(0)` means the client closed
-    /// its side (or the buffer is full: check `input_room` first).
-    pub fn read_input(&mut self, now: Instant) -> io::Result<usize> {
-        let room = self.input_room().min(READ_CHUNK);
-        if room == 0 {
-            return Ok(0);
+    fn wants(&self, now: Instant, t: &Timeouts) -> Wants {
+        let can_read = self.input_room() > 0 && !self.peer_closed;
+        let readable_if = |yes: bool| {
+            if yes {
+                Interest::READABLE
+            } else {
+                Interest::NONE
+            }
+        };
+        match &self.phase {
+            _ if !self.output.is_empty() => Wants::Wait(Interest::WRITABLE, now + t.send),
+            Phase::Cgi(ex) => Wants::Wait(
+                readable_if(!ex.body_complete() && can_read),
+                ex.deadline(t.cgi),
+            ),
+            Phase::Waiting(_) => Wants::Wait(readable_if(can_read), self.deadline),
+            Phase::Closing => {
+                if self.input.is_empty() && self.discard == 0 && self.peer_closed {
+                    Wants::Close
+                } else {
+                    Wants::Linger
+                }
+            }
+            Phase::Lingering => Wants::Wait(Interest::READABLE, self.deadline),
+            // A full buffer that still does not parse cannot happen (the
+            // parser refuses oversized heads), but never spin.
+            Phase::Reading if !can_read => Wants::Close,
+            Phase::Reading => {
+                let deadline = match self.request_started {
+                    Some(started) => started + t.header,
+                    None if self.responses == 0 => self.deadline,
+                    None => now + t.keepalive,
+                };
+                Wants::Wait(Interest::READABLE, deadline)
+            }
         }
-        let filled = self.input.len();
-        self.input.reserve(room);
-        let spare = &mut self.input.spare_capacity_mut()[..room];
+    }
+}
+
+/// The parts of a connection a running CGI exchange works on at once.
+pub(crate) struct CgiParts<'a> {
+    pub(crate) exchange: &'a mut Exchange,
+    pub(crate) input: &'a mut Vec<u8>,
+    pub(crate) output: &'a mut Output,
+}
+
+impl Connection {
+    /// A connection just accepted; its first head is due by `deadline`.
+    pub(crate) fn new(stream: TcpStream, peer: SocketAddr, id: ConnId, deadline: Instant) -> Self {
+        Connection {
+            stream,
+            peer,
+            id,
+            state: State::new(deadline),
+        }
+    }
+
+    pub(crate) fn id(&self) -> ConnId {
+        self.id
+    }
+
+    pub(crate) fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.stream.as_raw_fd()
+    }
+
+    /// The server's address on this connection.
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.stream.local_addr()
+    }
+
+    pub(crate) fn output(&mut self) -> &mut Output {
+        &mut self.state.output
+    }
+
+    /// True when nothing is queued to go out.
+    pub(crate) fn flushed(&self) -> bool {
+        self.state.output.is_empty()
+    }
+
+    /// True when no input waits to be handled.
+    pub(crate) fn input_is_empty(&self) -> bool {
+        self.state.input.is_empty()
+    }
+
+    // ----- reading ---------------------------------------------------
+
+    /// Handles readability: drains a lingering connection, checks a full
+    /// buffer for a hang-up, or reads into the input buffer. `Ok(0)`
+    /// with [`hung_up`](Self::hung_up) means the client closed its side.
+    pub(crate) fn on_readable(&mut self, now: Instant) -> io::Result<usize> {
+        if matches!(self.state.phase, Phase::Lingering) {
+            let mut scratch = [0u8; 4096];
+            let n = (&self.stream).read(&mut scratch)?;
+            self.state.peer_closed |= n == 0;
+            return Ok(n);
+        }
+        if self.state.input_room() == 0 {
+            let mut byte = [0u8; 1];
+            let n = self.stream.peek(&mut byte)?;
+            self.state.peer_closed |= n == 0;
+            return Ok(n);
+        }
+        self.read_input(now)
+    }
+
+    /// Reads once into the input buffer.
+    fn read_input(&mut self, now: Instant) -> io::Result<usize> {
+        let state = &mut self.state;
+        let room = state.input_room().min(READ_CHUNK);
+        let filled = state.input.len();
+        state.input.reserve(room);
+        let spare = &mut state.input.spare_capacity_mut()[..room];
         // SAFETY: reading into the vector's spare capacity; only the bytes
         // the kernel reports as written are then marked initialised.
         let n = unsafe { libc::read(self.stream.as_raw_fd(), spare.as_mut_ptr().cast(), room) };
@@ -106,28 +255,353 @@ impl Connection {
         }
         let n = n as usize;
         // SAFETY: the kernel initialised `n` bytes after `filled`.
-        unsafe { self.input.set_len(filled + n) };
+        unsafe { state.input.set_len(filled + n) };
         if n == 0 {
-            self.peer_closed = true;
-        } else if filled == 0 && self.discard == 0 && matches!(self.phase, Phase::Reading) {
+            state.peer_closed = true;
+        } else if filled == 0 && state.discard == 0 && matches!(state.phase, Phase::Reading) {
             // The first byte of a request head (not of a body).
-            self.request_started.get_or_insert(now);
+            state.request_started.get_or_insert(now);
         }
         Ok(n)
     }
 
-    /// Drops `n` handled bytes from the front of the input.
-    pub fn consume(&mut self, n: usize) {
-        let n = n.min(self.input.len());
-        self.input.drain(..n);
+    /// The client has gone while the connection lingers, or while its
+    /// answer is being prepared (a hung-up socket would otherwise be
+    /// reported again on every wait).
+    pub(crate) fn hung_up(&self) -> bool {
+        self.state.peer_closed
+            && matches!(
+                self.state.phase,
+                Phase::Lingering | Phase::Waiting(_) | Phase::Cgi(_)
+            )
     }
 
-    /// Drops request-body bytes that are already buffered.
-    pub fn discard_buffered_body(&mut self) {
-        if self.discard > 0 {
-            let n = self.discard.min(self.input.len() as u64) as usize;
-            self.consume(n);
-            self.discard -= n as u64;
+    /// The buffered input where the next request head starts, once the
+    /// body of the last one is dropped; `None` when the connection is
+    /// not reading requests or has no head bytes yet.
+    pub(crate) fn next_head(&mut self, now: Instant) -> Option<&[u8]> {
+        let state = &mut self.state;
+        if !matches!(state.phase, Phase::Reading) {
+            return None;
         }
+        if state.discard > 0 {
+            let n = state.discard.min(state.input.len() as u64) as usize;
+            state.input.drain(..n);
+            state.discard -= n as u64;
+        }
+        if state.discard > 0 || state.input.is_empty() {
+            return None;
+        }
+        // The header timeout runs from the first byte of a head, even
+        // one that arrived behind an earlier request.
+        state.request_started.get_or_insert(now);
+        Some(&state.input)
+    }
+
+    /// A head of `head_len` bytes was handled (all buffered input when
+    /// 0); `discard` bytes of its body are to be dropped.
+    pub(crate) fn took_head(&mut self, head_len: usize, discard: u64) {
+        let state = &mut self.state;
+        let n = if head_len == 0 {
+            state.input.len()
+        } else {
+            head_len.min(state.input.len())
+        };
+        state.input.drain(..n);
+        state.request_started = None;
+        state.discard = discard;
+    }
+
+    /// True when so much output is queued that pipelined requests wait.
+    pub(crate) fn output_full(&self) -> bool {
+        self.state.output.queued() > OUTPUT_HIGH_WATER
+    }
+
+    // ----- transitions -----------------------------------------------
+
+    /// True while requests are being read and answered.
+    pub(crate) fn is_reading(&self) -> bool {
+        matches!(self.state.phase, Phase::Reading)
+    }
+
+    /// True when nothing is in flight (for closing while draining).
+    pub(crate) fn is_idle(&self) -> bool {
+        matches!(self.state.phase, Phase::Reading | Phase::Lingering)
+            && self.state.output.is_empty()
+            && self.state.input.is_empty()
+    }
+
+    /// The request now waits for a helper's answer.
+    pub(crate) fn await_helper(&mut self, request: Request) {
+        self.state.phase = Phase::Waiting(Box::new(request));
+    }
+
+    /// The request waiting for a helper, if any; reading resumes.
+    pub(crate) fn take_waiting(&mut self) -> Option<Box<Request>> {
+        if !matches!(self.state.phase, Phase::Waiting(_)) {
+            return None;
+        }
+        match std::mem::replace(&mut self.state.phase, Phase::Reading) {
+            Phase::Waiting(request) => Some(request),
+            _ => None,
+        }
+    }
+
+    /// A CGI exchange begins for the request.
+    pub(crate) fn begin_cgi(&mut self, exchange: Box<Exchange>) {
+        self.state.phase = Phase::Cgi(exchange);
+    }
+
+    /// The running CGI exchange, if any.
+    pub(crate) fn exchange(&mut self) -> Option<&mut Exchange> {
+        match &mut self.state.phase {
+            Phase::Cgi(ex) => Some(ex),
+            _ => None,
+        }
+    }
+
+    /// The running exchange with the input and output it moves bytes
+    /// between.
+    pub(crate) fn cgi_parts(&mut self) -> Option<CgiParts<'_>> {
+        let State {
+            phase,
+            input,
+            output,
+            ..
+        } = &mut self.state;
+        match phase {
+            Phase::Cgi(exchange) => Some(CgiParts {
+                exchange,
+                input,
+                output,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Ends the CGI exchange, if any: reading resumes, after dropping the
+    /// rest of the request body when the connection is to be kept.
+    pub(crate) fn end_cgi(&mut self) -> Option<Box<Exchange>> {
+        if !matches!(self.state.phase, Phase::Cgi(_)) {
+            return None;
+        }
+        let Phase::Cgi(ex) = std::mem::replace(&mut self.state.phase, Phase::Reading) else {
+            return None;
+        };
+        if ex.keep_alive && !ex.body_complete() {
+            self.state.discard = ex.body_left;
+        }
+        self.state.request_started = None;
+        Some(ex)
+    }
+
+    /// Drops what is left of a request body that was never read, so that
+    /// the next request on the connection can be read.
+    pub(crate) fn discard_body(&mut self, bytes: u64) {
+        self.state.discard = bytes;
+    }
+
+    /// A response was queued; `keep` says whether the connection stays.
+    pub(crate) fn replied(&mut self, keep: bool) {
+        self.state.responses += 1;
+        if !keep {
+            self.close_after_reply();
+        }
+    }
+
+    /// The last response is queued: close once it is written.
+    pub(crate) fn close_after_reply(&mut self) {
+        self.state.phase = Phase::Closing;
+    }
+
+    /// Shuts down writing and drains what the client still sends, so that
+    /// closing does not reset the connection under the response. Returns
+    /// what to wait for then.
+    pub(crate) fn start_lingering(&mut self, now: Instant) -> (Interest, Instant) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+        self.state.phase = Phase::Lingering;
+        self.state.input.clear();
+        (Interest::READABLE, now + LINGER)
+    }
+
+    // ----- writing and waiting ---------------------------------------
+
+    /// Writes what is queued, as much as the socket and this turn's
+    /// budget allow.
+    pub(crate) fn write_output(&mut self) -> io::Result<()> {
+        if !self.state.output.is_empty() {
+            self.state.output.write_to(self.fd(), WRITE_BUDGET)?;
+        }
+        Ok(())
+    }
+
+    /// What the connection waits for next.
+    pub(crate) fn wants(&self, now: Instant, timeouts: &Timeouts) -> Wants {
+        self.state.wants(now, timeouts)
+    }
+
+    pub(crate) fn interest(&self) -> Interest {
+        self.state.interest
+    }
+
+    pub(crate) fn set_interest(&mut self, interest: Interest) {
+        self.state.interest = interest;
+    }
+
+    /// True while a CGI exchange runs.
+    pub(crate) fn runs_cgi(&self) -> bool {
+        matches!(self.state.phase, Phase::Cgi(_))
+    }
+
+    /// True when a script's deadline is what passed (nothing queued).
+    pub(crate) fn cgi_due(&self) -> bool {
+        matches!(self.state.phase, Phase::Cgi(_)) && self.state.output.is_empty()
+    }
+
+    /// Sets the connection's deadline. True when a timer must be armed
+    /// for it (none is armed, or only a later one).
+    pub(crate) fn set_deadline(&mut self, at: Instant) -> bool {
+        let state = &mut self.state;
+        state.deadline = at;
+        if state.armed_at.is_none_or(|armed| at < armed) {
+            state.armed_at = Some(at);
+            return true;
+        }
+        false
+    }
+
+    /// A timer armed for `at` came due at `now`.
+    pub(crate) fn check_due(&mut self, at: Instant, now: Instant) -> DueCheck {
+        let state = &mut self.state;
+        if state.armed_at != Some(at) {
+            return DueCheck::Stale;
+        }
+        state.armed_at = None;
+        if state.deadline > now {
+            return DueCheck::Moved(state.deadline);
+        }
+        DueCheck::Expired
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgi::exchange::Stage;
+    use crate::http::request::{parse, Parsed};
+
+    const T: Timeouts = Timeouts {
+        send: Duration::from_secs(1),
+        header: Duration::from_secs(2),
+        keepalive: Duration::from_secs(3),
+        cgi: Duration::from_secs(4),
+    };
+
+    fn request(raw: &str) -> Request {
+        match parse(raw.as_bytes(), false) {
+            Parsed::Request(request) => request,
+            other => panic!("not a request: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_new_connection_reads_until_its_first_deadline() {
+        let t0 = Instant::now();
+        let state = State::new(t0 + T.header);
+        assert_eq!(
+            state.wants(t0, &T),
+            Wants::Wait(Interest::READABLE, t0 + T.header)
+        );
+    }
+
+    #[test]
+    fn the_header_timeout_runs_from_the_first_byte() {
+        let t0 = Instant::now();
+        let mut state = State::new(t0);
+        state.responses = 1;
+        assert_eq!(
+            state.wants(t0, &T),
+            Wants::Wait(Interest::READABLE, t0 + T.keepalive)
+        );
+        state.request_started = Some(t0);
+        let later = t0 + Duration::from_millis(500);
+        assert_eq!(
+            state.wants(later, &T),
+            Wants::Wait(Interest::READABLE, t0 + T.header)
+        );
+    }
+
+    #[test]
+    fn queued_output_waits_for_writability() {
+        let t0 = Instant::now();
+        let mut state = State::new(t0);
+        state.output.push_owned(b"x".to_vec());
+        for phase in [Phase::Reading, Phase::Closing, Phase::Lingering] {
+            state.phase = phase;
+            assert_eq!(
+                state.wants(t0, &T),
+                Wants::Wait(Interest::WRITABLE, t0 + T.send)
+            );
+        }
+    }
+
+    #[test]
+    fn a_closed_or_full_reader_is_closed() {
+        let t0 = Instant::now();
+        let mut state = State::new(t0);
+        state.peer_closed = true;
+        assert_eq!(state.wants(t0, &T), Wants::Close);
+        let mut state = State::new(t0);
+        state.input = vec![b'x'; MAX_INPUT];
+        assert_eq!(state.wants(t0, &T), Wants::Close);
+    }
+
+    #[test]
+    fn closing_lingers_unless_the_client_is_gone() {
+        let t0 = Instant::now();
+        let mut state = State::new(t0);
+        state.phase = Phase::Closing;
+        assert_eq!(state.wants(t0, &T), Wants::Linger);
+        state.peer_closed = true;
+        assert_eq!(state.wants(t0, &T), Wants::Close);
+        state.discard = 10;
+        assert_eq!(state.wants(t0, &T), Wants::Linger);
+        state.phase = Phase::Lingering;
+        state.deadline = t0 + LINGER;
+        assert_eq!(
+            state.wants(t0, &T),
+            Wants::Wait(Interest::READABLE, t0 + LINGER)
+        );
+    }
+
+    #[test]
+    fn waiting_for_a_helper_reads_only_while_there_is_room() {
+        let t0 = Instant::now();
+        let mut state = State::new(t0 + Duration::from_secs(9));
+        state.phase = Phase::Waiting(Box::new(request("GET / HTTP/1.1\r\nHost: h\r\n\r\n")));
+        let deadline = t0 + Duration::from_secs(9);
+        assert_eq!(
+            state.wants(t0, &T),
+            Wants::Wait(Interest::READABLE, deadline)
+        );
+        state.input = vec![b'x'; MAX_INPUT];
+        assert_eq!(state.wants(t0, &T), Wants::Wait(Interest::NONE, deadline));
+    }
+
+    #[test]
+    fn a_cgi_exchange_reads_only_its_body() {
+        let t0 = Instant::now();
+        let mut state = State::new(t0);
+        let post = request("POST /x.cgi HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n");
+        let ex = Exchange::new(1, post, Stage::Queued, 5, t0);
+        let deadline = ex.deadline(T.cgi);
+        state.phase = Phase::Cgi(Box::new(ex));
+        assert_eq!(
+            state.wants(t0, &T),
+            Wants::Wait(Interest::READABLE, deadline)
+        );
+        let get = request("GET /x.cgi HTTP/1.1\r\nHost: h\r\n\r\n");
+        state.phase = Phase::Cgi(Box::new(Exchange::new(2, get, Stage::Queued, 0, t0)));
+        assert_eq!(state.wants(t0, &T), Wants::Wait(Interest::NONE, deadline));
     }
 }

@@ -9,33 +9,35 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
-/// A timer entry: when, for which slot, and the slot's generation.
-pub type TimerEntry = (Instant, usize, u32);
+use crate::conn_table::ConnId;
+
+/// A timer entry: when, and for which connection.
+pub(crate) type TimerEntry = (Instant, ConnId);
 
 /// The heap of deadlines.
 #[derive(Debug, Default)]
-pub struct Timers {
+pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<TimerEntry>>,
 }
 
 impl Timers {
-    pub fn push(&mut self, at: Instant, slot: usize, generation: u32) {
-        self.heap.push(Reverse((at, slot, generation)));
+    pub(crate) fn push(&mut self, at: Instant, conn: ConnId) {
+        self.heap.push(Reverse((at, conn)));
     }
 
     /// Takes the earliest entry if it is due at `now`.
-    pub fn pop_due(&mut self, now: Instant) -> Option<TimerEntry> {
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<TimerEntry> {
         match self.heap.peek() {
-            Some(Reverse((at, _, _))) if *at <= now => self.heap.pop().map(|Reverse(e)| e),
+            Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse(e)| e),
             _ => None,
         }
     }
 
     /// Time until the earliest entry (zero if overdue).
-    pub fn next_timeout(&self, now: Instant) -> Option<Duration> {
+    pub(crate) fn next_timeout(&self, now: Instant) -> Option<Duration> {
         self.heap
             .peek()
-            .map(|Reverse((at, _, _))| at.saturating_duration_since(now))
+            .map(|Reverse((at, _))| at.saturating_duration_since(now))
     }
 }
 
@@ -45,16 +47,18 @@ mod tests {
 
     #[test]
     fn entries_come_due_in_order() {
+        let mut table = crate::conn_table::ConnTable::default();
+        let (a, b, c) = (table.reserve(), table.reserve(), table.reserve());
         let t0 = Instant::now();
         let mut timers = Timers::default();
-        timers.push(t0 + Duration::from_secs(3), 3, 0);
-        timers.push(t0 + Duration::from_secs(1), 1, 0);
-        timers.push(t0 + Duration::from_secs(2), 2, 7);
+        timers.push(t0 + Duration::from_secs(3), a);
+        timers.push(t0 + Duration::from_secs(1), b);
+        timers.push(t0 + Duration::from_secs(2), c);
         assert_eq!(timers.next_timeout(t0), Some(Duration::from_secs(1)));
         assert_eq!(timers.pop_due(t0), None);
         let now = t0 + Duration::from_secs(2);
-        assert_eq!(timers.pop_due(now).map(|e| e.1), Some(1));
-        assert_eq!(timers.pop_due(now).map(|e| (e.1, e.2)), Some((2, 7)));
+        assert_eq!(timers.pop_due(now).map(|e| e.1), Some(b));
+        assert_eq!(timers.pop_due(now).map(|e| e.1), Some(c));
         assert_eq!(timers.pop_due(now), None);
         assert_eq!(timers.next_timeout(now), Some(Duration::from_secs(1)));
     }

@@ -11,6 +11,7 @@ mod access_log;
 mod cache;
 mod cgi;
 mod config;
+mod conn_table;
 mod connection;
 mod deadlines;
 mod event;
@@ -24,6 +25,7 @@ mod server;
 mod signals;
 mod status;
 mod supervise;
+mod token;
 
 use std::io::Write;
 

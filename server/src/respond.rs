@@ -7,7 +7,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use crate::cache::{Content, Entry, FileEntry, Found};
 use crate::http::conditional::{evaluate_range, not_modified, RangeOutcome};
 use crate::http::request::{Method, Rejection, Request};
-use crate::http::response::{self, begin, content_length, finish};
+use crate::http::response::{self, begin, content_length, finish, ErrorTo};
 use crate::http::status::Status;
 use crate::output::Output;
 
@@ -34,7 +34,7 @@ pub struct Reply {
 
 /// Queues the response to `req` from `entry`.
 pub fn respond(out: &mut Output, req: &Request, entry: &Entry, date: &str) -> Reply {
-    let head_only = req.method == Method::Head;
+    let to = req.error_to(req.keep_alive);
     match &entry.found {
         Found::File(file) => respond_file(out, req, file, date),
         Found::Directory => {
@@ -48,43 +48,11 @@ pub fn respond(out: &mut Output, req: &Request, entry: &Entry, date: &str) -> Re
                 location.push_str(q);
             }
             let extra = format!("Location: {location}\r\n");
-            error(
-                out,
-                Status::MOVED_PERMANENTLY,
-                req.keep_alive,
-                req.http10,
-                head_only,
-                &extra,
-                date,
-            )
+            error(out, &to, Status::MOVED_PERMANENTLY, &extra, date)
         }
-        Found::Missing => error(
-            out,
-            Status::NOT_FOUND,
-            req.keep_alive,
-            req.http10,
-            head_only,
-            "",
-            date,
-        ),
-        Found::Forbidden => error(
-            out,
-            Status::FORBIDDEN,
-            req.keep_alive,
-            req.http10,
-            head_only,
-            "",
-            date,
-        ),
-        Found::Failed => error(
-            out,
-            Status::INTERNAL_ERROR,
-            req.keep_alive,
-            req.http10,
-            head_only,
-            "",
-            date,
-        ),
+        Found::Missing => error(out, &to, Status::NOT_FOUND, "", date),
+        Found::Forbidden => error(out, &to, Status::FORBIDDEN, "", date),
+        Found::Failed => error(out, &to, Status::INTERNAL_ERROR, "", date),
     }
 }
 
@@ -116,16 +84,8 @@ fn respond_file(out: &mut Output, req: &Request, file: &FileEntry, date: &str) -
         RangeOutcome::Partial { start, end } => (Status::PARTIAL_CONTENT, start, end + 1),
         RangeOutcome::Unsatisfiable => {
             let extra = format!("Content-Range: bytes */{size}\r\n");
-            let head_only = req.method == Method::Head;
-            return error(
-                out,
-                Status::RANGE_NOT_SATISFIABLE,
-                req.keep_alive,
-                req.http10,
-                head_only,
-                &extra,
-                date,
-            );
+            let to = req.error_to(req.keep_alive);
+            return error(out, &to, Status::RANGE_NOT_SATISFIABLE, &extra, date);
         }
     };
     begin(&mut head, status, date);
@@ -193,35 +153,17 @@ pub fn reject(out: &mut Output, rejection: &Rejection, date: &str) -> Reply {
     } else {
         ""
     };
-    error(
-        out,
-        rejection.status,
-        rejection.keep_alive,
-        rejection.http10,
-        rejection.head,
-        extra,
-        date,
-    )
+    error(out, &rejection.error_to(), rejection.status, extra, date)
 }
 
-/// Queues an error page.
-pub fn error(
-    out: &mut Output,
-    status: Status,
-    keep_alive: bool,
-    http10: bool,
-    head_only: bool,
-    extra: &str,
-    date: &str,
-) -> Reply {
+/// Queues an error page to the client `to` describes.
+pub fn error(out: &mut Output, to: &ErrorTo, status: Status, extra: &str, date: &str) -> Reply {
     let mut head = Vec::with_capacity(512);
-    let body_bytes = response::error(
-        &mut head, status, date, keep_alive, http10, head_only, extra,
-    );
+    let body_bytes = response::error(&mut head, to, status, extra, date);
     out.push_owned(head);
     Reply {
         status,
-        keep_alive,
+        keep_alive: to.keep_alive,
         body_bytes,
     }
 }

@@ -4,6 +4,10 @@
 use std::fmt::Write;
 
 use crate::cache::CacheStats;
+use crate::http::request::Request;
+use crate::http::status::Status;
+use crate::output::Output;
+use crate::respond::{self, Reply};
 
 /// Counters kept by the event loop.
 #[derive(Debug, Default, Clone)]
@@ -34,6 +38,32 @@ pub struct Snapshot {
     pub helper_restarts: Vec<u64>,
     pub runner_restarts: u64,
     pub cgi_running: usize,
+}
+
+/// Queues the status page answering `request`: 403 unless `allowed`,
+/// JSON when the query asks for `json`, plain text otherwise.
+pub fn reply(
+    out: &mut Output,
+    request: &Request,
+    snapshot: &Snapshot,
+    allowed: bool,
+    date: &str,
+) -> Reply {
+    if !allowed {
+        let to = request.error_to(request.keep_alive);
+        return respond::error(out, &to, Status::FORBIDDEN, "", date);
+    }
+    let json = request
+        .target
+        .query
+        .as_deref()
+        .is_some_and(|q| q.split('&').any(|p| p == "json"));
+    let (body, content_type) = if json {
+        (render_json(snapshot), "application/json")
+    } else {
+        (render_text(snapshot), "text/plain; charset=utf-8")
+    };
+    respond::dynamic(out, request, content_type, body.into_bytes(), date)
 }
 
 /// The plain-text page.

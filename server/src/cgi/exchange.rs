@@ -3,14 +3,13 @@
 //! re-framed as the client needs it (Content-Length when the script gave
 //! one, otherwise chunked on HTTP/1.1 or close-delimited on HTTP/1.0).
 
-use std::fs::File;
 use std::time::{Duration, Instant};
 
 use protocol::ExitInfo;
 
 use crate::cgi::chunked::{ChunkedDecoder, ChunkedError};
+use crate::cgi::pipes::Pipe;
 use crate::cgi::script_head::{parse_script_head, HeadParse, ScriptResponse};
-use crate::event::Interest;
 use crate::http::request::{Method, Request};
 use crate::http::response::{begin_with_reason, content_length, finish};
 use crate::output::Output;
@@ -28,7 +27,17 @@ pub enum Stage {
     /// Sent to the runner; not started yet.
     Queued,
     /// The script runs; the server holds its pipes.
-    Running,
+    Running(Script),
+}
+
+/// A running script: its process and the server's ends of its pipes
+/// (each `None` once closed).
+#[derive(Debug)]
+pub struct Script {
+    /// The script's process (and process group) id.
+    pub pid: u32,
+    pub stdin: Option<Pipe>,
+    pub stdout: Option<Pipe>,
 }
 
 /// How the script's body goes to the client.
@@ -65,10 +74,6 @@ pub struct Exchange {
     pub body_left: u64,
     /// Request-body bytes waiting to be written to the script.
     pub to_script: Vec<u8>,
-    pub stdin: Option<File>,
-    pub stdout: Option<File>,
-    pub stdin_interest: Interest,
-    pub stdout_interest: Interest,
     /// Output read before the header block was complete.
     head: Vec<u8>,
     /// Set once the response head has been queued.
@@ -81,8 +86,6 @@ pub struct Exchange {
     /// After the script exited: stop waiting for end-of-file then.
     pub eof_deadline: Option<Instant>,
     pub started: Instant,
-    /// The script's process (and process group) id, once started.
-    pub pid: Option<u32>,
 }
 
 impl Exchange {
@@ -100,10 +103,6 @@ impl Exchange {
             stage,
             body_left,
             to_script: Vec::new(),
-            stdin: None,
-            stdout: None,
-            stdin_interest: Interest::NONE,
-            stdout_interest: Interest::NONE,
             head: Vec::new(),
             framing: None,
             nph,
@@ -113,7 +112,6 @@ impl Exchange {
             exited: None,
             eof_deadline: None,
             started: now,
-            pid: None,
         }
     }
 
@@ -124,6 +122,22 @@ impl Exchange {
         match self.eof_deadline {
             Some(t) => t.min(limit),
             None => limit,
+        }
+    }
+
+    /// The running script, if it has started.
+    pub fn script(&mut self) -> Option<&mut Script> {
+        match &mut self.stage {
+            Stage::Running(script) => Some(script),
+            _ => None,
+        }
+    }
+
+    /// The script's process group, while it runs and has not exited.
+    pub fn live_pid(&self) -> Option<u32> {
+        match (&self.stage, self.exited) {
+            (Stage::Running(script), None) => Some(script.pid),
+            _ => None,
         }
     }
 
@@ -288,7 +302,7 @@ mod tests {
         let Parsed::Request(request) = parse(raw.as_bytes(), false) else {
             panic!("not a request");
         };
-        Exchange::new(1, request, Stage::Running, 0, Instant::now())
+        Exchange::new(1, request, Stage::Queued, 0, Instant::now())
     }
 
     fn written(out: &mut Output) -> String {

@@ -38,6 +38,17 @@ pub enum RunnerEvent {
     },
 }
 
+impl RunnerEvent {
+    /// The run the event is about.
+    pub fn id(&self) -> u64 {
+        match self {
+            RunnerEvent::Started { id, .. }
+            | RunnerEvent::Refused { id, .. }
+            | RunnerEvent::Exited { id, .. } => *id,
+        }
+    }
+}
+
 fn hello() -> ToRunner {
     ToRunner::Hello(Hello::new(Role::Server))
 }

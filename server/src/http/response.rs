@@ -82,24 +82,37 @@ pub fn finish(out: &mut Vec<u8>, keep_alive: bool, http10: bool) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// A complete error response (head and, unless `head_only`, a small HTML
-/// body). `extra` holds further header lines, each ending in CRLF.
-pub fn error(
-    out: &mut Vec<u8>,
-    status: Status,
-    date: &str,
-    keep_alive: bool,
-    http10: bool,
-    head_only: bool,
-    extra: &str,
-) -> u64 {
+/// What of a request shapes the error page answering it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorTo {
+    /// The request was HTTP/1.0 (a kept connection must say so).
+    pub http10: bool,
+    /// The request was a HEAD: the page goes without its body.
+    pub head_only: bool,
+    /// The connection stays open after the page.
+    pub keep_alive: bool,
+}
+
+impl ErrorTo {
+    /// To a client whose request is unknown; the connection closes.
+    pub const UNKNOWN: ErrorTo = ErrorTo {
+        http10: false,
+        head_only: false,
+        keep_alive: false,
+    };
+}
+
+/// A complete error response (head and, unless `to.head_only`, a small
+/// HTML body). `extra` holds further header lines, each ending in CRLF.
+/// Returns the body's length as sent.
+pub fn error(out: &mut Vec<u8>, to: &ErrorTo, status: Status, extra: &str, date: &str) -> u64 {
     let body = error_page(status);
     begin(out, status, date);
     out.extend_from_slice(b"Content-Type: text/html; charset=utf-8\r\n");
     content_length(out, body.len() as u64);
     out.extend_from_slice(extra.as_bytes());
-    finish(out, keep_alive, http10);
-    if head_only {
+    finish(out, to.keep_alive, to.http10);
+    if to.head_only {
         return 0;
     }
     out.extend_from_slice(body.as_bytes());
@@ -121,12 +134,10 @@ pub fn overloaded(date: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
     error(
         &mut out,
+        &ErrorTo::UNKNOWN,
         Status::SERVICE_UNAVAILABLE,
-        date,
-        false,
-        false,
-        false,
         "Retry-After: 1\r\n",
+        date,
     );
     out
 }
@@ -138,7 +149,11 @@ mod tests {
     #[test]
     fn error_responses_are_complete() {
         let mut out = Vec::new();
-        let n = error(&mut out, Status::NOT_FOUND, "D", true, false, false, "");
+        let to = ErrorTo {
+            keep_alive: true,
+            ..ErrorTo::UNKNOWN
+        };
+        let n = error(&mut out, &to, Status::NOT_FOUND, "", "D");
         let text = String::from_utf8(out).expect("utf-8");
         assert!(text.starts_with("HTTP/1.1 404 Not Found\r\nDate: D\r\nServer: amped/"));
         assert!(text.contains(&format!("Content-Length: {n}\r\n")));

@@ -15,11 +15,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use protocol::{FileMeta, FromHelper, Hello, LookupRequest, Outcome, Received, Role, ToHelper};
 
-use crate::event::{Event, Poller, Token};
+use crate::conn_table::ConnId;
+use crate::event::{Event, Poller};
 use crate::supervise::child_link::{ChildProcess, ChildState};
+use crate::token::EventToken;
 
-/// A connection waiting for a lookup: its slot and generation.
-pub type Waiter = (usize, u32);
+/// A connection waiting for a lookup.
+pub type Waiter = ConnId;
 
 /// A finished lookup and everyone who waited for it.
 #[derive(Debug)]
@@ -42,7 +44,6 @@ struct Pending {
 
 /// The pool of helper processes.
 pub struct HelperPool {
-    token_base: Token,
     /// A helper that has not answered a lookup for this long is stuck: it
     /// is killed and its lookups go to another.
     answer_timeout: Duration,
@@ -58,13 +59,11 @@ fn hello() -> ToHelper {
 }
 
 impl HelperPool {
-    /// A pool of `count` helpers, not started yet. Their poller tokens
-    /// are `token_base..token_base + count`.
+    /// A pool of `count` helpers, not started yet.
     pub fn new(
         binary: PathBuf,
         args: Vec<OsString>,
         count: usize,
-        token_base: Token,
         answer_timeout: Duration,
         now: Instant,
     ) -> Self {
@@ -74,13 +73,12 @@ impl HelperPool {
                     format!("helper {i}"),
                     binary.clone(),
                     args.clone(),
-                    token_base + i,
+                    EventToken::Helper(i).to_token(),
                     now,
                 )
             })
             .collect();
         HelperPool {
-            token_base,
             answer_timeout,
             helpers,
             in_flight: vec![0; count],
@@ -91,10 +89,11 @@ impl HelperPool {
     }
 
     /// The helper a poller token belongs to, if it is one of ours.
-    pub fn slot_of(&self, token: Token) -> Option<usize> {
-        token
-            .checked_sub(self.token_base)
-            .filter(|&i| i < self.helpers.len())
+    pub fn slot_of(&self, token: EventToken) -> Option<usize> {
+        match token {
+            EventToken::Helper(i) if i < self.helpers.len() => Some(i),
+            _ => None,
+        }
     }
 
     /// Starts every helper and waits (blocking, at most `timeout`) until
@@ -119,7 +118,8 @@ impl HelperPool {
             }
             poller.wait(&mut events, Some(timeout - elapsed))?;
             for ev in events.drain(..) {
-                if let Some(slot) = self.slot_of(ev.token) {
+                let token = EventToken::from_token(ev.token);
+                if let Some(slot) = token.and_then(|t| self.slot_of(t)) {
                     self.handle_event(slot, ev, poller, Instant::now(), &mut completions);
                 }
             }

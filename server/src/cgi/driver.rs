@@ -1,0 +1,601 @@
+//! The event-loop side of CGI: starting a request's script through the
+//! runner, streaming the request body into the script's stdin and its
+//! output back to the client, with back-pressure both ways, and ending
+//! the exchange (normally, on a bad header block, on a timeout, or when
+//! the client goes away). Nothing here blocks: both pipes are
+//! non-blocking and sit in the poller beside the client sockets.
+//!
+//! [`Cgi`] owns the CGI state (the runner link, which connection each run
+//! is for, the read buffer). Its functions take the connection and an
+//! [`Io`] context and return what the loop must do next ([`Next`]); they
+//! never call back into the loop.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use protocol::{CgiRun, Refusal};
+
+use crate::cgi::chunked::ChunkedDecoder;
+use crate::cgi::env::{build_env, CgiEnvInput};
+use crate::cgi::exchange::{Exchange, OutputEvent, Script, Stage};
+use crate::cgi::pipes::{close_pipe, signal_group, Pipe};
+use crate::cgi::redirect::redirected;
+use crate::cgi::runner_link::{CgiRunner, RunnerEvent};
+use crate::conn_table::ConnId;
+use crate::connection::{CgiParts, Connection, OUTPUT_HIGH_WATER};
+use crate::event::{Event, Interest, Poller};
+use crate::http::request::{Framing, LogFields, Request};
+use crate::http::status::Status;
+use crate::respond::{self, Reply};
+use crate::token::EventToken;
+
+/// Request-body bytes held for a script's stdin at most.
+const TO_SCRIPT_MAX: usize = 64 * 1024;
+/// Bytes read from a script's stdout per read.
+const READ_CHUNK: usize = 64 * 1024;
+/// Reads from one script per round of the pump.
+const READS_PER_ROUND: usize = 8;
+/// Rounds of reading and writing per pump: output keeps moving while the
+/// client keeps up, but one fast script cannot hold the loop. A script
+/// left with output to give stays watched and is pumped again next turn.
+const PUMP_ROUNDS: usize = 8;
+/// How long to wait for end-of-file on a script's output after it exited
+/// (a background child may hold the pipe open).
+const EOF_GRACE: Duration = Duration::from_secs(2);
+/// Output that ends this close to the time limit may have been cut by it.
+const NEAR_LIMIT: Duration = Duration::from_secs(1);
+
+/// How an exchange ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The script's output ended (or its grace after exit passed).
+    Eof,
+    /// The script ran past its time.
+    TimedOut,
+    /// Its header block was malformed.
+    BadHead,
+}
+
+/// What the loop must do for the connection next.
+#[derive(Debug)]
+pub(crate) enum Next {
+    /// Nothing happened to the connection.
+    Unchanged,
+    /// The exchange goes on: set what the connection waits for.
+    Continue,
+    /// The exchange is over and this response is queued: account for it
+    /// and go on with the connection.
+    Respond(Reply, Option<LogFields>),
+    /// The script asked for a local redirect: serve this request instead.
+    Redirect(Box<Request>),
+    /// The client is gone: close the connection.
+    Close,
+}
+
+/// What the CGI functions need of the loop.
+pub(crate) struct Io<'a> {
+    pub(crate) poller: &'a mut dyn Poller,
+    pub(crate) now: Instant,
+    pub(crate) date: &'a str,
+}
+
+/// The limits and facts CGI runs under.
+#[derive(Debug, Clone)]
+pub(crate) struct CgiConfig {
+    pub(crate) max_body: u64,
+    pub(crate) max_procs: usize,
+    pub(crate) timeout: Duration,
+    pub(crate) root: PathBuf,
+    pub(crate) listen: SocketAddr,
+}
+
+/// CGI's state: the runner link and the exchanges in progress.
+pub(crate) struct Cgi {
+    runner: CgiRunner,
+    config: CgiConfig,
+    /// CGI run ids and the connection each is for.
+    ids: HashMap<u64, ConnId>,
+    /// Scratch space for reading scripts' output.
+    buf: Vec<u8>,
+}
+
+impl Cgi {
+    pub(crate) fn new(runner: CgiRunner, config: CgiConfig) -> Cgi {
+        Cgi {
+            runner,
+            config,
+            ids: HashMap::new(),
+            buf: Vec::new(),
+        }
+    }
+
+    pub(crate) fn runner(&mut self) -> &mut CgiRunner {
+        &mut self.runner
+    }
+
+    /// Exchanges in progress.
+    pub(crate) fn active(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Starts a CGI request: checks the limits, then reads a chunked body
+    /// or hands the script to the runner.
+    pub(crate) fn start(&mut self, conn: &mut Connection, request: Request, io: &mut Io) -> Next {
+        let too_large = matches!(request.body, Framing::Length(n) if n > self.config.max_body);
+        if too_large || self.active() >= self.config.max_procs {
+            let (status, extra) = match too_large {
+                true => (Status::PAYLOAD_TOO_LARGE, ""),
+                false => (Status::SERVICE_UNAVAILABLE, "Retry-After: 1\r\n"),
+            };
+            // The body was not read: the connection cannot be kept.
+            let reply = respond::error(
+                conn.output(),
+                &request.error_to(false),
+                status,
+                extra,
+                io.date,
+            );
+            return Next::Respond(reply, request.log);
+        }
+        let expect_continue = request.cgi.as_ref().is_some_and(|c| c.expect_continue);
+        let (stage, body_left, has_body) = match request.body {
+            Framing::Chunked => (Stage::Collecting(ChunkedDecoder::default()), 0, true),
+            Framing::Length(n) => (Stage::Queued, n, n > 0),
+            Framing::None => (Stage::Queued, 0, false),
+        };
+        if expect_continue && has_body && !request.http10 && conn.input_is_empty() {
+            conn.output()
+                .push_owned(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
+        }
+        let id = self.runner.next_id();
+        let collecting = matches!(stage, Stage::Collecting(_));
+        let ex = Exchange::new(id, request, stage, body_left, io.now);
+        conn.begin_cgi(Box::new(ex));
+        self.ids.insert(id, conn.id());
+        if !collecting {
+            self.launch(conn, io);
+        }
+        self.pump(conn, io)
+    }
+
+    /// Sends the exchange's script to the runner.
+    fn launch(&mut self, conn: &mut Connection, io: &mut Io) {
+        let local = conn.local_addr().unwrap_or(self.config.listen);
+        let remote = conn.peer();
+        let Some(ex) = conn.exchange() else {
+            return;
+        };
+        let Some(cgi) = ex.request.cgi.as_ref() else {
+            return;
+        };
+        let content_length = match (&ex.stage, ex.request.body) {
+            (Stage::Collecting(d), _) => Some(d.decoded),
+            (_, Framing::Length(n)) => Some(n),
+            _ => None,
+        };
+        ex.stage = Stage::Queued;
+        let script_name = format!("/{}", cgi.script);
+        let env = build_env(&CgiEnvInput {
+            method: &cgi.method,
+            http10: ex.request.http10,
+            script_name: &script_name,
+            path_info: &cgi.path_info,
+            query: ex.request.target.query.as_deref().unwrap_or(""),
+            request_uri: &cgi.request_uri,
+            headers: &cgi.headers,
+            content_length,
+            remote,
+            local,
+            root: &self.config.root,
+        });
+        let run = CgiRun {
+            id: ex.id,
+            script: cgi.script.clone(),
+            env,
+            timeout_ms: self.config.timeout.as_millis() as u64,
+        };
+        ex.started = io.now;
+        self.runner.run(run, io.poller, io.now);
+    }
+
+    /// Readiness on the runner's socket: what the runner reported, each
+    /// with the connection it is for.
+    pub(crate) fn runner_event(
+        &mut self,
+        ev: Event,
+        poller: &mut dyn Poller,
+        now: Instant,
+    ) -> Vec<(ConnId, RunnerEvent)> {
+        let mut events = Vec::new();
+        self.runner.handle_event(ev, poller, now, &mut events);
+        events
+            .into_iter()
+            .filter_map(|event| Some((*self.ids.get(&event.id())?, event)))
+            .collect()
+    }
+
+    /// Acts on what the runner reported for the exchange on `conn`.
+    pub(crate) fn on_runner_event(
+        &mut self,
+        conn: &mut Connection,
+        event: RunnerEvent,
+        io: &mut Io,
+    ) -> Next {
+        let id = event.id();
+        let Some(ex) = conn.exchange().filter(|ex| ex.id == id) else {
+            // The client went away: dropping any pipes ends the script's I/O.
+            return Next::Unchanged;
+        };
+        match event {
+            RunnerEvent::Started {
+                pid, stdin, stdout, ..
+            } => {
+                if !matches!(ex.stage, Stage::Queued) {
+                    error_log!("amped: cgi-runner reported run {id} started twice; ignored");
+                    return Next::Unchanged;
+                }
+                match self.pipes(stdin, stdout, io.poller) {
+                    Some((stdin, stdout)) => {
+                        ex.stage = Stage::Running(Script {
+                            pid,
+                            stdin: Some(stdin),
+                            stdout: Some(stdout),
+                        });
+                        self.pump(conn, io)
+                    }
+                    None => self.failed(conn, Status::SERVICE_UNAVAILABLE, io),
+                }
+            }
+            RunnerEvent::Refused { refusal, .. } => {
+                let status = match refusal {
+                    Refusal::NotFound => Status::NOT_FOUND,
+                    Refusal::Forbidden(_) => Status::FORBIDDEN,
+                    Refusal::ExecFailed(why) => {
+                        error_log!("amped: CGI run {id} could not start: {why}");
+                        Status::INTERNAL_ERROR
+                    }
+                    Refusal::Overloaded => Status::SERVICE_UNAVAILABLE,
+                };
+                self.failed(conn, status, io)
+            }
+            RunnerEvent::Exited {
+                exit, timed_out, ..
+            } => {
+                ex.exited = Some((exit, timed_out));
+                ex.eof_deadline = Some(io.now + EOF_GRACE);
+                self.pump(conn, io)
+            }
+        }
+    }
+
+    /// A started script's pipe ends, non-blocking and within the poller's
+    /// reach; `None` if they cannot be used.
+    fn pipes(&self, stdin: OwnedFd, stdout: OwnedFd, poller: &dyn Poller) -> Option<(Pipe, Pipe)> {
+        let (Ok(stdin), Ok(stdout)) = (Pipe::new(stdin), Pipe::new(stdout)) else {
+            return None;
+        };
+        let fits = poller
+            .fd_limit()
+            .is_none_or(|limit| stdin.fd() < limit && stdout.fd() < limit);
+        fits.then_some((stdin, stdout))
+    }
+
+    /// Ends the exchange with an error page (nothing was sent yet).
+    fn failed(&mut self, conn: &mut Connection, status: Status, io: &mut Io) -> Next {
+        let Some(mut ex) = self.detach(conn, io.poller) else {
+            return Next::Unchanged;
+        };
+        let keep_alive = ex.keep_alive && ex.body_complete() && ex.to_script.is_empty();
+        if keep_alive {
+            conn.discard_body(ex.body_left);
+        }
+        let extra = if status == Status::SERVICE_UNAVAILABLE {
+            "Retry-After: 1\r\n"
+        } else {
+            ""
+        };
+        ex.to_script.clear();
+        let to = ex.request.error_to(keep_alive);
+        let reply = respond::error(conn.output(), &to, status, extra, io.date);
+        Next::Respond(reply, ex.request.log)
+    }
+
+    /// Moves everything that can move: body to the script, output to the
+    /// client; ends the exchange when the output is over; then sets what
+    /// each pipe waits for.
+    pub(crate) fn pump(&mut self, conn: &mut Connection, io: &mut Io) -> Next {
+        let slot = conn.id().slot();
+        let fd = conn.fd();
+        let Some(CgiParts {
+            exchange: ex,
+            input,
+            output,
+        }) = conn.cgi_parts()
+        else {
+            return Next::Unchanged;
+        };
+        if feed_script(ex, input, io.poller).is_err() {
+            return self.bad_body(conn, Status::BAD_REQUEST, io);
+        }
+        if matches!(ex.stage, Stage::Collecting(_)) {
+            if ex.to_script.len() as u64 > self.config.max_body {
+                return self.bad_body(conn, Status::PAYLOAD_TOO_LARGE, io);
+            }
+            if ex.body_complete() {
+                self.launch(conn, io);
+            }
+            return Next::Continue;
+        }
+        // Script output: to the client, while the client keeps up.
+        let mut end = None;
+        for _ in 0..PUMP_ROUNDS {
+            let mut full = false;
+            for _ in 0..READS_PER_ROUND {
+                full = output.queued() > OUTPUT_HIGH_WATER;
+                let Some(script) = ex.script().filter(|_| !full) else {
+                    break;
+                };
+                let Some(stdout) = script.stdout.as_mut() else {
+                    break;
+                };
+                self.buf.resize(READ_CHUNK, 0);
+                match stdout.read(&mut self.buf) {
+                    Ok(0) => {
+                        close_pipe(io.poller, &mut script.stdout);
+                        break;
+                    }
+                    Ok(n) => match ex.on_output(&self.buf[..n], output, io.date) {
+                        OutputEvent::Progress => {}
+                        OutputEvent::LocalRedirect(path) => {
+                            return self.redirect(conn, &path, io);
+                        }
+                        OutputEvent::BadHead(why) => {
+                            error_log!(
+                                "amped: {:?}: bad CGI header block: {why}",
+                                format!("/{}", ex.request.target.key)
+                            );
+                            end = Some(End::BadHead);
+                            break;
+                        }
+                    },
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        end = Some(End::Eof);
+                        break;
+                    }
+                }
+            }
+            if end.is_some() || !full {
+                break;
+            }
+            // The client took what was queued: read on.
+            if !output.is_empty() && output.write_to(fd, u64::MAX).is_err() {
+                return Next::Close;
+            }
+            if output.queued() > OUTPUT_HIGH_WATER {
+                break;
+            }
+        }
+        let end = end.or_else(|| self.output_over(ex, io.now));
+        if let Some(end) = end {
+            return self.end(conn, end, io);
+        }
+        // What each pipe waits for.
+        let stdin_want = match ex.to_script.is_empty() {
+            true => Interest::NONE,
+            false => Interest::WRITABLE,
+        };
+        let stdout_want = match output.queued() > OUTPUT_HIGH_WATER {
+            true => Interest::NONE,
+            false => Interest::READABLE,
+        };
+        let watched = ex.script().is_none_or(|script| {
+            let stdin = EventToken::ScriptStdin(slot).to_token();
+            let stdout = EventToken::ScriptStdout(slot).to_token();
+            script
+                .stdin
+                .as_mut()
+                .is_none_or(|pipe| pipe.watch(io.poller, stdin, stdin_want))
+                && script
+                    .stdout
+                    .as_mut()
+                    .is_none_or(|pipe| pipe.watch(io.poller, stdout, stdout_want))
+        });
+        if !watched {
+            return self.end(conn, End::BadHead, io);
+        }
+        Next::Continue
+    }
+
+    /// Whether a running script's output is over, and how.
+    fn output_over(&self, ex: &mut Exchange, now: Instant) -> Option<End> {
+        let script = ex.script()?;
+        let output_over = script.stdout.is_none();
+        let grace_over = ex.eof_deadline.is_some_and(|t| t <= now);
+        // The output may have ended because the runner killed the script
+        // at its time limit. Without a header block (502 or 504?), or
+        // near the limit (a complete response, or a cut one that must not
+        // look complete?), wait briefly for the exit report before
+        // deciding.
+        let near_limit = now + NEAR_LIMIT >= ex.started + self.config.timeout;
+        let wants_report = ex.exited.is_none() && (!ex.responded() || near_limit);
+        if output_over && wants_report && ex.eof_deadline.is_none() {
+            ex.eof_deadline = Some(now + EOF_GRACE);
+            None
+        } else if (output_over && !wants_report) || grace_over {
+            Some(match ex.exited {
+                Some((_, true)) => End::TimedOut,
+                _ => End::Eof,
+            })
+        } else {
+            None
+        }
+    }
+
+    /// A chunked body that is malformed or too large: answer and close.
+    fn bad_body(&mut self, conn: &mut Connection, status: Status, io: &mut Io) -> Next {
+        let Some(ex) = self.detach(conn, io.poller) else {
+            return Next::Unchanged;
+        };
+        let reply = respond::error(
+            conn.output(),
+            &ex.request.error_to(false),
+            status,
+            "",
+            io.date,
+        );
+        Next::Respond(reply, ex.request.log)
+    }
+
+    /// The script's output is over: finish the response.
+    fn end(&mut self, conn: &mut Connection, end: End, io: &mut Io) -> Next {
+        let Some(mut ex) = self.detach(conn, io.poller) else {
+            return Next::Unchanged;
+        };
+        let timed_out = end == End::TimedOut || matches!(ex.exited, Some((_, true)));
+        // A response cut short by the time limit must not look complete:
+        // no last chunk, and the connection closes.
+        let finished = match end {
+            End::BadHead => None,
+            _ if timed_out => None,
+            _ => ex.on_eof(conn.output()),
+        };
+        let status = match timed_out {
+            true => Status::GATEWAY_TIMEOUT,
+            false => Status::BAD_GATEWAY,
+        };
+        let sent = |keep_alive| Reply {
+            status: Status {
+                code: ex.status,
+                reason: "",
+            },
+            keep_alive,
+            body_bytes: ex.body_bytes,
+        };
+        let reply = match finished {
+            // Keep the connection only if the client's body is all in.
+            Some(keep_alive) => sent(keep_alive && !timed_out && ex.body_complete()),
+            None if ex.responded() => sent(false),
+            None => {
+                if !timed_out {
+                    error_log!(
+                        "amped: {:?}: the script sent no valid header block",
+                        format!("/{}", ex.request.target.key)
+                    );
+                }
+                let to = ex.request.error_to(false);
+                respond::error(conn.output(), &to, status, "", io.date)
+            }
+        };
+        Next::Respond(reply, ex.request.log)
+    }
+
+    /// The script named a local redirect: the request to serve instead.
+    fn redirect(&mut self, conn: &mut Connection, path: &str, io: &mut Io) -> Next {
+        let Some(ex) = self.detach(conn, io.poller) else {
+            return Next::Unchanged;
+        };
+        match redirected(ex.request, path) {
+            Ok(request) => Next::Redirect(request),
+            Err(request) => {
+                error_log!(
+                    "amped: {:?}: bad local redirect to {path:?}",
+                    format!("/{}", request.target.key)
+                );
+                let to = request.error_to(false);
+                let reply = respond::error(conn.output(), &to, Status::INTERNAL_ERROR, "", io.date);
+                Next::Respond(reply, request.log)
+            }
+        }
+    }
+
+    /// Detaches the exchange from its connection: pipes closed and out of
+    /// the poller, bookkeeping undone. The connection goes back to reading;
+    /// the caller queues the response.
+    fn detach(&mut self, conn: &mut Connection, poller: &mut dyn Poller) -> Option<Box<Exchange>> {
+        let mut ex = conn.end_cgi()?;
+        if let Stage::Running(script) = &mut ex.stage {
+            close_pipe(poller, &mut script.stdin);
+            close_pipe(poller, &mut script.stdout);
+        }
+        self.ids.remove(&ex.id);
+        self.runner.cancel(ex.id);
+        Some(ex)
+    }
+
+    /// The client of a CGI exchange went away: the script is asked to stop
+    /// (SIGTERM to its process group; the runner still enforces the time
+    /// limit) so that it does not hold a slot nobody will read from.
+    pub(crate) fn abandon(&mut self, conn: &mut Connection, poller: &mut dyn Poller) {
+        if let Some(pid) = conn.exchange().and_then(|ex| ex.live_pid()) {
+            signal_group(pid, Signal::SIGTERM);
+        }
+        self.detach(conn, poller);
+    }
+
+    /// A CGI exchange's deadline passed.
+    pub(crate) fn timed_out(&mut self, conn: &mut Connection, io: &mut Io) -> Next {
+        let Some(ex) = conn.exchange() else {
+            return Next::Unchanged;
+        };
+        if ex.eof_deadline.is_some_and(|t| t <= io.now) {
+            return self.pump(conn, io);
+        }
+        // The runner should have killed it; it may be gone (a script of a
+        // dead runner is ours now), so make sure.
+        if let Some(pid) = ex.live_pid() {
+            signal_group(pid, Signal::SIGKILL);
+        }
+        self.end(conn, End::TimedOut, io)
+    }
+}
+
+/// Moves request-body bytes from the client's input to the script, until
+/// the pipe is full or the input holds no more of the body. `Err` for a
+/// malformed chunked body.
+fn feed_script(
+    ex: &mut Exchange,
+    input: &mut Vec<u8>,
+    poller: &mut dyn Poller,
+) -> Result<(), crate::cgi::chunked::ChunkedError> {
+    let mut first = true;
+    loop {
+        let used = ex.take_body(input, TO_SCRIPT_MAX)?;
+        input.drain(..used);
+        let body_complete = ex.body_complete();
+        let Stage::Running(script) = &mut ex.stage else {
+            return Ok(());
+        };
+        if !first && used == 0 {
+            return Ok(());
+        }
+        first = false;
+        let mut blocked = false;
+        match script.stdin.as_mut() {
+            // The script closed its stdin: the rest of the body is dropped.
+            None => ex.to_script.clear(),
+            Some(stdin) => match stdin.write_some(&ex.to_script) {
+                Ok(n) => {
+                    blocked = n < ex.to_script.len();
+                    ex.to_script.drain(..n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => blocked = true,
+                Err(_) => {
+                    ex.to_script.clear();
+                    close_pipe(poller, &mut script.stdin);
+                }
+            },
+        }
+        if body_complete && ex.to_script.is_empty() {
+            close_pipe(poller, &mut script.stdin);
+        }
+        if blocked {
+            return Ok(());
+        }
+    }
+}

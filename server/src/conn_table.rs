@@ -1,0 +1,115 @@
+//! The connection table: every open connection in a slot, the free
+//! slots, and the generation that tells a connection from an earlier one
+//! in the same slot. Anything that refers to a connection from outside
+//! it (a helper's waiter list, a deadline, a CGI run) holds a [`ConnId`],
+//! and looking one up finds nothing once that connection is gone, even
+//! if its slot was reused.
+
+use crate::connection::Connection;
+
+/// A connection's identity: its slot and the slot's generation when the
+/// connection was put there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct ConnId {
+    slot: usize,
+    generation: u32,
+}
+
+impl ConnId {
+    /// The slot, which the connection's poller tokens are made from.
+    pub(crate) fn slot(self) -> usize {
+        self.slot
+    }
+}
+
+/// The open connections.
+#[derive(Debug, Default)]
+pub(crate) struct ConnTable {
+    slots: Vec<Option<Connection>>,
+    free: Vec<usize>,
+    next_generation: u32,
+    open: usize,
+}
+
+impl ConnTable {
+    /// The id the next connection will get (its slot is reserved until
+    /// [`insert`](Self::insert) or [`release`](Self::release)).
+    pub(crate) fn reserve(&mut self) -> ConnId {
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+        };
+        self.next_generation = self.next_generation.wrapping_add(1);
+        ConnId {
+            slot,
+            generation: self.next_generation,
+        }
+    }
+
+    /// Gives back a reserved id that was not used.
+    pub(crate) fn release(&mut self, id: ConnId) {
+        if self.slots.get(id.slot).is_some_and(Option::is_none) {
+            self.free.push(id.slot);
+        }
+    }
+
+    /// Puts a connection in its reserved slot.
+    pub(crate) fn insert(&mut self, conn: Connection) {
+        let slot = conn.id().slot;
+        if let Some(place) = self.slots.get_mut(slot) {
+            if place.is_none() {
+                self.open += 1;
+            }
+            *place = Some(conn);
+        }
+    }
+
+    /// The connection `id`, if it is still open.
+    pub(crate) fn get(&self, id: ConnId) -> Option<&Connection> {
+        self.slots
+            .get(id.slot)?
+            .as_ref()
+            .filter(|conn| conn.id() == id)
+    }
+
+    /// The connection `id`, if it is still open.
+    pub(crate) fn get_mut(&mut self, id: ConnId) -> Option<&mut Connection> {
+        self.slots
+            .get_mut(id.slot)?
+            .as_mut()
+            .filter(|conn| conn.id() == id)
+    }
+
+    /// The id of the connection now in `slot` (for readiness reports,
+    /// whose tokens carry only the slot).
+    pub(crate) fn in_slot(&self, slot: usize) -> Option<ConnId> {
+        Some(self.slots.get(slot)?.as_ref()?.id())
+    }
+
+    /// Takes connection `id` out of the table; its slot becomes free.
+    pub(crate) fn remove(&mut self, id: ConnId) -> Option<Connection> {
+        self.get(id)?;
+        let conn = self.slots.get_mut(id.slot)?.take()?;
+        self.free.push(id.slot);
+        self.open -= 1;
+        Some(conn)
+    }
+
+    /// How many connections are open.
+    pub(crate) fn open(&self) -> usize {
+        self.open
+    }
+
+    /// The ids of the open connections for which `pick` holds.
+    pub(crate) fn ids_where(&self, pick: impl Fn(&Connection) -> bool) -> Vec<ConnId> {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|conn| pick(conn))
+            .map(Connection::id)
+            .collect()
+    }
+}
