@@ -191,6 +191,26 @@ impl Cache {
         self.lru.peek(key).cloned()
     }
 
+    /// Takes a helper's answer for `key` in and returns the entry to
+    /// serve; `Err` with the key when the answer says "unchanged" of an
+    /// entry evicted meanwhile (the lookup must be made again).
+    pub fn fill(
+        &mut self,
+        key: String,
+        outcome: Outcome,
+        fd: Option<OwnedFd>,
+        now: Instant,
+    ) -> Result<Rc<Entry>, String> {
+        if let Outcome::Unchanged = outcome {
+            let entry = self.peek(&key).ok_or(key)?;
+            entry.revalidated(now);
+            return Ok(entry);
+        }
+        let entry = Rc::new(Entry::new(Found::from_outcome(&key, outcome, fd), now));
+        self.insert(key, Rc::clone(&entry));
+        Ok(entry)
+    }
+
     /// Adds or replaces an entry, evicting the least recently used ones
     /// to stay within the byte budget. An entry larger than an eighth of
     /// the budget is not cached.

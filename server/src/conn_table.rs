@@ -4,8 +4,17 @@
 //! it (a helper's waiter list, a deadline, a CGI run) holds a [`ConnId`],
 //! and looking one up finds nothing once that connection is gone, even
 //! if its slot was reused.
+//!
+//! The table also keeps the connections' deadlines, in one heap.
 
-use crate::connection::Connection;
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use crate::connection::{Connection, DueCheck};
+use crate::deadlines::Timers;
+use crate::event::{Interest, Poller};
+use crate::token::EventToken;
 
 /// A connection's identity: its slot and the slot's generation when the
 /// connection was put there.
@@ -29,9 +38,36 @@ pub(crate) struct ConnTable {
     free: Vec<usize>,
     next_generation: u32,
     open: usize,
+    timers: Timers,
 }
 
 impl ConnTable {
+    /// Takes a new client in, watched for reading, its first request
+    /// head due by `deadline`. `Err` hands the socket back when it cannot
+    /// be taken: `max` connections are open, or the poller cannot watch it.
+    pub(crate) fn admit(
+        &mut self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        max: usize,
+        poller: &mut dyn Poller,
+        deadline: Instant,
+    ) -> Result<ConnId, TcpStream> {
+        let fd = stream.as_raw_fd();
+        if self.open >= max || poller.fd_limit().is_some_and(|limit| fd >= limit) {
+            return Err(stream);
+        }
+        let id = self.reserve();
+        let token = EventToken::Client(id.slot).to_token();
+        if poller.register(fd, token, Interest::READABLE).is_err() {
+            self.release(id);
+            return Err(stream);
+        }
+        self.insert(Connection::new(stream, peer, id, deadline));
+        self.set_deadline(id, deadline);
+        Ok(id)
+    }
+
     /// The id the next connection will get (its slot is reserved until
     /// [`insert`](Self::insert) or [`release`](Self::release)).
     pub(crate) fn reserve(&mut self) -> ConnId {
@@ -50,14 +86,14 @@ impl ConnTable {
     }
 
     /// Gives back a reserved id that was not used.
-    pub(crate) fn release(&mut self, id: ConnId) {
+    fn release(&mut self, id: ConnId) {
         if self.slots.get(id.slot).is_some_and(Option::is_none) {
             self.free.push(id.slot);
         }
     }
 
     /// Puts a connection in its reserved slot.
-    pub(crate) fn insert(&mut self, conn: Connection) {
+    fn insert(&mut self, conn: Connection) {
         let slot = conn.id().slot;
         if let Some(place) = self.slots.get_mut(slot) {
             if place.is_none() {
@@ -101,6 +137,33 @@ impl ConnTable {
     /// How many connections are open.
     pub(crate) fn open(&self) -> usize {
         self.open
+    }
+
+    /// Sets connection `id`'s deadline.
+    pub(crate) fn set_deadline(&mut self, id: ConnId, at: Instant) {
+        if self.get_mut(id).is_some_and(|conn| conn.set_deadline(at)) {
+            self.timers.push(at, id);
+        }
+    }
+
+    /// Time until the earliest deadline (zero if overdue).
+    pub(crate) fn next_timeout(&self, now: Instant) -> Option<Duration> {
+        self.timers.next_timeout(now)
+    }
+
+    /// The next connection whose deadline has passed at `now`, if any.
+    pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<ConnId> {
+        while let Some((at, id)) = self.timers.pop_due(now) {
+            let Some(conn) = self.get_mut(id) else {
+                continue;
+            };
+            match conn.check_due(at, now) {
+                DueCheck::Stale => {}
+                DueCheck::Moved(deadline) => self.set_deadline(id, deadline),
+                DueCheck::Expired => return Some(id),
+            }
+        }
+        None
     }
 
     /// The ids of the open connections for which `pick` holds.

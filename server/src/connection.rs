@@ -13,10 +13,13 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use crate::cgi::exchange::Exchange;
+use crate::config::Config;
 use crate::conn_table::ConnId;
-use crate::event::Interest;
-use crate::http::request::{Request, MAX_HEAD};
+use crate::event::{Interest, Poller};
+use crate::http::request::{parse, LogFields, Parsed, Request, MAX_HEAD};
 use crate::output::Output;
+use crate::respond::{self, Reply};
+use crate::token::EventToken;
 
 /// The most unhandled input buffered per connection (a full head plus
 /// room for pipelined requests behind it).
@@ -56,6 +59,17 @@ pub(crate) struct Timeouts {
     pub(crate) header: Duration,
     pub(crate) keepalive: Duration,
     pub(crate) cgi: Duration,
+}
+
+impl Timeouts {
+    pub(crate) fn new(config: &Config) -> Timeouts {
+        Timeouts {
+            send: config.send_timeout,
+            header: config.header_timeout,
+            keepalive: config.keepalive_timeout,
+            cgi: config.cgi_timeout,
+        }
+    }
 }
 
 /// What a connection waits for next.
@@ -170,6 +184,19 @@ impl State {
     }
 }
 
+/// What the input buffer holds next.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    /// No whole request head (or the connection is busy).
+    Nothing,
+    /// A head may be there, but too much output is queued to answer it.
+    OutputFull,
+    /// A request to serve (its head is consumed).
+    Request(Request),
+    /// A request refused: the error page is queued.
+    Refused(Reply, Option<LogFields>),
+}
+
 /// The parts of a connection a running CGI exchange works on at once.
 pub(crate) struct CgiParts<'a> {
     pub(crate) exchange: &'a mut Exchange,
@@ -276,13 +303,14 @@ impl Connection {
             )
     }
 
-    /// The buffered input where the next request head starts, once the
-    /// body of the last one is dropped; `None` when the connection is
-    /// not reading requests or has no head bytes yet.
-    pub(crate) fn next_head(&mut self, now: Instant) -> Option<&[u8]> {
+    /// Takes the next request from the input, once the body of the last
+    /// one is dropped. A refused one is answered here. `want_log` asks
+    /// for the fields the access log needs.
+    pub(crate) fn next_request(&mut self, now: Instant, date: &str, want_log: bool) -> Incoming {
+        let full = self.output_full();
         let state = &mut self.state;
         if !matches!(state.phase, Phase::Reading) {
-            return None;
+            return Incoming::Nothing;
         }
         if state.discard > 0 {
             let n = state.discard.min(state.input.len() as u64) as usize;
@@ -290,30 +318,42 @@ impl Connection {
             state.discard -= n as u64;
         }
         if state.discard > 0 || state.input.is_empty() {
-            return None;
+            return Incoming::Nothing;
         }
         // The header timeout runs from the first byte of a head, even
         // one that arrived behind an earlier request.
         state.request_started.get_or_insert(now);
-        Some(&state.input)
-    }
-
-    /// A head of `head_len` bytes was handled (all buffered input when
-    /// 0); `discard` bytes of its body are to be dropped.
-    pub(crate) fn took_head(&mut self, head_len: usize, discard: u64) {
-        let state = &mut self.state;
-        let n = if head_len == 0 {
-            state.input.len()
-        } else {
-            head_len.min(state.input.len())
+        if full {
+            return Incoming::OutputFull;
+        }
+        let (head_len, discard, incoming) = match parse(&state.input, want_log) {
+            Parsed::Partial => return Incoming::Nothing,
+            Parsed::Rejected(rejection) => {
+                let reply = respond::reject(&mut state.output, &rejection, date);
+                let head_len = match rejection.head_len {
+                    0 => state.input.len(),
+                    n => n,
+                };
+                let discard = rejection.body.known_length();
+                (head_len, discard, Incoming::Refused(reply, rejection.log))
+            }
+            Parsed::Request(request) => {
+                // A CGI request's body is read by its exchange.
+                let discard = match request.cgi {
+                    Some(_) => 0,
+                    None => request.body.known_length(),
+                };
+                (request.head_len, discard, Incoming::Request(request))
+            }
         };
-        state.input.drain(..n);
+        state.input.drain(..head_len.min(state.input.len()));
         state.request_started = None;
         state.discard = discard;
+        incoming
     }
 
     /// True when so much output is queued that pipelined requests wait.
-    pub(crate) fn output_full(&self) -> bool {
+    fn output_full(&self) -> bool {
         self.state.output.queued() > OUTPUT_HIGH_WATER
     }
 
@@ -417,7 +457,7 @@ impl Connection {
     /// Shuts down writing and drains what the client still sends, so that
     /// closing does not reset the connection under the response. Returns
     /// what to wait for then.
-    pub(crate) fn start_lingering(&mut self, now: Instant) -> (Interest, Instant) {
+    fn start_lingering(&mut self, now: Instant) -> (Interest, Instant) {
         let _ = self.stream.shutdown(Shutdown::Write);
         self.state.phase = Phase::Lingering;
         self.state.input.clear();
@@ -428,24 +468,39 @@ impl Connection {
 
     /// Writes what is queued, as much as the socket and this turn's
     /// budget allow.
-    pub(crate) fn write_output(&mut self) -> io::Result<()> {
+    fn write_output(&mut self) -> io::Result<()> {
         if !self.state.output.is_empty() {
             self.state.output.write_to(self.fd(), WRITE_BUDGET)?;
         }
         Ok(())
     }
 
-    /// What the connection waits for next.
-    pub(crate) fn wants(&self, now: Instant, timeouts: &Timeouts) -> Wants {
-        self.state.wants(now, timeouts)
+    /// Writes what is queued and has the poller watch for what the
+    /// connection waits for next. Returns its deadline, or `None` when
+    /// the connection is to be closed.
+    pub(crate) fn flush(
+        &mut self,
+        now: Instant,
+        timeouts: &Timeouts,
+        poller: &mut dyn Poller,
+    ) -> Option<Instant> {
+        self.write_output().ok()?;
+        let (interest, deadline) = match self.state.wants(now, timeouts) {
+            Wants::Close => return None,
+            Wants::Linger => self.start_lingering(now),
+            Wants::Wait(interest, deadline) => (interest, deadline),
+        };
+        if interest != self.state.interest {
+            let token = EventToken::Client(self.id.slot()).to_token();
+            poller.reregister(self.fd(), token, interest).ok()?;
+            self.state.interest = interest;
+        }
+        Some(deadline)
     }
 
-    pub(crate) fn interest(&self) -> Interest {
-        self.state.interest
-    }
-
-    pub(crate) fn set_interest(&mut self, interest: Interest) {
-        self.state.interest = interest;
+    /// True while a request waits for a helper.
+    pub(crate) fn waits_for_helper(&self) -> bool {
+        matches!(self.state.phase, Phase::Waiting(_))
     }
 
     /// True while a CGI exchange runs.

@@ -25,11 +25,13 @@ use crate::cgi::exchange::{Exchange, OutputEvent, Script, Stage};
 use crate::cgi::pipes::{close_pipe, signal_group, Pipe};
 use crate::cgi::redirect::redirected;
 use crate::cgi::runner_link::{CgiRunner, RunnerEvent};
+use crate::config::Config;
 use crate::conn_table::ConnId;
 use crate::connection::{CgiParts, Connection, OUTPUT_HIGH_WATER};
 use crate::event::{Event, Interest, Poller};
-use crate::http::request::{Framing, LogFields, Request};
+use crate::http::request::{Framing, Request};
 use crate::http::status::Status;
+use crate::next::{Io, Next};
 use crate::respond::{self, Reply};
 use crate::token::EventToken;
 
@@ -60,37 +62,14 @@ enum End {
     BadHead,
 }
 
-/// What the loop must do for the connection next.
-#[derive(Debug)]
-pub(crate) enum Next {
-    /// Nothing happened to the connection.
-    Unchanged,
-    /// The exchange goes on: set what the connection waits for.
-    Continue,
-    /// The exchange is over and this response is queued: account for it
-    /// and go on with the connection.
-    Respond(Reply, Option<LogFields>),
-    /// The script asked for a local redirect: serve this request instead.
-    Redirect(Box<Request>),
-    /// The client is gone: close the connection.
-    Close,
-}
-
-/// What the CGI functions need of the loop.
-pub(crate) struct Io<'a> {
-    pub(crate) poller: &'a mut dyn Poller,
-    pub(crate) now: Instant,
-    pub(crate) date: &'a str,
-}
-
 /// The limits and facts CGI runs under.
 #[derive(Debug, Clone)]
-pub(crate) struct CgiConfig {
-    pub(crate) max_body: u64,
-    pub(crate) max_procs: usize,
-    pub(crate) timeout: Duration,
-    pub(crate) root: PathBuf,
-    pub(crate) listen: SocketAddr,
+struct CgiConfig {
+    max_body: u64,
+    max_procs: usize,
+    timeout: Duration,
+    root: PathBuf,
+    listen: SocketAddr,
 }
 
 /// CGI's state: the runner link and the exchanges in progress.
@@ -104,10 +83,25 @@ pub(crate) struct Cgi {
 }
 
 impl Cgi {
-    pub(crate) fn new(runner: CgiRunner, config: CgiConfig) -> Cgi {
+    /// CGI as `config` sets it up; the runner is not started yet.
+    pub(crate) fn new(config: &Config, now: Instant) -> Cgi {
+        let runner_args = vec![
+            "--root".into(),
+            config.root.clone().into_os_string(),
+            "--max-scripts".into(),
+            config.cgi_max_procs.to_string().into(),
+        ];
+        let bin = config.cgi_runner_bin.clone();
+        let token = EventToken::Runner.to_token();
         Cgi {
-            runner,
-            config,
+            runner: CgiRunner::new(bin, runner_args, token, now),
+            config: CgiConfig {
+                max_body: config.cgi_max_body,
+                max_procs: config.cgi_max_procs,
+                timeout: config.cgi_timeout,
+                root: config.root.clone(),
+                listen: config.listen,
+            },
             ids: HashMap::new(),
             buf: Vec::new(),
         }

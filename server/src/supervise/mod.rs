@@ -17,6 +17,7 @@ use anyhow::Result;
 use protocol::FileMeta;
 
 use crate::cgi::runner_link::CgiRunner;
+use crate::config::Config;
 use crate::conn_table::ConnId;
 use crate::event::{Event, Poller};
 use crate::token::EventToken;
@@ -35,7 +36,21 @@ pub(crate) struct Supervision {
 }
 
 impl Supervision {
-    pub(crate) fn new(pool: HelperPool) -> Supervision {
+    /// The helpers `config` asks for, not started yet.
+    pub(crate) fn new(config: &Config, now: Instant) -> Supervision {
+        let helper_args = vec![
+            "--root".into(),
+            config.root.clone().into_os_string(),
+            "--inline-max".into(),
+            config.inline_max.to_string().into(),
+        ];
+        let pool = HelperPool::new(
+            config.helper_bin.clone(),
+            helper_args,
+            config.helpers,
+            config.helper_timeout,
+            now,
+        );
         Supervision {
             pool,
             helpers_due: None,
