@@ -14,6 +14,11 @@ use crate::token::EventToken;
 
 /// Pending connections the kernel may queue.
 const BACKLOG: libc::c_int = 4096;
+/// Connections accepted per readiness report of the listener. One, as
+/// nginx does by default: the listener is level-triggered, so a backlog
+/// is reported again on the next turn, and a lone connection costs no
+/// second `accept4` that would only fail with EAGAIN.
+pub(crate) const ACCEPT_BATCH: usize = 1;
 /// After running out of descriptors, accepting pauses this long.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 

@@ -4,7 +4,7 @@
 //! the poller's. The subsystems (CGI, supervision) own their state and
 //! return what the loop must do next; they never call back into it.
 
-use std::io::{self, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ use crate::event::{new_poller, Event, Interest, Poller};
 use crate::http::clock::Clock;
 use crate::http::request::{LogFields, Request};
 use crate::http::response::overloaded;
-use crate::listener::{self, Acceptor};
+use crate::listener::{self, Acceptor, ACCEPT_BATCH};
 use crate::next::{Io, Next};
 use crate::privileges;
 use crate::respond::{self, Reply};
@@ -29,14 +29,6 @@ use crate::status::{self, Counters, Snapshot};
 use crate::supervise::helper_pool::Completion;
 use crate::supervise::{orphans, Supervision};
 use crate::token::EventToken;
-
-/// Connections accepted per readiness report of the listener. One, as
-/// nginx does by default: the listener is level-triggered, so a backlog
-/// is reported again on the next turn, and a lone connection costs no
-/// second `accept4` that would only fail with EAGAIN.
-const ACCEPT_BATCH: usize = 1;
-/// How long the children may take to answer the handshake at start-up.
-const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The server: every connection, the cache, the subsystems.
 pub struct Server {
@@ -75,7 +67,7 @@ impl Server {
         let clock = Clock::new();
         let mut supervision = Supervision::new(&config, clock.now());
         let mut cgi = Cgi::new(&config, clock.now());
-        supervision.start(cgi.runner(), poller.as_mut(), START_TIMEOUT)?;
+        supervision.start(cgi.runner(), poller.as_mut())?;
         acceptor.register(poller.as_mut())?;
         let token = EventToken::Signals.to_token();
         poller.register(signals.fd(), token, Interest::READABLE)?;
@@ -244,14 +236,8 @@ impl Server {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        if ev.readable {
-            match conn.on_readable(now) {
-                Ok(0) if conn.hung_up() => return self.close(id),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return self.close(id),
-            }
+        if ev.readable && !conn.on_readable(now) {
+            return self.close(id);
         }
         if conn.runs_cgi() {
             let next = self.with_cgi(id, |cgi, conn, io| cgi.pump(conn, io));
@@ -415,10 +401,13 @@ impl Server {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        match conn.flush(now, &self.timeouts, self.poller.as_mut()) {
-            Some(deadline) => self.conns.set_deadline(id, deadline),
-            None => self.close(id),
+        let Some(deadline) = conn.flush(now, &self.timeouts, self.poller.as_mut()) else {
+            return self.close(id);
+        };
+        if conn.runs_cgi() {
+            self.cgi.rearm(conn, self.poller.as_mut());
         }
+        self.conns.set_deadline(id, deadline);
     }
 
     /// Fills the cache from a helper's answer and wakes its waiters.
@@ -436,8 +425,7 @@ impl Server {
                 continue;
             };
             let reply = respond::respond(conn.output(), &request, &entry, self.clock.http_date());
-            self.finish_reply(id, reply, request.log.as_ref());
-            self.advance(id);
+            self.act(id, Next::Respond(reply, request.log));
         }
     }
 

@@ -21,39 +21,27 @@ use protocol::{CgiRun, Refusal};
 
 use crate::cgi::chunked::ChunkedDecoder;
 use crate::cgi::env::{build_env, CgiEnvInput};
-use crate::cgi::exchange::{Exchange, OutputEvent, Script, Stage};
+use crate::cgi::exchange::{Exchange, Script, Stage};
 use crate::cgi::pipes::{close_pipe, signal_group, Pipe};
 use crate::cgi::redirect::redirected;
 use crate::cgi::runner_link::{CgiRunner, RunnerEvent};
 use crate::config::Config;
 use crate::conn_table::ConnId;
-use crate::connection::{CgiParts, Connection, OUTPUT_HIGH_WATER};
-use crate::event::{Event, Interest, Poller};
+use crate::connection::Connection;
+use crate::event::{Event, Poller};
 use crate::http::request::{Framing, Request};
 use crate::http::status::Status;
 use crate::next::{Io, Next};
 use crate::respond::{self, Reply};
 use crate::token::EventToken;
 
-/// Request-body bytes held for a script's stdin at most.
-const TO_SCRIPT_MAX: usize = 64 * 1024;
-/// Bytes read from a script's stdout per read.
-const READ_CHUNK: usize = 64 * 1024;
-/// Reads from one script per round of the pump.
-const READS_PER_ROUND: usize = 8;
-/// Rounds of reading and writing per pump: output keeps moving while the
-/// client keeps up, but one fast script cannot hold the loop. A script
-/// left with output to give stays watched and is pumped again next turn.
-const PUMP_ROUNDS: usize = 8;
 /// How long to wait for end-of-file on a script's output after it exited
 /// (a background child may hold the pipe open).
-const EOF_GRACE: Duration = Duration::from_secs(2);
-/// Output that ends this close to the time limit may have been cut by it.
-const NEAR_LIMIT: Duration = Duration::from_secs(1);
+pub(super) const EOF_GRACE: Duration = Duration::from_secs(2);
 
 /// How an exchange ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
+pub(super) enum End {
     /// The script's output ended (or its grace after exit passed).
     Eof,
     /// The script ran past its time.
@@ -64,10 +52,10 @@ enum End {
 
 /// The limits and facts CGI runs under.
 #[derive(Debug, Clone)]
-struct CgiConfig {
-    max_body: u64,
+pub(super) struct CgiConfig {
+    pub(super) max_body: u64,
     max_procs: usize,
-    timeout: Duration,
+    pub(super) timeout: Duration,
     root: PathBuf,
     listen: SocketAddr,
 }
@@ -75,11 +63,11 @@ struct CgiConfig {
 /// CGI's state: the runner link and the exchanges in progress.
 pub(crate) struct Cgi {
     runner: CgiRunner,
-    config: CgiConfig,
+    pub(super) config: CgiConfig,
     /// CGI run ids and the connection each is for.
     ids: HashMap<u64, ConnId>,
     /// Scratch space for reading scripts' output.
-    buf: Vec<u8>,
+    pub(super) buf: Vec<u8>,
 }
 
 impl Cgi {
@@ -157,7 +145,7 @@ impl Cgi {
     }
 
     /// Sends the exchange's script to the runner.
-    fn launch(&mut self, conn: &mut Connection, io: &mut Io) {
+    pub(super) fn launch(&mut self, conn: &mut Connection, io: &mut Io) {
         let local = conn.local_addr().unwrap_or(self.config.listen);
         let remote = conn.peer();
         let Some(ex) = conn.exchange() else {
@@ -298,141 +286,8 @@ impl Cgi {
         Next::Respond(reply, ex.request.log)
     }
 
-    /// Moves everything that can move: body to the script, output to the
-    /// client; ends the exchange when the output is over; then sets what
-    /// each pipe waits for.
-    pub(crate) fn pump(&mut self, conn: &mut Connection, io: &mut Io) -> Next {
-        let slot = conn.id().slot();
-        let fd = conn.fd();
-        let Some(CgiParts {
-            exchange: ex,
-            input,
-            output,
-        }) = conn.cgi_parts()
-        else {
-            return Next::Unchanged;
-        };
-        if feed_script(ex, input, io.poller).is_err() {
-            return self.bad_body(conn, Status::BAD_REQUEST, io);
-        }
-        if matches!(ex.stage, Stage::Collecting(_)) {
-            if ex.to_script.len() as u64 > self.config.max_body {
-                return self.bad_body(conn, Status::PAYLOAD_TOO_LARGE, io);
-            }
-            if ex.body_complete() {
-                self.launch(conn, io);
-            }
-            return Next::Continue;
-        }
-        // Script output: to the client, while the client keeps up.
-        let mut end = None;
-        for _ in 0..PUMP_ROUNDS {
-            let mut full = false;
-            for _ in 0..READS_PER_ROUND {
-                full = output.queued() > OUTPUT_HIGH_WATER;
-                let Some(script) = ex.script().filter(|_| !full) else {
-                    break;
-                };
-                let Some(stdout) = script.stdout.as_mut() else {
-                    break;
-                };
-                self.buf.resize(READ_CHUNK, 0);
-                match stdout.read(&mut self.buf) {
-                    Ok(0) => {
-                        close_pipe(io.poller, &mut script.stdout);
-                        break;
-                    }
-                    Ok(n) => match ex.on_output(&self.buf[..n], output, io.date) {
-                        OutputEvent::Progress => {}
-                        OutputEvent::LocalRedirect(path) => {
-                            return self.redirect(conn, &path, io);
-                        }
-                        OutputEvent::BadHead(why) => {
-                            error_log!(
-                                "amped: {:?}: bad CGI header block: {why}",
-                                format!("/{}", ex.request.target.key)
-                            );
-                            end = Some(End::BadHead);
-                            break;
-                        }
-                    },
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        end = Some(End::Eof);
-                        break;
-                    }
-                }
-            }
-            if end.is_some() || !full {
-                break;
-            }
-            // The client took what was queued: read on.
-            if !output.is_empty() && output.write_to(fd, u64::MAX).is_err() {
-                return Next::Close;
-            }
-            if output.queued() > OUTPUT_HIGH_WATER {
-                break;
-            }
-        }
-        let end = end.or_else(|| self.output_over(ex, io.now));
-        if let Some(end) = end {
-            return self.end(conn, end, io);
-        }
-        // What each pipe waits for.
-        let stdin_want = match ex.to_script.is_empty() {
-            true => Interest::NONE,
-            false => Interest::WRITABLE,
-        };
-        let stdout_want = match output.queued() > OUTPUT_HIGH_WATER {
-            true => Interest::NONE,
-            false => Interest::READABLE,
-        };
-        let watched = ex.script().is_none_or(|script| {
-            let stdin = EventToken::ScriptStdin(slot).to_token();
-            let stdout = EventToken::ScriptStdout(slot).to_token();
-            script
-                .stdin
-                .as_mut()
-                .is_none_or(|pipe| pipe.watch(io.poller, stdin, stdin_want))
-                && script
-                    .stdout
-                    .as_mut()
-                    .is_none_or(|pipe| pipe.watch(io.poller, stdout, stdout_want))
-        });
-        if !watched {
-            return self.end(conn, End::BadHead, io);
-        }
-        Next::Continue
-    }
-
-    /// Whether a running script's output is over, and how.
-    fn output_over(&self, ex: &mut Exchange, now: Instant) -> Option<End> {
-        let script = ex.script()?;
-        let output_over = script.stdout.is_none();
-        let grace_over = ex.eof_deadline.is_some_and(|t| t <= now);
-        // The output may have ended because the runner killed the script
-        // at its time limit. Without a header block (502 or 504?), or
-        // near the limit (a complete response, or a cut one that must not
-        // look complete?), wait briefly for the exit report before
-        // deciding.
-        let near_limit = now + NEAR_LIMIT >= ex.started + self.config.timeout;
-        let wants_report = ex.exited.is_none() && (!ex.responded() || near_limit);
-        if output_over && wants_report && ex.eof_deadline.is_none() {
-            ex.eof_deadline = Some(now + EOF_GRACE);
-            None
-        } else if (output_over && !wants_report) || grace_over {
-            Some(match ex.exited {
-                Some((_, true)) => End::TimedOut,
-                _ => End::Eof,
-            })
-        } else {
-            None
-        }
-    }
-
     /// A chunked body that is malformed or too large: answer and close.
-    fn bad_body(&mut self, conn: &mut Connection, status: Status, io: &mut Io) -> Next {
+    pub(super) fn bad_body(&mut self, conn: &mut Connection, status: Status, io: &mut Io) -> Next {
         let Some(ex) = self.detach(conn, io.poller) else {
             return Next::Unchanged;
         };
@@ -447,7 +302,7 @@ impl Cgi {
     }
 
     /// The script's output is over: finish the response.
-    fn end(&mut self, conn: &mut Connection, end: End, io: &mut Io) -> Next {
+    pub(super) fn end(&mut self, conn: &mut Connection, end: End, io: &mut Io) -> Next {
         let Some(mut ex) = self.detach(conn, io.poller) else {
             return Next::Unchanged;
         };
@@ -490,7 +345,7 @@ impl Cgi {
     }
 
     /// The script named a local redirect: the request to serve instead.
-    fn redirect(&mut self, conn: &mut Connection, path: &str, io: &mut Io) -> Next {
+    pub(super) fn redirect(&mut self, conn: &mut Connection, path: &str, io: &mut Io) -> Next {
         let Some(ex) = self.detach(conn, io.poller) else {
             return Next::Unchanged;
         };
@@ -546,50 +401,5 @@ impl Cgi {
             signal_group(pid, Signal::SIGKILL);
         }
         self.end(conn, End::TimedOut, io)
-    }
-}
-
-/// Moves request-body bytes from the client's input to the script, until
-/// the pipe is full or the input holds no more of the body. `Err` for a
-/// malformed chunked body.
-fn feed_script(
-    ex: &mut Exchange,
-    input: &mut Vec<u8>,
-    poller: &mut dyn Poller,
-) -> Result<(), crate::cgi::chunked::ChunkedError> {
-    let mut first = true;
-    loop {
-        let used = ex.take_body(input, TO_SCRIPT_MAX)?;
-        input.drain(..used);
-        let body_complete = ex.body_complete();
-        let Stage::Running(script) = &mut ex.stage else {
-            return Ok(());
-        };
-        if !first && used == 0 {
-            return Ok(());
-        }
-        first = false;
-        let mut blocked = false;
-        match script.stdin.as_mut() {
-            // The script closed its stdin: the rest of the body is dropped.
-            None => ex.to_script.clear(),
-            Some(stdin) => match stdin.write_some(&ex.to_script) {
-                Ok(n) => {
-                    blocked = n < ex.to_script.len();
-                    ex.to_script.drain(..n);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => blocked = true,
-                Err(_) => {
-                    ex.to_script.clear();
-                    close_pipe(poller, &mut script.stdin);
-                }
-            },
-        }
-        if body_complete && ex.to_script.is_empty() {
-            close_pipe(poller, &mut script.stdin);
-        }
-        if blocked {
-            return Ok(());
-        }
     }
 }

@@ -11,6 +11,7 @@ pub(crate) mod driver;
 pub(crate) mod env;
 pub(crate) mod exchange;
 pub(crate) mod pipes;
+pub(crate) mod pump;
 pub(crate) mod redirect;
 pub(crate) mod runner_link;
 pub(crate) mod script_head;

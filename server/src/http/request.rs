@@ -6,7 +6,6 @@
 //! connection can stay open, as RFC 9112 allows).
 
 use super::path::{parse_target, PathError, Target};
-use super::response::ErrorTo;
 use super::status::Status;
 
 /// The largest request head accepted (431 beyond).
@@ -93,18 +92,6 @@ pub struct Request {
     pub redirects: u8,
 }
 
-impl Request {
-    /// What the error page answering this request depends on; the
-    /// connection is kept if `keep_alive`.
-    pub fn error_to(&self, keep_alive: bool) -> ErrorTo {
-        ErrorTo {
-            http10: self.http10,
-            head_only: self.method == Method::Head,
-            keep_alive,
-        }
-    }
-}
-
 /// A request refused before it reaches the cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
@@ -119,17 +106,6 @@ pub struct Rejection {
     pub head_len: usize,
     pub body: Framing,
     pub log: Option<LogFields>,
-}
-
-impl Rejection {
-    /// What the error page answering this refusal depends on.
-    pub fn error_to(&self) -> ErrorTo {
-        ErrorTo {
-            http10: self.http10,
-            head_only: self.head,
-            keep_alive: self.keep_alive,
-        }
-    }
 }
 
 /// The result of looking at a connection's buffer.

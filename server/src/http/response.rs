@@ -3,6 +3,7 @@
 use protocol::FileMeta;
 use std::time::{Duration, UNIX_EPOCH};
 
+use super::request::{Method, Rejection, Request};
 use super::status::Status;
 
 /// The `Server` header's value.
@@ -100,6 +101,29 @@ impl ErrorTo {
         head_only: false,
         keep_alive: false,
     };
+}
+
+impl Request {
+    /// What the error page answering this request depends on; the
+    /// connection is kept if `keep_alive`.
+    pub fn error_to(&self, keep_alive: bool) -> ErrorTo {
+        ErrorTo {
+            http10: self.http10,
+            head_only: self.method == Method::Head,
+            keep_alive,
+        }
+    }
+}
+
+impl Rejection {
+    /// What the error page answering this refusal depends on.
+    pub fn error_to(&self) -> ErrorTo {
+        ErrorTo {
+            http10: self.http10,
+            head_only: self.head,
+            keep_alive: self.keep_alive,
+        }
+    }
 }
 
 /// A complete error response (head and, unless `to.head_only`, a small

@@ -24,6 +24,9 @@ use crate::token::EventToken;
 use helper_pool::{Completion, HelperPool};
 use orphans::reap_orphans;
 
+/// How long the children may take to answer the handshake at start-up.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The children's keeper.
 pub(crate) struct Supervision {
     pool: HelperPool,
@@ -60,15 +63,10 @@ impl Supervision {
     }
 
     /// Starts the helpers and the runner and waits (blocking, at most
-    /// `timeout` each) for their handshakes. For start-up only.
-    pub(crate) fn start(
-        &mut self,
-        runner: &mut CgiRunner,
-        poller: &mut dyn Poller,
-        timeout: Duration,
-    ) -> Result<()> {
-        self.pool.start(poller, timeout)?;
-        runner.start(poller, timeout)
+    /// [`START_TIMEOUT`] each) for their handshakes. For start-up only.
+    pub(crate) fn start(&mut self, runner: &mut CgiRunner, poller: &mut dyn Poller) -> Result<()> {
+        self.pool.start(poller, START_TIMEOUT)?;
+        runner.start(poller, START_TIMEOUT)
     }
 
     pub(crate) fn pool(&self) -> &HelperPool {
