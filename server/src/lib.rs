@@ -24,6 +24,7 @@ mod privileges;
 mod respond;
 mod server;
 mod signals;
+mod startup;
 mod static_files;
 mod status;
 mod supervise;

@@ -15,19 +15,19 @@ use crate::cgi::driver::Cgi;
 use crate::config::Config;
 use crate::conn_table::{ConnId, ConnTable};
 use crate::connection::{Connection, Incoming, Timeouts};
-use crate::event::{new_poller, Event, Interest, Poller};
+use crate::event::{Event, Poller};
 use crate::http::clock::Clock;
 use crate::http::request::{LogFields, Request};
 use crate::http::response::overloaded;
-use crate::listener::{self, Acceptor, ACCEPT_BATCH};
+use crate::listener::{Acceptor, ACCEPT_BATCH};
 use crate::next::{Io, Next};
-use crate::privileges;
 use crate::respond::{self, Reply};
 use crate::signals::Signals;
+use crate::startup::{self, Parts};
 use crate::static_files::StaticFiles;
-use crate::status::{self, Counters, Snapshot};
+use crate::status::{Gauges, StatusPage};
 use crate::supervise::helper_pool::Completion;
-use crate::supervise::{orphans, Supervision};
+use crate::supervise::Supervision;
 use crate::token::EventToken;
 
 /// The server: every connection, the cache, the subsystems.
@@ -43,8 +43,7 @@ pub struct Server {
     clock: Clock,
     cgi: Cgi,
     supervision: Supervision,
-    counters: Counters,
-    started: Instant,
+    status: StatusPage,
     /// Set once SIGTERM or SIGINT arrived: when to give up waiting.
     draining: Option<Instant>,
 }
@@ -53,27 +52,19 @@ impl Server {
     /// Binds, starts the children and registers everything; does not
     /// serve yet.
     pub fn start(config: Config) -> Result<Server> {
-        listener::raise_descriptor_limit();
-        orphans::become_subreaper();
-        let mut poller = new_poller(config.backend)
-            .with_context(|| format!("cannot create the {} poller", config.backend.name()))?;
-        let acceptor = Acceptor::bind(config.listen)
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let signals = Signals::install().context("cannot install signal handlers")?;
-        let log = AccessLog::open(&config.access_log).context("cannot open the access log")?;
-        if let Some(user) = &config.user {
-            privileges::drop_to(user)?;
-        }
-        let clock = Clock::new();
-        let mut supervision = Supervision::new(&config, clock.now());
-        let mut cgi = Cgi::new(&config, clock.now());
-        supervision.start(cgi.runner(), poller.as_mut())?;
-        acceptor.register(poller.as_mut())?;
-        let token = EventToken::Signals.to_token();
-        poller.register(signals.fd(), token, Interest::READABLE)?;
+        let Parts {
+            poller,
+            acceptor,
+            signals,
+            log,
+            clock,
+            supervision,
+            cgi,
+        } = startup::prepare(&config)?;
         Ok(Server {
             statics: StaticFiles::new(config.cache_size, config.helper_timeout),
             timeouts: Timeouts::new(&config),
+            status: StatusPage::new(&config),
             config,
             poller,
             acceptor,
@@ -83,8 +74,6 @@ impl Server {
             clock,
             cgi,
             supervision,
-            counters: Counters::default(),
-            started: Instant::now(),
             draining: None,
         })
     }
@@ -207,7 +196,7 @@ impl Server {
                 .conns
                 .admit(stream, peer, max, self.poller.as_mut(), deadline)
             {
-                Ok(_) => self.counters.accepted += 1,
+                Ok(_) => self.status.accepted(),
                 Err(stream) => {
                     let _ = (&stream).write(&overloaded(self.clock.http_date()));
                 }
@@ -279,21 +268,13 @@ impl Server {
     /// request a local redirect asks to serve.
     fn settle(&mut self, id: ConnId, next: Next) -> Option<Box<Request>> {
         match next {
-            Next::Unchanged | Next::Continue => None,
-            Next::Await(deadline) => {
-                self.conns.set_deadline(id, deadline);
-                None
-            }
-            Next::Respond(reply, log) => {
-                self.finish_reply(id, reply, log.as_ref());
-                None
-            }
-            Next::Redirect(request) => Some(request),
-            Next::Close => {
-                self.close(id);
-                None
-            }
+            Next::Redirect(request) => return Some(request),
+            Next::Await(deadline) => self.conns.set_deadline(id, deadline),
+            Next::Respond(reply, log) => self.finish_reply(id, reply, log.as_ref()),
+            Next::Close => self.close(id),
+            Next::Unchanged | Next::Continue => {}
         }
+        None
     }
 
     /// Handles whatever the connection can do now: answer buffered
@@ -345,9 +326,14 @@ impl Server {
         if request.cgi.is_some() {
             return self.with_cgi(id, |cgi, conn, io| cgi.start(conn, request, io));
         }
-        if self.config.status_key.as_deref() == Some(request.target.key.as_str()) {
-            return self.serve_status(id, request);
-        }
+        let gauges = self.status.asked_by(&request).then(|| Gauges {
+            open_connections: self.conns.open(),
+            cache: self.statics.stats(),
+            helper_lookups_in_flight: self.supervision.pool().in_flight(),
+            helper_restarts: self.supervision.pool().restarts(),
+            runner_restarts: self.cgi.runner().restarts(),
+            cgi_running: self.cgi.active(),
+        });
         let Some(conn) = self.conns.get_mut(id) else {
             return Next::Unchanged;
         };
@@ -356,30 +342,12 @@ impl Server {
             now: self.clock.now(),
             date: self.clock.http_date(),
         };
-        self.statics
-            .serve(conn, request, &mut self.supervision, &mut io)
-    }
-
-    /// The status page, to loopback clients unless allowed for all.
-    fn serve_status(&mut self, id: ConnId, request: Request) -> Next {
-        let uptime = self.clock.now().saturating_duration_since(self.started);
-        let snapshot = Snapshot {
-            uptime_secs: uptime.as_secs(),
-            open_connections: self.conns.open(),
-            counters: self.counters.clone(),
-            cache: self.statics.stats(),
-            helper_lookups_in_flight: self.supervision.pool().in_flight(),
-            helper_restarts: self.supervision.pool().restarts(),
-            runner_restarts: self.cgi.runner().restarts(),
-            cgi_running: self.cgi.active(),
-        };
-        let Some(conn) = self.conns.get_mut(id) else {
-            return Next::Unchanged;
-        };
-        let allowed = self.config.status_allow_remote || conn.peer().ip().is_loopback();
-        let date = self.clock.http_date();
-        let reply = status::reply(conn.output(), &request, &snapshot, allowed, date);
-        Next::Respond(reply, request.log)
+        match gauges {
+            Some(gauges) => self.status.serve(conn, request, gauges, &io),
+            None => self
+                .statics
+                .serve(conn, request, &mut self.supervision, &mut io),
+        }
     }
 
     /// Bookkeeping after a response is queued: whether the connection is
@@ -389,7 +357,7 @@ impl Server {
             return;
         };
         conn.replied(reply.keep_alive && self.draining.is_none());
-        self.counters.response(reply.status.code);
+        self.status.responded(reply.status.code);
         if let Some(fields) = log {
             self.log.record(conn.peer(), fields, &reply, &self.clock);
         }

@@ -1,7 +1,8 @@
 //! One CGI request in progress on a connection: the request body on its
 //! way to the script, and the script's output on its way to the client,
 //! re-framed as the client needs it (Content-Length when the script gave
-//! one, otherwise chunked on HTTP/1.1 or close-delimited on HTTP/1.0).
+//! one, otherwise chunked on HTTP/1.1 or close-delimited on HTTP/1.0; see
+//! `http::body`).
 
 use std::time::{Duration, Instant};
 
@@ -10,8 +11,9 @@ use protocol::ExitInfo;
 use crate::cgi::chunked::{ChunkedDecoder, ChunkedError};
 use crate::cgi::pipes::Pipe;
 use crate::cgi::script_head::{parse_script_head, HeadParse, ScriptResponse};
+use crate::http::body::{end_head, BodyEncoder, BodyKind};
 use crate::http::request::{Method, Request};
-use crate::http::response::{begin_with_reason, content_length, finish};
+use crate::http::response::begin_with_reason;
 use crate::output::Output;
 
 /// How much longer than `--cgi-timeout` the server itself waits for a
@@ -40,19 +42,6 @@ pub struct Script {
     pub stdout: Option<Pipe>,
 }
 
-/// How the script's body goes to the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutFraming {
-    /// Exactly this many bytes still to pass on.
-    Length(u64),
-    /// Each piece as a chunk; a last chunk at the end.
-    Chunked,
-    /// Until the script closes its output; then the connection closes.
-    Close,
-    /// Nothing is passed on (HEAD, 204, 304); the output is drained.
-    Discard,
-}
-
 /// What the script's output led to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutputEvent {
@@ -76,8 +65,8 @@ pub struct Exchange {
     pub to_script: Vec<u8>,
     /// Output read before the header block was complete.
     head: Vec<u8>,
-    /// Set once the response head has been queued.
-    pub framing: Option<OutFraming>,
+    /// Set once the response head has been queued: how the body goes.
+    pub body: Option<BodyEncoder>,
     pub nph: bool,
     pub status: u16,
     pub body_bytes: u64,
@@ -104,7 +93,7 @@ impl Exchange {
             body_left,
             to_script: Vec::new(),
             head: Vec::new(),
-            framing: None,
+            body: None,
             nph,
             status: 0,
             body_bytes: 0,
@@ -143,7 +132,7 @@ impl Exchange {
 
     /// True once anything of the response has been queued.
     pub fn responded(&self) -> bool {
-        self.framing.is_some()
+        self.body.is_some()
     }
 
     /// Takes request-body bytes from the connection's input: up to
@@ -172,14 +161,16 @@ impl Exchange {
 
     /// Handles a piece of the script's output.
     pub fn on_output(&mut self, data: &[u8], out: &mut Output, date: &str) -> OutputEvent {
-        if let Some(framing) = self.framing {
-            self.pass_body(framing, data, out);
+        if let Some(body) = self.body.as_mut() {
+            self.body_bytes += body.encode(data, out);
             return OutputEvent::Progress;
         }
         if self.nph {
-            self.framing = Some(OutFraming::Close);
+            // The script writes the whole response, head included.
+            let mut body = BodyEncoder::CloseDelimited;
             self.status = nph_status(data);
-            self.pass_body(OutFraming::Close, data, out);
+            self.body_bytes += body.encode(data, out);
+            self.body = Some(body);
             return OutputEvent::Progress;
         }
         self.head.extend_from_slice(data);
@@ -193,77 +184,33 @@ impl Exchange {
                 ScriptResponse::Document {
                     status,
                     reason,
-                    content_length: length,
+                    content_length,
                     headers,
                 },
                 used,
             ) => {
-                let http10 = self.request.http10;
-                let bodiless = self.request.method == Method::Head
-                    || status == 204
-                    || status == 304
-                    || (100..200).contains(&status);
-                let framing = match length {
-                    _ if bodiless => OutFraming::Discard,
-                    Some(n) => OutFraming::Length(n),
-                    None if http10 => OutFraming::Close,
-                    None => OutFraming::Chunked,
-                };
-                if framing == OutFraming::Close {
-                    self.keep_alive = false;
-                }
-                let mut head_bytes = Vec::with_capacity(256);
-                begin_with_reason(&mut head_bytes, status, &reason, date);
+                let mut head = Vec::with_capacity(256);
+                begin_with_reason(&mut head, status, &reason, date);
                 for (name, value) in &headers {
-                    head_bytes.extend_from_slice(name.as_bytes());
-                    head_bytes.extend_from_slice(b": ");
-                    head_bytes.extend_from_slice(value.as_bytes());
-                    head_bytes.extend_from_slice(b"\r\n");
+                    head.extend_from_slice(name.as_bytes());
+                    head.extend_from_slice(b": ");
+                    head.extend_from_slice(value.as_bytes());
+                    head.extend_from_slice(b"\r\n");
                 }
-                match (framing, length) {
-                    (OutFraming::Chunked, _) => {
-                        head_bytes.extend_from_slice(b"Transfer-Encoding: chunked\r\n")
-                    }
-                    (_, Some(n)) if status != 204 && status != 304 => {
-                        content_length(&mut head_bytes, n)
-                    }
-                    _ => {}
-                }
-                finish(&mut head_bytes, self.keep_alive, http10);
-                out.push_owned(head_bytes);
+                let kind = match status {
+                    204 | 304 => BodyKind::NoBody,
+                    _ if self.request.method == Method::Head => BodyKind::HeadOnly(content_length),
+                    _ => BodyKind::Body(content_length),
+                };
+                let http10 = self.request.http10;
+                let (mut body, keep_alive) = end_head(&mut head, kind, self.keep_alive, http10);
+                out.push_owned(head);
+                self.keep_alive = keep_alive;
                 self.status = status;
-                self.framing = Some(framing);
-                let rest = self.head.split_off(used);
+                self.body_bytes += body.encode(&self.head[used..], out);
+                self.body = Some(body);
                 self.head = Vec::new();
-                self.pass_body(framing, &rest, out);
                 OutputEvent::Progress
-            }
-        }
-    }
-
-    fn pass_body(&mut self, framing: OutFraming, data: &[u8], out: &mut Output) {
-        if data.is_empty() {
-            return;
-        }
-        match framing {
-            OutFraming::Discard => {}
-            OutFraming::Close => {
-                self.body_bytes += data.len() as u64;
-                out.push_owned(data.to_vec());
-            }
-            OutFraming::Length(left) => {
-                let take = left.min(data.len() as u64) as usize;
-                self.body_bytes += take as u64;
-                out.push_owned(data[..take].to_vec());
-                self.framing = Some(OutFraming::Length(left - take as u64));
-            }
-            OutFraming::Chunked => {
-                self.body_bytes += data.len() as u64;
-                let mut chunk = Vec::with_capacity(data.len() + 12);
-                chunk.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-                chunk.extend_from_slice(data);
-                chunk.extend_from_slice(b"\r\n");
-                out.push_owned(chunk);
             }
         }
     }
@@ -272,11 +219,8 @@ impl Exchange {
     /// whether the connection can be kept. `None`: the script sent no
     /// complete header block (the caller answers 502 or 504).
     pub fn on_eof(&mut self, out: &mut Output) -> Option<bool> {
-        match self.framing? {
-            OutFraming::Chunked => out.push_owned(b"0\r\n\r\n".to_vec()),
-            OutFraming::Length(left) if left > 0 => self.keep_alive = false,
-            OutFraming::Close => self.keep_alive = false,
-            _ => {}
+        if !self.body.as_mut()?.finish(out) {
+            self.keep_alive = false;
         }
         Some(self.keep_alive)
     }

@@ -3,6 +3,7 @@
 use protocol::FileMeta;
 use std::time::{Duration, UNIX_EPOCH};
 
+use super::body::{end_head, BodyEncoder, BodyKind};
 use super::request::{Method, Rejection, Request};
 use super::status::Status;
 
@@ -57,6 +58,21 @@ pub fn content_length(out: &mut Vec<u8>, length: u64) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Appends `n` in hexadecimal (a chunk size), without allocating.
+pub fn push_hex(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 16];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b"0123456789abcdef"[(n & 15) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 /// Appends `n` in decimal, without allocating.
 pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
@@ -70,17 +86,6 @@ pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
         }
     }
     out.extend_from_slice(&digits[at..]);
-}
-
-/// Ends a head with the `Connection` header the client needs and the
-/// blank line.
-pub fn finish(out: &mut Vec<u8>, keep_alive: bool, http10: bool) {
-    if !keep_alive {
-        out.extend_from_slice(b"Connection: close\r\n");
-    } else if http10 {
-        out.extend_from_slice(b"Connection: keep-alive\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
 }
 
 /// What of a request shapes the error page answering it.
@@ -133,14 +138,20 @@ pub fn error(out: &mut Vec<u8>, to: &ErrorTo, status: Status, extra: &str, date:
     let body = error_page(status);
     begin(out, status, date);
     out.extend_from_slice(b"Content-Type: text/html; charset=utf-8\r\n");
-    content_length(out, body.len() as u64);
     out.extend_from_slice(extra.as_bytes());
-    finish(out, to.keep_alive, to.http10);
-    if to.head_only {
-        return 0;
+    let length = Some(body.len() as u64);
+    let kind = match to.head_only {
+        true => BodyKind::HeadOnly(length),
+        false => BodyKind::Body(length),
+    };
+    // The page is small and goes out with its head, in one piece.
+    match end_head(out, kind, to.keep_alive, to.http10) {
+        (BodyEncoder::Empty, _) => 0,
+        _ => {
+            out.extend_from_slice(body.as_bytes());
+            body.len() as u64
+        }
     }
-    out.extend_from_slice(body.as_bytes());
-    body.len() as u64
 }
 
 /// The HTML body of an error response.
@@ -199,13 +210,22 @@ mod tests {
     #[test]
     fn connection_header_follows_keep_alive() {
         let mut out = Vec::new();
-        finish(&mut out, false, false);
+        end_head(&mut out, BodyKind::NoBody, false, false);
         assert_eq!(out, b"Connection: close\r\n\r\n");
         out.clear();
-        finish(&mut out, true, true);
+        end_head(&mut out, BodyKind::NoBody, true, true);
         assert_eq!(out, b"Connection: keep-alive\r\n\r\n");
         out.clear();
-        finish(&mut out, true, false);
+        end_head(&mut out, BodyKind::NoBody, true, false);
         assert_eq!(out, b"\r\n");
+    }
+
+    #[test]
+    fn hexadecimals() {
+        for n in [0u64, 9, 10, 255, 4096, u64::MAX] {
+            let mut out = Vec::new();
+            push_hex(&mut out, n);
+            assert_eq!(out, format!("{n:x}").into_bytes());
+        }
     }
 }
