@@ -125,6 +125,11 @@ impl ConnTable {
         Some(self.slots.get(slot)?.as_ref()?.id())
     }
 
+    /// The connection now in `slot`.
+    pub(crate) fn in_slot_mut(&mut self, slot: usize) -> Option<&mut Connection> {
+        self.slots.get_mut(slot)?.as_mut()
+    }
+
     /// Takes connection `id` out of the table; its slot becomes free.
     pub(crate) fn remove(&mut self, id: ConnId) -> Option<Connection> {
         self.get(id)?;

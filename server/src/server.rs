@@ -23,11 +23,10 @@ use crate::listener::{Acceptor, ACCEPT_BATCH};
 use crate::next::{Io, Next};
 use crate::respond::{self, Reply};
 use crate::signals::Signals;
-use crate::startup::{self, Parts};
+use crate::startup;
 use crate::static_files::StaticFiles;
 use crate::status::{Gauges, StatusPage};
-use crate::supervise::helper_pool::Completion;
-use crate::supervise::Supervision;
+use crate::supervise::{helper_pool::Completion, Supervision};
 use crate::token::EventToken;
 
 /// The server: every connection, the cache, the subsystems.
@@ -52,28 +51,20 @@ impl Server {
     /// Binds, starts the children and registers everything; does not
     /// serve yet.
     pub fn start(config: Config) -> Result<Server> {
-        let Parts {
-            poller,
-            acceptor,
-            signals,
-            log,
-            clock,
-            supervision,
-            cgi,
-        } = startup::prepare(&config)?;
+        let parts = startup::prepare(&config)?;
         Ok(Server {
             statics: StaticFiles::new(config.cache_size, config.helper_timeout),
             timeouts: Timeouts::new(&config),
             status: StatusPage::new(&config),
             config,
-            poller,
-            acceptor,
-            signals,
+            poller: parts.poller,
+            acceptor: parts.acceptor,
+            signals: parts.signals,
             conns: ConnTable::default(),
-            log,
-            clock,
-            cgi,
-            supervision,
+            log: parts.log,
+            clock: parts.clock,
+            cgi: parts.cgi,
+            supervision: parts.supervision,
             draining: None,
         })
     }
@@ -149,11 +140,7 @@ impl Server {
                     self.complete(done);
                 }
             }
-            Some(EventToken::Client(slot)) => {
-                if let Some(id) = self.conns.in_slot(slot) {
-                    self.client_event(id, ev);
-                }
-            }
+            Some(EventToken::Client(slot)) => self.client_event(slot, ev),
             // A script's pipe: move what can move.
             Some(EventToken::ScriptStdin(slot) | EventToken::ScriptStdout(slot)) => {
                 if let Some(id) = self.conns.in_slot(slot) {
@@ -168,8 +155,7 @@ impl Server {
     fn on_signals(&mut self) {
         let arrived = self.signals.take();
         if arrived.terminate && self.draining.is_none() {
-            // Responses in flight go on until done or until
-            // `--shutdown-timeout`.
+            // Responses in flight go on until done or `--shutdown-timeout`.
             self.acceptor.close(self.poller.as_mut());
             self.draining = Some(self.clock.now() + self.config.shutdown_timeout);
             self.close_idle();
@@ -191,11 +177,8 @@ impl Server {
                 Err(_) => continue,
             };
             let deadline = now + self.config.header_timeout;
-            let max = self.config.max_connections;
-            match self
-                .conns
-                .admit(stream, peer, max, self.poller.as_mut(), deadline)
-            {
+            let (max, poller) = (self.config.max_connections, self.poller.as_mut());
+            match self.conns.admit(stream, peer, max, poller, deadline) {
                 Ok(_) => self.status.accepted(),
                 Err(stream) => {
                     let _ = (&stream).write(&overloaded(self.clock.http_date()));
@@ -220,11 +203,12 @@ impl Server {
         }
     }
 
-    fn client_event(&mut self, id: ConnId, ev: Event) {
+    fn client_event(&mut self, slot: usize, ev: Event) {
         let now = self.clock.now();
-        let Some(conn) = self.conns.get_mut(id) else {
+        let Some(conn) = self.conns.in_slot_mut(slot) else {
             return;
         };
+        let id = conn.id();
         if ev.readable && !conn.on_readable(now) {
             return self.close(id);
         }
@@ -284,11 +268,11 @@ impl Server {
         // empties the queue, the requests still buffered are taken up.
         while self.answer_buffered(id) {
             self.flush(id);
-            let drained = self
+            if !self
                 .conns
                 .get(id)
-                .is_some_and(|c| c.flushed() && c.is_reading());
-            if !drained {
+                .is_some_and(|c| c.flushed() && c.is_reading())
+            {
                 return;
             }
         }
