@@ -90,11 +90,6 @@ impl ChildProcess {
         self.state
     }
 
-    /// The poller token of the child's socket.
-    pub fn token(&self) -> Token {
-        self.token
-    }
-
     pub fn name(&self) -> &str {
         &self.name
     }

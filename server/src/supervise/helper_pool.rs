@@ -96,35 +96,25 @@ impl HelperPool {
         }
     }
 
-    /// Starts every helper and waits (blocking, at most `timeout`) until
-    /// each has answered the handshake. For start-up only.
-    pub fn start(&mut self, poller: &mut dyn Poller, timeout: Duration) -> Result<()> {
-        let begin = Instant::now();
+    /// Starts every helper (their handshakes come later, through
+    /// [`handle_event`](Self::handle_event)). For start-up only.
+    pub fn spawn_all(&mut self, poller: &mut dyn Poller, now: Instant) -> Result<()> {
         for helper in &mut self.helpers {
-            helper.spawn(&hello(), poller, begin)?;
-        }
-        let mut events = Vec::new();
-        let mut completions = Vec::new();
-        while self.helpers.iter().any(|h| h.state() != ChildState::Ready) {
-            if let Some(dead) = self.helpers.iter().find(|h| h.state() == ChildState::Down) {
-                bail!(
-                    "{} failed during start-up (see the message above)",
-                    dead.name()
-                );
-            }
-            let elapsed = begin.elapsed();
-            if elapsed >= timeout {
-                bail!("the helpers did not answer the handshake within {timeout:?}");
-            }
-            poller.wait(&mut events, Some(timeout - elapsed))?;
-            for ev in events.drain(..) {
-                let token = EventToken::from_token(ev.token);
-                if let Some(slot) = token.and_then(|t| self.slot_of(t)) {
-                    self.handle_event(slot, ev, poller, Instant::now(), &mut completions);
-                }
-            }
+            helper.spawn(&hello(), poller, now)?;
         }
         Ok(())
+    }
+
+    /// At start-up: `Ok(true)` once every helper has answered the
+    /// handshake, an error if one died first.
+    pub fn started(&self) -> Result<bool> {
+        if let Some(dead) = self.helpers.iter().find(|h| h.state() == ChildState::Down) {
+            bail!(
+                "{} failed during start-up (see the message above)",
+                dead.name()
+            );
+        }
+        Ok(self.helpers.iter().all(|h| h.state() == ChildState::Ready))
     }
 
     /// Asks for `key` on behalf of `waiter`, joining a lookup already in

@@ -13,7 +13,7 @@ pub(crate) mod spawn_child;
 
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use protocol::FileMeta;
 
 use crate::cgi::runner_link::CgiRunner;
@@ -63,10 +63,44 @@ impl Supervision {
     }
 
     /// Starts the helpers and the runner and waits (blocking, at most
-    /// [`START_TIMEOUT`] each) for their handshakes. For start-up only.
+    /// [`START_TIMEOUT`]) for their handshakes. For start-up only.
     pub(crate) fn start(&mut self, runner: &mut CgiRunner, poller: &mut dyn Poller) -> Result<()> {
-        self.pool.start(poller, START_TIMEOUT)?;
-        runner.start(poller, START_TIMEOUT)
+        let begin = Instant::now();
+        self.pool.spawn_all(poller, begin)?;
+        runner.spawn(poller, begin)?;
+        let mut events = Vec::new();
+        let mut completions = Vec::new();
+        let mut reports = Vec::new();
+        loop {
+            let helpers_ready = self.pool.started()?;
+            if helpers_ready && runner.started()? {
+                return Ok(());
+            }
+            let elapsed = begin.elapsed();
+            if elapsed >= START_TIMEOUT {
+                match helpers_ready {
+                    false => {
+                        bail!("the helpers did not answer the handshake within {START_TIMEOUT:?}")
+                    }
+                    true => bail!(
+                        "the cgi-runner did not answer the handshake within {START_TIMEOUT:?}"
+                    ),
+                }
+            }
+            poller.wait(&mut events, Some(START_TIMEOUT - elapsed))?;
+            for ev in events.drain(..) {
+                let now = Instant::now();
+                match EventToken::from_token(ev.token) {
+                    Some(EventToken::Helper(n))
+                        if self.pool.slot_of(EventToken::Helper(n)).is_some() =>
+                    {
+                        self.pool.handle_event(n, ev, poller, now, &mut completions)
+                    }
+                    Some(EventToken::Runner) => runner.handle_event(ev, poller, now, &mut reports),
+                    _ => {}
+                }
+            }
+        }
     }
 
     pub(crate) fn pool(&self) -> &HelperPool {
