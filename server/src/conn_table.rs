@@ -38,7 +38,7 @@ pub(crate) struct ConnTable {
     free: Vec<usize>,
     next_generation: u32,
     open: usize,
-    timers: Timers,
+    timers: Timers<ConnId>,
 }
 
 impl ConnTable {
@@ -179,5 +179,52 @@ impl ConnTable {
             .filter(|conn| pick(conn))
             .map(Connection::id)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn connection(id: ConnId) -> Connection {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let _client = TcpStream::connect(addr).expect("connect");
+        let (stream, peer) = listener.accept().expect("accept");
+        Connection::new(stream, peer, id, Instant::now())
+    }
+
+    #[test]
+    fn an_old_id_finds_nothing_in_a_reused_slot() {
+        let mut table = ConnTable::default();
+        let first = table.reserve();
+        table.insert(connection(first));
+        assert_eq!(table.open(), 1);
+        assert_eq!(table.get(first).map(Connection::id), Some(first));
+        assert_eq!(table.in_slot(first.slot()), Some(first));
+        assert!(table.remove(first).is_some());
+        assert!(table.remove(first).is_none(), "removed once");
+        assert_eq!(table.open(), 0);
+
+        let second = table.reserve();
+        assert_eq!(second.slot(), first.slot(), "the slot is reused");
+        assert_ne!(second, first);
+        table.insert(connection(second));
+        assert!(table.get(first).is_none());
+        assert!(table.get_mut(first).is_none());
+        assert!(table.remove(first).is_none());
+        assert_eq!(table.get(second).map(Connection::id), Some(second));
+    }
+
+    #[test]
+    fn a_released_reservation_frees_its_slot() {
+        let mut table = ConnTable::default();
+        let a = table.reserve();
+        table.release(a);
+        let b = table.reserve();
+        assert_eq!(a.slot(), b.slot());
+        assert_ne!(a, b);
+        assert_eq!(table.open(), 0);
     }
 }

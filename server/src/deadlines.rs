@@ -1,32 +1,38 @@
-//! Deadlines for every connection in one min-heap, checked once per turn
-//! of the loop.
+//! Deadlines in one min-heap, checked once per turn of the loop: what
+//! the connection table keeps its connections' deadlines in.
 //!
-//! Each connection keeps its current deadline and has at most one entry
-//! in the heap. When an entry comes due, the owner's current deadline is
-//! compared: if it moved later, the entry is pushed again at the new time.
+//! Entries are never removed early. The table keeps each connection's
+//! current deadline and at most one entry in the heap; when an entry comes
+//! due, the current deadline is compared, and if it moved later the entry
+//! is pushed again at the new time. Generic over what an entry names, so
+//! that it can serve any owner (the cgi-runner keeps the same kind of
+//! heap for its scripts).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
-use crate::conn_table::ConnId;
-
-/// A timer entry: when, and for which connection.
-pub(crate) type TimerEntry = (Instant, ConnId);
-
-/// The heap of deadlines.
-#[derive(Debug, Default)]
-pub(crate) struct Timers {
-    heap: BinaryHeap<Reverse<TimerEntry>>,
+/// The heap of deadlines, each for a `T`.
+#[derive(Debug)]
+pub(crate) struct Timers<T> {
+    heap: BinaryHeap<Reverse<(Instant, T)>>,
 }
 
-impl Timers {
-    pub(crate) fn push(&mut self, at: Instant, conn: ConnId) {
-        self.heap.push(Reverse((at, conn)));
+impl<T: Ord> Default for Timers<T> {
+    fn default() -> Self {
+        Timers {
+            heap: BinaryHeap::new(),
+        }
+    }
+}
+
+impl<T: Ord> Timers<T> {
+    pub(crate) fn push(&mut self, at: Instant, what: T) {
+        self.heap.push(Reverse((at, what)));
     }
 
     /// Takes the earliest entry if it is due at `now`.
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<TimerEntry> {
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(Instant, T)> {
         match self.heap.peek() {
             Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse(e)| e),
             _ => None,
