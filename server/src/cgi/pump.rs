@@ -99,7 +99,7 @@ impl Cgi {
             if end.is_some() || !full {
                 break;
             }
-            // The client took what was queued: read on.
+            // Hand the client what is queued; read on if it took enough.
             if !output.is_empty() && output.write_to(fd, WRITE_BUDGET).is_err() {
                 return Next::Close;
             }
