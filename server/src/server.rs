@@ -21,7 +21,7 @@ use crate::http::request::{LogFields, Request};
 use crate::http::response::overloaded;
 use crate::listener::{Acceptor, ACCEPT_BATCH};
 use crate::next::{Io, Next};
-use crate::respond::{self, Reply};
+use crate::respond::Reply;
 use crate::signals::Signals;
 use crate::startup;
 use crate::static_files::StaticFiles;
@@ -78,8 +78,8 @@ impl Server {
     pub fn run(&mut self) -> Result<()> {
         let mut events: Vec<Event> = Vec::with_capacity(1024);
         loop {
-            let timeout = self.next_timeout();
-            self.poller
+            let (timeout, poller) = (self.next_timeout(), self.poller.as_mut());
+            poller
                 .wait(&mut events, timeout)
                 .context("event wait failed")?;
             self.clock.tick();
@@ -128,7 +128,10 @@ impl Server {
             Some(EventToken::Runner) => {
                 let events = self.cgi.runner_event(ev, self.poller.as_mut(), now);
                 self.supervision.runner_touched(now);
-                for (id, event) in events {
+                for event in events {
+                    let Some(id) = self.cgi.conn_of(event.id()) else {
+                        continue;
+                    };
                     let next =
                         self.with_cgi(id, |cgi, conn, io| cgi.on_runner_event(conn, event, io));
                     self.act(id, next);
@@ -195,12 +198,11 @@ impl Server {
     }
 
     fn close(&mut self, id: ConnId) {
-        if let Some(conn) = self.conns.get_mut(id) {
-            self.cgi.abandon(conn, self.poller.as_mut());
-        }
-        if let Some(conn) = self.conns.remove(id) {
-            let _ = self.poller.forget_closing(conn.fd());
-        }
+        let Some(mut conn) = self.conns.remove(id) else {
+            return;
+        };
+        self.cgi.abandon(&mut conn, self.poller.as_mut());
+        let _ = self.poller.forget_closing(conn.fd());
     }
 
     fn client_event(&mut self, slot: usize, ev: Event) {
@@ -373,11 +375,8 @@ impl Server {
             let Some(conn) = self.conns.get_mut(id) else {
                 continue;
             };
-            let Some(request) = conn.take_waiting() else {
-                continue;
-            };
-            let reply = respond::respond(conn.output(), &request, &entry, self.clock.http_date());
-            self.act(id, Next::Respond(reply, request.log));
+            let next = StaticFiles::answer(conn, &entry, self.clock.http_date());
+            self.act(id, next);
         }
     }
 

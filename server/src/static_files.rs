@@ -57,6 +57,17 @@ impl StaticFiles {
         Next::Await(deadline)
     }
 
+    /// A connection that waited for `entry` gets its answer.
+    pub(crate) fn answer(conn: &mut Connection, entry: &Entry, date: &str) -> Next {
+        match conn.take_waiting() {
+            Some(request) => {
+                let reply = respond::respond(conn.output(), &request, entry, date);
+                Next::Respond(reply, request.log)
+            }
+            None => Next::Unchanged,
+        }
+    }
+
     /// A request waited too long for a helper: 503, and the connection
     /// closes.
     pub(crate) fn timed_out(&mut self, conn: &mut Connection, date: &str) -> Next {

@@ -184,20 +184,21 @@ impl Cgi {
         self.runner.run(run, io.poller, io.now);
     }
 
-    /// Readiness on the runner's socket: what the runner reported, each
-    /// with the connection it is for.
+    /// Readiness on the runner's socket: what the runner reported.
     pub(crate) fn runner_event(
         &mut self,
         ev: Event,
         poller: &mut dyn Poller,
         now: Instant,
-    ) -> Vec<(ConnId, RunnerEvent)> {
+    ) -> Vec<RunnerEvent> {
         let mut events = Vec::new();
         self.runner.handle_event(ev, poller, now, &mut events);
         events
-            .into_iter()
-            .filter_map(|event| Some((*self.ids.get(&event.id())?, event)))
-            .collect()
+    }
+
+    /// The connection CGI run `id` is for, if it is still in progress.
+    pub(crate) fn conn_of(&self, id: u64) -> Option<ConnId> {
+        self.ids.get(&id).copied()
     }
 
     /// Acts on what the runner reported for the exchange on `conn`.
