@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::config::LogTarget;
+use crate::http::clock::Clock;
 use crate::http::request::LogFields;
+use crate::respond::Reply;
 
 /// Flush when this much is buffered...
 const FLUSH_BYTES: usize = 32 * 1024;
@@ -47,19 +49,23 @@ impl AccessLog {
         self.sink.is_some()
     }
 
+    /// Writes out what is buffered and opens the log anew (after SIGHUP,
+    /// when the file may have been rotated). On failure the old one stays.
+    pub fn reopen(&mut self, target: &LogTarget) {
+        self.flush();
+        match AccessLog::open(target) {
+            Ok(log) => *self = log,
+            Err(e) => error_log!("amped: cannot reopen the access log: {e}"),
+        }
+    }
+
     /// Adds one line.
-    pub fn record(
-        &mut self,
-        peer: SocketAddr,
-        date: &str,
-        fields: &LogFields,
-        status: u16,
-        bytes: u64,
-        now: Instant,
-    ) {
+    pub fn record(&mut self, peer: SocketAddr, fields: &LogFields, reply: &Reply, clock: &Clock) {
         if self.sink.is_none() {
             return;
         }
+        let (date, now) = (clock.log_date(), clock.now());
+        let (status, bytes) = (reply.status.code, reply.body_bytes);
         let referer = fields.referer.as_deref().unwrap_or("-");
         let agent = fields.user_agent.as_deref().unwrap_or("-");
         let _ = writeln!(

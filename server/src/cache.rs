@@ -11,8 +11,10 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use lru::LruCache;
-use protocol::FileMeta;
+use protocol::{Body, FileMeta, Outcome};
 
+use crate::http::mime::content_type;
+use crate::http::path::is_directory_key;
 use crate::http::response::FileHeaders;
 
 /// How long an entry is served without asking a helper again.
@@ -46,9 +48,42 @@ pub struct FileEntry {
 pub enum Found {
     File(FileEntry),
     Directory,
-    NotFound,
+    Missing,
     Forbidden,
     Failed,
+}
+
+impl Found {
+    /// What a helper's answer for `key` means for the cache.
+    pub fn from_outcome(key: &str, outcome: Outcome, fd: Option<OwnedFd>) -> Found {
+        match outcome {
+            Outcome::File { meta, body } => {
+                let content = match (body, fd) {
+                    (Body::Inline(bytes), _) => Content::Inline(bytes.into()),
+                    (Body::Descriptor, Some(fd)) => Content::Descriptor(Rc::new(fd)),
+                    (Body::Descriptor, None) => return Found::Failed,
+                };
+                let name = if is_directory_key(key) {
+                    "index.html"
+                } else {
+                    key
+                };
+                Found::File(FileEntry {
+                    meta,
+                    headers: FileHeaders::new(&content_type(name), &meta),
+                    content,
+                })
+            }
+            Outcome::Directory => Found::Directory,
+            Outcome::NotFound => Found::Missing,
+            Outcome::Forbidden { .. } => Found::Forbidden,
+            Outcome::Failed { reason } => {
+                error_log!("amped: lookup of {:?} failed: {reason}", format!("/{key}"));
+                Found::Failed
+            }
+            Outcome::Unchanged => Found::Failed,
+        }
+    }
 }
 
 /// One cached lookup result.
@@ -154,6 +189,26 @@ impl Cache {
     /// Looks an entry up without counting or reordering.
     pub fn peek(&self, key: &str) -> Option<Rc<Entry>> {
         self.lru.peek(key).cloned()
+    }
+
+    /// Takes a helper's answer for `key` in and returns the entry to
+    /// serve; `Err` with the key when the answer says "unchanged" of an
+    /// entry evicted meanwhile (the lookup must be made again).
+    pub fn fill(
+        &mut self,
+        key: String,
+        outcome: Outcome,
+        fd: Option<OwnedFd>,
+        now: Instant,
+    ) -> Result<Rc<Entry>, String> {
+        if let Outcome::Unchanged = outcome {
+            let entry = self.peek(&key).ok_or(key)?;
+            entry.revalidated(now);
+            return Ok(entry);
+        }
+        let entry = Rc::new(Entry::new(Found::from_outcome(&key, outcome, fd), now));
+        self.insert(key, Rc::clone(&entry));
+        Ok(entry)
     }
 
     /// Adds or replaces an entry, evicting the least recently used ones

@@ -7,26 +7,29 @@
 #[macro_use]
 extern crate protocol;
 
-pub mod access_log;
+mod access_log;
 mod backoff;
-pub mod cache;
-pub mod cgi;
-pub mod child;
-pub mod config;
-pub mod connection;
-pub mod event;
+mod cache;
+mod cgi;
+mod config;
+mod conn_table;
+mod connection;
+mod deadlines;
+mod event;
 mod hostile_input;
-pub mod http;
-pub mod listener;
-pub mod output;
-pub mod pool;
-pub mod privileges;
-pub mod respond;
-pub mod server;
-pub mod signals;
-pub mod spawn;
-pub mod status;
-pub mod timers;
+mod http;
+mod listener;
+mod next;
+mod output;
+mod privileges;
+mod respond;
+mod server;
+mod signals;
+mod startup;
+mod static_files;
+mod status;
+mod supervise;
+mod token;
 
 use std::io::Write;
 

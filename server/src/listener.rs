@@ -1,16 +1,118 @@
 //! The listening socket: bound with a deep backlog, accepted from with
-//! `accept4` so every client socket starts non-blocking and close-on-exec.
+//! `accept4` so every client socket starts non-blocking and close-on-exec;
+//! [`Acceptor`] pauses accepting when descriptors run out and closes the
+//! socket when the server drains.
 
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd};
+use std::time::{Duration, Instant};
+
+use crate::event::{Interest, Poller};
+use crate::token::EventToken;
 
 /// Pending connections the kernel may queue.
 const BACKLOG: libc::c_int = 4096;
+/// Connections accepted per readiness report of the listener. One, as
+/// nginx does by default: the listener is level-triggered, so a backlog
+/// is reported again on the next turn, and a lone connection costs no
+/// second `accept4` that would only fail with EAGAIN.
+pub(crate) const ACCEPT_BATCH: usize = 1;
+/// After running out of descriptors, accepting pauses this long.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// The listening socket in the loop.
+#[derive(Debug)]
+pub(crate) struct Acceptor {
+    /// Closed (`None`) once draining starts.
+    listener: Option<TcpListener>,
+    local_addr: SocketAddr,
+    paused_until: Option<Instant>,
+}
+
+impl Acceptor {
+    /// Binds `addr`; [`register`](Self::register) puts it in the poller.
+    pub(crate) fn bind(addr: SocketAddr) -> io::Result<Acceptor> {
+        let listener = bind(addr)?;
+        Ok(Acceptor {
+            local_addr: listener.local_addr()?,
+            listener: Some(listener),
+            paused_until: None,
+        })
+    }
+
+    /// The address actually bound (with the real port).
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub(crate) fn register(&self, poller: &mut dyn Poller) -> io::Result<()> {
+        match &self.listener {
+            Some(listener) => {
+                let token = EventToken::Listener.to_token();
+                poller.register(listener.as_raw_fd(), token, Interest::READABLE)
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn watch(&self, poller: &mut dyn Poller, interest: Interest) -> io::Result<()> {
+        match &self.listener {
+            Some(listener) => {
+                let token = EventToken::Listener.to_token();
+                poller.reregister(listener.as_raw_fd(), token, interest)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Accepts one client, if one is waiting. Out of descriptors, it
+    /// pauses accepting for [`ACCEPT_PAUSE`] and reports nothing.
+    pub(crate) fn accept(
+        &mut self,
+        poller: &mut dyn Poller,
+        now: Instant,
+    ) -> io::Result<Option<(TcpStream, SocketAddr)>> {
+        let Some(listener) = self.listener.as_ref() else {
+            return Ok(None);
+        };
+        match accept(listener) {
+            Err(e) if out_of_descriptors(&e) => {
+                error_log!("amped: cannot accept: {e}; pausing for {ACCEPT_PAUSE:?}");
+                let _ = self.watch(poller, Interest::NONE);
+                self.paused_until = Some(now + ACCEPT_PAUSE);
+                Ok(None)
+            }
+            result => result,
+        }
+    }
+
+    /// When a pause ends, if accepting is paused.
+    pub(crate) fn paused_until(&self) -> Option<Instant> {
+        self.paused_until
+    }
+
+    /// Resumes accepting once a pause is over.
+    pub(crate) fn resume_if_due(&mut self, poller: &mut dyn Poller, now: Instant) {
+        if self.paused_until.is_some_and(|t| t <= now) {
+            self.paused_until = None;
+            let _ = self.watch(poller, Interest::READABLE);
+        }
+    }
+
+    /// Closes the listening socket: new clients fail to connect at once
+    /// rather than wait in the backlog until the server is gone.
+    pub(crate) fn close(&mut self, poller: &mut dyn Poller) {
+        if let Some(listener) = self.listener.take() {
+            let _ = poller.deregister(listener.as_raw_fd());
+        }
+        self.paused_until = None;
+    }
+}
 
 /// Binds `addr` and starts listening, non-blocking.
-pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     let listener = TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     // A second listen() only raises the backlog std chose.
@@ -40,7 +142,7 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Accepts one connection, if one is waiting.
-pub fn accept(listener: &TcpListener) -> io::Result<Option<(TcpStream, SocketAddr)>> {
+fn accept(listener: &TcpListener) -> io::Result<Option<(TcpStream, SocketAddr)>> {
     let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: storage is large enough for any address; len says so.
@@ -85,6 +187,33 @@ pub fn accept(listener: &TcpListener) -> io::Result<Option<(TcpStream, SocketAdd
         _ => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
     };
     Ok(Some((stream, peer)))
+}
+
+/// True for the accept errors that mean the process or the machine is out
+/// of descriptors or memory (accepting pauses), as opposed to a failure of
+/// one connection.
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
+    )
+}
+
+/// Lets the server hold as many descriptors (client sockets above all) as
+/// the hard limit allows.
+pub fn raise_descriptor_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls with a valid pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -97,12 +97,6 @@ impl Output {
         }
     }
 
-    /// Drops everything queued.
-    pub fn clear(&mut self) {
-        self.chunks.clear();
-        self.queued = 0;
-    }
-
     /// Writes to `sock` until the queue is empty, the socket would block,
     /// or about `budget` bytes have gone out. Errors (the peer went away,
     /// a file shrank under us) end the connection.

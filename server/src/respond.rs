@@ -5,9 +5,10 @@
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
 use crate::cache::{Content, Entry, FileEntry, Found};
+use crate::http::body::{end_head, BodyEncoder, BodyKind};
 use crate::http::conditional::{evaluate_range, not_modified, RangeOutcome};
 use crate::http::request::{Method, Rejection, Request};
-use crate::http::response::{self, begin, content_length, finish};
+use crate::http::response::{self, begin, ErrorTo};
 use crate::http::status::Status;
 use crate::output::Output;
 
@@ -34,7 +35,7 @@ pub struct Reply {
 
 /// Queues the response to `req` from `entry`.
 pub fn respond(out: &mut Output, req: &Request, entry: &Entry, date: &str) -> Reply {
-    let head_only = req.method == Method::Head;
+    let to = req.error_to(req.keep_alive);
     match &entry.found {
         Found::File(file) => respond_file(out, req, file, date),
         Found::Directory => {
@@ -48,43 +49,11 @@ pub fn respond(out: &mut Output, req: &Request, entry: &Entry, date: &str) -> Re
                 location.push_str(q);
             }
             let extra = format!("Location: {location}\r\n");
-            error(
-                out,
-                Status::MOVED_PERMANENTLY,
-                req.keep_alive,
-                req.http10,
-                head_only,
-                &extra,
-                date,
-            )
+            error(out, &to, Status::MOVED_PERMANENTLY, &extra, date)
         }
-        Found::NotFound => error(
-            out,
-            Status::NOT_FOUND,
-            req.keep_alive,
-            req.http10,
-            head_only,
-            "",
-            date,
-        ),
-        Found::Forbidden => error(
-            out,
-            Status::FORBIDDEN,
-            req.keep_alive,
-            req.http10,
-            head_only,
-            "",
-            date,
-        ),
-        Found::Failed => error(
-            out,
-            Status::INTERNAL_ERROR,
-            req.keep_alive,
-            req.http10,
-            head_only,
-            "",
-            date,
-        ),
+        Found::Missing => error(out, &to, Status::NOT_FOUND, "", date),
+        Found::Forbidden => error(out, &to, Status::FORBIDDEN, "", date),
+        Found::Failed => error(out, &to, Status::INTERNAL_ERROR, "", date),
     }
 }
 
@@ -103,11 +72,11 @@ fn respond_file(out: &mut Output, req: &Request, file: &FileEntry, date: &str) -
     ) {
         begin(&mut head, Status::NOT_MODIFIED, date);
         head.extend_from_slice(&file.headers.lines);
-        finish(&mut head, req.keep_alive, req.http10);
+        let (_, keep_alive) = end_head(&mut head, BodyKind::NoBody, req.keep_alive, req.http10);
         out.push_owned(head);
         return Reply {
             status: Status::NOT_MODIFIED,
-            keep_alive: req.keep_alive,
+            keep_alive,
             body_bytes: 0,
         };
     }
@@ -116,43 +85,40 @@ fn respond_file(out: &mut Output, req: &Request, file: &FileEntry, date: &str) -
         RangeOutcome::Partial { start, end } => (Status::PARTIAL_CONTENT, start, end + 1),
         RangeOutcome::Unsatisfiable => {
             let extra = format!("Content-Range: bytes */{size}\r\n");
-            let head_only = req.method == Method::Head;
-            return error(
-                out,
-                Status::RANGE_NOT_SATISFIABLE,
-                req.keep_alive,
-                req.http10,
-                head_only,
-                &extra,
-                date,
-            );
+            let to = req.error_to(req.keep_alive);
+            return error(out, &to, Status::RANGE_NOT_SATISFIABLE, &extra, date);
         }
     };
     begin(&mut head, status, date);
     head.extend_from_slice(&file.headers.lines);
-    content_length(&mut head, end - start);
     if status == Status::PARTIAL_CONTENT {
         head.extend_from_slice(
             format!("Content-Range: bytes {start}-{}/{size}\r\n", end - 1).as_bytes(),
         );
     }
-    finish(&mut head, req.keep_alive, req.http10);
+    let kind = body_kind(req, end - start);
+    let (mut body, keep_alive) = end_head(&mut head, kind, req.keep_alive, req.http10);
     out.push_owned(head);
-    let mut body_bytes = 0;
-    if req.method == Method::Get {
-        body_bytes = end - start;
-        match &file.content {
-            Content::Inline(bytes) => {
-                let end = (end as usize).min(bytes.len());
-                out.push_shared(bytes.clone(), start as usize, end);
-            }
-            Content::Descriptor(fd) => out.push_file(fd.clone(), start, end),
+    let body_bytes = match &file.content {
+        Content::Inline(bytes) => {
+            let end = (end as usize).min(bytes.len());
+            body.encode_shared(bytes.clone(), start as usize, end, out)
         }
-    }
+        Content::Descriptor(fd) => body.encode_file(fd.clone(), start, end, out),
+    };
     Reply {
         status,
-        keep_alive: req.keep_alive,
+        keep_alive,
         body_bytes,
+    }
+}
+
+/// A body of `length` bytes goes out for a GET; a HEAD gets its length
+/// only.
+fn body_kind(req: &Request, length: u64) -> BodyKind {
+    match req.method {
+        Method::Get => BodyKind::Body(Some(length)),
+        _ => BodyKind::HeadOnly(Some(length)),
     }
 }
 
@@ -169,19 +135,20 @@ pub fn dynamic(
     head.extend_from_slice(
         format!("Content-Type: {content_type}\r\nCache-Control: no-store\r\n").as_bytes(),
     );
-    content_length(&mut head, body.len() as u64);
-    finish(&mut head, req.keep_alive, req.http10);
+    let kind = body_kind(req, body.len() as u64);
+    let (encoder, keep_alive) = end_head(&mut head, kind, req.keep_alive, req.http10);
     out.push_owned(head);
-    let body_bytes = if req.method == Method::Head {
-        0
-    } else {
-        let n = body.len() as u64;
-        out.push_owned(body);
-        n
+    let body_bytes = match encoder {
+        BodyEncoder::Empty => 0,
+        _ => {
+            let n = body.len() as u64;
+            out.push_owned(body);
+            n
+        }
     };
     Reply {
         status: Status::OK,
-        keep_alive: req.keep_alive,
+        keep_alive,
         body_bytes,
     }
 }
@@ -193,35 +160,17 @@ pub fn reject(out: &mut Output, rejection: &Rejection, date: &str) -> Reply {
     } else {
         ""
     };
-    error(
-        out,
-        rejection.status,
-        rejection.keep_alive,
-        rejection.http10,
-        rejection.head,
-        extra,
-        date,
-    )
+    error(out, &rejection.error_to(), rejection.status, extra, date)
 }
 
-/// Queues an error page.
-pub fn error(
-    out: &mut Output,
-    status: Status,
-    keep_alive: bool,
-    http10: bool,
-    head_only: bool,
-    extra: &str,
-    date: &str,
-) -> Reply {
+/// Queues an error page to the client `to` describes.
+pub fn error(out: &mut Output, to: &ErrorTo, status: Status, extra: &str, date: &str) -> Reply {
     let mut head = Vec::with_capacity(512);
-    let body_bytes = response::error(
-        &mut head, status, date, keep_alive, http10, head_only, extra,
-    );
+    let body_bytes = response::error(&mut head, to, status, extra, date);
     out.push_owned(head);
     Reply {
         status,
-        keep_alive,
+        keep_alive: to.keep_alive,
         body_bytes,
     }
 }

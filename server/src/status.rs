@@ -3,7 +3,16 @@
 
 use std::fmt::Write;
 
+use std::time::Instant;
+
 use crate::cache::CacheStats;
+use crate::config::Config;
+use crate::connection::Connection;
+use crate::http::request::Request;
+use crate::http::status::Status;
+use crate::next::{Io, Next};
+use crate::output::Output;
+use crate::respond::{self, Reply};
 
 /// Counters kept by the event loop.
 #[derive(Debug, Default, Clone)]
@@ -34,6 +43,103 @@ pub struct Snapshot {
     pub helper_restarts: Vec<u64>,
     pub runner_restarts: u64,
     pub cgi_running: usize,
+}
+
+/// The status page's settings and the counters behind it.
+#[derive(Debug)]
+pub(crate) struct StatusPage {
+    /// The page's path as a normalised key, if it is on.
+    key: Option<String>,
+    allow_remote: bool,
+    started: Instant,
+    counters: Counters,
+}
+
+/// What the page shows of the loop's parts.
+#[derive(Debug)]
+pub(crate) struct Gauges {
+    pub(crate) open_connections: usize,
+    pub(crate) cache: CacheStats,
+    pub(crate) helper_lookups_in_flight: usize,
+    pub(crate) helper_restarts: Vec<u64>,
+    pub(crate) runner_restarts: u64,
+    pub(crate) cgi_running: usize,
+}
+
+impl StatusPage {
+    pub(crate) fn new(config: &Config) -> StatusPage {
+        StatusPage {
+            key: config.status_key.clone(),
+            allow_remote: config.status_allow_remote,
+            started: Instant::now(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Counts an accepted connection.
+    pub(crate) fn accepted(&mut self) {
+        self.counters.accepted += 1;
+    }
+
+    /// Counts a response.
+    pub(crate) fn responded(&mut self, status: u16) {
+        self.counters.response(status);
+    }
+
+    /// True when `request` asks for the page.
+    pub(crate) fn asked_by(&self, request: &Request) -> bool {
+        self.key.as_deref() == Some(request.target.key.as_str())
+    }
+
+    /// Answers `request` with the page, to loopback clients unless it is
+    /// allowed for all.
+    pub(crate) fn serve(
+        &self,
+        conn: &mut Connection,
+        request: Request,
+        gauges: Gauges,
+        io: &Io,
+    ) -> Next {
+        let snapshot = Snapshot {
+            uptime_secs: io.now.saturating_duration_since(self.started).as_secs(),
+            open_connections: gauges.open_connections,
+            counters: self.counters.clone(),
+            cache: gauges.cache,
+            helper_lookups_in_flight: gauges.helper_lookups_in_flight,
+            helper_restarts: gauges.helper_restarts,
+            runner_restarts: gauges.runner_restarts,
+            cgi_running: gauges.cgi_running,
+        };
+        let allowed = self.allow_remote || conn.peer().ip().is_loopback();
+        let reply = reply(conn.output(), &request, &snapshot, allowed, io.date);
+        Next::Respond(reply, request.log)
+    }
+}
+
+/// Queues the status page answering `request`: 403 unless `allowed`,
+/// JSON when the query asks for `json`, plain text otherwise.
+fn reply(
+    out: &mut Output,
+    request: &Request,
+    snapshot: &Snapshot,
+    allowed: bool,
+    date: &str,
+) -> Reply {
+    if !allowed {
+        let to = request.error_to(request.keep_alive);
+        return respond::error(out, &to, Status::FORBIDDEN, "", date);
+    }
+    let json = request
+        .target
+        .query
+        .as_deref()
+        .is_some_and(|q| q.split('&').any(|p| p == "json"));
+    let (body, content_type) = if json {
+        (render_json(snapshot), "application/json")
+    } else {
+        (render_text(snapshot), "text/plain; charset=utf-8")
+    };
+    respond::dynamic(out, request, content_type, body.into_bytes(), date)
 }
 
 /// The plain-text page.

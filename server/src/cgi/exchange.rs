@@ -1,18 +1,19 @@
 //! One CGI request in progress on a connection: the request body on its
 //! way to the script, and the script's output on its way to the client,
 //! re-framed as the client needs it (Content-Length when the script gave
-//! one, otherwise chunked on HTTP/1.1 or close-delimited on HTTP/1.0).
+//! one, otherwise chunked on HTTP/1.1 or close-delimited on HTTP/1.0; see
+//! `http::body`).
 
-use std::fs::File;
 use std::time::{Duration, Instant};
 
 use protocol::ExitInfo;
 
 use crate::cgi::chunked::{ChunkedDecoder, ChunkedError};
+use crate::cgi::pipes::Pipe;
 use crate::cgi::script_head::{parse_script_head, HeadParse, ScriptResponse};
-use crate::event::Interest;
+use crate::http::body::{end_head, BodyEncoder, BodyKind};
 use crate::http::request::{Method, Request};
-use crate::http::response::{begin_with_reason, content_length, finish};
+use crate::http::response::begin_with_reason;
 use crate::output::Output;
 
 /// How much longer than `--cgi-timeout` the server itself waits for a
@@ -28,20 +29,17 @@ pub enum Stage {
     /// Sent to the runner; not started yet.
     Queued,
     /// The script runs; the server holds its pipes.
-    Running,
+    Running(Script),
 }
 
-/// How the script's body goes to the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutFraming {
-    /// Exactly this many bytes still to pass on.
-    Length(u64),
-    /// Each piece as a chunk; a last chunk at the end.
-    Chunked,
-    /// Until the script closes its output; then the connection closes.
-    Close,
-    /// Nothing is passed on (HEAD, 204, 304); the output is drained.
-    Discard,
+/// A running script: its process and the server's ends of its pipes
+/// (each `None` once closed).
+#[derive(Debug)]
+pub struct Script {
+    /// The script's process (and process group) id.
+    pub pid: u32,
+    pub stdin: Option<Pipe>,
+    pub stdout: Option<Pipe>,
 }
 
 /// What the script's output led to.
@@ -65,14 +63,10 @@ pub struct Exchange {
     pub body_left: u64,
     /// Request-body bytes waiting to be written to the script.
     pub to_script: Vec<u8>,
-    pub stdin: Option<File>,
-    pub stdout: Option<File>,
-    pub stdin_interest: Interest,
-    pub stdout_interest: Interest,
     /// Output read before the header block was complete.
     head: Vec<u8>,
-    /// Set once the response head has been queued.
-    pub framing: Option<OutFraming>,
+    /// Set once the response head has been queued: how the body goes.
+    pub body: Option<BodyEncoder>,
     pub nph: bool,
     pub status: u16,
     pub body_bytes: u64,
@@ -81,8 +75,6 @@ pub struct Exchange {
     /// After the script exited: stop waiting for end-of-file then.
     pub eof_deadline: Option<Instant>,
     pub started: Instant,
-    /// The script's process (and process group) id, once started.
-    pub pid: Option<u32>,
 }
 
 impl Exchange {
@@ -100,12 +92,8 @@ impl Exchange {
             stage,
             body_left,
             to_script: Vec::new(),
-            stdin: None,
-            stdout: None,
-            stdin_interest: Interest::NONE,
-            stdout_interest: Interest::NONE,
             head: Vec::new(),
-            framing: None,
+            body: None,
             nph,
             status: 0,
             body_bytes: 0,
@@ -113,7 +101,6 @@ impl Exchange {
             exited: None,
             eof_deadline: None,
             started: now,
-            pid: None,
         }
     }
 
@@ -127,9 +114,25 @@ impl Exchange {
         }
     }
 
+    /// The running script, if it has started.
+    pub fn script(&mut self) -> Option<&mut Script> {
+        match &mut self.stage {
+            Stage::Running(script) => Some(script),
+            _ => None,
+        }
+    }
+
+    /// The script's process group, while it runs and has not exited.
+    pub fn live_pid(&self) -> Option<u32> {
+        match (&self.stage, self.exited) {
+            (Stage::Running(script), None) => Some(script.pid),
+            _ => None,
+        }
+    }
+
     /// True once anything of the response has been queued.
     pub fn responded(&self) -> bool {
-        self.framing.is_some()
+        self.body.is_some()
     }
 
     /// Takes request-body bytes from the connection's input: up to
@@ -158,14 +161,16 @@ impl Exchange {
 
     /// Handles a piece of the script's output.
     pub fn on_output(&mut self, data: &[u8], out: &mut Output, date: &str) -> OutputEvent {
-        if let Some(framing) = self.framing {
-            self.pass_body(framing, data, out);
+        if let Some(body) = self.body.as_mut() {
+            self.body_bytes += body.encode(data, out);
             return OutputEvent::Progress;
         }
         if self.nph {
-            self.framing = Some(OutFraming::Close);
+            // The script writes the whole response, head included.
+            let mut body = BodyEncoder::CloseDelimited;
             self.status = nph_status(data);
-            self.pass_body(OutFraming::Close, data, out);
+            self.body_bytes += body.encode(data, out);
+            self.body = Some(body);
             return OutputEvent::Progress;
         }
         self.head.extend_from_slice(data);
@@ -179,77 +184,33 @@ impl Exchange {
                 ScriptResponse::Document {
                     status,
                     reason,
-                    content_length: length,
+                    content_length,
                     headers,
                 },
                 used,
             ) => {
-                let http10 = self.request.http10;
-                let bodiless = self.request.method == Method::Head
-                    || status == 204
-                    || status == 304
-                    || (100..200).contains(&status);
-                let framing = match length {
-                    _ if bodiless => OutFraming::Discard,
-                    Some(n) => OutFraming::Length(n),
-                    None if http10 => OutFraming::Close,
-                    None => OutFraming::Chunked,
-                };
-                if framing == OutFraming::Close {
-                    self.keep_alive = false;
-                }
-                let mut head_bytes = Vec::with_capacity(256);
-                begin_with_reason(&mut head_bytes, status, &reason, date);
+                let mut head = Vec::with_capacity(256);
+                begin_with_reason(&mut head, status, &reason, date);
                 for (name, value) in &headers {
-                    head_bytes.extend_from_slice(name.as_bytes());
-                    head_bytes.extend_from_slice(b": ");
-                    head_bytes.extend_from_slice(value.as_bytes());
-                    head_bytes.extend_from_slice(b"\r\n");
+                    head.extend_from_slice(name.as_bytes());
+                    head.extend_from_slice(b": ");
+                    head.extend_from_slice(value.as_bytes());
+                    head.extend_from_slice(b"\r\n");
                 }
-                match (framing, length) {
-                    (OutFraming::Chunked, _) => {
-                        head_bytes.extend_from_slice(b"Transfer-Encoding: chunked\r\n")
-                    }
-                    (_, Some(n)) if status != 204 && status != 304 => {
-                        content_length(&mut head_bytes, n)
-                    }
-                    _ => {}
-                }
-                finish(&mut head_bytes, self.keep_alive, http10);
-                out.push_owned(head_bytes);
+                let kind = match status {
+                    204 | 304 => BodyKind::NoBody,
+                    _ if self.request.method == Method::Head => BodyKind::HeadOnly(content_length),
+                    _ => BodyKind::Body(content_length),
+                };
+                let http10 = self.request.http10;
+                let (mut body, keep_alive) = end_head(&mut head, kind, self.keep_alive, http10);
+                out.push_owned(head);
+                self.keep_alive = keep_alive;
                 self.status = status;
-                self.framing = Some(framing);
-                let rest = self.head.split_off(used);
+                self.body_bytes += body.encode(&self.head[used..], out);
+                self.body = Some(body);
                 self.head = Vec::new();
-                self.pass_body(framing, &rest, out);
                 OutputEvent::Progress
-            }
-        }
-    }
-
-    fn pass_body(&mut self, framing: OutFraming, data: &[u8], out: &mut Output) {
-        if data.is_empty() {
-            return;
-        }
-        match framing {
-            OutFraming::Discard => {}
-            OutFraming::Close => {
-                self.body_bytes += data.len() as u64;
-                out.push_owned(data.to_vec());
-            }
-            OutFraming::Length(left) => {
-                let take = left.min(data.len() as u64) as usize;
-                self.body_bytes += take as u64;
-                out.push_owned(data[..take].to_vec());
-                self.framing = Some(OutFraming::Length(left - take as u64));
-            }
-            OutFraming::Chunked => {
-                self.body_bytes += data.len() as u64;
-                let mut chunk = Vec::with_capacity(data.len() + 12);
-                chunk.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-                chunk.extend_from_slice(data);
-                chunk.extend_from_slice(b"\r\n");
-                out.push_owned(chunk);
             }
         }
     }
@@ -258,11 +219,8 @@ impl Exchange {
     /// whether the connection can be kept. `None`: the script sent no
     /// complete header block (the caller answers 502 or 504).
     pub fn on_eof(&mut self, out: &mut Output) -> Option<bool> {
-        match self.framing? {
-            OutFraming::Chunked => out.push_owned(b"0\r\n\r\n".to_vec()),
-            OutFraming::Length(left) if left > 0 => self.keep_alive = false,
-            OutFraming::Close => self.keep_alive = false,
-            _ => {}
+        if !self.body.as_mut()?.finish(out) {
+            self.keep_alive = false;
         }
         Some(self.keep_alive)
     }
@@ -288,7 +246,7 @@ mod tests {
         let Parsed::Request(request) = parse(raw.as_bytes(), false) else {
             panic!("not a request");
         };
-        Exchange::new(1, request, Stage::Running, 0, Instant::now())
+        Exchange::new(1, request, Stage::Queued, 0, Instant::now())
     }
 
     fn written(out: &mut Output) -> String {

@@ -1,10 +1,17 @@
 //! CGI/1.1 (RFC 3875): the server's half. Scripts run in processes the
 //! `cgi-runner` child forks; the server builds their environment, streams
 //! the request body in and the output out inside its event loop.
+//!
+//! [`driver::Cgi`] is the subsystem the loop talks to; the rest are its
+//! parts: the runner link, one exchange per request, its pipes, and the
+//! parsers (chunked request bodies, the script's header block).
 
-pub mod chunked;
-pub mod env;
-pub mod exchange;
-pub mod runner;
-pub mod script_head;
-pub mod serve;
+pub(crate) mod chunked;
+pub(crate) mod driver;
+pub(crate) mod env;
+pub(crate) mod exchange;
+pub(crate) mod pipes;
+pub(crate) mod pump;
+pub(crate) mod redirect;
+pub(crate) mod runner_link;
+pub(crate) mod script_head;

@@ -174,6 +174,7 @@ impl Poller for EpollPoller {
         None
     }
 
+    #[cfg(test)]
     fn backend(&self) -> Backend {
         Backend::Epoll
     }

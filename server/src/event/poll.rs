@@ -138,6 +138,7 @@ impl Poller for PollPoller {
         None
     }
 
+    #[cfg(test)]
     fn backend(&self) -> Backend {
         Backend::Poll
     }

@@ -194,6 +194,7 @@ impl Poller for SelectPoller {
         Some(FD_SETSIZE as RawFd)
     }
 
+    #[cfg(test)]
     fn backend(&self) -> Backend {
         Backend::Select
     }

@@ -1,10 +1,11 @@
 //! HTTP/1.x: parsing and validating requests, normalising paths, and
 //! writing response heads. Nothing here touches a socket.
 
-pub mod clock;
-pub mod conditional;
-pub mod mime;
-pub mod path;
-pub mod request;
-pub mod response;
-pub mod status;
+pub(crate) mod body;
+pub(crate) mod clock;
+pub(crate) mod conditional;
+pub(crate) mod mime;
+pub(crate) mod path;
+pub(crate) mod request;
+pub(crate) mod response;
+pub(crate) mod status;

@@ -33,11 +33,9 @@ pub struct Target {
     pub query: Option<String>,
 }
 
-impl Target {
-    /// True when the key names a directory's index.
-    pub fn is_directory(&self) -> bool {
-        self.key.is_empty() || self.key.ends_with('/')
-    }
+/// True when a key names a directory's index.
+pub fn is_directory_key(key: &str) -> bool {
+    key.is_empty() || key.ends_with('/')
 }
 
 /// Parses an origin-form (`/a/b?q`) or absolute-form
@@ -190,6 +188,6 @@ mod tests {
         let t = parse_target("/dir?x=1&y=2").expect("valid");
         assert_eq!(t.key, "dir");
         assert_eq!(t.query.as_deref(), Some("x=1&y=2"));
-        assert!(!t.is_directory());
+        assert!(!is_directory_key(&t.key));
     }
 }

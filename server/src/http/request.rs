@@ -53,6 +53,17 @@ pub enum Framing {
     Chunked,
 }
 
+impl Framing {
+    /// The body's length when it is known from the head (0 for none or
+    /// chunked): bytes to read and drop when the body is not wanted.
+    pub fn known_length(self) -> u64 {
+        match self {
+            Framing::Length(n) => n,
+            Framing::None | Framing::Chunked => 0,
+        }
+    }
+}
+
 /// What the access log wants to know about a request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogFields {

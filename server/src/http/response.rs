@@ -3,6 +3,8 @@
 use protocol::FileMeta;
 use std::time::{Duration, UNIX_EPOCH};
 
+use super::body::{end_head, BodyEncoder, BodyKind};
+use super::request::{Method, Rejection, Request};
 use super::status::Status;
 
 /// The `Server` header's value.
@@ -56,6 +58,21 @@ pub fn content_length(out: &mut Vec<u8>, length: u64) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Appends `n` in hexadecimal (a chunk size), without allocating.
+pub fn push_hex(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 16];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b"0123456789abcdef"[(n & 15) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 /// Appends `n` in decimal, without allocating.
 pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
@@ -71,39 +88,70 @@ pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&digits[at..]);
 }
 
-/// Ends a head with the `Connection` header the client needs and the
-/// blank line.
-pub fn finish(out: &mut Vec<u8>, keep_alive: bool, http10: bool) {
-    if !keep_alive {
-        out.extend_from_slice(b"Connection: close\r\n");
-    } else if http10 {
-        out.extend_from_slice(b"Connection: keep-alive\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
+/// What of a request shapes the error page answering it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorTo {
+    /// The request was HTTP/1.0 (a kept connection must say so).
+    pub http10: bool,
+    /// The request was a HEAD: the page goes without its body.
+    pub head_only: bool,
+    /// The connection stays open after the page.
+    pub keep_alive: bool,
 }
 
-/// A complete error response (head and, unless `head_only`, a small HTML
-/// body). `extra` holds further header lines, each ending in CRLF.
-pub fn error(
-    out: &mut Vec<u8>,
-    status: Status,
-    date: &str,
-    keep_alive: bool,
-    http10: bool,
-    head_only: bool,
-    extra: &str,
-) -> u64 {
+impl ErrorTo {
+    /// To a client whose request is unknown; the connection closes.
+    pub const UNKNOWN: ErrorTo = ErrorTo {
+        http10: false,
+        head_only: false,
+        keep_alive: false,
+    };
+}
+
+impl Request {
+    /// What the error page answering this request depends on; the
+    /// connection is kept if `keep_alive`.
+    pub fn error_to(&self, keep_alive: bool) -> ErrorTo {
+        ErrorTo {
+            http10: self.http10,
+            head_only: self.method == Method::Head,
+            keep_alive,
+        }
+    }
+}
+
+impl Rejection {
+    /// What the error page answering this refusal depends on.
+    pub fn error_to(&self) -> ErrorTo {
+        ErrorTo {
+            http10: self.http10,
+            head_only: self.head,
+            keep_alive: self.keep_alive,
+        }
+    }
+}
+
+/// A complete error response (head and, unless `to.head_only`, a small
+/// HTML body). `extra` holds further header lines, each ending in CRLF.
+/// Returns the body's length as sent.
+pub fn error(out: &mut Vec<u8>, to: &ErrorTo, status: Status, extra: &str, date: &str) -> u64 {
     let body = error_page(status);
     begin(out, status, date);
     out.extend_from_slice(b"Content-Type: text/html; charset=utf-8\r\n");
-    content_length(out, body.len() as u64);
     out.extend_from_slice(extra.as_bytes());
-    finish(out, keep_alive, http10);
-    if head_only {
-        return 0;
+    let length = Some(body.len() as u64);
+    let kind = match to.head_only {
+        true => BodyKind::HeadOnly(length),
+        false => BodyKind::Body(length),
+    };
+    // The page is small and goes out with its head, in one piece.
+    match end_head(out, kind, to.keep_alive, to.http10) {
+        (BodyEncoder::Empty, _) => 0,
+        _ => {
+            out.extend_from_slice(body.as_bytes());
+            body.len() as u64
+        }
     }
-    out.extend_from_slice(body.as_bytes());
-    body.len() as u64
 }
 
 /// The HTML body of an error response.
@@ -121,12 +169,10 @@ pub fn overloaded(date: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
     error(
         &mut out,
+        &ErrorTo::UNKNOWN,
         Status::SERVICE_UNAVAILABLE,
-        date,
-        false,
-        false,
-        false,
         "Retry-After: 1\r\n",
+        date,
     );
     out
 }
@@ -138,7 +184,11 @@ mod tests {
     #[test]
     fn error_responses_are_complete() {
         let mut out = Vec::new();
-        let n = error(&mut out, Status::NOT_FOUND, "D", true, false, false, "");
+        let to = ErrorTo {
+            keep_alive: true,
+            ..ErrorTo::UNKNOWN
+        };
+        let n = error(&mut out, &to, Status::NOT_FOUND, "", "D");
         let text = String::from_utf8(out).expect("utf-8");
         assert!(text.starts_with("HTTP/1.1 404 Not Found\r\nDate: D\r\nServer: amped/"));
         assert!(text.contains(&format!("Content-Length: {n}\r\n")));
@@ -160,13 +210,22 @@ mod tests {
     #[test]
     fn connection_header_follows_keep_alive() {
         let mut out = Vec::new();
-        finish(&mut out, false, false);
+        end_head(&mut out, BodyKind::NoBody, false, false);
         assert_eq!(out, b"Connection: close\r\n\r\n");
         out.clear();
-        finish(&mut out, true, true);
+        end_head(&mut out, BodyKind::NoBody, true, true);
         assert_eq!(out, b"Connection: keep-alive\r\n\r\n");
         out.clear();
-        finish(&mut out, true, false);
+        end_head(&mut out, BodyKind::NoBody, true, false);
         assert_eq!(out, b"\r\n");
+    }
+
+    #[test]
+    fn hexadecimals() {
+        for n in [0u64, 9, 10, 255, 4096, u64::MAX] {
+            let mut out = Vec::new();
+            push_hex(&mut out, n);
+            assert_eq!(out, format!("{n:x}").into_bytes());
+        }
     }
 }

@@ -22,7 +22,6 @@ statuses! {
     FORBIDDEN = 403, "Forbidden";
     NOT_FOUND = 404, "Not Found";
     METHOD_NOT_ALLOWED = 405, "Method Not Allowed";
-    REQUEST_TIMEOUT = 408, "Request Timeout";
     PAYLOAD_TOO_LARGE = 413, "Content Too Large";
     URI_TOO_LONG = 414, "URI Too Long";
     RANGE_NOT_SATISFIABLE = 416, "Range Not Satisfiable";
@@ -33,11 +32,4 @@ statuses! {
     SERVICE_UNAVAILABLE = 503, "Service Unavailable";
     GATEWAY_TIMEOUT = 504, "Gateway Timeout";
     VERSION_NOT_SUPPORTED = 505, "HTTP Version Not Supported";
-}
-
-impl Status {
-    /// The status line, `HTTP/1.1 200 OK\r\n`.
-    pub fn line(self) -> String {
-        format!("HTTP/1.1 {} {}\r\n", self.code, self.reason)
-    }
 }

@@ -15,7 +15,7 @@ use protocol::{FrameReader, FrameWriter, Message, ReadStatus, Received};
 
 use crate::backoff::{RestartBackoff, MAX_BACKOFF};
 use crate::event::{Event, Interest, Poller, Token};
-use crate::spawn::spawn_child;
+use crate::supervise::spawn_child::spawn_child;
 
 /// How long a child may take to exit at shutdown before it is killed.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -82,11 +82,6 @@ impl ChildProcess {
 
     pub fn state(&self) -> ChildState {
         self.state
-    }
-
-    /// The poller token of the child's socket.
-    pub fn token(&self) -> Token {
-        self.token
     }
 
     pub fn name(&self) -> &str {

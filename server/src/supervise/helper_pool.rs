@@ -4,7 +4,7 @@
 //! Lookups for the same path share one helper request. Each request goes
 //! to the ready helper with the fewest in flight. When a helper dies, its
 //! lookups go to another helper (lookups are idempotent), and the helper
-//! is restarted with back-off (see [`crate::child`]).
+//! is restarted with back-off (see [`crate::supervise::child_link`]).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -15,11 +15,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use protocol::{FileMeta, FromHelper, Hello, LookupRequest, Outcome, Received, Role, ToHelper};
 
-use crate::child::{ChildProcess, ChildState};
-use crate::event::{Event, Poller, Token};
+use crate::conn_table::ConnId;
+use crate::event::{Event, Poller};
+use crate::supervise::child_link::{ChildProcess, ChildState};
+use crate::token::EventToken;
 
-/// A connection waiting for a lookup: its slot and generation.
-pub type Waiter = (usize, u32);
+/// A connection waiting for a lookup.
+pub type Waiter = ConnId;
 
 /// A finished lookup and everyone who waited for it.
 #[derive(Debug)]
@@ -42,7 +44,6 @@ struct Pending {
 
 /// The pool of helper processes.
 pub struct HelperPool {
-    token_base: Token,
     /// A helper that has not answered a lookup for this long is stuck: it
     /// is killed and its lookups go to another.
     answer_timeout: Duration,
@@ -58,13 +59,11 @@ fn hello() -> ToHelper {
 }
 
 impl HelperPool {
-    /// A pool of `count` helpers, not started yet. Their poller tokens
-    /// are `token_base..token_base + count`.
+    /// A pool of `count` helpers, not started yet.
     pub fn new(
         binary: PathBuf,
         args: Vec<OsString>,
         count: usize,
-        token_base: Token,
         answer_timeout: Duration,
         now: Instant,
     ) -> Self {
@@ -74,13 +73,12 @@ impl HelperPool {
                     format!("helper {i}"),
                     binary.clone(),
                     args.clone(),
-                    token_base + i,
+                    EventToken::Helper(i).to_token(),
                     now,
                 )
             })
             .collect();
         HelperPool {
-            token_base,
             answer_timeout,
             helpers,
             in_flight: vec![0; count],
@@ -91,40 +89,32 @@ impl HelperPool {
     }
 
     /// The helper a poller token belongs to, if it is one of ours.
-    pub fn slot_of(&self, token: Token) -> Option<usize> {
-        token
-            .checked_sub(self.token_base)
-            .filter(|&i| i < self.helpers.len())
+    pub fn slot_of(&self, token: EventToken) -> Option<usize> {
+        match token {
+            EventToken::Helper(i) if i < self.helpers.len() => Some(i),
+            _ => None,
+        }
     }
 
-    /// Starts every helper and waits (blocking, at most `timeout`) until
-    /// each has answered the handshake. For start-up only.
-    pub fn start(&mut self, poller: &mut dyn Poller, timeout: Duration) -> Result<()> {
-        let begin = Instant::now();
+    /// Starts every helper (their handshakes come later, through
+    /// [`handle_event`](Self::handle_event)). For start-up only.
+    pub fn spawn_all(&mut self, poller: &mut dyn Poller, now: Instant) -> Result<()> {
         for helper in &mut self.helpers {
-            helper.spawn(&hello(), poller, begin)?;
-        }
-        let mut events = Vec::new();
-        let mut completions = Vec::new();
-        while self.helpers.iter().any(|h| h.state() != ChildState::Ready) {
-            if let Some(dead) = self.helpers.iter().find(|h| h.state() == ChildState::Down) {
-                bail!(
-                    "{} failed during start-up (see the message above)",
-                    dead.name()
-                );
-            }
-            let elapsed = begin.elapsed();
-            if elapsed >= timeout {
-                bail!("the helpers did not answer the handshake within {timeout:?}");
-            }
-            poller.wait(&mut events, Some(timeout - elapsed))?;
-            for ev in events.drain(..) {
-                if let Some(slot) = self.slot_of(ev.token) {
-                    self.handle_event(slot, ev, poller, Instant::now(), &mut completions);
-                }
-            }
+            helper.spawn(&hello(), poller, now)?;
         }
         Ok(())
+    }
+
+    /// At start-up: `Ok(true)` once every helper has answered the
+    /// handshake, an error if one died first.
+    pub fn started(&self) -> Result<bool> {
+        if let Some(dead) = self.helpers.iter().find(|h| h.state() == ChildState::Down) {
+            bail!(
+                "{} failed during start-up (see the message above)",
+                dead.name()
+            );
+        }
+        Ok(self.helpers.iter().all(|h| h.state() == ChildState::Ready))
     }
 
     /// Asks for `key` on behalf of `waiter`, joining a lookup already in

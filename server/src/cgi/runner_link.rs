@@ -10,13 +10,13 @@ use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Result};
 use protocol::{CgiRun, ExitInfo, FromRunner, Hello, Received, Refusal, Role, ToRunner};
 
-use crate::child::{ChildProcess, ChildState};
 use crate::event::{Event, Poller, Token};
+use crate::supervise::child_link::{ChildProcess, ChildState};
 
 /// What the runner said about one run.
 #[derive(Debug)]
@@ -36,6 +36,17 @@ pub enum RunnerEvent {
         exit: ExitInfo,
         timed_out: bool,
     },
+}
+
+impl RunnerEvent {
+    /// The run the event is about.
+    pub fn id(&self) -> u64 {
+        match self {
+            RunnerEvent::Started { id, .. }
+            | RunnerEvent::Refused { id, .. }
+            | RunnerEvent::Exited { id, .. } => *id,
+        }
+    }
 }
 
 fn hello() -> ToRunner {
@@ -62,28 +73,21 @@ impl CgiRunner {
         }
     }
 
-    /// Starts the runner and waits (blocking, at most `timeout`) for its
-    /// handshake. For start-up only.
-    pub fn start(&mut self, poller: &mut dyn Poller, timeout: Duration) -> Result<()> {
-        let begin = Instant::now();
-        let token = self.child.token();
-        self.child.spawn(&hello(), poller, begin)?;
-        let mut events = Vec::new();
-        let mut out = Vec::new();
-        while self.child.state() != ChildState::Ready {
-            if self.child.state() == ChildState::Down {
-                bail!("the cgi-runner failed during start-up (see the message above)");
+    /// Starts the runner (its handshake comes later, through
+    /// [`handle_event`](Self::handle_event)). For start-up only.
+    pub fn spawn(&mut self, poller: &mut dyn Poller, now: Instant) -> Result<()> {
+        self.child.spawn(&hello(), poller, now)
+    }
+
+    /// At start-up: `Ok(true)` once the runner has answered the
+    /// handshake, an error if it died first.
+    pub fn started(&self) -> Result<bool> {
+        match self.child.state() {
+            ChildState::Down => {
+                bail!("the cgi-runner failed during start-up (see the message above)")
             }
-            let elapsed = begin.elapsed();
-            if elapsed >= timeout {
-                bail!("the cgi-runner did not answer the handshake within {timeout:?}");
-            }
-            poller.wait(&mut events, Some(timeout - elapsed))?;
-            for ev in events.drain(..).filter(|e| e.token == token) {
-                self.handle_event(ev, poller, Instant::now(), &mut out);
-            }
+            state => Ok(state == ChildState::Ready),
         }
-        Ok(())
     }
 
     /// A fresh id for a run.

@@ -1,0 +1,413 @@
+//! One client connection: its socket, what it has sent that is not yet
+//! handled, what is queued to go back, and where it is in its life.
+//!
+//! The fields are private: a connection changes state only through the
+//! transitions below (`await_helper`, `begin_cgi`, `close_after_reply`,
+//! `start_lingering`, ...), and what it waits for next is a pure function
+//! of its state (`State::wants` in `state.rs`), checked without sockets
+//! by the unit tests there.
+
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use crate::cgi::exchange::Exchange;
+use crate::conn_table::ConnId;
+use crate::event::{Interest, Poller};
+use crate::http::request::{parse, LogFields, Parsed, Request};
+use crate::output::Output;
+use crate::respond::{self, Reply};
+use crate::token::EventToken;
+
+mod state;
+
+pub(crate) use state::{DueCheck, Timeouts};
+use state::{Phase, State, Wants};
+
+/// The most bytes asked for by one read.
+const READ_CHUNK: usize = 8 * 1024;
+/// Stop taking pipelined requests (and reading a script's output) while
+/// this much output is queued.
+pub(crate) const OUTPUT_HIGH_WATER: u64 = 256 * 1024;
+/// Bytes written to one connection per turn, so that one fast reader of
+/// a large file does not starve the others.
+pub(crate) const WRITE_BUDGET: u64 = 4 << 20;
+/// How long a closing connection drains what the client still sends.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// A client connection.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    stream: TcpStream,
+    peer: SocketAddr,
+    id: ConnId,
+    state: State,
+}
+
+/// What the input buffer holds next.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    /// No whole request head (or the connection is busy).
+    Nothing,
+    /// A head may be there, but too much output is queued to answer it.
+    OutputFull,
+    /// A request to serve (its head is consumed).
+    Request(Request),
+    /// A request refused: the error page is queued.
+    Refused(Reply, Option<LogFields>),
+}
+
+/// The parts of a connection a running CGI exchange works on at once.
+pub(crate) struct CgiParts<'a> {
+    pub(crate) exchange: &'a mut Exchange,
+    pub(crate) input: &'a mut Vec<u8>,
+    pub(crate) output: &'a mut Output,
+}
+
+impl Connection {
+    /// A connection just accepted; its first head is due by `deadline`.
+    pub(crate) fn new(stream: TcpStream, peer: SocketAddr, id: ConnId, deadline: Instant) -> Self {
+        Connection {
+            stream,
+            peer,
+            id,
+            state: State::new(deadline),
+        }
+    }
+
+    pub(crate) fn id(&self) -> ConnId {
+        self.id
+    }
+
+    pub(crate) fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.stream.as_raw_fd()
+    }
+
+    /// The server's address on this connection.
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.stream.local_addr()
+    }
+
+    pub(crate) fn output(&mut self) -> &mut Output {
+        &mut self.state.output
+    }
+
+    /// True when nothing is queued to go out.
+    pub(crate) fn flushed(&self) -> bool {
+        self.state.output.is_empty()
+    }
+
+    /// True when no input waits to be handled.
+    pub(crate) fn input_is_empty(&self) -> bool {
+        self.state.input.is_empty()
+    }
+
+    // ----- reading ---------------------------------------------------
+
+    /// Handles readability: drains a lingering connection, checks a full
+    /// buffer for a hang-up, or reads into the input buffer. False when
+    /// the connection is over: an error, a reset, or a client that left
+    /// while its answer was being prepared (a hung-up socket would
+    /// otherwise be reported again on every wait) or while lingering.
+    pub(crate) fn on_readable(&mut self, now: Instant) -> bool {
+        match self.read_some(now) {
+            Ok(0) => !self.hung_up(),
+            Ok(_) => true,
+            Err(e) => matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ),
+        }
+    }
+
+    fn read_some(&mut self, now: Instant) -> io::Result<usize> {
+        if matches!(self.state.phase, Phase::Lingering) {
+            let mut scratch = [0u8; 4096];
+            let n = (&self.stream).read(&mut scratch)?;
+            self.state.peer_closed |= n == 0;
+            return Ok(n);
+        }
+        if self.state.input_room() == 0 {
+            let mut byte = [0u8; 1];
+            let n = self.stream.peek(&mut byte)?;
+            self.state.peer_closed |= n == 0;
+            return Ok(n);
+        }
+        self.read_input(now)
+    }
+
+    /// Reads once into the input buffer.
+    fn read_input(&mut self, now: Instant) -> io::Result<usize> {
+        let state = &mut self.state;
+        let room = state.input_room().min(READ_CHUNK);
+        let filled = state.input.len();
+        state.input.reserve(room);
+        let spare = &mut state.input.spare_capacity_mut()[..room];
+        // SAFETY: reading into the vector's spare capacity; only the bytes
+        // the kernel reports as written are then marked initialised.
+        let n = unsafe { libc::read(self.stream.as_raw_fd(), spare.as_mut_ptr().cast(), room) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        // SAFETY: the kernel initialised `n` bytes after `filled`.
+        unsafe { state.input.set_len(filled + n) };
+        if n == 0 {
+            state.peer_closed = true;
+        } else if filled == 0 && state.discard == 0 && matches!(state.phase, Phase::Reading) {
+            // The first byte of a request head (not of a body).
+            state.request_started.get_or_insert(now);
+        }
+        Ok(n)
+    }
+
+    /// The client has gone while the connection lingers, or while its
+    /// answer is being prepared.
+    fn hung_up(&self) -> bool {
+        self.state.peer_closed
+            && matches!(
+                self.state.phase,
+                Phase::Lingering | Phase::Waiting(_) | Phase::Cgi(_)
+            )
+    }
+
+    /// Takes the next request from the input, once the body of the last
+    /// one is dropped. A refused one is answered here. `want_log` asks
+    /// for the fields the access log needs.
+    pub(crate) fn next_request(&mut self, now: Instant, date: &str, want_log: bool) -> Incoming {
+        let full = self.output_full();
+        let state = &mut self.state;
+        if !matches!(state.phase, Phase::Reading) {
+            return Incoming::Nothing;
+        }
+        if state.discard > 0 {
+            let n = state.discard.min(state.input.len() as u64) as usize;
+            state.input.drain(..n);
+            state.discard -= n as u64;
+        }
+        if state.discard > 0 || state.input.is_empty() {
+            return Incoming::Nothing;
+        }
+        // The header timeout runs from the first byte of a head, even
+        // one that arrived behind an earlier request.
+        state.request_started.get_or_insert(now);
+        if full {
+            return Incoming::OutputFull;
+        }
+        let (head_len, discard, incoming) = match parse(&state.input, want_log) {
+            Parsed::Partial => return Incoming::Nothing,
+            Parsed::Rejected(rejection) => {
+                let reply = respond::reject(&mut state.output, &rejection, date);
+                let head_len = match rejection.head_len {
+                    0 => state.input.len(),
+                    n => n,
+                };
+                let discard = rejection.body.known_length();
+                (head_len, discard, Incoming::Refused(reply, rejection.log))
+            }
+            Parsed::Request(request) => {
+                // A CGI request's body is read by its exchange.
+                let discard = match request.cgi {
+                    Some(_) => 0,
+                    None => request.body.known_length(),
+                };
+                (request.head_len, discard, Incoming::Request(request))
+            }
+        };
+        state.input.drain(..head_len.min(state.input.len()));
+        state.request_started = None;
+        state.discard = discard;
+        incoming
+    }
+
+    /// True when so much output is queued that pipelined requests wait.
+    fn output_full(&self) -> bool {
+        self.state.output.queued() > OUTPUT_HIGH_WATER
+    }
+
+    // ----- transitions -----------------------------------------------
+
+    /// True while requests are being read and answered.
+    pub(crate) fn is_reading(&self) -> bool {
+        matches!(self.state.phase, Phase::Reading)
+    }
+
+    /// True when nothing is in flight (for closing while draining).
+    pub(crate) fn is_idle(&self) -> bool {
+        matches!(self.state.phase, Phase::Reading | Phase::Lingering)
+            && self.state.output.is_empty()
+            && self.state.input.is_empty()
+    }
+
+    /// The request now waits for a helper's answer.
+    pub(crate) fn await_helper(&mut self, request: Request) {
+        self.state.phase = Phase::Waiting(Box::new(request));
+    }
+
+    /// The request waiting for a helper, if any; reading resumes.
+    pub(crate) fn take_waiting(&mut self) -> Option<Box<Request>> {
+        if !matches!(self.state.phase, Phase::Waiting(_)) {
+            return None;
+        }
+        match std::mem::replace(&mut self.state.phase, Phase::Reading) {
+            Phase::Waiting(request) => Some(request),
+            _ => None,
+        }
+    }
+
+    /// A CGI exchange begins for the request.
+    pub(crate) fn begin_cgi(&mut self, exchange: Box<Exchange>) {
+        self.state.phase = Phase::Cgi(exchange);
+    }
+
+    /// The running CGI exchange, if any.
+    pub(crate) fn exchange(&mut self) -> Option<&mut Exchange> {
+        match &mut self.state.phase {
+            Phase::Cgi(ex) => Some(ex),
+            _ => None,
+        }
+    }
+
+    /// The running exchange with the input and output it moves bytes
+    /// between.
+    pub(crate) fn cgi_parts(&mut self) -> Option<CgiParts<'_>> {
+        let State {
+            phase,
+            input,
+            output,
+            ..
+        } = &mut self.state;
+        match phase {
+            Phase::Cgi(exchange) => Some(CgiParts {
+                exchange,
+                input,
+                output,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Ends the CGI exchange, if any: reading resumes, after dropping the
+    /// rest of the request body when the connection is to be kept.
+    pub(crate) fn end_cgi(&mut self) -> Option<Box<Exchange>> {
+        if !matches!(self.state.phase, Phase::Cgi(_)) {
+            return None;
+        }
+        let Phase::Cgi(ex) = std::mem::replace(&mut self.state.phase, Phase::Reading) else {
+            return None;
+        };
+        if ex.keep_alive && !ex.body_complete() {
+            self.state.discard = ex.body_left;
+        }
+        self.state.request_started = None;
+        Some(ex)
+    }
+
+    /// Drops what is left of a request body that was never read, so that
+    /// the next request on the connection can be read.
+    pub(crate) fn discard_body(&mut self, bytes: u64) {
+        self.state.discard = bytes;
+    }
+
+    /// A response was queued; `keep` says whether the connection stays.
+    pub(crate) fn replied(&mut self, keep: bool) {
+        self.state.responses += 1;
+        if !keep {
+            self.close_after_reply();
+        }
+    }
+
+    /// The last response is queued: close once it is written.
+    pub(crate) fn close_after_reply(&mut self) {
+        self.state.phase = Phase::Closing;
+    }
+
+    /// Shuts down writing and drains what the client still sends, so that
+    /// closing does not reset the connection under the response. Returns
+    /// what to wait for then.
+    fn start_lingering(&mut self, now: Instant) -> (Interest, Instant) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+        self.state.phase = Phase::Lingering;
+        self.state.input.clear();
+        (Interest::READABLE, now + LINGER)
+    }
+
+    // ----- writing and waiting ---------------------------------------
+
+    /// Writes what is queued, as much as the socket and this turn's
+    /// budget allow.
+    fn write_output(&mut self) -> io::Result<()> {
+        if !self.state.output.is_empty() {
+            self.state.output.write_to(self.fd(), WRITE_BUDGET)?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is queued and has the poller watch for what the
+    /// connection waits for next. Returns its deadline, or `None` when
+    /// the connection is to be closed.
+    pub(crate) fn flush(
+        &mut self,
+        now: Instant,
+        timeouts: &Timeouts,
+        poller: &mut dyn Poller,
+    ) -> Option<Instant> {
+        self.write_output().ok()?;
+        let (interest, deadline) = match self.state.wants(now, timeouts) {
+            Wants::Close => return None,
+            Wants::Linger => self.start_lingering(now),
+            Wants::Wait(interest, deadline) => (interest, deadline),
+        };
+        if interest != self.state.interest {
+            let token = EventToken::Client(self.id.slot()).to_token();
+            poller.reregister(self.fd(), token, interest).ok()?;
+            self.state.interest = interest;
+        }
+        Some(deadline)
+    }
+
+    /// True while a request waits for a helper.
+    pub(crate) fn waits_for_helper(&self) -> bool {
+        matches!(self.state.phase, Phase::Waiting(_))
+    }
+
+    /// True while a CGI exchange runs.
+    pub(crate) fn runs_cgi(&self) -> bool {
+        matches!(self.state.phase, Phase::Cgi(_))
+    }
+
+    /// True when a script's deadline is what passed (nothing queued).
+    pub(crate) fn cgi_due(&self) -> bool {
+        matches!(self.state.phase, Phase::Cgi(_)) && self.state.output.is_empty()
+    }
+
+    /// Sets the connection's deadline. True when a timer must be armed
+    /// for it (none is armed, or only a later one).
+    pub(crate) fn set_deadline(&mut self, at: Instant) -> bool {
+        let state = &mut self.state;
+        state.deadline = at;
+        if state.armed_at.is_none_or(|armed| at < armed) {
+            state.armed_at = Some(at);
+            return true;
+        }
+        false
+    }
+
+    /// A timer armed for `at` came due at `now`.
+    pub(crate) fn check_due(&mut self, at: Instant, now: Instant) -> DueCheck {
+        let state = &mut self.state;
+        if state.armed_at != Some(at) {
+            return DueCheck::Stale;
+        }
+        state.armed_at = None;
+        if state.deadline > now {
+            return DueCheck::Moved(state.deadline);
+        }
+        DueCheck::Expired
+    }
+}

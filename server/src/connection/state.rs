@@ -1,0 +1,285 @@
+//! A connection's state apart from its socket, and the one function that
+//! says what a connection waits for next ([`State::wants`]): pure, so
+//! that the unit tests below check it without sockets.
+
+use std::time::{Duration, Instant};
+
+use crate::cgi::exchange::Exchange;
+use crate::config::Config;
+use crate::event::Interest;
+use crate::http::request::{Request, MAX_HEAD};
+use crate::output::Output;
+
+/// The most unhandled input buffered per connection (a full head plus
+/// room for pipelined requests behind it).
+pub(crate) const MAX_INPUT: usize = MAX_HEAD + 16 * 1024;
+
+/// Where a connection is.
+#[derive(Debug)]
+pub(super) enum Phase {
+    /// Reading and answering requests.
+    Reading,
+    /// A request waits for a helper's answer.
+    Waiting(Box<Request>),
+    /// A CGI script is being run for the request.
+    Cgi(Box<Exchange>),
+    /// The last response is queued; close once it is written.
+    Closing,
+    /// Written and shut down for writing; draining what the client still
+    /// sends, so that closing does not reset the connection under the
+    /// response.
+    Lingering,
+}
+
+/// The timeouts that decide a connection's deadlines.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    pub(crate) send: Duration,
+    pub(crate) header: Duration,
+    pub(crate) keepalive: Duration,
+    pub(crate) cgi: Duration,
+}
+
+impl Timeouts {
+    pub(crate) fn new(config: &Config) -> Timeouts {
+        Timeouts {
+            send: config.send_timeout,
+            header: config.header_timeout,
+            keepalive: config.keepalive_timeout,
+            cgi: config.cgi_timeout,
+        }
+    }
+}
+
+/// What a connection waits for next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wants {
+    /// Readiness of this kind on its socket, or this deadline.
+    Wait(Interest, Instant),
+    /// Its last response is out: shut down writing and linger.
+    Linger,
+    /// Nothing more: close it.
+    Close,
+}
+
+/// What a deadline coming due means for the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DueCheck {
+    /// The timer entry is an old one; ignore it.
+    Stale,
+    /// The deadline moved later: arm a timer for it.
+    Moved(Instant),
+    /// The connection timed out.
+    Expired,
+}
+
+/// Everything about a connection but its socket.
+#[derive(Debug)]
+pub(super) struct State {
+    pub(super) input: Vec<u8>,
+    pub(super) output: Output,
+    pub(super) phase: Phase,
+    /// Request-body bytes still to be read and dropped.
+    pub(super) discard: u64,
+    /// What the poller watches for now.
+    pub(super) interest: Interest,
+    /// When the connection times out in its current state.
+    pub(super) deadline: Instant,
+    /// The deadline of this connection's entry in the timer heap, if any.
+    pub(super) armed_at: Option<Instant>,
+    /// When the first byte of the request being read arrived.
+    pub(super) request_started: Option<Instant>,
+    /// The client shut down its side.
+    pub(super) peer_closed: bool,
+    /// Responses sent on this connection.
+    pub(super) responses: u64,
+}
+
+impl State {
+    pub(super) fn new(now: Instant) -> State {
+        State {
+            input: Vec::new(),
+            output: Output::default(),
+            phase: Phase::Reading,
+            discard: 0,
+            interest: Interest::READABLE,
+            deadline: now,
+            armed_at: None,
+            request_started: None,
+            peer_closed: false,
+            responses: 0,
+        }
+    }
+
+    pub(super) fn input_room(&self) -> usize {
+        MAX_INPUT.saturating_sub(self.input.len())
+    }
+
+    pub(super) fn wants(&self, now: Instant, t: &Timeouts) -> Wants {
+        let can_read = self.input_room() > 0 && !self.peer_closed;
+        let readable_if = |yes: bool| {
+            if yes {
+                Interest::READABLE
+            } else {
+                Interest::NONE
+            }
+        };
+        match &self.phase {
+            _ if !self.output.is_empty() => Wants::Wait(Interest::WRITABLE, now + t.send),
+            // Read on after the body too (pipelined requests wait in the
+            // buffer), so that a client that goes away is noticed under
+            // select as well, which reports no hang-up on a descriptor it
+            // does not watch.
+            Phase::Cgi(ex) => Wants::Wait(readable_if(can_read), ex.deadline(t.cgi)),
+            Phase::Waiting(_) => Wants::Wait(readable_if(can_read), self.deadline),
+            Phase::Closing => {
+                if self.input.is_empty() && self.discard == 0 && self.peer_closed {
+                    Wants::Close
+                } else {
+                    Wants::Linger
+                }
+            }
+            Phase::Lingering => Wants::Wait(Interest::READABLE, self.deadline),
+            // A full buffer that still does not parse cannot happen (the
+            // parser refuses oversized heads), but never spin.
+            Phase::Reading if !can_read => Wants::Close,
+            Phase::Reading => {
+                let deadline = match self.request_started {
+                    Some(started) => started + t.header,
+                    None if self.responses == 0 => self.deadline,
+                    None => now + t.keepalive,
+                };
+                Wants::Wait(Interest::READABLE, deadline)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgi::exchange::Stage;
+    use crate::http::request::{parse, Parsed};
+
+    const T: Timeouts = Timeouts {
+        send: Duration::from_secs(1),
+        header: Duration::from_secs(2),
+        keepalive: Duration::from_secs(3),
+        cgi: Duration::from_secs(4),
+    };
+
+    fn request(raw: &str) -> Request {
+        match parse(raw.as_bytes(), false) {
+            Parsed::Request(request) => request,
+            other => panic!("not a request: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_new_connection_reads_until_its_first_deadline() {
+        let t0 = Instant::now();
+        let state = State::new(t0 + T.header);
+        assert_eq!(
+            state.wants(t0, &T),
+            Wants::Wait(Interest::READABLE, t0 + T.header)
+        );
+    }
+
+    #[test]
+    fn the_header_timeout_runs_from_the_first_byte() {
+        let t0 = Instant::now();
+        let mut state = State::new(t0);
+        state.responses = 1;
+        assert_eq!(
+            state.wants(t0, &T),
+            Wants::Wait(Interest::READABLE, t0 + T.keepalive)
+        );
+        state.request_started = Some(t0);
+        let later = t0 + Duration::from_millis(500);
+        assert_eq!(
+            state.wants(later, &T),
+            Wants::Wait(Interest::READABLE, t0 + T.header)
+        );
+    }
+
+    #[test]
+    fn queued_output_waits_for_writability() {
+        let t0 = Instant::now();
+        let mut state = State::new(t0);
+        state.output.push_owned(b"x".to_vec());
+        for phase in [Phase::Reading, Phase::Closing, Phase::Lingering] {
+            state.phase = phase;
+            assert_eq!(
+                state.wants(t0, &T),
+                Wants::Wait(Interest::WRITABLE, t0 + T.send)
+            );
+        }
+    }
+
+    #[test]
+    fn a_closed_or_full_reader_is_closed() {
+        let t0 = Instant::now();
+        let mut state = State::new(t0);
+        state.peer_closed = true;
+        assert_eq!(state.wants(t0, &T), Wants::Close);
+        let mut state = State::new(t0);
+        state.input = vec![b'x'; MAX_INPUT];
+        assert_eq!(state.wants(t0, &T), Wants::Close);
+    }
+
+    #[test]
+    fn closing_lingers_unless_the_client_is_gone() {
+        let t0 = Instant::now();
+        let mut state = State::new(t0);
+        state.phase = Phase::Closing;
+        assert_eq!(state.wants(t0, &T), Wants::Linger);
+        state.peer_closed = true;
+        assert_eq!(state.wants(t0, &T), Wants::Close);
+        state.discard = 10;
+        assert_eq!(state.wants(t0, &T), Wants::Linger);
+        state.phase = Phase::Lingering;
+        state.deadline = t0 + T.send;
+        assert_eq!(
+            state.wants(t0, &T),
+            Wants::Wait(Interest::READABLE, t0 + T.send)
+        );
+    }
+
+    #[test]
+    fn waiting_for_a_helper_reads_only_while_there_is_room() {
+        let t0 = Instant::now();
+        let mut state = State::new(t0 + Duration::from_secs(9));
+        state.phase = Phase::Waiting(Box::new(request("GET / HTTP/1.1\r\nHost: h\r\n\r\n")));
+        let deadline = t0 + Duration::from_secs(9);
+        assert_eq!(
+            state.wants(t0, &T),
+            Wants::Wait(Interest::READABLE, deadline)
+        );
+        state.input = vec![b'x'; MAX_INPUT];
+        assert_eq!(state.wants(t0, &T), Wants::Wait(Interest::NONE, deadline));
+    }
+
+    #[test]
+    fn a_cgi_exchange_reads_while_it_has_room() {
+        let t0 = Instant::now();
+        let mut state = State::new(t0);
+        let post = request("POST /x.cgi HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n");
+        let ex = Exchange::new(1, post, Stage::Queued, 5, t0);
+        let deadline = ex.deadline(T.cgi);
+        state.phase = Phase::Cgi(Box::new(ex));
+        assert_eq!(
+            state.wants(t0, &T),
+            Wants::Wait(Interest::READABLE, deadline)
+        );
+        // With the body complete it still reads (a pipelined request, or
+        // the client going away), until the buffer is full.
+        let get = request("GET /x.cgi HTTP/1.1\r\nHost: h\r\n\r\n");
+        state.phase = Phase::Cgi(Box::new(Exchange::new(2, get, Stage::Queued, 0, t0)));
+        assert_eq!(
+            state.wants(t0, &T),
+            Wants::Wait(Interest::READABLE, deadline)
+        );
+        state.input = vec![b'x'; MAX_INPUT];
+        assert_eq!(state.wants(t0, &T), Wants::Wait(Interest::NONE, deadline));
+    }
+}

@@ -1,0 +1,37 @@
+//! The words the subsystems and the loop speak: what a subsystem hands a
+//! connection back with ([`Next`]), and the slice of the loop it may use
+//! meanwhile ([`Io`]). A subsystem never calls into the loop; the loop
+//! acts on what it is told (the shape of lighttpd's handler results,
+//! where a local redirect is HANDLER_COMEBACK).
+
+use std::time::Instant;
+
+use crate::event::Poller;
+use crate::http::request::{LogFields, Request};
+use crate::respond::Reply;
+
+/// What the loop must do for the connection next.
+#[derive(Debug)]
+pub(crate) enum Next {
+    /// Nothing happened to the connection.
+    Unchanged,
+    /// Work goes on: set what the connection waits for.
+    Continue,
+    /// The connection waits (for a helper) until this deadline.
+    Await(Instant),
+    /// This response is queued: account for it and go on with the
+    /// connection.
+    Respond(Reply, Option<LogFields>),
+    /// A script asked for a local redirect: serve this request instead.
+    Redirect(Box<Request>),
+    /// The client is gone: close the connection.
+    Close,
+}
+
+/// What a subsystem may use of the loop while it works on a connection.
+pub(crate) struct Io<'a> {
+    pub(crate) poller: &'a mut dyn Poller,
+    pub(crate) now: Instant,
+    /// The `Date` header's value for this turn.
+    pub(crate) date: &'a str,
+}
