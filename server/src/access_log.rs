@@ -55,7 +55,7 @@ impl AccessLog {
         self.flush();
         match AccessLog::open(target) {
             Ok(log) => *self = log,
-            Err(e) => error_log!("amped: cannot reopen the access log: {e}"),
+            Err(e) => error_log!("cannot reopen the access log: {e}"),
         }
     }
 
@@ -108,7 +108,7 @@ impl AccessLog {
             None => Ok(()),
         };
         if let Err(e) = result {
-            error_log!("amped: cannot write the access log: {e}");
+            error_log!("cannot write the access log: {e}");
         }
         self.buf.clear();
     }

@@ -78,7 +78,7 @@ impl Found {
             Outcome::NotFound => Found::Missing,
             Outcome::Forbidden { .. } => Found::Forbidden,
             Outcome::Failed { reason } => {
-                error_log!("amped: lookup of {:?} failed: {reason}", format!("/{key}"));
+                error_log!("lookup of {:?} failed: {reason}", format!("/{key}"));
                 Found::Failed
             }
             Outcome::Unchanged => Found::Failed,

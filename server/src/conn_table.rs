@@ -12,9 +12,9 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use crate::connection::{Connection, DueCheck};
-use crate::deadlines::Timers;
 use crate::event::{Interest, Poller};
 use crate::token::EventToken;
+use protocol::Deadlines;
 
 /// A connection's identity: its slot and the slot's generation when the
 /// connection was put there.
@@ -38,7 +38,7 @@ pub(crate) struct ConnTable {
     free: Vec<usize>,
     next_generation: u32,
     open: usize,
-    timers: Timers<ConnId>,
+    timers: Deadlines<ConnId>,
 }
 
 impl ConnTable {

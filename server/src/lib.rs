@@ -14,7 +14,6 @@ mod cgi;
 mod config;
 mod conn_table;
 mod connection;
-mod deadlines;
 mod event;
 mod hostile_input;
 mod http;

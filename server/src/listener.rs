@@ -79,7 +79,7 @@ impl Acceptor {
         };
         match accept(listener) {
             Err(e) if out_of_descriptors(&e) => {
-                error_log!("amped: cannot accept: {e}; pausing for {ACCEPT_PAUSE:?}");
+                error_log!("cannot accept: {e}; pausing for {ACCEPT_PAUSE:?}");
                 let _ = self.watch(poller, Interest::NONE);
                 self.paused_until = Some(now + ACCEPT_PAUSE);
                 Ok(None)

@@ -9,6 +9,7 @@ use clap::error::ErrorKind;
 use clap::Parser;
 
 fn main() {
+    protocol::error_log::set_prefix("amped");
     let args = match amped::Args::try_parse() {
         Ok(args) => args,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {

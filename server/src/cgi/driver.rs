@@ -218,7 +218,7 @@ impl Cgi {
                 pid, stdin, stdout, ..
             } => {
                 if !matches!(ex.stage, Stage::Queued) {
-                    error_log!("amped: cgi-runner reported run {id} started twice; ignored");
+                    error_log!("cgi-runner reported run {id} started twice; ignored");
                     return Next::Unchanged;
                 }
                 match self.pipes(stdin, stdout, io.poller) {
@@ -238,7 +238,7 @@ impl Cgi {
                     Refusal::NotFound => Status::NOT_FOUND,
                     Refusal::Forbidden(_) => Status::FORBIDDEN,
                     Refusal::ExecFailed(why) => {
-                        error_log!("amped: CGI run {id} could not start: {why}");
+                        error_log!("CGI run {id} could not start: {why}");
                         Status::INTERNAL_ERROR
                     }
                     Refusal::Overloaded => Status::SERVICE_UNAVAILABLE,
@@ -334,7 +334,7 @@ impl Cgi {
             None => {
                 if !timed_out {
                     error_log!(
-                        "amped: {:?}: the script sent no valid header block",
+                        "{:?}: the script sent no valid header block",
                         format!("/{}", ex.request.target.key)
                     );
                 }
@@ -354,7 +354,7 @@ impl Cgi {
             Ok(request) => Next::Redirect(request),
             Err(request) => {
                 error_log!(
-                    "amped: {:?}: bad local redirect to {path:?}",
+                    "{:?}: bad local redirect to {path:?}",
                     format!("/{}", request.target.key)
                 );
                 let to = request.error_to(false);

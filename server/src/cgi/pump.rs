@@ -81,7 +81,7 @@ impl Cgi {
                         }
                         OutputEvent::BadHead(why) => {
                             error_log!(
-                                "amped: {:?}: bad CGI header block: {why}",
+                                "{:?}: bad CGI header block: {why}",
                                 format!("/{}", ex.request.target.key)
                             );
                             end = Some(End::BadHead);

@@ -143,11 +143,10 @@ impl CgiRunner {
         for Received { message, fds } in received {
             match message {
                 FromRunner::Hello(hello) => {
-                    let valid = hello.check_version().is_ok()
-                        && hello.role == Role::CgiRunner
+                    let valid = hello.check_peer(Role::CgiRunner).is_ok()
                         && self.child.state() == ChildState::Starting;
                     if !valid {
-                        error_log!("amped: cgi-runner: bad handshake {hello:?}");
+                        error_log!("cgi-runner: bad handshake {hello:?}");
                         self.child.mark_down(poller, now);
                         break;
                     }

@@ -68,7 +68,7 @@ pub fn log_date(epoch_secs: u64) -> String {
     ];
     let days = (epoch_secs / 86_400) as i64;
     let rem = epoch_secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
+    let (year, month, day) = protocol::calendar::civil_from_days(days);
     format!(
         "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
         day,
@@ -78,20 +78,6 @@ pub fn log_date(epoch_secs: u64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
-}
-
-/// Days since 1970-01-01 to (year, month 1-12, day 1-31), proleptic Gregorian.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

@@ -144,7 +144,7 @@ impl ChildProcess {
             return false;
         }
         if let Err(e) = self.writer.push(message) {
-            error_log!("amped: cannot encode a message for {}: {e}", self.name);
+            error_log!("cannot encode a message for {}: {e}", self.name);
             return false;
         }
         self.flush(poller, now);
@@ -159,7 +159,7 @@ impl ChildProcess {
             Ok(true) => Interest::READABLE,
             Ok(false) => Interest::BOTH,
             Err(e) => {
-                error_log!("amped: {}: write failed: {e}", self.name);
+                error_log!("{}: write failed: {e}", self.name);
                 self.mark_down(poller, now);
                 return;
             }
@@ -199,7 +199,7 @@ impl ChildProcess {
                 Ok(ReadStatus::WouldBlock) => return true,
                 Ok(ReadStatus::Closed) => true,
                 Err(e) => {
-                    error_log!("amped: {}: {e}", self.name);
+                    error_log!("{}: {e}", self.name);
                     self.mark_down(poller, now);
                     return false;
                 }
@@ -209,7 +209,7 @@ impl ChildProcess {
                     Ok(Some(received)) => out.push(received),
                     Ok(None) => break,
                     Err(e) => {
-                        error_log!("amped: {}: {e}", self.name);
+                        error_log!("{}: {e}", self.name);
                         self.mark_down(poller, now);
                         return false;
                     }
@@ -249,7 +249,7 @@ impl ChildProcess {
         let name = &self.name;
         self.zombies.retain_mut(|child| match child.try_wait() {
             Ok(Some(status)) => {
-                error_log!("amped: {name} (pid {}) exited: {status}", child.id());
+                error_log!("{name} (pid {}) exited: {status}", child.id());
                 false
             }
             Ok(None) => true,
@@ -278,7 +278,7 @@ impl ChildProcess {
         if self.state == ChildState::Down && self.restart_at.is_some_and(|at| at <= now) {
             self.restarts += 1;
             if let Err(e) = self.spawn(hello, poller, now) {
-                error_log!("amped: {e}");
+                error_log!("{e}");
                 self.restart_at = Some(now + MAX_BACKOFF);
             }
         }

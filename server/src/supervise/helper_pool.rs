@@ -187,11 +187,10 @@ impl HelperPool {
         for Received { message, fds } in received {
             match message {
                 FromHelper::Hello(hello) => {
-                    let valid = hello.check_version().is_ok()
-                        && hello.role == Role::Helper
+                    let valid = hello.check_peer(Role::Helper).is_ok()
                         && self.helpers[i].state() == ChildState::Starting;
                     if !valid {
-                        error_log!("amped: {}: bad handshake {hello:?}", self.helpers[i].name());
+                        error_log!("{}: bad handshake {hello:?}", self.helpers[i].name());
                         self.helpers[i].mark_down(poller, now);
                         break;
                     }
@@ -265,7 +264,7 @@ impl HelperPool {
         for i in stuck {
             if self.helpers[i].state() != ChildState::Down {
                 error_log!(
-                    "amped: {} did not answer within {:?}; restarting it",
+                    "{} did not answer within {:?}; restarting it",
                     self.helpers[i].name(),
                     self.answer_timeout
                 );

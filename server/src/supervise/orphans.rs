@@ -6,7 +6,7 @@
 /// whose runner died are reparented here rather than to init.
 pub(crate) fn become_subreaper() {
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
-        error_log!("amped: cannot become a child subreaper: {e}");
+        error_log!("cannot become a child subreaper: {e}");
     }
 }
 
