@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use protocol::calendar::civil_from_days;
+use protocol::calendar::civil_from_secs;
 use protocol::{Body, FileMeta, Outcome};
 
 use crate::file_lookup::Resolver;
@@ -76,14 +76,10 @@ fn write_meta(out: &mut dyn Write, meta: &FileMeta) -> io::Result<()> {
 
 /// Formats seconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn format_utc(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
+    let t = civil_from_secs(secs);
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
     )
 }
 

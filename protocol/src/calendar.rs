@@ -18,6 +18,34 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// A moment in UTC, to the second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CivilTime {
+    pub year: i64,
+    /// 1 to 12.
+    pub month: u32,
+    /// 1 to 31.
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+}
+
+/// Converts seconds since the Unix epoch (negative before it) to a UTC
+/// calendar date and time of day.
+pub fn civil_from_secs(secs: i64) -> CivilTime {
+    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400) as u32; // [0, 86399]
+    CivilTime {
+        year,
+        month,
+        day,
+        hour: rem / 3600,
+        minute: rem % 3600 / 60,
+        second: rem % 60,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

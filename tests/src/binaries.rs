@@ -93,6 +93,14 @@ pub fn fork_lock() -> MutexGuard<'static, ()> {
     FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Spawns `cmd` while holding the [`fork_lock`]; panics, naming the
+/// program, if it cannot be started.
+pub fn spawn_locked(cmd: &mut Command) -> Child {
+    let _guard = fork_lock();
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("cannot spawn {:?}: {e}", cmd.get_program()))
+}
+
 /// What a one-shot command did.
 #[derive(Debug)]
 pub struct RunOutput {
@@ -167,11 +175,7 @@ pub fn run_with_deadline<S: AsRef<OsStr>>(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let spawned = {
-        let _guard = fork_lock();
-        command.spawn()
-    };
-    let mut child = spawned.unwrap_or_else(|e| panic!("cannot spawn {}: {e}", program.display()));
+    let mut child = spawn_locked(&mut command);
     let (out, out_thread) = collect(child.stdout.take());
     let (err, err_thread) = collect(child.stderr.take());
     let start = Instant::now();

@@ -12,7 +12,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::binaries::fork_lock;
+pub use crate::binaries::spawn_locked;
 
 /// Lets the child inherit `fd` (std's sockets are close-on-exec).
 pub fn inherit(cmd: &mut Command, fd: RawFd) {
@@ -26,13 +26,6 @@ pub fn inherit(cmd: &mut Command, fd: RawFd) {
             Ok(())
         });
     }
-}
-
-/// Spawns `cmd` while holding the fork lock (see [`fork_lock`]).
-pub fn spawn_locked(cmd: &mut Command) -> Child {
-    let _guard = fork_lock();
-    cmd.spawn()
-        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()))
 }
 
 /// Waits up to `timeout` for `child` to exit; kills it and panics past

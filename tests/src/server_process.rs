@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Instant;
 
-use crate::binaries::{collect, fork_lock, kill_child, server_bin, Collected};
+use crate::binaries::{collect, kill_child, server_bin, spawn_locked, Collected};
 use crate::http_client::Connection;
 use crate::DEADLINE;
 
@@ -106,11 +106,7 @@ impl ServerProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let spawned = {
-            let _guard = fork_lock();
-            command.spawn()
-        };
-        let mut child = spawned.unwrap_or_else(|e| panic!("cannot spawn {}: {e}", bin.display()));
+        let mut child = spawn_locked(&mut command);
 
         let (stderr, _) = collect(child.stderr.take());
         let stdout = Collected::default();

@@ -66,17 +66,15 @@ pub fn log_date(epoch_secs: u64) -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let days = (epoch_secs / 86_400) as i64;
-    let rem = epoch_secs % 86_400;
-    let (year, month, day) = protocol::calendar::civil_from_days(days);
+    let t = protocol::calendar::civil_from_secs(i64::try_from(epoch_secs).unwrap_or(i64::MAX));
     format!(
         "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
-        day,
-        MONTHS[(month - 1) as usize],
-        year,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        t.day,
+        MONTHS[(t.month - 1) as usize],
+        t.year,
+        t.hour,
+        t.minute,
+        t.second
     )
 }
 
