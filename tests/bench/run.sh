@@ -60,6 +60,9 @@ READY_DEADLINE=15   # seconds a server gets to start answering
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 die() { echo "run.sh: $*" >&2; exit 2; }
 log() { echo "[bench] $*" >&2; }
+# Shared functions: alive, start_time, stop_server, wait_http, verify,
+# verify_cgi, first_line.
+. "$SCRIPT_DIR/lib.sh"
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -102,51 +105,8 @@ WORK=""
 SERVER_PID=""      # the one server running now, started by this script
 FAILED=0
 
-# alive PID: the process exists and is not a zombie (kill -0 succeeds on
-# a zombie, so it cannot tell an exited child that is not yet reaped).
-alive() {
-    local st
-    st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-    case "$st" in ''|Z*) return 1 ;; esac
-}
 
-# start_time PID: the process's start time in clock ticks (/proc/PID/stat
-# field 22), to make sure a PID has not been reused before signalling it.
-start_time() {
-    local stat f
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-    read -r -a f <<<"${stat##*) }"   # fields from the 3rd on
-    echo "${f[19]:-}"
-}
 
-stop_server() {
-    [ -n "$SERVER_PID" ] || return 0
-    local pid=$SERVER_PID i k kids=()
-    # Children of the server we started (amped's helpers), as PID:start.
-    for k in $(pgrep -P "$pid" 2>/dev/null || true); do
-        kids+=("$k:$(start_time "$k")")
-    done
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do   # up to 5 s for a clean exit
-        alive "$pid" || break
-        sleep 0.05
-    done
-    alive "$pid" && kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null || true
-    SERVER_PID=""
-    # amped's helpers exit on their own when the server goes (pdeathsig,
-    # EOF); give them a moment, then make sure.
-    for k in "${kids[@]}"; do
-        for ((i = 0; i < 40; i++)); do
-            alive "${k%%:*}" || break
-            sleep 0.05
-        done
-        if alive "${k%%:*}" && [ "$(start_time "${k%%:*}")" = "${k#*:}" ]; then
-            log "killing leftover child ${k%%:*} of the server"
-            kill -KILL "${k%%:*}" 2>/dev/null || true
-        fi
-    done
-}
 
 cleanup() {
     local rc=$?
@@ -233,19 +193,6 @@ chmod -R a+rX "$DOCROOT"
 
 PORT=""
 
-# wait_http PORT: poll until anything answers HTTP on 127.0.0.1:PORT, while
-# the server process is alive, up to READY_DEADLINE seconds.
-wait_http() {
-    local port=$1 deadline=$((SECONDS + READY_DEADLINE))
-    while [ "$SECONDS" -lt "$deadline" ]; do
-        alive "$SERVER_PID" || return 1
-        if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/"; then
-            return 0
-        fi
-        sleep 0.05
-    done
-    return 1
-}
 
 start_amped() {
     local out="$WORK/amped.stdout" deadline line
@@ -360,21 +307,6 @@ start_server() {
     return 1
 }
 
-# verify PORT PATH FILE: 200 and exactly FILE's bytes.
-verify() {
-    local port=$1 path=$2 file=$3 got want body="$WORK/verify.body"
-    want="200 $(stat -c %s "$file")"
-    got=$(curl -sS --max-time 5 -o "$body" -w '%{http_code} %{size_download}' \
-        "http://127.0.0.1:$port$path" 2>&1) || true
-    if [ "$got" != "$want" ]; then
-        log "GET $path: got '$got', want '$want'"
-        return 1
-    fi
-    if ! cmp -s "$body" "$file"; then
-        log "GET $path: body differs from $file"
-        return 1
-    fi
-}
 
 # --- 5. measure ---------------------------------------------------------------
 
@@ -411,15 +343,6 @@ run_cgi() {
     record "$name" cgi "$rep" "$parsed"
 }
 
-# verify_cgi PORT: hello.cgi answers 200 with its greeting.
-verify_cgi() {
-    local got
-    got=$(curl -sS --max-time 5 -w ' %{http_code}' "http://127.0.0.1:$1/cgi-bin/hello.cgi" 2>&1) || true
-    case "$got" in
-        "Hello from a CGI script"*" 200") return 0 ;;
-        *) log "GET /cgi-bin/hello.cgi: got '$got'"; return 1 ;;
-    esac
-}
 
 run_wrk() {
     local name=$1 rep=$2 out="$WORK/logs/$1.wrk.$2.txt" parsed
@@ -470,7 +393,6 @@ done
 # --- 6. report ----------------------------------------------------------------
 
 META="$WORK/meta.txt"
-first_line() { "$@" 2>&1 | head -n 1 || true; }
 amped_rev=unknown
 if git -C "$REPO_ROOT" rev-parse --short HEAD >/dev/null 2>&1; then
     amped_rev=$(git -C "$REPO_ROOT" rev-parse --short HEAD)
