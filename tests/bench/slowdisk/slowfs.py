@@ -12,7 +12,7 @@
 # and python3-fusepy (run it with Debian's /usr/bin/python3), /dev/fuse, and root for allow_other.
 #
 # Usage: slowfs.py SOURCE MOUNTPOINT [--delay-ms N] [--allow-other]
-#                  [--max-read BYTES] [--foreground]
+#                  [--max-read BYTES] [--page-cache] [--stats FILE]
 # Stays in the foreground (the caller holds its PID); on SIGTERM or SIGINT
 # it unmounts with `fusermount3 -u MOUNTPOINT` and exits.
 import argparse
@@ -45,6 +45,7 @@ class SlowFS(Operations):
         self.reads = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.bytes = 0
 
     def _full(self, path):
         # fusepy paths are absolute within the mount; the kernel already
@@ -106,7 +107,10 @@ class SlowFS(Operations):
                 self.max_in_flight = self.in_flight
         try:
             time.sleep(self.delay_s)
-            return os.pread(fh, size, offset)
+            data = os.pread(fh, size, offset)
+            with self._mu:
+                self.bytes += len(data)
+            return data
         except OSError as e:
             raise FuseOSError(e.errno)
         finally:
@@ -133,6 +137,12 @@ def main():
     ap.add_argument("--allow-other", action="store_true",
                     help="let other users (nginx's www-data) read the mount; needs root "
                          "or user_allow_other in /etc/fuse.conf")
+    ap.add_argument("--page-cache", action="store_true",
+                    help="for the residency probe only: no direct_io, so the kernel "
+                         "caches pages as for an ordinary FUSE or network filesystem")
+    ap.add_argument("--stats", metavar="FILE",
+                    help="rewrite FILE every 0.2 s with 'reads N bytes B max_in_flight M' "
+                         "(how run.sh checks that every byte served came through the slow path)")
     ap.add_argument("--max-read", type=int, default=131072,
                     help="largest read the kernel sends in one request (default 128 KiB)")
     args = ap.parse_args()
@@ -148,16 +158,29 @@ def main():
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
+    if args.stats:
+        def write_stats():
+            while True:
+                with fs._mu:
+                    line = "reads %d bytes %d max_in_flight %d\n" % (
+                        fs.reads, fs.bytes, fs.max_in_flight)
+                tmp = args.stats + ".tmp"
+                with open(tmp, "w") as f:
+                    f.write(line)
+                os.replace(tmp, args.stats)
+                time.sleep(0.2)
+        threading.Thread(target=write_stats, daemon=True).start()
+
     t0 = time.time()
     # direct_io: the kernel bypasses its page cache for these files, so
     # each read() reaches us (and sleeps) every time. kernel_cache off.
     FUSE(fs, mnt, foreground=True, nothreads=False, ro=True,
-         allow_other=args.allow_other, direct_io=True, max_read=args.max_read,
+         allow_other=args.allow_other, direct_io=not args.page_cache, max_read=args.max_read,
          fsname="slowfs", subtype="slowfs", default_permissions=True)
     if os.path.ismount(mnt):
         subprocess.run(["fusermount3", "-u", mnt], check=False, timeout=10)
-    sys.stderr.write("slowfs.py: unmounted %s after %.1f s; %d reads, at most %d at once\n"
-                     % (mnt, time.time() - t0, fs.reads, fs.max_in_flight))
+    sys.stderr.write("slowfs.py: unmounted %s after %.1f s; %d reads, %d bytes, at most %d at once\n"
+                     % (mnt, time.time() - t0, fs.reads, fs.bytes, fs.max_in_flight))
 
 
 if __name__ == "__main__":
