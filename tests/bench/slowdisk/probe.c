@@ -178,6 +178,8 @@ static void probe(const char *path)
     nowait("b3 warm, last window", fd, size > WINDOW ? size - WINDOW : 0);
     /* (c) warm */
     send_timed("c2 just after a full read", fd, size);
+    send_timed("c3 again, same descriptor", fd, size);
+    residency("c3 after two sendfiles", fd, size);
 
     /* (d) WILLNEED */
     drop("d1", fd);

@@ -2,19 +2,24 @@
 # slowfs.py: a read-only FUSE passthrough filesystem that makes every read
 # slow. It mirrors SOURCE at MOUNTPOINT, sleeps --delay-ms milliseconds
 # (default 10) inside every read() call, and opens every file with
-# direct_io so the kernel keeps no page cache for it: a second read of the
-# same bytes is exactly as slow as the first. It runs multithreaded, so
-# parallel reads overlap (each sleeps on its own), the way a disk with a
-# queue serves several requests at once.
+# direct_io so the kernel keeps no page cache for it: a second read() of
+# the same bytes is exactly as slow as the first. (Not so for sendfile and
+# splice: on Linux 6.x they go through the page cache even for direct_io
+# FUSE files, and those pages last until the file is next opened; see
+# residency.md. run.sh keeps files cold by never sending one file twice.)
+# It runs multithreaded, so parallel reads overlap (each sleeps on its
+# own), the way a disk with a queue serves several requests at once.
 #
 # Used by tests/bench/slowdisk/run.sh (the disk-bound benchmark) and by
 # tests/bench/slowdisk/probe.c (the residency probe). Needs Debian's fuse3
-# and python3-fusepy (run it with Debian's /usr/bin/python3), /dev/fuse, and root for allow_other.
+# and python3-fusepy (run it with Debian's /usr/bin/python3; fusepy loads
+# libfuse 2, fuse3 provides fusermount3), /dev/fuse, root for allow_other.
 #
 # Usage: slowfs.py SOURCE MOUNTPOINT [--delay-ms N] [--allow-other]
 #                  [--max-read BYTES] [--page-cache] [--stats FILE]
 # Stays in the foreground (the caller holds its PID); on SIGTERM or SIGINT
-# it unmounts with `fusermount3 -u MOUNTPOINT` and exits.
+# libfuse's handler ends the session and unmounts (then, if the mount is
+# somehow still there, `fusermount3 -u MOUNTPOINT`), and it exits.
 import argparse
 import errno
 import os
@@ -160,6 +165,10 @@ def main():
 
     if args.stats:
         def write_stats():
+            # Leave SIGTERM and SIGINT to the main thread, where libfuse's
+            # handler interrupts the session loop; delivered here, they
+            # would end the session only at the next FUSE request.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
             while True:
                 with fs._mu:
                     line = "reads %d bytes %d max_in_flight %d\n" % (
