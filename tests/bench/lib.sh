@@ -68,7 +68,7 @@ wait_http() {
 verify() {
     local port=$1 path=$2 file=$3 got want body="$WORK/verify.body"
     want="200 $(stat -c %s "$file")"
-    got=$(curl -sS --max-time 5 -o "$body" -w '%{http_code} %{size_download}' \
+    got=$(curl -sS --max-time 10 -o "$body" -w '%{http_code} %{size_download}' \
         "http://127.0.0.1:$port$path" 2>&1) || true
     if [ "$got" != "$want" ]; then
         log "GET $path: got '$got', want '$want'"

@@ -71,6 +71,9 @@ READY_DEADLINE=15
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 die() { echo "slowdisk/run.sh: $*" >&2; exit 2; }
 log() { echo "[slowdisk] $*" >&2; }
+# Shared with the other benchmarks: alive, start_time, stop_server,
+# wait_http, verify, first_line.
+. "$SCRIPT_DIR/../lib.sh"
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -112,19 +115,6 @@ FS_PID=""
 SERVER_PID=""
 COLD_PIDS=()
 
-alive() {
-    local st
-    st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-    case "$st" in ''|Z*) return 1 ;; esac
-}
-
-start_time() {
-    local stat f
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-    read -r -a f <<<"${stat##*) }"
-    echo "${f[19]:-}"
-}
-
 # stop_pid PID [SECS]: TERM, wait up to SECS (default 5), then KILL.
 stop_pid() {
     local pid=$1 n=$(( ${2:-5} * 20 )) i
@@ -132,21 +122,6 @@ stop_pid() {
     for ((i = 0; i < n; i++)); do alive "$pid" || break; sleep 0.05; done
     alive "$pid" && kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null || true
-}
-
-stop_server() {
-    [ -n "$SERVER_PID" ] || return 0
-    local pid=$SERVER_PID k i kids=()
-    for k in $(pgrep -P "$pid" 2>/dev/null || true); do kids+=("$k:$(start_time "$k")"); done
-    stop_pid "$pid"
-    SERVER_PID=""
-    for k in "${kids[@]}"; do   # amped's helpers leave by themselves; make sure
-        for ((i = 0; i < 40; i++)); do alive "${k%%:*}" || break; sleep 0.05; done
-        if alive "${k%%:*}" && [ "$(start_time "${k%%:*}")" = "${k#*:}" ]; then
-            log "killing leftover child ${k%%:*} of the server"
-            kill -KILL "${k%%:*}" 2>/dev/null || true
-        fi
-    done
 }
 
 stop_cold() {
@@ -259,16 +234,6 @@ done
 
 PORT=""
 
-wait_http() {
-    local port=$1 deadline=$((SECONDS + READY_DEADLINE))
-    while [ "$SECONDS" -lt "$deadline" ]; do
-        alive "$SERVER_PID" || return 1
-        curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/small.html" && return 0
-        sleep 0.05
-    done
-    return 1
-}
-
 start_amped() {
     PORT=$("$PY" "$FREEPORT_PY" freeport)
     CMD="taskset -c 0 $AMPED_BIN --listen 127.0.0.1:$PORT --root $DOCROOT --access-log off"
@@ -334,15 +299,6 @@ EOF
     $CMD >"$dir/stdout" 2>&1 &
     SERVER_PID=$!
     wait_http "$PORT" || { tail -n 20 "$dir/error.log" "$dir/stdout" >&2 2>/dev/null; return 1; }
-}
-
-verify() {  # PORT PATH FILE
-    local got want body="$WORK/verify.body"
-    want="200 $(stat -c %s "$3")"
-    got=$(curl -sS --max-time 10 -o "$body" -w '%{http_code} %{size_download}' \
-        "http://127.0.0.1:$1$2" 2>&1) || true
-    [ "$got" = "$want" ] || { log "GET $2: got '$got', want '$want'"; return 1; }
-    cmp -s "$body" "$3" || { log "GET $2: body differs"; return 1; }
 }
 
 # cold_client N PORT DEADLINE_EPOCH OUT: download files N, N+4, N+8, ...
