@@ -17,6 +17,7 @@ use crate::conn_table::{ConnId, ConnTable};
 use crate::connection::{Connection, Incoming, Timeouts};
 use crate::event::{Event, Poller};
 use crate::http::clock::Clock;
+use crate::http::keep_alive;
 use crate::http::request::{LogFields, Request};
 use crate::http::response::overloaded;
 use crate::listener::{Acceptor, ACCEPT_BATCH};
@@ -336,13 +337,13 @@ impl Server {
         }
     }
 
-    /// Bookkeeping after a response is queued: whether the connection is
-    /// kept (decided here, and only here), the counters, the log line.
+    /// After a response is queued: the last keep-alive stage, counters, log.
     fn finish_reply(&mut self, id: ConnId, reply: Reply, log: Option<&LogFields>) {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        conn.replied(reply.keep_alive && self.draining.is_none());
+        let draining = self.draining.is_some();
+        conn.replied(keep_alive::after_reply(reply.keep_alive, draining));
         self.status.responded(reply.status.code);
         if let Some(fields) = log {
             self.log.record(conn.peer(), fields, &reply, &self.clock);

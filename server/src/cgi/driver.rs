@@ -29,6 +29,7 @@ use crate::config::Config;
 use crate::conn_table::ConnId;
 use crate::connection::Connection;
 use crate::event::{Event, Poller};
+use crate::http::keep_alive;
 use crate::http::request::{Framing, Request};
 use crate::http::status::Status;
 use crate::next::{Io, Next};
@@ -272,7 +273,11 @@ impl Cgi {
         let Some(mut ex) = self.detach(conn, io.poller) else {
             return Next::Unchanged;
         };
-        let keep_alive = ex.keep_alive && ex.body_complete() && ex.to_script.is_empty();
+        let keep_alive = keep_alive::after_exchange(
+            ex.keep_alive,
+            true,
+            ex.body_complete() && ex.to_script.is_empty(),
+        );
         if keep_alive {
             conn.discard_body(ex.body_left);
         }
@@ -329,7 +334,11 @@ impl Cgi {
         };
         let reply = match finished {
             // Keep the connection only if the client's body is all in.
-            Some(keep_alive) => sent(keep_alive && !timed_out && ex.body_complete()),
+            Some(keep_alive) => sent(keep_alive::after_exchange(
+                keep_alive,
+                !timed_out,
+                ex.body_complete(),
+            )),
             None if ex.responded() => sent(false),
             None => {
                 if !timed_out {

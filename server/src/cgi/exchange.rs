@@ -12,6 +12,7 @@ use crate::cgi::chunked::{ChunkedDecoder, ChunkedError};
 use crate::cgi::pipes::Pipe;
 use crate::cgi::script_head::{parse_script_head, HeadParse, ScriptResponse};
 use crate::http::body::{end_head, BodyEncoder, BodyKind};
+use crate::http::keep_alive;
 use crate::http::request::{Method, Request};
 use crate::http::response::begin_with_reason;
 use crate::output::Output;
@@ -85,7 +86,7 @@ impl Exchange {
                 .next()
                 .is_some_and(|name| name.starts_with("nph-"))
         });
-        let keep_alive = request.keep_alive && !nph;
+        let keep_alive = keep_alive::unless_nph(request.keep_alive, nph);
         Exchange {
             id,
             request,
@@ -219,9 +220,8 @@ impl Exchange {
     /// whether the connection can be kept. `None`: the script sent no
     /// complete header block (the caller answers 502 or 504).
     pub fn on_eof(&mut self, out: &mut Output) -> Option<bool> {
-        if !self.body.as_mut()?.finish(out) {
-            self.keep_alive = false;
-        }
+        let finished = self.body.as_mut()?.finish(out);
+        self.keep_alive = keep_alive::after_exchange(self.keep_alive, finished, true);
         Some(self.keep_alive)
     }
 }

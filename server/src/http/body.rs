@@ -11,6 +11,7 @@ use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
 use super::response::{content_length, push_hex};
+use crate::http::keep_alive;
 use crate::output::Output;
 
 /// What is known of a response's body when its head is written.
@@ -144,7 +145,7 @@ pub fn end_head(
             BodyEncoder::Chunked
         }
     };
-    let keep_alive = keep_alive && encoder != BodyEncoder::CloseDelimited;
+    let keep_alive = keep_alive::after_head(keep_alive, encoder);
     if !keep_alive {
         head.extend_from_slice(b"Connection: close\r\n");
     } else if http10 {

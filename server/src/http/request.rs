@@ -7,6 +7,7 @@
 
 use super::path::{parse_target, PathError, Target};
 use super::status::Status;
+use crate::http::keep_alive;
 
 /// The largest request head accepted (431 beyond).
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -177,13 +178,8 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
         referer: fields.referer.clone(),
         user_agent: fields.user_agent.clone(),
     });
-    let body_allows_keep_alive = match fields.framing {
-        Framing::None => true,
-        // A client waiting for `100 Continue` may never send the body
-        // that would have to be discarded.
-        Framing::Length(n) => n <= MAX_DISCARDED_BODY && !fields.expect_continue,
-        Framing::Chunked => false,
-    };
+    let body_allows_keep_alive =
+        keep_alive::body_can_be_skipped(fields.framing, MAX_DISCARDED_BODY, fields.expect_continue);
     let refuse = |status: Status, keep_alive: bool| {
         Parsed::Rejected(Rejection {
             status,
@@ -374,7 +370,7 @@ impl HeaderFields {
             (false, Some(0)) | (false, None) => Framing::None,
             (false, Some(n)) => Framing::Length(n),
         };
-        f.keep_alive = if http10 { keep && !close } else { !close };
+        f.keep_alive = keep_alive::asked(http10, keep, close);
         Ok(f)
     }
 }
