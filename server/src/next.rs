@@ -7,6 +7,7 @@
 use std::time::Instant;
 
 use crate::event::Poller;
+use crate::http::clock::Clock;
 use crate::http::request::{LogFields, Request};
 use crate::respond::Reply;
 
@@ -34,4 +35,16 @@ pub(crate) struct Io<'a> {
     pub(crate) now: Instant,
     /// The `Date` header's value for this turn.
     pub(crate) date: &'a str,
+}
+
+impl<'a> Io<'a> {
+    /// The context for this turn: the poller, and the clock's time and
+    /// `Date` value.
+    pub(crate) fn new(poller: &'a mut dyn Poller, clock: &'a Clock) -> Self {
+        Io {
+            poller,
+            now: clock.now(),
+            date: clock.http_date(),
+        }
+    }
 }

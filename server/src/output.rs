@@ -193,6 +193,20 @@ fn send_file(sock: RawFd, file: RawFd, offset: u64, end: u64) -> io::Result<usiz
     Ok(n as usize)
 }
 
+/// Everything `out` holds, written through a socketpair and read back
+/// (for tests of what gets queued).
+#[cfg(test)]
+pub(crate) fn written(out: &mut Output) -> String {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let (a, mut b) = std::os::unix::net::UnixStream::pair().expect("pair");
+    out.write_to(a.as_raw_fd(), u64::MAX).expect("write");
+    drop(a);
+    let mut s = String::new();
+    b.read_to_string(&mut s).expect("read");
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -231,11 +231,7 @@ impl Server {
         let Some(conn) = self.conns.get_mut(id) else {
             return Next::Unchanged;
         };
-        let mut io = Io {
-            poller: self.poller.as_mut(),
-            now: self.clock.now(),
-            date: self.clock.http_date(),
-        };
+        let mut io = Io::new(self.poller.as_mut(), &self.clock);
         f(&mut self.cgi, conn, &mut io)
     }
 
@@ -324,11 +320,7 @@ impl Server {
         let Some(conn) = self.conns.get_mut(id) else {
             return Next::Unchanged;
         };
-        let mut io = Io {
-            poller: self.poller.as_mut(),
-            now: self.clock.now(),
-            date: self.clock.http_date(),
-        };
+        let mut io = Io::new(self.poller.as_mut(), &self.clock);
         match gauges {
             Some(gauges) => self.status.serve(conn, request, gauges, &io),
             None => self

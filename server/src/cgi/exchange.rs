@@ -238,24 +238,13 @@ fn nph_status(data: &[u8]) -> u16 {
 mod tests {
     use super::*;
     use crate::http::request::{parse, Parsed};
-    use std::io::Read;
-    use std::os::fd::AsRawFd;
-    use std::os::unix::net::UnixStream;
+    use crate::output::written;
 
     fn exchange(raw: &str) -> Exchange {
         let Parsed::Request(request) = parse(raw.as_bytes(), false) else {
             panic!("not a request");
         };
         Exchange::new(1, request, Stage::Queued, 0, Instant::now())
-    }
-
-    fn written(out: &mut Output) -> String {
-        let (a, mut b) = UnixStream::pair().expect("pair");
-        out.write_to(a.as_raw_fd(), u64::MAX).expect("write");
-        drop(a);
-        let mut s = String::new();
-        b.read_to_string(&mut s).expect("read");
-        s
     }
 
     #[test]

@@ -158,18 +158,7 @@ pub fn end_head(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
-    use std::os::fd::AsRawFd;
-    use std::os::unix::net::UnixStream;
-
-    fn written(out: &mut Output) -> String {
-        let (a, mut b) = UnixStream::pair().expect("pair");
-        out.write_to(a.as_raw_fd(), u64::MAX).expect("write");
-        drop(a);
-        let mut s = String::new();
-        b.read_to_string(&mut s).expect("read");
-        s
-    }
+    use crate::output::written;
 
     #[test]
     fn the_framing_follows_what_is_known() {
