@@ -300,6 +300,11 @@ impl HelperPool {
         })
     }
 
+    /// False once a write to the helper has failed (it is then down).
+    fn is_running(&self, i: usize) -> bool {
+        self.helpers[i].state() != ChildState::Down
+    }
+
     fn is_ready(&self, i: usize) -> bool {
         self.helpers[i].state() == ChildState::Ready
     }
@@ -400,7 +405,7 @@ impl HelperPool {
         pending.dispatch.helper = Some(i);
         pending.dispatch.sent_at = Some(now);
         self.dispatched(i, waited);
-        if !self.helpers[i].send(&request, poller, now) {
+        if !self.helpers[i].send(&request, poller, now) || !self.is_running(i) {
             self.helper_died(i, poller, now);
         }
     }
@@ -428,7 +433,7 @@ impl HelperPool {
         pending.dispatch.sent_at = Some(now);
         self.dispatched(i, waited);
         self.load[i].reading = true;
-        if !self.helpers[i].send_with_fds(&request, vec![fd], poller, now) {
+        if !self.helpers[i].send_with_fds(&request, vec![fd], poller, now) || !self.is_running(i) {
             self.helper_died(i, poller, now);
         }
     }
