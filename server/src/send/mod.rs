@@ -35,7 +35,7 @@ pub use open_file::OpenFile;
 /// Bytes a helper reads for one window. 256 KiB is two reads of a FUSE
 /// filesystem's usual 128 KiB `max_read`, and keeps a helper's answer
 /// well inside one frame; see the README's slow-disk figures.
-pub const READ_WINDOW: u64 = 256 << 10;
+pub const READ_WINDOW: u64 = 512 << 10;
 
 /// The most bytes sent with `sendfile` after one residency check: pages
 /// may be evicted between the check and the send, so a check does not
@@ -43,7 +43,7 @@ pub const READ_WINDOW: u64 = 256 << 10;
 pub const STRAIGHT_WINDOW: u64 = 1 << 20;
 
 /// Windows read ahead of the one being written.
-pub const READ_AHEAD: usize = 1;
+pub const READ_AHEAD: usize = 2;
 
 /// Plans a file body's windows as the output queue needs them.
 pub trait PlanWindows {
