@@ -10,3 +10,4 @@ pub(crate) mod path;
 pub(crate) mod request;
 pub(crate) mod response;
 pub(crate) mod status;
+pub(crate) mod syntax;
