@@ -1,7 +1,8 @@
 //! Request handling against the contract, under each event backend: HEAD,
 //! the Host rule (400 on HTTP/1.1 without it, fine on HTTP/1.0), 405 with
 //! `Allow`, 501, 505, 414, 431 (head too large, too many fields), 400 for
-//! Content-Length with Transfer-Encoding, connection management
+//! Content-Length with Transfer-Encoding, 501 for a transfer coding other
+//! than a single final `chunked`, connection management
 //! (`Connection: close`, HTTP/1.0 close by default and keep-alive on
 //! request) and pipelined requests answered in order, also behind a
 //! response too large for one write.
@@ -193,6 +194,21 @@ fn content_length_with_transfer_encoding_is_400_and_closes(backend: &str) {
     );
 }
 
+fn unknown_transfer_coding_is_501_and_closes(backend: &str) {
+    let server = site_server(backend);
+    for codings in ["gzip, chunked", "chunked, chunked", "identity"] {
+        assert_refused_and_closed(
+            &server,
+            format!(
+                "POST /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                 Transfer-Encoding: {codings}\r\n\r\n0\r\n\r\n"
+            )
+            .as_bytes(),
+            501,
+        );
+    }
+}
+
 fn malformed_request_line_is_400(backend: &str) {
     let server = site_server(backend);
     assert_refused_and_closed(&server, b"GET\r\nHost: 127.0.0.1\r\n\r\n", 400);
@@ -377,6 +393,7 @@ per_backend!(
     oversized_request_head_is_431_and_closes,
     too_many_header_fields_is_431_and_closes,
     content_length_with_transfer_encoding_is_400_and_closes,
+    unknown_transfer_coding_is_501_and_closes,
     malformed_request_line_is_400,
     connection_close_is_honoured,
     http10_closes_by_default,

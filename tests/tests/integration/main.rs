@@ -17,6 +17,7 @@ mod child_deaths;
 mod cli;
 mod curl;
 mod http_headers;
+mod http_host;
 mod http_paths;
 mod http_requests;
 mod large_file_memory;
