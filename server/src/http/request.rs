@@ -5,6 +5,7 @@
 //! or one it refuses (with the status to answer and whether the
 //! connection can stay open, as RFC 9112 allows).
 
+use super::conditional::Conditions;
 use super::host::{parse_authority, Authority};
 use super::path::{parse_target, PathError, Target};
 use super::status::Status;
@@ -89,8 +90,8 @@ pub struct Request {
     pub head_len: usize,
     pub body: Framing,
     pub range: Option<String>,
-    pub if_none_match: Option<String>,
-    pub if_modified_since: Option<String>,
+    /// `If-Match` and the other conditional header fields, if any.
+    pub conditions: Option<Box<Conditions>>,
     pub log: Option<LogFields>,
     /// Set for requests to `*.cgi` scripts.
     pub cgi: Option<Box<CgiParts>>,
@@ -257,8 +258,7 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
         head_len,
         body: fields.framing,
         range: fields.range,
-        if_none_match: fields.if_none_match,
-        if_modified_since: fields.if_modified_since,
+        conditions: fields.conditions.boxed(),
         log,
         cgi,
         redirects: 0,
@@ -326,8 +326,7 @@ struct HeaderFields {
     keep_alive: bool,
     framing: Framing,
     range: Option<String>,
-    if_none_match: Option<String>,
-    if_modified_since: Option<String>,
+    conditions: Conditions,
     expect_continue: bool,
     referer: Option<String>,
     user_agent: Option<String>,
@@ -365,16 +364,14 @@ impl HeaderFields {
                 codings.add(h.value);
             } else if name.eq_ignore_ascii_case("range") {
                 f.range = Some(text(h.value));
-            } else if name.eq_ignore_ascii_case("if-none-match") {
-                f.if_none_match = Some(text(h.value));
-            } else if name.eq_ignore_ascii_case("if-modified-since") {
-                f.if_modified_since = Some(text(h.value));
             } else if name.eq_ignore_ascii_case("expect") {
                 f.expect_continue = h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
             } else if name.eq_ignore_ascii_case("referer") {
                 f.referer = Some(text(h.value));
             } else if name.eq_ignore_ascii_case("user-agent") {
                 f.user_agent = Some(text(h.value));
+            } else {
+                f.conditions.record(name, h.value);
             }
         }
         f.framing = match (codings.seen, length) {
