@@ -11,7 +11,7 @@ use std::time::UNIX_EPOCH;
 use crate::http::conditional::{evaluate, Conditions, Validators, Verdict};
 use crate::http::multipart::{self, new_boundary, Multipart};
 use crate::http::range::{evaluate_range, ByteRange, RangeOutcome};
-use crate::http::request::{Method, Rejection, Request};
+use crate::http::request::{Method, Rejection, Request, ALLOW_FILES};
 use crate::http::response::{self, begin, ErrorTo};
 use crate::http::status::Status;
 use crate::output::Output;
@@ -235,14 +235,33 @@ pub fn dynamic(
     }
 }
 
+/// Queues the answer to `OPTIONS`: 200, `Allow` and an empty body.
+pub fn options(out: &mut Output, req: &Request, allow: &str, date: &str) -> Reply {
+    let mut head = Vec::with_capacity(192);
+    begin(&mut head, Status::OK, date);
+    head.extend_from_slice(format!("Allow: {allow}\r\n").as_bytes());
+    let (_, keep_alive) = end_head(
+        &mut head,
+        BodyKind::Body(Some(0)),
+        req.keep_alive,
+        req.http10,
+    );
+    out.push_owned(head);
+    Reply {
+        status: Status::OK,
+        keep_alive,
+        body_bytes: 0,
+    }
+}
+
 /// Queues the error response for a refused request.
 pub fn reject(out: &mut Output, rejection: &Rejection, date: &str) -> Reply {
     let extra = if rejection.status == Status::METHOD_NOT_ALLOWED {
-        "Allow: GET, HEAD\r\n"
+        format!("Allow: {ALLOW_FILES}\r\n")
     } else {
-        ""
+        String::new()
     };
-    error(out, &rejection.error_to(), rejection.status, extra, date)
+    error(out, &rejection.error_to(), rejection.status, &extra, date)
 }
 
 /// Queues an error page to the client `to` describes.

@@ -21,11 +21,19 @@ pub const MAX_HEADERS: usize = 100;
 /// connection can be kept; a larger one closes the connection.
 pub const MAX_DISCARDED_BODY: u64 = 1 << 20;
 
+/// The methods a file answers to (the 405's and OPTIONS' `Allow`).
+pub const ALLOW_FILES: &str = "GET, HEAD, OPTIONS";
+/// The methods a CGI script answers to, and the server as a whole
+/// (`OPTIONS *`).
+pub const ALLOW_SCRIPTS: &str = "GET, HEAD, OPTIONS, POST";
+
 /// The request's method, as far as the server cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Get,
     Head,
+    /// `OPTIONS`, answered by the server itself with this `Allow`.
+    Options(&'static str),
     /// Any other method: only CGI scripts take these.
     Other,
 }
@@ -201,7 +209,17 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
     if !http10 && fields.host.is_none() {
         return refuse(Status::BAD_REQUEST, false);
     }
-    let target = match parse_target(target) {
+    // `OPTIONS *` asks about the server, not a resource (RFC 9112 3.2.4).
+    let asterisk = method == "OPTIONS" && target == "*";
+    let parsed = match asterisk {
+        true => Ok(Target {
+            key: String::new(),
+            query: None,
+            authority: None,
+        }),
+        false => parse_target(target),
+    };
+    let target = match parsed {
         Ok(t) => t,
         Err(PathError::Hidden) => return refuse(Status::FORBIDDEN, static_keep_alive),
         Err(_) => return refuse(Status::BAD_REQUEST, false),
@@ -214,7 +232,8 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
         },
         None => fields.host.map(|a| a.host).filter(|h| !h.is_empty()),
     };
-    let cgi = split_script(&target.key).map(|(script, path_info)| {
+    let script = split_script(&target.key).filter(|_| method != "OPTIONS");
+    let cgi = script.map(|(script, path_info)| {
         Box::new(CgiParts {
             method: method.to_string(),
             script,
@@ -236,8 +255,12 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
     let method = match method {
         "GET" => Method::Get,
         "HEAD" => Method::Head,
+        "OPTIONS" if asterisk || split_script(&target.key).is_some() => {
+            Method::Options(ALLOW_SCRIPTS)
+        }
+        "OPTIONS" => Method::Options(ALLOW_FILES),
         _ if cgi.is_some() => Method::Other,
-        "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS" | "TRACE" | "CONNECT" => {
+        "POST" | "PUT" | "DELETE" | "PATCH" | "TRACE" | "CONNECT" => {
             return refuse(Status::METHOD_NOT_ALLOWED, static_keep_alive)
         }
         _ => return refuse(Status::NOT_IMPLEMENTED, false),
@@ -490,6 +513,7 @@ mod tests {
             (405, false)
         );
         assert_eq!(status("FROB / HTTP/1.1\r\nHost: h\r\n\r\n"), (501, false));
+        assert_eq!(status("GET * HTTP/1.1\r\nHost: h\r\n\r\n"), (400, false));
         assert_eq!(status("GET / HTTP/2.0\r\nHost: h\r\n\r\n"), (505, false));
         assert_eq!(status("GET / FOO/1.1\r\nHost: h\r\n\r\n"), (400, false));
         assert_eq!(
@@ -507,6 +531,20 @@ mod tests {
             (400, false)
         );
         assert_eq!(status("garbage\r\n\r\n"), (400, false));
+    }
+
+    #[test]
+    fn options_is_answered_with_allow() {
+        let r = request("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(r.method, Method::Options(ALLOW_SCRIPTS));
+        let r = request("OPTIONS /index.html HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(r.method, Method::Options(ALLOW_FILES));
+        let r = request("OPTIONS /cgi-bin/a.cgi/x HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(r.method, Method::Options(ALLOW_SCRIPTS));
+        assert!(r.cgi.is_none(), "the server answers, not the script");
+        let r = request("OPTIONS /a.cgi HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nab");
+        assert_eq!(r.body, Framing::Length(2));
+        assert!(r.keep_alive, "a small body is skipped");
     }
 
     #[test]
