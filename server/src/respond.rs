@@ -1,6 +1,7 @@
 //! Turning a request and a cache entry into a response on a connection's
 //! output queue: 200, 206 (one range, or `multipart/byteranges`), 304,
-//! 412, 416, 301 for directories, and the error pages.
+//! 412, 416, 301 for directories, directory listings, and the error
+//! pages.
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
@@ -42,6 +43,7 @@ pub fn respond(out: &mut Output, req: &Request, entry: &Entry, date: &str) -> Re
     let to = req.error_to(req.keep_alive);
     match &entry.found {
         Found::File(file) => respond_file(out, req, file, date),
+        Found::Listing(page) => dynamic(out, req, "text/html; charset=utf-8", page.to_vec(), date),
         Found::Directory => {
             let mut location = String::from("/");
             location.extend(utf8_percent_encode(&req.target.key, LOCATION));

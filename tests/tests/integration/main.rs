@@ -16,6 +16,7 @@ mod cgi_streaming;
 mod child_deaths;
 mod cli;
 mod curl;
+mod dir_listing;
 mod http_conditional;
 mod http_headers;
 mod http_host;
