@@ -232,32 +232,34 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
         },
         None => fields.host.map(|a| a.host).filter(|h| !h.is_empty()),
     };
-    let script = split_script(&target.key).filter(|_| method != "OPTIONS");
-    let cgi = script.map(|(script, path_info)| {
-        Box::new(CgiParts {
-            method: method.to_string(),
-            script,
-            path_info,
-            request_uri: target_text.to_string(),
-            headers: req
-                .headers
-                .iter()
-                .map(|h| {
-                    (
-                        h.name.to_string(),
-                        String::from_utf8_lossy(h.value).into_owned(),
-                    )
-                })
-                .collect(),
-            expect_continue: fields.expect_continue,
-        })
-    });
+    let script = split_script(&target.key);
+    // OPTIONS to a script is answered by the server, not the script.
+    let names_script = script.is_some();
+    let cgi = script
+        .filter(|_| method != "OPTIONS")
+        .map(|(script, path_info)| {
+            Box::new(CgiParts {
+                method: method.to_string(),
+                script,
+                path_info,
+                request_uri: target_text.to_string(),
+                headers: req
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_string(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
+                    .collect(),
+                expect_continue: fields.expect_continue,
+            })
+        });
     let method = match method {
         "GET" => Method::Get,
         "HEAD" => Method::Head,
-        "OPTIONS" if asterisk || split_script(&target.key).is_some() => {
-            Method::Options(ALLOW_SCRIPTS)
-        }
+        "OPTIONS" if asterisk || names_script => Method::Options(ALLOW_SCRIPTS),
         "OPTIONS" => Method::Options(ALLOW_FILES),
         _ if cgi.is_some() => Method::Other,
         "POST" | "PUT" | "DELETE" | "PATCH" | "TRACE" | "CONNECT" => {
