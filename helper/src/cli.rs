@@ -80,6 +80,11 @@ pub struct Cli {
     )]
     pub inline_max: u64,
 
+    /// Answer a directory that has no index.html with a listing of its
+    /// visible entries (the server renders it) instead of refusing it.
+    #[arg(long)]
+    pub dir_listing: bool,
+
     /// Standalone mode: the path to look up, as in a URL (`/index.html`,
     /// `/docs/` for a directory's index). One leading `/` is stripped;
     /// no percent-decoding is done.

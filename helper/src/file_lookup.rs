@@ -26,6 +26,8 @@ use nix::fcntl::OFlag;
 use protocol::beneath::{check_components, check_relative, Root, RootError, OUTSIDE_ROOT};
 use protocol::{Body, FileMeta, Outcome, Storage};
 
+use crate::listing;
+
 /// The name served for a path with a trailing slash.
 pub const INDEX_FILE: &str = "index.html";
 
@@ -63,6 +65,8 @@ impl Resolution {
 pub struct Resolver {
     root: Root,
     inline_max: u64,
+    /// List a directory that has no index instead of refusing it.
+    dir_listing: bool,
 }
 
 impl Resolver {
@@ -71,7 +75,14 @@ impl Resolver {
         Ok(Resolver {
             root: Root::open(root)?,
             inline_max,
+            dir_listing: false,
         })
+    }
+
+    /// Lists directories without an index (`--dir-listing`) when `on`.
+    pub fn with_listing(mut self, on: bool) -> Resolver {
+        self.dir_listing = on;
+        self
     }
 
     /// True when lookups go through `openat2` (false: the fallback walk).
@@ -126,6 +137,9 @@ impl Resolver {
                 match self.open_node(&index) {
                     Ok(Node::File(file, stat)) => (file, stat),
                     Ok(Node::Dir) => return Err(Resolution::forbidden(NOT_REGULAR)),
+                    Err(Errno::ENOENT | Errno::ENOTDIR) if self.dir_listing => {
+                        return Err(self.listing(target.rel))
+                    }
                     Err(Errno::ENOENT | Errno::ENOTDIR) => {
                         return Err(Resolution::forbidden(NO_INDEX))
                     }
@@ -142,6 +156,14 @@ impl Resolver {
             return Err(Resolution::forbidden(NOT_REGULAR));
         }
         Ok((file, file_meta(&stat)))
+    }
+
+    /// The listing of the directory `rel` (already checked), opened
+    /// beneath the root like any file.
+    fn listing(&self, rel: &str) -> Resolution {
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let listed = self.root.open_beneath(rel, flags).and_then(listing::list);
+        Resolution::of(listed.unwrap_or_else(errno_outcome))
     }
 
     /// Builds the answer for an open regular file: its bytes, or the
@@ -463,6 +485,38 @@ mod tests {
             assert_eq!(r.resolve("nope.html", None).outcome, Outcome::NotFound);
             assert_eq!(r.resolve("nope/", None).outcome, Outcome::NotFound);
             assert_eq!(r.resolve("index.html/x", None).outcome, Outcome::NotFound);
+        }
+    }
+
+    #[test]
+    fn directory_without_index_is_listed_when_asked() {
+        let root = TempRoot::new("listing");
+        root.write("d/a.txt", b"12345");
+        root.write("d/.hidden", b"x");
+        root.write("d/sub/index.html", b"i");
+        std::os::unix::fs::symlink("/etc/passwd", root.0.join("d/link")).expect("symlink");
+        for r in root.resolvers(1024) {
+            let r = r.with_listing(true);
+            let Outcome::Listing {
+                mut entries,
+                truncated,
+            } = r.resolve("d/", None).outcome
+            else {
+                panic!("a listing");
+            };
+            entries.sort_by(|a, b| a.name.cmp(&b.name));
+            let seen: Vec<(&str, bool, u64)> = entries
+                .iter()
+                .map(|e| (e.name.as_str(), e.is_dir, e.size))
+                .collect();
+            assert_eq!(seen, [("a.txt", false, 5), ("sub", true, 0)]);
+            assert!(!truncated);
+            assert!(entries[0].mtime_secs > 0);
+            // A directory with an index is served as before.
+            assert!(matches!(
+                r.resolve("d/sub/", None).outcome,
+                Outcome::File { .. }
+            ));
         }
     }
 

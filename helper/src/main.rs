@@ -20,6 +20,7 @@ mod cli;
 mod delay;
 mod exit_hook;
 mod file_lookup;
+mod listing;
 mod lookup_loop;
 mod report;
 mod window_read;
@@ -53,7 +54,7 @@ fn main() -> ExitCode {
 
 fn open_root(cli: &Cli) -> Option<Resolver> {
     match Resolver::open(&cli.root, cli.inline_max) {
-        Ok(resolver) => Some(resolver),
+        Ok(resolver) => Some(resolver.with_listing(cli.dir_listing)),
         Err(e) => {
             error_log!("{e}");
             None

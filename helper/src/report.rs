@@ -69,6 +69,11 @@ pub fn report(resolver: &Resolver, arg: &str, out: &mut dyn Write) -> io::Result
             writeln!(out, "failed: {shown} ({reason})")?;
             Ok(Found::No)
         }
+        Outcome::Listing { entries, truncated } => {
+            let more = if *truncated { " and more" } else { "" };
+            writeln!(out, "listing: {shown} ({} entries{more})", entries.len())?;
+            Ok(Found::Yes)
+        }
     }
 }
 

@@ -9,7 +9,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::{Error, FromRunner, ToRunner};
 
-/// Bumped whenever a message changes shape.
+/// Bumped whenever a message changes shape (2: window reads, storage
+/// kinds, [`Outcome::Listing`]).
 pub const PROTOCOL_VERSION: u32 = 2;
 
 /// What a child is.
@@ -274,6 +275,28 @@ pub enum Outcome {
     Forbidden { reason: String },
     /// The lookup failed for another reason.
     Failed { reason: String },
+    /// A directory asked for its index when it has none, listed (only
+    /// from a helper started with `--dir-listing`): visible entries,
+    /// at most [`MAX_LISTED`] of them (`truncated` when there were more),
+    /// in no particular order.
+    Listing {
+        entries: Vec<DirEntry>,
+        truncated: bool,
+    },
+}
+
+/// The most entries one [`Outcome::Listing`] carries: with names of up to
+/// 255 bytes the reply stays well inside a frame.
+pub const MAX_LISTED: usize = 10_000;
+
+/// One entry of a directory listing.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: String,
+    pub is_dir: bool,
+    /// Bytes (0 for a directory).
+    pub size: u64,
+    pub mtime_secs: i64,
 }
 
 /// How a file's bytes come back.
@@ -325,6 +348,24 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_longest_listing_fits_a_frame() {
+        let entry = DirEntry {
+            name: "n".repeat(255),
+            is_dir: false,
+            size: u64::MAX,
+            mtime_secs: i64::MIN,
+        };
+        let reply = FromHelper::Lookup(LookupReply {
+            id: u64::MAX,
+            outcome: Outcome::Listing {
+                entries: vec![entry; MAX_LISTED],
+                truncated: true,
+            },
+        });
+        assert!(crate::encode_frame(&reply).is_ok());
+    }
 
     #[test]
     fn a_peer_is_checked_for_version_then_role() {

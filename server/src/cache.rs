@@ -16,6 +16,7 @@ use protocol::{Body, FileMeta, Outcome};
 use crate::http::mime::content_type;
 use crate::http::path::is_directory_key;
 use crate::http::response::FileHeaders;
+use crate::listing;
 use crate::send::OpenFile;
 
 /// How long an entry is served without asking a helper again.
@@ -49,6 +50,8 @@ pub struct FileEntry {
 #[derive(Debug)]
 pub enum Found {
     File(FileEntry),
+    /// A directory without an index, listed (`--dir-listing`): the page.
+    Listing(Rc<[u8]>),
     Directory,
     Missing,
     Forbidden,
@@ -89,6 +92,9 @@ impl Found {
                 Found::Failed
             }
             Outcome::Unchanged => Found::Failed,
+            Outcome::Listing { entries, truncated } => {
+                Found::Listing(listing::page(key, entries, truncated).into())
+            }
         }
     }
 }
@@ -136,6 +142,7 @@ impl Entry {
                             Content::Descriptor(_) => 0,
                         }
                 }
+                Found::Listing(page) => page.len(),
                 _ => 0,
             }
     }

@@ -127,6 +127,11 @@ pub struct Args {
     /// children too).
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
+
+    /// List a directory that has no index.html (its visible entries, as
+    /// HTML) instead of answering 403.
+    #[arg(long)]
+    pub dir_listing: bool,
 }
 
 /// The `--event-handler` choices.
@@ -182,6 +187,7 @@ pub struct Config {
     pub status_key: Option<String>,
     pub status_allow_remote: bool,
     pub user: Option<String>,
+    pub dir_listing: bool,
 }
 
 impl Config {
@@ -262,6 +268,7 @@ impl Config {
             status_key,
             status_allow_remote: args.status_allow_remote,
             user: args.user,
+            dir_listing: args.dir_listing,
         })
     }
 }

@@ -18,6 +18,7 @@ mod event;
 mod hostile_input;
 mod http;
 mod listener;
+mod listing;
 mod next;
 mod output;
 mod privileges;

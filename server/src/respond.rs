@@ -1,13 +1,18 @@
 //! Turning a request and a cache entry into a response on a connection's
-//! output queue: 200, 206, 304, 416, 301 for directories, and the error
+//! output queue: 200, 206 (one range, or `multipart/byteranges`), 304,
+//! 412, 416, 301 for directories, directory listings, and the error
 //! pages.
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
 use crate::cache::{Content, Entry, FileEntry, Found};
 use crate::http::body::{end_head, BodyEncoder, BodyKind};
-use crate::http::conditional::{evaluate_range, not_modified, RangeOutcome};
-use crate::http::request::{Method, Rejection, Request};
+use std::time::UNIX_EPOCH;
+
+use crate::http::conditional::{evaluate, Conditions, Validators, Verdict};
+use crate::http::multipart::{self, new_boundary, Multipart};
+use crate::http::range::{evaluate_range, ByteRange, RangeOutcome};
+use crate::http::request::{Method, Rejection, Request, ALLOW_FILES};
 use crate::http::response::{self, begin, ErrorTo};
 use crate::http::status::Status;
 use crate::output::Output;
@@ -38,6 +43,7 @@ pub fn respond(out: &mut Output, req: &Request, entry: &Entry, date: &str) -> Re
     let to = req.error_to(req.keep_alive);
     match &entry.found {
         Found::File(file) => respond_file(out, req, file, date),
+        Found::Listing(page) => dynamic(out, req, "text/html; charset=utf-8", page.to_vec(), date),
         Found::Directory => {
             let mut location = String::from("/");
             location.extend(utf8_percent_encode(&req.target.key, LOCATION));
@@ -63,54 +69,132 @@ fn respond_file(out: &mut Output, req: &Request, file: &FileEntry, date: &str) -
         Content::Inline(bytes) => bytes.len() as u64,
         Content::Descriptor(_) => file.meta.size,
     };
+    let validators = Validators {
+        etag: &file.headers.etag,
+        mtime_secs: file.meta.mtime_secs,
+    };
+    let conditions = req.conditions.as_deref().unwrap_or(&Conditions::NONE);
+    let range_applies = match evaluate(conditions, validators, seconds_of(date)) {
+        Verdict::Proceed { range_applies } => range_applies,
+        Verdict::NotModified => return not_modified(out, req, file, date),
+        Verdict::PreconditionFailed => {
+            let to = req.error_to(req.keep_alive);
+            return error(out, &to, Status::PRECONDITION_FAILED, "", date);
+        }
+    };
+    let range = req.range.as_deref().filter(|_| range_applies);
     let mut head = Vec::with_capacity(320);
-    if not_modified(
-        req.if_none_match.as_deref(),
-        req.if_modified_since.as_deref(),
-        &file.headers.etag,
-        file.meta.mtime_secs,
-    ) {
-        begin(&mut head, Status::NOT_MODIFIED, date);
-        head.extend_from_slice(&file.headers.lines);
-        let (_, keep_alive) = end_head(&mut head, BodyKind::NoBody, req.keep_alive, req.http10);
-        out.push_owned(head);
-        return Reply {
-            status: Status::NOT_MODIFIED,
-            keep_alive,
-            body_bytes: 0,
-        };
-    }
-    let (status, start, end) = match evaluate_range(req.range.as_deref(), size) {
-        RangeOutcome::Full => (Status::OK, 0, size),
-        RangeOutcome::Partial { start, end } => (Status::PARTIAL_CONTENT, start, end + 1),
+    let (status, kind, ranges) = match evaluate_range(range, size) {
+        RangeOutcome::Full => {
+            begin(&mut head, Status::OK, date);
+            head.extend_from_slice(&file.headers.lines);
+            let whole = (size > 0).then(|| ByteRange {
+                start: 0,
+                end: size - 1,
+            });
+            (
+                Status::OK,
+                body_kind(req, size),
+                whole.into_iter().collect(),
+            )
+        }
+        RangeOutcome::Partial(ranges) => {
+            begin(&mut head, Status::PARTIAL_CONTENT, date);
+            if let [one] = ranges[..] {
+                head.extend_from_slice(&file.headers.lines);
+                let range = format!("Content-Range: bytes {}-{}/{size}\r\n", one.start, one.end);
+                head.extend_from_slice(range.as_bytes());
+                (Status::PARTIAL_CONTENT, body_kind(req, one.len()), ranges)
+            } else {
+                let boundary = new_boundary();
+                let frame = multipart::frame(&ranges, size, file.headers.content_type(), &boundary);
+                head.extend_from_slice(frame.content_type_line.as_bytes());
+                head.extend_from_slice(file.headers.lines_but_content_type());
+                let kind = body_kind(req, frame.length);
+                let (body, keep_alive) = end_head(&mut head, kind, req.keep_alive, req.http10);
+                out.push_owned(head);
+                return Reply {
+                    status: Status::PARTIAL_CONTENT,
+                    keep_alive,
+                    body_bytes: queue_multipart(body, &frame, file, out),
+                };
+            }
+        }
         RangeOutcome::Unsatisfiable => {
             let extra = format!("Content-Range: bytes */{size}\r\n");
             let to = req.error_to(req.keep_alive);
             return error(out, &to, Status::RANGE_NOT_SATISFIABLE, &extra, date);
         }
     };
-    begin(&mut head, status, date);
-    head.extend_from_slice(&file.headers.lines);
-    if status == Status::PARTIAL_CONTENT {
-        head.extend_from_slice(
-            format!("Content-Range: bytes {start}-{}/{size}\r\n", end - 1).as_bytes(),
-        );
-    }
-    let kind = body_kind(req, end - start);
     let (mut body, keep_alive) = end_head(&mut head, kind, req.keep_alive, req.http10);
     out.push_owned(head);
-    let body_bytes = match &file.content {
-        Content::Inline(bytes) => {
-            let end = (end as usize).min(bytes.len());
-            body.encode_shared(bytes.clone(), start as usize, end, out)
-        }
-        Content::Descriptor(fd) => body.encode_file(fd.clone(), start, end, out),
+    let body_bytes = match ranges[..] {
+        [range] => queue_range(&mut body, file, range, out),
+        _ => 0,
     };
     Reply {
         status,
         keep_alive,
         body_bytes,
     }
+}
+
+/// 304: the file's validators, no body.
+fn not_modified(out: &mut Output, req: &Request, file: &FileEntry, date: &str) -> Reply {
+    let mut head = Vec::with_capacity(320);
+    begin(&mut head, Status::NOT_MODIFIED, date);
+    head.extend_from_slice(&file.headers.lines);
+    let (_, keep_alive) = end_head(&mut head, BodyKind::NoBody, req.keep_alive, req.http10);
+    out.push_owned(head);
+    Reply {
+        status: Status::NOT_MODIFIED,
+        keep_alive,
+        body_bytes: 0,
+    }
+}
+
+/// Queues the bytes of `range` of the file through `body`: shared cache
+/// bytes, or a file range for `sendfile`.
+fn queue_range(
+    body: &mut BodyEncoder,
+    file: &FileEntry,
+    range: ByteRange,
+    out: &mut Output,
+) -> u64 {
+    let end = range.end.saturating_add(1);
+    match &file.content {
+        Content::Inline(bytes) => {
+            let end = (end as usize).min(bytes.len());
+            body.encode_shared(bytes.clone(), range.start as usize, end, out)
+        }
+        Content::Descriptor(fd) => body.encode_file(fd.clone(), range.start, end, out),
+    }
+}
+
+/// Queues a multipart body: each part's head, then its bytes, then the
+/// closing delimiter. Returns the body bytes queued.
+fn queue_multipart(
+    mut body: BodyEncoder,
+    frame: &Multipart,
+    file: &FileEntry,
+    out: &mut Output,
+) -> u64 {
+    let mut sent = 0;
+    for (head, range) in &frame.parts {
+        sent += body.encode(head, out);
+        sent += queue_range(&mut body, file, *range, out);
+    }
+    sent + body.encode(&frame.closing, out)
+}
+
+/// The `Date` header's time as seconds since the epoch (the present, for
+/// `If-Modified-Since`); far in the future if it does not parse.
+fn seconds_of(date: &str) -> i64 {
+    httpdate::parse_http_date(date)
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+        .unwrap_or(i64::MAX)
 }
 
 /// A body of `length` bytes goes out for a GET; a HEAD gets its length
@@ -153,14 +237,33 @@ pub fn dynamic(
     }
 }
 
+/// Queues the answer to `OPTIONS`: 200, `Allow` and an empty body.
+pub fn options(out: &mut Output, req: &Request, allow: &str, date: &str) -> Reply {
+    let mut head = Vec::with_capacity(192);
+    begin(&mut head, Status::OK, date);
+    head.extend_from_slice(format!("Allow: {allow}\r\n").as_bytes());
+    let (_, keep_alive) = end_head(
+        &mut head,
+        BodyKind::Body(Some(0)),
+        req.keep_alive,
+        req.http10,
+    );
+    out.push_owned(head);
+    Reply {
+        status: Status::OK,
+        keep_alive,
+        body_bytes: 0,
+    }
+}
+
 /// Queues the error response for a refused request.
 pub fn reject(out: &mut Output, rejection: &Rejection, date: &str) -> Reply {
     let extra = if rejection.status == Status::METHOD_NOT_ALLOWED {
-        "Allow: GET, HEAD\r\n"
+        format!("Allow: {ALLOW_FILES}\r\n")
     } else {
-        ""
+        String::new()
     };
-    error(out, &rejection.error_to(), rejection.status, extra, date)
+    error(out, &rejection.error_to(), rejection.status, &extra, date)
 }
 
 /// Queues an error page to the client `to` describes.

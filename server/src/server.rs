@@ -18,11 +18,11 @@ use crate::connection::{Connection, Incoming, Timeouts};
 use crate::event::{Event, Poller};
 use crate::http::clock::Clock;
 use crate::http::keep_alive;
-use crate::http::request::{LogFields, Request};
+use crate::http::request::{LogFields, Method, Request};
 use crate::http::response::overloaded;
 use crate::listener::{Acceptor, ACCEPT_BATCH};
 use crate::next::{Io, Next};
-use crate::respond::Reply;
+use crate::respond::{self, Reply};
 use crate::send::SendPath;
 use crate::signals::Signals;
 use crate::startup;
@@ -311,6 +311,13 @@ impl Server {
     /// Starts a request's script, answers it with the status page, or
     /// hands it to the static files.
     fn serve_one(&mut self, id: ConnId, request: Request) -> Next {
+        if let Method::Options(allow) = request.method {
+            let Some(conn) = self.conns.get_mut(id) else {
+                return Next::Unchanged;
+            };
+            let reply = respond::options(conn.output(), &request, allow, self.clock.http_date());
+            return Next::Respond(reply, request.log);
+        }
         if request.cgi.is_some() {
             return self.with_cgi(id, |cgi, conn, io| cgi.start(conn, request, io));
         }

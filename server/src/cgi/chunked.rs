@@ -1,10 +1,30 @@
 //! An incremental decoder for request bodies sent with
-//! `Transfer-Encoding: chunked` (RFC 9112 section 7.1). It is fed whatever
-//! bytes have arrived and hands back the data bytes; trailers are read and
-//! dropped.
+//! `Transfer-Encoding: chunked`, exactly as RFC 9112 section 7.1 writes
+//! it. It is fed whatever bytes have arrived and hands back the data
+//! bytes; extensions and trailer fields are checked and dropped.
+//!
+//! Every line ends in CRLF; a chunk-size is hex digits only (no sign, no
+//! whitespace before it, whitespace after it only before a `;`); an
+//! extension is `;` name [`=` value], the name a token and the value a
+//! token or a quoted-string; a trailer field is checked like a header
+//! field (a token name, a colon, a value without control characters, no
+//! line folding). Lines, extensions and trailers are bounded. Anything
+//! else is a [`ChunkedError`], which the server answers with 400 and a
+//! closed connection.
 
-/// Longest chunk-size line (with extensions) accepted.
-const MAX_LINE: usize = 4096;
+use crate::http::request::{MAX_HEAD, MAX_HEADERS};
+use crate::http::syntax::{is_field_value, is_tchar, is_token, quoted_string_len};
+
+/// Longest chunk-size line (with its extensions) accepted: extensions are
+/// not used by any client amped knows of, so a short line is enough.
+const MAX_LINE: usize = 1024;
+/// Extension bytes accepted over a whole body: bounds the work a client
+/// can cause with many tiny chunks that each carry extensions (hyper
+/// allows 16 KiB too).
+const MAX_EXTENSIONS: usize = 16 * 1024;
+/// The most hex digits in a chunk-size (leading zeros included): 16
+/// digits already reach 2^64.
+const MAX_SIZE_DIGITS: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -12,8 +32,10 @@ enum State {
     Size,
     /// Inside a chunk's data: this many bytes to go.
     Data(u64),
-    /// The CRLF after a chunk's data.
-    DataEnd,
+    /// The CR after a chunk's data.
+    DataCr,
+    /// The LF after a chunk's data.
+    DataLf,
     /// Trailer lines after the last chunk.
     Trailer,
     Done,
@@ -28,6 +50,11 @@ pub struct ChunkedError;
 pub struct ChunkedDecoder {
     state: State,
     line: Vec<u8>,
+    /// Extension bytes seen so far (bounded by [`MAX_EXTENSIONS`]).
+    extension_bytes: usize,
+    /// Trailer bytes and fields seen so far (bounded like a head).
+    trailer_bytes: usize,
+    trailer_fields: usize,
     /// Data bytes produced so far.
     pub decoded: u64,
 }
@@ -37,6 +64,9 @@ impl Default for ChunkedDecoder {
         ChunkedDecoder {
             state: State::Size,
             line: Vec::new(),
+            extension_bytes: 0,
+            trailer_bytes: 0,
+            trailer_fields: 0,
             decoded: 0,
         }
     }
@@ -70,24 +100,53 @@ impl ChunkedDecoder {
                     used += take;
                     self.decoded += take as u64;
                     self.state = if left == take as u64 {
-                        State::DataEnd
+                        State::DataCr
                     } else {
                         State::Data(left - take as u64)
                     };
                 }
-                State::Size | State::DataEnd | State::Trailer => {
-                    let Some(line) = self.take_line(input, &mut used)? else {
+                State::DataCr | State::DataLf => {
+                    let expected = if self.state == State::DataCr {
+                        (b'\r', State::DataLf)
+                    } else {
+                        (b'\n', State::Size)
+                    };
+                    if input[used] != expected.0 {
+                        return Err(ChunkedError);
+                    }
+                    used += 1;
+                    self.state = expected.1;
+                }
+                State::Size | State::Trailer => {
+                    let limit = match self.state {
+                        State::Size => MAX_LINE,
+                        _ => MAX_HEAD.saturating_sub(self.trailer_bytes),
+                    };
+                    let Some(line) = self.take_line(input, &mut used, limit)? else {
                         break;
                     };
                     self.state = match self.state {
-                        State::Size => match parse_size(&line)? {
-                            0 => State::Trailer,
-                            n => State::Data(n),
-                        },
-                        State::DataEnd if line.is_empty() => State::Size,
-                        State::DataEnd => return Err(ChunkedError),
+                        State::Size => {
+                            let (size, extensions) = parse_size_line(&line)?;
+                            self.extension_bytes += extensions;
+                            if self.extension_bytes > MAX_EXTENSIONS {
+                                return Err(ChunkedError);
+                            }
+                            match size {
+                                0 => State::Trailer,
+                                n => State::Data(n),
+                            }
+                        }
                         _ if line.is_empty() => State::Done,
-                        _ => State::Trailer,
+                        _ => {
+                            check_trailer_field(&line)?;
+                            self.trailer_bytes += line.len() + 2;
+                            self.trailer_fields += 1;
+                            if self.trailer_fields > MAX_HEADERS {
+                                return Err(ChunkedError);
+                            }
+                            State::Trailer
+                        }
                     };
                 }
                 State::Done => break,
@@ -96,46 +155,92 @@ impl ChunkedDecoder {
         Ok(used)
     }
 
-    /// Collects one CRLF-terminated line across calls.
+    /// Collects one CRLF-terminated line across calls, without its CRLF;
+    /// `Err` for a line longer than `limit` or one ended by a bare LF.
     fn take_line(
         &mut self,
         input: &[u8],
         used: &mut usize,
+        limit: usize,
     ) -> Result<Option<Vec<u8>>, ChunkedError> {
         let rest = &input[*used..];
-        match rest.iter().position(|&b| b == b'\n') {
-            Some(i) => {
-                self.line.extend_from_slice(&rest[..i]);
-                *used += i + 1;
-                let mut line = std::mem::take(&mut self.line);
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                Ok(Some(line))
-            }
-            None => {
-                self.line.extend_from_slice(rest);
-                *used = input.len();
-                if self.line.len() > MAX_LINE {
-                    return Err(ChunkedError);
-                }
-                Ok(None)
-            }
+        let (piece, complete) = match rest.iter().position(|&b| b == b'\n') {
+            Some(i) => (&rest[..i], true),
+            None => (rest, false),
+        };
+        self.line.extend_from_slice(piece);
+        *used += piece.len() + usize::from(complete);
+        if self.line.len() > limit.saturating_add(1) {
+            return Err(ChunkedError);
         }
+        if !complete {
+            return Ok(None);
+        }
+        let mut line = std::mem::take(&mut self.line);
+        if line.pop() != Some(b'\r') {
+            return Err(ChunkedError);
+        }
+        Ok(Some(line))
     }
 }
 
-fn parse_size(line: &[u8]) -> Result<u64, ChunkedError> {
-    let digits = line
-        .split(|&b| b == b';')
-        .next()
-        .unwrap_or_default()
-        .trim_ascii();
-    if digits.is_empty() || digits.len() > 15 {
+/// Parses `chunk-size [ chunk-ext ]`: the size, and the bytes of the
+/// extensions (to be counted against [`MAX_EXTENSIONS`]).
+fn parse_size_line(line: &[u8]) -> Result<(u64, usize), ChunkedError> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 || digits > MAX_SIZE_DIGITS {
         return Err(ChunkedError);
     }
-    let text = std::str::from_utf8(digits).map_err(|_| ChunkedError)?;
-    u64::from_str_radix(text, 16).map_err(|_| ChunkedError)
+    let size = line[..digits].iter().try_fold(0u64, |n, &b| {
+        let digit = (b as char).to_digit(16).ok_or(ChunkedError)?;
+        n.checked_mul(16)
+            .and_then(|n| n.checked_add(u64::from(digit)))
+            .ok_or(ChunkedError)
+    })?;
+    let extensions = &line[digits..];
+    check_extensions(extensions)?;
+    Ok((size, extensions.len()))
+}
+
+/// `*( BWS ";" BWS name [ BWS "=" BWS value ] )`, and nothing else.
+fn check_extensions(mut rest: &[u8]) -> Result<(), ChunkedError> {
+    let skip_ws =
+        |s: &[u8]| -> usize { s.iter().take_while(|&&b| b == b' ' || b == b'\t').count() };
+    while !rest.is_empty() {
+        let ws = skip_ws(rest);
+        rest = rest[ws..].strip_prefix(b";").ok_or(ChunkedError)?;
+        rest = &rest[skip_ws(rest)..];
+        let name = rest.iter().take_while(|&&b| is_tchar(b)).count();
+        if name == 0 {
+            return Err(ChunkedError);
+        }
+        rest = &rest[name..];
+        let ws = skip_ws(rest);
+        if let Some(value) = rest[ws..].strip_prefix(b"=") {
+            let value = &value[skip_ws(value)..];
+            let len = match quoted_string_len(value) {
+                Some(len) => len,
+                None => value.iter().take_while(|&&b| is_tchar(b)).count(),
+            };
+            if len == 0 {
+                return Err(ChunkedError);
+            }
+            rest = &value[len..];
+        }
+    }
+    Ok(())
+}
+
+/// A trailer field, checked like a header field: `name ":" OWS value OWS`
+/// with a token name and a value free of control characters; a line that
+/// starts with whitespace (obsolete line folding) is refused.
+fn check_trailer_field(line: &[u8]) -> Result<(), ChunkedError> {
+    let colon = line.iter().position(|&b| b == b':').ok_or(ChunkedError)?;
+    let (name, value) = (&line[..colon], &line[colon + 1..]);
+    if !is_token(name) || !is_field_value(value) {
+        return Err(ChunkedError);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -155,12 +260,113 @@ mod tests {
         Ok(out)
     }
 
+    /// Decodes `input` whole, then byte by byte: both must fail.
+    fn refused(input: &[u8]) -> bool {
+        let whole = {
+            let mut d = ChunkedDecoder::default();
+            d.decode(input, &mut Vec::new(), usize::MAX).is_err()
+        };
+        let bytewise = {
+            let mut d = ChunkedDecoder::default();
+            let mut out = Vec::new();
+            input.iter().any(|b| {
+                d.decode(std::slice::from_ref(b), &mut out, usize::MAX)
+                    .is_err()
+            })
+        };
+        whole && bytewise
+    }
+
     #[test]
     fn decodes_in_any_pieces() {
         let body = b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-Trailer: 1\r\n\r\n";
         for step in [1, 2, 3, 7, 100] {
             assert_eq!(decode_all(body, step).expect("valid"), b"hello, world");
         }
+    }
+
+    #[test]
+    fn the_grammar_allows_these() {
+        let valid: [&[u8]; 8] = [
+            b"0\r\n\r\n",
+            b"000\r\n\r\n",
+            b"A\r\n0123456789\r\n0\r\n\r\n",
+            b"a;x\r\n0123456789\r\n0\r\n\r\n",
+            b"3 ; name = \"quoted \\\" value\" ;b=tok\r\nabc\r\n0\r\n\r\n",
+            b"3\t;n\r\nabc\r\n0;last\r\n\r\n",
+            b"0\r\nA: \r\nB:x\r\nC: a b\t\r\n\r\n",
+            b"0000000000000003\r\nabc\r\n0\r\n\r\n",
+        ];
+        for body in valid {
+            assert!(
+                decode_all(body, 1).is_ok(),
+                "{:?} is valid",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn every_bad_form_is_refused() {
+        let bad: [&[u8]; 30] = [
+            b"zz\r\n",
+            b"+5\r\nhello\r\n0\r\n\r\n",
+            b"-5\r\n",
+            b" 5\r\nhello\r\n0\r\n\r\n",
+            b"5 \r\nhello\r\n0\r\n\r\n",
+            b"0x5\r\nhello\r\n0\r\n\r\n",
+            b"\r\n",
+            b"5\nhello\r\n0\r\n\r\n",
+            b"5\r\nhello\n0\r\n\r\n",
+            b"5\r\nhelloX\r\n0\r\n\r\n",
+            b"5\r\nhello\rX0\r\n\r\n",
+            b"5\r\nhello0\r\n\r\n",
+            b"5\r\r\nhello\r\n0\r\n\r\n",
+            b"5;\r\nhello\r\n0\r\n\r\n",
+            b"5;=v\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\r\nhello\r\n0\r\n\r\n",
+            b"5;a b\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"open\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"x\"y\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\x01\r\nhello\r\n0\r\n\r\n",
+            b"5;a\rb\r\nhello\r\n0\r\n\r\n",
+            b"5,6\r\nhello\r\n0\r\n\r\n",
+            b"10000000000000000\r\n",
+            b"00000000000000005\r\nhello\r\n0\r\n\r\n",
+            b"0\r\nNo-Colon\r\n\r\n",
+            b"0\r\n Folded: x\r\n\r\n",
+            b"0\r\nBad Name: x\r\n\r\n",
+            b"0\r\nX: a\x01b\r\n\r\n",
+            b"0\r\nX: a\rb\r\n\r\n",
+            b"0\r\n\n",
+        ];
+        for body in bad {
+            assert!(
+                refused(body),
+                "{:?} must be refused",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn lines_extensions_and_trailers_are_bounded() {
+        let long_line = [&b"1;"[..], &[b'a'; MAX_LINE][..], b"\r\n"].concat();
+        assert!(refused(&long_line));
+        let mut d = ChunkedDecoder::default();
+        assert!(d
+            .decode(&[b'1'; MAX_LINE + 10], &mut Vec::new(), 10)
+            .is_err());
+        // Many small chunks, each with an extension within the line limit.
+        let chunk = [&b"1;"[..], &[b'e'; 500][..], b"\r\nx\r\n"].concat();
+        let many = chunk.repeat(MAX_EXTENSIONS / 500 + 1);
+        assert!(refused(&many));
+        let fields: Vec<u8> = (0..=MAX_HEADERS)
+            .flat_map(|i| format!("T{i}: v\r\n").into_bytes())
+            .collect();
+        assert!(refused(&[&b"0\r\n"[..], &fields, b"\r\n"].concat()));
+        let big = [&b"0\r\nT: "[..], &[b'v'; MAX_HEAD][..], b"\r\n\r\n"].concat();
+        assert!(refused(&big));
     }
 
     #[test]
@@ -175,15 +381,5 @@ mod tests {
         assert_eq!(out, b"456789");
         assert_eq!(used + more, input.len());
         assert!(d.is_done());
-    }
-
-    #[test]
-    fn rejects_garbage() {
-        assert!(decode_all(b"zz\r\n", 4).is_err());
-        assert!(decode_all(b"3\r\nabcX\r\n0\r\n\r\n", 4).is_err());
-        let mut d = ChunkedDecoder::default();
-        assert!(d
-            .decode(&[b'1'; MAX_LINE + 10], &mut Vec::new(), 10)
-            .is_err());
     }
 }

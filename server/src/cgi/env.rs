@@ -25,6 +25,8 @@ pub struct CgiEnvInput<'a> {
     /// The request target as sent.
     pub request_uri: &'a str,
     pub headers: &'a [(String, String)],
+    /// The request's validated host (without its port), if it named one.
+    pub host: Option<&'a str>,
     /// The body length the script will read (de-chunked), if any.
     pub content_length: Option<u64>,
     pub remote: SocketAddr,
@@ -75,9 +77,8 @@ pub fn build_env(input: &CgiEnvInput<'_>) -> Vec<(String, String)> {
         format!("{}{}", root.trim_end_matches('/'), input.script_name),
     );
     set("DOCUMENT_ROOT", root.to_string());
-    let server_name = header("host")
-        .map(host_without_port)
-        .filter(|h| !h.is_empty())
+    let server_name = input
+        .host
         .map(str::to_string)
         .unwrap_or_else(|| input.local.ip().to_string());
     set("SERVER_NAME", server_name);
@@ -126,13 +127,6 @@ fn header_variable(name: &str) -> Option<String> {
     Some(var)
 }
 
-fn host_without_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.split_once(']').map_or(host, |(h, _)| &h[1..]);
-    }
-    host.split(':').next().unwrap_or(host)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +155,7 @@ mod tests {
             query: "a=1",
             request_uri: "/cgi-bin/env.cgi/extra/path?a=1",
             headers: &headers,
+            host: Some("example.org"),
             content_length: Some(5),
             remote: "127.0.0.1:5555".parse().expect("addr"),
             local: "127.0.0.1:8000".parse().expect("addr"),
@@ -188,5 +183,10 @@ mod tests {
         assert_eq!(get(&env, "HTTP_X_SNEAKY"), None);
         assert_eq!(get(&env, "HTTP_CONTENT_TYPE"), None);
         assert_eq!(get(&env, "PATH"), Some(SCRIPT_PATH));
+        let no_host = build_env(&CgiEnvInput {
+            host: None,
+            ..input
+        });
+        assert_eq!(get(&no_host, "SERVER_NAME"), Some("127.0.0.1"));
     }
 }

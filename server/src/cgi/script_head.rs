@@ -85,7 +85,7 @@ pub fn parse_script_head(buf: &[u8]) -> HeadParse {
             headers.push((name.to_string(), value.to_string()));
         }
     }
-    if let Some(path) = location.as_deref().filter(|p| p.starts_with('/')) {
+    if let Some(path) = location.as_deref().filter(|p| is_local_path(p)) {
         if status.is_none() {
             return HeadParse::Complete(
                 ScriptResponse::LocalRedirect {
@@ -110,6 +110,13 @@ pub fn parse_script_head(buf: &[u8]) -> HeadParse {
         },
         used,
     )
+}
+
+/// A `Location` the server follows itself (RFC 3875 6.2.2): a path with
+/// one leading `/`. `//host/path` is a network-path reference to another
+/// host, which goes to the client like any other URI.
+fn is_local_path(location: &str) -> bool {
+    location.starts_with('/') && !location.starts_with("//")
 }
 
 /// `Status: 404 Not Found` → (404, "Not Found").
@@ -198,6 +205,9 @@ mod tests {
         assert_eq!(status, 302);
         assert_eq!(headers[0].1, "http://example.com/");
         assert_eq!(document("Status: 301 Moved\nLocation: /x\n\n").0, 301);
+        let (status, _, headers, _) = document("Location: //example.com/x\n\n");
+        assert_eq!(status, 302, "a network-path reference is not local");
+        assert_eq!(headers[0].1, "//example.com/x");
     }
 
     #[test]

@@ -1,159 +1,333 @@
-//! Conditional and range requests: `If-None-Match`, `If-Modified-Since`
-//! and a single `Range: bytes=...`.
+//! Conditional requests (RFC 9110 section 13): `If-Match`,
+//! `If-Unmodified-Since`, `If-None-Match`, `If-Modified-Since` and
+//! `If-Range`, evaluated against a file's validators in the order of
+//! section 13.2.2. Pure functions; the range itself is `range.rs`'s.
 
-use std::time::{Duration, UNIX_EPOCH};
-
-/// What a `Range` header asks of a file of a given size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RangeOutcome {
-    /// No range, a range amped does not do (several ranges, another
-    /// unit), or a malformed one: send the whole file.
-    Full,
-    /// Bytes `start..=end`.
-    Partial { start: u64, end: u64 },
-    /// 416.
-    Unsatisfiable,
+/// The conditional header fields of a request, as sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conditions {
+    pub if_match: Option<String>,
+    pub if_unmodified_since: Option<String>,
+    pub if_none_match: Option<String>,
+    pub if_modified_since: Option<String>,
+    pub if_range: Option<String>,
 }
 
-/// Evaluates a `Range` header against a file of `size` bytes.
-pub fn evaluate_range(header: Option<&str>, size: u64) -> RangeOutcome {
-    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
-        return RangeOutcome::Full;
+impl Conditions {
+    /// No conditional header at all.
+    pub const NONE: Conditions = Conditions {
+        if_match: None,
+        if_unmodified_since: None,
+        if_none_match: None,
+        if_modified_since: None,
+        if_range: None,
     };
-    if spec.contains(',') {
-        return RangeOutcome::Full;
+
+    /// Boxed when any field was sent (most requests send none, and a
+    /// request stays small).
+    pub fn boxed(self) -> Option<Box<Conditions>> {
+        (self != Conditions::NONE).then(|| Box::new(self))
     }
-    let Some((first, last)) = spec.trim().split_once('-') else {
-        return RangeOutcome::Full;
-    };
-    let number = |s: &str| -> Option<u64> {
-        let s = s.trim();
-        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse().ok())
-            .flatten()
-    };
-    match (first.trim().is_empty(), last.trim().is_empty()) {
-        (true, true) => RangeOutcome::Full,
-        (true, false) => match number(last) {
-            None => RangeOutcome::Full,
-            Some(0) => RangeOutcome::Unsatisfiable,
-            Some(_) if size == 0 => RangeOutcome::Unsatisfiable,
-            Some(n) => RangeOutcome::Partial {
-                start: size.saturating_sub(n),
-                end: size - 1,
-            },
-        },
-        (false, open_end) => {
-            let Some(start) = number(first) else {
-                return RangeOutcome::Full;
-            };
-            let end = if open_end {
-                u64::MAX
-            } else {
-                match number(last) {
-                    Some(e) if e >= start => e,
-                    _ => return RangeOutcome::Full,
-                }
-            };
-            if start >= size {
-                RangeOutcome::Unsatisfiable
-            } else {
-                RangeOutcome::Partial {
-                    start,
-                    end: end.min(size - 1),
-                }
+
+    /// Keeps header `name` if it is one of the five; true when it was.
+    /// The two list fields gather every line sent; for the others the
+    /// last line counts.
+    pub fn record(&mut self, name: &str, value: &[u8]) -> bool {
+        let value = &*String::from_utf8_lossy(value);
+        let list = |field: &mut Option<String>| match field {
+            Some(list) => {
+                list.push_str(", ");
+                list.push_str(value);
             }
+            None => *field = Some(value.to_string()),
+        };
+        let is = |n: &str| name.eq_ignore_ascii_case(n);
+        if is("if-match") {
+            list(&mut self.if_match);
+        } else if is("if-none-match") {
+            list(&mut self.if_none_match);
+        } else if is("if-unmodified-since") {
+            self.if_unmodified_since = Some(value.to_string());
+        } else if is("if-modified-since") {
+            self.if_modified_since = Some(value.to_string());
+        } else if is("if-range") {
+            self.if_range = Some(value.to_string());
+        } else {
+            return false;
+        }
+        true
+    }
+}
+
+/// What a file is compared by: its (strong) entity tag, with its quotes,
+/// and its modification time in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Validators<'a> {
+    pub etag: &'a str,
+    pub mtime_secs: i64,
+}
+
+/// The outcome of the preconditions of a GET or HEAD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Serve the file; a `Range` applies only when `range_applies`
+    /// (`If-Range` did not rule it out).
+    Proceed { range_applies: bool },
+    /// 304.
+    NotModified,
+    /// 412.
+    PreconditionFailed,
+}
+
+/// Evaluates `c` in the order of RFC 9110 section 13.2.2 for a GET or
+/// HEAD of a file with validators `v`, at `now_secs` (the wall clock, for
+/// refusing an `If-Modified-Since` in the future).
+pub fn evaluate(c: &Conditions, v: Validators<'_>, now_secs: i64) -> Verdict {
+    let date = |text: &Option<String>| text.as_deref().and_then(parse_date);
+    // 1. If-Match, else 2. If-Unmodified-Since.
+    if let Some(list) = &c.if_match {
+        if !list_matches(list, v.etag, Comparison::Strong) {
+            return Verdict::PreconditionFailed;
+        }
+    } else if let Some(since) = date(&c.if_unmodified_since) {
+        if v.mtime_secs > since {
+            return Verdict::PreconditionFailed;
         }
     }
+    // 3. If-None-Match, else 4. If-Modified-Since (not in the future).
+    if let Some(list) = &c.if_none_match {
+        if list_matches(list, v.etag, Comparison::Weak) {
+            return Verdict::NotModified;
+        }
+    } else if let Some(since) = date(&c.if_modified_since).filter(|&s| s <= now_secs) {
+        if v.mtime_secs <= since {
+            return Verdict::NotModified;
+        }
+    }
+    // 5. If-Range.
+    let range_applies = c.if_range.as_deref().is_none_or(|r| if_range_holds(r, v));
+    Verdict::Proceed { range_applies }
 }
 
-/// True when the client's cached copy is current (answer 304).
-/// `If-None-Match` wins over `If-Modified-Since`, as RFC 9110 says.
-pub fn not_modified(
-    if_none_match: Option<&str>,
-    if_modified_since: Option<&str>,
-    etag: &str,
-    mtime_secs: i64,
-) -> bool {
-    if let Some(list) = if_none_match {
-        let ours = etag.trim_start_matches("W/");
-        return list
-            .split(',')
-            .map(str::trim)
-            .any(|tag| tag == "*" || tag.trim_start_matches("W/") == ours);
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Comparison {
+    /// Both tags strong and equal (If-Match, If-Range).
+    Strong,
+    /// Equal once `W/` is set aside (If-None-Match).
+    Weak,
+}
+
+/// True when `list` (`*` or entity tags) has a tag that matches ours.
+/// A malformed list matches nothing.
+fn list_matches(list: &str, ours: &str, comparison: Comparison) -> bool {
+    if list.trim() == "*" {
+        return true;
     }
-    let Some(since) = if_modified_since.and_then(|s| httpdate::parse_http_date(s.trim()).ok())
-    else {
+    let Some(tags) = entity_tags(list) else {
         return false;
     };
-    let Ok(mtime) = u64::try_from(mtime_secs) else {
-        return false;
-    };
-    UNIX_EPOCH + Duration::from_secs(mtime) <= since
+    tags.iter()
+        .any(|&(weak, tag)| tag == ours && (comparison == Comparison::Weak || !weak))
+}
+
+/// `#entity-tag`: each as (weak, the opaque tag with its quotes); `None`
+/// for a malformed list. Empty list elements are allowed.
+fn entity_tags(list: &str) -> Option<Vec<(bool, &str)>> {
+    let mut tags = Vec::new();
+    let mut rest = list.trim_start_matches([' ', '\t', ',']);
+    while !rest.is_empty() {
+        let (weak, tail) = match rest.strip_prefix("W/") {
+            Some(tail) => (true, tail),
+            None => (false, rest),
+        };
+        let tail = tail.strip_prefix('"')?;
+        let close = tail.find('"')?;
+        tags.push((weak, &rest[rest.len() - tail.len() - 1..][..close + 2]));
+        rest = tail[close + 1..].trim_start_matches([' ', '\t']);
+        if !rest.is_empty() {
+            rest = rest.strip_prefix(',')?.trim_start_matches([' ', '\t', ',']);
+        }
+    }
+    Some(tags)
+}
+
+/// `If-Range` (RFC 9110 13.1.5): an entity tag that matches ours by the
+/// strong comparison (a weak one never does), or a date exactly equal to
+/// the file's Last-Modified.
+fn if_range_holds(value: &str, v: Validators<'_>) -> bool {
+    let value = value.trim();
+    if value.starts_with('"') || value.starts_with("W/") {
+        return matches!(entity_tags(value).as_deref(), Some([(false, tag)]) if *tag == v.etag);
+    }
+    parse_date(value) == Some(v.mtime_secs)
+}
+
+/// An HTTP date as seconds since the epoch.
+fn parse_date(text: &str) -> Option<i64> {
+    let time = httpdate::parse_http_date(text.trim()).ok()?;
+    let secs = time.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    i64::try_from(secs).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const ETAG: &str = "\"5f-10\"";
+    /// 100 s after the epoch, as the file's Last-Modified.
+    const MTIME: &str = "Thu, 01 Jan 1970 00:01:40 GMT";
+    const BEFORE: &str = "Thu, 01 Jan 1970 00:01:39 GMT";
+    const AFTER: &str = "Thu, 01 Jan 1970 00:01:41 GMT";
+    const NOW: i64 = 1000;
+
+    fn verdict(headers: &[(&str, &str)]) -> Verdict {
+        let mut c = Conditions::default();
+        for (name, value) in headers {
+            assert!(c.record(name, value.as_bytes()), "{name} is conditional");
+        }
+        let v = Validators {
+            etag: ETAG,
+            mtime_secs: 100,
+        };
+        evaluate(&c, v, NOW)
+    }
+
+    const OK: Verdict = Verdict::Proceed {
+        range_applies: true,
+    };
+    const NO_RANGE: Verdict = Verdict::Proceed {
+        range_applies: false,
+    };
+    use Verdict::{NotModified, PreconditionFailed};
+
     #[test]
-    fn ranges() {
-        use RangeOutcome::*;
-        assert_eq!(evaluate_range(None, 10), Full);
+    fn if_none_match_and_if_modified_since() {
+        assert_eq!(verdict(&[]), OK);
+        assert_eq!(verdict(&[("If-None-Match", ETAG)]), NotModified);
         assert_eq!(
-            evaluate_range(Some("bytes=0-4"), 10),
-            Partial { start: 0, end: 4 }
+            verdict(&[("If-None-Match", "\"a\", W/\"5f-10\"")]),
+            NotModified
+        );
+        assert_eq!(verdict(&[("If-None-Match", "*")]), NotModified);
+        assert_eq!(
+            verdict(&[("If-None-Match", "\"a\""), ("If-None-Match", ETAG)]),
+            NotModified
         );
         assert_eq!(
-            evaluate_range(Some("bytes=5-"), 10),
-            Partial { start: 5, end: 9 }
+            verdict(&[("If-None-Match", "\"other\""), ("If-Modified-Since", AFTER)]),
+            OK
         );
-        assert_eq!(
-            evaluate_range(Some("bytes=-3"), 10),
-            Partial { start: 7, end: 9 }
-        );
-        assert_eq!(
-            evaluate_range(Some("bytes=-30"), 10),
-            Partial { start: 0, end: 9 }
-        );
-        assert_eq!(
-            evaluate_range(Some("bytes=2-100"), 10),
-            Partial { start: 2, end: 9 }
-        );
-        assert_eq!(evaluate_range(Some("bytes=10-"), 10), Unsatisfiable);
-        assert_eq!(evaluate_range(Some("bytes=-0"), 10), Unsatisfiable);
-        assert_eq!(evaluate_range(Some("bytes=0-0"), 0), Unsatisfiable);
-        assert_eq!(evaluate_range(Some("bytes=0-1,4-5"), 10), Full);
-        assert_eq!(evaluate_range(Some("bytes=5-2"), 10), Full);
-        assert_eq!(evaluate_range(Some("items=0-1"), 10), Full);
-        assert_eq!(evaluate_range(Some("bytes=x-1"), 10), Full);
+        assert_eq!(verdict(&[("If-None-Match", "garbage")]), OK);
+        assert_eq!(verdict(&[("If-Modified-Since", MTIME)]), NotModified);
+        assert_eq!(verdict(&[("If-Modified-Since", BEFORE)]), OK);
+        assert_eq!(verdict(&[("If-Modified-Since", "garbage")]), OK);
     }
 
     #[test]
-    fn conditionals() {
-        let etag = "\"5f-10\"";
-        assert!(not_modified(Some("\"5f-10\""), None, etag, 100));
-        assert!(not_modified(Some("\"a\", W/\"5f-10\""), None, etag, 100));
-        assert!(not_modified(Some("*"), None, etag, 100));
-        assert!(!not_modified(
-            Some("\"other\""),
-            Some("Thu, 01 Jan 2099 00:00:00 GMT"),
-            etag,
-            100
-        ));
-        assert!(not_modified(
-            None,
-            Some("Thu, 01 Jan 1970 00:01:40 GMT"),
-            etag,
-            100
-        ));
-        assert!(!not_modified(
-            None,
-            Some("Thu, 01 Jan 1970 00:01:39 GMT"),
-            etag,
-            100
-        ));
-        assert!(!not_modified(None, Some("garbage"), etag, 100));
-        assert!(!not_modified(None, None, etag, 100));
+    fn if_modified_since_in_the_future_is_ignored() {
+        assert_eq!(
+            verdict(&[("If-Modified-Since", "Thu, 01 Jan 1970 00:16:39 GMT")]),
+            NotModified,
+            "999 s is not after now (1000 s)"
+        );
+        assert_eq!(
+            verdict(&[("If-Modified-Since", "Thu, 01 Jan 1970 00:16:41 GMT")]),
+            OK
+        );
+        assert_eq!(
+            verdict(&[("If-Modified-Since", "Thu, 01 Jan 2099 00:00:00 GMT")]),
+            OK
+        );
+    }
+
+    #[test]
+    fn if_match_and_if_unmodified_since() {
+        assert_eq!(verdict(&[("If-Match", ETAG)]), OK);
+        assert_eq!(verdict(&[("If-Match", "*")]), OK);
+        assert_eq!(verdict(&[("If-Match", "\"a\", \"5f-10\"")]), OK);
+        assert_eq!(verdict(&[("If-Match", "\"a\"")]), PreconditionFailed);
+        assert_eq!(
+            verdict(&[("If-Match", "W/\"5f-10\"")]),
+            PreconditionFailed,
+            "weak never matches"
+        );
+        assert_eq!(verdict(&[("If-Match", "garbage")]), PreconditionFailed);
+        assert_eq!(verdict(&[("If-Unmodified-Since", MTIME)]), OK);
+        assert_eq!(verdict(&[("If-Unmodified-Since", AFTER)]), OK);
+        assert_eq!(
+            verdict(&[("If-Unmodified-Since", BEFORE)]),
+            PreconditionFailed
+        );
+        assert_eq!(verdict(&[("If-Unmodified-Since", "garbage")]), OK);
+    }
+
+    #[test]
+    fn the_order_of_rfc_9110_13_2_2() {
+        // If-Match wins over If-Unmodified-Since.
+        assert_eq!(
+            verdict(&[("If-Match", ETAG), ("If-Unmodified-Since", BEFORE)]),
+            OK
+        );
+        // A failed If-Match is 412 even when If-None-Match would say 304.
+        assert_eq!(
+            verdict(&[("If-Match", "\"a\""), ("If-None-Match", ETAG)]),
+            PreconditionFailed
+        );
+        assert_eq!(
+            verdict(&[
+                ("If-Unmodified-Since", BEFORE),
+                ("If-Modified-Since", MTIME)
+            ]),
+            PreconditionFailed
+        );
+        // If-None-Match wins over If-Modified-Since.
+        assert_eq!(
+            verdict(&[("If-None-Match", "\"a\""), ("If-Modified-Since", MTIME)]),
+            OK
+        );
+        // 304 before If-Range is looked at.
+        assert_eq!(
+            verdict(&[("If-None-Match", ETAG), ("If-Range", "\"a\"")]),
+            NotModified
+        );
+        assert_eq!(
+            verdict(&[("If-Match", ETAG), ("If-Range", "\"a\"")]),
+            NO_RANGE
+        );
+    }
+
+    #[test]
+    fn if_range() {
+        assert_eq!(verdict(&[("If-Range", ETAG)]), OK);
+        assert_eq!(verdict(&[("If-Range", "\"other\"")]), NO_RANGE);
+        assert_eq!(
+            verdict(&[("If-Range", "W/\"5f-10\"")]),
+            NO_RANGE,
+            "weak never matches"
+        );
+        assert_eq!(verdict(&[("If-Range", MTIME)]), OK);
+        assert_eq!(
+            verdict(&[("If-Range", AFTER)]),
+            NO_RANGE,
+            "only an exact date"
+        );
+        assert_eq!(verdict(&[("If-Range", BEFORE)]), NO_RANGE);
+        assert_eq!(verdict(&[("If-Range", "garbage")]), NO_RANGE);
+        assert_eq!(
+            verdict(&[("If-Range", "\"a\", \"5f-10\"")]),
+            NO_RANGE,
+            "one tag only"
+        );
+    }
+
+    #[test]
+    fn entity_tag_lists() {
+        assert_eq!(
+            entity_tags(" \"a\" , W/\"b,c\",,\"\" "),
+            Some(vec![(false, "\"a\""), (true, "\"b,c\""), (false, "\"\"")])
+        );
+        assert_eq!(entity_tags("\"a\" \"b\""), None);
+        assert_eq!(entity_tags("\"open"), None);
+        assert_eq!(entity_tags("w/\"a\""), None);
     }
 }

@@ -4,9 +4,13 @@
 pub(crate) mod body;
 pub(crate) mod clock;
 pub(crate) mod conditional;
+pub(crate) mod host;
 pub(crate) mod keep_alive;
 pub(crate) mod mime;
+pub(crate) mod multipart;
 pub(crate) mod path;
+pub(crate) mod range;
 pub(crate) mod request;
 pub(crate) mod response;
 pub(crate) mod status;
+pub(crate) mod syntax;

@@ -31,6 +31,10 @@ pub struct Target {
     pub key: String,
     /// The query string without its `?`, if any.
     pub query: Option<String>,
+    /// The authority of an absolute-form target (`host:port` of
+    /// `http://host:port/p`), unchecked: the request's parser validates
+    /// it, and it wins over the `Host` header.
+    pub authority: Option<String>,
 }
 
 /// True when a key names a directory's index.
@@ -41,12 +45,20 @@ pub fn is_directory_key(key: &str) -> bool {
 /// Parses an origin-form (`/a/b?q`) or absolute-form
 /// (`http://host/a/b?q`) request target.
 pub fn parse_target(target: &str) -> Result<Target, PathError> {
-    let target = strip_absolute_form(target)?;
-    let (path, query) = match target.split_once('?') {
+    let (authority, rest) = split_absolute_form(target)?;
+    // A fragment is not part of a request; whatever follows `#` goes.
+    let rest = rest.split('#').next().unwrap_or_default();
+    let (path, query) = match rest.split_once('?') {
         Some((p, q)) => (p, Some(q.to_string())),
-        None => (target, None),
+        None => (rest, None),
     };
-    let path = path.split('#').next().unwrap_or_default();
+    // `http://host` and `http://host?q` have an empty path: the root.
+    let path = if authority.is_some() && path.is_empty() {
+        "/"
+    } else {
+        path
+    };
+    let authority = authority.map(str::to_string);
     if !path.starts_with('/') {
         return Err(PathError::NotAPath);
     }
@@ -54,6 +66,7 @@ pub fn parse_target(target: &str) -> Result<Target, PathError> {
         return Ok(Target {
             key: path[1..].to_string(),
             query,
+            authority,
         });
     }
     if !valid_escapes(path.as_bytes()) {
@@ -67,6 +80,7 @@ pub fn parse_target(target: &str) -> Result<Target, PathError> {
     Ok(Target {
         key: normalise(&decoded)?,
         query,
+        authority,
     })
 }
 
@@ -78,18 +92,23 @@ fn is_plain(path: &str) -> bool {
         && path.bytes().all(|b| b != b'%' && b > 0x20 && b != 0x7f)
 }
 
-fn strip_absolute_form(target: &str) -> Result<&str, PathError> {
+/// Splits an absolute-form target (`http://authority/path?query`) into
+/// its authority and the rest (path and query); an origin-form target
+/// comes back whole with no authority. The authority ends at the first
+/// `/`, `?` or `#`, so `http://h?x=/y` has the authority `h`, an empty
+/// path and the query `x=/y`.
+fn split_absolute_form(target: &str) -> Result<(Option<&str>, &str), PathError> {
     let lower = target.get(..8).map(str::to_ascii_lowercase);
     let rest = match lower.as_deref() {
         Some(l) if l.starts_with("http://") => &target[7..],
         Some("https://") => &target[8..],
-        _ => return Ok(target),
+        _ => return Ok((None, target)),
     };
-    match rest.find('/') {
-        Some(i) => Ok(&rest[i..]),
-        None if rest.is_empty() => Err(PathError::NotAPath),
-        None => Ok("/"),
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    if end == 0 {
+        return Err(PathError::NotAPath);
     }
+    Ok((Some(&rest[..end]), &rest[end..]))
 }
 
 fn valid_escapes(path: &[u8]) -> bool {
@@ -159,6 +178,21 @@ mod tests {
         assert_eq!(key("/hello%20world.txt"), Ok("hello world.txt".into()));
         assert_eq!(key("http://example.com/x?y"), Ok("x".into()));
         assert_eq!(key("http://example.com"), Ok("".into()));
+    }
+
+    #[test]
+    fn absolute_form_splits_at_the_authority() {
+        let t = parse_target("http://h?x=/y").expect("valid");
+        assert_eq!((t.key.as_str(), t.query.as_deref()), ("", Some("x=/y")));
+        assert_eq!(t.authority.as_deref(), Some("h"));
+        let t = parse_target("HTTP://h:81/a/b?q#frag").expect("valid");
+        assert_eq!((t.key.as_str(), t.query.as_deref()), ("a/b", Some("q")));
+        assert_eq!(t.authority.as_deref(), Some("h:81"));
+        let t = parse_target("http://h#x/y").expect("valid");
+        assert_eq!((t.key.as_str(), t.query.as_deref()), ("", None));
+        assert_eq!(parse_target("/p").expect("valid").authority, None);
+        assert_eq!(key("http:///p"), Err(PathError::NotAPath));
+        assert_eq!(key("http://"), Err(PathError::NotAPath));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! or one it refuses (with the status to answer and whether the
 //! connection can stay open, as RFC 9112 allows).
 
+use super::conditional::Conditions;
+use super::host::{parse_authority, Authority};
 use super::path::{parse_target, PathError, Target};
 use super::status::Status;
 use crate::http::keep_alive;
@@ -19,11 +21,19 @@ pub const MAX_HEADERS: usize = 100;
 /// connection can be kept; a larger one closes the connection.
 pub const MAX_DISCARDED_BODY: u64 = 1 << 20;
 
+/// The methods a file answers to (the 405's and OPTIONS' `Allow`).
+pub const ALLOW_FILES: &str = "GET, HEAD, OPTIONS";
+/// The methods a CGI script answers to, and the server as a whole
+/// (`OPTIONS *`).
+pub const ALLOW_SCRIPTS: &str = "GET, HEAD, OPTIONS, POST";
+
 /// The request's method, as far as the server cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Get,
     Head,
+    /// `OPTIONS`, answered by the server itself with this `Allow`.
+    Options(&'static str),
     /// Any other method: only CGI scripts take these.
     Other,
 }
@@ -80,12 +90,16 @@ pub struct Request {
     pub http10: bool,
     pub target: Target,
     pub keep_alive: bool,
+    /// The validated host the request is for (the absolute-form target's
+    /// authority, else the `Host` header), without its port; `None` when
+    /// an HTTP/1.0 client named none.
+    pub host: Option<String>,
     /// Bytes of the head, to be consumed from the buffer.
     pub head_len: usize,
     pub body: Framing,
     pub range: Option<String>,
-    pub if_none_match: Option<String>,
-    pub if_modified_since: Option<String>,
+    /// `If-Match` and the other conditional header fields, if any.
+    pub conditions: Option<Box<Conditions>>,
     pub log: Option<LogFields>,
     /// Set for requests to `*.cgi` scripts.
     pub cgi: Option<Box<CgiParts>>,
@@ -192,38 +206,63 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
         })
     };
     let static_keep_alive = fields.keep_alive && body_allows_keep_alive;
-    if !http10 && fields.hosts == 0 {
+    if !http10 && fields.host.is_none() {
         return refuse(Status::BAD_REQUEST, false);
     }
-    let target = match parse_target(target) {
+    // `OPTIONS *` asks about the server, not a resource (RFC 9112 3.2.4).
+    let asterisk = method == "OPTIONS" && target == "*";
+    let parsed = match asterisk {
+        true => Ok(Target {
+            key: String::new(),
+            query: None,
+            authority: None,
+        }),
+        false => parse_target(target),
+    };
+    let target = match parsed {
         Ok(t) => t,
         Err(PathError::Hidden) => return refuse(Status::FORBIDDEN, static_keep_alive),
         Err(_) => return refuse(Status::BAD_REQUEST, false),
     };
-    let cgi = split_script(&target.key).map(|(script, path_info)| {
-        Box::new(CgiParts {
-            method: method.to_string(),
-            script,
-            path_info,
-            request_uri: target_text.to_string(),
-            headers: req
-                .headers
-                .iter()
-                .map(|h| {
-                    (
-                        h.name.to_string(),
-                        String::from_utf8_lossy(h.value).into_owned(),
-                    )
-                })
-                .collect(),
-            expect_continue: fields.expect_continue,
-        })
-    });
+    // RFC 9112 3.2.2: an absolute-form target's authority wins over Host.
+    let host = match target.authority.as_deref().map(str::as_bytes) {
+        Some(authority) => match parse_authority(authority) {
+            Ok(a) if !a.host.is_empty() => Some(a.host),
+            _ => return refuse(Status::BAD_REQUEST, false),
+        },
+        None => fields.host.map(|a| a.host).filter(|h| !h.is_empty()),
+    };
+    let script = split_script(&target.key);
+    // OPTIONS to a script is answered by the server, not the script.
+    let names_script = script.is_some();
+    let cgi = script
+        .filter(|_| method != "OPTIONS")
+        .map(|(script, path_info)| {
+            Box::new(CgiParts {
+                method: method.to_string(),
+                script,
+                path_info,
+                request_uri: target_text.to_string(),
+                headers: req
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_string(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
+                    .collect(),
+                expect_continue: fields.expect_continue,
+            })
+        });
     let method = match method {
         "GET" => Method::Get,
         "HEAD" => Method::Head,
+        "OPTIONS" if asterisk || names_script => Method::Options(ALLOW_SCRIPTS),
+        "OPTIONS" => Method::Options(ALLOW_FILES),
         _ if cgi.is_some() => Method::Other,
-        "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS" | "TRACE" | "CONNECT" => {
+        "POST" | "PUT" | "DELETE" | "PATCH" | "TRACE" | "CONNECT" => {
             return refuse(Status::METHOD_NOT_ALLOWED, static_keep_alive)
         }
         _ => return refuse(Status::NOT_IMPLEMENTED, false),
@@ -240,11 +279,11 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
         http10,
         target,
         keep_alive,
+        host,
         head_len,
         body: fields.framing,
         range: fields.range,
-        if_none_match: fields.if_none_match,
-        if_modified_since: fields.if_modified_since,
+        conditions: fields.conditions.boxed(),
         log,
         cgi,
         redirects: 0,
@@ -307,12 +346,12 @@ fn first_line(buf: &[u8]) -> String {
 /// The header fields amped acts on.
 #[derive(Debug, Default)]
 struct HeaderFields {
-    hosts: usize,
+    /// The `Host` header, validated.
+    host: Option<Authority>,
     keep_alive: bool,
     framing: Framing,
     range: Option<String>,
-    if_none_match: Option<String>,
-    if_modified_since: Option<String>,
+    conditions: Conditions,
     expect_continue: bool,
     referer: Option<String>,
     user_agent: Option<String>,
@@ -323,15 +362,17 @@ impl HeaderFields {
         let mut f = HeaderFields::default();
         let (mut close, mut keep) = (false, false);
         let mut length: Option<u64> = None;
-        let mut chunked = false;
+        let mut codings = TransferCodings::default();
         let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
         for h in headers {
             let name = h.name;
             if name.eq_ignore_ascii_case("host") {
-                f.hosts += 1;
-                if f.hosts > 1 || h.value.is_empty() && !http10 {
+                // One Host, valid, and not empty on HTTP/1.1 (RFC 9112 3.2).
+                let authority = parse_authority(h.value).map_err(|_| Status::BAD_REQUEST)?;
+                if f.host.is_some() || authority.host.is_empty() && !http10 {
                     return Err(Status::BAD_REQUEST);
                 }
+                f.host = Some(authority);
             } else if name.eq_ignore_ascii_case("connection") {
                 for token in h.value.split(|&b| b == b',') {
                     let token = token.trim_ascii();
@@ -345,33 +386,59 @@ impl HeaderFields {
                 }
                 length = Some(n);
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
-                if http10 || !last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
-                    return Err(Status::BAD_REQUEST);
-                }
-                chunked = true;
+                codings.add(h.value);
             } else if name.eq_ignore_ascii_case("range") {
                 f.range = Some(text(h.value));
-            } else if name.eq_ignore_ascii_case("if-none-match") {
-                f.if_none_match = Some(text(h.value));
-            } else if name.eq_ignore_ascii_case("if-modified-since") {
-                f.if_modified_since = Some(text(h.value));
             } else if name.eq_ignore_ascii_case("expect") {
                 f.expect_continue = h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
             } else if name.eq_ignore_ascii_case("referer") {
                 f.referer = Some(text(h.value));
             } else if name.eq_ignore_ascii_case("user-agent") {
                 f.user_agent = Some(text(h.value));
+            } else {
+                f.conditions.record(name, h.value);
             }
         }
-        f.framing = match (chunked, length) {
+        f.framing = match (codings.seen, length) {
+            // RFC 9112 6.1: both at once is request smuggling's favourite.
             (true, Some(_)) => return Err(Status::BAD_REQUEST),
-            (true, None) => Framing::Chunked,
+            (true, None) if http10 => return Err(Status::BAD_REQUEST),
+            (true, None) if codings.only_chunked() => Framing::Chunked,
+            (true, None) => return Err(Status::NOT_IMPLEMENTED),
             (false, Some(0)) | (false, None) => Framing::None,
             (false, Some(n)) => Framing::Length(n),
         };
         f.keep_alive = keep_alive::asked(http10, keep, close);
         Ok(f)
+    }
+}
+
+/// The transfer codings of a request, over all its `Transfer-Encoding`
+/// lines. amped decodes one: a single `chunked`. Any other coding, or
+/// `chunked` twice, is one it does not implement (RFC 9112 6.1: 501).
+#[derive(Debug, Default)]
+struct TransferCodings {
+    seen: bool,
+    chunked: usize,
+    others: usize,
+}
+
+impl TransferCodings {
+    fn add(&mut self, value: &[u8]) {
+        self.seen = true;
+        // Empty list elements count for nothing (RFC 9110 5.6.1).
+        for coding in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            if coding.eq_ignore_ascii_case(b"chunked") {
+                self.chunked += 1;
+            } else if !coding.is_empty() || value.trim_ascii().is_empty() {
+                self.others += 1;
+            }
+        }
+    }
+
+    /// Exactly one coding, and it is `chunked`.
+    fn only_chunked(&self) -> bool {
+        self.chunked == 1 && self.others == 0
     }
 }
 
@@ -448,6 +515,7 @@ mod tests {
             (405, false)
         );
         assert_eq!(status("FROB / HTTP/1.1\r\nHost: h\r\n\r\n"), (501, false));
+        assert_eq!(status("GET * HTTP/1.1\r\nHost: h\r\n\r\n"), (400, false));
         assert_eq!(status("GET / HTTP/2.0\r\nHost: h\r\n\r\n"), (505, false));
         assert_eq!(status("GET / FOO/1.1\r\nHost: h\r\n\r\n"), (400, false));
         assert_eq!(
@@ -465,6 +533,97 @@ mod tests {
             (400, false)
         );
         assert_eq!(status("garbage\r\n\r\n"), (400, false));
+    }
+
+    #[test]
+    fn options_is_answered_with_allow() {
+        let r = request("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(r.method, Method::Options(ALLOW_SCRIPTS));
+        let r = request("OPTIONS /index.html HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(r.method, Method::Options(ALLOW_FILES));
+        let r = request("OPTIONS /cgi-bin/a.cgi/x HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(r.method, Method::Options(ALLOW_SCRIPTS));
+        assert!(r.cgi.is_none(), "the server answers, not the script");
+        let r = request("OPTIONS /a.cgi HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nab");
+        assert_eq!(r.body, Framing::Length(2));
+        assert!(r.keep_alive, "a small body is skipped");
+    }
+
+    #[test]
+    fn host_is_validated() {
+        for host in [
+            "user@h", "h/path", "a, b", "a,b", "h:x", "h:65536", "h:1:2", "[::1", "",
+        ] {
+            let raw = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+            assert_eq!(status(&raw), (400, false), "Host: {host:?}");
+        }
+        assert_eq!(
+            status("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"),
+            (400, false)
+        );
+        assert_eq!(
+            status("GET / HTTP/1.0\r\nHost: user@h\r\n\r\n"),
+            (400, false)
+        );
+        let r = request("GET / HTTP/1.1\r\nHost: Example.org:8080\r\n\r\n");
+        assert_eq!(r.host.as_deref(), Some("Example.org"));
+        assert_eq!(request("GET / HTTP/1.0\r\n\r\n").host, None);
+        assert_eq!(request("GET / HTTP/1.0\r\nHost:\r\n\r\n").host, None);
+        let r = request("GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n");
+        assert_eq!(r.host.as_deref(), Some("::1"));
+    }
+
+    #[test]
+    fn absolute_form_authority_wins_over_host() {
+        let r = request("GET http://a.example:81/p?x HTTP/1.1\r\nHost: b.example\r\n\r\n");
+        assert_eq!(r.host.as_deref(), Some("a.example"));
+        assert_eq!(
+            (r.target.key.as_str(), r.target.query.as_deref()),
+            ("p", Some("x"))
+        );
+        let r = request("GET http://h?x=/y HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(
+            (r.target.key.as_str(), r.target.query.as_deref()),
+            ("", Some("x=/y"))
+        );
+        for target in ["http://user@h/", "http://h:x/", "http://a,b/"] {
+            let raw = format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n");
+            assert_eq!(status(&raw), (400, false), "{target}");
+        }
+        // HTTP/1.1 still needs its Host line.
+        assert_eq!(status("GET http://h/ HTTP/1.1\r\n\r\n"), (400, false));
+    }
+
+    #[test]
+    fn only_a_single_final_chunked_coding_is_implemented() {
+        let post = |te: &str| {
+            format!("POST /x.cgi HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: {te}\r\n\r\n")
+        };
+        for te in [
+            "gzip, chunked",
+            "chunked, chunked",
+            "identity",
+            "gzip",
+            "chunked, gzip",
+            "chunked;q=1",
+            "",
+        ] {
+            assert_eq!(status(&post(te)), (501, false), "Transfer-Encoding: {te:?}");
+        }
+        assert_eq!(
+            status("POST /x.cgi HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            (501, false)
+        );
+        assert_eq!(request(&post("Chunked")).body, Framing::Chunked);
+        assert_eq!(request(&post("chunked,")).body, Framing::Chunked);
+        assert_eq!(
+            status("POST /x.cgi HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            (400, false)
+        );
+        assert_eq!(
+            status("POST /x.cgi HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            (400, false)
+        );
     }
 
     #[test]

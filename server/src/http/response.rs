@@ -17,11 +17,14 @@ pub struct FileHeaders {
     pub etag: String,
     /// `Content-Type`, `Last-Modified`, `ETag` and `Accept-Ranges` lines.
     pub lines: Vec<u8>,
+    /// The length of the `Content-Type` line that starts `lines`.
+    content_type_line: usize,
 }
 
 impl FileHeaders {
     pub fn new(content_type: &str, meta: &FileMeta) -> FileHeaders {
         let etag = format!("\"{:x}-{:x}\"", meta.mtime_secs, meta.size);
+        let content_type_line = "Content-Type: \r\n".len() + content_type.len();
         let modified =
             UNIX_EPOCH + Duration::from_secs(u64::try_from(meta.mtime_secs).unwrap_or(0));
         let lines = format!(
@@ -29,7 +32,25 @@ impl FileHeaders {
             httpdate::fmt_http_date(modified)
         )
         .into_bytes();
-        FileHeaders { etag, lines }
+        FileHeaders {
+            etag,
+            lines,
+            content_type_line,
+        }
+    }
+
+    /// The file's media type, as its `Content-Type` line says.
+    pub fn content_type(&self) -> &str {
+        let value = b"Content-Type: ".len()..self.content_type_line.saturating_sub(2);
+        self.lines
+            .get(value)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .unwrap_or_default()
+    }
+
+    /// The lines but `Content-Type` (a multipart body has its own).
+    pub fn lines_but_content_type(&self) -> &[u8] {
+        self.lines.get(self.content_type_line..).unwrap_or_default()
     }
 }
 
@@ -196,6 +217,24 @@ mod tests {
         let (_, body) = text.split_once("\r\n\r\n").expect("head ends");
         assert_eq!(body.len() as u64, n);
         assert!(body.contains("404 Not Found"));
+    }
+
+    #[test]
+    fn file_headers_split_off_their_content_type() {
+        let meta = FileMeta {
+            size: 16,
+            mtime_secs: 95,
+            mtime_nanos: 0,
+            inode: 1,
+            device: 1,
+        };
+        let h = FileHeaders::new("text/plain; charset=utf-8", &meta);
+        assert_eq!(h.content_type(), "text/plain; charset=utf-8");
+        assert!(h
+            .lines
+            .starts_with(b"Content-Type: text/plain; charset=utf-8\r\n"));
+        assert!(h.lines_but_content_type().starts_with(b"Last-Modified: "));
+        assert_eq!(h.etag, "\"5f-10\"");
     }
 
     #[test]

@@ -43,12 +43,15 @@ pub(crate) struct Supervision {
 impl Supervision {
     /// The helpers `config` asks for, not started yet.
     pub(crate) fn new(config: &Config, now: Instant) -> Supervision {
-        let helper_args = vec![
+        let mut helper_args = vec![
             "--root".into(),
             config.root.clone().into_os_string(),
             "--inline-max".into(),
             config.inline_max.to_string().into(),
         ];
+        if config.dir_listing {
+            helper_args.push("--dir-listing".into());
+        }
         let pool = HelperPool::new(
             config.helper_bin.clone(),
             helper_args,

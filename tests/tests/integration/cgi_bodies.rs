@@ -4,7 +4,10 @@
 //! end-of-file after the body (the script reads with `cat`); and 100 MiB
 //! of script output (no Content-Length from the script) reaches the client
 //! whole, chunked on HTTP/1.1 (the connection then still usable) and
-//! close-delimited on HTTP/1.0.
+//! close-delimited on HTTP/1.0. A chunked body that breaks RFC 9112's
+//! grammar (a signed or padded size, a bad extension, a bare LF, data
+//! not ended by CRLF, a malformed trailer) gets 400 and a closed
+//! connection.
 
 use std::fs;
 use std::sync::OnceLock;
@@ -177,7 +180,33 @@ fn hundred_mib_output_close_delimited_on_http10(backend: &str) {
     );
 }
 
+fn malformed_chunked_bodies_get_400_and_close(backend: &str) {
+    let site = body_site();
+    let server = serve(&site, backend);
+    let bodies: [&[u8]; 8] = [
+        b"+5\r\nhello\r\n0\r\n\r\n",
+        b" 5\r\nhello\r\n0\r\n\r\n",
+        b"5 \r\nhello\r\n0\r\n\r\n",
+        b"5;a=\"open\r\nhello\r\n0\r\n\r\n",
+        b"5\nhello\r\n0\r\n\r\n",
+        b"5\r\nhelloXY0\r\n\r\n",
+        b"5\r\nhello\r\n0\r\nBad Name: x\r\n\r\n",
+        b"5\r\nhello\r\n0\r\n Folded: x\r\n\r\n",
+    ];
+    for body in bodies {
+        let mut raw = b"POST /cgi-bin/upload.cgi HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                        Transfer-Encoding: chunked\r\n\r\n"
+            .to_vec();
+        raw.extend_from_slice(body);
+        let mut conn = server.connect();
+        conn.send(&raw);
+        conn.read_response().assert_error_page(400);
+        conn.expect_closed();
+    }
+}
+
 per_backend!(
+    malformed_chunked_bodies_get_400_and_close,
     ten_mib_content_length_body_is_byte_exact,
     chunked_upload_is_byte_exact,
     hundred_mib_output_chunked_on_http11,

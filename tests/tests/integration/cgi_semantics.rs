@@ -1,5 +1,6 @@
 //! What the server makes of a script's output, and of the request around
-//! it, under each event backend: `Status`, local and absolute `Location`,
+//! it, under each event backend: `Status`, local and absolute `Location`
+//! (`//host/path` being a client redirect, not a local one),
 //! nph- scripts, a script's own Content-Length, chunked and close-delimited
 //! framing, 502 for a malformed header block or no output, 500 for a bad
 //! interpreter, keep-alive across CGI responses, HEAD without a body,
@@ -30,6 +31,11 @@ echo 'the script says no'
     site.script(
         "cgi-bin/absolute.cgi",
         r"printf 'Location: http://example.com/elsewhere?x=1\r\n\r\n'
+",
+    );
+    site.script(
+        "cgi-bin/network-path.cgi",
+        r"printf 'Location: //static/page.html\r\n\r\n'
 ",
     );
     site.script(
@@ -117,6 +123,11 @@ fn location_redirects(backend: &str) {
         response.header("Location"),
         Some("http://example.com/elsewhere?x=1")
     );
+
+    // `//static/page.html` names the host `static`: the client's to follow.
+    let response = get(&mut conn, "/cgi-bin/network-path.cgi");
+    response.assert_status(302);
+    assert_eq!(response.header("Location"), Some("//static/page.html"));
 }
 
 fn nph_script_sends_its_own_status_line(backend: &str) {

@@ -1,7 +1,9 @@
 //! Request handling against the contract, under each event backend: HEAD,
-//! the Host rule (400 on HTTP/1.1 without it, fine on HTTP/1.0), 405 with
+//! the Host rule (400 on HTTP/1.1 without it, fine on HTTP/1.0), OPTIONS
+//! (a file's `Allow`, a script's with POST, `OPTIONS *`), 405 with
 //! `Allow`, 501, 505, 414, 431 (head too large, too many fields), 400 for
-//! Content-Length with Transfer-Encoding, connection management
+//! Content-Length with Transfer-Encoding, 501 for a transfer coding other
+//! than a single final `chunked`, connection management
 //! (`Connection: close`, HTTP/1.0 close by default and keep-alive on
 //! request) and pipelined requests answered in order, also behind a
 //! response too large for one write.
@@ -90,7 +92,7 @@ fn other_methods_are_405_with_allow(backend: &str) {
     let server = site_server(backend);
     let site = site_docroot();
     let mut conn = server.connect();
-    for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+    for method in ["POST", "PUT", "DELETE", "PATCH"] {
         conn.send(
             format!(
                 "{method} /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\nhello"
@@ -102,7 +104,11 @@ fn other_methods_are_405_with_allow(backend: &str) {
         let allow = response.expect_header("Allow");
         let mut allowed: Vec<&str> = allow.split(',').map(str::trim).collect();
         allowed.sort_unstable();
-        assert_eq!(allowed, ["GET", "HEAD"], "{method}: Allow: {allow}");
+        assert_eq!(
+            allowed,
+            ["GET", "HEAD", "OPTIONS"],
+            "{method}: Allow: {allow}"
+        );
         assert!(
             !response.connection_has("close"),
             "{method} with Content-Length keeps the connection:\n{}",
@@ -117,6 +123,31 @@ fn other_methods_are_405_with_allow(backend: &str) {
         &response.body,
         &site.file("index.html"),
     );
+}
+
+fn options_answers_with_allow(backend: &str) {
+    let server = site_server(backend);
+    let mut conn = server.connect();
+    for (target, allow) in [
+        ("/index.html", "GET, HEAD, OPTIONS"),
+        ("/large.bin", "GET, HEAD, OPTIONS"),
+        ("/cgi-bin/app.cgi/extra", "GET, HEAD, OPTIONS, POST"),
+        ("*", "GET, HEAD, OPTIONS, POST"),
+    ] {
+        // A small body is skipped, the connection kept.
+        conn.send(
+            format!("OPTIONS {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3\r\n\r\nabc")
+                .as_bytes(),
+        );
+        let response = conn.read_response();
+        response.assert_status(200);
+        assert_eq!(response.header("Allow"), Some(allow), "OPTIONS {target}");
+        assert_eq!(response.content_length(), Some(0), "OPTIONS {target}");
+        assert!(response.body.is_empty());
+    }
+    conn.get("/index.html").assert_status(200);
+    // `*` is a target for OPTIONS only.
+    assert_refused_and_closed(&server, b"GET * HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400);
 }
 
 fn unknown_method_is_501_and_closes(backend: &str) {
@@ -191,6 +222,21 @@ fn content_length_with_transfer_encoding_is_400_and_closes(backend: &str) {
           Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         400,
     );
+}
+
+fn unknown_transfer_coding_is_501_and_closes(backend: &str) {
+    let server = site_server(backend);
+    for codings in ["gzip, chunked", "chunked, chunked", "identity"] {
+        assert_refused_and_closed(
+            &server,
+            format!(
+                "POST /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                 Transfer-Encoding: {codings}\r\n\r\n0\r\n\r\n"
+            )
+            .as_bytes(),
+            501,
+        );
+    }
 }
 
 fn malformed_request_line_is_400(backend: &str) {
@@ -371,12 +417,14 @@ per_backend!(
     missing_host_on_http11_is_400,
     http10_without_host_is_served,
     other_methods_are_405_with_allow,
+    options_answers_with_allow,
     unknown_method_is_501_and_closes,
     unsupported_version_is_505_and_closes,
     long_request_target_is_414_and_closes,
     oversized_request_head_is_431_and_closes,
     too_many_header_fields_is_431_and_closes,
     content_length_with_transfer_encoding_is_400_and_closes,
+    unknown_transfer_coding_is_501_and_closes,
     malformed_request_line_is_400,
     connection_close_is_honoured,
     http10_closes_by_default,
