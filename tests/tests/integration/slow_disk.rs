@@ -43,7 +43,7 @@ use tests::slow_disk::{
 };
 use tests::socket::{connect_with_small_receive_buffer, larger_than_socket_buffers};
 use tests::status::{status_json, status_number, STATUS_PATH};
-use tests::streaming::read_head;
+use tests::streaming::{fill_to, read_head};
 use tests::{assert_bytes_eq, per_backend, Connection, ServerProcess, TempDocroot, DEADLINE};
 
 /// Milliseconds slowfs sleeps in every read (of at most 128 KiB).
@@ -346,7 +346,14 @@ fn the_helper_pool_grows_with_disk_work_and_shrinks_back(backend: &str) {
         &["--helpers", "2", "--helpers-max", "8"],
     );
     let pid = server_pid(&server);
-    assert_eq!(counter(&server, "/helpers_running"), 2, "at start");
+    let mut running = 0;
+    assert!(
+        poll_until(DEADLINE, || {
+            running = counter(&server, "/helpers_running");
+            running == 2
+        }),
+        "{running} helpers running at start, not --helpers 2"
+    );
 
     let downloads: Vec<_> = site.files().iter().map(|f| download(&server, f)).collect();
     let mut most = 0;
@@ -366,7 +373,7 @@ fn the_helper_pool_grows_with_disk_work_and_shrinks_back(backend: &str) {
     // Idle again: back to --helpers, in the status page and in the process
     // tree.
     let shrink_deadline = 2 * DEADLINE;
-    let (mut running, mut processes) = (0, Vec::new());
+    let mut processes = Vec::new();
     assert!(
         poll_until(shrink_deadline, || {
             running = counter(&server, "/helpers_running");
@@ -393,15 +400,37 @@ fn a_helper_killed_mid_read_loses_nothing(backend: &str) {
     };
     let mut server = serve(site.root(), backend, &[]);
     let pid = server_pid(&server);
-    let file = &site.files()[0];
+    let file = site.files()[0].clone();
     let on_disk = site.disk().mountpoint().join("file0.bin");
 
-    let download = download(&server, file);
-    // The helper reading a window has the file open; the file takes well
-    // over half a second to read, so look often.
+    let mut client = server.connect_raw();
+    client
+        .set_read_timeout(Some(DEADLINE))
+        .expect("set_read_timeout");
+    client
+        .write_all(request_bytes("GET", &file.url_path, &[]).as_bytes())
+        .expect("send the request");
+    // With the head here the lookup is over: a helper that has the file
+    // open from now on is reading a window of it.
+    let head = read_head(&mut client).expect("the response head");
+    assert_eq!(head.status, 200, "{}", head.text);
+    assert_eq!(
+        head.content_length,
+        Some(file.bytes.len() as u64),
+        "{}",
+        head.text
+    );
+    let size = file.bytes.len();
+    let reader = thread::spawn(move || {
+        let mut body = head.leftover;
+        fill_to(&mut client, &mut body, size).map(|()| body)
+    });
+
+    // Reading the file takes well over half a second (64 reads of 10 ms,
+    // two at a time at best), a window tens of milliseconds: look often.
     let start = Instant::now();
     let mut victim = None;
-    while victim.is_none() && !download.is_finished() && start.elapsed() < DEADLINE {
+    while victim.is_none() && !reader.is_finished() && start.elapsed() < DEADLINE {
         victim = live_children_named(pid, "helper")
             .into_iter()
             .find(|&helper| has_open(helper, &on_disk));
@@ -409,6 +438,13 @@ fn a_helper_killed_mid_read_loses_nothing(backend: &str) {
             thread::sleep(Duration::from_millis(1));
         }
     }
+    if let Some(helper) = victim {
+        assert!(send_signal(helper, libc::SIGKILL), "kill helper {helper}");
+    }
+    let body = match reader.join() {
+        Ok(body) => body.unwrap_or_else(|e| panic!("the download whose helper was killed: {e}")),
+        Err(e) => panic::resume_unwind(e),
+    };
     let victim = victim.unwrap_or_else(|| {
         panic!(
             "no helper was seen with {} open during its download: the helpers do not read \
@@ -416,10 +452,11 @@ fn a_helper_killed_mid_read_loses_nothing(backend: &str) {
             on_disk.display()
         )
     });
-    assert!(send_signal(victim, libc::SIGKILL), "kill helper {victim}");
-
-    join_all(vec![download]);
-    assert!(!is_alive(victim), "helper {victim} survived SIGKILL");
+    assert_bytes_eq(&file.url_path, &body, &file.bytes);
+    assert!(
+        poll_until(DEADLINE, || !is_alive(victim)),
+        "helper {victim} survived SIGKILL"
+    );
     assert!(server.is_alive(), "the server died with its helper");
     fetch_small(&mut server.connect());
 }
