@@ -27,6 +27,7 @@
 
 use std::fs;
 use std::io::Write;
+use std::net::TcpStream;
 use std::panic;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,7 +44,7 @@ use tests::slow_disk::{
 };
 use tests::socket::{connect_with_small_receive_buffer, larger_than_socket_buffers};
 use tests::status::{status_json, status_number, STATUS_PATH};
-use tests::streaming::{fill_to, read_head};
+use tests::streaming::{fill_to, read_head, RawHead};
 use tests::{assert_bytes_eq, per_backend, Connection, ServerProcess, TempDocroot, DEADLINE};
 
 /// Milliseconds slowfs sleeps in every read (of at most 128 KiB).
@@ -87,6 +88,26 @@ fn download(server: &ServerProcess, file: &SlowFile) -> JoinHandle<()> {
         response.assert_status(200);
         assert_bytes_eq(&file.url_path, &response.body, &file.bytes);
     })
+}
+
+/// Sends `GET file` on `client` and reads the response head, which must
+/// be a 200 with the file's length.
+fn request_head(client: &mut TcpStream, file: &SlowFile) -> RawHead {
+    client
+        .set_read_timeout(Some(DEADLINE))
+        .expect("set_read_timeout");
+    client
+        .write_all(request_bytes("GET", &file.url_path, &[]).as_bytes())
+        .expect("send the request");
+    let head = read_head(client).expect("the response head");
+    assert_eq!(head.status, 200, "{}", head.text);
+    assert_eq!(
+        head.content_length,
+        Some(file.bytes.len() as u64),
+        "{}",
+        head.text
+    );
+    head
 }
 
 /// Joins `threads`, passing on the first one's panic.
@@ -305,15 +326,7 @@ fn a_client_that_leaves_cancels_its_reads(backend: &str) {
     let file = &site.files()[0];
 
     let mut client = connect_with_small_receive_buffer(server.addr());
-    client
-        .set_read_timeout(Some(DEADLINE))
-        .expect("set_read_timeout");
-    client
-        .write_all(request_bytes("GET", &file.url_path, &[]).as_bytes())
-        .expect("send the request");
-    let head = read_head(&mut client).expect("the response head");
-    assert_eq!(head.status, 200, "{}", head.text);
-    assert_eq!(head.content_length, Some(size as u64), "{}", head.text);
+    request_head(&mut client, file);
     drop(client);
 
     let mut queue = u64::MAX;
@@ -404,22 +417,9 @@ fn a_helper_killed_mid_read_loses_nothing(backend: &str) {
     let on_disk = site.disk().mountpoint().join("file0.bin");
 
     let mut client = server.connect_raw();
-    client
-        .set_read_timeout(Some(DEADLINE))
-        .expect("set_read_timeout");
-    client
-        .write_all(request_bytes("GET", &file.url_path, &[]).as_bytes())
-        .expect("send the request");
     // With the head here the lookup is over: a helper that has the file
     // open from now on is reading a window of it.
-    let head = read_head(&mut client).expect("the response head");
-    assert_eq!(head.status, 200, "{}", head.text);
-    assert_eq!(
-        head.content_length,
-        Some(file.bytes.len() as u64),
-        "{}",
-        head.text
-    );
+    let head = request_head(&mut client, &file);
     let size = file.bytes.len();
     let reader = thread::spawn(move || {
         let mut body = head.leftover;
