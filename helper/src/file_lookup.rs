@@ -10,22 +10,21 @@
 //! CGI runner.)
 //!
 //! Small files come back inline (their bytes); large ones as the open
-//! descriptor, after asking the kernel to read ahead so that the server's
-//! `sendfile` finds the pages in memory.
+//! descriptor, with the kind of storage the file lives on
+//! ([`protocol::Storage`]), which tells the server whether it may check
+//! the file's pages for residency before sending them. Reading ahead is
+//! the server's to ask for, window by window ([`crate::window_read`]).
 
 use std::fs::{File, Metadata};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, PosixFadviseAdvice};
+use nix::fcntl::OFlag;
 use protocol::beneath::{check_components, check_relative, Root, RootError, OUTSIDE_ROOT};
-use protocol::{Body, FileMeta, Outcome};
-
-/// How much of a large file is read ahead before its descriptor is passed.
-pub const READAHEAD_MAX: u64 = 16 << 20;
+use protocol::{Body, FileMeta, Outcome, Storage};
 
 /// The name served for a path with a trailing slash.
 pub const INDEX_FILE: &str = "index.html";
@@ -146,11 +145,11 @@ impl Resolver {
                 Err(e) => return failed(&e),
             }
         }
-        read_ahead(&file, meta.size);
+        let storage = storage_of(&file);
         Resolution {
             outcome: Outcome::File {
                 meta,
-                body: Body::Descriptor,
+                body: Body::Descriptor { storage },
             },
             fd: Some(OwnedFd::from(file)),
         }
@@ -285,20 +284,13 @@ fn read_up_to(file: &File, limit: u64) -> io::Result<Vec<u8>> {
     }
 }
 
-/// Asks the kernel to bring the first [`READAHEAD_MAX`] bytes into the
-/// page cache. Failure only costs speed, so it is ignored.
-fn read_ahead(file: &File, size: u64) {
-    let len = size.min(READAHEAD_MAX);
-    // SAFETY: readahead only reads the descriptor it is given, which is
-    // open for the duration of the call.
-    let rc = unsafe { libc::readahead(file.as_raw_fd(), 0, len as usize) };
-    if rc != 0 {
-        let _ = nix::fcntl::posix_fadvise(
-            file.as_fd(),
-            0,
-            len as libc::off_t,
-            PosixFadviseAdvice::POSIX_FADV_WILLNEED,
-        );
+/// The storage `file` lives on; [`Storage::Uncertain`] when `fstatfs`
+/// fails, so that the server never trusts a residency check it cannot
+/// make.
+fn storage_of(file: &File) -> Storage {
+    match nix::sys::statfs::fstatfs(file.as_fd()) {
+        Ok(fs) => Storage::of_filesystem(fs.filesystem_type().0),
+        Err(_) => Storage::Uncertain,
     }
 }
 
@@ -417,7 +409,7 @@ mod tests {
             match &res.outcome {
                 Outcome::File {
                     meta,
-                    body: Body::Descriptor,
+                    body: Body::Descriptor { .. },
                 } => assert_eq!(meta.size, content.len() as u64),
                 other => panic!("expected a descriptor, got {other:?}"),
             }

@@ -1,15 +1,18 @@
 //! The helper's channel loop in child mode: the handshake, then one
-//! lookup at a time until the server closes the channel.
+//! request at a time (a lookup, or a window read) until the server closes
+//! the channel.
 
 use std::os::fd::AsFd;
 
 use protocol::child_setup::handshake;
 use protocol::{
-    Channel, Error, FromHelper, LookupReply, LookupRequest, Outcome, Received, Role, ToHelper,
+    Channel, Error, FromHelper, LookupReply, LookupRequest, Outcome, ReadReply, ReadResult,
+    Received, Role, ToHelper,
 };
 
 use crate::delay::Delay;
 use crate::file_lookup::Resolver;
+use crate::window_read::read_window;
 
 /// Serves lookups until the server closes the channel (`Ok`) or breaks the
 /// protocol (`Err`). The caller closes the channel either way.
@@ -28,6 +31,28 @@ pub fn serve(
                 message: ToHelper::Lookup(request),
                 ..
             }) => answer(channel, resolver, delay, request)?,
+            Some(Received {
+                message: ToHelper::Read(request),
+                fds,
+            }) => {
+                let result = read_window(&request, fds.into_iter().next());
+                let reply = FromHelper::Read(ReadReply {
+                    id: request.id,
+                    result,
+                });
+                match channel.send(&reply, &[]) {
+                    Ok(()) => {}
+                    // Nothing was written: tell the server instead of dying.
+                    Err(e @ (Error::Encode(_) | Error::FrameTooLarge(_))) => {
+                        let failed = FromHelper::Read(ReadReply {
+                            id: request.id,
+                            result: ReadResult::Failed(format!("reply could not be encoded: {e}")),
+                        });
+                        channel.send(&failed, &[])?;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             Some(Received {
                 message: ToHelper::Hello(_),
                 ..

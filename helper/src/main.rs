@@ -3,12 +3,14 @@
 //! Run by the server with `--channel-fd N`, it serves lookups over that
 //! inherited Unix socket: each request path is resolved beneath the
 //! document root and answered with the file's bytes (small files) or an
-//! open descriptor (large ones). Run by hand with a `PATH`, it answers that
+//! open descriptor (large ones), and windows of large files are read on
+//! the server's behalf when their pages may not be in memory. Run by hand with a `PATH`, it answers that
 //! one lookup and prints the result. See `helper --help`.
 //!
 //! - [`cli`]: the command line.
 //! - [`file_lookup`]: request path to outcome, beneath the root.
 //! - [`lookup_loop`]: the channel loop of child mode.
+//! - [`window_read`]: reading a window of a file the server is sending.
 //! - [`delay`]: the `AMPED_TEST_HELPER_DELAY` and `AMPED_TEST_HELPER_GATE`
 //!   test hooks.
 //! - [`exit_hook`]: the `AMPED_TEST_HELPER_EXIT_IF` test hook.
@@ -20,6 +22,7 @@ mod exit_hook;
 mod file_lookup;
 mod lookup_loop;
 mod report;
+mod window_read;
 
 use std::io::Write;
 use std::process::ExitCode;

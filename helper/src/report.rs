@@ -35,9 +35,10 @@ pub fn report(resolver: &Resolver, arg: &str, out: &mut dyn Write) -> io::Result
             write_meta(out, meta)?;
             match body {
                 Body::Inline(bytes) => writeln!(out, "body: inline ({} bytes)", bytes.len())?,
-                Body::Descriptor => {
-                    writeln!(out, "body: descriptor (would be passed to the server)")?
-                }
+                Body::Descriptor { storage } => writeln!(
+                    out,
+                    "body: descriptor (would be passed to the server); storage: {storage:?}"
+                )?,
             }
             Ok(Found::Yes)
         }

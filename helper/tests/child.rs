@@ -166,7 +166,7 @@ fn serves_lookups_and_exits_cleanly_on_eof() {
     assert!(matches!(
         outcome(&big),
         Outcome::File {
-            body: Body::Descriptor,
+            body: Body::Descriptor { .. },
             ..
         }
     ));

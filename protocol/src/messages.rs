@@ -10,7 +10,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use crate::{Error, FromRunner, ToRunner};
 
 /// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// What a child is.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,8 +116,14 @@ macro_rules! greeting {
     };
 }
 
-greeting!(ToHelper { ToHelper::Lookup(_) => "lookup" });
-greeting!(FromHelper { FromHelper::Lookup(_) => "lookup reply" });
+greeting!(ToHelper {
+    ToHelper::Lookup(_) => "lookup",
+    ToHelper::Read(_) => "read",
+});
+greeting!(FromHelper {
+    FromHelper::Lookup(_) => "lookup reply",
+    FromHelper::Read(_) => "read reply",
+});
 greeting!(ToRunner { ToRunner::Run(_) => "run" });
 greeting!(FromRunner {
     FromRunner::Started { .. } => "started",
@@ -157,9 +163,18 @@ pub struct FileMeta {
 pub enum ToHelper {
     Hello(Hello),
     Lookup(LookupRequest),
+    /// Read a window of a file; its open descriptor is attached.
+    Read(ReadRequest),
 }
 
-impl Message for ToHelper {}
+impl Message for ToHelper {
+    fn descriptor_count(&self) -> usize {
+        match self {
+            ToHelper::Read(_) => 1,
+            _ => 0,
+        }
+    }
+}
 
 /// Asks a helper to resolve a path beneath the document root.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -174,11 +189,47 @@ pub struct LookupRequest {
     pub known: Option<FileMeta>,
 }
 
+/// Asks a helper to read `len` bytes at `offset` from the descriptor
+/// attached to the frame (a file the server is sending whose pages may
+/// not be in memory), and to hand the bytes back.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ReadRequest {
+    /// Chosen by the server; echoed in the reply.
+    pub id: u64,
+    /// The file's path relative to the root, for the error log (and the
+    /// test hooks); the descriptor is what is read.
+    pub path: String,
+    pub offset: u64,
+    /// At most [`MAX_READ_LEN`].
+    pub len: u32,
+}
+
+/// The most bytes one [`ReadRequest`] may ask for: the reply must fit in
+/// a frame ([`crate::MAX_FRAME_LEN`]) with room to spare.
+pub const MAX_READ_LEN: u32 = 2 << 20;
+
+/// The answer to one [`ReadRequest`].
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ReadReply {
+    pub id: u64,
+    pub result: ReadResult,
+}
+
+/// What a window read found.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum ReadResult {
+    /// The bytes from the offset on: fewer than asked only at end of file.
+    Bytes(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The read failed (the reason is for the error log).
+    Failed(String),
+}
+
 /// Helper to server.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum FromHelper {
     Hello(Hello),
     Lookup(LookupReply),
+    Read(ReadReply),
 }
 
 impl Message for FromHelper {
@@ -187,7 +238,7 @@ impl Message for FromHelper {
             FromHelper::Lookup(LookupReply {
                 outcome:
                     Outcome::File {
-                        body: Body::Descriptor,
+                        body: Body::Descriptor { .. },
                         ..
                     },
                 ..
@@ -226,9 +277,40 @@ pub enum Outcome {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum Body {
     /// The whole file, in the message.
-    Inline(Vec<u8>),
-    /// An open, read-only descriptor attached to the frame.
-    Descriptor,
+    Inline(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// An open, read-only descriptor attached to the frame, and what
+    /// kind of storage the file lives on.
+    Descriptor { storage: Storage },
+}
+
+/// What kind of storage a file lives on, which decides how the server
+/// may tell whether its pages are in memory (see the server's send path).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// In memory by nature (tmpfs, ramfs): every page is resident.
+    Memory,
+    /// A local block filesystem using the ordinary page cache (ext2/3/4,
+    /// xfs, btrfs): `mincore` on a mapping tells which pages are resident.
+    PageCache,
+    /// Anything else (FUSE, NFS, SMB, 9p, overlayfs, an unknown type):
+    /// residency cannot be told, so every window is read by a helper.
+    Uncertain,
+}
+
+impl Storage {
+    /// The storage of a filesystem with `statfs` type `f_type`.
+    pub fn of_filesystem(f_type: i64) -> Storage {
+        const TMPFS: i64 = 0x0102_1994;
+        const RAMFS: i64 = 0x8584_58f6;
+        const EXT: i64 = 0xEF53;
+        const XFS: i64 = 0x5846_5342;
+        const BTRFS: i64 = 0x9123_683E;
+        match f_type {
+            TMPFS | RAMFS => Storage::Memory,
+            EXT | XFS | BTRFS => Storage::PageCache,
+            _ => Storage::Uncertain,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use protocol::{Body, FileMeta, Outcome};
 use crate::http::mime::content_type;
 use crate::http::path::is_directory_key;
 use crate::http::response::FileHeaders;
+use crate::send::OpenFile;
 
 /// How long an entry is served without asking a helper again.
 pub const FRESH_FOR: Duration = Duration::from_secs(1);
@@ -31,8 +32,9 @@ const ENTRY_OVERHEAD: usize = 256;
 pub enum Content {
     /// Held in memory (small files).
     Inline(Rc<[u8]>),
-    /// An open descriptor, sent with sendfile (large files).
-    Descriptor(Rc<OwnedFd>),
+    /// An open file, sent window by window (large files; see
+    /// [`crate::send`]).
+    Descriptor(Rc<OpenFile>),
 }
 
 /// A regular file ready to serve.
@@ -60,8 +62,10 @@ impl Found {
             Outcome::File { meta, body } => {
                 let content = match (body, fd) {
                     (Body::Inline(bytes), _) => Content::Inline(bytes.into()),
-                    (Body::Descriptor, Some(fd)) => Content::Descriptor(Rc::new(fd)),
-                    (Body::Descriptor, None) => return Found::Failed,
+                    (Body::Descriptor { storage }, Some(fd)) => Content::Descriptor(Rc::new(
+                        OpenFile::new(fd, storage, key.to_string(), meta.size),
+                    )),
+                    (Body::Descriptor { .. }, None) => return Found::Failed,
                 };
                 let name = if is_directory_key(key) {
                     "index.html"

@@ -29,6 +29,13 @@ pub struct Args {
           value_parser = clap::value_parser!(u16).range(1..=64))]
     pub helpers: u16,
 
+    /// Most disk helper processes: the pool grows past --helpers while
+    /// file windows wait to be read from disk, and shrinks back when the
+    /// extra helpers have been idle for a few seconds (1 to 256).
+    #[arg(long, default_value_t = 16, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub helpers_max: u16,
+
     /// Readiness backend for the event loop.
     #[arg(long, value_enum, default_value_t = EventHandler::Epoll, value_name = "KIND")]
     pub event_handler: EventHandler,
@@ -154,6 +161,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub root: PathBuf,
     pub helpers: usize,
+    /// At least `helpers`.
+    pub helpers_max: usize,
     pub backend: Backend,
     pub cache_size: usize,
     pub max_connections: usize,
@@ -183,6 +192,13 @@ impl Config {
             .with_context(|| format!("document root {} not found", args.root.display()))?;
         if !root.is_dir() {
             bail!("document root {} is not a directory", root.display());
+        }
+        if args.helpers_max < args.helpers {
+            bail!(
+                "--helpers-max ({}) must be at least --helpers ({})",
+                args.helpers_max,
+                args.helpers
+            );
         }
         if args.cache_size < 64 * 1024 {
             bail!("--cache-size must be at least 64K");
@@ -227,6 +243,7 @@ impl Config {
             listen: args.listen,
             root,
             helpers: usize::from(args.helpers),
+            helpers_max: usize::from(args.helpers_max),
             backend: args.event_handler.into(),
             cache_size: usize::try_from(args.cache_size).unwrap_or(usize::MAX),
             max_connections: args.max_connections as usize,

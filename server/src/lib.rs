@@ -22,6 +22,7 @@ mod next;
 mod output;
 mod privileges;
 mod respond;
+mod send;
 mod server;
 mod signals;
 mod startup;

@@ -1,17 +1,16 @@
 //! A connection's outgoing bytes: response heads, cached bodies shared
-//! with the cache, and file ranges sent with `sendfile`, written in order
-//! without blocking.
+//! with the cache, and file bodies sent window by window (see
+//! [`crate::send`]), written in order without blocking.
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::rc::Rc;
+
+use crate::send::{FileBody, FrontNeeds, OpenFile, PlanWindows};
 
 /// The most iovecs handed to one `writev`.
 const MAX_IOVECS: usize = 32;
-
-/// The most bytes one `sendfile` call is asked for.
-const SENDFILE_CHUNK: usize = 1 << 20;
 
 /// One piece of a response.
 #[derive(Debug)]
@@ -25,11 +24,7 @@ enum Chunk {
         pos: usize,
         end: usize,
     },
-    File {
-        fd: Rc<OwnedFd>,
-        offset: u64,
-        end: u64,
-    },
+    File(FileBody),
 }
 
 impl Chunk {
@@ -37,7 +32,7 @@ impl Chunk {
         match self {
             Chunk::Owned { data, pos } => (data.len() - pos) as u64,
             Chunk::Shared { pos, end, .. } => (end - pos) as u64,
-            Chunk::File { offset, end, .. } => end - offset,
+            Chunk::File(body) => body.remaining(),
         }
     }
 }
@@ -49,6 +44,9 @@ pub enum Flushed {
     All,
     /// The socket is full, or this turn's budget is spent; more remains.
     Partly,
+    /// The front is a file body waiting for a helper to read its next
+    /// window: nothing can be written until that arrives.
+    WaitingForDisk,
 }
 
 /// The queue of response pieces for one connection.
@@ -86,28 +84,62 @@ impl Output {
         }
     }
 
-    pub fn push_file(&mut self, fd: Rc<OwnedFd>, start: u64, end: u64) {
+    pub fn push_file(&mut self, file: Rc<OpenFile>, start: u64, end: u64) {
         if start < end {
             self.queued += end - start;
-            self.chunks.push_back(Chunk::File {
-                fd,
-                offset: start,
-                end,
-            });
+            self.chunks
+                .push_back(Chunk::File(FileBody::new(file, start, end)));
+        }
+    }
+
+    /// True when the front is a file body waiting for a helper's read.
+    pub fn waits_for_disk(&self) -> bool {
+        matches!(self.chunks.front(), Some(Chunk::File(body)) if body.front_needs() == FrontNeeds::Disk)
+    }
+
+    /// The file body at the front of the queue, if that is what is next.
+    pub fn front_file(&mut self) -> Option<&mut FileBody> {
+        match self.chunks.front_mut() {
+            Some(Chunk::File(body)) => Some(body),
+            _ => None,
         }
     }
 
     /// Writes to `sock` until the queue is empty, the socket would block,
-    /// or about `budget` bytes have gone out. Errors (the peer went away,
-    /// a file shrank under us) end the connection.
-    pub fn write_to(&mut self, sock: RawFd, budget: u64) -> io::Result<Flushed> {
+    /// the front file body waits for the disk, or about `budget` bytes
+    /// have gone out; `planner` plans a file body's windows as they are
+    /// needed. Errors (the peer went away, a file shrank under us) end
+    /// the connection.
+    pub fn write_to(
+        &mut self,
+        sock: RawFd,
+        budget: u64,
+        planner: &mut dyn PlanWindows,
+    ) -> io::Result<Flushed> {
         let mut written = 0u64;
-        while let Some(front) = self.chunks.front() {
+        while let Some(front) = self.chunks.front_mut() {
             if written >= budget {
                 return Ok(Flushed::Partly);
             }
             let result = match front {
-                Chunk::File { fd, offset, end } => send_file(sock, fd.as_raw_fd(), *offset, *end),
+                Chunk::File(body) => {
+                    planner.plan(body);
+                    if body.front_needs() != FrontNeeds::Nothing {
+                        return Ok(Flushed::WaitingForDisk);
+                    }
+                    // A file body advances itself as it writes.
+                    match body.write_to(sock) {
+                        Ok(n) => {
+                            written += n as u64;
+                            self.queued -= (n as u64).min(self.queued);
+                            if body.remaining() == 0 {
+                                self.chunks.pop_front();
+                            }
+                            continue;
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
                 _ => self.write_memory(sock),
             };
             match result {
@@ -133,7 +165,7 @@ impl Output {
             let slice: &[u8] = match chunk {
                 Chunk::Owned { data, pos } => &data[*pos..],
                 Chunk::Shared { data, pos, end } => &data[*pos..*end],
-                Chunk::File { .. } => break,
+                Chunk::File(_) => break,
             };
             iov[count] = libc::iovec {
                 iov_base: slice.as_ptr() as *mut libc::c_void,
@@ -165,7 +197,8 @@ impl Output {
             }
             match front {
                 Chunk::Owned { pos, .. } | Chunk::Shared { pos, .. } => *pos += n as usize,
-                Chunk::File { offset, .. } => *offset += n,
+                // Never reached: file bodies are written and counted above.
+                Chunk::File(_) => {}
             }
             n = 0;
         }
@@ -175,24 +208,6 @@ impl Output {
     }
 }
 
-/// One `sendfile` call from `offset` towards `end`.
-fn send_file(sock: RawFd, file: RawFd, offset: u64, end: u64) -> io::Result<usize> {
-    let count = (end - offset).min(SENDFILE_CHUNK as u64) as usize;
-    let mut off = offset as libc::off_t;
-    // SAFETY: plain syscall on descriptors we own; `off` is a valid pointer.
-    let n = unsafe { libc::sendfile(sock, file, &mut off, count) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if n == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "file shrank while it was being sent",
-        ));
-    }
-    Ok(n as usize)
-}
-
 /// Everything `out` holds, written through a socketpair and read back
 /// (for tests of what gets queued).
 #[cfg(test)]
@@ -200,7 +215,9 @@ pub(crate) fn written(out: &mut Output) -> String {
     use std::io::Read;
     use std::os::fd::AsRawFd;
     let (a, mut b) = std::os::unix::net::UnixStream::pair().expect("pair");
-    out.write_to(a.as_raw_fd(), u64::MAX).expect("write");
+    let mut straight = crate::send::SendStraight;
+    out.write_to(a.as_raw_fd(), u64::MAX, &mut straight)
+        .expect("write");
     drop(a);
     let mut s = String::new();
     b.read_to_string(&mut s).expect("read");
@@ -211,6 +228,7 @@ pub(crate) fn written(out: &mut Output) -> String {
 mod tests {
     use super::*;
     use std::io::{Read, Write};
+    use std::os::fd::{AsRawFd, OwnedFd};
     use std::os::unix::net::UnixStream;
 
     #[test]
@@ -228,11 +246,13 @@ mod tests {
         let mut out = Output::default();
         out.push_owned(b"head:".to_vec());
         out.push_shared(Rc::from(&b"xxBODYxx"[..]), 2, 6);
-        out.push_file(Rc::new(fd), 3, 7);
+        let file = OpenFile::new(fd, protocol::Storage::Memory, "f".into(), 10);
+        out.push_file(Rc::new(file), 3, 7);
         out.push_owned(b":tail".to_vec());
         assert_eq!(out.queued(), 18);
         assert_eq!(
-            out.write_to(a.as_raw_fd(), u64::MAX).expect("write"),
+            out.write_to(a.as_raw_fd(), u64::MAX, &mut crate::send::SendStraight)
+                .expect("write"),
             Flushed::All
         );
         assert!(out.is_empty());

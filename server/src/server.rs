@@ -23,11 +23,13 @@ use crate::http::response::overloaded;
 use crate::listener::{Acceptor, ACCEPT_BATCH};
 use crate::next::{Io, Next};
 use crate::respond::Reply;
+use crate::send::SendPath;
 use crate::signals::Signals;
 use crate::startup;
 use crate::static_files::StaticFiles;
 use crate::status::{Gauges, StatusPage};
-use crate::supervise::{helper_pool::Completion, Supervision};
+use crate::supervise::helper_pool::{Completion, LookupDone, ReadDone};
+use crate::supervise::Supervision;
 use crate::token::EventToken;
 
 /// The server: every connection, the cache, the subsystems.
@@ -39,6 +41,7 @@ pub struct Server {
     signals: Signals,
     conns: ConnTable,
     statics: StaticFiles,
+    send: SendPath,
     log: AccessLog,
     clock: Clock,
     cgi: Cgi,
@@ -55,6 +58,7 @@ impl Server {
         let parts = startup::prepare(&config)?;
         Ok(Server {
             statics: StaticFiles::new(config.cache_size, config.helper_timeout),
+            send: SendPath::new(config.helper_timeout),
             timeouts: Timeouts::new(&config),
             status: StatusPage::new(&config),
             config,
@@ -203,6 +207,7 @@ impl Server {
             return;
         };
         self.cgi.abandon(&mut conn, self.poller.as_mut());
+        self.supervision.cancel_reads(id);
         let _ = self.poller.forget_closing(conn.fd());
     }
 
@@ -313,6 +318,8 @@ impl Server {
             open_connections: self.conns.open(),
             cache: self.statics.stats(),
             helper_lookups_in_flight: self.supervision.pool().in_flight(),
+            send: self.send.stats(),
+            pool: self.supervision.pool().stats(self.clock.now()),
             helper_restarts: self.supervision.pool().restarts(),
             runner_restarts: self.cgi.runner().restarts(),
             cgi_running: self.cgi.active(),
@@ -348,7 +355,12 @@ impl Server {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        let Some(deadline) = conn.flush(now, &self.timeouts, self.poller.as_mut()) else {
+        let poller = self.poller.as_mut();
+        let mut planner = self.send.planner(id, &mut self.supervision, poller, now);
+        if conn.write_output(&mut planner).is_err() {
+            return self.close(id);
+        }
+        let Some(deadline) = conn.rearm(now, &self.timeouts, self.poller.as_mut()) else {
             return self.close(id);
         };
         if conn.runs_cgi() {
@@ -357,8 +369,29 @@ impl Server {
         self.conns.set_deadline(id, deadline);
     }
 
-    /// Fills the cache from a helper's answer and wakes its waiters.
+    /// Takes a helper's answer to where it belongs.
     fn complete(&mut self, completion: Completion) {
+        match completion {
+            Completion::Lookup(done) => self.lookup_done(done),
+            Completion::Read(done) => self.read_done(done),
+        }
+    }
+
+    /// A window of a file being sent arrived: it goes out, and the
+    /// connection goes on.
+    fn read_done(&mut self, done: ReadDone) {
+        let id = done.waiter;
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        if !self.send.deliver(conn.output(), done) {
+            return self.close(id);
+        }
+        self.advance(id);
+    }
+
+    /// Fills the cache from a helper's answer and wakes its waiters.
+    fn lookup_done(&mut self, completion: LookupDone) {
         let (poller, now) = (self.poller.as_mut(), self.clock.now());
         let helpers = &mut self.supervision;
         let Some((entry, waiters)) = self.statics.complete(completion, helpers, poller, now) else {

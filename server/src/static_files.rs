@@ -14,7 +14,7 @@ use crate::http::request::Request;
 use crate::http::status::Status;
 use crate::next::{Io, Next};
 use crate::respond;
-use crate::supervise::helper_pool::Completion;
+use crate::supervise::helper_pool::LookupDone;
 use crate::supervise::Supervision;
 
 /// The cache and the lookups behind it.
@@ -85,12 +85,12 @@ impl StaticFiles {
     /// made again.
     pub(crate) fn complete(
         &mut self,
-        completion: Completion,
+        completion: LookupDone,
         helpers: &mut Supervision,
         poller: &mut dyn Poller,
         now: Instant,
     ) -> Option<(Rc<Entry>, Vec<ConnId>)> {
-        let Completion {
+        let LookupDone {
             key,
             outcome,
             fd,

@@ -13,6 +13,8 @@ use crate::http::status::Status;
 use crate::next::{Io, Next};
 use crate::output::Output;
 use crate::respond::{self, Reply};
+use crate::send::SendStats;
+use crate::supervise::helper_pool::PoolStats;
 
 /// Counters kept by the event loop.
 #[derive(Debug, Default, Clone)]
@@ -43,6 +45,8 @@ pub struct Snapshot {
     pub helper_restarts: Vec<u64>,
     pub runner_restarts: u64,
     pub cgi_running: usize,
+    pub send: SendStats,
+    pub pool: PoolStats,
 }
 
 /// The status page's settings and the counters behind it.
@@ -64,6 +68,8 @@ pub(crate) struct Gauges {
     pub(crate) helper_restarts: Vec<u64>,
     pub(crate) runner_restarts: u64,
     pub(crate) cgi_running: usize,
+    pub(crate) send: SendStats,
+    pub(crate) pool: PoolStats,
 }
 
 impl StatusPage {
@@ -109,6 +115,8 @@ impl StatusPage {
             helper_restarts: gauges.helper_restarts,
             runner_restarts: gauges.runner_restarts,
             cgi_running: gauges.cgi_running,
+            send: gauges.send,
+            pool: gauges.pool,
         };
         let allowed = self.allow_remote || conn.peer().ip().is_loopback();
         let reply = reply(conn.output(), &request, &snapshot, allowed, io.date);
@@ -169,6 +177,18 @@ pub fn render_text(s: &Snapshot) -> String {
     let _ = writeln!(out, "helper restarts: {}", restarts.join(" "));
     let _ = writeln!(out, "cgi-runner restarts: {}", s.runner_restarts);
     let _ = writeln!(out, "cgi running: {}", s.cgi_running);
+    let _ = writeln!(out, "helpers running: {}", s.pool.running);
+    let _ = writeln!(
+        out,
+        "file windows: sent straight {} read by helpers {} ({} bytes)",
+        s.send.windows_straight, s.send.windows_by_helpers, s.send.bytes_by_helpers
+    );
+    let _ = writeln!(
+        out,
+        "helper queue: {} waiting, longest wait {} ms",
+        s.pool.queued,
+        s.pool.longest_wait.as_millis()
+    );
     out
 }
 
@@ -182,7 +202,9 @@ pub fn render_json(s: &Snapshot) -> String {
             "\"requests\":{},\"responses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{}}},",
             "\"cache\":{{\"hits\":{},\"misses\":{},\"bytes\":{},\"entries\":{}}},",
             "\"helper_lookups_in_flight\":{},\"helper_restarts\":[{}],",
-            "\"cgi_runner_restarts\":{},\"cgi_running\":{}}}\n"
+            "\"cgi_runner_restarts\":{},\"cgi_running\":{},\"helpers_running\":{},",
+            "\"send\":{{\"windows_straight\":{},\"windows_by_helpers\":{},",
+            "\"bytes_by_helpers\":{},\"queue\":{},\"longest_wait_ms\":{}}}}}\n"
         ),
         s.uptime_secs,
         s.open_connections,
@@ -200,7 +222,13 @@ pub fn render_json(s: &Snapshot) -> String {
         s.helper_lookups_in_flight,
         restarts.join(","),
         s.runner_restarts,
-        s.cgi_running
+        s.cgi_running,
+        s.pool.running,
+        s.send.windows_straight,
+        s.send.windows_by_helpers,
+        s.send.bytes_by_helpers,
+        s.pool.queued,
+        s.pool.longest_wait.as_millis()
     )
 }
 
@@ -228,6 +256,16 @@ mod tests {
             helper_restarts: vec![0, 3],
             runner_restarts: 1,
             cgi_running: 0,
+            send: SendStats {
+                windows_straight: 4,
+                windows_by_helpers: 2,
+                bytes_by_helpers: 524288,
+            },
+            pool: PoolStats {
+                queued: 1,
+                longest_wait: std::time::Duration::from_millis(12),
+                running: 3,
+            },
         };
         let text = render_text(&snapshot);
         assert!(text.contains("uptime: 7 s\n"));
@@ -237,5 +275,11 @@ mod tests {
         assert!(json.starts_with("{\"uptime_secs\":7,"));
         assert!(json.contains("\"responses\":{\"1xx\":0,\"2xx\":1,\"3xx\":0,\"4xx\":1,\"5xx\":1}"));
         assert!(json.contains("\"helper_restarts\":[0,3]"));
+        assert!(text.contains("file windows: sent straight 4 read by helpers 2 (524288 bytes)\n"));
+        assert!(text.contains("helper queue: 1 waiting, longest wait 12 ms\n"));
+        assert!(json.contains(concat!(
+            "\"helpers_running\":3,\"send\":{\"windows_straight\":4,\"windows_by_helpers\":2,",
+            "\"bytes_by_helpers\":524288,\"queue\":1,\"longest_wait_ms\":12}}\n"
+        )));
     }
 }

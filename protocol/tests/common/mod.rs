@@ -185,7 +185,9 @@ pub fn descriptor_reply(id: u64, size: u64) -> FromHelper {
         id,
         outcome: Outcome::File {
             meta: FileMeta { size, ..meta() },
-            body: Body::Descriptor,
+            body: Body::Descriptor {
+                storage: protocol::Storage::PageCache,
+            },
         },
     })
 }

@@ -14,6 +14,7 @@ use crate::connection::{CgiParts, Connection, OUTPUT_HIGH_WATER, WRITE_BUDGET};
 use crate::event::{Interest, Poller};
 use crate::http::status::Status;
 use crate::next::{Io, Next};
+use crate::send::MemoryOnly;
 use crate::token::EventToken;
 
 /// Request-body bytes held for a script's stdin at most.
@@ -100,7 +101,7 @@ impl Cgi {
                 break;
             }
             // Hand the client what is queued; read on if it took enough.
-            if !output.is_empty() && output.write_to(fd, WRITE_BUDGET).is_err() {
+            if !output.is_empty() && output.write_to(fd, WRITE_BUDGET, &mut MemoryOnly).is_err() {
                 return Next::Close;
             }
             if output.queued() > OUTPUT_HIGH_WATER {

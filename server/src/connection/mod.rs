@@ -18,6 +18,7 @@ use crate::event::{Interest, Poller};
 use crate::http::request::{parse, LogFields, Parsed, Request};
 use crate::output::Output;
 use crate::respond::{self, Reply};
+use crate::send::PlanWindows;
 use crate::token::EventToken;
 
 mod state;
@@ -340,24 +341,25 @@ impl Connection {
     // ----- writing and waiting ---------------------------------------
 
     /// Writes what is queued, as much as the socket and this turn's
-    /// budget allow.
-    fn write_output(&mut self) -> io::Result<()> {
+    /// budget allow; `planner` plans file windows as they are needed.
+    /// An error means the connection is over.
+    pub(crate) fn write_output(&mut self, planner: &mut dyn PlanWindows) -> io::Result<()> {
         if !self.state.output.is_empty() {
-            self.state.output.write_to(self.fd(), WRITE_BUDGET)?;
+            let fd = self.fd();
+            self.state.output.write_to(fd, WRITE_BUDGET, planner)?;
         }
         Ok(())
     }
 
-    /// Writes what is queued and has the poller watch for what the
-    /// connection waits for next. Returns its deadline, or `None` when
-    /// the connection is to be closed.
-    pub(crate) fn flush(
+    /// Has the poller watch for what the connection waits for next (after
+    /// [`write_output`](Self::write_output)). Returns its deadline, or
+    /// `None` when the connection is to be closed.
+    pub(crate) fn rearm(
         &mut self,
         now: Instant,
         timeouts: &Timeouts,
         poller: &mut dyn Poller,
     ) -> Option<Instant> {
-        self.write_output().ok()?;
         let (interest, deadline) = match self.state.wants(now, timeouts) {
             Wants::Close => return None,
             Wants::Linger => self.start_lingering(now),

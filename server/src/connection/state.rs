@@ -38,6 +38,8 @@ pub(crate) struct Timeouts {
     pub(crate) header: Duration,
     pub(crate) keepalive: Duration,
     pub(crate) cgi: Duration,
+    /// How long a file body may wait for a helper to read a window.
+    pub(crate) disk: Duration,
 }
 
 impl Timeouts {
@@ -47,6 +49,7 @@ impl Timeouts {
             header: config.header_timeout,
             keepalive: config.keepalive_timeout,
             cgi: config.cgi_timeout,
+            disk: config.helper_timeout,
         }
     }
 }
@@ -125,6 +128,8 @@ impl State {
             }
         };
         match &self.phase {
+            // Nothing can be written until a helper has read the window.
+            _ if self.output.waits_for_disk() => Wants::Wait(Interest::NONE, now + t.disk),
             _ if !self.output.is_empty() => Wants::Wait(Interest::WRITABLE, now + t.send),
             // Read on after the body too (pipelined requests wait in the
             // buffer), so that a client that goes away is noticed under
@@ -166,6 +171,7 @@ mod tests {
         header: Duration::from_secs(2),
         keepalive: Duration::from_secs(3),
         cgi: Duration::from_secs(4),
+        disk: Duration::from_secs(5),
     };
 
     fn request(raw: &str) -> Request {

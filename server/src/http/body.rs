@@ -7,12 +7,12 @@
 //! (after hyper's `Encoder` with its `Kind { Length, Chunked,
 //! CloseDelimited }`).
 
-use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
 use super::response::{content_length, push_hex};
 use crate::http::keep_alive;
 use crate::output::Output;
+use crate::send::OpenFile;
 
 /// What is known of a response's body when its head is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,14 +89,20 @@ impl BodyEncoder {
 
     /// Queues bytes `start..end` of a file of a length body, to be sent
     /// with `sendfile`.
-    pub fn encode_file(&mut self, fd: Rc<OwnedFd>, start: u64, end: u64, out: &mut Output) -> u64 {
+    pub fn encode_file(
+        &mut self,
+        file: Rc<OpenFile>,
+        start: u64,
+        end: u64,
+        out: &mut Output,
+    ) -> u64 {
         let BodyEncoder::Length(left) = self else {
             return 0;
         };
         let end = end.min(start.saturating_add(*left));
         let n = end.saturating_sub(start);
         *left -= n;
-        out.push_file(fd, start, end);
+        out.push_file(file, start, end);
         n
     }
 

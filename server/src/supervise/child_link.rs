@@ -4,7 +4,7 @@
 //! exponential back-off when it dies.
 
 use std::ffi::OsString;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::Child;
@@ -50,6 +50,9 @@ pub struct ChildProcess {
     interest: Interest,
     /// Killed children not reaped yet.
     zombies: Vec<Child>,
+    /// Children let go (their channel closed, they exit on end-of-file)
+    /// not reaped yet; their exit is expected, so it is not logged.
+    retired: Vec<Child>,
 }
 
 impl ChildProcess {
@@ -77,7 +80,43 @@ impl ChildProcess {
             restarts: 0,
             interest: Interest::NONE,
             zombies: Vec::new(),
+            retired: Vec::new(),
         }
+    }
+
+    /// A child that is not started until asked ([`spawn`](Self::spawn)),
+    /// and not restarted when it is let go ([`retire`](Self::retire)).
+    pub fn on_demand(
+        name: String,
+        binary: PathBuf,
+        args: Vec<OsString>,
+        token: Token,
+        now: Instant,
+    ) -> Self {
+        ChildProcess {
+            restart_at: None,
+            ..Self::new(name, binary, args, token, now)
+        }
+    }
+
+    /// True when the child is neither running nor due to be restarted.
+    pub fn is_stopped(&self) -> bool {
+        self.state == ChildState::Down && self.restart_at.is_none()
+    }
+
+    /// Lets the child go: its channel is closed (it exits on end-of-file)
+    /// and it is not restarted.
+    pub fn retire(&mut self, poller: &mut dyn Poller) {
+        if let Some(sock) = self.sock.take() {
+            let _ = poller.deregister(sock.as_raw_fd());
+        }
+        if let Some(child) = self.child.take() {
+            self.retired.push(child);
+        }
+        self.state = ChildState::Down;
+        self.interest = Interest::NONE;
+        self.restart_at = None;
+        self.reap();
     }
 
     pub fn state(&self) -> ChildState {
@@ -91,7 +130,11 @@ impl ChildProcess {
     /// The process ids this child owns and has not reaped: the running
     /// one and any killed ones still to be reaped.
     pub fn pids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.child.iter().chain(&self.zombies).map(Child::id)
+        self.child
+            .iter()
+            .chain(&self.zombies)
+            .chain(&self.retired)
+            .map(Child::id)
     }
 
     /// Times this child has been restarted.
@@ -140,10 +183,21 @@ impl ChildProcess {
     /// Queues a message and writes what the socket takes. False when the
     /// child is not running or the message could not be queued.
     pub fn send<M: Message>(&mut self, message: &M, poller: &mut dyn Poller, now: Instant) -> bool {
+        self.send_with_fds(message, Vec::new(), poller, now)
+    }
+
+    /// [`send`](Self::send), with `fds` attached to the message.
+    pub fn send_with_fds<M: Message>(
+        &mut self,
+        message: &M,
+        fds: Vec<OwnedFd>,
+        poller: &mut dyn Poller,
+        now: Instant,
+    ) -> bool {
         if self.sock.is_none() {
             return false;
         }
-        if let Err(e) = self.writer.push(message) {
+        if let Err(e) = self.writer.push_with_fds(message, fds) {
             error_log!("cannot encode a message for {}: {e}", self.name);
             return false;
         }
@@ -255,6 +309,8 @@ impl ChildProcess {
             Ok(None) => true,
             Err(_) => false,
         });
+        self.retired
+            .retain_mut(|child| matches!(child.try_wait(), Ok(None)));
     }
 
     /// Call on SIGCHLD and when [`next_due`](Self::next_due) comes: notices
@@ -289,8 +345,8 @@ impl ChildProcess {
     pub fn next_due(&self) -> Option<Instant> {
         // A killed child not reaped yet is looked at again shortly, in
         // case its SIGCHLD was merged with another.
-        let zombies =
-            (!self.zombies.is_empty()).then(|| Instant::now() + Duration::from_millis(50));
+        let zombies = (!self.zombies.is_empty() || !self.retired.is_empty())
+            .then(|| Instant::now() + Duration::from_millis(50));
         [self.restart_at, zombies].into_iter().flatten().min()
     }
 
@@ -313,7 +369,7 @@ impl ChildProcess {
             }
             self.zombies.push(child);
         }
-        for mut child in self.zombies.drain(..) {
+        for mut child in self.zombies.drain(..).chain(self.retired.drain(..)) {
             let _ = child.kill();
             let _ = child.wait();
         }

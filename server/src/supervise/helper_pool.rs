@@ -1,57 +1,154 @@
-//! The helper pool: the disk helper processes, the lookups in flight on
-//! each, and the connections waiting for them.
+//! The helper pool: the disk helper processes, the work queued for them
+//! (lookups, and window reads of files being sent), and the connections
+//! waiting for it.
 //!
-//! Lookups for the same path share one helper request. Each request goes
-//! to the ready helper with the fewest in flight. When a helper dies, its
-//! lookups go to another helper (lookups are idempotent), and the helper
-//! is restarted with back-off (see [`crate::supervise::child_link`]).
+//! Lookups for the same path share one helper request. The pool keeps
+//! slow disk reads from holding up anything else:
+//!
+//! - a lookup goes to the least busy helper that is not reading a window,
+//!   so it never waits behind a slow read;
+//! - a window read goes only to an idle helper, and reads never take the
+//!   last helper not reading (with more than one helper), so a lookup
+//!   always has somewhere to go;
+//! - while reads wait, the pool starts more helpers, up to `--helpers-max`,
+//!   and lets the extra ones go after [`IDLE_RETIRE`] without work.
+//!
+//! When a helper dies, its work goes to another (lookups and reads are
+//! idempotent), and the helper is restarted with back-off (see
+//! [`crate::supervise::child_link`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use protocol::{FileMeta, FromHelper, Hello, LookupRequest, Outcome, Received, Role, ToHelper};
+use protocol::{
+    FileMeta, FromHelper, Hello, LookupRequest, Outcome, ReadRequest, ReadResult, Received, Role,
+    ToHelper,
+};
 
 use crate::conn_table::ConnId;
 use crate::event::{Event, Poller};
+use crate::send::OpenFile;
 use crate::supervise::child_link::{ChildProcess, ChildState};
 use crate::token::EventToken;
 
-/// A connection waiting for a lookup.
+/// A helper started for extra work is let go after this long without any.
+pub const IDLE_RETIRE: Duration = Duration::from_secs(5);
+
+/// A connection waiting for a lookup or a read.
 pub type Waiter = ConnId;
+
+/// A finished job.
+#[derive(Debug)]
+pub enum Completion {
+    Lookup(LookupDone),
+    Read(ReadDone),
+}
 
 /// A finished lookup and everyone who waited for it.
 #[derive(Debug)]
-pub struct Completion {
+pub struct LookupDone {
     pub key: String,
     pub outcome: Outcome,
     pub fd: Option<OwnedFd>,
     pub waiters: Vec<Waiter>,
 }
 
+/// A finished window read.
 #[derive(Debug)]
-struct Pending {
-    id: u64,
-    known: Option<FileMeta>,
+pub struct ReadDone {
+    pub waiter: Waiter,
+    pub file: Rc<OpenFile>,
+    /// Where the window starts in the file.
+    pub start: u64,
+    pub result: ReadResult,
+}
+
+/// When a job was queued and where it went.
+#[derive(Debug, Clone, Copy)]
+struct Dispatch {
+    queued_at: Instant,
     helper: Option<usize>,
     /// When it was sent to `helper`.
     sent_at: Option<Instant>,
+}
+
+impl Dispatch {
+    fn queued(now: Instant) -> Dispatch {
+        Dispatch {
+            queued_at: now,
+            helper: None,
+            sent_at: None,
+        }
+    }
+
+    fn unsent(&mut self) {
+        self.helper = None;
+        self.sent_at = None;
+    }
+}
+
+#[derive(Debug)]
+struct PendingLookup {
+    id: u64,
+    known: Option<FileMeta>,
+    dispatch: Dispatch,
     waiters: Vec<Waiter>,
+}
+
+#[derive(Debug)]
+struct PendingRead {
+    waiter: Waiter,
+    file: Rc<OpenFile>,
+    start: u64,
+    len: u32,
+    dispatch: Dispatch,
+}
+
+/// What a helper's socket carries now.
+#[derive(Debug, Default, Clone, Copy)]
+struct Load {
+    /// Jobs sent and not answered.
+    in_flight: usize,
+    /// One of them is a window read.
+    reading: bool,
+    /// Since when it has had nothing to do.
+    idle_since: Option<Instant>,
+}
+
+/// Figures for the status page.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PoolStats {
+    /// Jobs waiting for a helper now.
+    pub queued: usize,
+    /// The longest any job has waited for a helper.
+    pub longest_wait: Duration,
+    /// Helpers running (started or ready).
+    pub running: usize,
 }
 
 /// The pool of helper processes.
 pub struct HelperPool {
-    /// A helper that has not answered a lookup for this long is stuck: it
-    /// is killed and its lookups go to another.
+    /// A helper that has not answered for this long is stuck: it is
+    /// killed and its work goes to another.
     answer_timeout: Duration,
+    /// Helpers that always run (`--helpers`); the rest start on demand.
+    permanent: usize,
     helpers: Vec<ChildProcess>,
-    in_flight: Vec<usize>,
-    pending: HashMap<String, Pending>,
-    ids: HashMap<u64, String>,
+    load: Vec<Load>,
+    lookups: HashMap<String, PendingLookup>,
+    lookup_ids: HashMap<u64, String>,
+    reads: HashMap<u64, PendingRead>,
+    /// Unsent lookups (by key) and reads (by id), oldest first. Entries
+    /// sent or cancelled meanwhile are skipped when met.
+    lookup_queue: VecDeque<String>,
+    read_queue: VecDeque<u64>,
     next_id: u64,
+    longest_wait: Duration,
 }
 
 fn hello() -> ToHelper {
@@ -59,32 +156,40 @@ fn hello() -> ToHelper {
 }
 
 impl HelperPool {
-    /// A pool of `count` helpers, not started yet.
+    /// A pool of `permanent` helpers that may grow to `max`, not started
+    /// yet.
     pub fn new(
         binary: PathBuf,
         args: Vec<OsString>,
-        count: usize,
+        permanent: usize,
+        max: usize,
         answer_timeout: Duration,
         now: Instant,
     ) -> Self {
-        let helpers = (0..count)
+        let max = max.max(permanent);
+        let helpers = (0..max)
             .map(|i| {
-                ChildProcess::new(
-                    format!("helper {i}"),
-                    binary.clone(),
-                    args.clone(),
-                    EventToken::Helper(i).to_token(),
-                    now,
-                )
+                let (name, token) = (format!("helper {i}"), EventToken::Helper(i).to_token());
+                let (binary, args) = (binary.clone(), args.clone());
+                if i < permanent {
+                    ChildProcess::new(name, binary, args, token, now)
+                } else {
+                    ChildProcess::on_demand(name, binary, args, token, now)
+                }
             })
             .collect();
         HelperPool {
             answer_timeout,
+            permanent,
             helpers,
-            in_flight: vec![0; count],
-            pending: HashMap::new(),
-            ids: HashMap::new(),
+            load: vec![Load::default(); max],
+            lookups: HashMap::new(),
+            lookup_ids: HashMap::new(),
+            reads: HashMap::new(),
+            lookup_queue: VecDeque::new(),
+            read_queue: VecDeque::new(),
             next_id: 1,
+            longest_wait: Duration::ZERO,
         }
     }
 
@@ -96,25 +201,32 @@ impl HelperPool {
         }
     }
 
-    /// Starts every helper (their handshakes come later, through
+    /// Starts the permanent helpers (their handshakes come later, through
     /// [`handle_event`](Self::handle_event)). For start-up only.
     pub fn spawn_all(&mut self, poller: &mut dyn Poller, now: Instant) -> Result<()> {
-        for helper in &mut self.helpers {
+        for helper in &mut self.helpers[..self.permanent] {
             helper.spawn(&hello(), poller, now)?;
         }
         Ok(())
     }
 
-    /// At start-up: `Ok(true)` once every helper has answered the
-    /// handshake, an error if one died first.
+    /// At start-up: `Ok(true)` once every permanent helper has answered
+    /// the handshake, an error if one died first.
     pub fn started(&self) -> Result<bool> {
-        if let Some(dead) = self.helpers.iter().find(|h| h.state() == ChildState::Down) {
+        let permanent = &self.helpers[..self.permanent];
+        if let Some(dead) = permanent.iter().find(|h| h.state() == ChildState::Down) {
             bail!(
                 "{} failed during start-up (see the message above)",
                 dead.name()
             );
         }
-        Ok(self.helpers.iter().all(|h| h.state() == ChildState::Ready))
+        Ok(permanent.iter().all(|h| h.state() == ChildState::Ready))
+    }
+
+    fn new_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
     }
 
     /// Asks for `key` on behalf of `waiter`, joining a lookup already in
@@ -127,35 +239,156 @@ impl HelperPool {
         poller: &mut dyn Poller,
         now: Instant,
     ) {
-        if let Some(pending) = self.pending.get_mut(key) {
+        if let Some(pending) = self.lookups.get_mut(key) {
             pending.waiters.push(waiter);
             return;
         }
-        let id = self.next_id;
-        self.next_id += 1;
-        self.ids.insert(id, key.to_string());
-        self.pending.insert(
+        let id = self.new_id();
+        self.lookup_ids.insert(id, key.to_string());
+        self.lookups.insert(
             key.to_string(),
-            Pending {
+            PendingLookup {
                 id,
                 known,
-                helper: None,
-                sent_at: None,
+                dispatch: Dispatch::queued(now),
                 waiters: vec![waiter],
             },
         );
-        self.assign(key, poller, now);
+        self.lookup_queue.push_back(key.to_string());
+        self.assign_unsent(poller, now);
     }
 
-    /// Sends a pending lookup to the least busy ready helper, if any.
-    fn assign(&mut self, key: &str, poller: &mut dyn Poller, now: Instant) {
-        let Some(pending) = self.pending.get_mut(key) else {
-            return;
-        };
-        let Some(i) = (0..self.helpers.len())
-            .filter(|&i| self.helpers[i].state() == ChildState::Ready)
-            .min_by_key(|&i| self.in_flight[i])
-        else {
+    /// Asks for `len` bytes of `file` from `start` on behalf of `waiter`.
+    pub fn read(
+        &mut self,
+        waiter: Waiter,
+        file: &Rc<OpenFile>,
+        start: u64,
+        len: u32,
+        poller: &mut dyn Poller,
+        now: Instant,
+    ) {
+        let id = self.new_id();
+        self.reads.insert(
+            id,
+            PendingRead {
+                waiter,
+                file: Rc::clone(file),
+                start,
+                len,
+                dispatch: Dispatch::queued(now),
+            },
+        );
+        self.read_queue.push_back(id);
+        self.assign_unsent(poller, now);
+    }
+
+    /// Drops the reads `waiter` asked for that no helper has taken yet
+    /// (the client left); answers to the others are dropped on arrival.
+    pub fn cancel_reads(&mut self, waiter: Waiter) {
+        self.reads
+            .retain(|_, r| r.waiter != waiter || r.dispatch.helper.is_some());
+        let reads = &self.reads;
+        self.read_queue.retain(|id| reads.contains_key(id));
+    }
+
+    /// Helpers ready for work, and how many of them are reading.
+    fn ready_and_reading(&self) -> (usize, usize) {
+        let ready = (0..self.helpers.len()).filter(|&i| self.is_ready(i));
+        ready.fold((0, 0), |(r, w), i| {
+            (r + 1, w + usize::from(self.load[i].reading))
+        })
+    }
+
+    fn is_ready(&self, i: usize) -> bool {
+        self.helpers[i].state() == ChildState::Ready
+    }
+
+    /// Sends queued work to helpers that may take it, lookups first, and
+    /// starts more helpers while reads are left waiting.
+    fn assign_unsent(&mut self, poller: &mut dyn Poller, now: Instant) {
+        while let Some(key) = self.lookup_queue.front().cloned() {
+            let unsent = self
+                .lookups
+                .get(&key)
+                .is_some_and(|p| p.dispatch.helper.is_none());
+            if !unsent {
+                self.lookup_queue.pop_front();
+                continue;
+            }
+            let Some(i) = (0..self.helpers.len())
+                .filter(|&i| self.is_ready(i) && !self.load[i].reading)
+                .min_by_key(|&i| self.load[i].in_flight)
+            else {
+                break;
+            };
+            self.lookup_queue.pop_front();
+            self.send_lookup(&key, i, poller, now);
+        }
+        while let Some(&id) = self.read_queue.front() {
+            if self
+                .reads
+                .get(&id)
+                .is_none_or(|r| r.dispatch.helper.is_some())
+            {
+                self.read_queue.pop_front();
+                continue;
+            }
+            let (ready, reading) = self.ready_and_reading();
+            // Keep one helper free of reads for lookups.
+            let room = if self.helpers.len() == 1 {
+                1
+            } else {
+                ready.saturating_sub(1)
+            };
+            let idle =
+                (0..self.helpers.len()).find(|&i| self.is_ready(i) && self.load[i].in_flight == 0);
+            let Some(i) = idle.filter(|_| reading < room) else {
+                break;
+            };
+            self.read_queue.pop_front();
+            self.send_read(id, i, poller, now);
+        }
+        self.grow(poller, now);
+    }
+
+    /// Starts stopped on-demand helpers for the reads still waiting (one
+    /// each, less those already starting).
+    fn grow(&mut self, poller: &mut dyn Poller, now: Instant) {
+        let waiting = self
+            .read_queue
+            .iter()
+            .filter(|id| {
+                self.reads
+                    .get(id)
+                    .is_some_and(|r| r.dispatch.helper.is_none())
+            })
+            .count();
+        let starting = self
+            .helpers
+            .iter()
+            .filter(|h| h.state() == ChildState::Starting)
+            .count();
+        // With a single helper, reads also need a second one to keep the
+        // rule that lookups never wait behind a read.
+        let mut wanted = waiting.saturating_sub(starting);
+        for i in self.permanent..self.helpers.len() {
+            if wanted == 0 {
+                break;
+            }
+            if self.helpers[i].is_stopped() {
+                if let Err(e) = self.helpers[i].spawn(&hello(), poller, now) {
+                    error_log!("{e}");
+                    break;
+                }
+                self.load[i] = Load::default();
+                wanted -= 1;
+            }
+        }
+    }
+
+    fn send_lookup(&mut self, key: &str, i: usize, poller: &mut dyn Poller, now: Instant) {
+        let Some(pending) = self.lookups.get_mut(key) else {
             return;
         };
         let request = ToHelper::Lookup(LookupRequest {
@@ -163,17 +396,65 @@ impl HelperPool {
             path: key.to_string(),
             known: pending.known,
         });
-        pending.helper = Some(i);
-        pending.sent_at = Some(now);
-        self.in_flight[i] += 1;
-        if !self.helpers[i].send(&request, poller, now)
-            || self.helpers[i].state() == ChildState::Down
-        {
+        let waited = now.saturating_duration_since(pending.dispatch.queued_at);
+        pending.dispatch.helper = Some(i);
+        pending.dispatch.sent_at = Some(now);
+        self.dispatched(i, waited);
+        if !self.helpers[i].send(&request, poller, now) {
             self.helper_died(i, poller, now);
         }
     }
 
-    /// Handles readiness on helper `i`'s socket, collecting finished lookups.
+    fn send_read(&mut self, id: u64, i: usize, poller: &mut dyn Poller, now: Instant) {
+        let Some(pending) = self.reads.get_mut(&id) else {
+            return;
+        };
+        let fd = match pending.file.fd().try_clone() {
+            Ok(fd) => fd,
+            Err(e) => {
+                // Out of descriptors: try again when work comes back.
+                error_log!("cannot pass /{} to a helper: {e}", pending.file.path());
+                return;
+            }
+        };
+        let request = ToHelper::Read(ReadRequest {
+            id,
+            path: pending.file.path().to_string(),
+            offset: pending.start,
+            len: pending.len,
+        });
+        let waited = now.saturating_duration_since(pending.dispatch.queued_at);
+        pending.dispatch.helper = Some(i);
+        pending.dispatch.sent_at = Some(now);
+        self.dispatched(i, waited);
+        self.load[i].reading = true;
+        if !self.helpers[i].send_with_fds(&request, vec![fd], poller, now) {
+            self.helper_died(i, poller, now);
+        }
+    }
+
+    /// Accounts for a job sent to helper `i` after waiting `waited`.
+    fn dispatched(&mut self, i: usize, waited: Duration) {
+        self.longest_wait = self.longest_wait.max(waited);
+        let load = &mut self.load[i];
+        load.in_flight += 1;
+        load.idle_since = None;
+    }
+
+    /// Accounts for an answer from helper `i`.
+    fn answered(&mut self, i: Option<usize>, read: bool, now: Instant) {
+        let Some(i) = i else {
+            return;
+        };
+        let load = &mut self.load[i];
+        load.in_flight = load.in_flight.saturating_sub(1);
+        load.reading &= !read;
+        if load.in_flight == 0 {
+            load.idle_since = Some(now);
+        }
+    }
+
+    /// Handles readiness on helper `i`'s socket, collecting finished jobs.
     pub fn handle_event(
         &mut self,
         i: usize,
@@ -195,71 +476,87 @@ impl HelperPool {
                         break;
                     }
                     self.helpers[i].set_ready();
-                    self.assign_unsent(poller, now);
+                    self.load[i] = Load {
+                        idle_since: Some(now),
+                        ..Load::default()
+                    };
                 }
                 FromHelper::Lookup(reply) => {
-                    let Some(key) = self.ids.remove(&reply.id) else {
+                    let Some(key) = self.lookup_ids.remove(&reply.id) else {
                         continue;
                     };
-                    let Some(pending) = self.pending.remove(&key) else {
+                    let Some(pending) = self.lookups.remove(&key) else {
                         continue;
                     };
-                    if let Some(h) = pending.helper {
-                        self.in_flight[h] = self.in_flight[h].saturating_sub(1);
-                    }
-                    completions.push(Completion {
+                    self.answered(pending.dispatch.helper, false, now);
+                    completions.push(Completion::Lookup(LookupDone {
                         key,
                         outcome: reply.outcome,
                         fd: fds.into_iter().next(),
                         waiters: pending.waiters,
-                    });
+                    }));
+                }
+                FromHelper::Read(reply) => {
+                    let Some(pending) = self.reads.remove(&reply.id) else {
+                        // Cancelled while in flight: only the helper is free.
+                        self.answered(Some(i), true, now);
+                        continue;
+                    };
+                    self.answered(pending.dispatch.helper, true, now);
+                    completions.push(Completion::Read(ReadDone {
+                        waiter: pending.waiter,
+                        file: pending.file,
+                        start: pending.start,
+                        result: reply.result,
+                    }));
                 }
             }
         }
         if !alive || self.helpers[i].state() == ChildState::Down {
             self.helper_died(i, poller, now);
+        } else {
+            self.assign_unsent(poller, now);
         }
     }
 
-    /// Hands a dead helper's lookups to the others.
+    /// Hands a dead helper's work to the others.
     fn helper_died(&mut self, i: usize, poller: &mut dyn Poller, now: Instant) {
         self.helpers[i].mark_down(poller, now);
         self.forget_assignments(i);
         self.assign_unsent(poller, now);
     }
 
-    /// Marks the lookups sent to helper `i` as not sent.
+    /// Queues the work sent to helper `i` again, ahead of newer work.
     fn forget_assignments(&mut self, i: usize) {
-        self.in_flight[i] = 0;
-        for pending in self.pending.values_mut() {
-            if pending.helper == Some(i) {
-                pending.helper = None;
-                pending.sent_at = None;
+        self.load[i] = Load::default();
+        for (key, pending) in &mut self.lookups {
+            if pending.dispatch.helper == Some(i) {
+                pending.dispatch.unsent();
+                self.lookup_queue.push_front(key.clone());
+            }
+        }
+        for (&id, pending) in &mut self.reads {
+            if pending.dispatch.helper == Some(i) {
+                pending.dispatch.unsent();
+                self.read_queue.push_front(id);
             }
         }
     }
 
-    /// Sends every lookup that has no helper yet.
-    fn assign_unsent(&mut self, poller: &mut dyn Poller, now: Instant) {
-        let unsent: Vec<String> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.helper.is_none())
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in unsent {
-            self.assign(&key, poller, now);
-        }
+    /// Every job's dispatch record.
+    fn dispatches(&self) -> impl Iterator<Item = &Dispatch> {
+        let lookups = self.lookups.values().map(|p| &p.dispatch);
+        lookups.chain(self.reads.values().map(|r| &r.dispatch))
     }
 
-    /// Reaps and restarts helpers (call on SIGCHLD and when due). Returns
-    /// when it next needs to run.
+    /// Reaps, restarts and retires helpers, and kills stuck ones (call on
+    /// SIGCHLD and when due). Returns when it next needs to run.
     pub fn maintain(&mut self, poller: &mut dyn Poller, now: Instant) -> Option<Instant> {
+        let timeout = self.answer_timeout;
         let stuck: Vec<usize> = self
-            .pending
-            .values()
-            .filter(|p| p.sent_at.is_some_and(|t| t + self.answer_timeout <= now))
-            .filter_map(|p| p.helper)
+            .dispatches()
+            .filter(|d| d.sent_at.is_some_and(|t| t + timeout <= now))
+            .filter_map(|d| d.helper)
             .collect();
         for i in stuck {
             if self.helpers[i].state() != ChildState::Down {
@@ -277,21 +574,72 @@ impl HelperPool {
                 self.assign_unsent(poller, now);
             }
         }
+        self.retire_idle(poller, now);
         let answers_due = self
-            .pending
-            .values()
-            .filter_map(|p| p.sent_at)
-            .map(|t| t + self.answer_timeout);
+            .dispatches()
+            .filter_map(|d| d.sent_at)
+            .map(|t| t + timeout);
+        let retire_due = self.retirable().map(|(_, since)| since + IDLE_RETIRE);
         self.helpers
             .iter()
             .filter_map(ChildProcess::next_due)
             .chain(answers_due)
+            .chain(retire_due)
             .min()
+    }
+
+    /// On-demand helpers with nothing to do, and since when.
+    fn retirable(&self) -> impl Iterator<Item = (usize, Instant)> + '_ {
+        (self.permanent..self.helpers.len()).filter_map(|i| {
+            let load = &self.load[i];
+            let idle = self.is_ready(i) && load.in_flight == 0;
+            load.idle_since.filter(|_| idle).map(|since| (i, since))
+        })
+    }
+
+    /// Lets on-demand helpers go once idle for [`IDLE_RETIRE`].
+    fn retire_idle(&mut self, poller: &mut dyn Poller, now: Instant) {
+        let due: Vec<usize> = self
+            .retirable()
+            .filter(|&(_, since)| since + IDLE_RETIRE <= now)
+            .map(|(i, _)| i)
+            .collect();
+        for i in due {
+            self.helpers[i].retire(poller);
+            self.load[i] = Load::default();
+        }
+    }
+
+    /// Window reads queued for a helper (an upper bound: reads cancelled
+    /// meanwhile may still be counted).
+    pub fn reads_waiting(&self) -> usize {
+        self.read_queue.len()
     }
 
     /// Lookups in flight or queued.
     pub fn in_flight(&self) -> usize {
-        self.pending.len()
+        self.lookups.len()
+    }
+
+    /// Queue, wait and size figures for the status page.
+    pub fn stats(&self, now: Instant) -> PoolStats {
+        let waiting = self.dispatches().filter(|d| d.helper.is_none());
+        let (queued, oldest) = waiting.fold((0, Duration::ZERO), |(n, oldest), d| {
+            (
+                n + 1,
+                oldest.max(now.saturating_duration_since(d.queued_at)),
+            )
+        });
+        let running = self
+            .helpers
+            .iter()
+            .filter(|h| h.state() != ChildState::Down)
+            .count();
+        PoolStats {
+            queued,
+            longest_wait: self.longest_wait.max(oldest),
+            running,
+        }
     }
 
     /// The process ids of the running helpers.
@@ -299,9 +647,12 @@ impl HelperPool {
         self.helpers.iter().flat_map(ChildProcess::pids).collect()
     }
 
-    /// Restarts of each helper so far.
+    /// Restarts of each permanent helper so far.
     pub fn restarts(&self) -> Vec<u64> {
-        self.helpers.iter().map(ChildProcess::restarts).collect()
+        self.helpers[..self.permanent]
+            .iter()
+            .map(ChildProcess::restarts)
+            .collect()
     }
 
     /// Ends every helper.

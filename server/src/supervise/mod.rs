@@ -11,6 +11,7 @@ pub(crate) mod helper_pool;
 pub(crate) mod orphans;
 pub(crate) mod spawn_child;
 
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
@@ -20,6 +21,7 @@ use crate::cgi::runner_link::CgiRunner;
 use crate::config::Config;
 use crate::conn_table::ConnId;
 use crate::event::{Event, Poller};
+use crate::send::OpenFile;
 use crate::token::EventToken;
 use helper_pool::{Completion, HelperPool};
 use orphans::reap_orphans;
@@ -51,6 +53,7 @@ impl Supervision {
             config.helper_bin.clone(),
             helper_args,
             config.helpers,
+            config.helpers_max,
             config.helper_timeout,
             now,
         );
@@ -156,6 +159,36 @@ impl Supervision {
             self.helpers_due = Some(self.helpers_due.map_or(deadline, |t| t.min(deadline)));
         }
         self.pool.lookup(key, known, waiter, poller, now);
+    }
+
+    /// Asks a helper to read `len` bytes of `file` from `start` for
+    /// `waiter`, whose answer is due by `deadline` (see
+    /// [`lookup`](Self::lookup)).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn read(
+        &mut self,
+        waiter: ConnId,
+        file: &Rc<OpenFile>,
+        start: u64,
+        len: u32,
+        deadline: Instant,
+        poller: &mut dyn Poller,
+        now: Instant,
+    ) {
+        self.helpers_due = Some(self.helpers_due.map_or(deadline, |t| t.min(deadline)));
+        self.pool.read(waiter, file, start, len, poller, now);
+    }
+
+    /// True while no window read waits for a helper: reading further
+    /// ahead is then worth asking for.
+    pub(crate) fn reads_keep_up(&self) -> bool {
+        self.pool.reads_waiting() == 0
+    }
+
+    /// The client behind `waiter` left: its reads not yet taken are
+    /// dropped.
+    pub(crate) fn cancel_reads(&mut self, waiter: ConnId) {
+        self.pool.cancel_reads(waiter);
     }
 
     /// When [`maintain`](Self::maintain) must next run, if ever.

@@ -1,0 +1,221 @@
+//! One file body on a connection's output queue, sent window by window.
+//!
+//! The body is a byte range of an [`OpenFile`]. Its windows are planned
+//! in order from the next byte to write: a window whose pages were just
+//! found in memory is sent with `sendfile` ([`Window::Straight`]); any
+//! other is read by a helper ([`Window::Reading`]) and its bytes written
+//! once they arrive ([`Window::Read`]). The planning itself (residency
+//! checks and helper requests) is the send path's ([`super::Planner`]);
+//! this type only keeps the windows and writes the front one.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+
+use super::open_file::OpenFile;
+
+/// The most bytes one `sendfile` call is asked for.
+const SENDFILE_CHUNK: u64 = 1 << 20;
+
+/// One planned stretch of the body, starting where the one before ends.
+#[derive(Debug)]
+enum Window {
+    /// Found in memory: `sendfile` up to `end`.
+    Straight { end: u64 },
+    /// A helper is reading `start..end`.
+    Reading { start: u64, end: u64 },
+    /// Read by a helper; `data[pos..]` is still to be written.
+    Read { data: Vec<u8>, pos: usize },
+}
+
+/// What the front of the body needs before it can be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrontNeeds {
+    /// Nothing: the front window is ready.
+    Nothing,
+    /// A window planned from this offset.
+    Window(u64),
+    /// A helper's read of the front window.
+    Disk,
+}
+
+/// What a helper's answer did to the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivered {
+    /// The bytes fill a window being read.
+    Filled,
+    /// No window waits for them (an old answer).
+    Unexpected,
+    /// Fewer bytes than the window: the file shrank. The body cannot be
+    /// finished; the connection must close.
+    Short,
+}
+
+/// A file range on its way out.
+#[derive(Debug)]
+pub struct FileBody {
+    file: Rc<OpenFile>,
+    /// The next byte to write.
+    next: u64,
+    /// Where the planned windows end (the next window starts there).
+    planned: u64,
+    end: u64,
+    windows: VecDeque<Window>,
+    /// `planned` when a look ahead last found the next window in memory
+    /// (it is not looked at again until more is planned).
+    looked_ahead_at: Option<u64>,
+}
+
+impl FileBody {
+    pub fn new(file: Rc<OpenFile>, start: u64, end: u64) -> FileBody {
+        FileBody {
+            file,
+            next: start,
+            planned: start,
+            end,
+            windows: VecDeque::new(),
+            looked_ahead_at: None,
+        }
+    }
+
+    /// False when the window after the planned ones was found in memory
+    /// and nothing has been planned since.
+    pub fn should_look_ahead(&self) -> bool {
+        self.looked_ahead_at != Some(self.planned)
+    }
+
+    /// The window after the planned ones was found in memory.
+    pub fn looked_ahead(&mut self) {
+        self.looked_ahead_at = Some(self.planned);
+    }
+
+    pub fn file(&self) -> &Rc<OpenFile> {
+        &self.file
+    }
+
+    /// Bytes still to be written.
+    pub fn remaining(&self) -> u64 {
+        self.end - self.next
+    }
+
+    /// Where the planned windows end (the next window starts there).
+    pub fn planned_to(&self) -> u64 {
+        self.planned
+    }
+
+    /// The end of the body.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// Windows planned and not yet written.
+    pub fn windows(&self) -> usize {
+        self.windows.len()
+    }
+
+    /// What the front needs before it can be written.
+    pub fn front_needs(&self) -> FrontNeeds {
+        match self.windows.front() {
+            None if self.next < self.end => FrontNeeds::Window(self.next),
+            None => FrontNeeds::Nothing,
+            Some(Window::Reading { .. }) => FrontNeeds::Disk,
+            Some(_) => FrontNeeds::Nothing,
+        }
+    }
+
+    /// Plans the next window as found in memory, up to `end`.
+    pub fn push_straight(&mut self, end: u64) {
+        if self.planned < end && end <= self.end {
+            self.windows.push_back(Window::Straight { end });
+            self.planned = end;
+        }
+    }
+
+    /// Plans the next window as read by a helper, up to `end`.
+    pub fn push_reading(&mut self, end: u64) {
+        let start = self.planned;
+        if start < end && end <= self.end {
+            self.windows.push_back(Window::Reading { start, end });
+            self.planned = end;
+        }
+    }
+
+    /// A helper's bytes for the window from `start`.
+    pub fn deliver(&mut self, start: u64, data: Vec<u8>) -> Delivered {
+        let Some(window) = self
+            .windows
+            .iter_mut()
+            .find(|w| matches!(w, Window::Reading { start: s, .. } if *s == start))
+        else {
+            return Delivered::Unexpected;
+        };
+        let Window::Reading { end, .. } = *window else {
+            return Delivered::Unexpected;
+        };
+        if (data.len() as u64) < end - start {
+            return Delivered::Short;
+        }
+        let mut data = data;
+        data.truncate((end - start) as usize);
+        *window = Window::Read { data, pos: 0 };
+        Delivered::Filled
+    }
+
+    /// Writes from the front window to `sock`: `Ok(0)` when the front is
+    /// not ready (see [`front_needs`](Self::front_needs)).
+    pub fn write_to(&mut self, sock: RawFd) -> io::Result<usize> {
+        let n = match self.windows.front_mut() {
+            None | Some(Window::Reading { .. }) => return Ok(0),
+            Some(Window::Straight { end }) => {
+                let count = (*end - self.next).min(SENDFILE_CHUNK);
+                send_file(sock, self.file.fd().as_raw_fd(), self.next, count)?
+            }
+            Some(Window::Read { data, pos }) => write_bytes(sock, &data[*pos..])?,
+        };
+        self.advance(n as u64);
+        Ok(n)
+    }
+
+    fn advance(&mut self, n: u64) {
+        self.next += n;
+        let done = match self.windows.front_mut() {
+            Some(Window::Straight { end }) => *end <= self.next,
+            Some(Window::Read { data, pos }) => {
+                *pos += n as usize;
+                *pos >= data.len()
+            }
+            _ => false,
+        };
+        if done {
+            self.windows.pop_front();
+        }
+    }
+}
+
+/// One `sendfile` call of `count` bytes from `offset`.
+fn send_file(sock: RawFd, file: RawFd, offset: u64, count: u64) -> io::Result<usize> {
+    let mut off = offset as libc::off_t;
+    // SAFETY: plain syscall on descriptors we own; `off` is a valid pointer.
+    let n = unsafe { libc::sendfile(sock, file, &mut off, count as usize) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if n == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "file shrank while it was being sent",
+        ));
+    }
+    Ok(n as usize)
+}
+
+/// One `write` of `bytes`.
+fn write_bytes(sock: RawFd, bytes: &[u8]) -> io::Result<usize> {
+    // SAFETY: writes from a live slice to a descriptor we own.
+    let n = unsafe { libc::write(sock, bytes.as_ptr().cast(), bytes.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}

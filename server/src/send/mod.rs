@@ -1,0 +1,211 @@
+//! The send path: large file bodies go out window by window, and the
+//! event loop never touches a page that may be on disk.
+//!
+//! Before a window is sent, its pages are checked ([`OpenFile`]): a
+//! window found in memory goes out with `sendfile` at once; any other is
+//! read by a helper process, which hands the bytes back, while the loop
+//! serves every other connection. The next window is asked for while the
+//! current one is written (read-ahead), so that a cold download keeps a
+//! helper busy and the disk's queue full. Why bytes come back rather than
+//! a warmed page cache: on FUSE with `direct_io` a helper's read leaves
+//! nothing in the cache, and a later `sendfile` would go to the disk again
+//! (`tests/bench/slowdisk/residency.md`).
+//!
+//! [`FileBody`] keeps one body's windows on the connection's output
+//! queue; [`Planner`] plans them as the output needs them; [`SendPath`]
+//! takes the helpers' answers and keeps the counters.
+
+mod file_body;
+mod open_file;
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use protocol::ReadResult;
+
+use crate::conn_table::ConnId;
+use crate::event::Poller;
+use crate::output::Output;
+use crate::supervise::helper_pool::ReadDone;
+use crate::supervise::Supervision;
+
+pub use file_body::{Delivered, FileBody, FrontNeeds};
+pub use open_file::OpenFile;
+
+/// Bytes a helper reads for one window. 256 KiB is two reads of a FUSE
+/// filesystem's usual 128 KiB `max_read`, and keeps a helper's answer
+/// well inside one frame; see the README's slow-disk figures.
+pub const READ_WINDOW: u64 = 256 << 10;
+
+/// The most bytes sent with `sendfile` after one residency check: pages
+/// may be evicted between the check and the send, so a check does not
+/// vouch for long.
+pub const STRAIGHT_WINDOW: u64 = 1 << 20;
+
+/// Windows read ahead of the one being written.
+pub const READ_AHEAD: usize = 1;
+
+/// Plans a file body's windows as the output queue needs them.
+pub trait PlanWindows {
+    /// Plans the front window if none is, and reads ahead.
+    fn plan(&mut self, body: &mut FileBody);
+}
+
+/// For output that holds no file bodies (a script's): plans nothing.
+pub struct MemoryOnly;
+
+impl PlanWindows for MemoryOnly {
+    fn plan(&mut self, _body: &mut FileBody) {}
+}
+
+/// For tests: every window is sent straight.
+#[cfg(test)]
+pub struct SendStraight;
+
+#[cfg(test)]
+impl PlanWindows for SendStraight {
+    fn plan(&mut self, body: &mut FileBody) {
+        body.push_straight(body.end());
+    }
+}
+
+/// Counters for the status page.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SendStats {
+    /// Windows found in memory and sent with `sendfile`.
+    pub windows_straight: u64,
+    /// Windows read by helpers.
+    pub windows_by_helpers: u64,
+    /// Bytes helpers read and handed back.
+    pub bytes_by_helpers: u64,
+}
+
+/// The send path's state: its counters and how long a window may take.
+#[derive(Debug)]
+pub struct SendPath {
+    stats: SendStats,
+    /// How long a connection waits for a window before it is closed
+    /// (`--helper-timeout`).
+    read_timeout: Duration,
+}
+
+impl SendPath {
+    pub fn new(read_timeout: Duration) -> SendPath {
+        SendPath {
+            stats: SendStats::default(),
+            read_timeout,
+        }
+    }
+
+    pub fn stats(&self) -> SendStats {
+        self.stats
+    }
+
+    /// A planner for connection `waiter`'s output this turn.
+    pub fn planner<'a>(
+        &'a mut self,
+        waiter: ConnId,
+        helpers: &'a mut Supervision,
+        poller: &'a mut dyn Poller,
+        now: Instant,
+    ) -> Planner<'a> {
+        Planner {
+            deadline: now + self.read_timeout,
+            stats: &mut self.stats,
+            helpers,
+            poller,
+            now,
+            waiter,
+        }
+    }
+
+    /// A helper's answer for a window of the body at the front of `out`.
+    /// False when the body cannot be finished (the read failed, or the
+    /// file shrank) and the connection must close.
+    pub fn deliver(&mut self, out: &mut Output, done: ReadDone) -> bool {
+        let data = match done.result {
+            ReadResult::Bytes(data) => data,
+            ReadResult::Failed(reason) => {
+                error_log!("{reason}");
+                return false;
+            }
+        };
+        let Some(body) = out
+            .front_file()
+            .filter(|b| Rc::ptr_eq(b.file(), &done.file))
+        else {
+            // The body it was for is gone (an old answer).
+            return true;
+        };
+        self.stats.bytes_by_helpers += data.len() as u64;
+        match body.deliver(done.start, data) {
+            Delivered::Filled | Delivered::Unexpected => true,
+            Delivered::Short => {
+                error_log!(
+                    "/{} shrank while it was being sent; closing the connection",
+                    body.file().path()
+                );
+                false
+            }
+        }
+    }
+}
+
+/// Plans windows for one connection, with the helpers at hand.
+pub struct Planner<'a> {
+    stats: &'a mut SendStats,
+    helpers: &'a mut Supervision,
+    poller: &'a mut dyn Poller,
+    now: Instant,
+    waiter: ConnId,
+    /// When a read asked for now is due.
+    deadline: Instant,
+}
+
+impl Planner<'_> {
+    /// Asks a helper for the window after the planned ones.
+    fn read_next(&mut self, body: &mut FileBody) {
+        let start = body.planned_to();
+        let len = (body.end() - start).min(READ_WINDOW);
+        body.push_reading(start + len);
+        self.stats.windows_by_helpers += 1;
+        let (file, now) = (Rc::clone(body.file()), self.now);
+        let poller = &mut *self.poller;
+        let len = len as u32;
+        self.helpers
+            .read(self.waiter, &file, start, len, self.deadline, poller, now);
+    }
+}
+
+impl PlanWindows for Planner<'_> {
+    fn plan(&mut self, body: &mut FileBody) {
+        if let FrontNeeds::Window(start) = body.front_needs() {
+            let len = (body.end() - start).min(STRAIGHT_WINDOW);
+            match body.file().resident_prefix(start, len) {
+                0 => self.read_next(body),
+                resident => {
+                    body.push_straight(start + resident);
+                    self.stats.windows_straight += 1;
+                }
+            }
+        }
+        // Read ahead what is not in memory, while the helpers keep up.
+        while body.windows() < 1 + READ_AHEAD
+            && body.planned_to() < body.end()
+            && body.should_look_ahead()
+            && self.helpers.reads_keep_up()
+        {
+            let start = body.planned_to();
+            let len = (body.end() - start).min(READ_WINDOW);
+            if body.file().resident_prefix(start, len) > 0 {
+                // Sent straight when its turn comes (and checked again).
+                body.looked_ahead();
+                break;
+            }
+            self.read_next(body);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,141 @@
+//! Unit tests of a file body's windows: planned, read by a helper,
+//! delivered, written in order; no helpers or event loop involved.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+
+use protocol::Storage;
+
+use super::*;
+use crate::output::{Flushed, Output};
+
+fn open_file(content: &[u8], storage: Storage) -> Rc<OpenFile> {
+    let path = std::env::temp_dir().join(format!(
+        "amped-send-{}-{}",
+        std::process::id(),
+        content.len()
+    ));
+    let mut file = std::fs::File::create(&path).expect("create");
+    file.write_all(content).expect("write");
+    let fd: OwnedFd = std::fs::File::open(&path).expect("open").into();
+    let _ = std::fs::remove_file(&path);
+    Rc::new(OpenFile::new(fd, storage, "f".into(), content.len() as u64))
+}
+
+fn content(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// A planner that asks "helpers" for everything, recording the reads.
+#[derive(Default)]
+struct Recorder {
+    reads: Vec<(u64, u64)>,
+}
+
+impl PlanWindows for Recorder {
+    fn plan(&mut self, body: &mut FileBody) {
+        while body.windows() < 2 && body.planned_to() < body.end() {
+            let start = body.planned_to();
+            let end = (start + 1000).min(body.end());
+            body.push_reading(end);
+            self.reads.push((start, end));
+        }
+    }
+}
+
+#[test]
+fn windows_read_by_helpers_go_out_in_order_whatever_order_they_arrive_in() {
+    let bytes = content(2500);
+    let file = open_file(&bytes, Storage::Uncertain);
+    let mut out = Output::default();
+    out.push_owned(b"head:".to_vec());
+    out.push_file(Rc::clone(&file), 100, 2600.min(bytes.len() as u64));
+    let (a, mut b) = UnixStream::pair().expect("socketpair");
+    let mut planner = Recorder::default();
+    let fd = a.as_raw_fd();
+    assert_eq!(
+        out.write_to(fd, u64::MAX, &mut planner).expect("write"),
+        Flushed::WaitingForDisk
+    );
+    assert!(out.waits_for_disk());
+    assert_eq!(planner.reads, [(100, 1100), (1100, 2100)]);
+    let body = out.front_file().expect("front body");
+    // The read-ahead arrives first: still nothing can go.
+    assert_eq!(
+        body.deliver(1100, bytes[1100..2100].to_vec()),
+        Delivered::Filled
+    );
+    assert_eq!(body.front_needs(), FrontNeeds::Disk);
+    assert_eq!(body.deliver(5, vec![1]), Delivered::Unexpected);
+    assert_eq!(
+        body.deliver(100, bytes[100..1100].to_vec()),
+        Delivered::Filled
+    );
+    assert_eq!(
+        out.write_to(fd, u64::MAX, &mut planner).expect("write"),
+        Flushed::WaitingForDisk,
+        "the third window is being read"
+    );
+    assert_eq!(planner.reads.last(), Some(&(2100, 2500)));
+    let body = out.front_file().expect("front body");
+    assert_eq!(
+        body.deliver(2100, bytes[2100..].to_vec()),
+        Delivered::Filled
+    );
+    out.push_owned(b":tail".to_vec());
+    assert_eq!(
+        out.write_to(fd, u64::MAX, &mut planner).expect("write"),
+        Flushed::All
+    );
+    drop(a);
+    let mut got = Vec::new();
+    b.read_to_end(&mut got).expect("read");
+    let mut want = b"head:".to_vec();
+    want.extend_from_slice(&bytes[100..]);
+    want.extend_from_slice(b":tail");
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_short_read_means_the_file_shrank() {
+    let bytes = content(3000);
+    let file = open_file(&bytes, Storage::Uncertain);
+    let mut body = FileBody::new(file, 0, 3000);
+    body.push_reading(1000);
+    assert_eq!(body.deliver(0, bytes[..999].to_vec()), Delivered::Short);
+}
+
+#[test]
+fn resident_windows_are_sent_straight_and_checked_again_past_the_window() {
+    let bytes = content(3 * STRAIGHT_WINDOW as usize / 2);
+    let file = open_file(&bytes, Storage::Memory);
+    let mut body = FileBody::new(Rc::clone(&file), 0, bytes.len() as u64);
+    assert_eq!(body.front_needs(), FrontNeeds::Window(0));
+    body.push_straight(STRAIGHT_WINDOW);
+    assert_eq!(body.front_needs(), FrontNeeds::Nothing);
+    assert!(body.should_look_ahead());
+    body.looked_ahead();
+    assert!(!body.should_look_ahead(), "nothing planned since the look");
+    let (a, mut b) = UnixStream::pair().expect("socketpair");
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).map(|_| got)
+    });
+    while body.front_needs() == FrontNeeds::Nothing {
+        body.write_to(a.as_raw_fd()).expect("write");
+    }
+    assert_eq!(body.front_needs(), FrontNeeds::Window(STRAIGHT_WINDOW));
+    body.push_straight(bytes.len() as u64);
+    assert!(
+        body.should_look_ahead(),
+        "past a new window is looked at again"
+    );
+    while body.remaining() > 0 {
+        body.write_to(a.as_raw_fd()).expect("write");
+    }
+    drop(a);
+    let got = reader.join().expect("reader").expect("read");
+    assert!(got == bytes, "the bytes differ");
+}
