@@ -455,6 +455,10 @@ fn a_helper_killed_mid_read_loses_nothing(backend: &str) {
     }
     if let Some(helper) = victim {
         assert!(send_signal(helper, libc::SIGKILL), "kill helper {helper}");
+        eprintln!(
+            "{backend}: killed helper {helper}, which had the file open, {:?} into the body",
+            start.elapsed()
+        );
     }
     let body = match reader.join() {
         Ok(body) => body.unwrap_or_else(|e| panic!("the download whose helper was killed: {e}")),
