@@ -359,6 +359,10 @@ fn a_client_that_leaves_cancels_its_reads(backend: &str) {
          the reads were not cancelled",
         stats.bytes
     );
+    eprintln!(
+        "{backend}: slowfs read {} of {size} bytes ({} reads) for a client that left",
+        stats.bytes, stats.reads
+    );
     fetch_small(&mut server.connect());
     assert!(server.is_alive(), "the server died");
 }
@@ -397,6 +401,7 @@ fn the_helper_pool_grows_with_disk_work_and_shrinks_back(backend: &str) {
         sizes.len()
     );
     assert!(most <= 8, "{most} helpers running, past --helpers-max 8");
+    let grown = Instant::now();
 
     // Idle again: back to --helpers, in the status page and in the process
     // tree.
@@ -410,6 +415,11 @@ fn the_helper_pool_grows_with_disk_work_and_shrinks_back(backend: &str) {
         }),
         "{shrink_deadline:?} after the downloads the pool had not shrunk back to 2: \
          helpers_running {running}, helper processes {processes:?}"
+    );
+    eprintln!(
+        "{backend}: the pool grew to {most} helpers (at least) and was back to 2 {:?} after \
+         the downloads",
+        grown.elapsed()
     );
 }
 
