@@ -89,12 +89,34 @@ impl Resolver {
     /// Resolves one request path (relative, no leading slash; a trailing
     /// slash, or the empty path, asks for the directory's index).
     pub fn resolve(&self, path: &str, known: Option<FileMeta>) -> Resolution {
-        let target = match check_path(path) {
-            Ok(target) => target,
-            Err(reason) => return Resolution::forbidden(reason),
+        let (file, meta) = match self.open_regular(path) {
+            Ok(found) => found,
+            Err(resolution) => return resolution,
         };
+        if known == Some(meta) {
+            return Resolution::of(Outcome::Unchanged);
+        }
+        self.answer(file, meta)
+    }
+
+    /// Opens the regular file `path` names again, for a window read, if it
+    /// is still the version `known`.
+    pub fn reopen(&self, path: &str, known: FileMeta) -> Result<File, String> {
+        match self.open_regular(path) {
+            Ok((file, meta)) if meta == known => Ok(file),
+            Ok(_) => Err(format!("/{path} changed while it was being sent")),
+            Err(resolution) => Err(format!(
+                "/{path} cannot be opened again: {:?}",
+                resolution.outcome
+            )),
+        }
+    }
+
+    /// Opens the regular file a request path names, or says why not.
+    fn open_regular(&self, path: &str) -> Result<(File, FileMeta), Resolution> {
+        let target = check_path(path).map_err(Resolution::forbidden)?;
         let (file, stat) = match self.open_node(target.rel) {
-            Ok(Node::Dir) if !target.wants_index => return Resolution::of(Outcome::Directory),
+            Ok(Node::Dir) if !target.wants_index => return Err(Resolution::of(Outcome::Directory)),
             Ok(Node::Dir) => {
                 let index = if target.rel == "." {
                     INDEX_FILE.to_string()
@@ -103,25 +125,23 @@ impl Resolver {
                 };
                 match self.open_node(&index) {
                     Ok(Node::File(file, stat)) => (file, stat),
-                    Ok(Node::Dir) => return Resolution::forbidden(NOT_REGULAR),
-                    Err(Errno::ENOENT | Errno::ENOTDIR) => return Resolution::forbidden(NO_INDEX),
-                    Err(e) => return Resolution::of(errno_outcome(e)),
+                    Ok(Node::Dir) => return Err(Resolution::forbidden(NOT_REGULAR)),
+                    Err(Errno::ENOENT | Errno::ENOTDIR) => {
+                        return Err(Resolution::forbidden(NO_INDEX))
+                    }
+                    Err(e) => return Err(Resolution::of(errno_outcome(e))),
                 }
             }
             Ok(Node::File(_, stat)) if target.wants_index && stat.is_file() => {
-                return Resolution::of(Outcome::NotFound)
+                return Err(Resolution::of(Outcome::NotFound))
             }
             Ok(Node::File(file, stat)) => (file, stat),
-            Err(e) => return Resolution::of(errno_outcome(e)),
+            Err(e) => return Err(Resolution::of(errno_outcome(e))),
         };
         if !stat.is_file() {
-            return Resolution::forbidden(NOT_REGULAR);
+            return Err(Resolution::forbidden(NOT_REGULAR));
         }
-        let meta = file_meta(&stat);
-        if known == Some(meta) {
-            return Resolution::of(Outcome::Unchanged);
-        }
-        self.answer(file, meta)
+        Ok((file, file_meta(&stat)))
     }
 
     /// Builds the answer for an open regular file: its bytes, or the
@@ -145,13 +165,20 @@ impl Resolver {
                 Err(e) => return failed(&e),
             }
         }
-        let storage = storage_of(&file);
-        Resolution {
-            outcome: Outcome::File {
+        match storage_of(&file) {
+            // The server would have to close it, and a close can wait on
+            // such a filesystem: it asks for windows by path instead.
+            Storage::Uncertain => Resolution::of(Outcome::File {
                 meta,
-                body: Body::Descriptor { storage },
+                body: Body::ByPath,
+            }),
+            storage => Resolution {
+                outcome: Outcome::File {
+                    meta,
+                    body: Body::Descriptor { storage },
+                },
+                fd: Some(OwnedFd::from(file)),
             },
-            fd: Some(OwnedFd::from(file)),
         }
     }
 

@@ -12,7 +12,7 @@ use protocol::{
 
 use crate::delay::Delay;
 use crate::file_lookup::Resolver;
-use crate::window_read::read_window;
+use crate::window_read::{read_window, OpenFiles};
 
 /// Serves lookups until the server closes the channel (`Ok`) or breaks the
 /// protocol (`Err`). The caller closes the channel either way.
@@ -24,6 +24,7 @@ pub fn serve(
     if !handshake::<ToHelper, FromHelper>(channel, Role::Helper)? {
         return Ok(());
     }
+    let mut open = OpenFiles::default();
     loop {
         match channel.recv::<ToHelper>()? {
             None => return Ok(()),
@@ -35,7 +36,7 @@ pub fn serve(
                 message: ToHelper::Read(request),
                 fds,
             }) => {
-                let result = read_window(&request, fds.into_iter().next());
+                let result = read_window(&request, fds.into_iter().next(), resolver, &mut open);
                 let reply = FromHelper::Read(ReadReply {
                     id: request.id,
                     result,

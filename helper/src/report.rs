@@ -39,6 +39,10 @@ pub fn report(resolver: &Resolver, arg: &str, out: &mut dyn Write) -> io::Result
                     out,
                     "body: descriptor (would be passed to the server); storage: {storage:?}"
                 )?,
+                Body::ByPath => writeln!(
+                    out,
+                    "body: read window by window by the helpers (storage that cannot tell residency)"
+                )?,
             }
             Ok(Found::Yes)
         }

@@ -1,29 +1,80 @@
 //! Reading one window of a file for the server: the server sends large
 //! files window by window and never touches pages that may be on disk;
-//! such a window comes here with the file's descriptor, and its bytes go
-//! back in the reply (the one way that never blocks the server, whatever
-//! the filesystem: see the server's `send` module).
+//! such a window comes here, and its bytes go back in the reply (the one
+//! way that never blocks the server, whatever the filesystem: see the
+//! server's `send` module).
+//!
+//! The file is the descriptor that came with the request, or, for a file
+//! on storage where the server keeps no descriptor, the path opened again
+//! and checked to be the same version. Those reopened files are kept in a
+//! small cache, so that a download's windows do not open the file each.
 
 use std::fs::File;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
 
-use protocol::{ReadRequest, ReadResult, MAX_READ_LEN};
+use protocol::{FileMeta, ReadRequest, ReadResult, MAX_READ_LEN};
 
-/// Reads the window `request` asks for from `fd` (the descriptor that
-/// came with it; `None` if it did not).
-pub fn read_window(request: &ReadRequest, fd: Option<OwnedFd>) -> ReadResult {
-    let Some(fd) = fd else {
-        return ReadResult::Failed("the read came without its descriptor".into());
-    };
+use crate::file_lookup::Resolver;
+
+/// Files reopened by path kept open at once (a few downloads' worth).
+const OPEN_FILES: usize = 8;
+
+/// The files reopened by path, most recently used last.
+#[derive(Debug, Default)]
+pub struct OpenFiles {
+    files: Vec<(String, FileMeta, File)>,
+}
+
+impl OpenFiles {
+    /// The file `request` names, open: from the cache, or opened again.
+    fn get(&mut self, resolver: &Resolver, request: &ReadRequest) -> Result<&File, String> {
+        let found = self
+            .files
+            .iter()
+            .position(|(path, meta, _)| *path == request.path && *meta == request.known);
+        let entry = match found {
+            Some(i) => self.files.remove(i),
+            None => {
+                let file = resolver.reopen(&request.path, request.known)?;
+                (request.path.clone(), request.known, file)
+            }
+        };
+        if self.files.len() >= OPEN_FILES {
+            self.files.remove(0);
+        }
+        self.files.push(entry);
+        match self.files.last() {
+            Some((_, _, file)) => Ok(file),
+            None => Err("the open-file cache lost a file".into()),
+        }
+    }
+}
+
+/// Reads the window `request` asks for: from `fd` (the descriptor that
+/// came with it), or from the file its path names.
+pub fn read_window(
+    request: &ReadRequest,
+    fd: Option<OwnedFd>,
+    resolver: &Resolver,
+    open: &mut OpenFiles,
+) -> ReadResult {
     if request.len > MAX_READ_LEN {
         return ReadResult::Failed(format!(
             "a read of {} bytes is more than the {MAX_READ_LEN} allowed",
             request.len
         ));
     }
-    match read_at(&File::from(fd), request.offset, request.len as usize) {
+    let result = match (fd, request.with_descriptor) {
+        (Some(fd), true) => read_at(&File::from(fd), request.offset, request.len as usize),
+        (None, false) => match open.get(resolver, request) {
+            Ok(file) => read_at(file, request.offset, request.len as usize),
+            Err(reason) => return ReadResult::Failed(reason),
+        },
+        _ => return ReadResult::Failed("the read came without its descriptor".into()),
+    };
+    match result {
         Ok(bytes) => ReadResult::Bytes(bytes),
         Err(e) => ReadResult::Failed(format!("read of /{} failed: {e}", request.path)),
     }
@@ -49,52 +100,137 @@ fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::os::unix::fs::MetadataExt;
 
-    fn request(offset: u64, len: u32) -> ReadRequest {
-        ReadRequest {
-            id: 1,
-            path: "f".into(),
-            offset,
-            len,
+    struct Root(std::path::PathBuf);
+
+    impl Root {
+        fn new(tag: &str) -> Root {
+            let dir =
+                std::env::temp_dir().join(format!("amped-window-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            Root(dir)
+        }
+
+        fn write(&self, name: &str, content: &[u8]) -> FileMeta {
+            let path = self.0.join(name);
+            let mut file = std::fs::File::create(&path).expect("create");
+            file.write_all(content).expect("write");
+            let stat = std::fs::metadata(&path).expect("stat");
+            FileMeta {
+                size: stat.len(),
+                mtime_secs: stat.mtime(),
+                mtime_nanos: stat.mtime_nsec() as u32,
+                inode: stat.ino(),
+                device: stat.dev(),
+            }
+        }
+
+        fn resolver(&self) -> Resolver {
+            Resolver::open(&self.0, 1024).expect("root")
         }
     }
 
-    fn file_with(content: &[u8]) -> OwnedFd {
-        let path = std::env::temp_dir().join(format!(
-            "amped-window-read-{}-{}",
-            std::process::id(),
-            content.len()
-        ));
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .expect("temp file");
-        file.write_all(content).expect("write");
-        let _ = std::fs::remove_file(&path);
-        file.into()
+    impl Drop for Root {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn request(path: &str, known: FileMeta, offset: u64, len: u32, fd: bool) -> ReadRequest {
+        ReadRequest {
+            id: 1,
+            path: path.into(),
+            known,
+            offset,
+            len,
+            with_descriptor: fd,
+        }
+    }
+
+    fn content(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8).collect()
     }
 
     #[test]
     fn a_window_comes_back_whole_or_up_to_the_end() {
-        let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-        let got = read_window(&request(1000, 65536), Some(file_with(&content)));
-        assert_eq!(got, ReadResult::Bytes(content[1000..1000 + 65536].to_vec()));
-        let tail = read_window(&request(299_000, 65536), Some(file_with(&content)));
-        assert_eq!(tail, ReadResult::Bytes(content[299_000..].to_vec()));
-        let past = read_window(&request(400_000, 10), Some(file_with(&content)));
+        let root = Root::new("whole");
+        let bytes = content(300_000);
+        let meta = root.write("f.bin", &bytes);
+        let (resolver, mut open) = (root.resolver(), OpenFiles::default());
+        let fd = || {
+            Some(OwnedFd::from(
+                File::open(root.0.join("f.bin")).expect("open"),
+            ))
+        };
+        let got = read_window(
+            &request("f.bin", meta, 1000, 65536, true),
+            fd(),
+            &resolver,
+            &mut open,
+        );
+        assert_eq!(got, ReadResult::Bytes(bytes[1000..1000 + 65536].to_vec()));
+        let tail = read_window(
+            &request("f.bin", meta, 299_000, 65536, false),
+            None,
+            &resolver,
+            &mut open,
+        );
+        assert_eq!(tail, ReadResult::Bytes(bytes[299_000..].to_vec()));
+        let past = read_window(
+            &request("f.bin", meta, 400_000, 10, false),
+            None,
+            &resolver,
+            &mut open,
+        );
         assert_eq!(past, ReadResult::Bytes(Vec::new()));
     }
 
     #[test]
+    fn a_file_changed_since_its_lookup_is_not_read_by_path() {
+        let root = Root::new("changed");
+        let old = root.write("f.bin", &content(5000));
+        let (resolver, mut open) = (root.resolver(), OpenFiles::default());
+        std::fs::remove_file(root.0.join("f.bin")).expect("remove");
+        root.write("f.bin", &content(6000));
+        let got = read_window(
+            &request("f.bin", old, 0, 100, false),
+            None,
+            &resolver,
+            &mut open,
+        );
+        assert!(
+            matches!(&got, ReadResult::Failed(r) if r.contains("changed")),
+            "{got:?}"
+        );
+        let escape = read_window(
+            &request("../etc/passwd", old, 0, 100, false),
+            None,
+            &resolver,
+            &mut open,
+        );
+        assert!(matches!(escape, ReadResult::Failed(_)), "{escape:?}");
+    }
+
+    #[test]
     fn a_bad_read_is_refused_not_attempted() {
-        assert!(matches!(
-            read_window(&request(0, 10), None),
-            ReadResult::Failed(_)
-        ));
-        let huge = read_window(&request(0, MAX_READ_LEN + 1), Some(file_with(b"x")));
+        let root = Root::new("bad");
+        let meta = root.write("f.bin", b"x");
+        let (resolver, mut open) = (root.resolver(), OpenFiles::default());
+        let missing = read_window(
+            &request("f.bin", meta, 0, 10, true),
+            None,
+            &resolver,
+            &mut open,
+        );
+        assert!(matches!(missing, ReadResult::Failed(_)), "{missing:?}");
+        let huge = read_window(
+            &request("f.bin", meta, 0, MAX_READ_LEN + 1, false),
+            None,
+            &resolver,
+            &mut open,
+        );
         assert!(matches!(huge, ReadResult::Failed(_)), "{huge:?}");
     }
 }

@@ -170,7 +170,7 @@ pub enum ToHelper {
 impl Message for ToHelper {
     fn descriptor_count(&self) -> usize {
         match self {
-            ToHelper::Read(_) => 1,
+            ToHelper::Read(read) => usize::from(read.with_descriptor),
             _ => 0,
         }
     }
@@ -189,19 +189,22 @@ pub struct LookupRequest {
     pub known: Option<FileMeta>,
 }
 
-/// Asks a helper to read `len` bytes at `offset` from the descriptor
-/// attached to the frame (a file the server is sending whose pages may
-/// not be in memory), and to hand the bytes back.
+/// Asks a helper to read `len` bytes at `offset` of a file the server is
+/// sending whose pages may not be in memory, and to hand the bytes back.
+/// The file is the descriptor attached to the frame when
+/// `with_descriptor` is set; otherwise the helper opens `path` (as a
+/// lookup would) and reads it only if it is still the version `known`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct ReadRequest {
     /// Chosen by the server; echoed in the reply.
     pub id: u64,
-    /// The file's path relative to the root, for the error log (and the
-    /// test hooks); the descriptor is what is read.
+    /// The lookup path the file was found under.
     pub path: String,
+    pub known: FileMeta,
     pub offset: u64,
     /// At most [`MAX_READ_LEN`].
     pub len: u32,
+    pub with_descriptor: bool,
 }
 
 /// The most bytes one [`ReadRequest`] may ask for: the reply must fit in
@@ -279,8 +282,14 @@ pub enum Body {
     /// The whole file, in the message.
     Inline(#[serde(with = "serde_bytes")] Vec<u8>),
     /// An open, read-only descriptor attached to the frame, and what
-    /// kind of storage the file lives on.
+    /// kind of storage the file lives on ([`Storage::Memory`] or
+    /// [`Storage::PageCache`]).
     Descriptor { storage: Storage },
+    /// A large file on [`Storage::Uncertain`] storage: no descriptor comes
+    /// back (closing one can wait on the filesystem, as FUSE's flush and
+    /// NFS's commit do), and the server asks helpers for every window by
+    /// path.
+    ByPath,
 }
 
 /// What kind of storage a file lives on, which decides how the server

@@ -116,8 +116,16 @@ mod tests {
         ToHelper::Read(ReadRequest {
             id,
             path: "f".into(),
+            known: crate::FileMeta {
+                size: 4,
+                mtime_secs: 0,
+                mtime_nanos: 0,
+                inode: 1,
+                device: 1,
+            },
             offset: 0,
             len: 4,
+            with_descriptor: true,
         })
     }
 

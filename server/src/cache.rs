@@ -63,8 +63,11 @@ impl Found {
                 let content = match (body, fd) {
                     (Body::Inline(bytes), _) => Content::Inline(bytes.into()),
                     (Body::Descriptor { storage }, Some(fd)) => Content::Descriptor(Rc::new(
-                        OpenFile::new(fd, storage, key.to_string(), meta.size),
+                        OpenFile::open(fd, storage, key.to_string(), meta),
                     )),
+                    (Body::ByPath, _) => {
+                        Content::Descriptor(Rc::new(OpenFile::by_path(key.to_string(), meta)))
+                    }
                     (Body::Descriptor { .. }, None) => return Found::Failed,
                 };
                 let name = if is_directory_key(key) {

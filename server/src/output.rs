@@ -246,7 +246,14 @@ mod tests {
         let mut out = Output::default();
         out.push_owned(b"head:".to_vec());
         out.push_shared(Rc::from(&b"xxBODYxx"[..]), 2, 6);
-        let file = OpenFile::new(fd, protocol::Storage::Memory, "f".into(), 10);
+        let meta = protocol::FileMeta {
+            size: 10,
+            mtime_secs: 0,
+            mtime_nanos: 0,
+            inode: 1,
+            device: 1,
+        };
+        let file = OpenFile::open(fd, protocol::Storage::Memory, "f".into(), meta);
         out.push_file(Rc::new(file), 3, 7);
         out.push_owned(b":tail".to_vec());
         assert_eq!(out.queued(), 18);

@@ -169,7 +169,11 @@ impl FileBody {
             None | Some(Window::Reading { .. }) => return Ok(0),
             Some(Window::Straight { end }) => {
                 let count = (*end - self.next).min(SENDFILE_CHUNK);
-                send_file(sock, self.file.fd().as_raw_fd(), self.next, count)?
+                let Some(fd) = self.file.fd() else {
+                    // Never planned: such a file is never resident.
+                    return Err(io::Error::other("no descriptor to send from"));
+                };
+                send_file(sock, fd.as_raw_fd(), self.next, count)?
             }
             Some(Window::Read { data, pos }) => write_bytes(sock, &data[*pos..])?,
         };

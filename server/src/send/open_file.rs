@@ -10,12 +10,15 @@
 //!   truncated under it cannot fault the server);
 //! - anything else (FUSE, NFS, ...), or when the mapping or `mincore`
 //!   fails: not known, so never resident; a helper reads every window.
+//!   For such a file the server holds no descriptor at all (closing one
+//!   can wait on the filesystem: FUSE's flush, NFS's commit); the helpers
+//!   open it by path, checked against the version looked up.
 
 use std::cell::OnceCell;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::ptr::NonNull;
 
-use protocol::Storage;
+use protocol::{FileMeta, Storage};
 
 /// A shared, read-only mapping of a whole file, used only for `mincore`.
 #[derive(Debug)]
@@ -80,32 +83,51 @@ impl Drop for Mapping {
     }
 }
 
-/// An open file being served from the cache.
+/// A large file being served from the cache.
 #[derive(Debug)]
 pub struct OpenFile {
-    fd: OwnedFd,
+    /// `None` for a file the helpers read by path.
+    fd: Option<OwnedFd>,
     storage: Storage,
-    /// The path it was looked up as (for the helpers' error log lines).
+    /// The path it was looked up as.
     path: String,
-    /// Size when opened: the mapping covers this much.
-    size: u64,
+    /// The version looked up (its size is what the mapping covers).
+    meta: FileMeta,
     /// Made on the first residency check; `None` if it cannot be made.
     mapping: OnceCell<Option<Mapping>>,
 }
 
 impl OpenFile {
-    pub fn new(fd: OwnedFd, storage: Storage, path: String, size: u64) -> OpenFile {
+    /// A file open in the server, on `storage`.
+    pub fn open(fd: OwnedFd, storage: Storage, path: String, meta: FileMeta) -> OpenFile {
         OpenFile {
-            fd,
+            fd: Some(fd),
             storage,
             path,
-            size,
+            meta,
             mapping: OnceCell::new(),
         }
     }
 
-    pub fn fd(&self) -> &OwnedFd {
-        &self.fd
+    /// A file the helpers read by path (storage that cannot tell
+    /// residency).
+    pub fn by_path(path: String, meta: FileMeta) -> OpenFile {
+        OpenFile {
+            fd: None,
+            storage: Storage::Uncertain,
+            path,
+            meta,
+            mapping: OnceCell::new(),
+        }
+    }
+
+    /// The descriptor, unless the helpers read the file by path.
+    pub fn fd(&self) -> Option<&OwnedFd> {
+        self.fd.as_ref()
+    }
+
+    pub fn meta(&self) -> FileMeta {
+        self.meta
     }
 
     pub fn path(&self) -> &str {
@@ -125,14 +147,14 @@ impl OpenFile {
 
     fn mincore_prefix(&self, offset: u64, len: u64) -> u64 {
         let page = page_size();
-        let end = offset.saturating_add(len).min(self.size);
+        let end = offset.saturating_add(len).min(self.meta.size);
         if end <= offset {
             return 0;
         }
-        let Some(mapping) = self
-            .mapping
-            .get_or_init(|| Mapping::of(&self.fd, self.size))
-        else {
+        let Some(fd) = &self.fd else {
+            return 0;
+        };
+        let Some(mapping) = self.mapping.get_or_init(|| Mapping::of(fd, self.meta.size)) else {
             return 0;
         };
         let first = (offset / page) as usize;
@@ -167,7 +189,14 @@ mod tests {
         file.write_all(&vec![7u8; len]).expect("write");
         let fd: OwnedFd = std::fs::File::open(&path).expect("open").into();
         let _ = std::fs::remove_file(&path);
-        OpenFile::new(fd, storage, "f".into(), len as u64)
+        let meta = FileMeta {
+            size: len as u64,
+            mtime_secs: 0,
+            mtime_nanos: 0,
+            inode: 1,
+            device: 1,
+        };
+        OpenFile::open(fd, storage, "f".into(), meta)
     }
 
     #[test]

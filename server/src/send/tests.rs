@@ -21,7 +21,14 @@ fn open_file(content: &[u8], storage: Storage) -> Rc<OpenFile> {
     file.write_all(content).expect("write");
     let fd: OwnedFd = std::fs::File::open(&path).expect("open").into();
     let _ = std::fs::remove_file(&path);
-    Rc::new(OpenFile::new(fd, storage, "f".into(), content.len() as u64))
+    let meta = protocol::FileMeta {
+        size: content.len() as u64,
+        mtime_secs: 0,
+        mtime_nanos: 0,
+        inode: 1,
+        device: 1,
+    };
+    Rc::new(OpenFile::open(fd, storage, "f".into(), meta))
 }
 
 fn content(len: usize) -> Vec<u8> {

@@ -300,6 +300,11 @@ impl HelperPool {
         })
     }
 
+    /// False once a write to the helper has failed (it is then down).
+    fn is_running(&self, i: usize) -> bool {
+        self.helpers[i].state() != ChildState::Down
+    }
+
     fn is_ready(&self, i: usize) -> bool {
         self.helpers[i].state() == ChildState::Ready
     }
@@ -347,7 +352,9 @@ impl HelperPool {
                 break;
             };
             self.read_queue.pop_front();
-            self.send_read(id, i, poller, now);
+            if !self.send_read(id, i, poller, now) {
+                break;
+            }
         }
         self.grow(poller, now);
     }
@@ -400,37 +407,43 @@ impl HelperPool {
         pending.dispatch.helper = Some(i);
         pending.dispatch.sent_at = Some(now);
         self.dispatched(i, waited);
-        if !self.helpers[i].send(&request, poller, now) {
+        if !self.helpers[i].send(&request, poller, now) || !self.is_running(i) {
             self.helper_died(i, poller, now);
         }
     }
 
-    fn send_read(&mut self, id: u64, i: usize, poller: &mut dyn Poller, now: Instant) {
+    /// Sends read `id` to helper `i`. False when it could not be sent
+    /// now (no descriptor to spare): it stays first in the queue.
+    fn send_read(&mut self, id: u64, i: usize, poller: &mut dyn Poller, now: Instant) -> bool {
         let Some(pending) = self.reads.get_mut(&id) else {
-            return;
+            return true;
         };
-        let fd = match pending.file.fd().try_clone() {
-            Ok(fd) => fd,
+        let fds = match pending.file.fd().map(OwnedFd::try_clone).transpose() {
+            Ok(fd) => Vec::from_iter(fd),
             Err(e) => {
                 // Out of descriptors: try again when work comes back.
                 error_log!("cannot pass /{} to a helper: {e}", pending.file.path());
-                return;
+                self.read_queue.push_front(id);
+                return false;
             }
         };
         let request = ToHelper::Read(ReadRequest {
             id,
             path: pending.file.path().to_string(),
+            known: pending.file.meta(),
             offset: pending.start,
             len: pending.len,
+            with_descriptor: !fds.is_empty(),
         });
         let waited = now.saturating_duration_since(pending.dispatch.queued_at);
         pending.dispatch.helper = Some(i);
         pending.dispatch.sent_at = Some(now);
         self.dispatched(i, waited);
         self.load[i].reading = true;
-        if !self.helpers[i].send_with_fds(&request, vec![fd], poller, now) {
+        if !self.helpers[i].send_with_fds(&request, fds, poller, now) || !self.is_running(i) {
             self.helper_died(i, poller, now);
         }
+        true
     }
 
     /// Accounts for a job sent to helper `i` after waiting `waited`.
