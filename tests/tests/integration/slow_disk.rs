@@ -443,7 +443,8 @@ fn a_helper_killed_mid_read_loses_nothing(backend: &str) {
 
     let mut client = server.connect_raw();
     // With the head here the lookup is over: a helper that has the file
-    // open from now on is reading a window of it.
+    // open from now on is reading windows of it for this download (it may
+    // also keep it open between two windows).
     let head = request_head(&mut client, &file);
     let size = file.bytes.len();
     let reader = thread::spawn(move || {
