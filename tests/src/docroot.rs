@@ -67,10 +67,15 @@ fn sweep_stale() {
 
 /// A new empty directory `amped-tests-<pid>-<n>-<tag>` in the temp dir.
 pub(crate) fn unique_dir(tag: &str) -> PathBuf {
+    unique_dir_in(&std::env::temp_dir(), tag)
+}
+
+/// A new empty directory `amped-tests-<pid>-<n>-<tag>` in `base`.
+fn unique_dir_in(base: &Path, tag: &str) -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     sweep_stale();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("{PREFIX}{}-{n}-{tag}", std::process::id()));
+    let dir = base.join(format!("{PREFIX}{}-{n}-{tag}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
     dir
@@ -130,7 +135,13 @@ pub struct TempDocroot {
 impl TempDocroot {
     /// An empty document root.
     pub fn new(tag: &str) -> Self {
-        let dir = unique_dir(tag);
+        Self::new_in(&std::env::temp_dir(), tag)
+    }
+
+    /// An empty document root in a new directory beneath `base` (say, one
+    /// on a disk rather than the temp dir's tmpfs).
+    pub fn new_in(base: &Path, tag: &str) -> Self {
+        let dir = unique_dir_in(base, tag);
         let root = dir.join("root");
         fs::create_dir_all(&root).expect("create the docroot");
         fs::create_dir_all(dir.join("outside")).expect("create the outside dir");

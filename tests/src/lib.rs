@@ -1,6 +1,7 @@
 //! Shared fixtures for the integration tests: building and locating the real
 //! binaries, starting a server on an OS-chosen port, a small raw HTTP/1.1
-//! client, temporary and shared document roots, and process limits.
+//! client, temporary and shared document roots, process limits, and a
+//! slow FUSE disk with files whose pages are not in memory.
 //!
 //! Every test in `tests/tests/` runs the real `server` (and its helpers)
 //! over real sockets; nothing here mocks the server.
@@ -12,8 +13,10 @@ pub mod docroot;
 pub mod gate;
 pub mod http_client;
 pub mod limits;
+pub mod page_cache;
 pub mod procfs;
 pub mod server_process;
+pub mod slow_disk;
 pub mod socket;
 pub mod status;
 pub mod streaming;

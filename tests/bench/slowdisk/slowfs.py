@@ -10,8 +10,9 @@
 # It runs multithreaded, so parallel reads overlap (each sleeps on its
 # own), the way a disk with a queue serves several requests at once.
 #
-# Used by tests/bench/slowdisk/run.sh (the disk-bound benchmark) and by
-# tests/bench/slowdisk/probe.c (the residency probe). Needs Debian's fuse3
+# Used by tests/bench/slowdisk/run.sh (the disk-bound benchmark), by
+# tests/bench/slowdisk/probe.c (the residency probe) and by the tests'
+# slow-disk fixture (tests/src/slow_disk.rs). Needs Debian's fuse3
 # and python3-fusepy (run it with Debian's /usr/bin/python3; fusepy loads
 # libfuse 2, fuse3 provides fusermount3), /dev/fuse, root for allow_other.
 #

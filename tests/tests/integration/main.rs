@@ -27,6 +27,7 @@ mod large_file_memory;
 mod never_blocks;
 mod regressions;
 mod scale;
+mod slow_disk;
 mod static_files;
 mod supervision;
 mod timeouts;
