@@ -33,7 +33,7 @@ const READ_CHUNK: usize = 8 * 1024;
 pub(crate) const OUTPUT_HIGH_WATER: u64 = 256 * 1024;
 /// Bytes written to one connection per turn, so that one fast reader of
 /// a large file does not starve the others.
-pub(crate) const WRITE_BUDGET: u64 = 4 << 20;
+pub(crate) const WRITE_BUDGET: u64 = 256 << 10;
 /// How long a closing connection drains what the client still sends.
 const LINGER: Duration = Duration::from_secs(2);
 

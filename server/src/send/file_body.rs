@@ -15,8 +15,10 @@ use std::rc::Rc;
 
 use super::open_file::OpenFile;
 
-/// The most bytes one `sendfile` call is asked for.
-const SENDFILE_CHUNK: u64 = 1 << 20;
+/// The most bytes one `sendfile` or `write` call is asked for: on
+/// loopback a send also runs the receiver's side of TCP, so one large call
+/// holds the loop for milliseconds.
+const SEND_CHUNK: u64 = 256 << 10;
 
 /// One planned stretch of the body, starting where the one before ends.
 #[derive(Debug)]
@@ -168,14 +170,17 @@ impl FileBody {
         let n = match self.windows.front_mut() {
             None | Some(Window::Reading { .. }) => return Ok(0),
             Some(Window::Straight { end }) => {
-                let count = (*end - self.next).min(SENDFILE_CHUNK);
+                let count = (*end - self.next).min(SEND_CHUNK);
                 let Some(fd) = self.file.fd() else {
                     // Never planned: such a file is never resident.
                     return Err(io::Error::other("no descriptor to send from"));
                 };
                 send_file(sock, fd.as_raw_fd(), self.next, count)?
             }
-            Some(Window::Read { data, pos }) => write_bytes(sock, &data[*pos..])?,
+            Some(Window::Read { data, pos }) => {
+                let left = &data[*pos..];
+                write_bytes(sock, &left[..left.len().min(SEND_CHUNK as usize)])?
+            }
         };
         self.advance(n as u64);
         Ok(n)
