@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 use protocol::child_setup::handshake;
 use protocol::{
     Channel, Error, FromHelper, LookupReply, LookupRequest, Outcome, ReadReply, ReadResult,
-    Received, Role, ToHelper,
+    Received, Role, SharedBuffer, ToHelper,
 };
 
 use crate::delay::Delay;
@@ -25,6 +25,7 @@ pub fn serve(
         return Ok(());
     }
     let mut open = OpenFiles::default();
+    let mut shared: Option<SharedBuffer> = None;
     loop {
         match channel.recv::<ToHelper>()? {
             None => return Ok(()),
@@ -36,7 +37,8 @@ pub fn serve(
                 message: ToHelper::Read(request),
                 fds,
             }) => {
-                let result = read_window(&request, fds.into_iter().next(), resolver, &mut open);
+                let fd = fds.into_iter().next();
+                let result = read_window(&request, fd, resolver, &mut open, shared.as_ref());
                 let reply = FromHelper::Read(ReadReply {
                     id: request.id,
                     result,
@@ -53,6 +55,22 @@ pub fn serve(
                     }
                     Err(e) => return Err(e),
                 }
+            }
+            Some(Received {
+                message: ToHelper::SharedBuffer { len },
+                fds,
+            }) => {
+                let len = usize::try_from(len).unwrap_or(0);
+                let mapped = fds.first().map(|fd| SharedBuffer::map(fd, len));
+                // Without it, windows come back in the replies.
+                shared = match mapped {
+                    Some(Ok(buffer)) => Some(buffer),
+                    Some(Err(e)) => {
+                        protocol::error_log!("cannot map the shared buffer: {e}");
+                        None
+                    }
+                    None => None,
+                };
             }
             Some(Received {
                 message: ToHelper::Hello(_),

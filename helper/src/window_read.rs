@@ -4,6 +4,10 @@
 //! way that never blocks the server, whatever the filesystem: see the
 //! server's `send` module).
 //!
+//! The bytes go into the request's slot of the buffer the server shares
+//! with its helpers when there is one (no copy through the socket), or
+//! into the reply.
+//!
 //! The file is the descriptor that came with the request, or, for a file
 //! on storage where the server keeps no descriptor, the path opened again
 //! and checked to be the same version. Those reopened files are kept in a
@@ -14,7 +18,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
 
-use protocol::{FileMeta, ReadRequest, ReadResult, MAX_READ_LEN};
+use protocol::{FileMeta, ReadRequest, ReadResult, SharedBuffer, MAX_READ_LEN};
 
 use crate::file_lookup::Resolver;
 
@@ -53,12 +57,14 @@ impl OpenFiles {
 }
 
 /// Reads the window `request` asks for: from `fd` (the descriptor that
-/// came with it), or from the file its path names.
+/// came with it), or from the file its path names; into its slot of
+/// `shared` when it has one there.
 pub fn read_window(
     request: &ReadRequest,
     fd: Option<OwnedFd>,
     resolver: &Resolver,
     open: &mut OpenFiles,
+    shared: Option<&SharedBuffer>,
 ) -> ReadResult {
     if request.len > MAX_READ_LEN {
         return ReadResult::Failed(format!(
@@ -66,25 +72,50 @@ pub fn read_window(
             request.len
         ));
     }
-    let result = match (fd, request.with_descriptor) {
-        (Some(fd), true) => read_at(&File::from(fd), request.offset, request.len as usize),
+    let described;
+    let file = match (fd, request.with_descriptor) {
+        (Some(fd), true) => {
+            described = File::from(fd);
+            &described
+        }
         (None, false) => match open.get(resolver, request) {
-            Ok(file) => read_at(file, request.offset, request.len as usize),
+            Ok(file) => file,
             Err(reason) => return ReadResult::Failed(reason),
         },
         _ => return ReadResult::Failed("the read came without its descriptor".into()),
     };
-    match result {
-        Ok(bytes) => ReadResult::Bytes(bytes),
-        Err(e) => ReadResult::Failed(format!("read of /{} failed: {e}", request.path)),
+    let len = request.len as usize;
+    let slot = request.slot.and_then(|at| usize::try_from(at).ok());
+    // SAFETY: the server lends this slot to this read alone and does not
+    // read it until the reply.
+    let in_slot = slot
+        .zip(shared)
+        .and_then(|(at, b)| unsafe { b.slice_mut(at, len) });
+    let failed =
+        |e: io::Error| ReadResult::Failed(format!("read of /{} failed: {e}", request.path));
+    match in_slot {
+        Some(buf) => match read_at(file, request.offset, buf) {
+            Ok(n) => ReadResult::InSlot(n as u32),
+            Err(e) => failed(e),
+        },
+        None => {
+            let mut buf = vec![0u8; len];
+            match read_at(file, request.offset, &mut buf) {
+                Ok(n) => {
+                    buf.truncate(n);
+                    ReadResult::Bytes(buf)
+                }
+                Err(e) => failed(e),
+            }
+        }
     }
 }
 
-/// Reads up to `len` bytes at `offset`: fewer only at end of file.
-fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; len];
+/// Fills `buf` from `offset` on; returns how many bytes were read (fewer
+/// than its length only at end of file).
+fn read_at(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
-    while filled < len {
+    while filled < buf.len() {
         match file.read_at(&mut buf[filled..], offset + filled as u64) {
             Ok(0) => break,
             Ok(n) => filled += n,
@@ -92,8 +123,7 @@ fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
             Err(e) => return Err(e),
         }
     }
-    buf.truncate(filled);
-    Ok(buf)
+    Ok(filled)
 }
 
 #[cfg(test)]
@@ -146,6 +176,7 @@ mod tests {
             offset,
             len,
             with_descriptor: fd,
+            slot: None,
         }
     }
 
@@ -169,6 +200,7 @@ mod tests {
             fd(),
             &resolver,
             &mut open,
+            None,
         );
         assert_eq!(got, ReadResult::Bytes(bytes[1000..1000 + 65536].to_vec()));
         let tail = read_window(
@@ -176,6 +208,7 @@ mod tests {
             None,
             &resolver,
             &mut open,
+            None,
         );
         assert_eq!(tail, ReadResult::Bytes(bytes[299_000..].to_vec()));
         let past = read_window(
@@ -183,8 +216,31 @@ mod tests {
             None,
             &resolver,
             &mut open,
+            None,
         );
         assert_eq!(past, ReadResult::Bytes(Vec::new()));
+    }
+
+    #[test]
+    fn a_window_goes_into_its_slot_of_the_shared_buffer() {
+        let root = Root::new("slot");
+        let bytes = content(10_000);
+        let meta = root.write("f.bin", &bytes);
+        let (resolver, mut open) = (root.resolver(), OpenFiles::default());
+        let (server, fd) = SharedBuffer::create(c"amped-window-test", 16384).expect("buffer");
+        let helper = SharedBuffer::map(&fd, 16384).expect("map");
+        let mut asked = request("f.bin", meta, 9000, 4096, false);
+        asked.slot = Some(8192);
+        let got = read_window(&asked, None, &resolver, &mut open, Some(&helper));
+        assert_eq!(got, ReadResult::InSlot(1000), "up to the end of the file");
+        // SAFETY: the read is over; nothing else uses the buffer.
+        assert_eq!(unsafe { server.slice(8192, 1000) }, Some(&bytes[9000..]));
+        asked.slot = Some(16000);
+        let outside = read_window(&asked, None, &resolver, &mut open, Some(&helper));
+        assert!(
+            matches!(outside, ReadResult::Bytes(_)),
+            "a slot past the end: in the reply"
+        );
     }
 
     #[test]
@@ -199,6 +255,7 @@ mod tests {
             None,
             &resolver,
             &mut open,
+            None,
         );
         assert!(
             matches!(&got, ReadResult::Failed(r) if r.contains("changed")),
@@ -209,6 +266,7 @@ mod tests {
             None,
             &resolver,
             &mut open,
+            None,
         );
         assert!(matches!(escape, ReadResult::Failed(_)), "{escape:?}");
     }
@@ -223,6 +281,7 @@ mod tests {
             None,
             &resolver,
             &mut open,
+            None,
         );
         assert!(matches!(missing, ReadResult::Failed(_)), "{missing:?}");
         let huge = read_window(
@@ -230,6 +289,7 @@ mod tests {
             None,
             &resolver,
             &mut open,
+            None,
         );
         assert!(matches!(huge, ReadResult::Failed(_)), "{huge:?}");
     }

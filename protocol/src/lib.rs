@@ -12,6 +12,8 @@
 //! - [`fdpass`]: `sendmsg`/`recvmsg` with descriptors attached.
 //! - [`reader`]: an incremental, non-blocking frame reader for event loops.
 //! - [`writer`]: a non-blocking frame writer for the server's loop.
+//! - [`shared_buffer`]: memory shared with the helpers, that file windows
+//!   are read into.
 //! - [`channel`]: a blocking channel for the child processes.
 //! - [`child_setup`]: a child's start-up (parent-death signal, adopting
 //!   the inherited socket, the child's side of the handshake).
@@ -35,6 +37,7 @@ pub mod fdpass;
 pub mod frame;
 pub mod messages;
 pub mod reader;
+pub mod shared_buffer;
 pub mod writer;
 
 pub use cgi::*;
@@ -44,4 +47,5 @@ pub use error::Error;
 pub use frame::{decode_body, encode_frame, MAX_FRAME_LEN};
 pub use messages::*;
 pub use reader::{FrameReader, ReadStatus, Received};
+pub use shared_buffer::SharedBuffer;
 pub use writer::FrameWriter;

@@ -120,6 +120,7 @@ macro_rules! greeting {
 greeting!(ToHelper {
     ToHelper::Lookup(_) => "lookup",
     ToHelper::Read(_) => "read",
+    ToHelper::SharedBuffer { .. } => "shared buffer",
 });
 greeting!(FromHelper {
     FromHelper::Lookup(_) => "lookup reply",
@@ -164,14 +165,19 @@ pub struct FileMeta {
 pub enum ToHelper {
     Hello(Hello),
     Lookup(LookupRequest),
-    /// Read a window of a file; its open descriptor is attached.
+    /// Read a window of a file (see [`ReadRequest`]).
     Read(ReadRequest),
+    /// The buffer windows are read into: a memfd of `len` bytes, attached.
+    SharedBuffer {
+        len: u64,
+    },
 }
 
 impl Message for ToHelper {
     fn descriptor_count(&self) -> usize {
         match self {
             ToHelper::Read(read) => usize::from(read.with_descriptor),
+            ToHelper::SharedBuffer { .. } => 1,
             _ => 0,
         }
     }
@@ -206,6 +212,9 @@ pub struct ReadRequest {
     /// At most [`MAX_READ_LEN`].
     pub len: u32,
     pub with_descriptor: bool,
+    /// Where in the shared buffer to put the bytes (they come back in the
+    /// reply when this is `None`, or the helper has no such buffer).
+    pub slot: Option<u64>,
 }
 
 /// The most bytes one [`ReadRequest`] may ask for: the reply must fit in
@@ -224,6 +233,9 @@ pub struct ReadReply {
 pub enum ReadResult {
     /// The bytes from the offset on: fewer than asked only at end of file.
     Bytes(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// This many bytes were put in the request's slot of the shared
+    /// buffer (fewer than asked only at end of file).
+    InSlot(u32),
     /// The read failed (the reason is for the error log).
     Failed(String),
 }

@@ -126,6 +126,7 @@ mod tests {
             offset: 0,
             len: 4,
             with_descriptor: true,
+            slot: None,
         })
     }
 

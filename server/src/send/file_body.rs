@@ -14,6 +14,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 
 use super::open_file::OpenFile;
+use super::slots::Slot;
 
 /// The most bytes one `sendfile` or `write` call is asked for: on
 /// loopback a send also runs the receiver's side of TCP, so one large call
@@ -28,7 +29,30 @@ enum Window {
     /// A helper is reading `start..end`.
     Reading { start: u64, end: u64 },
     /// Read by a helper; `data[pos..]` is still to be written.
-    Read { data: Vec<u8>, pos: usize },
+    Read { data: WindowBytes, pos: usize },
+}
+
+/// A window's bytes, as a helper handed them back.
+#[derive(Debug)]
+pub enum WindowBytes {
+    /// In the reply.
+    Owned(Vec<u8>),
+    /// The first so many bytes of a slot of the shared buffer.
+    InSlot(Slot, usize),
+}
+
+#[allow(clippy::len_without_is_empty)]
+impl WindowBytes {
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            WindowBytes::Owned(data) => data,
+            WindowBytes::InSlot(slot, len) => slot.bytes(*len),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.as_slice().len()
+    }
 }
 
 /// What the front of the body needs before it can be written.
@@ -144,7 +168,7 @@ impl FileBody {
     }
 
     /// A helper's bytes for the window from `start`.
-    pub fn deliver(&mut self, start: u64, data: Vec<u8>) -> Delivered {
+    pub fn deliver(&mut self, start: u64, data: WindowBytes) -> Delivered {
         let Some(window) = self
             .windows
             .iter_mut()
@@ -158,8 +182,13 @@ impl FileBody {
         if (data.len() as u64) < end - start {
             return Delivered::Short;
         }
-        let mut data = data;
-        data.truncate((end - start) as usize);
+        let data = match data {
+            WindowBytes::Owned(mut bytes) => {
+                bytes.truncate((end - start) as usize);
+                WindowBytes::Owned(bytes)
+            }
+            WindowBytes::InSlot(slot, _) => WindowBytes::InSlot(slot, (end - start) as usize),
+        };
         *window = Window::Read { data, pos: 0 };
         Delivered::Filled
     }
@@ -178,7 +207,7 @@ impl FileBody {
                 send_file(sock, fd.as_raw_fd(), self.next, count)?
             }
             Some(Window::Read { data, pos }) => {
-                let left = &data[*pos..];
+                let left = &data.as_slice()[*pos..];
                 write_bytes(sock, &left[..left.len().min(SEND_CHUNK as usize)])?
             }
         };

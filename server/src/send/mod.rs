@@ -13,10 +13,13 @@
 //!
 //! [`FileBody`] keeps one body's windows on the connection's output
 //! queue; [`Planner`] plans them as the output needs them; [`SendPath`]
-//! takes the helpers' answers and keeps the counters.
+//! takes the helpers' answers and keeps the counters; [`WindowSlots`]
+//! lends the slots of the memory shared with the helpers that windows
+//! are read into.
 
 mod file_body;
 mod open_file;
+mod slots;
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -29,8 +32,9 @@ use crate::output::Output;
 use crate::supervise::helper_pool::ReadDone;
 use crate::supervise::Supervision;
 
-pub use file_body::{Delivered, FileBody, FrontNeeds};
+pub use file_body::{Delivered, FileBody, FrontNeeds, WindowBytes};
 pub use open_file::OpenFile;
+pub use slots::{Slot, WindowSlots, SLOT_COUNT};
 
 /// Bytes a helper reads for one window. 256 KiB is two reads of a FUSE
 /// filesystem's usual 128 KiB `max_read`, and keeps a helper's answer
@@ -123,9 +127,14 @@ impl SendPath {
     /// False when the body cannot be finished (the read failed, or the
     /// file shrank) and the connection must close.
     pub fn deliver(&mut self, out: &mut Output, done: ReadDone) -> bool {
-        let data = match done.result {
-            ReadResult::Bytes(data) => data,
-            ReadResult::Failed(reason) => {
+        let data = match (done.result, done.slot) {
+            (ReadResult::Bytes(data), _) => WindowBytes::Owned(data),
+            (ReadResult::InSlot(len), Some(slot)) => WindowBytes::InSlot(slot, len as usize),
+            (ReadResult::InSlot(_), None) => {
+                error_log!("a helper answered a read in a slot it was not lent");
+                return false;
+            }
+            (ReadResult::Failed(reason), _) => {
                 error_log!("{reason}");
                 return false;
             }

@@ -71,13 +71,16 @@ fn windows_read_by_helpers_go_out_in_order_whatever_order_they_arrive_in() {
     let body = out.front_file().expect("front body");
     // The read-ahead arrives first: still nothing can go.
     assert_eq!(
-        body.deliver(1100, bytes[1100..2100].to_vec()),
+        body.deliver(1100, WindowBytes::Owned(bytes[1100..2100].to_vec())),
         Delivered::Filled
     );
     assert_eq!(body.front_needs(), FrontNeeds::Disk);
-    assert_eq!(body.deliver(5, vec![1]), Delivered::Unexpected);
     assert_eq!(
-        body.deliver(100, bytes[100..1100].to_vec()),
+        body.deliver(5, WindowBytes::Owned(vec![1])),
+        Delivered::Unexpected
+    );
+    assert_eq!(
+        body.deliver(100, WindowBytes::Owned(bytes[100..1100].to_vec())),
         Delivered::Filled
     );
     assert_eq!(
@@ -88,7 +91,7 @@ fn windows_read_by_helpers_go_out_in_order_whatever_order_they_arrive_in() {
     assert_eq!(planner.reads.last(), Some(&(2100, 2500)));
     let body = out.front_file().expect("front body");
     assert_eq!(
-        body.deliver(2100, bytes[2100..].to_vec()),
+        body.deliver(2100, WindowBytes::Owned(bytes[2100..].to_vec())),
         Delivered::Filled
     );
     out.push_owned(b":tail".to_vec());
@@ -111,7 +114,10 @@ fn a_short_read_means_the_file_shrank() {
     let file = open_file(&bytes, Storage::Uncertain);
     let mut body = FileBody::new(file, 0, 3000);
     body.push_reading(1000);
-    assert_eq!(body.deliver(0, bytes[..999].to_vec()), Delivered::Short);
+    assert_eq!(
+        body.deliver(0, WindowBytes::Owned(bytes[..999].to_vec())),
+        Delivered::Short
+    );
 }
 
 #[test]

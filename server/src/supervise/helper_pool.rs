@@ -32,7 +32,7 @@ use protocol::{
 
 use crate::conn_table::ConnId;
 use crate::event::{Event, Poller};
-use crate::send::OpenFile;
+use crate::send::{OpenFile, Slot, WindowSlots, READ_WINDOW, SLOT_COUNT};
 use crate::supervise::child_link::{ChildProcess, ChildState};
 use crate::token::EventToken;
 
@@ -66,6 +66,8 @@ pub struct ReadDone {
     /// Where the window starts in the file.
     pub start: u64,
     pub result: ReadResult,
+    /// The slot of the shared buffer the read was lent, if any.
+    pub slot: Option<Slot>,
 }
 
 /// When a job was queued and where it went.
@@ -106,6 +108,8 @@ struct PendingRead {
     file: Rc<OpenFile>,
     start: u64,
     len: u32,
+    /// Lent for the read's whole life (re-sends included).
+    slot: Option<Slot>,
     dispatch: Dispatch,
 }
 
@@ -149,6 +153,8 @@ pub struct HelperPool {
     read_queue: VecDeque<u64>,
     next_id: u64,
     longest_wait: Duration,
+    /// The buffer shared with every helper, that windows are read into.
+    slots: Option<Rc<WindowSlots>>,
 }
 
 fn hello() -> ToHelper {
@@ -190,6 +196,7 @@ impl HelperPool {
             read_queue: VecDeque::new(),
             next_id: 1,
             longest_wait: Duration::ZERO,
+            slots: WindowSlots::create(SLOT_COUNT, READ_WINDOW as usize),
         }
     }
 
@@ -269,6 +276,7 @@ impl HelperPool {
         now: Instant,
     ) {
         let id = self.new_id();
+        let slot = self.slots.as_ref().and_then(|s| s.take(len as usize));
         self.reads.insert(
             id,
             PendingRead {
@@ -276,6 +284,7 @@ impl HelperPool {
                 file: Rc::clone(file),
                 start,
                 len,
+                slot,
                 dispatch: Dispatch::queued(now),
             },
         );
@@ -434,6 +443,7 @@ impl HelperPool {
             offset: pending.start,
             len: pending.len,
             with_descriptor: !fds.is_empty(),
+            slot: pending.slot.as_ref().map(|slot| slot.offset() as u64),
         });
         let waited = now.saturating_duration_since(pending.dispatch.queued_at);
         pending.dispatch.helper = Some(i);
@@ -493,6 +503,7 @@ impl HelperPool {
                         idle_since: Some(now),
                         ..Load::default()
                     };
+                    self.share_buffer(i, poller, now);
                 }
                 FromHelper::Lookup(reply) => {
                     let Some(key) = self.lookup_ids.remove(&reply.id) else {
@@ -521,6 +532,7 @@ impl HelperPool {
                         file: pending.file,
                         start: pending.start,
                         result: reply.result,
+                        slot: pending.slot,
                     }));
                 }
             }
@@ -529,6 +541,25 @@ impl HelperPool {
             self.helper_died(i, poller, now);
         } else {
             self.assign_unsent(poller, now);
+        }
+    }
+
+    /// Passes the shared buffer to helper `i`, just ready: it comes before
+    /// any read on the channel. Without it the helper answers reads in
+    /// its replies.
+    fn share_buffer(&mut self, i: usize, poller: &mut dyn Poller, now: Instant) {
+        let Some(slots) = &self.slots else {
+            return;
+        };
+        let fd = match slots.fd().try_clone() {
+            Ok(fd) => fd,
+            Err(e) => return error_log!("cannot share the window buffer: {e}"),
+        };
+        let message = ToHelper::SharedBuffer {
+            len: slots.len() as u64,
+        };
+        if !self.helpers[i].send_with_fds(&message, vec![fd], poller, now) {
+            self.helper_died(i, poller, now);
         }
     }
 

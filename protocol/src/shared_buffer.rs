@@ -1,0 +1,132 @@
+//! A memory buffer shared between the server and its helpers: a memfd
+//! the server creates and passes to each helper, mapped by both. A helper
+//! reads a window of a file straight into a slot of it, and the server
+//! writes the slot to the client, so the bytes are not copied through the
+//! helper's socket (two copies fewer for every window).
+//!
+//! Who may touch which bytes is the protocol's business, not this type's:
+//! the server lends a slot to one read at a time, and reads it only after
+//! the helper has answered.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+
+/// A shared, read-write mapping of a memfd.
+#[derive(Debug)]
+pub struct SharedBuffer {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl SharedBuffer {
+    /// Creates a buffer of `len` bytes (a memfd, close-on-exec) and maps
+    /// it; the descriptor is for passing to a helper.
+    pub fn create(name: &CStr, len: usize) -> io::Result<(SharedBuffer, OwnedFd)> {
+        // SAFETY: memfd_create with a valid C string; the result is checked.
+        let raw = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a new descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let size = libc::off_t::try_from(len).map_err(|_| io::Error::other("buffer too large"))?;
+        // SAFETY: ftruncate on a descriptor we own.
+        if unsafe { libc::ftruncate(fd.as_raw_fd(), size) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let buffer = SharedBuffer::map(&fd, len)?;
+        Ok((buffer, fd))
+    }
+
+    /// Maps `len` bytes of a buffer's descriptor (a helper's side). The
+    /// descriptor may be closed afterwards.
+    pub fn map(fd: &OwnedFd, len: usize) -> io::Result<SharedBuffer> {
+        if len == 0 {
+            return Err(io::Error::other("an empty shared buffer"));
+        }
+        // SAFETY: a new shared mapping of a descriptor we were given; the
+        // kernel picks the address; it is unmapped in Drop.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr =
+            NonNull::new(addr.cast::<u8>()).ok_or_else(|| io::Error::other("null mapping"))?;
+        Ok(SharedBuffer { ptr, len })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// True when `offset..offset + len` lies inside the buffer.
+    pub fn holds(&self, offset: usize, len: usize) -> bool {
+        offset.checked_add(len).is_some_and(|end| end <= self.len)
+    }
+
+    /// The bytes at `offset..offset + len` (`None` outside the buffer).
+    ///
+    /// # Safety
+    /// No process may write those bytes while the slice lives.
+    pub unsafe fn slice(&self, offset: usize, len: usize) -> Option<&[u8]> {
+        // SAFETY: in bounds (checked); the caller rules out writers.
+        self.holds(offset, len)
+            .then(|| unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(offset), len) })
+    }
+
+    /// The bytes at `offset..offset + len`, to write into (`None` outside
+    /// the buffer).
+    ///
+    /// # Safety
+    /// No other process may touch those bytes while the slice lives.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn slice_mut(&self, offset: usize, len: usize) -> Option<&mut [u8]> {
+        // SAFETY: in bounds (checked); the caller rules out other users.
+        self.holds(offset, len)
+            .then(|| unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(offset), len) })
+    }
+}
+
+impl Drop for SharedBuffer {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `map`, once.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_mappings_see_the_same_bytes() {
+        let (server, fd) = SharedBuffer::create(c"amped-test", 8192).expect("create");
+        let helper = SharedBuffer::map(&fd, 8192).expect("map");
+        drop(fd);
+        // SAFETY: this test is the only user of the buffer.
+        unsafe {
+            helper
+                .slice_mut(4096, 5)
+                .expect("in bounds")
+                .copy_from_slice(b"hello");
+            assert_eq!(server.slice(4096, 5), Some(&b"hello"[..]));
+            assert!(server.slice(8190, 5).is_none());
+            assert!(helper.slice_mut(usize::MAX, 2).is_none());
+        }
+    }
+}

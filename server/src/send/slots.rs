@@ -1,0 +1,124 @@
+//! The slots of the buffer the server shares with its helpers
+//! ([`protocol::SharedBuffer`]): a window read by a helper goes straight
+//! into a slot lent to that read, and is written to the client from
+//! there, so its bytes are not copied through the helper's socket. A slot
+//! goes back to the free list when its window is written (or dropped).
+//! With every slot lent, windows come back in the replies instead.
+
+use std::cell::RefCell;
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+
+use protocol::SharedBuffer;
+
+/// Slots in the buffer: three windows for each of about twenty cold
+/// downloads at once (32 MiB of 512 KiB slots, used only as touched).
+pub const SLOT_COUNT: usize = 64;
+
+/// The shared buffer and which of its slots are free.
+#[derive(Debug)]
+pub struct WindowSlots {
+    buffer: SharedBuffer,
+    fd: OwnedFd,
+    slot_len: usize,
+    free: RefCell<Vec<usize>>,
+}
+
+impl WindowSlots {
+    /// A buffer of `count` slots of `slot_len` bytes; `None` (windows then
+    /// travel in the replies) when it cannot be made.
+    pub fn create(count: usize, slot_len: usize) -> Option<Rc<WindowSlots>> {
+        let len = count.checked_mul(slot_len)?;
+        match SharedBuffer::create(c"amped-windows", len) {
+            Ok((buffer, fd)) => Some(Rc::new(WindowSlots {
+                buffer,
+                fd,
+                slot_len,
+                free: RefCell::new((0..count).rev().collect()),
+            })),
+            Err(e) => {
+                error_log!("no shared buffer for file windows ({e}); they travel in replies");
+                None
+            }
+        }
+    }
+
+    /// The memfd, to pass to a helper.
+    pub fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
+    /// The buffer's size in bytes.
+    pub fn len(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Lends a free slot for a read of `len` bytes, if one fits.
+    pub fn take(self: &Rc<Self>, len: usize) -> Option<Slot> {
+        if len > self.slot_len {
+            return None;
+        }
+        let index = self.free.borrow_mut().pop()?;
+        Some(Slot {
+            slots: Rc::clone(self),
+            index,
+        })
+    }
+
+    /// Slots free now.
+    #[cfg(test)]
+    pub fn free(&self) -> usize {
+        self.free.borrow().len()
+    }
+}
+
+/// One slot, lent to one read and then to the window it holds.
+#[derive(Debug)]
+pub struct Slot {
+    slots: Rc<WindowSlots>,
+    index: usize,
+}
+
+impl Slot {
+    /// Where the slot starts in the shared buffer.
+    pub fn offset(&self) -> usize {
+        self.index * self.slots.slot_len
+    }
+
+    /// The first `len` bytes of the slot (empty if `len` is more than a
+    /// slot holds). Only for a slot whose read has been answered.
+    pub fn bytes(&self, len: usize) -> &[u8] {
+        let len = if len <= self.slots.slot_len { len } else { 0 };
+        // SAFETY: the helper that read into this slot has answered and no
+        // read is lent it again until this `Slot` is dropped, so nothing
+        // writes these bytes while the slice lives.
+        unsafe { self.slots.buffer.slice(self.offset(), len) }.unwrap_or(&[])
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.slots.free.borrow_mut().push(self.index);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_lent_once_and_come_back() {
+        let slots = WindowSlots::create(2, 4096).expect("shared buffer");
+        assert!(slots.take(4097).is_none(), "too long for a slot");
+        let a = slots.take(4096).expect("first");
+        let b = slots.take(10).expect("second");
+        assert_ne!(a.offset(), b.offset());
+        assert!(slots.take(10).is_none(), "all lent");
+        drop(a);
+        assert_eq!(slots.free(), 1);
+        let c = slots.take(10).expect("back");
+        assert_eq!(c.bytes(3), &[0, 0, 0]);
+        assert!(c.bytes(5000).is_empty());
+        assert_eq!(slots.len(), 8192);
+    }
+}
