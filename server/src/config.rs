@@ -13,7 +13,9 @@ use crate::event::Backend;
 /// of the Flash web server (AMPED). One process serves every client; disk
 /// lookups run in separate helper processes.
 #[derive(Parser, Debug)]
-#[command(name = "server", version)]
+// A later occurrence of an option overrides an earlier one: the
+// configuration file's options go first, the command line's after.
+#[command(name = "server", version, args_override_self = true)]
 pub struct Args {
     /// Address and port to listen on. Port 0 picks a free port; the real
     /// one is printed on stdout as `listening on http://ADDR:PORT/`.
@@ -120,6 +122,25 @@ pub struct Args {
     /// children too).
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
+
+    /// Read options from this TOML file first; its keys are the long
+    /// options' names (`keepalive-timeout = 15`), and the command line
+    /// overrides it.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Check the configuration (the file and the options together) and
+    /// exit: 0 if it is good, 2 with one line saying what is wrong.
+    #[arg(long)]
+    pub check_config: bool,
+
+    /// Print the man page (roff) and exit.
+    #[arg(long)]
+    pub print_man_page: bool,
+
+    /// Print the completion script for SHELL and exit.
+    #[arg(long, value_enum, value_name = "SHELL")]
+    pub print_completions: Option<clap_complete::Shell>,
 }
 
 /// The `--event-handler` choices.
@@ -179,48 +200,67 @@ impl Config {
     /// Checks the options against the machine: the root exists and is a
     /// directory, the helper binary is there.
     pub fn from_args(args: Args) -> Result<Config> {
-        let root = std::fs::canonicalize(&args.root)
-            .with_context(|| format!("document root {} not found", args.root.display()))?;
+        let root = std::fs::canonicalize(&args.root).map_err(|e| {
+            let root = args.root.display();
+            BadOption::new("root", format!("document root {root} not found: {e}"))
+        })?;
         if !root.is_dir() {
-            bail!("document root {} is not a directory", root.display());
+            let message = format!("document root {} is not a directory", root.display());
+            bail!(BadOption::new("root", message));
         }
         if args.cache_size < 64 * 1024 {
-            bail!("--cache-size must be at least 64K");
+            bail!(BadOption::new(
+                "cache-size",
+                "--cache-size must be at least 64K"
+            ));
         }
         if !(1024..=1024 * 1024).contains(&args.inline_max) {
-            bail!("--inline-max must be between 1K and 1M");
+            bail!(BadOption::new(
+                "inline-max",
+                "--inline-max must be between 1K and 1M"
+            ));
         }
         let helper_bin = match args.helper_bin {
             Some(path) => path,
             None => sibling_binary("helper")?,
         };
         if !is_executable(&helper_bin) {
-            bail!(
+            bail!(BadOption::new(
+                "helper-bin",
+                format!(
                 "helper binary {} is missing or not executable (build it with `cargo build --bins`, or pass --helper-bin)",
                 helper_bin.display()
-            );
+            )));
         }
         let cgi_runner_bin = match args.cgi_runner_bin {
             Some(path) => path,
             None => sibling_binary("cgi-runner")?,
         };
         if !is_executable(&cgi_runner_bin) {
-            bail!(
+            bail!(BadOption::new(
+                "cgi-runner-bin",
+                format!(
                 "cgi-runner binary {} is missing or not executable (build it with `cargo build --bins`, or pass --cgi-runner-bin)",
                 cgi_runner_bin.display()
-            );
+            )));
         }
         let status_key = match args.status_path {
             Some(path) => match crate::http::path::parse_target(&path) {
                 Ok(target) if !target.key.is_empty() => Some(target.key),
-                _ => bail!("--status-path must be a path such as /server-status"),
+                _ => bail!(BadOption::new(
+                    "status-path",
+                    "--status-path must be a path such as /server-status"
+                )),
             },
             None => None,
         };
         let access_log = match args.access_log.as_str() {
             "off" => LogTarget::Off,
             "-" => LogTarget::Stdout,
-            "" => bail!("--access-log needs a path, `-` or `off`"),
+            "" => bail!(BadOption::new(
+                "access-log",
+                "--access-log needs a path, `-` or `off`"
+            )),
             path => LogTarget::File(PathBuf::from(path)),
         };
         Ok(Config {
@@ -248,6 +288,32 @@ impl Config {
         })
     }
 }
+
+/// A setting refused by [`Config::from_args`], naming its option (the
+/// long name without dashes), so that one that came from the
+/// configuration file can be reported with the file's position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadOption {
+    pub key: &'static str,
+    pub message: String,
+}
+
+impl BadOption {
+    fn new(key: &'static str, message: impl Into<String>) -> BadOption {
+        BadOption {
+            key,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for BadOption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for BadOption {}
 
 /// The path of a binary that sits beside the running executable.
 pub fn sibling_binary(name: &str) -> Result<PathBuf> {

@@ -2,7 +2,8 @@
 //! owns every client connection and never blocks, with disk lookups done
 //! by helper processes (the AMPED architecture of the Flash web server).
 //!
-//! `main.rs` only parses the command line and calls [`run`].
+//! `main.rs` only calls [`launch`] (the command line and the
+//! configuration file) and [`run`].
 
 #[macro_use]
 extern crate protocol;
@@ -11,13 +12,16 @@ mod access_log;
 mod backoff;
 mod cache;
 mod cgi;
+mod command_line;
 mod config;
+mod config_file;
 mod conn_table;
 mod connection;
 mod event;
 mod hostile_input;
 mod http;
 mod listener;
+mod manual;
 mod next;
 mod output;
 mod privileges;
@@ -34,6 +38,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
+pub use command_line::{launch, Launch};
 pub use config::{Args, Config};
 
 /// Starts the server, prints the `listening on` line and serves until

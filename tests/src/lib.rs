@@ -12,6 +12,7 @@ pub mod docroot;
 pub mod gate;
 pub mod http_client;
 pub mod limits;
+pub mod options;
 pub mod procfs;
 pub mod server_process;
 pub mod socket;
