@@ -32,6 +32,7 @@ mod startup;
 mod static_files;
 mod status;
 mod supervise;
+mod systemd;
 mod token;
 
 use std::io::Write;
@@ -51,5 +52,6 @@ pub fn run(config: Config) -> Result<()> {
         writeln!(stdout, "listening on http://{addr}/")?;
         stdout.flush()?;
     }
+    server.notify_ready();
     server.run()
 }

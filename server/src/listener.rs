@@ -42,6 +42,17 @@ impl Acceptor {
         })
     }
 
+    /// Takes a socket already listening (passed by systemd), made
+    /// non-blocking by the caller.
+    pub(crate) fn adopt(listener: TcpListener) -> io::Result<Acceptor> {
+        set_nodelay(&listener)?;
+        Ok(Acceptor {
+            local_addr: listener.local_addr()?,
+            listener: Some(listener),
+            paused_until: None,
+        })
+    }
+
     /// The address actually bound (with the real port).
     pub(crate) fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -120,6 +131,12 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     if unsafe { libc::listen(listener.as_raw_fd(), BACKLOG) } < 0 {
         return Err(io::Error::last_os_error());
     }
+    set_nodelay(&listener)?;
+    Ok(listener)
+}
+
+/// Sets TCP_NODELAY on the listener, for the sockets it accepts.
+fn set_nodelay(listener: &TcpListener) -> io::Result<()> {
     // Accepted sockets inherit TCP_NODELAY from the listener on Linux,
     // which saves a setsockopt per connection. Without it, the last small
     // segment of a response sent in two writes (head, then sendfile) could
@@ -138,7 +155,7 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(listener)
+    Ok(())
 }
 
 /// Accepts one connection, if one is waiting.

@@ -28,6 +28,7 @@ use crate::startup;
 use crate::static_files::StaticFiles;
 use crate::status::{Gauges, StatusPage};
 use crate::supervise::{helper_pool::Completion, Supervision};
+use crate::systemd::Notifier;
 use crate::token::EventToken;
 
 /// The server: every connection, the cache, the subsystems.
@@ -46,6 +47,8 @@ pub struct Server {
     status: StatusPage,
     /// Set once SIGTERM or SIGINT arrived: when to give up waiting.
     draining: Option<Instant>,
+    /// systemd's notification socket, when it asked for one.
+    notifier: Option<Notifier>,
 }
 
 impl Server {
@@ -67,12 +70,20 @@ impl Server {
             cgi: parts.cgi,
             supervision: parts.supervision,
             draining: None,
+            notifier: parts.notifier,
         })
     }
 
     /// The address actually bound (with the real port).
     pub fn local_addr(&self) -> SocketAddr {
         self.acceptor.local_addr()
+    }
+
+    /// Tells systemd (if it asked) that the server is serving.
+    pub fn notify_ready(&self) {
+        if let Some(notifier) = &self.notifier {
+            notifier.notify("READY=1");
+        }
     }
 
     /// Serves until SIGTERM or SIGINT.
@@ -161,6 +172,9 @@ impl Server {
         if arrived.terminate && self.draining.is_none() {
             // Responses in flight go on until done or `--shutdown-timeout`.
             self.acceptor.close(self.poller.as_mut());
+            if let Some(notifier) = &self.notifier {
+                notifier.notify("STOPPING=1");
+            }
             self.draining = Some(self.clock.now() + self.config.shutdown_timeout);
             self.close_idle();
         }

@@ -1,5 +1,6 @@
 //! Start-up, in the order it must happen: the process's own settings
-//! (descriptor limit, subreaper), the poller, the listening socket, the
+//! (descriptor limit, subreaper), the poller, the listening socket (bound,
+//! or passed by systemd) and systemd's notification socket, the
 //! signal handlers and the access log (all while still privileged), then
 //! `--user`, then the children, whose handshakes are waited for; only
 //! then do the listener and the signals join the poller.
@@ -15,6 +16,7 @@ use crate::listener::{self, Acceptor};
 use crate::privileges;
 use crate::signals::Signals;
 use crate::supervise::{orphans, Supervision};
+use crate::systemd::{self, Notifier};
 use crate::token::EventToken;
 
 /// Everything the loop is made of that start-up prepares.
@@ -26,6 +28,7 @@ pub(crate) struct Parts {
     pub(crate) clock: Clock,
     pub(crate) supervision: Supervision,
     pub(crate) cgi: Cgi,
+    pub(crate) notifier: Option<Notifier>,
 }
 
 /// Binds, starts the children and registers everything.
@@ -34,8 +37,14 @@ pub(crate) fn prepare(config: &Config) -> Result<Parts> {
     orphans::become_subreaper();
     let mut poller = new_poller(config.backend)
         .with_context(|| format!("cannot create the {} poller", config.backend.name()))?;
-    let acceptor = Acceptor::bind(config.listen)
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let acceptor = match systemd::inherited_listener()? {
+        Some(listener) => {
+            Acceptor::adopt(listener).context("cannot use the socket passed by systemd")?
+        }
+        None => Acceptor::bind(config.listen)
+            .with_context(|| format!("cannot listen on {}", config.listen))?,
+    };
+    let notifier = systemd::Notifier::from_env();
     let signals = Signals::install().context("cannot install signal handlers")?;
     let log = AccessLog::open(&config.access_log).context("cannot open the access log")?;
     if let Some(user) = &config.user {
@@ -56,5 +65,6 @@ pub(crate) fn prepare(config: &Config) -> Result<Parts> {
         clock,
         supervision,
         cgi,
+        notifier,
     })
 }

@@ -27,5 +27,6 @@ mod regressions;
 mod scale;
 mod static_files;
 mod supervision;
+mod systemd;
 mod timeouts;
 mod user_switch;
