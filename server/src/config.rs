@@ -123,6 +123,16 @@ pub struct Args {
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
 
+    /// Access log format: `combined` (the Combined Log Format) or `json`
+    /// (one object a line).
+    #[arg(long, value_enum, default_value_t = AccessLogFormat::Combined, value_name = "FORMAT")]
+    pub access_log_format: AccessLogFormat,
+
+    /// Error log file (appended to; reopened on SIGHUP), for the server
+    /// and its children alike. Default: stderr.
+    #[arg(long, value_name = "PATH")]
+    pub error_log: Option<PathBuf>,
+
     /// Read options from this TOML file first; its keys are the long
     /// options' names (`keepalive-timeout = 15`), and the command line
     /// overrides it.
@@ -161,6 +171,13 @@ impl From<EventHandler> for Backend {
     }
 }
 
+/// The `--access-log-format` choices.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLogFormat {
+    Combined,
+    Json,
+}
+
 /// Where access-log lines go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogTarget {
@@ -179,6 +196,8 @@ pub struct Config {
     pub cache_size: usize,
     pub max_connections: usize,
     pub access_log: LogTarget,
+    pub access_log_format: AccessLogFormat,
+    pub error_log: Option<PathBuf>,
     pub keepalive_timeout: Duration,
     pub header_timeout: Duration,
     pub send_timeout: Duration,
@@ -263,6 +282,13 @@ impl Config {
             )),
             path => LogTarget::File(PathBuf::from(path)),
         };
+        if args
+            .error_log
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            bail!(BadOption::new("error-log", "--error-log needs a path"));
+        }
         Ok(Config {
             listen: args.listen,
             root,
@@ -271,6 +297,8 @@ impl Config {
             cache_size: usize::try_from(args.cache_size).unwrap_or(usize::MAX),
             max_connections: args.max_connections as usize,
             access_log,
+            access_log_format: args.access_log_format,
+            error_log: args.error_log,
             keepalive_timeout: Duration::from_secs(args.keepalive_timeout),
             header_timeout: Duration::from_secs(args.header_timeout),
             send_timeout: Duration::from_secs(args.send_timeout),

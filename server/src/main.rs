@@ -8,7 +8,7 @@
 //! port in use, a missing helper binary).
 
 fn main() {
-    protocol::error_log::set_prefix("amped");
+    protocol::error_log::set_prefix("server");
     let config = match amped::launch(std::env::args_os().collect()) {
         amped::Launch::Run(config) => config,
         amped::Launch::Exit(status) => std::process::exit(status),

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use nix::sys::signal::Signal;
 
 use crate::access_log::AccessLog;
 use crate::cgi::driver::Cgi;
@@ -179,7 +180,15 @@ impl Server {
             self.close_idle();
         }
         if arrived.hangup {
+            // The error log file was reopened by the signal handler
+            // (`protocol::log_file`); the children reopen theirs on the
+            // SIGHUP passed on to them.
             self.log.reopen(&self.config.access_log);
+            if self.config.error_log.is_some() {
+                self.supervision
+                    .signal_children(self.cgi.runner(), Signal::SIGHUP);
+            }
+            info_log!("SIGHUP: reopened the logs");
         }
         if arrived.child {
             self.supervision.on_sigchld(self.clock.now());

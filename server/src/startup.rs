@@ -1,11 +1,12 @@
 //! Start-up, in the order it must happen: the process's own settings
 //! (descriptor limit, subreaper), the poller, the listening socket (bound,
 //! or passed by systemd) and systemd's notification socket, the
-//! signal handlers and the access log (all while still privileged), then
-//! `--user`, then the children, whose handshakes are waited for; only
+//! signal handlers, the access log and the error log file (all while
+//! still privileged), then `--user`, then the children, whose handshakes are waited for; only
 //! then do the listener and the signals join the poller.
 
 use anyhow::{Context, Result};
+use protocol::log_file;
 
 use crate::access_log::AccessLog;
 use crate::cgi::driver::Cgi;
@@ -31,6 +32,21 @@ pub(crate) struct Parts {
     pub(crate) notifier: Option<Notifier>,
 }
 
+/// With `--error-log`: puts the file on this process's stderr (reopened
+/// on SIGHUP) and names it for the children, which inherit it. Without,
+/// makes sure the children follow no file named in the environment.
+fn open_error_log(config: &Config) -> Result<()> {
+    match &config.error_log {
+        Some(path) => {
+            log_file::redirect_stderr(path)
+                .with_context(|| format!("cannot open the error log {}", path.display()))?;
+            std::env::set_var(log_file::ENV_VAR, path);
+        }
+        None => std::env::remove_var(log_file::ENV_VAR),
+    }
+    Ok(())
+}
+
 /// Binds, starts the children and registers everything.
 pub(crate) fn prepare(config: &Config) -> Result<Parts> {
     listener::raise_descriptor_limit();
@@ -46,7 +62,9 @@ pub(crate) fn prepare(config: &Config) -> Result<Parts> {
     };
     let notifier = systemd::Notifier::from_env();
     let signals = Signals::install().context("cannot install signal handlers")?;
-    let log = AccessLog::open(&config.access_log).context("cannot open the access log")?;
+    let log = AccessLog::open(&config.access_log, config.access_log_format)
+        .context("cannot open the access log")?;
+    open_error_log(config)?;
     if let Some(user) = &config.user {
         privileges::drop_to(user)?;
     }
@@ -54,6 +72,9 @@ pub(crate) fn prepare(config: &Config) -> Result<Parts> {
     let mut supervision = Supervision::new(config, clock.now());
     let mut cgi = Cgi::new(config, clock.now());
     supervision.start(cgi.runner(), poller.as_mut())?;
+    if config.user.is_none() && nix::unistd::Uid::effective().is_root() {
+        warn_log!("running as root without --user: the helpers and CGI scripts run as root too");
+    }
     acceptor.register(poller.as_mut())?;
     let token = EventToken::Signals.to_token();
     poller.register(signals.fd(), token, Interest::READABLE)?;

@@ -21,6 +21,7 @@ mod http_headers;
 mod http_paths;
 mod http_requests;
 mod large_file_memory;
+mod logs;
 mod manual;
 mod never_blocks;
 mod regressions;
