@@ -20,6 +20,7 @@ mod curl;
 mod http_headers;
 mod http_paths;
 mod http_requests;
+mod install;
 mod large_file_memory;
 mod logs;
 mod manual;
