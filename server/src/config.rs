@@ -133,6 +133,17 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub error_log: Option<PathBuf>,
 
+    /// Front processes serving the port together (SO_REUSEPORT), each
+    /// with its own helpers and cgi-runner, under one parent that restarts
+    /// them; `auto` is one per CPU (1 to 256).
+    #[arg(long, default_value = "1", value_name = "N|auto", value_parser = parse_workers)]
+    pub workers: u16,
+
+    /// Internal: one of the `--workers` (binds with SO_REUSEPORT, reports
+    /// readiness on NOTIFY_SOCKET rather than printing the listening line).
+    #[arg(long, hide = true)]
+    pub worker: bool,
+
     /// Read options from this TOML file first; its keys are the long
     /// options' names (`keepalive-timeout = 15`), and the command line
     /// overrides it.
@@ -198,6 +209,8 @@ pub struct Config {
     pub access_log: LogTarget,
     pub access_log_format: AccessLogFormat,
     pub error_log: Option<PathBuf>,
+    pub workers: usize,
+    pub worker: bool,
     pub keepalive_timeout: Duration,
     pub header_timeout: Duration,
     pub send_timeout: Duration,
@@ -299,6 +312,8 @@ impl Config {
             access_log,
             access_log_format: args.access_log_format,
             error_log: args.error_log,
+            workers: usize::from(args.workers),
+            worker: args.worker,
             keepalive_timeout: Duration::from_secs(args.keepalive_timeout),
             header_timeout: Duration::from_secs(args.header_timeout),
             send_timeout: Duration::from_secs(args.send_timeout),
@@ -359,6 +374,19 @@ fn is_executable(path: &std::path::Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Parses `--workers`: a number from 1 to 256, or `auto` (one per CPU).
+pub fn parse_workers(text: &str) -> Result<u16, String> {
+    const MAX: u16 = 256;
+    if text == "auto" {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        return Ok(u16::try_from(cpus).unwrap_or(MAX).min(MAX));
+    }
+    match text.parse::<u16>() {
+        Ok(n) if (1..=MAX).contains(&n) => Ok(n),
+        _ => Err(format!("`{text}` is not 1 to {MAX} or `auto`")),
+    }
+}
+
 /// Parses a byte size: a number with an optional K, M or G suffix
 /// (powers of 1024).
 pub fn parse_size(text: &str) -> Result<u64, String> {
@@ -397,5 +425,15 @@ mod tests {
         assert!(parse_size("M").is_err());
         assert!(parse_size("").is_err());
         assert!(parse_size("99999999999999999999G").is_err());
+    }
+
+    #[test]
+    fn workers_are_a_number_or_auto() {
+        use super::parse_workers;
+        assert_eq!(parse_workers("3"), Ok(3));
+        assert!(parse_workers("auto").is_ok_and(|n| n >= 1));
+        assert!(parse_workers("0").is_err());
+        assert!(parse_workers("257").is_err());
+        assert!(parse_workers("many").is_err());
     }
 }

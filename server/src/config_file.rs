@@ -9,8 +9,8 @@
 //! or `false`; any other option a string or an integer (a size may be
 //! `"64M"` or `67108864`); a repeatable option also an array. Unknown keys,
 //! other types (floats, dates, tables) and the command-only options
-//! (`config`, `check-config`, `print-man-page`, `print-completions`) are
-//! errors.
+//! (`config`, `check-config`, `print-man-page`, `print-completions`, and
+//! the internal `worker`) are errors.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -21,7 +21,8 @@ use clap::{ArgAction, CommandFactory, Parser};
 use crate::config::Args;
 
 /// Options that act on this run only and make no sense in a file.
-pub const COMMAND_ONLY: [&str; 6] = [
+pub const COMMAND_ONLY: [&str; 7] = [
+    "worker",
     "config",
     "check-config",
     "print-man-page",

@@ -34,6 +34,7 @@ mod status;
 mod supervise;
 mod systemd;
 mod token;
+mod workers;
 
 use std::io::Write;
 
@@ -42,16 +43,31 @@ use anyhow::Result;
 pub use command_line::{launch, Launch};
 pub use config::{Args, Config};
 
-/// Starts the server, prints the `listening on` line and serves until
+/// Starts the server (or, with `--workers` above 1, the workers and their
+/// supervising parent), prints the `listening on` line and serves until
 /// SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<()> {
+    if config.workers > 1 && !config.worker {
+        let mut pool = workers::Pool::start(&config, std::env::args_os().collect())?;
+        print_listening(pool.local_addr())?;
+        pool.notify_ready();
+        return pool.run();
+    }
+    let worker = config.worker;
     let mut server = server::Server::start(config)?;
-    let addr = server.local_addr();
-    {
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "listening on http://{addr}/")?;
-        stdout.flush()?;
+    // A worker reports to its parent (NOTIFY_SOCKET), which prints the
+    // line once for all.
+    if !worker {
+        print_listening(server.local_addr())?;
     }
     server.notify_ready();
     server.run()
+}
+
+/// `listening on http://ADDR:PORT/` on stdout, flushed.
+fn print_listening(addr: std::net::SocketAddr) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on http://{addr}/")?;
+    stdout.flush()?;
+    Ok(())
 }

@@ -57,7 +57,7 @@ pub(crate) fn prepare(config: &Config) -> Result<Parts> {
         Some(listener) => {
             Acceptor::adopt(listener).context("cannot use the socket passed by systemd")?
         }
-        None => Acceptor::bind(config.listen)
+        None => Acceptor::bind(config.listen, config.worker)
             .with_context(|| format!("cannot listen on {}", config.listen))?,
     };
     let notifier = systemd::Notifier::from_env();

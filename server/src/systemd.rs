@@ -106,6 +106,8 @@ impl Notifier {
             }
         };
         let socket = UnixDatagram::unbound()?;
+        // A receiver whose queue is full must not stall the event loop.
+        socket.set_nonblocking(true)?;
         Ok(Notifier { socket, address })
     }
 

@@ -32,3 +32,4 @@ mod supervision;
 mod systemd;
 mod timeouts;
 mod user_switch;
+mod workers;
