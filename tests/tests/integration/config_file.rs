@@ -159,6 +159,31 @@ fn mistakes_name_the_file_the_place_and_the_key() {
             "for {text:?}: expected {expected:?} in {line:?}"
         );
     }
+    // Starting for real refuses the same file the same way, before
+    // listening.
+    let config = config_file(&docroot, &format!("root = \"{root}\"\nhelpers = 0\n"));
+    let output = run_with_deadline(
+        &server_bin(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            config.to_str().expect("UTF-8"),
+        ],
+        DEADLINE,
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(CONFIG_ERROR),
+        "{}",
+        output.stderr
+    );
+    assert!(!output.stdout.contains("listening on"), "{}", output.stdout);
+    assert!(
+        output.stderr.contains(":2:1: key `helpers`: "),
+        "{}",
+        output.stderr
+    );
     // A value the command line sets is the command line's mistake.
     let config = config_file(&docroot, &format!("root = \"{root}\"\n"));
     let line = check_fails(&config, &["--cache-size", "32K"]);
