@@ -46,7 +46,7 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
 
-    /// Access log in the Combined Log Format: a file path, `-` for
+    /// Access log (in the `--access-log-format`): a file path, `-` for
     /// stdout, or `off`.
     #[arg(long, default_value = "off", value_name = "PATH|-|off")]
     pub access_log: String,

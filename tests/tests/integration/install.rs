@@ -27,6 +27,8 @@ fn run_install(root: &Path) {
         "--root".as_ref(),
         root.as_os_str(),
         "--debug".as_ref(),
+        // Everything it needs was fetched for the build that runs this.
+        "--offline".as_ref(),
         "--target-dir".as_ref(),
         target.as_os_str(),
     ];
