@@ -7,7 +7,8 @@
 //! Each key is also parsed on its own first, so that a bad one is reported
 //! with the file, its line and column, and its name. A flag takes `true`
 //! or `false`; any other option a string or an integer (a size may be
-//! `"64M"` or `67108864`); a repeatable option also an array. Unknown keys,
+//! `"64M"` or `67108864`); a repeatable option also an array, whose items
+//! come before the command line's own (which add to them). Unknown keys,
 //! other types (floats, dates, tables) and the command-only options
 //! (`config`, `check-config`, `print-man-page`, `print-completions`, and
 //! the internal `worker`) are errors.
@@ -16,7 +17,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use clap::{ArgAction, CommandFactory, Parser};
+use clap::{ArgAction, CommandFactory};
 
 use crate::config::Args;
 
@@ -81,6 +82,11 @@ impl FileArgs {
 
     /// Checks `text`, the contents of `path`.
     pub fn parse(path: &Path, text: &str) -> Result<FileArgs, FileError> {
+        FileArgs::parse_for(&Args::command(), path, text)
+    }
+
+    /// Checks `text` against the options of `command`.
+    fn parse_for(command: &clap::Command, path: &Path, text: &str) -> Result<FileArgs, FileError> {
         let error = |at: Option<(usize, usize)>, key: Option<&str>, message: String| FileError {
             path: path.to_path_buf(),
             at,
@@ -94,7 +100,6 @@ impl FileArgs {
         let table: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| error(None, None, e.message().trim().to_owned()))?;
-        let command = Args::command();
         let mut file = FileArgs {
             path: path.to_path_buf(),
             args: Vec::new(),
@@ -141,7 +146,7 @@ impl FileArgs {
             }
             // The key on its own, so that a bad value is reported here.
             let alone = std::iter::once(OsString::from("server")).chain(own.iter().cloned());
-            if let Err(e) = Args::try_parse_from(alone) {
+            if let Err(e) = command.clone().try_get_matches_from(alone) {
                 return Err(fail(clap_message(&e)));
             }
             file.args.extend(own);
@@ -251,11 +256,42 @@ mod tests {
         let argv = std::iter::once(OsString::from("server"))
             .chain(file.args)
             .chain(["--helpers", "5", "--helpers", "6"].map(OsString::from));
-        let args = Args::try_parse_from(argv).expect("repeats override");
+        let args = <Args as clap::Parser>::try_parse_from(argv).expect("repeats override");
         assert_eq!(args.helpers, 6);
         assert_eq!(args.listen.port(), 1);
         let flags = ["server", "--status-allow-remote", "--status-allow-remote"];
-        assert!(Args::try_parse_from(flags).is_ok(), "a repeated flag");
+        assert!(
+            <Args as clap::Parser>::try_parse_from(flags).is_ok(),
+            "a repeated flag"
+        );
+    }
+
+    #[test]
+    fn arrays_repeat_a_repeatable_option_and_the_command_line_adds() {
+        use clap::{Arg, Command};
+        let command = Command::new("t")
+            .args_override_self(true)
+            .arg(Arg::new("tag").long("tag").action(ArgAction::Append))
+            .arg(Arg::new("one").long("one"));
+        let file = FileArgs::parse_for(&command, Path::new("a.toml"), "tag = [\"a\", 2]\n")
+            .expect("an array");
+        let argv = std::iter::once(OsString::from("t"))
+            .chain(file.args)
+            .chain(["--tag", "c"].map(OsString::from));
+        let matches = command.clone().try_get_matches_from(argv).expect("parses");
+        let tags: Vec<&String> = matches.get_many("tag").expect("tags").collect();
+        assert_eq!(tags, ["a", "2", "c"]);
+        let text = FileArgs::parse_for(&command, Path::new("a.toml"), "one = [\"a\"]\n")
+            .expect_err("an array for a single option")
+            .to_string();
+        assert!(text.ends_with("must be a string or an integer"), "{text}");
+        let text = FileArgs::parse_for(&command, Path::new("a.toml"), "tag = [1.5]\n")
+            .expect_err("a float in the array")
+            .to_string();
+        assert!(
+            text.ends_with("must be an array of strings or integers"),
+            "{text}"
+        );
     }
 
     #[test]
