@@ -1,6 +1,6 @@
 //! `--workers N`: N server processes under one parent serve the port
-//! together, each with its own helpers; the listening line is printed
-//! once; a worker that dies is restarted; SIGHUP is passed on (each
+//! together, each with its own helpers, and the kernel spreads the
+//! connections among them; the listening line is printed once; a worker that dies is restarted; SIGHUP is passed on (each
 //! worker reopens the logs); SIGTERM drains them all and the parent exits
 //! 0; a bad count is a usage error.
 
@@ -10,6 +10,7 @@ use std::path::Path;
 use tests::procfs::{
     is_alive, live_children_named, poll_until, send_signal, wait_for_live_children,
 };
+use tests::status::{status_json, status_number};
 use tests::{run_with_deadline, server_bin, ServerProcess, TempDocroot, DEADLINE};
 
 const WORKERS: usize = 2;
@@ -23,6 +24,8 @@ fn start(root: &TempDocroot, backend: &str, error_log: &Path) -> ServerProcess {
             "2",
             "--helpers",
             "1",
+            "--status-path",
+            "/status",
             "--error-log",
             error_log.to_str().expect("UTF-8"),
         ],
@@ -56,6 +59,16 @@ fn workers_serve_restart_and_drain(backend: &str) {
         response.assert_status(200);
         assert_eq!(response.body_text(), "from a worker\n");
     }
+    // The kernel spreads connections over the workers: each status page
+    // counts its own worker's, so none has seen them all (one worker
+    // taking all 50 would happen once in 2^49).
+    let most = (0..30)
+        .map(|_| status_number(&status_json(&server, "/status"), "/accepted_connections"))
+        .max();
+    assert!(
+        most < Some(50),
+        "one worker accepted every connection: {most:?}"
+    );
 
     // SIGHUP reaches every worker: each logs that it reopened the logs.
     let parent = i32::try_from(server.pid()).expect("pid");
