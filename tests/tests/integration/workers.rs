@@ -1,8 +1,9 @@
 //! `--workers N`: N server processes under one parent serve the port
 //! together, each with its own helpers, and the kernel spreads the
-//! connections among them; the listening line is printed once; a worker that dies is restarted; SIGHUP is passed on (each
-//! worker reopens the logs); SIGTERM drains them all and the parent exits
-//! 0; a bad count is a usage error.
+//! connections among them; the listening line is printed once; a worker
+//! that dies is restarted; SIGHUP is passed on (each worker reopens the
+//! logs); SIGTERM drains them all and the parent exits 0; a bad count is
+//! a usage error.
 
 use std::fs;
 use std::path::Path;
