@@ -45,6 +45,10 @@ fn main() -> ExitCode {
     // is noticed (see `protocol::child_setup::die_with_parent`).
     let ppid_at_start = nix::unistd::getppid();
     error_log::set_prefix("cgi-runner");
+    // Reopen the server's error log file on the SIGHUP it forwards.
+    if let Err(e) = protocol::log_file::follow_from_env() {
+        error_log!("cannot follow the error log file: {e}");
+    }
     let cli = Cli::parse();
     limits::apply();
     match cli.channel_fd {

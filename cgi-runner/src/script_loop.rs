@@ -44,7 +44,7 @@ use crate::script_deadlines::{self, poll_timeout, Key, Kind, ScriptDeadlines};
 use crate::script_lookup::Resolver;
 use crate::script_spawn::{self, Streams};
 use crate::sigchld::SigChld;
-use crate::stderr::{display_name, format_line, Drain, StderrLog};
+use crate::stderr::{display_name, Drain, StderrLog};
 
 /// How long a script's process group may outlive the script before what
 /// is left of it is killed.
@@ -475,5 +475,5 @@ fn group_is_empty(pgid: i32) -> bool {
 fn log_line(name: &str, text: &str) {
     let prefix = format!("cgi: {name}: ");
     let mut err = io::stderr().lock();
-    let _ = err.write_all(&format_line(&prefix, text.as_bytes()));
+    let _ = err.write_all(&crate::stderr::log_line(&prefix, text.as_bytes()));
 }

@@ -1,5 +1,6 @@
 //! A script's stderr, forwarded line by line to the runner's own stderr
-//! (which the server makes its error log) as `cgi: /SCRIPT: LINE`.
+//! (which the server makes its error log) as `cgi: /SCRIPT: LINE` after
+//! the log's usual head (time, `error`, `cgi-runner[PID]`).
 //!
 //! The pipe is read without blocking whenever the loop finds it readable.
 //! Lines longer than [`MAX_LINE`] bytes are cut into pieces of that size;
@@ -13,6 +14,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use protocol::error_log::{self, Level};
 
 /// The longest log line, in bytes of script output.
 pub const MAX_LINE: usize = 4096;
@@ -76,6 +78,14 @@ pub fn format_line(prefix: &str, line: &[u8]) -> Vec<u8> {
     }
     out.push('\n');
     out.into_bytes()
+}
+
+/// [`format_line`] after the error log's head (time, level, this
+/// process): one whole line of the error log.
+pub fn log_line(prefix: &str, line: &[u8]) -> Vec<u8> {
+    let mut out = error_log::line_head(Level::Error).into_bytes();
+    out.extend_from_slice(&format_line(prefix, line));
+    out
 }
 
 /// How a script is named in the log: its path with a leading `/` (as in
@@ -143,7 +153,7 @@ impl StderrLog {
                     budget = budget.saturating_sub(n);
                     let prefix = &self.prefix;
                     self.lines.push(&buf[..n], &mut |line| {
-                        let _ = log.write_all(&format_line(prefix, line));
+                        let _ = log.write_all(&log_line(prefix, line));
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -161,7 +171,7 @@ impl StderrLog {
     pub fn finish(&mut self, log: &mut dyn Write) {
         let prefix = &self.prefix;
         self.lines.finish(&mut |line| {
-            let _ = log.write_all(&format_line(prefix, line));
+            let _ = log.write_all(&log_line(prefix, line));
         });
         let _ = log.flush();
     }
@@ -245,14 +255,24 @@ mod tests {
         let mut out = Vec::new();
         let mut writer = File::from(write);
         writer.write_all(b"first\nsec").expect("write");
+        // Each line after the log's head: `TIME error [PID]: `.
+        let messages = |out: &[u8]| -> Vec<String> {
+            String::from_utf8_lossy(out)
+                .lines()
+                .map(|l| {
+                    assert!(l.contains(" error "), "a head: {l}");
+                    l.split_once("]: ").map_or(l, |(_, m)| m).to_owned()
+                })
+                .collect()
+        };
         assert_eq!(log.read_available(&mut out), Drain::Open);
-        assert_eq!(out, b"cgi: /cgi-bin/x.cgi: first\n");
+        assert_eq!(messages(&out), ["cgi: /cgi-bin/x.cgi: first"]);
         writer.write_all(b"ond").expect("write");
         drop(writer);
         assert_eq!(log.read_available(&mut out), Drain::Closed);
         assert_eq!(
-            out,
-            b"cgi: /cgi-bin/x.cgi: first\ncgi: /cgi-bin/x.cgi: second\n"
+            messages(&out),
+            ["cgi: /cgi-bin/x.cgi: first", "cgi: /cgi-bin/x.cgi: second"]
         );
     }
 }

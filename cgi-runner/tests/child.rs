@@ -185,7 +185,8 @@ fn scripts_that_cannot_run_are_refused() {
     assert_eq!(runner.exited(20), (ExitInfo::Code(0), false));
     let stderr = runner.wait_for_stderr("badinterp.cgi", WAIT);
     assert!(
-        stderr.starts_with("cgi: /cgi-bin/badinterp.cgi: not started: "),
+        stderr.contains(" error cgi-runner[")
+            && messages(&stderr)[0].starts_with("cgi: /cgi-bin/badinterp.cgi: not started: "),
         "{stderr}"
     );
 }
@@ -319,9 +320,21 @@ fn stderr_lines_reach_the_log_with_the_script_s_name() {
     assert_eq!(runner.exited(1), (ExitInfo::Code(0), false));
     let log = runner.wait_for_stderr("cgi: /cgi-bin/err.cgi: three\n", WAIT);
     assert_eq!(
-        log,
-        "cgi: /cgi-bin/err.cgi: one\ncgi: /cgi-bin/err.cgi: two\ncgi: /cgi-bin/err.cgi: three\n"
+        messages(&log),
+        [
+            "cgi: /cgi-bin/err.cgi: one",
+            "cgi: /cgi-bin/err.cgi: two",
+            "cgi: /cgi-bin/err.cgi: three"
+        ]
     );
+}
+
+/// The messages of error-log lines, after their head
+/// (`TIME error cgi-runner[PID]: `).
+fn messages(log: &str) -> Vec<&str> {
+    log.lines()
+        .map(|line| line.split_once("]: ").map_or(line, |(_, message)| message))
+        .collect()
 }
 
 #[test]

@@ -104,8 +104,13 @@ fn refused_scripts_and_bad_roots_exit_2_with_a_reason() {
         assert_eq!(out.status.code(), Some(2), "{script}");
         assert!(out.stdout.is_empty());
         let err = String::from_utf8_lossy(&out.stderr);
+        // An error-log line: `TIME error cgi-runner[PID]: SCRIPT: REASON`.
+        let message = err.split_once("]: ").map_or("", |(head, message)| {
+            assert!(head.contains(" error cgi-runner["), "{script}: {err}");
+            message
+        });
         assert!(
-            err.starts_with(&format!("cgi-runner: {script}: ")) && err.contains(reason),
+            message.starts_with(&format!("{script}: ")) && err.contains(reason),
             "{script}: {err}"
         );
     }

@@ -46,8 +46,37 @@ pub fn civil_from_secs(secs: i64) -> CivilTime {
     }
 }
 
+/// `time` as an RFC 3339 timestamp in UTC to the millisecond
+/// (`2026-11-29T04:45:20.123Z`), for log lines.
+pub fn rfc3339_millis(time: std::time::SystemTime) -> String {
+    let since = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let t = civil_from_secs(i64::try_from(since.as_secs()).unwrap_or(i64::MAX));
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year,
+        t.month,
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
+        since.subsec_millis()
+    )
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_795_927_520_123);
+        assert_eq!(rfc3339_millis(t), "2026-11-29T04:45:20.123Z");
+        assert_eq!(
+            rfc3339_millis(std::time::UNIX_EPOCH),
+            "1970-01-01T00:00:00.000Z"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -3,18 +3,46 @@
 //! goes out as one whole line in a single write, so lines from different
 //! processes never splice into each other.
 //!
-//! Each process names itself once, at the start of `main`, with
-//! [`set_prefix`] (`"helper"`, `"cgi-runner"`, `"amped"`); every line of
-//! [`error_log!`](crate::error_log!) then starts with that name and `: `,
-//! and call sites say only what happened. A process that has not named
-//! itself writes its lines exactly as given.
+//! Every line says when, how bad, and which process wrote it:
+//! `2026-11-29T04:45:20.123Z error helper[4242]: MESSAGE` (RFC 3339 time
+//! in UTC, a level of `error`, `warn` or `info`, the process's name and
+//! pid). Each process names itself once, at the start of `main`, with
+//! [`set_prefix`] (`"server"`, `"helper"`, `"cgi-runner"`); call sites say
+//! only what happened, with [`error_log!`](crate::error_log!),
+//! [`warn_log!`](crate::warn_log!) or [`info_log!`](crate::info_log!).
+//! Where the log goes (stderr, or a file reopened on SIGHUP) is
+//! [`log_file`](crate::log_file)'s business.
 
 use std::fmt;
 use std::io::Write;
 use std::sync::OnceLock;
+use std::time::SystemTime;
+
+use crate::calendar::rfc3339_millis;
 
 /// This process's name in the log, set once.
 static PREFIX: OnceLock<&'static str> = OnceLock::new();
+
+/// How bad a line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Something failed.
+    Error,
+    /// Something the operator should change.
+    Warn,
+    /// Worth knowing, nothing wrong.
+    Info,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Error => "error",
+            Level::Warn => "warn",
+            Level::Info => "info",
+        }
+    }
+}
 
 /// Names this process in the log. Only the first call counts: it returns
 /// true, any later one false (and changes nothing).
@@ -22,42 +50,55 @@ pub fn set_prefix(name: &'static str) -> bool {
     PREFIX.set(name).is_ok()
 }
 
-/// Writes one line to the error log: `PREFIX: MESSAGE`.
+/// Writes one line at `level`.
+pub fn write_at(level: Level, args: fmt::Arguments<'_>) {
+    let mut line = line_head(level);
+    line.push_str(&args.to_string());
+    line.push('\n');
+    write_out(&line);
+}
+
+/// Writes one `error` line.
 pub fn write_line(args: fmt::Arguments<'_>) {
-    write_out(format_line(PREFIX.get().copied(), None, args));
+    write_at(Level::Error, args);
 }
 
-/// Writes one line that names this very process: `PREFIX PID: MESSAGE`,
-/// for a line that must tell one of several processes of the same name
-/// from the others (several helpers run at once).
+/// The same as [`write_line`]: every line names its process's pid now.
+/// Kept for the `error_log!(pid; ...)` call sites.
 pub fn write_line_with_pid(args: fmt::Arguments<'_>) {
-    let pid = std::process::id();
-    write_out(format_line(PREFIX.get().copied(), Some(pid), args));
+    write_line(args);
 }
 
-fn write_out(line: String) {
+fn write_out(line: &str) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
-/// One log line, newline included: the prefix (with the pid, if given),
-/// `: `, the message. Without a prefix, the message alone (with the pid:
-/// `PID: MESSAGE`).
-fn format_line(prefix: Option<&str>, pid: Option<u32>, args: fmt::Arguments<'_>) -> String {
-    let mut line = String::new();
-    match (prefix, pid) {
-        (Some(prefix), Some(pid)) => line.push_str(&format!("{prefix} {pid}: ")),
-        (Some(prefix), None) => line.push_str(&format!("{prefix}: ")),
-        (None, Some(pid)) => line.push_str(&format!("{pid}: ")),
-        (None, None) => {}
-    }
-    line.push_str(&args.to_string());
-    line.push('\n');
-    line
+/// The start of a line written now at `level` by this process, up to and
+/// including the `: ` before the message (for a process that writes lines
+/// of its own, like the runner forwarding a script's stderr).
+pub fn line_head(level: Level) -> String {
+    format_head(
+        SystemTime::now(),
+        level,
+        PREFIX.get().copied(),
+        std::process::id(),
+    )
+}
+
+/// `TIME LEVEL NAME[PID]: `, or `TIME LEVEL [PID]: ` for a process that
+/// has not named itself.
+fn format_head(time: SystemTime, level: Level, prefix: Option<&str>, pid: u32) -> String {
+    format!(
+        "{} {} {}[{pid}]: ",
+        rfc3339_millis(time),
+        level.as_str(),
+        prefix.unwrap_or("")
+    )
 }
 
 /// `error_log!("cannot open {path}: {e}")`: like `eprintln!`, in one
-/// write, after the process's prefix (see [`set_prefix`]).
-/// `error_log!(pid; "...")` puts the process id after the prefix.
+/// write, as an `error` line of this process (see [`set_prefix`]).
+/// `error_log!(pid; "...")` is the same (every line names the pid).
 #[macro_export]
 macro_rules! error_log {
     (pid; $($arg:tt)*) => {
@@ -68,17 +109,39 @@ macro_rules! error_log {
     };
 }
 
+/// `warn_log!("...")`: a `warn` line (see [`error_log!`](crate::error_log!)).
+#[macro_export]
+macro_rules! warn_log {
+    ($($arg:tt)*) => {
+        $crate::error_log::write_at($crate::error_log::Level::Warn, format_args!($($arg)*))
+    };
+}
+
+/// `info_log!("...")`: an `info` line (see [`error_log!`](crate::error_log!)).
+#[macro_export]
+macro_rules! info_log {
+    ($($arg:tt)*) => {
+        $crate::error_log::write_at($crate::error_log::Level::Info, format_args!($($arg)*))
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
-    fn lines_carry_the_prefix_once() {
-        let line = |prefix, pid| format_line(prefix, pid, format_args!("bad {}", 1));
-        assert_eq!(line(Some("helper"), None), "helper: bad 1\n");
-        assert_eq!(line(Some("helper"), Some(42)), "helper 42: bad 1\n");
-        assert_eq!(line(None, None), "bad 1\n");
-        assert_eq!(line(None, Some(42)), "42: bad 1\n");
+    fn lines_say_when_how_bad_and_who() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_927_520_123);
+        assert_eq!(
+            format_head(t, Level::Error, Some("helper"), 42),
+            "2026-11-29T04:45:20.123Z error helper[42]: "
+        );
+        assert_eq!(
+            format_head(t, Level::Warn, None, 7),
+            "2026-11-29T04:45:20.123Z warn [7]: "
+        );
+        assert_eq!(Level::Info.as_str(), "info");
     }
 
     #[test]
@@ -87,5 +150,6 @@ mod tests {
         assert!(set_prefix("first"));
         assert!(!set_prefix("second"));
         assert_eq!(PREFIX.get().copied(), Some("first"));
+        assert!(line_head(Level::Info).contains(" info first["));
     }
 }

@@ -20,8 +20,10 @@
 //! - [`deadlines`]: a min-heap of deadlines for an event loop.
 //! - [`beneath`]: opening a path beneath a root, refusing escapes.
 //! - [`calendar`]: days since the epoch to a calendar date.
-//! - [`error_log`](mod@error_log): one-write lines on the shared stderr (`error_log!`),
-//!   after a prefix each process sets once.
+//! - [`error_log`](mod@error_log): one-write lines on the shared stderr (`error_log!`,
+//!   `warn_log!`, `info_log!`) with the time, the level and the process.
+//! - [`log_file`]: the error log as a file on descriptor 2, reopened on
+//!   SIGHUP.
 //!
 //! Malformed input is always an [`Error`], never a panic.
 
@@ -35,6 +37,7 @@ pub mod error;
 pub mod error_log;
 pub mod fdpass;
 pub mod frame;
+pub mod log_file;
 pub mod messages;
 pub mod reader;
 pub mod shared_buffer;

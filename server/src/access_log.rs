@@ -1,12 +1,13 @@
-//! The access log, in the Combined Log Format, buffered in memory and
-//! written out a few times a second.
+//! The access log, in the Combined Log Format or as one JSON object a
+//! line (`--access-log-format`), buffered in memory and written out a few
+//! times a second.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::config::LogTarget;
+use crate::config::{AccessLogFormat, LogTarget};
 use crate::http::clock::Clock;
 use crate::http::request::LogFields;
 use crate::respond::Reply;
@@ -24,13 +25,14 @@ enum Sink {
 /// One access log.
 pub struct AccessLog {
     sink: Option<Sink>,
+    format: AccessLogFormat,
     buf: Vec<u8>,
     oldest: Option<Instant>,
 }
 
 impl AccessLog {
     /// Opens the log (appending to a file), or a disabled one for `off`.
-    pub fn open(target: &LogTarget) -> io::Result<AccessLog> {
+    pub fn open(target: &LogTarget, format: AccessLogFormat) -> io::Result<AccessLog> {
         let sink = match target {
             LogTarget::Off => None,
             LogTarget::Stdout => Some(Sink::Stdout),
@@ -40,6 +42,7 @@ impl AccessLog {
         };
         Ok(AccessLog {
             sink,
+            format,
             buf: Vec::new(),
             oldest: None,
         })
@@ -53,7 +56,7 @@ impl AccessLog {
     /// when the file may have been rotated). On failure the old one stays.
     pub fn reopen(&mut self, target: &LogTarget) {
         self.flush();
-        match AccessLog::open(target) {
+        match AccessLog::open(target, self.format) {
             Ok(log) => *self = log,
             Err(e) => error_log!("cannot reopen the access log: {e}"),
         }
@@ -64,19 +67,11 @@ impl AccessLog {
         if self.sink.is_none() {
             return;
         }
-        let (date, now) = (clock.log_date(), clock.now());
-        let (status, bytes) = (reply.status.code, reply.body_bytes);
-        let referer = fields.referer.as_deref().unwrap_or("-");
-        let agent = fields.user_agent.as_deref().unwrap_or("-");
-        let _ = writeln!(
-            self.buf,
-            "{} - - [{date}] \"{}\" {status} {bytes} \"{}\" \"{}\"",
-            peer.ip(),
-            fields.request_line,
-            escape(referer),
-            escape(agent)
-        );
-        self.oldest.get_or_insert(now);
+        match self.format {
+            AccessLogFormat::Combined => combined(&mut self.buf, peer, fields, reply, clock),
+            AccessLogFormat::Json => json(&mut self.buf, peer, fields, reply),
+        }
+        self.oldest.get_or_insert(clock.now());
         if self.buf.len() >= FLUSH_BYTES {
             self.flush();
         }
@@ -112,6 +107,44 @@ impl AccessLog {
         }
         self.buf.clear();
     }
+}
+
+/// One line in the Combined Log Format.
+fn combined(buf: &mut Vec<u8>, peer: SocketAddr, fields: &LogFields, reply: &Reply, clock: &Clock) {
+    let date = clock.log_date();
+    let (status, bytes) = (reply.status.code, reply.body_bytes);
+    let referer = fields.referer.as_deref().unwrap_or("-");
+    let agent = fields.user_agent.as_deref().unwrap_or("-");
+    let _ = writeln!(
+        buf,
+        "{} - - [{date}] \"{}\" {status} {bytes} \"{}\" \"{}\"",
+        peer.ip(),
+        fields.request_line,
+        escape(referer),
+        escape(agent)
+    );
+}
+
+/// One JSON object on one line: the Combined fields (an absent header is
+/// `null`), the time in RFC 3339 UTC, and the request line's method, target
+/// and protocol as fields of their own.
+fn json(buf: &mut Vec<u8>, peer: SocketAddr, fields: &LogFields, reply: &Reply) {
+    let mut parts = fields.request_line.splitn(3, ' ');
+    let (method, target, protocol) = (parts.next(), parts.next(), parts.next());
+    let line = serde_json::json!({
+        "time": protocol::calendar::rfc3339_millis(std::time::SystemTime::now()),
+        "remote_addr": peer.ip().to_string(),
+        "request": fields.request_line,
+        "method": method,
+        "target": target,
+        "protocol": protocol,
+        "status": reply.status.code,
+        "bytes": reply.body_bytes,
+        "referer": fields.referer,
+        "user_agent": fields.user_agent,
+    });
+    let _ = serde_json::to_writer(&mut *buf, &line);
+    buf.push(b'\n');
 }
 
 /// Quotes and control characters in logged header values become `?`.

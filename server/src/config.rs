@@ -13,7 +13,9 @@ use crate::event::Backend;
 /// of the Flash web server (AMPED). One process serves every client; disk
 /// lookups run in separate helper processes.
 #[derive(Parser, Debug)]
-#[command(name = "server", version)]
+// A later occurrence of an option overrides an earlier one: the
+// configuration file's options go first, the command line's after.
+#[command(name = "server", version, args_override_self = true)]
 pub struct Args {
     /// Address and port to listen on. Port 0 picks a free port; the real
     /// one is printed on stdout as `listening on http://ADDR:PORT/`.
@@ -51,7 +53,7 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
 
-    /// Access log in the Combined Log Format: a file path, `-` for
+    /// Access log (in the `--access-log-format`): a file path, `-` for
     /// stdout, or `off`.
     #[arg(long, default_value = "off", value_name = "PATH|-|off")]
     pub access_log: String,
@@ -132,6 +134,46 @@ pub struct Args {
     /// HTML) instead of answering 403.
     #[arg(long)]
     pub dir_listing: bool,
+
+    /// Access log format: `combined` (the Combined Log Format) or `json`
+    /// (one object a line).
+    #[arg(long, value_enum, default_value_t = AccessLogFormat::Combined, value_name = "FORMAT")]
+    pub access_log_format: AccessLogFormat,
+
+    /// Error log file (appended to; reopened on SIGHUP), for the server
+    /// and its children alike. Default: stderr.
+    #[arg(long, value_name = "PATH")]
+    pub error_log: Option<PathBuf>,
+
+    /// Front processes serving the port together (SO_REUSEPORT), each
+    /// with its own helpers and cgi-runner, under one parent that restarts
+    /// them; `auto` is one per CPU (1 to 256).
+    #[arg(long, default_value = "1", value_name = "N|auto", value_parser = parse_workers)]
+    pub workers: u16,
+
+    /// Internal: one of the `--workers` (binds with SO_REUSEPORT, reports
+    /// readiness on NOTIFY_SOCKET rather than printing the listening line).
+    #[arg(long, hide = true)]
+    pub worker: bool,
+
+    /// Read options from this TOML file first; its keys are the long
+    /// options' names (`keepalive-timeout = 15`), and the command line
+    /// overrides it.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Check the configuration (the file and the options together) and
+    /// exit: 0 if it is good, 2 with one line saying what is wrong.
+    #[arg(long)]
+    pub check_config: bool,
+
+    /// Print the man page (roff) and exit.
+    #[arg(long)]
+    pub print_man_page: bool,
+
+    /// Print the completion script for SHELL and exit.
+    #[arg(long, value_enum, value_name = "SHELL")]
+    pub print_completions: Option<clap_complete::Shell>,
 }
 
 /// The `--event-handler` choices.
@@ -150,6 +192,13 @@ impl From<EventHandler> for Backend {
             EventHandler::Epoll => Backend::Epoll,
         }
     }
+}
+
+/// The `--access-log-format` choices.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLogFormat {
+    Combined,
+    Json,
 }
 
 /// Where access-log lines go.
@@ -172,6 +221,10 @@ pub struct Config {
     pub cache_size: usize,
     pub max_connections: usize,
     pub access_log: LogTarget,
+    pub access_log_format: AccessLogFormat,
+    pub error_log: Option<PathBuf>,
+    pub workers: usize,
+    pub worker: bool,
     pub keepalive_timeout: Duration,
     pub header_timeout: Duration,
     pub send_timeout: Duration,
@@ -194,10 +247,13 @@ impl Config {
     /// Checks the options against the machine: the root exists and is a
     /// directory, the helper binary is there.
     pub fn from_args(args: Args) -> Result<Config> {
-        let root = std::fs::canonicalize(&args.root)
-            .with_context(|| format!("document root {} not found", args.root.display()))?;
+        let root = std::fs::canonicalize(&args.root).map_err(|e| {
+            let root = args.root.display();
+            BadOption::new("root", format!("document root {root} not found: {e}"))
+        })?;
         if !root.is_dir() {
-            bail!("document root {} is not a directory", root.display());
+            let message = format!("document root {} is not a directory", root.display());
+            bail!(BadOption::new("root", message));
         }
         if args.helpers_max < args.helpers {
             bail!(
@@ -207,44 +263,67 @@ impl Config {
             );
         }
         if args.cache_size < 64 * 1024 {
-            bail!("--cache-size must be at least 64K");
+            bail!(BadOption::new(
+                "cache-size",
+                "--cache-size must be at least 64K"
+            ));
         }
         if !(1024..=1024 * 1024).contains(&args.inline_max) {
-            bail!("--inline-max must be between 1K and 1M");
+            bail!(BadOption::new(
+                "inline-max",
+                "--inline-max must be between 1K and 1M"
+            ));
         }
         let helper_bin = match args.helper_bin {
             Some(path) => path,
             None => sibling_binary("helper")?,
         };
         if !is_executable(&helper_bin) {
-            bail!(
+            bail!(BadOption::new(
+                "helper-bin",
+                format!(
                 "helper binary {} is missing or not executable (build it with `cargo build --bins`, or pass --helper-bin)",
                 helper_bin.display()
-            );
+            )));
         }
         let cgi_runner_bin = match args.cgi_runner_bin {
             Some(path) => path,
             None => sibling_binary("cgi-runner")?,
         };
         if !is_executable(&cgi_runner_bin) {
-            bail!(
+            bail!(BadOption::new(
+                "cgi-runner-bin",
+                format!(
                 "cgi-runner binary {} is missing or not executable (build it with `cargo build --bins`, or pass --cgi-runner-bin)",
                 cgi_runner_bin.display()
-            );
+            )));
         }
         let status_key = match args.status_path {
             Some(path) => match crate::http::path::parse_target(&path) {
                 Ok(target) if !target.key.is_empty() => Some(target.key),
-                _ => bail!("--status-path must be a path such as /server-status"),
+                _ => bail!(BadOption::new(
+                    "status-path",
+                    "--status-path must be a path such as /server-status"
+                )),
             },
             None => None,
         };
         let access_log = match args.access_log.as_str() {
             "off" => LogTarget::Off,
             "-" => LogTarget::Stdout,
-            "" => bail!("--access-log needs a path, `-` or `off`"),
+            "" => bail!(BadOption::new(
+                "access-log",
+                "--access-log needs a path, `-` or `off`"
+            )),
             path => LogTarget::File(PathBuf::from(path)),
         };
+        if args
+            .error_log
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            bail!(BadOption::new("error-log", "--error-log needs a path"));
+        }
         Ok(Config {
             listen: args.listen,
             root,
@@ -254,6 +333,10 @@ impl Config {
             cache_size: usize::try_from(args.cache_size).unwrap_or(usize::MAX),
             max_connections: args.max_connections as usize,
             access_log,
+            access_log_format: args.access_log_format,
+            error_log: args.error_log,
+            workers: usize::from(args.workers),
+            worker: args.worker,
             keepalive_timeout: Duration::from_secs(args.keepalive_timeout),
             header_timeout: Duration::from_secs(args.header_timeout),
             send_timeout: Duration::from_secs(args.send_timeout),
@@ -273,6 +356,32 @@ impl Config {
     }
 }
 
+/// A setting refused by [`Config::from_args`], naming its option (the
+/// long name without dashes), so that one that came from the
+/// configuration file can be reported with the file's position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadOption {
+    pub key: &'static str,
+    pub message: String,
+}
+
+impl BadOption {
+    fn new(key: &'static str, message: impl Into<String>) -> BadOption {
+        BadOption {
+            key,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for BadOption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for BadOption {}
+
 /// The path of a binary that sits beside the running executable.
 pub fn sibling_binary(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot find the server's own executable")?;
@@ -287,6 +396,19 @@ fn is_executable(path: &std::path::Path) -> bool {
     std::fs::metadata(path)
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         .unwrap_or(false)
+}
+
+/// Parses `--workers`: a number from 1 to 256, or `auto` (one per CPU).
+pub fn parse_workers(text: &str) -> Result<u16, String> {
+    const MAX: u16 = 256;
+    if text == "auto" {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        return Ok(u16::try_from(cpus).unwrap_or(MAX).min(MAX));
+    }
+    match text.parse::<u16>() {
+        Ok(n) if (1..=MAX).contains(&n) => Ok(n),
+        _ => Err(format!("`{text}` is not 1 to {MAX} or `auto`")),
+    }
 }
 
 /// Parses a byte size: a number with an optional K, M or G suffix
@@ -327,5 +449,15 @@ mod tests {
         assert!(parse_size("M").is_err());
         assert!(parse_size("").is_err());
         assert!(parse_size("99999999999999999999G").is_err());
+    }
+
+    #[test]
+    fn workers_are_a_number_or_auto() {
+        use super::parse_workers;
+        assert_eq!(parse_workers("3"), Ok(3));
+        assert!(parse_workers("auto").is_ok_and(|n| n >= 1));
+        assert!(parse_workers("0").is_err());
+        assert!(parse_workers("257").is_err());
+        assert!(parse_workers("many").is_err());
     }
 }

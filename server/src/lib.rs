@@ -2,7 +2,8 @@
 //! owns every client connection and never blocks, with disk lookups done
 //! by helper processes (the AMPED architecture of the Flash web server).
 //!
-//! `main.rs` only parses the command line and calls [`run`].
+//! `main.rs` only calls [`launch`] (the command line and the
+//! configuration file) and [`run`].
 
 #[macro_use]
 extern crate protocol;
@@ -11,7 +12,9 @@ mod access_log;
 mod backoff;
 mod cache;
 mod cgi;
+mod command_line;
 mod config;
+mod config_file;
 mod conn_table;
 mod connection;
 mod event;
@@ -19,6 +22,7 @@ mod hostile_input;
 mod http;
 mod listener;
 mod listing;
+mod manual;
 mod next;
 mod output;
 mod privileges;
@@ -30,23 +34,42 @@ mod startup;
 mod static_files;
 mod status;
 mod supervise;
+mod systemd;
 mod token;
+mod workers;
 
 use std::io::Write;
 
 use anyhow::Result;
 
+pub use command_line::{launch, Launch};
 pub use config::{Args, Config};
 
-/// Starts the server, prints the `listening on` line and serves until
+/// Starts the server (or, with `--workers` above 1, the workers and their
+/// supervising parent), prints the `listening on` line and serves until
 /// SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<()> {
-    let mut server = server::Server::start(config)?;
-    let addr = server.local_addr();
-    {
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "listening on http://{addr}/")?;
-        stdout.flush()?;
+    if config.workers > 1 && !config.worker {
+        let mut pool = workers::Pool::start(&config, std::env::args_os().collect())?;
+        print_listening(pool.local_addr())?;
+        pool.notify_ready();
+        return pool.run();
     }
+    let worker = config.worker;
+    let mut server = server::Server::start(config)?;
+    // A worker reports to its parent (NOTIFY_SOCKET), which prints the
+    // line once for all.
+    if !worker {
+        print_listening(server.local_addr())?;
+    }
+    server.notify_ready();
     server.run()
+}
+
+/// `listening on http://ADDR:PORT/` on stdout, flushed.
+fn print_listening(addr: std::net::SocketAddr) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on http://{addr}/")?;
+    stdout.flush()?;
+    Ok(())
 }

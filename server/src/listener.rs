@@ -32,9 +32,24 @@ pub(crate) struct Acceptor {
 }
 
 impl Acceptor {
-    /// Binds `addr`; [`register`](Self::register) puts it in the poller.
-    pub(crate) fn bind(addr: SocketAddr) -> io::Result<Acceptor> {
-        let listener = bind(addr)?;
+    /// Binds `addr` (with SO_REUSEPORT for one of several `--workers`);
+    /// [`register`](Self::register) puts it in the poller.
+    pub(crate) fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<Acceptor> {
+        let listener = match reuse_port {
+            true => bind_reuse_port(addr, true)?,
+            false => bind(addr)?,
+        };
+        Ok(Acceptor {
+            local_addr: listener.local_addr()?,
+            listener: Some(listener),
+            paused_until: None,
+        })
+    }
+
+    /// Takes a socket already listening (passed by systemd), made
+    /// non-blocking by the caller.
+    pub(crate) fn adopt(listener: TcpListener) -> io::Result<Acceptor> {
+        set_nodelay(&listener)?;
         Ok(Acceptor {
             local_addr: listener.local_addr()?,
             listener: Some(listener),
@@ -113,13 +128,47 @@ impl Acceptor {
 
 /// Binds `addr` and starts listening, non-blocking.
 fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    let listener = TcpListener::bind(addr)?;
+    listen(TcpListener::bind(addr)?)
+}
+
+/// A socket bound to `addr` with SO_REUSEPORT, so that several processes
+/// (the `--workers`) bind the same port and the kernel spreads the
+/// connections among those that listen. With `listen` false the socket
+/// only holds the port (a bound socket that does not listen gets no
+/// connections): the workers' parent keeps one so that the port stays
+/// theirs across restarts.
+pub(crate) fn bind_reuse_port(addr: SocketAddr, listen_too: bool) -> io::Result<TcpListener> {
+    use nix::sys::socket::{bind, setsockopt, socket, sockopt, AddressFamily};
+    use nix::sys::socket::{SockFlag, SockType, SockaddrStorage};
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    setsockopt(&fd, sockopt::ReusePort, &true)?;
+    bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
+    let socket = TcpListener::from(fd);
+    match listen_too {
+        true => listen(socket),
+        false => Ok(socket),
+    }
+}
+
+/// Makes a bound socket a non-blocking listener with a deep backlog.
+fn listen(listener: TcpListener) -> io::Result<TcpListener> {
     listener.set_nonblocking(true)?;
     // A second listen() only raises the backlog std chose.
     // SAFETY: plain syscall on a socket we own.
     if unsafe { libc::listen(listener.as_raw_fd(), BACKLOG) } < 0 {
         return Err(io::Error::last_os_error());
     }
+    set_nodelay(&listener)?;
+    Ok(listener)
+}
+
+/// Sets TCP_NODELAY on the listener, for the sockets it accepts.
+fn set_nodelay(listener: &TcpListener) -> io::Result<()> {
     // Accepted sockets inherit TCP_NODELAY from the listener on Linux,
     // which saves a setsockopt per connection. Without it, the last small
     // segment of a response sent in two writes (head, then sendfile) could
@@ -138,7 +187,7 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(listener)
+    Ok(())
 }
 
 /// Accepts one connection, if one is waiting.

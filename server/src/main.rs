@@ -1,30 +1,19 @@
-//! The `server` binary: parses options and runs the event loop.
+//! The `server` binary: reads the options (and the configuration file),
+//! then runs the event loop.
 //!
 //! Every operator mistake ends in one line on stderr: exit status 2 for a
-//! command line that does not parse (an unknown option, a value out of
-//! range), 1 for a configuration the machine refuses (a missing root, a
+//! command line or configuration file that does not parse (an unknown
+//! option or key, a value out of range) and for whatever `--check-config`
+//! finds, 1 for a configuration the machine refuses (a missing root, a
 //! port in use, a missing helper binary).
 
-use clap::error::ErrorKind;
-use clap::Parser;
-
 fn main() {
-    protocol::error_log::set_prefix("amped");
-    let args = match amped::Args::try_parse() {
-        Ok(args) => args,
-        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
-            e.exit()
-        }
-        Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or_default();
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("server: error: {first} (see --help)");
-            std::process::exit(2);
-        }
+    protocol::error_log::set_prefix("server");
+    let config = match amped::launch(std::env::args_os().collect()) {
+        amped::Launch::Run(config) => config,
+        amped::Launch::Exit(status) => std::process::exit(status),
     };
-    let result = amped::Config::from_args(args).and_then(amped::run);
-    if let Err(e) = result {
+    if let Err(e) = amped::run(*config) {
         eprintln!("server: error: {e:#}");
         std::process::exit(1);
     }

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use nix::sys::signal::Signal;
 
 use crate::access_log::AccessLog;
 use crate::cgi::driver::Cgi;
@@ -30,6 +31,7 @@ use crate::static_files::StaticFiles;
 use crate::status::{Gauges, StatusPage};
 use crate::supervise::helper_pool::{Completion, LookupDone, ReadDone};
 use crate::supervise::Supervision;
+use crate::systemd::Notifier;
 use crate::token::EventToken;
 
 /// The server: every connection, the cache, the subsystems.
@@ -49,6 +51,8 @@ pub struct Server {
     status: StatusPage,
     /// Set once SIGTERM or SIGINT arrived: when to give up waiting.
     draining: Option<Instant>,
+    /// systemd's notification socket, when it asked for one.
+    notifier: Option<Notifier>,
 }
 
 impl Server {
@@ -71,12 +75,20 @@ impl Server {
             cgi: parts.cgi,
             supervision: parts.supervision,
             draining: None,
+            notifier: parts.notifier,
         })
     }
 
     /// The address actually bound (with the real port).
     pub fn local_addr(&self) -> SocketAddr {
         self.acceptor.local_addr()
+    }
+
+    /// Tells systemd (if it asked) that the server is serving.
+    pub fn notify_ready(&self) {
+        if let Some(notifier) = &self.notifier {
+            notifier.notify("READY=1");
+        }
     }
 
     /// Serves until SIGTERM or SIGINT.
@@ -165,11 +177,22 @@ impl Server {
         if arrived.terminate && self.draining.is_none() {
             // Responses in flight go on until done or `--shutdown-timeout`.
             self.acceptor.close(self.poller.as_mut());
+            if let Some(notifier) = &self.notifier {
+                notifier.notify("STOPPING=1");
+            }
             self.draining = Some(self.clock.now() + self.config.shutdown_timeout);
             self.close_idle();
         }
         if arrived.hangup {
+            // The error log file was reopened by the signal handler
+            // (`protocol::log_file`); the children reopen theirs on the
+            // SIGHUP passed on to them.
             self.log.reopen(&self.config.access_log);
+            if self.config.error_log.is_some() {
+                self.supervision
+                    .signal_children(self.cgi.runner(), Signal::SIGHUP);
+            }
+            info_log!("SIGHUP: reopened the logs");
         }
         if arrived.child {
             self.supervision.on_sigchld(self.clock.now());

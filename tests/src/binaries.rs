@@ -19,7 +19,7 @@ pub fn workspace_root() -> PathBuf {
 
 /// `$CARGO_TARGET_DIR` (relative paths taken from the workspace root) or
 /// `<workspace>/target`.
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) if !dir.is_empty() => {
             let dir = PathBuf::from(dir);

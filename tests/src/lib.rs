@@ -13,6 +13,7 @@ pub mod docroot;
 pub mod gate;
 pub mod http_client;
 pub mod limits;
+pub mod options;
 pub mod page_cache;
 pub mod procfs;
 pub mod server_process;

@@ -102,7 +102,16 @@ impl ServerProcess {
             .env_remove("AMPED_TEST_HELPER_DELAY")
             .env_remove("AMPED_TEST_HELPER_GATE")
             .env_remove("AMPED_TEST_HELPER_EXIT_IF")
-            .envs(env.iter().copied())
+            .envs(env.iter().copied());
+        Self::start_command(command)
+    }
+
+    /// Starts `command` (a server, or a shell that execs one, with every
+    /// argument already given) with stdin closed and stdout and stderr
+    /// collected, and waits for its listening line.
+    pub fn start_command(mut command: Command) -> Self {
+        let args: Vec<_> = command.get_args().map(OsStr::to_owned).collect();
+        command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -143,9 +152,7 @@ impl ServerProcess {
                 panic!(
                     "server {:?} printed no listening line within {DEADLINE:?} ({e}); \
                      exit status: {status}\nstderr:\n{}",
-                    args.iter()
-                        .map(|a| a.as_ref().to_owned())
-                        .collect::<Vec<_>>(),
+                    args,
                     server.stderr.text()
                 );
             }

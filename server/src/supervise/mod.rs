@@ -15,6 +15,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+use nix::sys::signal::Signal;
 use protocol::FileMeta;
 
 use crate::cgi::runner_link::CgiRunner;
@@ -224,6 +225,17 @@ impl Supervision {
                 // owner reap it (and report how it ended), then look for
                 // orphans again.
                 self.on_sigchld(now);
+            }
+        }
+    }
+
+    /// Sends `signal` to every child (the helpers and the runner).
+    pub(crate) fn signal_children(&self, runner: &CgiRunner, signal: Signal) {
+        let mut children = self.pool.pids();
+        children.extend(runner.pids());
+        for pid in children {
+            if let Ok(pid) = i32::try_from(pid) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
             }
         }
     }

@@ -5,7 +5,8 @@
 //! framing, 502 for a malformed header block or no output, 500 for a bad
 //! interpreter, keep-alive across CGI responses, HEAD without a body,
 //! `Expect: 100-continue`, 413 past `--cgi-max-body`, and a script's
-//! stderr in the error log with the `cgi: /path: ` prefix.
+//! stderr in the error log with the `cgi: /path: ` prefix, in a line of
+//! the cgi-runner's.
 
 use tests::cgi::{chunked, request_with_body, CgiSite, TEXT_HEAD};
 use tests::procfs::poll_until;
@@ -322,7 +323,11 @@ fn stderr_goes_to_the_error_log(backend: &str) {
     ];
     let logged = poll_until(DEADLINE, || {
         let log = server.stderr_text();
-        expected.iter().all(|line| log.lines().any(|l| l == *line))
+        // After the log's head: `TIME error cgi-runner[PID]: `.
+        expected.iter().all(|line| {
+            log.lines()
+                .any(|l| l.contains(" error cgi-runner[") && l.ends_with(&format!("]: {line}")))
+        })
     });
     assert!(
         logged,

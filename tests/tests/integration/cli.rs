@@ -34,13 +34,7 @@ fn readme_options() -> Vec<String> {
     let options: Vec<String> = section
         .lines()
         .filter_map(|line| line.strip_prefix("| `--"))
-        .map(|rest| {
-            let name: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
-                .collect();
-            format!("--{name}")
-        })
+        .map(tests::options::option_named)
         .collect();
     assert!(
         options.len() >= 15,
