@@ -368,38 +368,30 @@ impl HelperPool {
         self.grow(poller, now);
     }
 
-    /// Starts stopped on-demand helpers for the reads still waiting (one
-    /// each, less those already starting).
+    /// Starts a stopped on-demand helper while reads wait and none is
+    /// starting. One at a time: a start (fork and exec) holds the loop for
+    /// a few milliseconds, and fourteen at once held it for over 100 ms; the
+    /// next starts when this one is ready, if reads still wait.
     fn grow(&mut self, poller: &mut dyn Poller, now: Instant) {
-        let waiting = self
-            .read_queue
-            .iter()
-            .filter(|id| {
-                self.reads
-                    .get(id)
-                    .is_some_and(|r| r.dispatch.helper.is_none())
-            })
-            .count();
+        let waiting = self.read_queue.iter().any(|id| {
+            self.reads
+                .get(id)
+                .is_some_and(|r| r.dispatch.helper.is_none())
+        });
         let starting = self
             .helpers
             .iter()
-            .filter(|h| h.state() == ChildState::Starting)
-            .count();
-        // With a single helper, reads also need a second one to keep the
-        // rule that lookups never wait behind a read.
-        let mut wanted = waiting.saturating_sub(starting);
-        for i in self.permanent..self.helpers.len() {
-            if wanted == 0 {
-                break;
-            }
-            if self.helpers[i].is_stopped() {
-                if let Err(e) = self.helpers[i].spawn(&hello(), poller, now) {
-                    error_log!("{e}");
-                    break;
-                }
-                self.load[i] = Load::default();
-                wanted -= 1;
-            }
+            .any(|h| h.state() == ChildState::Starting);
+        if !waiting || starting {
+            return;
+        }
+        let Some(i) = (self.permanent..self.helpers.len()).find(|&i| self.helpers[i].is_stopped())
+        else {
+            return;
+        };
+        match self.helpers[i].spawn(&hello(), poller, now) {
+            Ok(()) => self.load[i] = Load::default(),
+            Err(e) => error_log!("{e}"),
         }
     }
 

@@ -9,6 +9,9 @@
 //!   100 ms, every body exact, and the helpers (not the loop) read every
 //!   cold byte (`/send/windows_by_helpers`, `/send/bytes_by_helpers`; no
 //!   `/send/windows_straight`);
+//! - a lookup of another path is never queued behind a slow read: files
+//!   never asked for before, on an ordinary disk, each answered under
+//!   100 ms while four cold files download;
 //! - a file on an ordinary disk with its pages dropped is read by helpers
 //!   and arrives exact;
 //! - a range and a HEAD of a cold file are right;
@@ -249,6 +252,48 @@ fn cached_requests_never_wait_on_the_slow_disk(backend: &str) {
     eprintln!(
         "{backend}: {count} cached requests, slowest {slowest:?}; helpers read {windows} \
          windows, {bytes} bytes for {total} cold bytes"
+    );
+}
+
+fn lookups_never_wait_behind_slow_reads(backend: &str) {
+    let sizes = [6 * MIB, 6 * MIB, 8 * MIB, 8 * MIB];
+    let Some(site) = SlowSite::new(&format!("lookups-{backend}"), &sizes, DELAY_MS) else {
+        return;
+    };
+    // Two permanent helpers, as by default: the slow reads must not take
+    // both, however many wait.
+    let server = serve(site.root(), backend, &["--helpers", "2"]);
+    let downloads: Vec<_> = site.files().iter().map(|f| download(&server, f)).collect();
+    // Once reads are in flight, each new path is a lookup that the cache
+    // cannot answer.
+    assert!(
+        poll_until(DEADLINE, || counter(&server, "/send/windows_by_helpers")
+            > 0),
+        "no window read began"
+    );
+    let (mut slowest, mut count) = (Duration::ZERO, 0u32);
+    while count < 200 && downloads.iter().any(|d| !d.is_finished()) {
+        let name = format!("fresh-{count}.html");
+        let body = format!("fresh page {count}\n");
+        write_file(&site.root().join(&name), body.as_bytes());
+        let start = Instant::now();
+        let response = server.connect().get(&format!("/{name}"));
+        slowest = slowest.max(start.elapsed());
+        response.assert_status(200);
+        assert_bytes_eq(&name, &response.body, body.as_bytes());
+        count += 1;
+    }
+    let reading_at_the_end = counter(&server, "/send/windows_by_helpers");
+    join_all(downloads);
+    assert!(count > 0, "the downloads ended before any lookup was made");
+    assert!(
+        slowest <= CACHED_BOUND,
+        "a lookup of a new path took {slowest:?} (of {count}) while cold files came off a \
+         {DELAY_MS} ms-per-read disk; the bound is {CACHED_BOUND:?}"
+    );
+    eprintln!(
+        "{backend}: {count} lookups beside the downloads, slowest {slowest:?}; \
+         {reading_at_the_end} windows read by then"
     );
 }
 
@@ -493,6 +538,7 @@ fn a_helper_killed_mid_read_loses_nothing(backend: &str) {
 
 per_backend!(
     cached_requests_never_wait_on_the_slow_disk,
+    lookups_never_wait_behind_slow_reads,
     a_cold_file_on_a_plain_disk_is_read_by_helpers,
     ranges_and_head_of_a_cold_file,
     a_client_that_leaves_cancels_its_reads,
