@@ -64,6 +64,8 @@ pub(crate) struct CgiParts<'a> {
     pub(crate) exchange: &'a mut Exchange,
     pub(crate) input: &'a mut Vec<u8>,
     pub(crate) output: &'a mut Output,
+    /// The client has shut down its side: no more body will come.
+    pub(crate) peer_closed: bool,
 }
 
 impl Connection {
@@ -112,12 +114,23 @@ impl Connection {
 
     /// Handles readability: drains a lingering connection, checks a full
     /// buffer for a hang-up, or reads into the input buffer. False when
-    /// the connection is over: an error, a reset, or a client that left
-    /// while its answer was being prepared (a hung-up socket would
-    /// otherwise be reported again on every wait) or while lingering.
+    /// the connection is over: an error, a reset, or end-of-file while
+    /// lingering. End-of-file anywhere else is a half-close: the client
+    /// sends nothing more, so reading stops (`State::wants` no longer asks
+    /// for it), but every request it sent is still answered, in order,
+    /// before the connection closes.
+    ///
+    /// A half-closed socket is not watched for reading, so readiness
+    /// reported on it then is a hang-up or an error (poll and epoll always
+    /// report those): the client reset the connection after its FIN, which
+    /// a read would not show (it returns end-of-file again). It is over.
+    /// select reports neither; there the next write fails and closes it.
     pub(crate) fn on_readable(&mut self, now: Instant) -> bool {
+        if self.state.peer_closed && !matches!(self.state.phase, Phase::Lingering) {
+            return false;
+        }
         match self.read_some(now) {
-            Ok(0) => !self.hung_up(),
+            Ok(0) => !self.lingered_out(),
             Ok(_) => true,
             Err(e) => matches!(
                 e.kind(),
@@ -167,14 +180,10 @@ impl Connection {
         Ok(n)
     }
 
-    /// The client has gone while the connection lingers, or while its
-    /// answer is being prepared.
-    fn hung_up(&self) -> bool {
-        self.state.peer_closed
-            && matches!(
-                self.state.phase,
-                Phase::Lingering | Phase::Waiting(_) | Phase::Cgi(_)
-            )
+    /// The client has closed its side while the connection lingers: the
+    /// close is done.
+    fn lingered_out(&self) -> bool {
+        self.state.peer_closed && matches!(self.state.phase, Phase::Lingering)
     }
 
     /// Takes the next request from the input, once the body of the last
@@ -281,6 +290,7 @@ impl Connection {
             phase,
             input,
             output,
+            peer_closed,
             ..
         } = &mut self.state;
         match phase {
@@ -288,6 +298,7 @@ impl Connection {
                 exchange,
                 input,
                 output,
+                peer_closed: *peer_closed,
             }),
             _ => None,
         }

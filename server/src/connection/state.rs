@@ -92,7 +92,8 @@ pub(super) struct State {
     pub(super) armed_at: Option<Instant>,
     /// When the first byte of the request being read arrived.
     pub(super) request_started: Option<Instant>,
-    /// The client shut down its side.
+    /// The client shut down its side (a read of 0): it sends nothing
+    /// more, but the requests it sent are still answered.
     pub(super) peer_closed: bool,
     /// Responses sent on this connection.
     pub(super) responses: u64,
@@ -263,6 +264,35 @@ mod tests {
         );
         state.input = vec![b'x'; MAX_INPUT];
         assert_eq!(state.wants(t0, &T), Wants::Wait(Interest::NONE, deadline));
+    }
+
+    #[test]
+    fn a_half_closed_client_still_gets_its_answers() {
+        let t0 = Instant::now();
+        let deadline = t0 + Duration::from_secs(9);
+        let mut state = State::new(deadline);
+        state.peer_closed = true;
+        // Waiting for a helper or a script: no more reading, but no close.
+        state.phase = Phase::Waiting(Box::new(request("GET / HTTP/1.1\r\nHost: h\r\n\r\n")));
+        assert_eq!(state.wants(t0, &T), Wants::Wait(Interest::NONE, deadline));
+        let get = request("GET /x.cgi HTTP/1.1\r\nHost: h\r\n\r\n");
+        let ex = Exchange::new(1, get, Stage::Queued, 0, t0);
+        let cgi_deadline = ex.deadline(T.cgi);
+        state.phase = Phase::Cgi(Box::new(ex));
+        assert_eq!(
+            state.wants(t0, &T),
+            Wants::Wait(Interest::NONE, cgi_deadline)
+        );
+        // An answer being written goes on; once it is out, the connection
+        // closes (nothing more can come).
+        state.phase = Phase::Reading;
+        state.output.push_owned(b"x".to_vec());
+        assert_eq!(
+            state.wants(t0, &T),
+            Wants::Wait(Interest::WRITABLE, t0 + T.send)
+        );
+        state.output = Output::default();
+        assert_eq!(state.wants(t0, &T), Wants::Close);
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod child_deaths;
 mod cli;
 mod curl;
 mod dir_listing;
+mod half_close;
 mod http_conditional;
 mod http_headers;
 mod http_host;
