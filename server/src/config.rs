@@ -132,6 +132,13 @@ pub struct Args {
     /// HTML) instead of answering 403.
     #[arg(long)]
     pub dir_listing: bool,
+
+    /// Seconds in all a connection may spend reading and dropping a
+    /// request body it does not use (a GET's body, the rest of a refused
+    /// upload), however often its bytes come (1 to 3600).
+    #[arg(long, default_value_t = 30, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub discard_timeout: u64,
 }
 
 /// The `--event-handler` choices.
@@ -188,6 +195,7 @@ pub struct Config {
     pub status_allow_remote: bool,
     pub user: Option<String>,
     pub dir_listing: bool,
+    pub discard_timeout: Duration,
 }
 
 impl Config {
@@ -269,6 +277,7 @@ impl Config {
             status_allow_remote: args.status_allow_remote,
             user: args.user,
             dir_listing: args.dir_listing,
+            discard_timeout: Duration::from_secs(args.discard_timeout),
         })
     }
 }

@@ -371,6 +371,7 @@ impl Connection {
         timeouts: &Timeouts,
         poller: &mut dyn Poller,
     ) -> Option<Instant> {
+        self.state.note_discard(now);
         let (interest, deadline) = match self.state.wants(now, timeouts) {
             Wants::Close => return None,
             Wants::Linger => self.start_lingering(now),

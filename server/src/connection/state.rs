@@ -40,6 +40,9 @@ pub(crate) struct Timeouts {
     pub(crate) cgi: Duration,
     /// How long a file body may wait for a helper to read a window.
     pub(crate) disk: Duration,
+    /// How long a request body may be read and dropped in all (the
+    /// keep-alive timer alone restarts with every byte).
+    pub(crate) discard: Duration,
 }
 
 impl Timeouts {
@@ -50,6 +53,7 @@ impl Timeouts {
             keepalive: config.keepalive_timeout,
             cgi: config.cgi_timeout,
             disk: config.helper_timeout,
+            discard: config.discard_timeout,
         }
     }
 }
@@ -84,6 +88,8 @@ pub(super) struct State {
     pub(super) phase: Phase,
     /// Request-body bytes still to be read and dropped.
     pub(super) discard: u64,
+    /// When dropping the current request body began.
+    pub(super) discard_started: Option<Instant>,
     /// What the poller watches for now.
     pub(super) interest: Interest,
     /// When the connection times out in its current state.
@@ -106,12 +112,24 @@ impl State {
             output: Output::default(),
             phase: Phase::Reading,
             discard: 0,
+            discard_started: None,
             interest: Interest::READABLE,
             deadline: now,
             armed_at: None,
             request_started: None,
             peer_closed: false,
             responses: 0,
+        }
+    }
+
+    /// Starts the clock on dropping a request body, or stops it once the
+    /// body is dropped.
+    pub(super) fn note_discard(&mut self, now: Instant) {
+        match self.discard {
+            0 => self.discard_started = None,
+            _ => {
+                self.discard_started.get_or_insert(now);
+            }
         }
     }
 
@@ -155,6 +173,12 @@ impl State {
                     None if self.responses == 0 => self.deadline,
                     None => now + t.keepalive,
                 };
+                // A body being dropped gets no more than `discard` in all,
+                // however often its bytes come.
+                let deadline = match self.discard_started {
+                    Some(started) if self.discard > 0 => deadline.min(started + t.discard),
+                    _ => deadline,
+                };
                 Wants::Wait(Interest::READABLE, deadline)
             }
         }
@@ -173,6 +197,7 @@ mod tests {
         keepalive: Duration::from_secs(3),
         cgi: Duration::from_secs(4),
         disk: Duration::from_secs(5),
+        discard: Duration::from_secs(6),
     };
 
     fn request(raw: &str) -> Request {
@@ -293,6 +318,37 @@ mod tests {
         );
         state.output = Output::default();
         assert_eq!(state.wants(t0, &T), Wants::Close);
+    }
+
+    #[test]
+    fn dropping_a_body_has_a_bound_in_all() {
+        let t0 = Instant::now();
+        let mut state = State::new(t0);
+        state.responses = 1;
+        state.discard = 100;
+        state.note_discard(t0);
+        assert_eq!(state.discard_started, Some(t0));
+        assert_eq!(
+            state.wants(t0, &T),
+            Wants::Wait(Interest::READABLE, t0 + T.keepalive)
+        );
+        // Bytes keep coming, each restarting the keep-alive timer, but
+        // the body's clock runs on from when dropping it began.
+        let later = t0 + T.discard - Duration::from_secs(1);
+        state.note_discard(later);
+        assert_eq!(state.discard_started, Some(t0));
+        assert_eq!(
+            state.wants(later, &T),
+            Wants::Wait(Interest::READABLE, t0 + T.discard)
+        );
+        // Once the body is dropped, the keep-alive timer alone counts.
+        state.discard = 0;
+        state.note_discard(later);
+        assert_eq!(state.discard_started, None);
+        assert_eq!(
+            state.wants(later, &T),
+            Wants::Wait(Interest::READABLE, later + T.keepalive)
+        );
     }
 
     #[test]
