@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 
 use crate::event::Backend;
+use crate::http::keep_alive::Limits;
 
 /// amped: an event-driven HTTP/1.1 server for static files, in the style
 /// of the Flash web server (AMPED). One process serves every client; disk
@@ -139,6 +140,18 @@ pub struct Args {
     #[arg(long, default_value_t = 30, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub discard_timeout: u64,
+
+    /// Requests one keep-alive connection may carry; the response to the
+    /// last says `Connection: close` (1 to 1000000000).
+    #[arg(long, default_value_t = 1000, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub keepalive_requests: u64,
+
+    /// Seconds after which a keep-alive connection is closed after its
+    /// next response, however busy it is (1 to 604800). Off unless given.
+    #[arg(long, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub keepalive_time: Option<u64>,
 }
 
 /// The `--event-handler` choices.
@@ -196,6 +209,8 @@ pub struct Config {
     pub user: Option<String>,
     pub dir_listing: bool,
     pub discard_timeout: Duration,
+    /// `--keepalive-requests` and `--keepalive-time`.
+    pub keepalive_limits: Limits,
 }
 
 impl Config {
@@ -278,6 +293,10 @@ impl Config {
             user: args.user,
             dir_listing: args.dir_listing,
             discard_timeout: Duration::from_secs(args.discard_timeout),
+            keepalive_limits: Limits {
+                requests: args.keepalive_requests,
+                time: args.keepalive_time.map(Duration::from_secs),
+            },
         })
     }
 }

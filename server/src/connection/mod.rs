@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crate::cgi::exchange::Exchange;
 use crate::conn_table::ConnId;
 use crate::event::{Interest, Poller};
+use crate::http::keep_alive::{self, Limits};
 use crate::http::request::{parse, LogFields, Parsed, Request};
 use crate::output::Output;
 use crate::respond::{self, Reply};
@@ -69,13 +70,20 @@ pub(crate) struct CgiParts<'a> {
 }
 
 impl Connection {
-    /// A connection just accepted; its first head is due by `deadline`.
-    pub(crate) fn new(stream: TcpStream, peer: SocketAddr, id: ConnId, deadline: Instant) -> Self {
+    /// A connection accepted at `opened`; its first head is due by
+    /// `deadline`.
+    pub(crate) fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        id: ConnId,
+        opened: Instant,
+        deadline: Instant,
+    ) -> Self {
         Connection {
             stream,
             peer,
             id,
-            state: State::new(deadline),
+            state: State::new(opened, deadline),
         }
     }
 
@@ -188,8 +196,15 @@ impl Connection {
 
     /// Takes the next request from the input, once the body of the last
     /// one is dropped. A refused one is answered here. `want_log` asks
-    /// for the fields the access log needs.
-    pub(crate) fn next_request(&mut self, now: Instant, date: &str, want_log: bool) -> Incoming {
+    /// for the fields the access log needs; `limits` may rule out keeping
+    /// the connection after this request.
+    pub(crate) fn next_request(
+        &mut self,
+        now: Instant,
+        date: &str,
+        want_log: bool,
+        limits: &Limits,
+    ) -> Incoming {
         let full = self.output_full();
         let state = &mut self.state;
         if !matches!(state.phase, Phase::Reading) {
@@ -209,9 +224,17 @@ impl Connection {
         if full {
             return Incoming::OutputFull;
         }
-        let (head_len, discard, incoming) = match parse(&state.input, want_log) {
+        let parsed = parse(&state.input, want_log);
+        if matches!(parsed, Parsed::Partial) {
+            return Incoming::Nothing;
+        }
+        state.requests += 1;
+        let (number, age) = (state.requests, now.saturating_duration_since(state.opened));
+        let within_limits = |kept| keep_alive::within_limits(kept, number, age, limits);
+        let (head_len, discard, incoming) = match parsed {
             Parsed::Partial => return Incoming::Nothing,
-            Parsed::Rejected(rejection) => {
+            Parsed::Rejected(mut rejection) => {
+                rejection.keep_alive = within_limits(rejection.keep_alive);
                 let reply = respond::reject(&mut state.output, &rejection, date);
                 let head_len = match rejection.head_len {
                     0 => state.input.len(),
@@ -220,7 +243,8 @@ impl Connection {
                 let discard = rejection.body.known_length();
                 (head_len, discard, Incoming::Refused(reply, rejection.log))
             }
-            Parsed::Request(request) => {
+            Parsed::Request(mut request) => {
+                request.keep_alive = within_limits(request.keep_alive);
                 // A CGI request's body is read by its exchange.
                 let discard = match request.cgi {
                     Some(_) => 0,

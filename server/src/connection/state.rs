@@ -103,10 +103,16 @@ pub(super) struct State {
     pub(super) peer_closed: bool,
     /// Responses sent on this connection.
     pub(super) responses: u64,
+    /// Request heads taken from the input (refused ones too).
+    pub(super) requests: u64,
+    /// When the connection was accepted.
+    pub(super) opened: Instant,
 }
 
 impl State {
-    pub(super) fn new(now: Instant) -> State {
+    /// A connection accepted at `opened` whose first head is due by
+    /// `deadline`.
+    pub(super) fn new(opened: Instant, deadline: Instant) -> State {
         State {
             input: Vec::new(),
             output: Output::default(),
@@ -114,11 +120,13 @@ impl State {
             discard: 0,
             discard_started: None,
             interest: Interest::READABLE,
-            deadline: now,
+            deadline,
             armed_at: None,
             request_started: None,
             peer_closed: false,
             responses: 0,
+            requests: 0,
+            opened,
         }
     }
 
@@ -210,7 +218,7 @@ mod tests {
     #[test]
     fn a_new_connection_reads_until_its_first_deadline() {
         let t0 = Instant::now();
-        let state = State::new(t0 + T.header);
+        let state = State::new(t0, t0 + T.header);
         assert_eq!(
             state.wants(t0, &T),
             Wants::Wait(Interest::READABLE, t0 + T.header)
@@ -220,7 +228,7 @@ mod tests {
     #[test]
     fn the_header_timeout_runs_from_the_first_byte() {
         let t0 = Instant::now();
-        let mut state = State::new(t0);
+        let mut state = State::new(t0, t0);
         state.responses = 1;
         assert_eq!(
             state.wants(t0, &T),
@@ -237,7 +245,7 @@ mod tests {
     #[test]
     fn queued_output_waits_for_writability() {
         let t0 = Instant::now();
-        let mut state = State::new(t0);
+        let mut state = State::new(t0, t0);
         state.output.push_owned(b"x".to_vec());
         for phase in [Phase::Reading, Phase::Closing, Phase::Lingering] {
             state.phase = phase;
@@ -251,10 +259,10 @@ mod tests {
     #[test]
     fn a_closed_or_full_reader_is_closed() {
         let t0 = Instant::now();
-        let mut state = State::new(t0);
+        let mut state = State::new(t0, t0);
         state.peer_closed = true;
         assert_eq!(state.wants(t0, &T), Wants::Close);
-        let mut state = State::new(t0);
+        let mut state = State::new(t0, t0);
         state.input = vec![b'x'; MAX_INPUT];
         assert_eq!(state.wants(t0, &T), Wants::Close);
     }
@@ -262,7 +270,7 @@ mod tests {
     #[test]
     fn closing_lingers_unless_the_client_is_gone() {
         let t0 = Instant::now();
-        let mut state = State::new(t0);
+        let mut state = State::new(t0, t0);
         state.phase = Phase::Closing;
         assert_eq!(state.wants(t0, &T), Wants::Linger);
         state.peer_closed = true;
@@ -280,7 +288,7 @@ mod tests {
     #[test]
     fn waiting_for_a_helper_reads_only_while_there_is_room() {
         let t0 = Instant::now();
-        let mut state = State::new(t0 + Duration::from_secs(9));
+        let mut state = State::new(t0, t0 + Duration::from_secs(9));
         state.phase = Phase::Waiting(Box::new(request("GET / HTTP/1.1\r\nHost: h\r\n\r\n")));
         let deadline = t0 + Duration::from_secs(9);
         assert_eq!(
@@ -295,7 +303,7 @@ mod tests {
     fn a_half_closed_client_still_gets_its_answers() {
         let t0 = Instant::now();
         let deadline = t0 + Duration::from_secs(9);
-        let mut state = State::new(deadline);
+        let mut state = State::new(t0, deadline);
         state.peer_closed = true;
         // Waiting for a helper or a script: no more reading, but no close.
         state.phase = Phase::Waiting(Box::new(request("GET / HTTP/1.1\r\nHost: h\r\n\r\n")));
@@ -323,7 +331,7 @@ mod tests {
     #[test]
     fn dropping_a_body_has_a_bound_in_all() {
         let t0 = Instant::now();
-        let mut state = State::new(t0);
+        let mut state = State::new(t0, t0);
         state.responses = 1;
         state.discard = 100;
         state.note_discard(t0);
@@ -354,7 +362,7 @@ mod tests {
     #[test]
     fn a_cgi_exchange_reads_while_it_has_room() {
         let t0 = Instant::now();
-        let mut state = State::new(t0);
+        let mut state = State::new(t0, t0);
         let post = request("POST /x.cgi HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n");
         let ex = Exchange::new(1, post, Stage::Queued, 5, t0);
         let deadline = ex.deadline(T.cgi);

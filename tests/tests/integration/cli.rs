@@ -175,7 +175,13 @@ fn helpers_out_of_range_is_an_operator_error() {
 
 #[test]
 fn connection_limits_out_of_range_are_operator_errors() {
-    for (option, value) in [("--discard-timeout", "0"), ("--discard-timeout", "3601")] {
+    for (option, value) in [
+        ("--keepalive-requests", "0"),
+        ("--keepalive-requests", "many"),
+        ("--keepalive-time", "0"),
+        ("--discard-timeout", "0"),
+        ("--discard-timeout", "3601"),
+    ] {
         let stderr = expect_operator_error(&[option, value], PARSE_ERROR);
         assert!(
             stderr.contains(option),
