@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 
 use crate::event::Backend;
+use crate::http::keep_alive::Limits;
 
 /// amped: an event-driven HTTP/1.1 server for static files, in the style
 /// of the Flash web server (AMPED). One process serves every client; disk
@@ -174,6 +175,25 @@ pub struct Args {
     /// Print the completion script for SHELL and exit.
     #[arg(long, value_enum, value_name = "SHELL")]
     pub print_completions: Option<clap_complete::Shell>,
+
+    /// Seconds in all a connection may spend reading and dropping a
+    /// request body it does not use (a GET's body, the rest of a refused
+    /// upload), however often its bytes come (1 to 3600).
+    #[arg(long, default_value_t = 30, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub discard_timeout: u64,
+
+    /// Requests one keep-alive connection may carry; the response to the
+    /// last says `Connection: close` (1 to 1000000000).
+    #[arg(long, default_value_t = 1000, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub keepalive_requests: u64,
+
+    /// Seconds after which a keep-alive connection is closed after its
+    /// next response, however busy it is (1 to 604800). Off unless given.
+    #[arg(long, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub keepalive_time: Option<u64>,
 }
 
 /// The `--event-handler` choices.
@@ -241,6 +261,9 @@ pub struct Config {
     pub status_allow_remote: bool,
     pub user: Option<String>,
     pub dir_listing: bool,
+    pub discard_timeout: Duration,
+    /// `--keepalive-requests` and `--keepalive-time`.
+    pub keepalive_limits: Limits,
 }
 
 impl Config {
@@ -352,6 +375,11 @@ impl Config {
             status_allow_remote: args.status_allow_remote,
             user: args.user,
             dir_listing: args.dir_listing,
+            discard_timeout: Duration::from_secs(args.discard_timeout),
+            keepalive_limits: Limits {
+                requests: args.keepalive_requests,
+                time: args.keepalive_time.map(Duration::from_secs),
+            },
         })
     }
 }

@@ -42,8 +42,8 @@ pub(crate) struct ConnTable {
 }
 
 impl ConnTable {
-    /// Takes a new client in, watched for reading, its first request
-    /// head due by `deadline`. `Err` hands the socket back when it cannot
+    /// Takes a new client in, accepted at `now`, watched for reading, its
+    /// first request head due by `deadline`. `Err` hands the socket back when it cannot
     /// be taken: `max` connections are open, or the poller cannot watch it.
     pub(crate) fn admit(
         &mut self,
@@ -51,7 +51,7 @@ impl ConnTable {
         peer: SocketAddr,
         max: usize,
         poller: &mut dyn Poller,
-        deadline: Instant,
+        (now, deadline): (Instant, Instant),
     ) -> Result<ConnId, TcpStream> {
         let fd = stream.as_raw_fd();
         if self.open >= max || poller.fd_limit().is_some_and(|limit| fd >= limit) {
@@ -63,7 +63,7 @@ impl ConnTable {
             self.release(id);
             return Err(stream);
         }
-        self.insert(Connection::new(stream, peer, id, deadline));
+        self.insert(Connection::new(stream, peer, id, now, deadline));
         self.set_deadline(id, deadline);
         Ok(id)
     }
@@ -192,7 +192,7 @@ mod tests {
         let addr = listener.local_addr().expect("address");
         let _client = TcpStream::connect(addr).expect("connect");
         let (stream, peer) = listener.accept().expect("accept");
-        Connection::new(stream, peer, id, Instant::now())
+        Connection::new(stream, peer, id, Instant::now(), Instant::now())
     }
 
     #[test]

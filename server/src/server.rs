@@ -209,7 +209,7 @@ impl Server {
             };
             let deadline = now + self.config.header_timeout;
             let (max, poller) = (self.config.max_connections, self.poller.as_mut());
-            match self.conns.admit(stream, peer, max, poller, deadline) {
+            match self.conns.admit(stream, peer, max, poller, (now, deadline)) {
                 Ok(_) => self.status.accepted(),
                 Err(stream) => {
                     let _ = (&stream).write(&overloaded(self.clock.http_date()));
@@ -314,7 +314,8 @@ impl Server {
                 return false;
             };
             let (now, date, log) = (self.clock.now(), self.clock.http_date(), self.log.enabled());
-            match conn.next_request(now, date, log) {
+            let limits = &self.config.keepalive_limits;
+            match conn.next_request(now, date, log, limits) {
                 Incoming::Nothing => return false,
                 Incoming::OutputFull => return true,
                 Incoming::Refused(reply, log) => self.finish_reply(id, reply, log.as_ref()),

@@ -2,7 +2,8 @@
 //! need a response to be larger than everything the kernel can hold in
 //! flight: a receive buffer made small before connecting (so the window
 //! never grows), and the machine's largest buffers read from `/proc/sys`
-//! and `getsockopt` instead of taken for granted.
+//! and `getsockopt` instead of taken for granted; and a client that leaves
+//! with a reset instead of a FIN.
 
 use std::fs;
 use std::io;
@@ -118,4 +119,25 @@ pub fn receive_buffer(stream: &TcpStream) -> usize {
 /// client's receive buffer (doubled by the kernel).
 pub fn larger_than_socket_buffers(at_least: usize) -> usize {
     at_least.max(4 * (max_send_buffer() + 2 * SMALL_RECEIVE_BUFFER))
+}
+
+/// Closes `stream` with `SO_LINGER {1, 0}`, so the server sees a reset
+/// (RST) rather than an orderly end-of-file.
+pub fn close_with_reset(stream: TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt with a valid socket and a correctly sized value.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            std::ptr::addr_of!(linger).cast(),
+            size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER: {}", io::Error::last_os_error());
+    drop(stream);
 }

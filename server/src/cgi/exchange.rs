@@ -160,6 +160,15 @@ impl Exchange {
         }
     }
 
+    /// True when, with nothing more to come from the client than the
+    /// `buffered` input bytes, the request body can never be complete.
+    pub fn body_cut_short(&self, buffered: usize) -> bool {
+        match &self.stage {
+            Stage::Collecting(decoder) => !decoder.is_done(),
+            _ => self.body_left > buffered as u64,
+        }
+    }
+
     /// Handles a piece of the script's output.
     pub fn on_output(&mut self, data: &[u8], out: &mut Output, date: &str) -> OutputEvent {
         if let Some(body) = self.body.as_mut() {

@@ -6,10 +6,12 @@
 
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
+
 use crate::cgi::chunked::ChunkedError;
 use crate::cgi::driver::{Cgi, End, EOF_GRACE};
 use crate::cgi::exchange::{Exchange, OutputEvent, Stage};
-use crate::cgi::pipes::close_pipe;
+use crate::cgi::pipes::{close_pipe, signal_group};
 use crate::connection::{CgiParts, Connection, OUTPUT_HIGH_WATER, WRITE_BUDGET};
 use crate::event::{Interest, Poller};
 use crate::http::status::Status;
@@ -41,12 +43,25 @@ impl Cgi {
             exchange: ex,
             input,
             output,
+            peer_closed,
         }) = conn.cgi_parts()
         else {
             return Next::Unchanged;
         };
         if feed_script(ex, input, io.poller).is_err() {
             return self.bad_body(conn, Status::BAD_REQUEST, io);
+        }
+        if peer_closed && ex.body_cut_short(input.len()) {
+            if !ex.responded() {
+                return self.body_cut_short(conn, io);
+            }
+            // The response has begun and cannot become a 400: the script
+            // gets end-of-file once it has what came, and finishes (the
+            // connection closes after it, the body not being all read).
+            let fed = ex.to_script.is_empty();
+            if let Some(script) = ex.script().filter(|_| fed) {
+                close_pipe(io.poller, &mut script.stdin);
+            }
         }
         if matches!(ex.stage, Stage::Collecting(_)) {
             if ex.to_script.len() as u64 > self.config.max_body {
@@ -137,6 +152,16 @@ impl Cgi {
             return self.end(conn, End::BadHead, io);
         }
         Next::Continue
+    }
+
+    /// The client shut down its side before its whole request body came:
+    /// a short body, answered 400 as nginx and lighttpd answer a body cut
+    /// short, and a script already started is asked to stop.
+    fn body_cut_short(&mut self, conn: &mut Connection, io: &mut Io) -> Next {
+        if let Some(pid) = conn.exchange().and_then(|ex| ex.live_pid()) {
+            signal_group(pid, Signal::SIGTERM);
+        }
+        self.bad_body(conn, Status::BAD_REQUEST, io)
     }
 
     /// After the loop wrote to the client: a script whose output was held

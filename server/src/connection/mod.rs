@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crate::cgi::exchange::Exchange;
 use crate::conn_table::ConnId;
 use crate::event::{Interest, Poller};
+use crate::http::keep_alive::{self, Limits};
 use crate::http::request::{parse, LogFields, Parsed, Request};
 use crate::output::Output;
 use crate::respond::{self, Reply};
@@ -64,16 +65,25 @@ pub(crate) struct CgiParts<'a> {
     pub(crate) exchange: &'a mut Exchange,
     pub(crate) input: &'a mut Vec<u8>,
     pub(crate) output: &'a mut Output,
+    /// The client has shut down its side: no more body will come.
+    pub(crate) peer_closed: bool,
 }
 
 impl Connection {
-    /// A connection just accepted; its first head is due by `deadline`.
-    pub(crate) fn new(stream: TcpStream, peer: SocketAddr, id: ConnId, deadline: Instant) -> Self {
+    /// A connection accepted at `opened`; its first head is due by
+    /// `deadline`.
+    pub(crate) fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        id: ConnId,
+        opened: Instant,
+        deadline: Instant,
+    ) -> Self {
         Connection {
             stream,
             peer,
             id,
-            state: State::new(deadline),
+            state: State::new(opened, deadline),
         }
     }
 
@@ -112,12 +122,23 @@ impl Connection {
 
     /// Handles readability: drains a lingering connection, checks a full
     /// buffer for a hang-up, or reads into the input buffer. False when
-    /// the connection is over: an error, a reset, or a client that left
-    /// while its answer was being prepared (a hung-up socket would
-    /// otherwise be reported again on every wait) or while lingering.
+    /// the connection is over: an error, a reset, or end-of-file while
+    /// lingering. End-of-file anywhere else is a half-close: the client
+    /// sends nothing more, so reading stops (`State::wants` no longer asks
+    /// for it), but every request it sent is still answered, in order,
+    /// before the connection closes.
+    ///
+    /// A half-closed socket is not watched for reading, so readiness
+    /// reported on it then is a hang-up or an error (poll and epoll always
+    /// report those): the client reset the connection after its FIN, which
+    /// a read would not show (it returns end-of-file again). It is over.
+    /// select reports neither; there the next write fails and closes it.
     pub(crate) fn on_readable(&mut self, now: Instant) -> bool {
+        if self.state.peer_closed && !matches!(self.state.phase, Phase::Lingering) {
+            return false;
+        }
         match self.read_some(now) {
-            Ok(0) => !self.hung_up(),
+            Ok(0) => !self.lingered_out(),
             Ok(_) => true,
             Err(e) => matches!(
                 e.kind(),
@@ -167,20 +188,23 @@ impl Connection {
         Ok(n)
     }
 
-    /// The client has gone while the connection lingers, or while its
-    /// answer is being prepared.
-    fn hung_up(&self) -> bool {
-        self.state.peer_closed
-            && matches!(
-                self.state.phase,
-                Phase::Lingering | Phase::Waiting(_) | Phase::Cgi(_)
-            )
+    /// The client has closed its side while the connection lingers: the
+    /// close is done.
+    fn lingered_out(&self) -> bool {
+        self.state.peer_closed && matches!(self.state.phase, Phase::Lingering)
     }
 
     /// Takes the next request from the input, once the body of the last
     /// one is dropped. A refused one is answered here. `want_log` asks
-    /// for the fields the access log needs.
-    pub(crate) fn next_request(&mut self, now: Instant, date: &str, want_log: bool) -> Incoming {
+    /// for the fields the access log needs; `limits` may rule out keeping
+    /// the connection after this request.
+    pub(crate) fn next_request(
+        &mut self,
+        now: Instant,
+        date: &str,
+        want_log: bool,
+        limits: &Limits,
+    ) -> Incoming {
         let full = self.output_full();
         let state = &mut self.state;
         if !matches!(state.phase, Phase::Reading) {
@@ -200,9 +224,17 @@ impl Connection {
         if full {
             return Incoming::OutputFull;
         }
-        let (head_len, discard, incoming) = match parse(&state.input, want_log) {
+        let parsed = parse(&state.input, want_log);
+        if matches!(parsed, Parsed::Partial) {
+            return Incoming::Nothing;
+        }
+        state.requests += 1;
+        let (number, age) = (state.requests, now.saturating_duration_since(state.opened));
+        let within_limits = |kept| keep_alive::within_limits(kept, number, age, limits);
+        let (head_len, discard, incoming) = match parsed {
             Parsed::Partial => return Incoming::Nothing,
-            Parsed::Rejected(rejection) => {
+            Parsed::Rejected(mut rejection) => {
+                rejection.keep_alive = within_limits(rejection.keep_alive);
                 let reply = respond::reject(&mut state.output, &rejection, date);
                 let head_len = match rejection.head_len {
                     0 => state.input.len(),
@@ -211,7 +243,8 @@ impl Connection {
                 let discard = rejection.body.known_length();
                 (head_len, discard, Incoming::Refused(reply, rejection.log))
             }
-            Parsed::Request(request) => {
+            Parsed::Request(mut request) => {
+                request.keep_alive = within_limits(request.keep_alive);
                 // A CGI request's body is read by its exchange.
                 let discard = match request.cgi {
                     Some(_) => 0,
@@ -281,6 +314,7 @@ impl Connection {
             phase,
             input,
             output,
+            peer_closed,
             ..
         } = &mut self.state;
         match phase {
@@ -288,6 +322,7 @@ impl Connection {
                 exchange,
                 input,
                 output,
+                peer_closed: *peer_closed,
             }),
             _ => None,
         }
@@ -360,6 +395,7 @@ impl Connection {
         timeouts: &Timeouts,
         poller: &mut dyn Poller,
     ) -> Option<Instant> {
+        self.state.note_discard(now);
         let (interest, deadline) = match self.state.wants(now, timeouts) {
             Wants::Close => return None,
             Wants::Linger => self.start_lingering(now),

@@ -40,6 +40,9 @@ pub(crate) struct Timeouts {
     pub(crate) cgi: Duration,
     /// How long a file body may wait for a helper to read a window.
     pub(crate) disk: Duration,
+    /// How long a request body may be read and dropped in all (the
+    /// keep-alive timer alone restarts with every byte).
+    pub(crate) discard: Duration,
 }
 
 impl Timeouts {
@@ -50,6 +53,7 @@ impl Timeouts {
             keepalive: config.keepalive_timeout,
             cgi: config.cgi_timeout,
             disk: config.helper_timeout,
+            discard: config.discard_timeout,
         }
     }
 }
@@ -84,6 +88,8 @@ pub(super) struct State {
     pub(super) phase: Phase,
     /// Request-body bytes still to be read and dropped.
     pub(super) discard: u64,
+    /// When dropping the current request body began.
+    pub(super) discard_started: Option<Instant>,
     /// What the poller watches for now.
     pub(super) interest: Interest,
     /// When the connection times out in its current state.
@@ -92,25 +98,46 @@ pub(super) struct State {
     pub(super) armed_at: Option<Instant>,
     /// When the first byte of the request being read arrived.
     pub(super) request_started: Option<Instant>,
-    /// The client shut down its side.
+    /// The client shut down its side (a read of 0): it sends nothing
+    /// more, but the requests it sent are still answered.
     pub(super) peer_closed: bool,
     /// Responses sent on this connection.
     pub(super) responses: u64,
+    /// Request heads taken from the input (refused ones too).
+    pub(super) requests: u64,
+    /// When the connection was accepted.
+    pub(super) opened: Instant,
 }
 
 impl State {
-    pub(super) fn new(now: Instant) -> State {
+    /// A connection accepted at `opened` whose first head is due by
+    /// `deadline`.
+    pub(super) fn new(opened: Instant, deadline: Instant) -> State {
         State {
             input: Vec::new(),
             output: Output::default(),
             phase: Phase::Reading,
             discard: 0,
+            discard_started: None,
             interest: Interest::READABLE,
-            deadline: now,
+            deadline,
             armed_at: None,
             request_started: None,
             peer_closed: false,
             responses: 0,
+            requests: 0,
+            opened,
+        }
+    }
+
+    /// Starts the clock on dropping a request body, or stops it once the
+    /// body is dropped.
+    pub(super) fn note_discard(&mut self, now: Instant) {
+        match self.discard {
+            0 => self.discard_started = None,
+            _ => {
+                self.discard_started.get_or_insert(now);
+            }
         }
     }
 
@@ -154,6 +181,12 @@ impl State {
                     None if self.responses == 0 => self.deadline,
                     None => now + t.keepalive,
                 };
+                // A body being dropped gets no more than `discard` in all,
+                // however often its bytes come.
+                let deadline = match self.discard_started {
+                    Some(started) if self.discard > 0 => deadline.min(started + t.discard),
+                    _ => deadline,
+                };
                 Wants::Wait(Interest::READABLE, deadline)
             }
         }
@@ -172,6 +205,7 @@ mod tests {
         keepalive: Duration::from_secs(3),
         cgi: Duration::from_secs(4),
         disk: Duration::from_secs(5),
+        discard: Duration::from_secs(6),
     };
 
     fn request(raw: &str) -> Request {
@@ -184,7 +218,7 @@ mod tests {
     #[test]
     fn a_new_connection_reads_until_its_first_deadline() {
         let t0 = Instant::now();
-        let state = State::new(t0 + T.header);
+        let state = State::new(t0, t0 + T.header);
         assert_eq!(
             state.wants(t0, &T),
             Wants::Wait(Interest::READABLE, t0 + T.header)
@@ -194,7 +228,7 @@ mod tests {
     #[test]
     fn the_header_timeout_runs_from_the_first_byte() {
         let t0 = Instant::now();
-        let mut state = State::new(t0);
+        let mut state = State::new(t0, t0);
         state.responses = 1;
         assert_eq!(
             state.wants(t0, &T),
@@ -211,7 +245,7 @@ mod tests {
     #[test]
     fn queued_output_waits_for_writability() {
         let t0 = Instant::now();
-        let mut state = State::new(t0);
+        let mut state = State::new(t0, t0);
         state.output.push_owned(b"x".to_vec());
         for phase in [Phase::Reading, Phase::Closing, Phase::Lingering] {
             state.phase = phase;
@@ -225,10 +259,10 @@ mod tests {
     #[test]
     fn a_closed_or_full_reader_is_closed() {
         let t0 = Instant::now();
-        let mut state = State::new(t0);
+        let mut state = State::new(t0, t0);
         state.peer_closed = true;
         assert_eq!(state.wants(t0, &T), Wants::Close);
-        let mut state = State::new(t0);
+        let mut state = State::new(t0, t0);
         state.input = vec![b'x'; MAX_INPUT];
         assert_eq!(state.wants(t0, &T), Wants::Close);
     }
@@ -236,7 +270,7 @@ mod tests {
     #[test]
     fn closing_lingers_unless_the_client_is_gone() {
         let t0 = Instant::now();
-        let mut state = State::new(t0);
+        let mut state = State::new(t0, t0);
         state.phase = Phase::Closing;
         assert_eq!(state.wants(t0, &T), Wants::Linger);
         state.peer_closed = true;
@@ -254,7 +288,7 @@ mod tests {
     #[test]
     fn waiting_for_a_helper_reads_only_while_there_is_room() {
         let t0 = Instant::now();
-        let mut state = State::new(t0 + Duration::from_secs(9));
+        let mut state = State::new(t0, t0 + Duration::from_secs(9));
         state.phase = Phase::Waiting(Box::new(request("GET / HTTP/1.1\r\nHost: h\r\n\r\n")));
         let deadline = t0 + Duration::from_secs(9);
         assert_eq!(
@@ -266,9 +300,69 @@ mod tests {
     }
 
     #[test]
+    fn a_half_closed_client_still_gets_its_answers() {
+        let t0 = Instant::now();
+        let deadline = t0 + Duration::from_secs(9);
+        let mut state = State::new(t0, deadline);
+        state.peer_closed = true;
+        // Waiting for a helper or a script: no more reading, but no close.
+        state.phase = Phase::Waiting(Box::new(request("GET / HTTP/1.1\r\nHost: h\r\n\r\n")));
+        assert_eq!(state.wants(t0, &T), Wants::Wait(Interest::NONE, deadline));
+        let get = request("GET /x.cgi HTTP/1.1\r\nHost: h\r\n\r\n");
+        let ex = Exchange::new(1, get, Stage::Queued, 0, t0);
+        let cgi_deadline = ex.deadline(T.cgi);
+        state.phase = Phase::Cgi(Box::new(ex));
+        assert_eq!(
+            state.wants(t0, &T),
+            Wants::Wait(Interest::NONE, cgi_deadline)
+        );
+        // An answer being written goes on; once it is out, the connection
+        // closes (nothing more can come).
+        state.phase = Phase::Reading;
+        state.output.push_owned(b"x".to_vec());
+        assert_eq!(
+            state.wants(t0, &T),
+            Wants::Wait(Interest::WRITABLE, t0 + T.send)
+        );
+        state.output = Output::default();
+        assert_eq!(state.wants(t0, &T), Wants::Close);
+    }
+
+    #[test]
+    fn dropping_a_body_has_a_bound_in_all() {
+        let t0 = Instant::now();
+        let mut state = State::new(t0, t0);
+        state.responses = 1;
+        state.discard = 100;
+        state.note_discard(t0);
+        assert_eq!(state.discard_started, Some(t0));
+        assert_eq!(
+            state.wants(t0, &T),
+            Wants::Wait(Interest::READABLE, t0 + T.keepalive)
+        );
+        // Bytes keep coming, each restarting the keep-alive timer, but
+        // the body's clock runs on from when dropping it began.
+        let later = t0 + T.discard - Duration::from_secs(1);
+        state.note_discard(later);
+        assert_eq!(state.discard_started, Some(t0));
+        assert_eq!(
+            state.wants(later, &T),
+            Wants::Wait(Interest::READABLE, t0 + T.discard)
+        );
+        // Once the body is dropped, the keep-alive timer alone counts.
+        state.discard = 0;
+        state.note_discard(later);
+        assert_eq!(state.discard_started, None);
+        assert_eq!(
+            state.wants(later, &T),
+            Wants::Wait(Interest::READABLE, later + T.keepalive)
+        );
+    }
+
+    #[test]
     fn a_cgi_exchange_reads_while_it_has_room() {
         let t0 = Instant::now();
-        let mut state = State::new(t0);
+        let mut state = State::new(t0, t0);
         let post = request("POST /x.cgi HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n");
         let ex = Exchange::new(1, post, Stage::Queued, 5, t0);
         let deadline = ex.deadline(T.cgi);

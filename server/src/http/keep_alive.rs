@@ -9,7 +9,9 @@
 //!    keep-alive`), and [`body_can_be_skipped`]: whether its request body
 //!    could be skipped if it is not read (a chunked body, one larger than
 //!    what is discarded, or one the client holds back for `100 Continue`,
-//!    cannot);
+//!    cannot); [`within_limits`]: the connection's own limits, the most
+//!    requests (`--keepalive-requests`) and the longest life
+//!    (`--keepalive-time`), checked as each request is taken;
 //! 2. [`after_head`]: a response body that can only end with the
 //!    connection (HTTP/1.0, no length); [`unless_nph`]: an nph script's own
 //!    head, which the server does not frame;
@@ -17,8 +19,20 @@
 //!    read;
 //! 4. [`after_reply`]: a draining server keeps nothing.
 
+use std::time::Duration;
+
 use crate::http::body::BodyEncoder;
 use crate::http::request::Framing;
+
+/// A connection's own keep-alive limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Requests one connection may carry (`--keepalive-requests`).
+    pub requests: u64,
+    /// How long after it was accepted a connection may still be kept
+    /// (`--keepalive-time`); `None` for no limit.
+    pub time: Option<Duration>,
+}
 
 /// The client's wish: HTTP/1.1 keeps unless `Connection: close`; HTTP/1.0
 /// closes unless `Connection: keep-alive` (and `close` wins).
@@ -40,6 +54,13 @@ pub fn body_can_be_skipped(framing: Framing, max_discarded: u64, expect_continue
         Framing::Length(n) => n <= max_discarded && !expect_continue,
         Framing::Chunked => false,
     }
+}
+
+/// The connection's limits: the response to its request number `number`
+/// (from 1) is its last when that is the most requests allowed, or when
+/// the connection, `age` old, has outlived the keep-alive time.
+pub fn within_limits(kept: bool, number: u64, age: Duration, limits: &Limits) -> bool {
+    kept && number < limits.requests && limits.time.is_none_or(|time| age < time)
 }
 
 /// After the head: a body that ends only with the connection closes it.
@@ -84,6 +105,46 @@ mod tests {
         assert!(!body_can_be_skipped(Framing::Length(11), 10, false));
         assert!(!body_can_be_skipped(Framing::Length(1), 10, true));
         assert!(!body_can_be_skipped(Framing::Chunked, 10, false));
+    }
+
+    #[test]
+    fn the_last_allowed_request_closes() {
+        let limits = Limits {
+            requests: 3,
+            time: None,
+        };
+        let young = Duration::ZERO;
+        assert!(within_limits(true, 1, young, &limits));
+        assert!(within_limits(true, 2, young, &limits));
+        assert!(!within_limits(true, 3, young, &limits));
+        assert!(!within_limits(true, 4, young, &limits));
+        assert!(!within_limits(false, 1, young, &limits));
+        let once = Limits {
+            requests: 1,
+            time: None,
+        };
+        assert!(!within_limits(true, 1, young, &once));
+    }
+
+    #[test]
+    fn an_old_connection_closes_after_its_next_response() {
+        let limits = Limits {
+            requests: 1000,
+            time: Some(Duration::from_secs(10)),
+        };
+        assert!(within_limits(true, 5, Duration::from_secs(9), &limits));
+        assert!(!within_limits(true, 5, Duration::from_secs(10), &limits));
+        assert!(!within_limits(true, 5, Duration::from_secs(60), &limits));
+        let unlimited = Limits {
+            time: None,
+            ..limits
+        };
+        assert!(within_limits(
+            true,
+            5,
+            Duration::from_secs(1 << 30),
+            &unlimited
+        ));
     }
 
     #[test]

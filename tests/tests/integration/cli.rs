@@ -168,6 +168,23 @@ fn helpers_out_of_range_is_an_operator_error() {
 }
 
 #[test]
+fn connection_limits_out_of_range_are_operator_errors() {
+    for (option, value) in [
+        ("--keepalive-requests", "0"),
+        ("--keepalive-requests", "many"),
+        ("--keepalive-time", "0"),
+        ("--discard-timeout", "0"),
+        ("--discard-timeout", "3601"),
+    ] {
+        let stderr = expect_operator_error(&[option, value], PARSE_ERROR);
+        assert!(
+            stderr.contains(option),
+            "{option} {value}: the message names the option: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn bad_cache_size_is_an_operator_error() {
     expect_operator_error(&["--cache-size", "12Q"], PARSE_ERROR);
     expect_operator_error(&["--cache-size=-5M"], PARSE_ERROR);

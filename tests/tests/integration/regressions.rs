@@ -1,7 +1,7 @@
 //! Regression tests for bugs found in review, under each event backend:
 //!
 //! - a client that sends a request and then resets the connection
-//!   (shutdown, then close with `SO_LINGER {1, 0}`) while the request waits
+//!   (closes it with `SO_LINGER {1, 0}`) while the request waits
 //!   on a sleeping CGI script, or on a helper held back by the gate hook,
 //!   gets its connection closed: the server does not spin (it is runnable
 //!   in under half of the samples taken over the next 2 s, a test that
@@ -11,13 +11,12 @@
 //!   pipelined behind it parses as the next response;
 //! - a script answering `Status: 100` (a 1xx) gets 502.
 
-use std::net::{Shutdown, TcpStream};
-use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use tests::cgi::{wait_for_file, CgiSite, Reaper, TEXT_HEAD};
 use tests::http_client::request_bytes;
 use tests::procfs::{poll_until, runnable_share};
+use tests::socket::close_with_reset;
 use tests::status::{status_json, status_number, wait_for_lookups_in_flight, STATUS_PATH};
 use tests::{per_backend, site_docroot, HelperGate, ServerProcess};
 
@@ -27,28 +26,6 @@ const WATCH: Duration = Duration::from_secs(2);
 /// machine, so that the watch sees the server waiting on it. (The script
 /// is killed when the test ends.)
 const SCRIPT_SLEEPS_SECS: u32 = 60;
-
-/// Shuts the socket down, then closes it with `SO_LINGER {1, 0}`, so the
-/// server sees a reset.
-fn reset(stream: TcpStream) {
-    let _ = stream.shutdown(Shutdown::Both);
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt with a valid socket and a correctly sized value.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            std::ptr::addr_of!(linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
-    drop(stream);
-}
 
 /// Waits until the status page's own connection is the only one open:
 /// the reset connection is closed.
@@ -96,7 +73,7 @@ fn reset_while_a_script_sleeps_does_not_spin(backend: &str) {
     )
     .expect("send the request");
     wait_for_file(&started);
-    reset(stream);
+    close_with_reset(stream);
     assert_no_spin(&server, "a reset while a script sleeps");
     assert_reset_connection_closed(&server, "a reset while a script sleeps");
     server.connect().get("/page.html").assert_status(200);
@@ -115,7 +92,7 @@ fn reset_while_a_helper_is_held_does_not_spin(backend: &str) {
     )
     .expect("send the request");
     wait_for_lookups_in_flight(&server, 1);
-    reset(stream);
+    close_with_reset(stream);
     assert_no_spin(&server, "a reset while a helper is held");
     assert_reset_connection_closed(&server, "a reset while a helper is held");
     server.connect().get("/index.html").assert_status(200);

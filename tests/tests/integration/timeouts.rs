@@ -9,7 +9,11 @@
 //!   behind a complete request (the timer runs from the first byte of each
 //!   head);
 //! - a client that stops reading a large response is disconnected after
-//!   `--send-timeout`.
+//!   `--send-timeout`;
+//! - a request body the server drops (a GET's) is read for at most
+//!   `--discard-timeout` in all, however often its bytes come (each one
+//!   restarts the keep-alive timer); the rest of an upload refused with a
+//!   close is drained for the 2 s of the lingering close, not longer.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -149,11 +153,11 @@ struct Trickled {
     reply: Vec<u8>,
 }
 
-/// Writes `head` one byte every [`TRICKLE`] until the server closes the
-/// connection (end-of-file, a reset, or a failed write), reading
-/// whatever it sends meanwhile. Panics if the whole head went out, or if
-/// no close came within [`READ_WAIT`].
-fn trickle_until_closed(stream: &mut TcpStream, head: &[u8]) -> Trickled {
+/// Writes `head` (a request head, or a body) one byte every [`TRICKLE`]
+/// until the server closes the connection (end-of-file, a reset, or a
+/// failed write), reading whatever it sends meanwhile. Panics if all of it
+/// went out, or if no close came within [`READ_WAIT`].
+fn trickle_until_closed(mut stream: &TcpStream, head: &[u8]) -> Trickled {
     stream
         .set_read_timeout(Some(TRICKLE))
         .expect("set_read_timeout");
@@ -165,7 +169,7 @@ fn trickle_until_closed(stream: &mut TcpStream, head: &[u8]) -> Trickled {
         assert!(
             started.elapsed() < READ_WAIT,
             "the server did not close a trickling connection within {READ_WAIT:?} \
-             ({sent} of {} head bytes sent)",
+             ({sent} of {} bytes sent)",
             head.len()
         );
         if sent < head.len() {
@@ -217,9 +221,9 @@ fn assert_cut(what: &str, trickled: &Trickled, head_len: usize) {
 
 fn trickled_head_is_cut_off(backend: &str) {
     let server = timeout_server(backend);
-    let mut stream = server.connect_raw();
+    let stream = server.connect_raw();
     let head = long_head();
-    let trickled = trickle_until_closed(&mut stream, &head);
+    let trickled = trickle_until_closed(&stream, &head);
     assert_cut("a head trickled a byte every 0.4 s", &trickled, head.len());
     // A prompt client is still served.
     server.connect().get("/index.html").assert_status(200);
@@ -237,8 +241,8 @@ fn trickled_head_pipelined_behind_a_request_is_cut_off(backend: &str) {
     conn.send(&first);
     conn.read_response().assert_status(200);
     assert!(conn.buffered().is_empty(), "bytes after the first response");
-    let mut stream = conn.stream().try_clone().expect("clone the socket");
-    let trickled = trickle_until_closed(&mut stream, &second[1..]);
+    let stream = conn.stream().try_clone().expect("clone the socket");
+    let trickled = trickle_until_closed(&stream, &second[1..]);
     // The header timer of the second head started with its first byte.
     let since_first_byte = first_byte_at.elapsed();
     assert_cut(
@@ -317,6 +321,54 @@ fn stalled_reader_is_dropped_after_the_send_timeout(backend: &str) {
     server.connect().get("/page.html").assert_status(200);
 }
 
+/// Sends `head` (announcing a body of [`TRICKLED_BODY`] bytes), reads
+/// the response, then trickles the body until the server closes.
+fn trickle_a_body(server: &ServerProcess, head: &str, status: u16) -> Trickled {
+    let mut conn = server.connect();
+    conn.set_read_timeout(READ_WAIT);
+    conn.send(head.as_bytes());
+    conn.read_response().assert_status(status);
+    let body = vec![b'x'; TRICKLED_BODY];
+    trickle_until_closed(conn.stream(), &body)
+}
+
+/// A body that takes 40 s to trickle.
+const TRICKLED_BODY: usize = 100;
+
+fn a_trickled_body_is_dropped_for_at_most_the_discard_timeout(backend: &str) {
+    let server = ServerProcess::serve_with(
+        &site_docroot().root,
+        backend,
+        &["--discard-timeout", "2", "--keepalive-timeout", "3"],
+    );
+    let length = TRICKLED_BODY.to_string();
+    let head = request_bytes("GET", "/index.html", &[("Content-Length", &length)]);
+    // Taken before the head goes: the server's clock starts later.
+    let started = Instant::now();
+    let trickled = trickle_a_body(&server, &head, 200);
+    assert!(trickled.sent < TRICKLED_BODY, "the whole body went out");
+    assert!(trickled.reply.is_empty(), "more bytes after the response");
+    assert_closed_after(
+        "a body dropped a byte every 0.4 s",
+        started.elapsed(),
+        Duration::from_secs(2),
+    );
+}
+
+fn a_refused_upload_lingers_for_a_bounded_time(backend: &str) {
+    let server = ServerProcess::serve(&site_docroot().root, backend);
+    // Larger than the server drops to keep a connection: 405 and close.
+    let head = request_bytes("POST", "/index.html", &[("Content-Length", "10485760")]);
+    let trickled = trickle_a_body(&server, &head, 405);
+    assert!(trickled.sent < TRICKLED_BODY, "the whole body went out");
+    let linger = Duration::from_secs(2);
+    assert!(
+        trickled.elapsed < linger + LATE_SLACK,
+        "a refused upload trickled after its 405 was drained for {:?}",
+        trickled.elapsed
+    );
+}
+
 per_backend!(
     idle_keepalive_connection_is_closed,
     keepalive_connection_is_usable_before_the_timeout,
@@ -324,4 +376,6 @@ per_backend!(
     trickled_head_is_cut_off,
     trickled_head_pipelined_behind_a_request_is_cut_off,
     stalled_reader_is_dropped_after_the_send_timeout,
+    a_trickled_body_is_dropped_for_at_most_the_discard_timeout,
+    a_refused_upload_lingers_for_a_bounded_time,
 );
