@@ -7,6 +7,11 @@
 //!   whose path contains SUBSTRING until FILE exists (at most
 //!   [`GATE_LIMIT`]), so that a test decides when the answer may go.
 //!
+//! A SUBSTRING that starts with `read:` holds window reads instead of
+//! lookups: `read:big` holds every read of a window of a file whose path
+//! contains `big` (`AMPED_TEST_HELPER_GATE=read:big:FILE`), to show what
+//! happens when the disk hangs mid-download.
+//!
 //! Only the helper reads them; the integration tests use them to hold one
 //! lookup back and show that the server keeps serving every other
 //! connection meanwhile. A gate is what a test uses when it must know the
@@ -20,6 +25,9 @@ use std::time::{Duration, Instant};
 pub const ENV_VAR: &str = "AMPED_TEST_HELPER_DELAY";
 /// The name of the gate variable.
 pub const GATE_ENV_VAR: &str = "AMPED_TEST_HELPER_GATE";
+
+/// Marks a rule for window reads rather than lookups.
+const READ_PREFIX: &str = "read:";
 
 /// A gate that never opens releases its lookup after this long, so that a
 /// test that forgets to open it cannot leave a helper stuck for ever.
@@ -76,9 +84,23 @@ impl Delay {
         (!rules.is_empty()).then_some(Delay { rules })
     }
 
-    /// Holds the caller while a rule matching `path` says so.
+    /// Holds a lookup of `path` while a rule matching it says so.
     pub fn apply(&self, path: &str) {
-        for rule in self.rules.iter().filter(|r| path.contains(&r.substring)) {
+        self.hold(|substring| !substring.starts_with(READ_PREFIX) && path.contains(substring));
+    }
+
+    /// Holds a window read of `path` while a `read:` rule matching it says
+    /// so.
+    pub fn apply_to_read(&self, path: &str) {
+        self.hold(|substring| {
+            substring
+                .strip_prefix(READ_PREFIX)
+                .is_some_and(|s| path.contains(s))
+        });
+    }
+
+    fn hold(&self, matches: impl Fn(&str) -> bool) {
+        for rule in self.rules.iter().filter(|r| matches(&r.substring)) {
             match &rule.hold {
                 Hold::For(pause) => std::thread::sleep(*pause),
                 Hold::UntilExists(gate) => wait_for(gate, GATE_LIMIT),
@@ -101,12 +123,16 @@ fn parse_delay(value: &str) -> Option<Rule> {
 /// Parses a `SUBSTRING:FILE` gate; the file name may itself contain
 /// colons, the substring may not.
 fn parse_gate(value: &str) -> Option<Rule> {
+    let (prefix, value) = match value.strip_prefix(READ_PREFIX) {
+        Some(rest) => (READ_PREFIX, rest),
+        None => ("", value),
+    };
     let (substring, file) = value.split_once(':')?;
     if file.is_empty() {
         return None;
     }
     Some(Rule {
-        substring: substring.to_string(),
+        substring: format!("{prefix}{substring}"),
         hold: Hold::UntilExists(PathBuf::from(file)),
     })
 }
@@ -140,6 +166,9 @@ mod tests {
         assert_eq!(d.substring, "slow");
         assert_eq!(d.hold, Hold::UntilExists("/tmp/a:b".into()));
         assert!(parse_gate("nocolon").is_none());
+        let d = parse_gate("read:big:/tmp/g").expect("parses");
+        assert_eq!(d.substring, "read:big");
+        assert_eq!(d.hold, Hold::UntilExists("/tmp/g".into()));
         assert!(parse_gate("slow:").is_none());
     }
 
@@ -161,6 +190,8 @@ mod tests {
                 std::fs::write(&gate, b"").expect("open the gate");
             })
         };
+        // Nor is a window read, without `read:`.
+        d.apply_to_read("/slow.html");
         d.apply("/slow.html");
         // The hold ended because the file exists, not because of the limit.
         assert!(gate.exists(), "apply returned before the gate opened");

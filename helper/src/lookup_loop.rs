@@ -37,6 +37,9 @@ pub fn serve(
                 message: ToHelper::Read(request),
                 fds,
             }) => {
+                if let Some(delay) = delay {
+                    delay.apply_to_read(&request.path);
+                }
                 let fd = fds.into_iter().next();
                 let result = read_window(&request, fd, resolver, &mut open, shared.as_ref());
                 let reply = FromHelper::Read(ReadReply {

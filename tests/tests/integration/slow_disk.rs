@@ -21,7 +21,12 @@
 //! - the helper pool grows with disk work up to `--helpers-max` and
 //!   shrinks back to `--helpers` when idle (`/helpers_running`);
 //! - a helper SIGKILLed while it has the cold file open loses nothing: the
-//!   download completes exact.
+//!   download completes exact;
+//! - a window read that hangs (held by the test hook) is given up after
+//!   `--helper-timeout`: the stuck helper is restarted, the download's
+//!   connection closes short of its length (its head is out, so no 503 can
+//!   be sent), other requests are served meanwhile, and once reads answer
+//!   again the file downloads whole.
 //!
 //! And, with no server, the fixture itself: slowfs serves the right bytes,
 //! slowly, counts them, and leaves no mount behind.
@@ -47,9 +52,12 @@ use tests::slow_disk::{
     is_fuse_mount, slow_disk_available, SlowDisk, SlowFile, SlowSite, FUSE_MAX_READ, SMALL_HTML,
 };
 use tests::socket::{connect_with_small_receive_buffer, larger_than_socket_buffers};
+use tests::status::helper_restarts;
 use tests::status::{status_json, status_number, STATUS_PATH};
 use tests::streaming::{fill_to, read_head, RawHead};
-use tests::{assert_bytes_eq, per_backend, Connection, ServerProcess, TempDocroot, DEADLINE};
+use tests::{
+    assert_bytes_eq, per_backend, Connection, HelperGate, ServerProcess, TempDocroot, DEADLINE,
+};
 
 /// Milliseconds slowfs sleeps in every read (of at most 128 KiB).
 const DELAY_MS: u32 = 10;
@@ -536,7 +544,59 @@ fn a_helper_killed_mid_read_loses_nothing(backend: &str) {
     fetch_small(&mut server.connect());
 }
 
+fn a_read_that_hangs_is_given_up_after_the_helper_timeout(backend: &str) {
+    let Some(site) = SlowSite::new(&format!("hang-{backend}"), &[2 * MIB], DELAY_MS) else {
+        return;
+    };
+    let file = site.files()[0].clone();
+    let name = file.url_path.rsplit('/').next().expect("a file name");
+    let gate = HelperGate::new(&format!("hang-{backend}"));
+    let (var, value) = gate.env(&format!("read:{name}"));
+    let timeout = Duration::from_secs(2);
+    let server = ServerProcess::serve_with_env(
+        site.root(),
+        backend,
+        &["--helper-timeout", "2", "--status-path", STATUS_PATH],
+        &[(var, value.as_str())],
+    );
+    let mut small = server.connect();
+    fetch_small(&mut small);
+
+    let started = Instant::now();
+    let mut client = TcpStream::connect(server.addr()).expect("connect");
+    let head = request_head(&mut client, &file);
+    let mut body = head.leftover.clone();
+    // The server serves others while the read hangs.
+    fetch_small(&mut small);
+    let _ = std::io::Read::read_to_end(&mut client, &mut body);
+    let closed_after = started.elapsed();
+    assert!(
+        body.len() < file.bytes.len(),
+        "the whole body came ({} bytes) although every read of it hung",
+        body.len()
+    );
+    assert!(
+        closed_after >= timeout,
+        "the download closed after {closed_after:?}, before --helper-timeout ({timeout:?})"
+    );
+    let mut status = status_json(&server, STATUS_PATH);
+    assert!(
+        poll_until(DEADLINE, || {
+            status = status_json(&server, STATUS_PATH);
+            helper_restarts(&status).iter().any(|&n| n >= 1)
+        }),
+        "no helper was restarted for its hung read: {status}"
+    );
+    fetch_small(&mut small);
+
+    gate.open();
+    let response = server.connect().get(&file.url_path);
+    response.assert_status(200);
+    assert_bytes_eq(&file.url_path, &response.body, &file.bytes);
+}
+
 per_backend!(
+    a_read_that_hangs_is_given_up_after_the_helper_timeout,
     cached_requests_never_wait_on_the_slow_disk,
     lookups_never_wait_behind_slow_reads,
     a_cold_file_on_a_plain_disk_is_read_by_helpers,
