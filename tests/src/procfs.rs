@@ -1,7 +1,8 @@
 //! Looking at the server's process tree through `/proc`: a process's
 //! parent, state, name, CPU time and resident memory; the live children of
 //! a process by name (`helper`, `cgi-runner`); the members of a process
-//! group; sending a signal by PID; and polling a condition with a deadline.
+//! group; which process holds the server's end of a TCP connection;
+//! sending a signal by PID; and polling a condition with a deadline.
 //!
 //! Everything here reads `/proc` afresh on each call and treats a process
 //! that vanished in between as gone; a zombie (state `Z`, or `X`) counts as
@@ -259,4 +260,51 @@ impl Drop for KillOnDrop {
             }
         }
     }
+}
+
+/// The process among `pids` holding the server's end of the TCP
+/// connection from the peer's `client_port` to local port `server_port`,
+/// or `None` if none of them does (not yet accepted, or its holder gone).
+///
+/// The socket's inode comes from `/proc/net/tcp` (and `tcp6`), where a
+/// connection still in a listener's accept queue shows inode 0; the
+/// holder is the process with a descriptor linked to `socket:[inode]`.
+/// Each call reads the whole table: meant for a few lookups a second.
+pub fn tcp_connection_holder(server_port: u16, client_port: u16, pids: &[i32]) -> Option<i32> {
+    let inode = tcp_socket_inode(server_port, client_port)?;
+    let target = format!("socket:[{inode}]");
+    pids.iter().copied().find(|pid| {
+        fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|entries| {
+            entries.flatten().any(|e| {
+                fs::read_link(e.path()).is_ok_and(|link| link.as_os_str() == target.as_str())
+            })
+        })
+    })
+}
+
+/// The inode of the socket whose local port is `local_port` and whose
+/// peer's port is `remote_port`, if one is held by a process (non-zero).
+fn tcp_socket_inode(local_port: u16, remote_port: u16) -> Option<u64> {
+    // `sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout
+    // inode ...`, addresses as `HEXADDR:HEXPORT`.
+    let port = |address: &str| {
+        let hex = address.rsplit(':').next()?;
+        u16::from_str_radix(hex, 16).ok()
+    };
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| fs::read_to_string(table).ok())
+        .flat_map(|text| {
+            text.lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    let local = port(fields.get(1)?)?;
+                    let remote = port(fields.get(2)?)?;
+                    let inode: u64 = fields.get(9)?.parse().ok()?;
+                    (local == local_port && remote == remote_port && inode != 0).then_some(inode)
+                })
+                .collect::<Vec<_>>()
+        })
+        .next()
 }

@@ -37,4 +37,5 @@ mod supervision;
 mod systemd;
 mod timeouts;
 mod user_switch;
+mod worker_death;
 mod workers;
