@@ -9,6 +9,7 @@
 //! dead.
 
 use std::fs;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -263,48 +264,87 @@ impl Drop for KillOnDrop {
 }
 
 /// The process among `pids` holding the server's end of the TCP
-/// connection from the peer's `client_port` to local port `server_port`,
-/// or `None` if none of them does (not yet accepted, or its holder gone).
+/// connection whose client is on local port `client_port` (over
+/// loopback), or `None` if none of them does (not yet accepted, or its
+/// holder gone).
 ///
-/// The socket's inode comes from `/proc/net/tcp` (and `tcp6`), where a
-/// connection still in a listener's accept queue shows inode 0; the
-/// holder is the process with a descriptor linked to `socket:[inode]`.
-/// Each call reads the whole table: meant for a few lookups a second.
-pub fn tcp_connection_holder(server_port: u16, client_port: u16, pids: &[i32]) -> Option<i32> {
-    let inode = tcp_socket_inode(server_port, client_port)?;
-    let target = format!("socket:[{inode}]");
-    pids.iter().copied().find(|pid| {
-        fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|entries| {
-            entries.flatten().any(|e| {
-                fs::read_link(e.path()).is_ok_and(|link| link.as_os_str() == target.as_str())
-            })
-        })
+/// Each process's socket descriptors are copied into this one with
+/// `pidfd_getfd` (Linux 5.6; the permission of ptrace, which a test has
+/// over the servers it started) and asked for their peer's address: a
+/// few system calls a descriptor, whatever the size of the machine's TCP
+/// table (`/proc/net/tcp`, which lists every socket in TIME_WAIT too,
+/// takes seconds to read on a busy machine).
+pub fn tcp_connection_holder(client_port: u16, pids: &[i32]) -> Option<i32> {
+    pids.iter()
+        .copied()
+        .find(|&pid| holds_peer(pid, client_port))
+}
+
+/// Whether `pid` has a socket descriptor whose peer is on `client_port`.
+fn holds_peer(pid: i32, client_port: u16) -> bool {
+    // SAFETY: pidfd_open(2) with no flags; the result is checked.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let Ok(pidfd) = i32::try_from(pidfd) else {
+        return false;
+    };
+    if pidfd < 0 {
+        return false;
+    }
+    // SAFETY: a descriptor just returned to this process, owned once.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    let Ok(entries) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let is_socket = fs::read_link(entry.path())
+            .is_ok_and(|link| link.to_string_lossy().starts_with("socket:"));
+        let target = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok());
+        let Some(target) = target.filter(|_| is_socket) else {
+            return false;
+        };
+        // SAFETY: pidfd_getfd(2) on a pidfd this function owns; the
+        // result is checked.
+        let copy = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target, 0) };
+        match i32::try_from(copy) {
+            Ok(copy) if copy >= 0 => {
+                // SAFETY: a descriptor just returned to this process.
+                let copy = unsafe { OwnedFd::from_raw_fd(copy) };
+                peer_port(&copy) == Some(client_port)
+            }
+            _ => false,
+        }
     })
 }
 
-/// The inode of the socket whose local port is `local_port` and whose
-/// peer's port is `remote_port`, if one is held by a process (non-zero).
-fn tcp_socket_inode(local_port: u16, remote_port: u16) -> Option<u64> {
-    // `sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout
-    // inode ...`, addresses as `HEXADDR:HEXPORT`.
-    let port = |address: &str| {
-        let hex = address.rsplit(':').next()?;
-        u16::from_str_radix(hex, 16).ok()
+/// The port of an IPv4 or IPv6 socket's peer.
+fn peer_port(socket: &OwnedFd) -> Option<u16> {
+    // SAFETY: sockaddr_storage is plain data; all zeroes is a valid value.
+    let mut address: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::sockaddr_storage>()).ok()?;
+    // SAFETY: the pointer and length describe `address`, which outlives
+    // the call.
+    let got = unsafe {
+        libc::getpeername(
+            socket.as_raw_fd(),
+            (&raw mut address).cast::<libc::sockaddr>(),
+            &mut len,
+        )
     };
-    ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .filter_map(|table| fs::read_to_string(table).ok())
-        .flat_map(|text| {
-            text.lines()
-                .skip(1)
-                .filter_map(|line| {
-                    let fields: Vec<&str> = line.split_whitespace().collect();
-                    let local = port(fields.get(1)?)?;
-                    let remote = port(fields.get(2)?)?;
-                    let inode: u64 = fields.get(9)?.parse().ok()?;
-                    (local == local_port && remote == remote_port && inode != 0).then_some(inode)
-                })
-                .collect::<Vec<_>>()
-        })
-        .next()
+    if got < 0 {
+        return None;
+    }
+    match i32::from(address.ss_family) {
+        // SAFETY: the kernel filled a sockaddr_in for AF_INET.
+        libc::AF_INET => Some(u16::from_be(unsafe {
+            (*(&raw const address).cast::<libc::sockaddr_in>()).sin_port
+        })),
+        // SAFETY: the kernel filled a sockaddr_in6 for AF_INET6.
+        libc::AF_INET6 => Some(u16::from_be(unsafe {
+            (*(&raw const address).cast::<libc::sockaddr_in6>()).sin6_port
+        })),
+        _ => None,
+    }
 }

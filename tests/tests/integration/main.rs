@@ -18,6 +18,7 @@ mod cli;
 mod config_file;
 mod curl;
 mod dir_listing;
+mod haproxy;
 mod http_conditional;
 mod http_headers;
 mod http_host;

@@ -8,8 +8,8 @@
 //!
 //! How the test tells whose connection failed: the status page and the
 //! responses cannot name the worker, so after a keep-alive connection's
-//! first answer the test looks up, in `/proc/net/tcp` and the workers'
-//! descriptors, which worker holds its server end
+//! first answer the test looks up, among the workers' descriptors, which
+//! worker holds its server end
 //! ([`tcp_connection_holder`]). A connection may fail only if the killed
 //! worker held it, or if it was opened before the worker was seen dead
 //! and no worker was found holding it (it sat in the killed worker's
@@ -195,7 +195,7 @@ fn keep_alive_client(shared: &Shared, slot: usize) -> Vec<ConnLog> {
             log.last_answer = Some(Instant::now());
             if log.answered == 1 {
                 let workers = live_children_named(shared.parent, "server");
-                log.holder = tcp_connection_holder(shared.addr.port(), log.client_port, &workers);
+                log.holder = tcp_connection_holder(log.client_port, &workers);
                 shared.holders()[slot] = log.holder;
             }
             let mut holders = shared.holders();
