@@ -1,8 +1,11 @@
-//! Builds the workspace binaries once per test process and locates them, and
-//! runs a one-shot command with a deadline.
+//! Builds the workspace binaries once per test process and locates them,
+//! starts processes (under the fork lock, or with a descriptor passed at
+//! a given number), and runs a one-shot command with a deadline.
 
 use std::ffi::OsStr;
 use std::io::Read;
+use std::os::fd::RawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -99,6 +102,28 @@ pub fn spawn_locked(cmd: &mut Command) -> Child {
     let _guard = fork_lock();
     cmd.spawn()
         .unwrap_or_else(|e| panic!("cannot spawn {:?}: {e}", cmd.get_program()))
+}
+
+/// Makes `command`'s process start with `fd` (a descriptor of this
+/// process, close-on-exec as all of them) open as `target` and inherited
+/// across exec: a listening socket passed as systemd or HAProxy expects
+/// it (`LISTEN_FDS`, `bind fd@3`). `fd` must stay open until the spawn.
+pub fn pass_fd_as(command: &mut Command, fd: RawFd, target: RawFd) {
+    // SAFETY: only dup2 and fcntl, async-signal-safe, run between fork and
+    // exec.
+    unsafe {
+        command.pre_exec(move || {
+            if fd == target {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(fd, target) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 /// What a one-shot command did.

@@ -1,13 +1,15 @@
 //! Looking at the server's process tree through `/proc`: a process's
 //! parent, state, name, CPU time and resident memory; the live children of
 //! a process by name (`helper`, `cgi-runner`); the members of a process
-//! group; sending a signal by PID; and polling a condition with a deadline.
+//! group; which process holds the server's end of a TCP connection;
+//! sending a signal by PID; and polling a condition with a deadline.
 //!
 //! Everything here reads `/proc` afresh on each call and treats a process
 //! that vanished in between as gone; a zombie (state `Z`, or `X`) counts as
 //! dead.
 
 use std::fs;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -258,5 +260,91 @@ impl Drop for KillOnDrop {
                 send_signal(pid, libc::SIGKILL);
             }
         }
+    }
+}
+
+/// The process among `pids` holding the server's end of the TCP
+/// connection whose client is on local port `client_port` (over
+/// loopback), or `None` if none of them does (not yet accepted, or its
+/// holder gone).
+///
+/// Each process's socket descriptors are copied into this one with
+/// `pidfd_getfd` (Linux 5.6; the permission of ptrace, which a test has
+/// over the servers it started) and asked for their peer's address: a
+/// few system calls a descriptor, whatever the size of the machine's TCP
+/// table (`/proc/net/tcp`, which lists every socket in TIME_WAIT too,
+/// takes seconds to read on a busy machine).
+pub fn tcp_connection_holder(client_port: u16, pids: &[i32]) -> Option<i32> {
+    pids.iter()
+        .copied()
+        .find(|&pid| holds_peer(pid, client_port))
+}
+
+/// Whether `pid` has a socket descriptor whose peer is on `client_port`.
+fn holds_peer(pid: i32, client_port: u16) -> bool {
+    // SAFETY: pidfd_open(2) with no flags; the result is checked.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let Ok(pidfd) = i32::try_from(pidfd) else {
+        return false;
+    };
+    if pidfd < 0 {
+        return false;
+    }
+    // SAFETY: a descriptor just returned to this process, owned once.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    let Ok(entries) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let is_socket = fs::read_link(entry.path())
+            .is_ok_and(|link| link.to_string_lossy().starts_with("socket:"));
+        let target = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok());
+        let Some(target) = target.filter(|_| is_socket) else {
+            return false;
+        };
+        // SAFETY: pidfd_getfd(2) on a pidfd this function owns; the
+        // result is checked.
+        let copy = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target, 0) };
+        match i32::try_from(copy) {
+            Ok(copy) if copy >= 0 => {
+                // SAFETY: a descriptor just returned to this process.
+                let copy = unsafe { OwnedFd::from_raw_fd(copy) };
+                peer_port(&copy) == Some(client_port)
+            }
+            _ => false,
+        }
+    })
+}
+
+/// The port of an IPv4 or IPv6 socket's peer.
+fn peer_port(socket: &OwnedFd) -> Option<u16> {
+    // SAFETY: sockaddr_storage is plain data; all zeroes is a valid value.
+    let mut address: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::sockaddr_storage>()).ok()?;
+    // SAFETY: the pointer and length describe `address`, which outlives
+    // the call.
+    let got = unsafe {
+        libc::getpeername(
+            socket.as_raw_fd(),
+            (&raw mut address).cast::<libc::sockaddr>(),
+            &mut len,
+        )
+    };
+    if got < 0 {
+        return None;
+    }
+    match i32::from(address.ss_family) {
+        // SAFETY: the kernel filled a sockaddr_in for AF_INET.
+        libc::AF_INET => Some(u16::from_be(unsafe {
+            (*(&raw const address).cast::<libc::sockaddr_in>()).sin_port
+        })),
+        // SAFETY: the kernel filled a sockaddr_in6 for AF_INET6.
+        libc::AF_INET6 => Some(u16::from_be(unsafe {
+            (*(&raw const address).cast::<libc::sockaddr_in6>()).sin6_port
+        })),
+        _ => None,
     }
 }

@@ -10,10 +10,10 @@ use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
 
+use tests::binaries::pass_fd_as;
 use tests::procfs::{live_children, send_signal, wait_for_live_children};
 use tests::{server_bin, ServerProcess, TempDocroot, DEADLINE};
 
@@ -77,22 +77,7 @@ fn start_activated(
             "--access-log",
             "off",
         ]);
-    let fd = listener.as_raw_fd();
-    // SAFETY: only dup2 and fcntl, async-signal-safe, run between fork and
-    // exec.
-    unsafe {
-        command.pre_exec(move || {
-            if fd == LISTEN_FD {
-                let flags = libc::fcntl(fd, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            } else if libc::dup2(fd, LISTEN_FD) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    pass_fd_as(&mut command, listener.as_raw_fd(), LISTEN_FD);
     ServerProcess::start_command(command)
 }
 
