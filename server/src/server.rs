@@ -321,6 +321,7 @@ impl Server {
         if request.cgi.is_some() {
             return self.with_cgi(id, |cgi, conn, io| cgi.start(conn, request, io));
         }
+        let (cgi_bodies, cgi_spooled_bytes) = self.cgi.collecting();
         let gauges = self.status.asked_by(&request).then(|| Gauges {
             open_connections: self.conns.open(),
             cache: self.statics.stats(),
@@ -330,6 +331,8 @@ impl Server {
             helper_restarts: self.supervision.pool().restarts(),
             runner_restarts: self.cgi.runner().restarts(),
             cgi_running: self.cgi.active(),
+            cgi_bodies,
+            cgi_spooled_bytes,
         });
         let Some(conn) = self.conns.get_mut(id) else {
             return Next::Unchanged;

@@ -12,6 +12,7 @@ mod cgi_nonblocking;
 mod cgi_processes;
 mod cgi_security;
 mod cgi_semantics;
+mod cgi_spool;
 mod cgi_streaming;
 mod child_deaths;
 mod cli;
