@@ -11,9 +11,10 @@ use protocol::ExitInfo;
 
 use crate::cgi::chunked::ChunkedDecoder;
 use crate::cgi::pipes::Pipe;
-use crate::cgi::script_head::{parse_script_head, HeadParse, ScriptResponse};
+use crate::cgi::script_head::{parse_script_head, HeadParse, ScriptResponse, MAX_SCRIPT_HEAD};
 use crate::cgi::spool::{Spool, SpoolError};
 use crate::http::body::{end_head, BodyEncoder, BodyKind};
+use crate::http::head_scan::HeadScan;
 use crate::http::keep_alive;
 use crate::http::request::{Method, Request};
 use crate::http::response::begin_with_reason;
@@ -96,6 +97,8 @@ pub struct Exchange {
     pub body_deadline: Option<Instant>,
     /// Output read before the header block was complete.
     head: Vec<u8>,
+    /// How far `head` has been parsed.
+    head_scan: HeadScan,
     /// Set once the response head has been queued: how the body goes.
     pub body: Option<BodyEncoder>,
     pub nph: bool,
@@ -126,6 +129,7 @@ impl Exchange {
             spool: None,
             body_deadline: None,
             head: Vec::new(),
+            head_scan: HeadScan::default(),
             body: None,
             nph,
             status: 0,
@@ -249,6 +253,9 @@ impl Exchange {
             return OutputEvent::Progress;
         }
         self.head.extend_from_slice(data);
+        if !self.head_scan.ready(&self.head, MAX_SCRIPT_HEAD) {
+            return OutputEvent::Progress;
+        }
         match parse_script_head(&self.head) {
             HeadParse::Partial => OutputEvent::Progress,
             HeadParse::Invalid(why) => OutputEvent::BadHead(why),

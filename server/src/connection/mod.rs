@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::cgi::exchange::Exchange;
 use crate::conn_table::ConnId;
 use crate::event::{Interest, Poller};
-use crate::http::request::{parse, LogFields, Parsed, Request};
+use crate::http::request::{parse, LogFields, Parsed, Request, MAX_HEAD};
 use crate::output::Output;
 use crate::respond::{self, Reply};
 use crate::send::PlanWindows;
@@ -200,6 +200,9 @@ impl Connection {
         if full {
             return Incoming::OutputFull;
         }
+        if !state.head_scan.ready(&state.input, MAX_HEAD) {
+            return Incoming::Nothing;
+        }
         let (head_len, discard, incoming) = match parse(&state.input, want_log) {
             Parsed::Partial => return Incoming::Nothing,
             Parsed::Rejected(rejection) => {
@@ -221,6 +224,7 @@ impl Connection {
             }
         };
         state.input.drain(..head_len.min(state.input.len()));
+        state.head_scan.reset();
         state.request_started = None;
         state.discard = discard;
         incoming

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::cgi::exchange::Exchange;
 use crate::config::Config;
 use crate::event::Interest;
+use crate::http::head_scan::HeadScan;
 use crate::http::request::{Request, MAX_HEAD};
 use crate::output::Output;
 
@@ -96,6 +97,8 @@ pub(super) struct State {
     pub(super) peer_closed: bool,
     /// Responses sent on this connection.
     pub(super) responses: u64,
+    /// How far the head being read has been parsed.
+    pub(super) head_scan: HeadScan,
 }
 
 impl State {
@@ -111,6 +114,7 @@ impl State {
             request_started: None,
             peer_closed: false,
             responses: 0,
+            head_scan: HeadScan::default(),
         }
     }
 
