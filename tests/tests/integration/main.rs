@@ -24,6 +24,7 @@ mod http_host;
 mod http_paths;
 mod http_ranges;
 mod http_requests;
+mod hung_lookups;
 mod large_file_memory;
 mod never_blocks;
 mod regressions;
