@@ -15,6 +15,9 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use protocol::{CgiRun, ExitInfo, FromRunner, Hello, Received, Refusal, Role, ToRunner};
 
+use nix::sys::signal::Signal;
+
+use crate::cgi::pipes::signal_group;
 use crate::event::{Event, Poller, Token};
 use crate::supervise::child_link::{ChildProcess, ChildState};
 
@@ -162,6 +165,15 @@ impl CgiRunner {
                             pid,
                             stdin,
                             stdout,
+                        });
+                    } else {
+                        // Its pipes were lost on the way (the server is at
+                        // its descriptor limit): nobody can talk to it.
+                        error_log!("CGI run {id}: no descriptors to spare for its pipes");
+                        signal_group(pid, Signal::SIGKILL);
+                        out.push(RunnerEvent::Refused {
+                            id,
+                            refusal: Refusal::Overloaded,
                         });
                     }
                 }

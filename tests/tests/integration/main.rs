@@ -18,6 +18,7 @@ mod child_deaths;
 mod cli;
 mod curl;
 mod dir_listing;
+mod fd_limit;
 mod http_conditional;
 mod http_headers;
 mod http_host;
