@@ -11,7 +11,7 @@ use crate::{Error, FromRunner, ToRunner};
 
 /// Bumped whenever a message changes shape (2: window reads, storage
 /// kinds, [`Outcome::Listing`]).
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// What a child is.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +130,7 @@ greeting!(FromRunner {
     FromRunner::Started { .. } => "started",
     FromRunner::Refused { .. } => "refusal",
     FromRunner::Exited { .. } => "exit report",
+    FromRunner::Accepted { .. } => "acceptance",
 });
 
 /// The most descriptors one message may carry. A decoded message that

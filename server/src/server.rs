@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 
 use crate::access_log::AccessLog;
 use crate::cgi::driver::Cgi;
+use crate::cgi::runner_link::RunnerEvent;
 use crate::config::Config;
 use crate::conn_table::{ConnId, ConnTable};
 use crate::connection::{Connection, Incoming, Timeouts};
@@ -97,6 +98,9 @@ impl Server {
             }
             self.supervision
                 .maintain(self.cgi.runner(), self.poller.as_mut(), now);
+            // A runner death seen by SIGCHLD first may leave runs lost.
+            let lost = self.cgi.runner().take_lost();
+            self.runner_reports(lost);
             if let Some(deadline) = self.draining {
                 self.close_idle();
                 if self.conns.open() == 0 || deadline <= now {
@@ -125,6 +129,17 @@ impl Server {
         .min()
     }
 
+    /// Hands what the runner reported to the exchanges it is about.
+    fn runner_reports(&mut self, events: Vec<RunnerEvent>) {
+        for event in events {
+            let Some(id) = self.cgi.conn_of(event.id()) else {
+                continue;
+            };
+            let next = self.with_cgi(id, |cgi, conn, io| cgi.on_runner_event(conn, event, io));
+            self.act(id, next);
+        }
+    }
+
     fn dispatch(&mut self, ev: Event) {
         let now = self.clock.now();
         match EventToken::from_token(ev.token) {
@@ -133,14 +148,7 @@ impl Server {
             Some(EventToken::Runner) => {
                 let events = self.cgi.runner_event(ev, self.poller.as_mut(), now);
                 self.supervision.runner_touched(now);
-                for event in events {
-                    let Some(id) = self.cgi.conn_of(event.id()) else {
-                        continue;
-                    };
-                    let next =
-                        self.with_cgi(id, |cgi, conn, io| cgi.on_runner_event(conn, event, io));
-                    self.act(id, next);
-                }
+                self.runner_reports(events);
             }
             Some(EventToken::Helper(n)) => {
                 let poller = self.poller.as_mut();

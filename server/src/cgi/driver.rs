@@ -288,6 +288,10 @@ impl Cgi {
                 };
                 self.failed(conn, status, io)
             }
+            RunnerEvent::Lost { .. } => {
+                error_log!("CGI run {id}: the cgi-runner died as it started the script");
+                self.failed(conn, Status::BAD_GATEWAY, io)
+            }
             RunnerEvent::Exited {
                 exit, timed_out, ..
             } => {

@@ -10,6 +10,7 @@ mod cgi_bodies;
 mod cgi_env;
 mod cgi_nonblocking;
 mod cgi_processes;
+mod cgi_runner_death;
 mod cgi_security;
 mod cgi_semantics;
 mod cgi_spool;
