@@ -49,7 +49,14 @@ another status, was killed or ran past --timeout, 2 usage error, unusable root \
 or a script that could not be started (not found, forbidden, bad interpreter).
 Exit status (child): 0 when the server closes the channel (every running \
 script's process group is killed first), 1 on a protocol error, 2 usage error \
-or unusable root.
+or unusable root, 4 stopped by the test hook below.
+
+Environment:
+  AMPED_TEST_RUNNER_DIE_AFTER_SPAWN=FILE
+      Test hook, read only by the runner: in child mode, if FILE exists, \
+remove it and exit with status 4 right after starting a script, before telling \
+the server. The integration tests use it to show that such a run is not sent \
+again.
 
 Resource limits: core dumps are disabled (RLIMIT_CORE 0) for the runner and \
 so for every script it starts.

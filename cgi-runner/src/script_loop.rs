@@ -4,7 +4,8 @@
 //! server while any number of scripts run.
 //!
 //! For each [`CgiRun`] the script is resolved beneath the root and
-//! started; the server gets [`FromRunner::Started`] with the write end of
+//! started; the server gets [`FromRunner::Accepted`] just before the start
+//! and [`FromRunner::Started`] with the write end of
 //! the script's stdin and the read end of its stdout (in that order), and
 //! the runner closes its own copies at once, so end-of-file on stdout is
 //! the script's (and its children's) doing alone. The runner keeps only
@@ -40,6 +41,7 @@ use nix::unistd::Pid;
 use protocol::child_setup::handshake;
 use protocol::{CgiRun, Channel, Error, ExitInfo, FromRunner, ReadStatus, Refusal, Role, ToRunner};
 
+use crate::die_hook;
 use crate::script_deadlines::{self, poll_timeout, Key, Kind, ScriptDeadlines};
 use crate::script_lookup::Resolver;
 use crate::script_spawn::{self, Streams};
@@ -204,10 +206,15 @@ impl Runner {
             Ok(cmd) => cmd,
             Err(refusal) => return self.refuse(run.id, &name, refusal),
         };
+        // Said before the script starts: a runner that dies between the
+        // start and `Started` must not have the run sent again.
+        self.channel
+            .send(&FromRunner::Accepted { id: run.id }, &[])?;
         let mut child = match script_spawn::spawn(&mut cmd, &script) {
             Ok(child) => child,
             Err(refusal) => return self.refuse(run.id, &name, refusal),
         };
+        die_hook::after_spawn();
         // The pid doubles as the process group id (process_group(0)).
         let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
         let stdin = child.stdin.take().map(OwnedFd::from);

@@ -183,6 +183,9 @@ fn scripts_that_cannot_run_are_refused() {
     let started = runner.start(20, "cgi-bin/ok.cgi", &[], QUICK_LIMIT_MS);
     assert_eq!(read_all(started.stdout), b"ok\n");
     assert_eq!(runner.exited(20), (ExitInfo::Code(0), false));
+    // Only the runs that passed every check were accepted (said before
+    // the start, so the server never sends them again).
+    assert_eq!(runner.accepted, vec![4, 20]);
     let stderr = runner.wait_for_stderr("badinterp.cgi", WAIT);
     assert!(
         stderr.contains(" error cgi-runner[")

@@ -17,7 +17,7 @@
 
 use std::fs::{File, Metadata};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
@@ -136,7 +136,9 @@ impl Resolver {
                 };
                 match self.open_node(&index) {
                     Ok(Node::File(file, stat)) => (file, stat),
-                    Ok(Node::Dir) => return Err(Resolution::forbidden(NOT_REGULAR)),
+                    Ok(Node::Dir | Node::Special) => {
+                        return Err(Resolution::forbidden(NOT_REGULAR))
+                    }
                     Err(Errno::ENOENT | Errno::ENOTDIR) if self.dir_listing => {
                         return Err(self.listing(target.rel))
                     }
@@ -146,10 +148,11 @@ impl Resolver {
                     Err(e) => return Err(Resolution::of(errno_outcome(e))),
                 }
             }
-            Ok(Node::File(_, stat)) if target.wants_index && stat.is_file() => {
+            Ok(Node::File(_, _)) if target.wants_index => {
                 return Err(Resolution::of(Outcome::NotFound))
             }
             Ok(Node::File(file, stat)) => (file, stat),
+            Ok(Node::Special) => return Err(Resolution::forbidden(NOT_REGULAR)),
             Err(e) => return Err(Resolution::of(errno_outcome(e))),
         };
         if !stat.is_file() {
@@ -205,40 +208,56 @@ impl Resolver {
     }
 
     /// Opens `rel` (already checked by [`check_path`]) beneath the root
-    /// and tells a directory from anything else. A directory that may be
-    /// searched but not listed (mode 0711) cannot be opened for reading,
-    /// yet is still a directory: its index may be readable.
+    /// and tells a directory from a regular file from anything else. The
+    /// path is opened `O_PATH` and `fstat`ed first, so a FIFO, a socket
+    /// or a device is never opened for reading (some devices act on an
+    /// open); only a regular file is then reopened for reading, through
+    /// the `O_PATH` descriptor, so it is the very file checked. A
+    /// directory that may be searched but not listed (mode 0711) is still
+    /// a directory: its index may be readable.
     fn open_node(&self, rel: &str) -> Result<Node, Errno> {
-        let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
-        let file = match self.root.open_beneath(rel, flags) {
-            Ok(fd) => File::from(fd),
-            Err(Errno::EACCES) => {
-                let path_only = self
-                    .root
-                    .open_beneath(rel, OFlag::O_PATH | OFlag::O_CLOEXEC);
-                return match path_only.map(|fd| nix::sys::stat::fstat(fd.as_fd())) {
-                    Ok(Ok(stat)) if stat.st_mode & libc::S_IFMT == libc::S_IFDIR => Ok(Node::Dir),
-                    _ => Err(Errno::EACCES),
-                };
+        let path_only = self
+            .root
+            .open_beneath(rel, OFlag::O_PATH | OFlag::O_CLOEXEC)?;
+        let stat = nix::sys::stat::fstat(path_only.as_fd())?;
+        match stat.st_mode & libc::S_IFMT {
+            libc::S_IFDIR => Ok(Node::Dir),
+            libc::S_IFREG => {
+                let file = self.reopen_for_reading(&path_only, rel)?;
+                let meta = file.metadata().map_err(|e| io_errno(&e))?;
+                // The same inode, whichever way it was reopened.
+                if meta.dev() != stat.st_dev || meta.ino() != stat.st_ino {
+                    return Err(Errno::ESTALE);
+                }
+                Ok(Node::File(file, meta))
             }
-            Err(e) => return Err(e),
-        };
-        let stat = file.metadata().map_err(|e| io_errno(&e))?;
-        Ok(if stat.is_dir() {
-            Node::Dir
-        } else {
-            Node::File(file, stat)
-        })
+            _ => Ok(Node::Special),
+        }
+    }
+
+    /// Opens for reading the regular file `path_only` (an `O_PATH`
+    /// descriptor of `rel`) names: through `/proc/self/fd`, or where
+    /// `/proc` is missing, by `rel` again (the caller checks the inode).
+    fn reopen_for_reading(&self, path_only: &OwnedFd, rel: &str) -> Result<File, Errno> {
+        let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
+        let link = format!("/proc/self/fd/{}", path_only.as_raw_fd());
+        match nix::fcntl::open(link.as_str(), flags, nix::sys::stat::Mode::empty()) {
+            Ok(fd) => Ok(File::from(fd)),
+            Err(Errno::ENOENT) => self.root.open_beneath(rel, flags).map(File::from),
+            Err(e) => Err(e),
+        }
     }
 }
 
-/// What a path names, once opened.
+/// What a path names, once looked at.
 #[derive(Debug)]
 enum Node {
     /// A directory (its descriptor is not needed).
     Dir,
-    /// Anything else, open for reading, with its `fstat`.
+    /// A regular file, open for reading, with its `fstat`.
     File(File, Metadata),
+    /// A FIFO, socket or device: never opened.
+    Special,
 }
 
 /// A request path that passed the lexical checks.
@@ -349,6 +368,7 @@ mod tests {
     use nix::sys::stat::Mode;
     use std::io::Read;
     use std::os::unix::fs::symlink;
+    use std::os::unix::fs::OpenOptionsExt;
     use std::path::PathBuf;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::mpsc;
@@ -739,6 +759,39 @@ mod tests {
             .expect("resolving a FIFO blocked");
         assert_eq!(pipe, forbidden(NOT_REGULAR));
         assert_eq!(index, forbidden(NOT_REGULAR));
+    }
+
+    #[test]
+    fn a_fifo_is_never_opened_for_reading() {
+        // A writer opening a FIFO waits for a reader; an open for reading
+        // by the helper (even O_NONBLOCK) would let it through.
+        let root = TempRoot::new("fifo-open");
+        let fifo = root.0.join("pipe");
+        nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o644)).expect("mkfifo");
+        let (tx, rx) = mpsc::channel();
+        let writer_path = fifo.clone();
+        let writer = std::thread::spawn(move || {
+            let opened = std::fs::OpenOptions::new().write(true).open(&writer_path);
+            let _ = tx.send(opened.is_ok());
+        });
+        for r in root.resolvers(1024) {
+            assert_eq!(r.resolve("pipe", None).outcome, forbidden(NOT_REGULAR));
+        }
+        // Nothing to wait for but the writer's open: no reader came.
+        assert_eq!(
+            rx.recv_timeout(Duration::from_millis(300)),
+            Err(mpsc::RecvTimeoutError::Timeout),
+            "the lookup opened the FIFO for reading"
+        );
+        // Let the writer go: a reader of our own.
+        let reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .expect("open the FIFO for reading");
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(true));
+        drop(reader);
+        writer.join().expect("writer thread");
     }
 
     #[test]

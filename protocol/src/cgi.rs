@@ -3,10 +3,13 @@
 //! The channel starts with the usual handshake ([`ToRunner::Hello`] from
 //! the server, [`FromRunner::Hello`] with [`Role::CgiRunner`](crate::Role)
 //! back). Then the server sends one [`ToRunner::Run`] per CGI request and
-//! the runner answers each with either [`FromRunner::Refused`] or
-//! [`FromRunner::Started`] (which carries the script's stdin and stdout
-//! pipe ends), and for every started script, later, exactly one
-//! [`FromRunner::Exited`]. Several scripts run at once; replies to
+//! the runner answers each with either [`FromRunner::Refused`] or, once
+//! every check has passed and just before it starts the script,
+//! [`FromRunner::Accepted`], then [`FromRunner::Started`] (which carries
+//! the script's stdin and stdout pipe ends, or [`FromRunner::Refused`]
+//! if the start failed), and for every started script, later, exactly one
+//! [`FromRunner::Exited`]. A run the runner accepted may have started:
+//! the server never sends it again. Several scripts run at once; replies to
 //! different ids may interleave in any order, but for one id `Started`
 //! always comes before `Exited`.
 
@@ -69,6 +72,12 @@ pub enum FromRunner {
         id: u64,
         exit: ExitInfo,
         timed_out: bool,
+    },
+    /// Every check passed and the script is about to start: from now on
+    /// the run may have happened, so a runner that dies before `Started`
+    /// costs this request (502), never a second run.
+    Accepted {
+        id: u64,
     },
 }
 

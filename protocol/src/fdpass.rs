@@ -41,12 +41,32 @@ pub fn send_with_fds(
 
 /// Reads into `buf` and appends every received descriptor to `fds`
 /// (close-on-exec). Returns the number of bytes read; 0 means end-of-file.
+/// Descriptors that could not all be received (MSG_CTRUNC) are an error.
 pub fn recv_with_fds(
     sock: BorrowedFd<'_>,
     buf: &mut [u8],
     fds: &mut Vec<OwnedFd>,
     nonblocking: bool,
 ) -> Result<usize, Error> {
+    match recv_with_fds_or_lost(sock, buf, fds, nonblocking)? {
+        (_, true) => Err(Error::ControlTruncated),
+        (bytes, false) => Ok(bytes),
+    }
+}
+
+/// Like [`recv_with_fds`], but when the descriptors sent with these bytes
+/// could not all be received (MSG_CTRUNC: this process is at its
+/// descriptor limit, the kernel installs what fits) the bytes are still
+/// returned, with `true`: the descriptors that did arrive are closed, and
+/// the caller decides what a message without its descriptors means. A
+/// stream socket never joins bytes sent with descriptors to other bytes
+/// sent with descriptors in one read, so the loss is one message's.
+pub fn recv_with_fds_or_lost(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+    nonblocking: bool,
+) -> Result<(usize, bool), Error> {
     let mut space = nix::cmsg_space!([RawFd; MAX_FDS_PER_READ]);
     let mut flags = MsgFlags::MSG_CMSG_CLOEXEC;
     if nonblocking {
@@ -66,7 +86,7 @@ pub fn recv_with_fds(
         // the descriptors that did fit were installed in our table all the
         // same: close them, or they leak.
         close_control_fds(&space);
-        return Err(Error::ControlTruncated);
+        return Ok((bytes, true));
     }
     for cmsg in msg.cmsgs().map_err(|e| Error::Io(e.into()))? {
         if let ControlMessageOwned::ScmRights(received) = cmsg {
@@ -77,7 +97,7 @@ pub fn recv_with_fds(
             }
         }
     }
-    Ok(bytes)
+    Ok((bytes, false))
 }
 
 /// Closes every `SCM_RIGHTS` descriptor in a control buffer filled by

@@ -10,8 +10,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use crate::{Error, FromRunner, ToRunner};
 
 /// Bumped whenever a message changes shape (2: window reads, storage
-/// kinds, [`Outcome::Listing`]).
-pub const PROTOCOL_VERSION: u32 = 2;
+/// kinds, [`Outcome::Listing`]; 3: the runner's `Accepted`).
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// What a child is.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +131,7 @@ greeting!(FromRunner {
     FromRunner::Started { .. } => "started",
     FromRunner::Refused { .. } => "refusal",
     FromRunner::Exited { .. } => "exit report",
+    FromRunner::Accepted { .. } => "acceptance",
 });
 
 /// The most descriptors one message may carry. A decoded message that

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::os::fd::{BorrowedFd, OwnedFd};
 
-use crate::fdpass::recv_with_fds;
+use crate::fdpass::recv_with_fds_or_lost;
 use crate::frame::{body_len, decode_body, HEADER_LEN};
 use crate::{Error, Message, MAX_DESCRIPTORS_PER_MESSAGE};
 
@@ -29,7 +29,8 @@ pub enum ReadStatus {
 
 /// One decoded message with the descriptors its frame carried, in the
 /// order the sender attached them (exactly
-/// [`Message::descriptor_count`] of them; empty for most messages).
+/// [`Message::descriptor_count`] of them; empty for most messages, and
+/// for a message whose descriptors this process had no room for).
 #[derive(Debug)]
 pub struct Received<M> {
     pub message: M,
@@ -44,6 +45,9 @@ pub struct FrameReader {
     start: usize,
     end: usize,
     fds: VecDeque<OwnedFd>,
+    /// Reads whose descriptors were lost (MSG_CTRUNC at the descriptor
+    /// limit): as many messages come out without theirs.
+    fds_lost: usize,
 }
 
 impl FrameReader {
@@ -84,9 +88,13 @@ impl FrameReader {
     ) -> Result<ReadStatus, Error> {
         self.make_room();
         let mut received = Vec::new();
-        let result = recv_with_fds(sock, &mut self.buf[self.end..], &mut received, nonblocking);
+        let buf = &mut self.buf[self.end..];
+        let result = recv_with_fds_or_lost(sock, buf, &mut received, nonblocking);
         let n = match result {
-            Ok(n) => n,
+            Ok((n, lost)) => {
+                self.fds_lost += usize::from(lost);
+                n
+            }
             Err(e) if e.is_would_block() => return Ok(ReadStatus::WouldBlock),
             Err(e) => return Err(e),
         };
@@ -132,7 +140,17 @@ impl FrameReader {
             )));
         }
         if self.fds.len() < count {
-            return Err(Error::MissingDescriptor);
+            if self.fds_lost == 0 {
+                return Err(Error::MissingDescriptor);
+            }
+            // Its descriptors were lost on the way in (this process is at
+            // its descriptor limit): the message comes without them, and
+            // its receiver answers for that, not the peer.
+            self.fds_lost -= 1;
+            return Ok(Some(Received {
+                message,
+                fds: Vec::new(),
+            }));
         }
         let fds = self.fds.drain(..count).collect();
         Ok(Some(Received { message, fds }))

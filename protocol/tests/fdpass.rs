@@ -267,7 +267,10 @@ fn open_descriptors_of(path: &std::path::Path) -> usize {
 }
 
 #[test]
-fn too_many_descriptors_in_one_message_is_control_truncation() {
+fn descriptors_with_no_room_are_closed_and_their_message_comes_without_them() {
+    // More descriptors than the reader has room for stand in for a
+    // process at its descriptor limit: either way the kernel says
+    // MSG_CTRUNC after installing what fits.
     let temp = TempFile::new("ctrunc", b"x");
     let path = std::fs::canonicalize(&temp.0).expect("canonical path");
     let sent = protocol::fdpass::MAX_FDS_PER_READ + 3;
@@ -276,17 +279,60 @@ fn too_many_descriptors_in_one_message_is_control_truncation() {
         .collect();
     let fds: Vec<BorrowedFd<'_>> = files.iter().map(|f| f.as_fd()).collect();
     let (a, b) = pair();
-    send_with_fds(a.as_fd(), b"x", &fds, false).expect("send");
+    let lost = descriptor_reply(1, 1);
+    let frame = encode_frame(&lost).expect("encode");
+    send_with_fds(a.as_fd(), &frame, &fds, false).expect("send");
     drop(fds);
     let mut reader = FrameReader::new();
     let result = reader.read_from(b.as_fd(), false);
-    assert!(matches!(result, Err(Error::ControlTruncated)), "{result:?}");
+    assert!(
+        matches!(result, Ok(ReadStatus::Data(n)) if n == frame.len()),
+        "{result:?}"
+    );
+    // The message is still read, without its descriptor: the receiver
+    // answers for it, and the channel goes on.
+    let received = reader
+        .next_message::<FromHelper>()
+        .expect("a message")
+        .expect("whole");
+    assert_eq!(received.message, lost);
+    assert!(received.fds.is_empty());
     // The descriptors that did fit were closed, not leaked: only our own
     // copies remain open.
     assert_eq!(open_descriptors_of(&path), sent);
     drop(files);
     assert_eq!(open_descriptors_of(&path), 0);
+    // The next message brings its descriptor as usual.
+    let next = TempFile::new("after-ctrunc", b"after");
+    let frame = encode_frame(&descriptor_reply(2, 5)).expect("encode");
+    let file = File::open(&next.0).expect("open");
+    send_with_fds(a.as_fd(), &frame, &[file.as_fd()], false).expect("send");
+    reader.read_from(b.as_fd(), false).expect("read");
+    let received = reader
+        .next_message::<FromHelper>()
+        .expect("a message")
+        .expect("whole");
+    assert_eq!(
+        read_all(received.fds.into_iter().next().expect("fd")),
+        b"after"
+    );
     common::assert_channel_works(a, b);
+}
+
+#[test]
+fn recv_with_fds_still_calls_truncation_an_error() {
+    let temp = TempFile::new("ctrunc-plain", b"x");
+    let files: Vec<File> = (0..protocol::fdpass::MAX_FDS_PER_READ + 1)
+        .map(|_| File::open(&temp.0).expect("open"))
+        .collect();
+    let fds: Vec<BorrowedFd<'_>> = files.iter().map(|f| f.as_fd()).collect();
+    let (a, b) = pair();
+    send_with_fds(a.as_fd(), b"x", &fds, false).expect("send");
+    let mut buf = [0u8; 16];
+    let mut got = Vec::new();
+    let result = protocol::fdpass::recv_with_fds(b.as_fd(), &mut buf, &mut got, false);
+    assert!(matches!(result, Err(Error::ControlTruncated)), "{result:?}");
+    assert!(got.is_empty());
 }
 
 #[test]

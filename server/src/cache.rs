@@ -56,6 +56,9 @@ pub enum Found {
     Missing,
     Forbidden,
     Failed,
+    /// The file's descriptor was lost on the way from the helper (the
+    /// server is at its descriptor limit): 503, and not kept.
+    Unavailable,
 }
 
 impl Found {
@@ -71,7 +74,7 @@ impl Found {
                     (Body::ByPath, _) => {
                         Content::Descriptor(Rc::new(OpenFile::by_path(key.to_string(), meta)))
                     }
-                    (Body::Descriptor { .. }, None) => return Found::Failed,
+                    (Body::Descriptor { .. }, None) => return Found::Unavailable,
                 };
                 let name = if is_directory_key(key) {
                     "index.html"
@@ -221,7 +224,16 @@ impl Cache {
             return Ok(entry);
         }
         let entry = Rc::new(Entry::new(Found::from_outcome(&key, outcome, fd), now));
-        self.insert(key, Rc::clone(&entry));
+        if matches!(entry.found, Found::Unavailable) {
+            error_log!(
+                "{:?}: no descriptor to spare for the file",
+                format!("/{key}")
+            );
+            // The next request asks a helper again.
+            self.remove(&key);
+        } else {
+            self.insert(key, Rc::clone(&entry));
+        }
         Ok(entry)
     }
 

@@ -97,7 +97,8 @@ pub struct Args {
     pub cgi_max_procs: u32,
 
     /// Largest request body accepted for a CGI script (413 beyond). A
-    /// chunked body is held in memory until complete, up to this size.
+    /// chunked body is collected whole before the script starts: its
+    /// first 16K in memory, the rest in a file in --cgi-spool-dir.
     #[arg(long, default_value = "64M", value_name = "SIZE", value_parser = parse_size)]
     pub cgi_max_body: u64,
 
@@ -194,6 +195,24 @@ pub struct Args {
     #[arg(long, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub keepalive_time: Option<u64>,
+
+    /// Directory for the unlinked temporary files that hold chunked
+    /// request bodies for CGI scripts past their first 16K (default: the
+    /// system's temporary directory). Best on a local filesystem.
+    #[arg(long, value_name = "DIR")]
+    pub cgi_spool_dir: Option<PathBuf>,
+
+    /// Bytes of chunked CGI request bodies held at once, all requests
+    /// together (memory and spool files); a body that would pass it gets
+    /// 503.
+    #[arg(long, default_value = "1G", value_name = "SIZE", value_parser = parse_size)]
+    pub cgi_spool_max: u64,
+
+    /// Seconds a chunked CGI request body may stop arriving before the
+    /// request gets 408 and is closed (1 to 3600).
+    #[arg(long, default_value_t = 60, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub cgi_body_timeout: u64,
 }
 
 /// The `--event-handler` choices.
@@ -264,6 +283,12 @@ pub struct Config {
     pub discard_timeout: Duration,
     /// `--keepalive-requests` and `--keepalive-time`.
     pub keepalive_limits: Limits,
+
+    /// Where chunked CGI bodies are spooled (a directory that takes
+    /// temporary files).
+    pub cgi_spool_dir: PathBuf,
+    pub cgi_spool_max: u64,
+    pub cgi_body_timeout: Duration,
 }
 
 impl Config {
@@ -347,6 +372,14 @@ impl Config {
         {
             bail!(BadOption::new("error-log", "--error-log needs a path"));
         }
+
+        let cgi_spool_dir = args.cgi_spool_dir.unwrap_or_else(std::env::temp_dir);
+        crate::cgi::spool::open_unlinked(&cgi_spool_dir).with_context(|| {
+            format!(
+                "--cgi-spool-dir {} cannot take temporary files",
+                cgi_spool_dir.display()
+            )
+        })?;
         Ok(Config {
             listen: args.listen,
             root,
@@ -380,6 +413,10 @@ impl Config {
                 requests: args.keepalive_requests,
                 time: args.keepalive_time.map(Duration::from_secs),
             },
+
+            cgi_spool_dir,
+            cgi_spool_max: args.cgi_spool_max,
+            cgi_body_timeout: Duration::from_secs(args.cgi_body_timeout),
         })
     }
 }

@@ -60,6 +60,13 @@ pub fn respond(out: &mut Output, req: &Request, entry: &Entry, date: &str) -> Re
         Found::Missing => error(out, &to, Status::NOT_FOUND, "", date),
         Found::Forbidden => error(out, &to, Status::FORBIDDEN, "", date),
         Found::Failed => error(out, &to, Status::INTERNAL_ERROR, "", date),
+        Found::Unavailable => error(
+            out,
+            &to,
+            Status::SERVICE_UNAVAILABLE,
+            "Retry-After: 1\r\n",
+            date,
+        ),
     }
 }
 

@@ -13,6 +13,7 @@ use nix::sys::signal::Signal;
 
 use crate::access_log::AccessLog;
 use crate::cgi::driver::Cgi;
+use crate::cgi::runner_link::RunnerEvent;
 use crate::config::Config;
 use crate::conn_table::{ConnId, ConnTable};
 use crate::connection::{Connection, Incoming, Timeouts};
@@ -109,6 +110,9 @@ impl Server {
             }
             self.supervision
                 .maintain(self.cgi.runner(), self.poller.as_mut(), now);
+            // A runner death seen by SIGCHLD first may leave runs lost.
+            let lost = self.cgi.runner().take_lost();
+            self.runner_reports(lost);
             if let Some(deadline) = self.draining {
                 self.close_idle();
                 if self.conns.open() == 0 || deadline <= now {
@@ -137,6 +141,17 @@ impl Server {
         .min()
     }
 
+    /// Hands what the runner reported to the exchanges it is about.
+    fn runner_reports(&mut self, events: Vec<RunnerEvent>) {
+        for event in events {
+            let Some(id) = self.cgi.conn_of(event.id()) else {
+                continue;
+            };
+            let next = self.with_cgi(id, |cgi, conn, io| cgi.on_runner_event(conn, event, io));
+            self.act(id, next);
+        }
+    }
+
     fn dispatch(&mut self, ev: Event) {
         let now = self.clock.now();
         match EventToken::from_token(ev.token) {
@@ -145,14 +160,7 @@ impl Server {
             Some(EventToken::Runner) => {
                 let events = self.cgi.runner_event(ev, self.poller.as_mut(), now);
                 self.supervision.runner_touched(now);
-                for event in events {
-                    let Some(id) = self.cgi.conn_of(event.id()) else {
-                        continue;
-                    };
-                    let next =
-                        self.with_cgi(id, |cgi, conn, io| cgi.on_runner_event(conn, event, io));
-                    self.act(id, next);
-                }
+                self.runner_reports(events);
             }
             Some(EventToken::Helper(n)) => {
                 let poller = self.poller.as_mut();
@@ -345,6 +353,7 @@ impl Server {
         if request.cgi.is_some() {
             return self.with_cgi(id, |cgi, conn, io| cgi.start(conn, request, io));
         }
+        let (cgi_bodies, cgi_spooled_bytes) = self.cgi.collecting();
         let gauges = self.status.asked_by(&request).then(|| Gauges {
             open_connections: self.conns.open(),
             cache: self.statics.stats(),
@@ -354,6 +363,8 @@ impl Server {
             helper_restarts: self.supervision.pool().restarts(),
             runner_restarts: self.cgi.runner().restarts(),
             cgi_running: self.cgi.active(),
+            cgi_bodies,
+            cgi_spooled_bytes,
         });
         let Some(conn) = self.conns.get_mut(id) else {
             return Next::Unchanged;

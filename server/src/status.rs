@@ -45,6 +45,10 @@ pub struct Snapshot {
     pub helper_restarts: Vec<u64>,
     pub runner_restarts: u64,
     pub cgi_running: usize,
+    /// Chunked bodies being collected for scripts not started yet.
+    pub cgi_bodies: usize,
+    /// Bytes those bodies hold (memory and spool files).
+    pub cgi_spooled_bytes: u64,
     pub send: SendStats,
     pub pool: PoolStats,
 }
@@ -68,6 +72,8 @@ pub(crate) struct Gauges {
     pub(crate) helper_restarts: Vec<u64>,
     pub(crate) runner_restarts: u64,
     pub(crate) cgi_running: usize,
+    pub(crate) cgi_bodies: usize,
+    pub(crate) cgi_spooled_bytes: u64,
     pub(crate) send: SendStats,
     pub(crate) pool: PoolStats,
 }
@@ -115,6 +121,8 @@ impl StatusPage {
             helper_restarts: gauges.helper_restarts,
             runner_restarts: gauges.runner_restarts,
             cgi_running: gauges.cgi_running,
+            cgi_bodies: gauges.cgi_bodies,
+            cgi_spooled_bytes: gauges.cgi_spooled_bytes,
             send: gauges.send,
             pool: gauges.pool,
         };
@@ -177,6 +185,11 @@ pub fn render_text(s: &Snapshot) -> String {
     let _ = writeln!(out, "helper restarts: {}", restarts.join(" "));
     let _ = writeln!(out, "cgi-runner restarts: {}", s.runner_restarts);
     let _ = writeln!(out, "cgi running: {}", s.cgi_running);
+    let _ = writeln!(
+        out,
+        "cgi bodies collecting: {} ({} bytes)",
+        s.cgi_bodies, s.cgi_spooled_bytes
+    );
     let _ = writeln!(out, "helpers running: {}", s.pool.running);
     let _ = writeln!(
         out,
@@ -202,7 +215,8 @@ pub fn render_json(s: &Snapshot) -> String {
             "\"requests\":{},\"responses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{}}},",
             "\"cache\":{{\"hits\":{},\"misses\":{},\"bytes\":{},\"entries\":{}}},",
             "\"helper_lookups_in_flight\":{},\"helper_restarts\":[{}],",
-            "\"cgi_runner_restarts\":{},\"cgi_running\":{},\"helpers_running\":{},",
+            "\"cgi_runner_restarts\":{},\"cgi_running\":{},\"cgi_bodies\":{},",
+            "\"cgi_spooled_bytes\":{},\"helpers_running\":{},",
             "\"send\":{{\"windows_straight\":{},\"windows_by_helpers\":{},",
             "\"bytes_by_helpers\":{},\"queue\":{},\"longest_wait_ms\":{}}}}}\n"
         ),
@@ -223,6 +237,8 @@ pub fn render_json(s: &Snapshot) -> String {
         restarts.join(","),
         s.runner_restarts,
         s.cgi_running,
+        s.cgi_bodies,
+        s.cgi_spooled_bytes,
         s.pool.running,
         s.send.windows_straight,
         s.send.windows_by_helpers,
@@ -256,6 +272,8 @@ mod tests {
             helper_restarts: vec![0, 3],
             runner_restarts: 1,
             cgi_running: 0,
+            cgi_bodies: 0,
+            cgi_spooled_bytes: 0,
             send: SendStats {
                 windows_straight: 4,
                 windows_by_helpers: 2,

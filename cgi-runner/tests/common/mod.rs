@@ -94,6 +94,8 @@ pub struct Runner {
     pub channel: Channel,
     /// Replies read while looking for another one.
     queue: VecDeque<Received<FromRunner>>,
+    /// The runs the runner said it accepted, in order.
+    pub accepted: Vec<u64>,
     stderr: Arc<Mutex<Vec<u8>>>,
     stderr_thread: Option<JoinHandle<()>>,
 }
@@ -148,6 +150,7 @@ impl Runner {
             child,
             channel: Channel::new(ours),
             queue: VecDeque::new(),
+            accepted: Vec::new(),
             stderr,
             stderr_thread: Some(stderr_thread),
         }
@@ -206,6 +209,10 @@ impl Runner {
                 .recv::<FromRunner>()
                 .expect("recv reply")
                 .expect("a reply, not end-of-file");
+            if let FromRunner::Accepted { id: accepted } = received.message {
+                self.accepted.push(accepted);
+                continue;
+            }
             if id_of(&received.message) == Some(id) {
                 return received;
             }
@@ -326,7 +333,7 @@ impl Drop for Runner {
 
 fn id_of(message: &FromRunner) -> Option<u64> {
     match message {
-        FromRunner::Hello(_) => None,
+        FromRunner::Hello(_) | FromRunner::Accepted { .. } => None,
         FromRunner::Started { id, .. }
         | FromRunner::Refused { id, .. }
         | FromRunner::Exited { id, .. } => Some(*id),

@@ -10,7 +10,7 @@
 //! [`Io`] context and return what the loop must do next ([`Next`]); they
 //! never call back into the loop.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -25,6 +25,7 @@ use crate::cgi::exchange::{Exchange, Script, Stage};
 use crate::cgi::pipes::{close_pipe, signal_group, Pipe};
 use crate::cgi::redirect::redirected;
 use crate::cgi::runner_link::{CgiRunner, RunnerEvent};
+use crate::cgi::spool::{Spool, SpoolBudget};
 use crate::config::Config;
 use crate::conn_table::ConnId;
 use crate::connection::Connection;
@@ -57,6 +58,9 @@ pub(super) struct CgiConfig {
     pub(super) max_body: u64,
     max_procs: usize,
     pub(super) timeout: Duration,
+    /// How long a chunked body may stop arriving before 408.
+    pub(super) body_timeout: Duration,
+    spool_dir: PathBuf,
     root: PathBuf,
     listen: SocketAddr,
 }
@@ -67,6 +71,11 @@ pub(crate) struct Cgi {
     pub(super) config: CgiConfig,
     /// CGI run ids and the connection each is for.
     ids: HashMap<u64, ConnId>,
+    /// The runs handed to the runner: the ones that take a script slot
+    /// (a chunked body being collected takes none).
+    launched: HashSet<u64>,
+    /// The bytes of all collected chunked bodies and their bound.
+    pub(super) spooled: SpoolBudget,
     /// Scratch space for reading scripts' output.
     pub(super) buf: Vec<u8>,
 }
@@ -88,10 +97,14 @@ impl Cgi {
                 max_body: config.cgi_max_body,
                 max_procs: config.cgi_max_procs,
                 timeout: config.cgi_timeout,
+                body_timeout: config.cgi_body_timeout,
+                spool_dir: config.cgi_spool_dir.clone(),
                 root: config.root.clone(),
                 listen: config.listen,
             },
             ids: HashMap::new(),
+            launched: HashSet::new(),
+            spooled: SpoolBudget::new(config.cgi_spool_max),
             buf: Vec::new(),
         }
     }
@@ -100,16 +113,29 @@ impl Cgi {
         &mut self.runner
     }
 
-    /// Exchanges in progress.
+    /// Scripts handed to the runner and not ended: the slots taken.
     pub(crate) fn active(&self) -> usize {
-        self.ids.len()
+        self.launched.len()
+    }
+
+    /// Exchanges collecting a chunked body (no script yet), and the bytes
+    /// their spools hold.
+    pub(crate) fn collecting(&self) -> (usize, u64) {
+        (self.ids.len() - self.launched.len(), self.spooled.used())
+    }
+
+    /// True when every script slot is taken.
+    fn slots_full(&self) -> bool {
+        self.active() >= self.config.max_procs
     }
 
     /// Starts a CGI request: checks the limits, then reads a chunked body
-    /// or hands the script to the runner.
+    /// (which takes no script slot until it is complete) or hands the
+    /// script to the runner.
     pub(crate) fn start(&mut self, conn: &mut Connection, request: Request, io: &mut Io) -> Next {
         let too_large = matches!(request.body, Framing::Length(n) if n > self.config.max_body);
-        if too_large || self.active() >= self.config.max_procs {
+        let chunked = matches!(request.body, Framing::Chunked);
+        if too_large || (!chunked && self.slots_full()) {
             let (status, extra) = match too_large {
                 true => (Status::PAYLOAD_TOO_LARGE, ""),
                 false => (Status::SERVICE_UNAVAILABLE, "Retry-After: 1\r\n"),
@@ -136,7 +162,11 @@ impl Cgi {
         }
         let id = self.runner.next_id();
         let collecting = matches!(stage, Stage::Collecting(_));
-        let ex = Exchange::new(id, request, stage, body_left, io.now);
+        let mut ex = Exchange::new(id, request, stage, body_left, io.now);
+        if collecting {
+            ex.spool = Some(Spool::new(&self.config.spool_dir, self.spooled.clone()));
+            ex.body_deadline = Some(io.now + self.config.body_timeout);
+        }
         conn.begin_cgi(Box::new(ex));
         self.ids.insert(id, conn.id());
         if !collecting {
@@ -145,7 +175,17 @@ impl Cgi {
         self.pump(conn, io)
     }
 
-    /// Sends the exchange's script to the runner.
+    /// A chunked body is all in: its script starts if a slot is free
+    /// (503 otherwise, and the connection is kept).
+    pub(super) fn launch_collected(&mut self, conn: &mut Connection, io: &mut Io) -> Next {
+        if self.slots_full() {
+            return self.failed(conn, Status::SERVICE_UNAVAILABLE, io);
+        }
+        self.launch(conn, io);
+        Next::Continue
+    }
+
+    /// Sends the exchange's script to the runner; it takes a slot.
     pub(super) fn launch(&mut self, conn: &mut Connection, io: &mut Io) {
         let local = conn.local_addr().unwrap_or(self.config.listen);
         let remote = conn.peer();
@@ -183,6 +223,7 @@ impl Cgi {
             timeout_ms: self.config.timeout.as_millis() as u64,
         };
         ex.started = io.now;
+        self.launched.insert(ex.id);
         self.runner.run(run, io.poller, io.now);
     }
 
@@ -247,6 +288,10 @@ impl Cgi {
                 };
                 self.failed(conn, status, io)
             }
+            RunnerEvent::Lost { .. } => {
+                error_log!("CGI run {id}: the cgi-runner died as it started the script");
+                self.failed(conn, Status::BAD_GATEWAY, io)
+            }
             RunnerEvent::Exited {
                 exit, timed_out, ..
             } => {
@@ -293,16 +338,21 @@ impl Cgi {
         Next::Respond(reply, ex.request.log)
     }
 
-    /// A chunked body that is malformed or too large: answer and close.
+    /// A chunked body that is malformed, too large, cannot be spooled or
+    /// stopped arriving: answer and close.
     pub(super) fn bad_body(&mut self, conn: &mut Connection, status: Status, io: &mut Io) -> Next {
         let Some(ex) = self.detach(conn, io.poller) else {
             return Next::Unchanged;
+        };
+        let extra = match status == Status::SERVICE_UNAVAILABLE {
+            true => "Retry-After: 1\r\n",
+            false => "",
         };
         let reply = respond::error(
             conn.output(),
             &ex.request.error_to(false),
             status,
-            "",
+            extra,
             io.date,
         );
         Next::Respond(reply, ex.request.log)
@@ -384,6 +434,7 @@ impl Cgi {
             close_pipe(poller, &mut script.stdout);
         }
         self.ids.remove(&ex.id);
+        self.launched.remove(&ex.id);
         self.runner.cancel(ex.id);
         Some(ex)
     }
@@ -403,6 +454,12 @@ impl Cgi {
         let Some(ex) = conn.exchange() else {
             return Next::Unchanged;
         };
+        if matches!(ex.stage, Stage::Collecting(_)) {
+            if ex.body_deadline.is_some_and(|t| t > io.now) {
+                return Next::Continue;
+            }
+            return self.bad_body(conn, Status::REQUEST_TIMEOUT, io);
+        }
         if ex.eof_deadline.is_some_and(|t| t <= io.now) {
             return self.pump(conn, io);
         }

@@ -2,19 +2,23 @@
 //! way to the script, and the script's output on its way to the client,
 //! re-framed as the client needs it (Content-Length when the script gave
 //! one, otherwise chunked on HTTP/1.1 or close-delimited on HTTP/1.0; see
-//! `http::body`).
+//! `http::body`). A chunked body is collected in a [`Spool`] first and
+//! read back from it once the script runs.
 
 use std::time::{Duration, Instant};
 
 use protocol::ExitInfo;
 
-use crate::cgi::chunked::{ChunkedDecoder, ChunkedError};
+use crate::cgi::chunked::ChunkedDecoder;
 use crate::cgi::pipes::Pipe;
-use crate::cgi::script_head::{parse_script_head, HeadParse, ScriptResponse};
+use crate::cgi::script_head::{parse_script_head, HeadParse, ScriptResponse, MAX_SCRIPT_HEAD};
+use crate::cgi::spool::{Spool, SpoolError};
 use crate::http::body::{end_head, BodyEncoder, BodyKind};
+use crate::http::head_scan::HeadScan;
 use crate::http::keep_alive;
 use crate::http::request::{Method, Request};
 use crate::http::response::begin_with_reason;
+use crate::http::status::Status;
 use crate::output::Output;
 
 /// How much longer than `--cgi-timeout` the server itself waits for a
@@ -54,6 +58,29 @@ pub enum OutputEvent {
     BadHead(&'static str),
 }
 
+/// Why a chunked request body could not be collected.
+#[derive(Debug)]
+pub enum BodyError {
+    /// It breaks RFC 9112's chunked grammar.
+    Malformed,
+    /// It is larger than `--cgi-max-body`.
+    TooLarge,
+    /// It would pass `--cgi-spool-max`, or the spool file failed.
+    Spool(SpoolError),
+}
+
+impl BodyError {
+    /// The status the client gets.
+    pub fn status(&self) -> Status {
+        match self {
+            BodyError::Malformed => Status::BAD_REQUEST,
+            BodyError::TooLarge => Status::PAYLOAD_TOO_LARGE,
+            BodyError::Spool(SpoolError::Full) => Status::SERVICE_UNAVAILABLE,
+            BodyError::Spool(SpoolError::Io(_)) => Status::INTERNAL_ERROR,
+        }
+    }
+}
+
 /// One CGI request in progress.
 #[derive(Debug)]
 pub struct Exchange {
@@ -64,8 +91,14 @@ pub struct Exchange {
     pub body_left: u64,
     /// Request-body bytes waiting to be written to the script.
     pub to_script: Vec<u8>,
+    /// A collected chunked body not yet handed to the script.
+    pub spool: Option<Spool>,
+    /// While a chunked body is collected: when it counts as stalled.
+    pub body_deadline: Option<Instant>,
     /// Output read before the header block was complete.
     head: Vec<u8>,
+    /// How far `head` has been parsed.
+    head_scan: HeadScan,
     /// Set once the response head has been queued: how the body goes.
     pub body: Option<BodyEncoder>,
     pub nph: bool,
@@ -93,7 +126,10 @@ impl Exchange {
             stage,
             body_left,
             to_script: Vec::new(),
+            spool: None,
+            body_deadline: None,
             head: Vec::new(),
+            head_scan: HeadScan::default(),
             body: None,
             nph,
             status: 0,
@@ -107,7 +143,11 @@ impl Exchange {
 
     /// When the exchange must be looked at again: the end of the grace
     /// after the script exited, or well past the script's time limit.
+    /// While a chunked body is collected (no script yet): when it stalls.
     pub fn deadline(&self, cgi_timeout: Duration) -> Instant {
+        if let (Stage::Collecting(_), Some(t)) = (&self.stage, self.body_deadline) {
+            return t;
+        }
         let limit = self.started + cgi_timeout + TIMEOUT_MARGIN;
         match self.eof_deadline {
             Some(t) => t.min(limit),
@@ -136,23 +176,61 @@ impl Exchange {
         self.body.is_some()
     }
 
-    /// Takes request-body bytes from the connection's input: up to
-    /// `room` bytes waiting for the script. Returns how many input
-    /// bytes were used, or `Err` for a malformed chunked body.
-    pub fn take_body(&mut self, input: &[u8], room: usize) -> Result<usize, ChunkedError> {
-        match &mut self.stage {
-            Stage::Collecting(decoder) => decoder.decode(input, &mut self.to_script, usize::MAX),
-            _ => {
-                let space = room.saturating_sub(self.to_script.len());
-                let take = (self.body_left.min(input.len() as u64) as usize).min(space);
-                self.to_script.extend_from_slice(&input[..take]);
-                self.body_left -= take as u64;
-                Ok(take)
-            }
+    /// Collects a chunked body from the connection's input into the
+    /// spool. Returns how many input bytes were used.
+    pub fn collect(&mut self, input: &[u8], max_body: u64) -> Result<usize, BodyError> {
+        let Stage::Collecting(decoder) = &mut self.stage else {
+            return Ok(0);
+        };
+        let Some(spool) = self.spool.as_mut() else {
+            return Ok(0);
+        };
+        self.to_script.clear();
+        let decoded = decoder.decode(input, &mut self.to_script, usize::MAX);
+        let used = decoded.map_err(|_| BodyError::Malformed)?;
+        if decoder.decoded > max_body {
+            return Err(BodyError::TooLarge);
         }
+        let appended = spool.append(&self.to_script);
+        self.to_script.clear();
+        appended.map_err(BodyError::Spool)?;
+        Ok(used)
     }
 
-    /// True when the whole request body has reached `to_script`.
+    /// Takes request-body bytes for the script, up to `room` waiting:
+    /// from the spool, or else from the connection's input (returning
+    /// how many input bytes were used). Nothing while collecting.
+    pub fn take_body(&mut self, input: &[u8], room: usize) -> usize {
+        let space = room.saturating_sub(self.to_script.len());
+        if matches!(self.stage, Stage::Collecting(_)) {
+            return 0;
+        }
+        if let Some(spool) = self.spool.as_mut() {
+            if let Err(e) = spool.read_into(&mut self.to_script, space) {
+                // The script gets a short body; it sees CONTENT_LENGTH.
+                error_log!(
+                    "{:?}: reading back the spooled body: {e}",
+                    format!("/{}", self.request.target.key)
+                );
+                self.spool = None;
+            }
+            if self.spool.as_ref().is_some_and(Spool::is_drained) {
+                self.spool = None;
+            }
+            return 0;
+        }
+        let take = (self.body_left.min(input.len() as u64) as usize).min(space);
+        self.to_script.extend_from_slice(&input[..take]);
+        self.body_left -= take as u64;
+        take
+    }
+
+    /// True while body bytes wait for the script (held or spooled).
+    pub fn body_waiting(&self) -> bool {
+        !self.to_script.is_empty() || self.spool.is_some()
+    }
+
+    /// True when the client has sent the whole request body.
     pub fn body_complete(&self) -> bool {
         match &self.stage {
             Stage::Collecting(decoder) => decoder.is_done(),
@@ -184,6 +262,9 @@ impl Exchange {
             return OutputEvent::Progress;
         }
         self.head.extend_from_slice(data);
+        if !self.head_scan.ready(&self.head, MAX_SCRIPT_HEAD) {
+            return OutputEvent::Progress;
+        }
         match parse_script_head(&self.head) {
             HeadParse::Partial => OutputEvent::Progress,
             HeadParse::Invalid(why) => OutputEvent::BadHead(why),
@@ -246,6 +327,7 @@ fn nph_status(data: &[u8]) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cgi::spool::SpoolBudget;
     use crate::http::request::{parse, Parsed};
     use crate::output::written;
 
@@ -349,10 +431,57 @@ mod tests {
     fn request_bodies_are_taken_up_to_the_room() {
         let mut ex = exchange("POST /x.cgi HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n");
         ex.body_left = 10;
-        assert_eq!(ex.take_body(b"0123456789abc", 4), Ok(4));
+        assert_eq!(ex.take_body(b"0123456789abc", 4), 4);
         assert_eq!(ex.to_script, b"0123");
         ex.to_script.clear();
-        assert_eq!(ex.take_body(b"456789abc", 100), Ok(6));
+        assert_eq!(ex.take_body(b"456789abc", 100), 6);
         assert!(ex.body_complete());
+    }
+
+    fn collecting(budget: &SpoolBudget) -> Exchange {
+        let mut ex =
+            exchange("POST /x.cgi HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n");
+        ex.stage = Stage::Collecting(ChunkedDecoder::default());
+        ex.spool = Some(Spool::new(&std::env::temp_dir(), budget.clone()));
+        ex
+    }
+
+    #[test]
+    fn a_chunked_body_is_spooled_then_read_back_in_pieces() {
+        let budget = SpoolBudget::new(1 << 20);
+        let mut ex = collecting(&budget);
+        let input = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+        assert_eq!(ex.collect(&input[..9], 100).expect("first part"), 9);
+        assert!(!ex.body_complete());
+        assert_eq!(
+            ex.collect(&input[9..], 100).expect("the rest"),
+            input.len() - 9
+        );
+        assert!(ex.body_complete());
+        assert!(ex.to_script.is_empty(), "collected bytes wait in the spool");
+        assert_eq!(budget.used(), 11);
+        ex.stage = Stage::Queued;
+        assert_eq!(ex.take_body(b"next request", 4), 0, "input is not body");
+        assert_eq!(ex.to_script, b"hell");
+        assert!(ex.body_waiting());
+        ex.to_script.clear();
+        ex.take_body(b"", 100);
+        assert_eq!(ex.to_script, b"o world");
+        assert!(ex.spool.is_none(), "a drained spool is let go");
+        assert_eq!(budget.used(), 0);
+        ex.to_script.clear();
+        assert!(!ex.body_waiting());
+    }
+
+    #[test]
+    fn collecting_refuses_bad_large_and_unspoolable_bodies() {
+        let budget = SpoolBudget::new(8);
+        let mut ex = collecting(&budget);
+        let status = |r: Result<usize, BodyError>| r.map_err(|e| e.status().code);
+        assert_eq!(status(ex.collect(b"5\r\nhello\r\n", 4)), Err(413));
+        let mut ex = collecting(&budget);
+        assert_eq!(status(ex.collect(b"x\r\n", 100)), Err(400));
+        let mut ex = collecting(&budget);
+        assert_eq!(status(ex.collect(b"9\r\n123456789\r\n", 100)), Err(503));
     }
 }

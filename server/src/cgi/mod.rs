@@ -15,3 +15,4 @@ pub(crate) mod pump;
 pub(crate) mod redirect;
 pub(crate) mod runner_link;
 pub(crate) mod script_head;
+pub(crate) mod spool;

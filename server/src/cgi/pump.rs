@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::cgi::chunked::ChunkedError;
 use crate::cgi::driver::{Cgi, End, EOF_GRACE};
-use crate::cgi::exchange::{Exchange, OutputEvent, Stage};
+use crate::cgi::exchange::{BodyError, Exchange, OutputEvent, Stage};
 use crate::cgi::pipes::{close_pipe, signal_group};
+use crate::cgi::spool::SpoolError;
+use crate::http::status::Status;
 use crate::connection::{CgiParts, Connection, OUTPUT_HIGH_WATER, WRITE_BUDGET};
 use crate::event::{Interest, Poller};
-use crate::http::status::Status;
 use crate::next::{Io, Next};
 use crate::send::MemoryOnly;
 use crate::token::EventToken;
@@ -48,9 +48,30 @@ impl Cgi {
         else {
             return Next::Unchanged;
         };
-        if feed_script(ex, input, io.poller).is_err() {
-            return self.bad_body(conn, Status::BAD_REQUEST, io);
+        if matches!(ex.stage, Stage::Collecting(_)) {
+            match ex.collect(input, self.config.max_body) {
+                Ok(0) => {}
+                Ok(used) => {
+                    input.drain(..used);
+                    ex.body_deadline = Some(io.now + self.config.body_timeout);
+                }
+                Err(e) => {
+                    if let BodyError::Spool(SpoolError::Io(why)) = &e {
+                        error_log!("cannot spool a chunked body for a script: {why}");
+                    }
+                    return self.bad_body(conn, e.status(), io);
+                }
+            }
+            if ex.body_complete() {
+                return self.launch_collected(conn, io);
+            }
+            if peer_closed {
+                // A half-close ended the body before its last chunk.
+                return self.body_cut_short(conn, io);
+            }
+            return Next::Continue;
         }
+        feed_script(ex, input, io.poller);
         if peer_closed && ex.body_cut_short(input.len()) {
             if !ex.responded() {
                 return self.body_cut_short(conn, io);
@@ -62,15 +83,6 @@ impl Cgi {
             if let Some(script) = ex.script().filter(|_| fed) {
                 close_pipe(io.poller, &mut script.stdin);
             }
-        }
-        if matches!(ex.stage, Stage::Collecting(_)) {
-            if ex.to_script.len() as u64 > self.config.max_body {
-                return self.bad_body(conn, Status::PAYLOAD_TOO_LARGE, io);
-            }
-            if ex.body_complete() {
-                self.launch(conn, io);
-            }
-            return Next::Continue;
         }
         // Script output: to the client, while the client keeps up.
         let mut end = None;
@@ -128,9 +140,9 @@ impl Cgi {
             return self.end(conn, end, io);
         }
         // What each pipe waits for.
-        let stdin_want = match ex.to_script.is_empty() {
-            true => Interest::NONE,
-            false => Interest::WRITABLE,
+        let stdin_want = match ex.body_waiting() {
+            true => Interest::WRITABLE,
+            false => Interest::NONE,
         };
         let stdout_want = match output.queued() > OUTPUT_HIGH_WATER {
             true => Interest::NONE,
@@ -211,30 +223,31 @@ impl Cgi {
     }
 }
 
-/// Moves request-body bytes from the client's input to the script, until
-/// the pipe is full or the input holds no more of the body. `Err` for a
-/// malformed chunked body.
-fn feed_script(
-    ex: &mut Exchange,
-    input: &mut Vec<u8>,
-    poller: &mut dyn Poller,
-) -> Result<(), ChunkedError> {
+/// Moves request-body bytes to the script (from the spool, or from the
+/// client's input), until the pipe is full or no more of the body is
+/// there.
+fn feed_script(ex: &mut Exchange, input: &mut Vec<u8>, poller: &mut dyn Poller) {
     let mut first = true;
     loop {
-        let used = ex.take_body(input, TO_SCRIPT_MAX)?;
+        let before = ex.to_script.len();
+        let used = ex.take_body(input, TO_SCRIPT_MAX);
         input.drain(..used);
+        let moved = used > 0 || ex.to_script.len() > before;
         let body_complete = ex.body_complete();
         let Stage::Running(script) = &mut ex.stage else {
-            return Ok(());
+            return;
         };
-        if !first && used == 0 {
-            return Ok(());
+        if !first && !moved {
+            return;
         }
         first = false;
         let mut blocked = false;
         match script.stdin.as_mut() {
             // The script closed its stdin: the rest of the body is dropped.
-            None => ex.to_script.clear(),
+            None => {
+                ex.to_script.clear();
+                ex.spool = None;
+            }
             Some(stdin) => match stdin.write_some(&ex.to_script) {
                 Ok(n) => {
                     blocked = n < ex.to_script.len();
@@ -243,15 +256,16 @@ fn feed_script(
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => blocked = true,
                 Err(_) => {
                     ex.to_script.clear();
+                    ex.spool = None;
                     close_pipe(poller, &mut script.stdin);
                 }
             },
         }
-        if body_complete && ex.to_script.is_empty() {
+        if body_complete && ex.to_script.is_empty() && ex.spool.is_none() {
             close_pipe(poller, &mut script.stdin);
         }
         if blocked {
-            return Ok(());
+            return;
         }
     }
 }

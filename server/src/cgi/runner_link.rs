@@ -1,12 +1,14 @@
 //! The server's side of the CGI runner: the one `cgi-runner` child, the
 //! scripts asked of it, and what it reports back.
 //!
-//! A run that was sent but never reported as started is sent again to a
-//! restarted runner (the script never ran, so this is safe). Scripts that
-//! did start keep running when the runner dies: the server holds their
-//! pipes.
+//! A run that was sent but never accepted is sent again to a restarted
+//! runner (the script never ran, so this is safe). One that was accepted
+//! (the runner was about to start it) but not reported as started may
+//! have run: it is never sent again, and is reported lost (502). Scripts
+//! that did start keep running when the runner dies: the server holds
+//! their pipes.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -15,6 +17,9 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use protocol::{CgiRun, ExitInfo, FromRunner, Hello, Received, Refusal, Role, ToRunner};
 
+use nix::sys::signal::Signal;
+
+use crate::cgi::pipes::signal_group;
 use crate::event::{Event, Poller, Token};
 use crate::supervise::child_link::{ChildProcess, ChildState};
 
@@ -36,6 +41,11 @@ pub enum RunnerEvent {
         exit: ExitInfo,
         timed_out: bool,
     },
+    /// The runner died after accepting the run and before saying it
+    /// started: it may have run, so it is not run again.
+    Lost {
+        id: u64,
+    },
 }
 
 impl RunnerEvent {
@@ -44,7 +54,8 @@ impl RunnerEvent {
         match self {
             RunnerEvent::Started { id, .. }
             | RunnerEvent::Refused { id, .. }
-            | RunnerEvent::Exited { id, .. } => *id,
+            | RunnerEvent::Exited { id, .. }
+            | RunnerEvent::Lost { id } => *id,
         }
     }
 }
@@ -56,8 +67,12 @@ fn hello() -> ToRunner {
 /// The CGI runner child and the runs in its hands.
 pub struct CgiRunner {
     child: ChildProcess,
-    /// Sent (or waiting to be sent) and not yet started or refused.
+    /// Sent (or waiting to be sent) and not yet accepted or refused.
     unstarted: HashMap<u64, CgiRun>,
+    /// Accepted by the runner, not yet reported started or refused.
+    accepted: HashSet<u64>,
+    /// Accepted runs of a runner that died: to be reported lost.
+    lost: Vec<u64>,
     /// Waiting for a ready runner, in order.
     queue: VecDeque<u64>,
     next_id: u64,
@@ -68,6 +83,8 @@ impl CgiRunner {
         CgiRunner {
             child: ChildProcess::new("cgi-runner".into(), binary, args, token, now),
             unstarted: HashMap::new(),
+            accepted: HashSet::new(),
+            lost: Vec::new(),
             queue: VecDeque::new(),
             next_id: 1,
         }
@@ -107,6 +124,7 @@ impl CgiRunner {
 
     /// Forgets a run whose client went away before it started.
     pub fn cancel(&mut self, id: u64) {
+        self.accepted.remove(&id);
         if self.unstarted.remove(&id).is_some() {
             self.queue.retain(|&q| q != id);
         }
@@ -153,8 +171,14 @@ impl CgiRunner {
                     self.child.set_ready();
                     self.send_queued(poller, now);
                 }
+                FromRunner::Accepted { id } => {
+                    if self.unstarted.remove(&id).is_some() {
+                        self.accepted.insert(id);
+                    }
+                }
                 FromRunner::Started { id, pid } => {
                     self.unstarted.remove(&id);
+                    self.accepted.remove(&id);
                     let mut fds = fds.into_iter();
                     if let (Some(stdin), Some(stdout)) = (fds.next(), fds.next()) {
                         out.push(RunnerEvent::Started {
@@ -163,10 +187,20 @@ impl CgiRunner {
                             stdin,
                             stdout,
                         });
+                    } else {
+                        // Its pipes were lost on the way (the server is at
+                        // its descriptor limit): nobody can talk to it.
+                        error_log!("CGI run {id}: no descriptors to spare for its pipes");
+                        signal_group(pid, Signal::SIGKILL);
+                        out.push(RunnerEvent::Refused {
+                            id,
+                            refusal: Refusal::Overloaded,
+                        });
                     }
                 }
                 FromRunner::Refused { id, refusal } => {
                     self.unstarted.remove(&id);
+                    self.accepted.remove(&id);
                     out.push(RunnerEvent::Refused { id, refusal });
                 }
                 FromRunner::Exited {
@@ -183,10 +217,21 @@ impl CgiRunner {
         if !alive || self.child.state() == ChildState::Down {
             self.requeue_unstarted();
         }
+        out.extend(self.take_lost());
     }
 
-    /// After the runner died: every run it had not started goes again.
+    /// Runs lost with a runner that died (see [`RunnerEvent::Lost`]).
+    pub fn take_lost(&mut self) -> Vec<RunnerEvent> {
+        let lost = std::mem::take(&mut self.lost);
+        lost.into_iter()
+            .map(|id| RunnerEvent::Lost { id })
+            .collect()
+    }
+
+    /// After the runner died: every run it had not accepted goes again;
+    /// the ones it had accepted are lost.
     fn requeue_unstarted(&mut self) {
+        self.lost.extend(self.accepted.drain());
         let mut ids: Vec<u64> = self.unstarted.keys().copied().collect();
         ids.sort_unstable();
         self.queue = ids.into();

@@ -16,7 +16,7 @@ use crate::cgi::exchange::Exchange;
 use crate::conn_table::ConnId;
 use crate::event::{Interest, Poller};
 use crate::http::keep_alive::{self, Limits};
-use crate::http::request::{parse, LogFields, Parsed, Request};
+use crate::http::request::{parse, LogFields, Parsed, Request, MAX_HEAD};
 use crate::output::Output;
 use crate::respond::{self, Reply};
 use crate::send::PlanWindows;
@@ -224,6 +224,9 @@ impl Connection {
         if full {
             return Incoming::OutputFull;
         }
+        if !state.head_scan.ready(&state.input, MAX_HEAD) {
+            return Incoming::Nothing;
+        }
         let parsed = parse(&state.input, want_log);
         if matches!(parsed, Parsed::Partial) {
             return Incoming::Nothing;
@@ -254,6 +257,7 @@ impl Connection {
             }
         };
         state.input.drain(..head_len.min(state.input.len()));
+        state.head_scan.reset();
         state.request_started = None;
         state.discard = discard;
         incoming

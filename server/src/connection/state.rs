@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::cgi::exchange::Exchange;
 use crate::config::Config;
 use crate::event::Interest;
+use crate::http::head_scan::HeadScan;
 use crate::http::request::{Request, MAX_HEAD};
 use crate::output::Output;
 
@@ -107,6 +108,8 @@ pub(super) struct State {
     pub(super) requests: u64,
     /// When the connection was accepted.
     pub(super) opened: Instant,
+    /// How far the head being read has been parsed.
+    pub(super) head_scan: HeadScan,
 }
 
 impl State {
@@ -127,6 +130,7 @@ impl State {
             responses: 0,
             requests: 0,
             opened,
+            head_scan: HeadScan::default(),
         }
     }
 

@@ -4,6 +4,7 @@
 pub(crate) mod body;
 pub(crate) mod clock;
 pub(crate) mod conditional;
+pub(crate) mod head_scan;
 pub(crate) mod host;
 pub(crate) mod keep_alive;
 pub(crate) mod mime;

@@ -39,6 +39,13 @@ use crate::token::EventToken;
 /// A helper started for extra work is let go after this long without any.
 pub const IDLE_RETIRE: Duration = Duration::from_secs(5);
 
+/// Helpers a job may leave silent past the answer timeout before it is
+/// dropped instead of sent again: when a second helper hangs on it too,
+/// the path (a hung NFS or FUSE file) is what hangs, and re-sending it
+/// would kill a helper every timeout for ever. Its waiters get their 503
+/// at their own deadlines.
+pub const MAX_STUCK: u32 = 2;
+
 /// A connection waiting for a lookup or a read.
 pub type Waiter = ConnId;
 
@@ -77,6 +84,8 @@ struct Dispatch {
     helper: Option<usize>,
     /// When it was sent to `helper`.
     sent_at: Option<Instant>,
+    /// Helpers it left silent past the answer timeout.
+    stuck: u32,
 }
 
 impl Dispatch {
@@ -85,7 +94,13 @@ impl Dispatch {
             queued_at: now,
             helper: None,
             sent_at: None,
+            stuck: 0,
         }
+    }
+
+    /// True when it was sent and not answered within `timeout`.
+    fn overdue(&self, timeout: Duration, now: Instant) -> bool {
+        self.sent_at.is_some_and(|t| t + timeout <= now)
     }
 
     fn unsent(&mut self) {
@@ -562,9 +577,30 @@ impl HelperPool {
         self.assign_unsent(poller, now);
     }
 
-    /// Queues the work sent to helper `i` again, ahead of newer work.
+    /// Queues the work sent to helper `i` again, ahead of newer work;
+    /// drops the jobs that have hung [`MAX_STUCK`] helpers.
     fn forget_assignments(&mut self, i: usize) {
         self.load[i] = Load::default();
+        let hopeless = |d: &Dispatch| d.helper == Some(i) && d.stuck >= MAX_STUCK;
+        let ids = &mut self.lookup_ids;
+        self.lookups.retain(|key, pending| {
+            let keep = !hopeless(&pending.dispatch);
+            if !keep {
+                error_log!("lookup of /{key} hung {MAX_STUCK} helpers; dropped");
+                ids.remove(&pending.id);
+            }
+            keep
+        });
+        self.reads.retain(|_, pending| {
+            let keep = !hopeless(&pending.dispatch);
+            if !keep {
+                error_log!(
+                    "read of /{} hung {MAX_STUCK} helpers; dropped",
+                    pending.file.path()
+                );
+            }
+            keep
+        });
         for (key, pending) in &mut self.lookups {
             if pending.dispatch.helper == Some(i) {
                 pending.dispatch.unsent();
@@ -589,11 +625,13 @@ impl HelperPool {
     /// SIGCHLD and when due). Returns when it next needs to run.
     pub fn maintain(&mut self, poller: &mut dyn Poller, now: Instant) -> Option<Instant> {
         let timeout = self.answer_timeout;
-        let stuck: Vec<usize> = self
-            .dispatches()
-            .filter(|d| d.sent_at.is_some_and(|t| t + timeout <= now))
-            .filter_map(|d| d.helper)
-            .collect();
+        let lookups = self.lookups.values_mut().map(|p| &mut p.dispatch);
+        let reads = self.reads.values_mut().map(|r| &mut r.dispatch);
+        let mut stuck = Vec::new();
+        for d in lookups.chain(reads).filter(|d| d.overdue(timeout, now)) {
+            d.stuck += 1;
+            stuck.extend(d.helper);
+        }
         for i in stuck {
             if self.helpers[i].state() != ChildState::Down {
                 error_log!(

@@ -4,8 +4,10 @@
 //! - chaos: 50 clients fetch static files (small inline ones and ~1 MiB
 //!   ones sent by descriptor) and 10 clients run a CGI script for 20 s
 //!   while a random helper is SIGKILLed every 200 ms and the cgi-runner
-//!   every 2 s; every response is 200 and byte-exact, the status page
-//!   counts the restarts, no zombie is left and the server still serves;
+//!   every 2 s; every response is 200 and byte-exact (but for a script
+//!   whose runner was killed as it started it: 502, at most one per
+//!   kill, as it may have run), the status page counts the restarts, no
+//!   zombie is left and the server still serves;
 //! - `kill -9` of the server takes its helpers, its runner and a running
 //!   script's process group with it within a second;
 //! - SIGTERM in the middle of a 100 MiB download: new connections are
@@ -330,10 +332,27 @@ fn chaos_under_kills(backend: &str) {
     );
     eprintln!("chaos {summary}");
     let status = status_json(&server, STATUS_PATH);
+    // A runner killed while it starts a script cannot say whether the
+    // script ran; that run is not run again and its client gets 502. The
+    // runner starts one script at a time, so each kill loses one at most.
+    let (lost, cgi_failures): (Vec<String>, Vec<String>) = cgi_tally
+        .failures()
+        .into_iter()
+        .partition(|f| f.contains(": status 502,"));
+    assert!(
+        lost.len() <= runner_kills as usize
+            && server
+                .stderr_text()
+                .matches("the cgi-runner died as it started the script")
+                .count()
+                >= lost.len(),
+        "more 502s than runner deaths could explain ({summary}):\n{}",
+        lost.join("\n")
+    );
     let failures: Vec<String> = static_tally
         .failures()
         .into_iter()
-        .chain(cgi_tally.failures())
+        .chain(cgi_failures)
         .collect();
     assert!(
         failures.is_empty(),
