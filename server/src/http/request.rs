@@ -657,4 +657,16 @@ mod tests {
             (431, false)
         );
     }
+
+    #[test]
+    fn accept_encoding_fields_are_read_together() {
+        let none = request("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(none.gzip, Gzip::Refused);
+        let one = request("GET / HTTP/1.1\r\nHost: h\r\nAccept-Encoding: br, gzip\r\n\r\n");
+        assert_eq!(one.gzip, Gzip::Accepted);
+        let two = request(
+            "GET / HTTP/1.1\r\nHost: h\r\naccept-encoding: *\r\nAccept-Encoding: gzip;q=0\r\n\r\n",
+        );
+        assert_eq!(two.gzip, Gzip::Refused);
+    }
 }
