@@ -213,6 +213,12 @@ pub struct Args {
     #[arg(long, default_value_t = 60, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub cgi_body_timeout: u64,
+
+    /// Serve `f.gz`, when it is there beside `f`, for a request for `f`
+    /// from a client that accepts gzip (`Content-Encoding: gzip`); every
+    /// answer for a file then says `Vary: Accept-Encoding`.
+    #[arg(long)]
+    pub gzip_static: bool,
 }
 
 /// The `--event-handler` choices.
@@ -289,6 +295,7 @@ pub struct Config {
     pub cgi_spool_dir: PathBuf,
     pub cgi_spool_max: u64,
     pub cgi_body_timeout: Duration,
+    pub gzip_static: bool,
 }
 
 impl Config {
@@ -417,6 +424,7 @@ impl Config {
             cgi_spool_dir,
             cgi_spool_max: args.cgi_spool_max,
             cgi_body_timeout: Duration::from_secs(args.cgi_body_timeout),
+            gzip_static: args.gzip_static,
         })
     }
 }

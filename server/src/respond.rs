@@ -10,6 +10,7 @@ use crate::http::body::{end_head, BodyEncoder, BodyKind};
 use std::time::UNIX_EPOCH;
 
 use crate::http::conditional::{evaluate, Conditions, Validators, Verdict};
+use crate::http::mime::content_type;
 use crate::http::multipart::{self, new_boundary, Multipart};
 use crate::http::range::{evaluate_range, ByteRange, RangeOutcome};
 use crate::http::request::{Method, Rejection, Request, ALLOW_FILES};
@@ -38,11 +39,36 @@ pub struct Reply {
     pub body_bytes: u64,
 }
 
+/// Which of a file's representations `--gzip-static` chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coding {
+    /// The file as it is; no `Vary` (the option is off).
+    Identity,
+    /// The file as it is, with `Vary: Accept-Encoding`.
+    IdentityVary,
+    /// The entry is `f.gz` answering for `f`: `f`'s media type,
+    /// `Content-Encoding: gzip` and `Vary: Accept-Encoding`.
+    Gzip,
+}
+
 /// Queues the response to `req` from `entry`.
-pub fn respond(out: &mut Output, req: &Request, entry: &Entry, date: &str) -> Reply {
+pub fn respond(
+    out: &mut Output,
+    req: &Request,
+    entry: &Entry,
+    coding: Coding,
+    date: &str,
+) -> Reply {
     let to = req.error_to(req.keep_alive);
     match &entry.found {
-        Found::File(file) => respond_file(out, req, file, date),
+        Found::File(file) => {
+            let file = Representation {
+                file,
+                coding,
+                key: &req.target.key,
+            };
+            respond_file(out, req, file, date)
+        }
         Found::Listing(page) => dynamic(out, req, "text/html; charset=utf-8", page.to_vec(), date),
         Found::Directory => {
             let mut location = String::from("/");
@@ -70,7 +96,48 @@ pub fn respond(out: &mut Output, req: &Request, entry: &Entry, date: &str) -> Re
     }
 }
 
-fn respond_file(out: &mut Output, req: &Request, file: &FileEntry, date: &str) -> Reply {
+/// A cached file and how it goes out.
+#[derive(Clone, Copy)]
+struct Representation<'a> {
+    file: &'a FileEntry,
+    coding: Coding,
+    /// The request's key: `f`, whose media type a gzip answer carries.
+    key: &'a str,
+}
+
+impl Representation<'_> {
+    /// The media type of the representation.
+    fn content_type(&self) -> String {
+        match self.coding {
+            Coding::Gzip => content_type(self.key),
+            _ => self.file.headers.content_type().to_string(),
+        }
+    }
+
+    /// Appends the file's header lines: all of them, or all but
+    /// `Content-Type` (a multipart body has its own).
+    fn push_lines(&self, head: &mut Vec<u8>, with_content_type: bool) {
+        let headers = &self.file.headers;
+        match self.coding {
+            Coding::Identity if with_content_type => head.extend_from_slice(&headers.lines),
+            Coding::Identity => head.extend_from_slice(headers.lines_but_content_type()),
+            Coding::IdentityVary | Coding::Gzip => {
+                if with_content_type {
+                    let line = format!("Content-Type: {}\r\n", self.content_type());
+                    head.extend_from_slice(line.as_bytes());
+                }
+                head.extend_from_slice(headers.lines_but_content_type());
+                if self.coding == Coding::Gzip {
+                    head.extend_from_slice(b"Content-Encoding: gzip\r\n");
+                }
+                head.extend_from_slice(b"Vary: Accept-Encoding\r\n");
+            }
+        }
+    }
+}
+
+fn respond_file(out: &mut Output, req: &Request, rep: Representation, date: &str) -> Reply {
+    let file = rep.file;
     // In-memory bodies are sent as they are, whatever the metadata says.
     let size = match &file.content {
         Content::Inline(bytes) => bytes.len() as u64,
@@ -83,7 +150,7 @@ fn respond_file(out: &mut Output, req: &Request, file: &FileEntry, date: &str) -
     let conditions = req.conditions.as_deref().unwrap_or(&Conditions::NONE);
     let range_applies = match evaluate(conditions, validators, seconds_of(date)) {
         Verdict::Proceed { range_applies } => range_applies,
-        Verdict::NotModified => return not_modified(out, req, file, date),
+        Verdict::NotModified => return not_modified(out, req, rep, date),
         Verdict::PreconditionFailed => {
             let to = req.error_to(req.keep_alive);
             return error(out, &to, Status::PRECONDITION_FAILED, "", date);
@@ -94,7 +161,7 @@ fn respond_file(out: &mut Output, req: &Request, file: &FileEntry, date: &str) -
     let (status, kind, ranges) = match evaluate_range(range, size) {
         RangeOutcome::Full => {
             begin(&mut head, Status::OK, date);
-            head.extend_from_slice(&file.headers.lines);
+            rep.push_lines(&mut head, true);
             let whole = (size > 0).then(|| ByteRange {
                 start: 0,
                 end: size - 1,
@@ -108,15 +175,15 @@ fn respond_file(out: &mut Output, req: &Request, file: &FileEntry, date: &str) -
         RangeOutcome::Partial(ranges) => {
             begin(&mut head, Status::PARTIAL_CONTENT, date);
             if let [one] = ranges[..] {
-                head.extend_from_slice(&file.headers.lines);
+                rep.push_lines(&mut head, true);
                 let range = format!("Content-Range: bytes {}-{}/{size}\r\n", one.start, one.end);
                 head.extend_from_slice(range.as_bytes());
                 (Status::PARTIAL_CONTENT, body_kind(req, one.len()), ranges)
             } else {
                 let boundary = new_boundary();
-                let frame = multipart::frame(&ranges, size, file.headers.content_type(), &boundary);
+                let frame = multipart::frame(&ranges, size, &rep.content_type(), &boundary);
                 head.extend_from_slice(frame.content_type_line.as_bytes());
-                head.extend_from_slice(file.headers.lines_but_content_type());
+                rep.push_lines(&mut head, false);
                 let kind = body_kind(req, frame.length);
                 let (body, keep_alive) = end_head(&mut head, kind, req.keep_alive, req.http10);
                 out.push_owned(head);
@@ -147,10 +214,10 @@ fn respond_file(out: &mut Output, req: &Request, file: &FileEntry, date: &str) -
 }
 
 /// 304: the file's validators, no body.
-fn not_modified(out: &mut Output, req: &Request, file: &FileEntry, date: &str) -> Reply {
+fn not_modified(out: &mut Output, req: &Request, rep: Representation, date: &str) -> Reply {
     let mut head = Vec::with_capacity(320);
     begin(&mut head, Status::NOT_MODIFIED, date);
-    head.extend_from_slice(&file.headers.lines);
+    rep.push_lines(&mut head, true);
     let (_, keep_alive) = end_head(&mut head, BodyKind::NoBody, req.keep_alive, req.http10);
     out.push_owned(head);
     Reply {

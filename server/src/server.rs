@@ -62,7 +62,7 @@ impl Server {
     pub fn start(config: Config) -> Result<Server> {
         let parts = startup::prepare(&config)?;
         Ok(Server {
-            statics: StaticFiles::new(config.cache_size, config.helper_timeout),
+            statics: StaticFiles::new(config.cache_size, config.helper_timeout, config.gzip_static),
             send: SendPath::new(config.helper_timeout),
             timeouts: Timeouts::new(&config),
             status: StatusPage::new(&config),
@@ -436,14 +436,17 @@ impl Server {
     fn lookup_done(&mut self, completion: LookupDone) {
         let (poller, now) = (self.poller.as_mut(), self.clock.now());
         let helpers = &mut self.supervision;
-        let Some((entry, waiters)) = self.statics.complete(completion, helpers, poller, now) else {
+        let Some((key, entry, waiters)) = self.statics.complete(completion, helpers, poller, now)
+        else {
             return;
         };
         for id in waiters {
             let Some(conn) = self.conns.get_mut(id) else {
                 continue;
             };
-            let next = StaticFiles::answer(conn, &entry, self.clock.http_date());
+            let mut io = Io::new(self.poller.as_mut(), &self.clock);
+            let helpers = &mut self.supervision;
+            let next = self.statics.answer(conn, &key, &entry, helpers, &mut io);
             self.act(id, next);
         }
     }

@@ -6,14 +6,16 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::cache::{Cache, CacheStats, Entry};
+use crate::cache::{Cache, CacheStats, Entry, Found};
 use crate::conn_table::ConnId;
 use crate::connection::Connection;
 use crate::event::Poller;
+use crate::http::accept_encoding::Gzip;
+use crate::http::path::is_directory_key;
 use crate::http::request::Request;
 use crate::http::status::Status;
 use crate::next::{Io, Next};
-use crate::respond;
+use crate::respond::{self, Coding};
 use crate::supervise::helper_pool::LookupDone;
 use crate::supervise::Supervision;
 
@@ -22,13 +24,21 @@ pub(crate) struct StaticFiles {
     cache: Cache,
     /// How long a request waits for a helper before it is answered 503.
     helper_timeout: Duration,
+    /// `--gzip-static`: `f.gz` answers for `f` when the client takes
+    /// gzip.
+    gzip_static: bool,
 }
 
 impl StaticFiles {
-    pub(crate) fn new(cache_size: usize, helper_timeout: Duration) -> StaticFiles {
+    pub(crate) fn new(
+        cache_size: usize,
+        helper_timeout: Duration,
+        gzip_static: bool,
+    ) -> StaticFiles {
         StaticFiles {
             cache: Cache::new(cache_size),
             helper_timeout,
+            gzip_static,
         }
     }
 
@@ -37,7 +47,32 @@ impl StaticFiles {
     }
 
     /// Answers `request` from the cache, or has it wait for a helper.
+    /// With `--gzip-static`, a client that takes gzip is answered with
+    /// `f.gz` (an ordinary entry of its own) when it is a file, else
+    /// with `f`.
     pub(crate) fn serve(
+        &mut self,
+        conn: &mut Connection,
+        request: Request,
+        helpers: &mut Supervision,
+        io: &mut Io,
+    ) -> Next {
+        let Some(variant) = self.gzip_variant(&request) else {
+            return self.serve_plain(conn, request, helpers, io);
+        };
+        let cached = self.cache.get(&variant);
+        match cached.as_ref().filter(|e| e.is_fresh(io.now)) {
+            Some(entry) if matches!(entry.found, Found::File(_)) => {
+                let reply = respond::respond(conn.output(), &request, entry, Coding::Gzip, io.date);
+                Next::Respond(reply, request.log)
+            }
+            Some(_) => self.serve_plain(conn, request, helpers, io),
+            None => self.look_up(conn, request, variant, cached, helpers, io),
+        }
+    }
+
+    /// Answers `request` with the file its key names.
+    fn serve_plain(
         &mut self,
         conn: &mut Connection,
         request: Request,
@@ -46,26 +81,73 @@ impl StaticFiles {
     ) -> Next {
         let cached = self.cache.get(&request.target.key);
         if let Some(entry) = cached.as_ref().filter(|e| e.is_fresh(io.now)) {
-            let reply = respond::respond(conn.output(), &request, entry, io.date);
+            let reply = respond::respond(conn.output(), &request, entry, self.identity(), io.date);
             return Next::Respond(reply, request.log);
         }
-        let known = cached.and_then(|e| e.meta());
         let key = request.target.key.clone();
+        self.look_up(conn, request, key, cached, helpers, io)
+    }
+
+    /// Parks `request` on the connection while a helper looks `key` up.
+    fn look_up(
+        &self,
+        conn: &mut Connection,
+        request: Request,
+        key: String,
+        cached: Option<Rc<Entry>>,
+        helpers: &mut Supervision,
+        io: &mut Io,
+    ) -> Next {
+        let known = cached.and_then(|e| e.meta());
         conn.await_helper(request);
         let deadline = io.now + self.helper_timeout;
         helpers.lookup(&key, known, conn.id(), Some(deadline), io.poller, io.now);
         Next::Await(deadline)
     }
 
-    /// A connection that waited for `entry` gets its answer.
-    pub(crate) fn answer(conn: &mut Connection, entry: &Entry, date: &str) -> Next {
-        match conn.take_waiting() {
-            Some(request) => {
-                let reply = respond::respond(conn.output(), &request, entry, date);
-                Next::Respond(reply, request.log)
-            }
-            None => Next::Unchanged,
+    /// The key of the gzip variant to try for `request`, if any: not for
+    /// directories, nor for what is already `.gz`.
+    fn gzip_variant(&self, request: &Request) -> Option<String> {
+        let key = &request.target.key;
+        let wanted = self.gzip_static
+            && request.gzip == Gzip::Accepted
+            && !is_directory_key(key)
+            && !key.ends_with(".gz");
+        wanted.then(|| format!("{key}.gz"))
+    }
+
+    /// How a file goes out as it is: with `Vary` when the option is on.
+    fn identity(&self) -> Coding {
+        if self.gzip_static {
+            Coding::IdentityVary
+        } else {
+            Coding::Identity
         }
+    }
+
+    /// A connection that waited for the lookup of `key` gets its answer:
+    /// `entry`, or, when it waited for a gzip variant that is not a file,
+    /// the plain file (looked up again if need be).
+    pub(crate) fn answer(
+        &mut self,
+        conn: &mut Connection,
+        key: &str,
+        entry: &Entry,
+        helpers: &mut Supervision,
+        io: &mut Io,
+    ) -> Next {
+        let Some(request) = conn.take_waiting() else {
+            return Next::Unchanged;
+        };
+        let coding = if request.target.key == key {
+            self.identity()
+        } else if matches!(entry.found, Found::File(_)) {
+            Coding::Gzip
+        } else {
+            return self.serve_plain(conn, *request, helpers, io);
+        };
+        let reply = respond::respond(conn.output(), &request, entry, coding, io.date);
+        Next::Respond(reply, request.log)
     }
 
     /// A request waited too long for a helper: 503, and the connection
@@ -80,8 +162,8 @@ impl StaticFiles {
         Next::Respond(reply, request.log)
     }
 
-    /// Takes a helper's answer into the cache. Returns the entry and the
-    /// connections to serve it to, or `None` when the lookup had to be
+    /// Takes a helper's answer into the cache. Returns the key, the entry
+    /// and the connections to serve it to, or `None` when the lookup had to be
     /// made again.
     pub(crate) fn complete(
         &mut self,
@@ -89,15 +171,15 @@ impl StaticFiles {
         helpers: &mut Supervision,
         poller: &mut dyn Poller,
         now: Instant,
-    ) -> Option<(Rc<Entry>, Vec<ConnId>)> {
+    ) -> Option<(String, Rc<Entry>, Vec<ConnId>)> {
         let LookupDone {
             key,
             outcome,
             fd,
             waiters,
         } = completion;
-        match self.cache.fill(key, outcome, fd, now) {
-            Ok(entry) => Some((entry, waiters)),
+        match self.cache.fill(key.clone(), outcome, fd, now) {
+            Ok(entry) => Some((key, entry, waiters)),
             Err(key) => {
                 for waiter in waiters {
                     helpers.lookup(&key, None, waiter, None, poller, now);

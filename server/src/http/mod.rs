@@ -1,6 +1,7 @@
 //! HTTP/1.x: parsing and validating requests, normalising paths, and
 //! writing response heads. Nothing here touches a socket.
 
+pub(crate) mod accept_encoding;
 pub(crate) mod body;
 pub(crate) mod clock;
 pub(crate) mod conditional;

@@ -5,6 +5,7 @@
 //! or one it refuses (with the status to answer and whether the
 //! connection can stay open, as RFC 9112 allows).
 
+use super::accept_encoding::{gzip_accepted, Gzip};
 use super::conditional::Conditions;
 use super::host::{parse_authority, Authority};
 use super::path::{parse_target, PathError, Target};
@@ -98,6 +99,8 @@ pub struct Request {
     pub head_len: usize,
     pub body: Framing,
     pub range: Option<String>,
+    /// Whether `Accept-Encoding` takes gzip (for `--gzip-static`).
+    pub gzip: Gzip,
     /// `If-Match` and the other conditional header fields, if any.
     pub conditions: Option<Box<Conditions>>,
     pub log: Option<LogFields>,
@@ -283,6 +286,7 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
         head_len,
         body: fields.framing,
         range: fields.range,
+        gzip: gzip_accepted(&fields.accept_encoding),
         conditions: fields.conditions.boxed(),
         log,
         cgi,
@@ -351,6 +355,8 @@ struct HeaderFields {
     keep_alive: bool,
     framing: Framing,
     range: Option<String>,
+    /// Every `Accept-Encoding` value, joined with commas.
+    accept_encoding: Vec<u8>,
     conditions: Conditions,
     expect_continue: bool,
     referer: Option<String>,
@@ -389,6 +395,9 @@ impl HeaderFields {
                 codings.add(h.value);
             } else if name.eq_ignore_ascii_case("range") {
                 f.range = Some(text(h.value));
+            } else if name.eq_ignore_ascii_case("accept-encoding") {
+                f.accept_encoding.push(b',');
+                f.accept_encoding.extend_from_slice(h.value);
             } else if name.eq_ignore_ascii_case("expect") {
                 f.expect_continue = h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
             } else if name.eq_ignore_ascii_case("referer") {
@@ -647,5 +656,17 @@ mod tests {
             status(&format!("GET / HTTP/1.1\r\nHost: h\r\n{many}\r\n")),
             (431, false)
         );
+    }
+
+    #[test]
+    fn accept_encoding_fields_are_read_together() {
+        let none = request("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(none.gzip, Gzip::Refused);
+        let one = request("GET / HTTP/1.1\r\nHost: h\r\nAccept-Encoding: br, gzip\r\n\r\n");
+        assert_eq!(one.gzip, Gzip::Accepted);
+        let two = request(
+            "GET / HTTP/1.1\r\nHost: h\r\naccept-encoding: *\r\nAccept-Encoding: gzip;q=0\r\n\r\n",
+        );
+        assert_eq!(two.gzip, Gzip::Refused);
     }
 }

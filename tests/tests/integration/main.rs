@@ -21,6 +21,7 @@ mod config_file;
 mod curl;
 mod dir_listing;
 mod fd_limit;
+mod gzip_static;
 mod half_close;
 mod haproxy;
 mod http_conditional;
