@@ -70,6 +70,11 @@ pub struct Cli {
     #[arg(long, value_name = "N", conflicts_with = "path")]
     pub channel_fd: Option<i32>,
 
+    /// Child mode: this helper's number in the server's pool; its
+    /// error-log lines are then written as `helper-N`.
+    #[arg(long, value_name = "N", requires = "channel_fd")]
+    pub slot: Option<usize>,
+
     /// Files up to this many bytes are answered inline (their bytes in the
     /// reply); larger ones as an open descriptor for the server's sendfile.
     #[arg(

@@ -44,12 +44,16 @@ fn main() -> ExitCode {
     // Seen before anything else, so a parent that dies while we start up
     // is noticed (see `protocol::child_setup::die_with_parent`).
     let ppid_at_start = nix::unistd::getppid();
-    error_log::set_prefix("helper");
+    let cli = Cli::parse();
+    error_log::set_prefix(match cli.slot {
+        // Named once for the life of the process.
+        Some(n) => Box::leak(format!("helper-{n}").into_boxed_str()),
+        None => "helper",
+    });
     // Reopen the server's error log file on the SIGHUP it forwards.
     if let Err(e) = protocol::log_file::follow_from_env() {
         error_log!("cannot follow the error log file: {e}");
     }
-    let cli = Cli::parse();
     match cli.channel_fd {
         Some(fd) => run_child(&cli, fd, ppid_at_start),
         None => run_standalone(&cli),

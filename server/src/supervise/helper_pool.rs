@@ -191,7 +191,10 @@ impl HelperPool {
         let helpers = (0..max)
             .map(|i| {
                 let (name, token) = (format!("helper {i}"), EventToken::Helper(i).to_token());
-                let (binary, args) = (binary.clone(), args.clone());
+                // Its error-log lines name it `helper-N`, as the server does.
+                let mut args = args.clone();
+                args.extend(["--slot".into(), i.to_string().into()]);
+                let binary = binary.clone();
                 if i < permanent {
                     ChildProcess::new(name, binary, args, token, now)
                 } else {

@@ -1,5 +1,6 @@
 //! The logs: error-log lines carry the time, a level and the process that
-//! wrote them (the server, the cgi-runner forwarding a script's stderr);
+//! wrote them (the server, helper N, the cgi-runner forwarding a script's
+//! stderr);
 //! `--error-log PATH` collects the server's and its children's lines;
 //! `--access-log-format json` writes one object a line; SIGHUP reopens
 //! both logs after they are renamed (logrotate), the children's error log
@@ -116,6 +117,34 @@ fn lines_go_to_the_error_log_file(backend: &str) {
     }
 }
 
+fn helpers_write_their_number(backend: &str) {
+    let site = site(&format!("helper-names-{backend}"));
+    let logs = logs(&site);
+    let error = logs.error.to_str().expect("UTF-8");
+    // A malformed test hook makes every helper log one line as it starts.
+    let _server = ServerProcess::serve_with_env(
+        site.root(),
+        backend,
+        &["--helpers", "2", "--error-log", error],
+        &[("AMPED_TEST_HELPER_DELAY", "no-millis-here")],
+    );
+    for n in 0..2 {
+        let name = format!("helper-{n}");
+        assert!(
+            wait_for_line(&logs.error, &format!(" {name}[")),
+            "no line from {name}: {}",
+            read(&logs.error)
+        );
+        let text = read(&logs.error);
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!(" {name}[")))
+            .expect("the line");
+        assert_head(line, "error", &name);
+        assert!(line.contains("ignoring malformed"), "{line}");
+    }
+}
+
 fn sighup_reopens_both_logs(backend: &str) {
     let site = site(&format!("reopen-{backend}"));
     let logs = logs(&site);
@@ -228,6 +257,7 @@ fn json_access_log(backend: &str) {
 
 per_backend!(
     lines_go_to_the_error_log_file,
+    helpers_write_their_number,
     sighup_reopens_both_logs,
     json_access_log
 );
