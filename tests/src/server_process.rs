@@ -10,7 +10,7 @@ use std::thread;
 use std::time::Instant;
 
 use crate::binaries::{collect, kill_child, server_bin, spawn_locked, Collected};
-use crate::http_client::Connection;
+use crate::http_client::{Connection, Response};
 use crate::DEADLINE;
 
 /// A `server` child process listening on `127.0.0.1:<port>`.
@@ -240,6 +240,15 @@ impl ServerProcess {
     /// A new client connection (30 s read and write timeouts).
     pub fn connect(&self) -> Connection {
         Connection::connect(self.addr())
+    }
+
+    /// Sends `raw` as it is on a new connection and reads one response;
+    /// returns the connection too, to check what follows.
+    pub fn send_raw(&self, raw: impl AsRef<[u8]>) -> (Connection, Response) {
+        let mut conn = self.connect();
+        conn.send(raw.as_ref());
+        let response = conn.read_response();
+        (conn, response)
     }
 
     /// A bare connected socket, for tests that manage their own I/O.

@@ -7,20 +7,13 @@
 //! target's authority winning over `Host`.
 
 use tests::cgi::CgiSite;
-use tests::{assert_bytes_eq, per_backend, site_docroot, Connection, Response, ServerProcess};
+use tests::{assert_bytes_eq, per_backend, site_docroot, ServerProcess};
 
 fn site_server(backend: &str) -> ServerProcess {
     ServerProcess::serve(&site_docroot().root, backend)
 }
 
 /// Sends `raw` on a new connection and reads one response.
-fn send_raw(server: &ServerProcess, raw: &str) -> (Connection, Response) {
-    let mut conn = server.connect();
-    conn.send(raw.as_bytes());
-    let response = conn.read_response();
-    (conn, response)
-}
-
 fn bad_hosts_are_400_and_close(backend: &str) {
     let server = site_server(backend);
     let heads = [
@@ -34,21 +27,17 @@ fn bad_hosts_are_400_and_close(backend: &str) {
     ];
     for head in heads {
         let (mut conn, response) =
-            send_raw(&server, &format!("GET /index.html HTTP/1.1\r\n{head}\r\n"));
+            server.send_raw(format!("GET /index.html HTTP/1.1\r\n{head}\r\n"));
         response.assert_error_page(400);
         conn.expect_closed();
     }
-    let (mut conn, response) = send_raw(
-        &server,
-        "GET http://user@127.0.0.1/index.html HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
-    );
+    let (mut conn, response) =
+        server.send_raw("GET http://user@127.0.0.1/index.html HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     response.assert_error_page(400);
     conn.expect_closed();
     // A valid host with a port is served.
-    let (_, response) = send_raw(
-        &server,
-        "GET /index.html HTTP/1.1\r\nHost: Example.Test:8080\r\n\r\n",
-    );
+    let (_, response) =
+        server.send_raw("GET /index.html HTTP/1.1\r\nHost: Example.Test:8080\r\n\r\n");
     response.assert_status(200);
 }
 

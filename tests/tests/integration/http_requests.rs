@@ -9,22 +9,15 @@
 //! response too large for one write.
 
 use tests::http_client::request_bytes;
-use tests::{assert_bytes_eq, per_backend, site_docroot, Connection, Response, ServerProcess};
+use tests::{assert_bytes_eq, per_backend, site_docroot, ServerProcess};
 
 fn site_server(backend: &str) -> ServerProcess {
     ServerProcess::serve(&site_docroot().root, backend)
 }
 
 /// Sends `raw` on a new connection and reads one (non-HEAD) response.
-fn send_raw(server: &ServerProcess, raw: &[u8]) -> (Connection, Response) {
-    let mut conn = server.connect();
-    conn.send(raw);
-    let response = conn.read_response();
-    (conn, response)
-}
-
 fn assert_refused_and_closed(server: &ServerProcess, raw: &[u8], status: u16) {
-    let (mut conn, response) = send_raw(server, raw);
+    let (mut conn, response) = server.send_raw(raw);
     response.assert_error_page(status);
     conn.expect_closed();
 }
@@ -79,7 +72,7 @@ fn missing_host_on_http11_is_400(backend: &str) {
 
 fn http10_without_host_is_served(backend: &str) {
     let server = site_server(backend);
-    let (_, response) = send_raw(&server, b"GET /index.html HTTP/1.0\r\n\r\n");
+    let (_, response) = server.send_raw(b"GET /index.html HTTP/1.0\r\n\r\n");
     response.assert_status(200);
     assert_bytes_eq(
         "/index.html over HTTP/1.0",
@@ -176,7 +169,7 @@ fn long_request_target_is_414_and_closes(backend: &str) {
     // name is too long for the file system): an ordinary 404.
     let under = format!("/{}", "a".repeat(99)).repeat(80);
     assert_eq!(under.len(), 8000);
-    let (_, response) = send_raw(&server, request_bytes("GET", &under, &[]).as_bytes());
+    let (_, response) = server.send_raw(request_bytes("GET", &under, &[]).as_bytes());
     response.assert_error_page(404);
     // Over the limit.
     assert_refused_and_closed(
@@ -208,7 +201,7 @@ fn too_many_header_fields_is_431_and_closes(backend: &str) {
         request_bytes("GET", "/index.html", &pairs)
     };
     // Host plus 99 fields: 100 in all, within the limit.
-    let (_, response) = send_raw(&server, as_refs(&fields(99)).as_bytes());
+    let (_, response) = server.send_raw(as_refs(&fields(99)).as_bytes());
     response.assert_status(200);
     // Host plus 110 fields.
     assert_refused_and_closed(&server, as_refs(&fields(110)).as_bytes(), 431);
@@ -269,10 +262,8 @@ fn connection_close_is_honoured(backend: &str) {
 
 fn http10_closes_by_default(backend: &str) {
     let server = site_server(backend);
-    let (mut conn, response) = send_raw(
-        &server,
-        b"GET /notes.txt HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
-    );
+    let (mut conn, response) =
+        server.send_raw(b"GET /notes.txt HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
     response.assert_status(200);
     assert!(
         !response.connection_has("keep-alive"),
