@@ -2,7 +2,7 @@
 //! request at a time (a lookup, or a window read) until the server closes
 //! the channel.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use protocol::child_setup::handshake;
 use protocol::{
@@ -46,18 +46,12 @@ pub fn serve(
                     id: request.id,
                     result,
                 });
-                match channel.send(&reply, &[]) {
-                    Ok(()) => {}
-                    // Nothing was written: tell the server instead of dying.
-                    Err(e @ (Error::Encode(_) | Error::FrameTooLarge(_))) => {
-                        let failed = FromHelper::Read(ReadReply {
-                            id: request.id,
-                            result: ReadResult::Failed(format!("reply could not be encoded: {e}")),
-                        });
-                        channel.send(&failed, &[])?;
-                    }
-                    Err(e) => return Err(e),
-                }
+                send_or_report(channel, &reply, &[], |reason| {
+                    FromHelper::Read(ReadReply {
+                        id: request.id,
+                        result: ReadResult::Failed(reason),
+                    })
+                })?;
             }
             Some(Received {
                 message: ToHelper::SharedBuffer { len },
@@ -104,19 +98,28 @@ fn answer(
         outcome: resolution.outcome,
     });
     let fd = resolution.fd.as_ref().map(|fd| fd.as_fd());
-    match channel.send(&reply, fd.as_slice()) {
-        Ok(()) => Ok(()),
-        // Nothing was written: tell the server instead of dying.
-        Err(e @ (Error::Encode(_) | Error::FrameTooLarge(_))) => {
-            let failed = FromHelper::Lookup(LookupReply {
-                id: request.id,
-                outcome: Outcome::Failed {
-                    reason: format!("reply could not be encoded: {e}"),
-                },
-            });
-            channel.send(&failed, &[])
-        }
-        Err(e) => Err(e),
-    }
+    send_or_report(channel, &reply, fd.as_slice(), |reason| {
+        FromHelper::Lookup(LookupReply {
+            id: request.id,
+            outcome: Outcome::Failed { reason },
+        })
+    })
     // `resolution.fd` is dropped (closed) here: the server has its own copy.
+}
+
+/// Sends `reply`; when it cannot be encoded (nothing was written), sends
+/// what `failed` makes of the reason instead of dying, so the server
+/// hears of it.
+fn send_or_report(
+    channel: &mut Channel,
+    reply: &FromHelper,
+    fds: &[BorrowedFd<'_>],
+    failed: impl FnOnce(String) -> FromHelper,
+) -> Result<(), Error> {
+    match channel.send(reply, fds) {
+        Err(e @ (Error::Encode(_) | Error::FrameTooLarge(_))) => {
+            channel.send(&failed(format!("reply could not be encoded: {e}")), &[])
+        }
+        sent => sent,
+    }
 }

@@ -169,14 +169,11 @@ impl FileBody {
 
     /// A helper's bytes for the window from `start`.
     pub fn deliver(&mut self, start: u64, data: WindowBytes) -> Delivered {
-        let Some(window) = self
-            .windows
-            .iter_mut()
-            .find(|w| matches!(w, Window::Reading { start: s, .. } if *s == start))
-        else {
-            return Delivered::Unexpected;
-        };
-        let Window::Reading { end, .. } = *window else {
+        let found = self.windows.iter_mut().find_map(|w| match *w {
+            Window::Reading { start: s, end } if s == start => Some((w, end)),
+            _ => None,
+        });
+        let Some((window, end)) = found else {
             return Delivered::Unexpected;
         };
         if (data.len() as u64) < end - start {

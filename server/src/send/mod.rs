@@ -36,9 +36,9 @@ pub use file_body::{Delivered, FileBody, FrontNeeds, WindowBytes};
 pub use open_file::OpenFile;
 pub use slots::{Slot, WindowSlots, SLOT_COUNT};
 
-/// Bytes a helper reads for one window. 256 KiB is two reads of a FUSE
-/// filesystem's usual 128 KiB `max_read`, and keeps a helper's answer
-/// well inside one frame; see the README's slow-disk figures.
+/// Bytes a helper reads for one window: four reads of a FUSE filesystem's
+/// usual 128 KiB `max_read`, well inside one frame when a window comes
+/// back in a reply; sized on the slow disk (see the README's figures).
 pub const READ_WINDOW: u64 = 512 << 10;
 
 /// The most bytes sent with `sendfile` after one residency check: pages
@@ -174,15 +174,20 @@ pub struct Planner<'a> {
 impl Planner<'_> {
     /// Asks a helper for the window after the planned ones.
     fn read_next(&mut self, body: &mut FileBody) {
-        let start = body.planned_to();
-        let len = (body.end() - start).min(READ_WINDOW);
+        let (start, len) = next_read(body);
         body.push_reading(start + len);
         self.stats.windows_by_helpers += 1;
-        let (file, now) = (Rc::clone(body.file()), self.now);
-        let poller = &mut *self.poller;
+        let (poller, now) = (&mut *self.poller, self.now);
         let len = len as u32;
-        self.helpers
-            .read(self.waiter, &file, start, len, self.deadline, poller, now);
+        self.helpers.read(
+            self.waiter,
+            body.file(),
+            start,
+            len,
+            self.deadline,
+            poller,
+            now,
+        );
     }
 }
 
@@ -204,8 +209,7 @@ impl PlanWindows for Planner<'_> {
             && body.should_look_ahead()
             && self.helpers.reads_keep_up()
         {
-            let start = body.planned_to();
-            let len = (body.end() - start).min(READ_WINDOW);
+            let (start, len) = next_read(body);
             if body.file().resident_prefix(start, len) > 0 {
                 // Sent straight when its turn comes (and checked again).
                 body.looked_ahead();
@@ -214,6 +218,13 @@ impl PlanWindows for Planner<'_> {
             self.read_next(body);
         }
     }
+}
+
+/// Where the window after the planned ones starts, and how long a read of
+/// it is.
+fn next_read(body: &FileBody) -> (u64, u64) {
+    let start = body.planned_to();
+    (start, (body.end() - start).min(READ_WINDOW))
 }
 
 #[cfg(test)]

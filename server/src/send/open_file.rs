@@ -20,6 +20,12 @@ use std::ptr::NonNull;
 
 use protocol::{FileMeta, Storage};
 
+/// The most pages one residency check looks at: a straight window
+/// (`super::STRAIGHT_WINDOW`, 1 MiB) in 4 KiB pages, and one more for a
+/// window that starts mid-page. A longer check counts no further, which
+/// only makes it more careful.
+const MAX_CHECKED_PAGES: usize = 257;
+
 /// A shared, read-only mapping of a whole file, used only for `mincore`.
 #[derive(Debug)]
 struct Mapping {
@@ -50,18 +56,20 @@ impl Mapping {
     }
 
     /// Counts the pages resident from page `first` on, stopping at the
-    /// first one that is not, looking at no more than `pages` pages.
-    /// `None` when mincore fails.
+    /// first one that is not, looking at no more than `pages` pages (nor
+    /// more than [`MAX_CHECKED_PAGES`]). `None` when mincore fails.
     fn resident_pages(&self, first: usize, pages: usize, page: usize) -> Option<usize> {
         let total = self.len.div_ceil(page);
-        let pages = pages.min(total.saturating_sub(first));
+        let pages = pages
+            .min(total.saturating_sub(first))
+            .min(MAX_CHECKED_PAGES);
         if pages == 0 {
             return Some(0);
         }
-        let mut vec = vec![0u8; pages];
+        let mut vec = [0u8; MAX_CHECKED_PAGES];
         // SAFETY: the range lies inside our mapping (first + pages <=
-        // total pages of it) and starts on a page boundary; `vec` has one
-        // byte per page of the range.
+        // total pages of it) and starts on a page boundary; `vec` has at
+        // least one byte per page of the range.
         let rc = unsafe {
             libc::mincore(
                 self.addr.as_ptr().cast::<u8>().add(first * page).cast(),
@@ -168,13 +176,14 @@ impl OpenFile {
     }
 }
 
-/// The size of a page of memory.
+/// The size of a page of memory (asked once).
 fn page_size() -> u64 {
+    static PAGE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     // SAFETY: sysconf has no preconditions.
-    match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+    *PAGE.get_or_init(|| match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
         n if n > 0 => n as u64,
         _ => 4096,
-    }
+    })
 }
 
 #[cfg(test)]
