@@ -7,9 +7,8 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
 use crate::cache::{Content, Entry, FileEntry, Found};
 use crate::http::body::{end_head, BodyEncoder, BodyKind};
-use std::time::UNIX_EPOCH;
 
-use crate::http::conditional::{evaluate, Conditions, Validators, Verdict};
+use crate::http::conditional::{evaluate, parse_date, Conditions, Validators, Verdict};
 use crate::http::mime::content_type;
 use crate::http::multipart::{self, new_boundary, Multipart};
 use crate::http::range::{evaluate_range, ByteRange, RangeOutcome};
@@ -148,7 +147,9 @@ fn respond_file(out: &mut Output, req: &Request, rep: Representation, date: &str
         mtime_secs: file.meta.mtime_secs,
     };
     let conditions = req.conditions.as_deref().unwrap_or(&Conditions::NONE);
-    let range_applies = match evaluate(conditions, validators, seconds_of(date)) {
+    let range_applies = match evaluate(conditions, validators, || {
+        parse_date(date).unwrap_or(i64::MAX)
+    }) {
         Verdict::Proceed { range_applies } => range_applies,
         Verdict::NotModified => return not_modified(out, req, rep, date),
         Verdict::PreconditionFailed => {
@@ -259,16 +260,6 @@ fn queue_multipart(
         sent += queue_range(&mut body, file, *range, out);
     }
     sent + body.encode(&frame.closing, out)
-}
-
-/// The `Date` header's time as seconds since the epoch (the present, for
-/// `If-Modified-Since`); far in the future if it does not parse.
-fn seconds_of(date: &str) -> i64 {
-    httpdate::parse_http_date(date)
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .and_then(|d| i64::try_from(d.as_secs()).ok())
-        .unwrap_or(i64::MAX)
 }
 
 /// A body of `length` bytes goes out for a GET; a HEAD gets its length

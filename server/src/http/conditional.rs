@@ -33,27 +33,29 @@ impl Conditions {
     /// The two list fields gather every line sent; for the others the
     /// last line counts.
     pub fn record(&mut self, name: &str, value: &[u8]) -> bool {
+        let is = |n: &str| name.eq_ignore_ascii_case(n);
+        // Which field, before the value is looked at: most headers are
+        // none of the five.
+        let (field, gathers) = if is("if-match") {
+            (&mut self.if_match, true)
+        } else if is("if-none-match") {
+            (&mut self.if_none_match, true)
+        } else if is("if-unmodified-since") {
+            (&mut self.if_unmodified_since, false)
+        } else if is("if-modified-since") {
+            (&mut self.if_modified_since, false)
+        } else if is("if-range") {
+            (&mut self.if_range, false)
+        } else {
+            return false;
+        };
         let value = &*String::from_utf8_lossy(value);
-        let list = |field: &mut Option<String>| match field {
-            Some(list) => {
+        match field {
+            Some(list) if gathers => {
                 list.push_str(", ");
                 list.push_str(value);
             }
-            None => *field = Some(value.to_string()),
-        };
-        let is = |n: &str| name.eq_ignore_ascii_case(n);
-        if is("if-match") {
-            list(&mut self.if_match);
-        } else if is("if-none-match") {
-            list(&mut self.if_none_match);
-        } else if is("if-unmodified-since") {
-            self.if_unmodified_since = Some(value.to_string());
-        } else if is("if-modified-since") {
-            self.if_modified_since = Some(value.to_string());
-        } else if is("if-range") {
-            self.if_range = Some(value.to_string());
-        } else {
-            return false;
+            _ => *field = Some(value.to_string()),
         }
         true
     }
@@ -82,7 +84,7 @@ pub enum Verdict {
 /// Evaluates `c` in the order of RFC 9110 section 13.2.2 for a GET or
 /// HEAD of a file with validators `v`, at `now_secs` (the wall clock, for
 /// refusing an `If-Modified-Since` in the future).
-pub fn evaluate(c: &Conditions, v: Validators<'_>, now_secs: i64) -> Verdict {
+pub fn evaluate(c: &Conditions, v: Validators<'_>, now_secs: impl Fn() -> i64) -> Verdict {
     let date = |text: &Option<String>| text.as_deref().and_then(parse_date);
     // 1. If-Match, else 2. If-Unmodified-Since.
     if let Some(list) = &c.if_match {
@@ -99,7 +101,7 @@ pub fn evaluate(c: &Conditions, v: Validators<'_>, now_secs: i64) -> Verdict {
         if list_matches(list, v.etag, Comparison::Weak) {
             return Verdict::NotModified;
         }
-    } else if let Some(since) = date(&c.if_modified_since).filter(|&s| s <= now_secs) {
+    } else if let Some(since) = date(&c.if_modified_since).filter(|&s| s <= now_secs()) {
         if v.mtime_secs <= since {
             return Verdict::NotModified;
         }
@@ -163,7 +165,7 @@ fn if_range_holds(value: &str, v: Validators<'_>) -> bool {
 }
 
 /// An HTTP date as seconds since the epoch.
-fn parse_date(text: &str) -> Option<i64> {
+pub(crate) fn parse_date(text: &str) -> Option<i64> {
     let time = httpdate::parse_http_date(text.trim()).ok()?;
     let secs = time.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
     i64::try_from(secs).ok()
@@ -189,7 +191,7 @@ mod tests {
             etag: ETAG,
             mtime_secs: 100,
         };
-        evaluate(&c, v, NOW)
+        evaluate(&c, v, || NOW)
     }
 
     const OK: Verdict = Verdict::Proceed {
