@@ -6,6 +6,11 @@
 #       FILE: lines "HTTP_CODE SIZE_DOWNLOAD TIME_TOTAL" from curl -w, one a
 #       download; MB/s = all bytes received / SECS (10^6 bytes a MB).
 #   report.py table RESULTS.tsv   -> the Markdown table on stdout
+#   report.py sched FILE SERVER   -> "wrk_avg<TAB>wrk_max<TAB>srv_avg<TAB>srv_max<TAB>srv_switches"
+#       FILE: `perf sched latency` output; wrk's task, and SERVER's tasks
+#       (amped: server and helper; nginx and nginx-aio: nginx; lighttpd),
+#       their waits for a CPU in ms (the average weighted by switches)
+#   report.py schedtable SCHED.tsv -> its Markdown table on stdout
 import re
 import sys
 
@@ -62,6 +67,43 @@ def table(path):
               % (name, base, rps, p50, p99, mbs, comp, part, errs, fuse))
 
 
+SERVER_TASKS = {"amped": ("server", "helper"), "nginx": ("nginx",),
+                "nginx-aio": ("nginx",), "lighttpd": ("lighttpd",)}
+
+
+def parse_sched(path, server):
+    """Waits for a CPU of wrk and of the server's tasks, from perf sched latency."""
+    line_re = re.compile(r"^\s*(\S+?):\S*\s*\|\s*[0-9.]+ ms\s*\|\s*(\d+)\s*\|\s*avg:\s*([0-9.]+) ms"
+                         r"\s*\|\s*max:\s*([0-9.]+) ms")
+    sums = {"wrk": [0, 0.0, 0.0], "srv": [0, 0.0, 0.0]}   # switches, avg*switches, max
+    for line in open(path, errors="replace"):
+        m = line_re.match(line)
+        if not m:
+            continue
+        comm, switches, avg, mx = m.group(1), int(m.group(2)), float(m.group(3)), float(m.group(4))
+        side = "wrk" if comm == "wrk" else "srv" if comm in SERVER_TASKS.get(server, ()) else None
+        if side:
+            acc = sums[side]
+            acc[0] += switches
+            acc[1] += avg * switches
+            acc[2] = max(acc[2], mx)
+    def avg(side):
+        n, total, _ = sums[side]
+        return total / n if n else float("nan")
+    return "%.3f\t%.3f\t%.3f\t%.3f\t%d" % (avg("wrk"), sums["wrk"][2], avg("srv"), sums["srv"][2],
+                                          sums["srv"][0])
+
+
+def sched_table(path):
+    print("| server | wrk: average wait | wrk: longest wait | server: average wait | server: longest wait |")
+    print("|---|---|---|---|---|")
+    for line in open(path):
+        if not line.strip():
+            continue
+        name, wavg, wmax, savg, smax, _ = line.rstrip("\n").split("\t")
+        print("| %s | %s ms | %s ms | %s ms | %s ms |" % (name, wavg, wmax, savg, smax))
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "wrk":
@@ -70,6 +112,10 @@ def main():
         print(parse_cold(sys.argv[2:-2], float(sys.argv[-2]), int(sys.argv[-1])))
     elif cmd == "table":
         table(sys.argv[2])
+    elif cmd == "sched":
+        print(parse_sched(sys.argv[2], sys.argv[3]))
+    elif cmd == "schedtable":
+        sched_table(sys.argv[2])
     else:
         sys.exit("report.py: unknown command " + cmd)
 

@@ -33,8 +33,18 @@
 # 127.0.0.1:PORT --root DOCROOT --access-log off. Every process is started
 # here and stopped by its PID; the FUSE mount is unmounted on exit.
 #
+# Where the p99 comes from: with --sched, `perf sched record` runs beside
+# the loaded wrk, and a second table gives each side's wait for a CPU
+# (`perf sched latency`: from wakeup to running): wrk's, on CPU 1 with
+# slowfs and the downloads, and the server's (every process and thread of
+# it: amped's server and helpers, nginx's worker and aio threads). With
+# --wrk-first, slowfs and the downloads run at nice 19, so wrk's own wait
+# stays out of its latency figures; the slow disk then gets the CPU wrk
+# leaves, so the cold MB/s of that run are not comparable.
+#
 # Usage: tests/bench/slowdisk/run.sh [--quick] [--only LIST] [--secs N]
 #                                    [--delay-ms N] [--files N] [--out FILE] [--keep]
+#                                    [--sched] [--wrk-first]
 #   --quick      SECS=5 (default 10)
 #   --only LIST  comma-separated subset of amped,lighttpd,nginx,nginx-aio
 #   --secs N     length of each wrk run, seconds
@@ -43,6 +53,8 @@
 #                enough at ~100 MB/s that no file is sent twice; see below)
 #   --out FILE   also write the report to FILE
 #   --keep       keep the temp dir (configs, raw wrk and curl output)
+#   --sched      record scheduling delays in the loaded run (linux-perf)
+#   --wrk-first  slowfs and the downloads at nice 19 (see above)
 # Needs root (FUSE mount), /dev/fuse, 2 CPUs. Installs fuse3,
 # python3-fusepy, nginx, lighttpd, wrk, curl with apt-get when missing.
 set -euo pipefail
@@ -66,6 +78,8 @@ FILE_SIZE=$((4 * 1024 * 1024))
 COLD_CLIENTS=4
 OUT=""
 KEEP=0
+SCHED=0
+LOAD_NICE=""       # --wrk-first: "nice -n 19" for slowfs and the downloads
 READY_DEADLINE=15
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
@@ -84,6 +98,8 @@ while [ $# -gt 0 ]; do
         --files) [ $# -ge 2 ] || die "--files needs a number"; NFILES=$2; shift 2 ;;
         --out) [ $# -ge 2 ] || die "--out needs a file"; OUT=$2; shift 2 ;;
         --keep) KEEP=1; shift ;;
+        --sched) SCHED=1; shift ;;
+        --wrk-first) LOAD_NICE="nice -n 19"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown argument: $1 (try --help)" ;;
     esac
@@ -168,6 +184,7 @@ command -v fusermount3 >/dev/null 2>&1 || pkgs+=(fuse3)
 command -v wrk >/dev/null 2>&1 || pkgs+=(wrk)
 command -v curl >/dev/null 2>&1 || pkgs+=(curl)
 command -v taskset >/dev/null 2>&1 || pkgs+=(util-linux)
+[ "$SCHED" = 1 ] && ! command -v perf >/dev/null 2>&1 && pkgs+=(linux-perf)
 { want nginx || want nginx-aio; } && ! [ -x "$NGINX_BIN" ] && pkgs+=(nginx)
 want lighttpd && ! [ -x "$LIGHTTPD_BIN" ] && pkgs+=(lighttpd)
 if [ ${#pkgs[@]} -gt 0 ]; then
@@ -207,7 +224,7 @@ done
 chmod -R a+rX "$DOCROOT" "$SRC"
 
 log "mounting slowfs ($DELAY_MS ms a read, direct_io) at $MNT"
-taskset -c 1 "$PY" "$SLOWFS" "$SRC" "$MNT" --delay-ms "$DELAY_MS" --allow-other \
+taskset -c 1 $LOAD_NICE "$PY" "$SLOWFS" "$SRC" "$MNT" --delay-ms "$DELAY_MS" --allow-other \
     --stats "$WORK/slowfs.stats" >"$WORK/slowfs.log" 2>&1 &
 FS_PID=$!
 for ((i = 0; i < 100; i++)); do
@@ -315,6 +332,7 @@ cold_client() {
 }
 
 RESULTS="$WORK/results.tsv"
+SCHED_RESULTS="$WORK/sched.tsv"
 COMMANDS="$WORK/commands.txt"
 : >"$RESULTS"; : >"$COMMANDS"
 WRK="wrk -t1 -c10 -d${SECS}s --timeout 10s --latency"
@@ -344,14 +362,16 @@ for name in "${SERVERS[@]}"; do
     deadline=$(( $(date +%s) + SECS + 2 ))
     for ((c = 1; c <= COLD_CLIENTS; c++)); do
         : >"$WORK/logs/$name.cold.$c.txt"
-        taskset -c 1 bash -c "$(declare -f cold_client); NFILES=$NFILES COLD_CLIENTS=$COLD_CLIENTS; \
+        taskset -c 1 $LOAD_NICE bash -c "$(declare -f cold_client); NFILES=$NFILES COLD_CLIENTS=$COLD_CLIENTS; \
             cold_client $c $PORT $deadline $WORK/logs/$name.cold.$c.txt" &
         COLD_PIDS+=($!)
     done
     sleep 1
     log "$name: taskset -c 1 $WRK http://127.0.0.1:$PORT/small.html (with $COLD_CLIENTS cold downloads)"
-    timeout $((SECS + 30)) taskset -c 1 $WRK "http://127.0.0.1:$PORT/small.html" \
-        >"$WORK/logs/$name.loaded.txt" 2>&1 || true
+    SCHED_REC=()
+    [ "$SCHED" = 1 ] && SCHED_REC=(perf sched record -a -o "$WORK/logs/$name.sched.data" --)
+    "${SCHED_REC[@]}" timeout $((SECS + 30)) taskset -c 1 $WRK "http://127.0.0.1:$PORT/small.html" \
+        >"$WORK/logs/$name.loaded.txt" 2>"$WORK/logs/$name.loaded.err" || true
     for p in "${COLD_PIDS[@]}"; do   # they stop at the deadline by themselves
         for ((i = 0; i < 200; i++)); do alive "$p" || break; sleep 0.05; done
     done
@@ -370,6 +390,10 @@ for name in "${SERVERS[@]}"; do
     log "  -> alone $base req/s; loaded $rps req/s, p50 $p50 ms, p99 $p99 ms; cold $mbs MB/s ($comp complete, $part cut, $bad bad; slowfs read $fsread bytes for $served served)"
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$base" "$rps" "$p50" "$p99" "$mbs" \
         "$comp" "$part" "$((werr + bad))" "$((fsread / 1048576)) / $((served / 1048576)) MiB" >>"$RESULTS"
+    if [ "$SCHED" = 1 ]; then
+        perf sched latency -i "$WORK/logs/$name.sched.data" >"$WORK/logs/$name.sched.txt" 2>/dev/null || true
+        printf '%s\t%s\n' "$name" "$("$PY" "$REPORT_PY" sched "$WORK/logs/$name.sched.txt" "$name")" >>"$SCHED_RESULTS"
+    fi
     stop_server
 done
 
@@ -383,6 +407,13 @@ done
     echo
     "$PY" "$REPORT_PY" table "$RESULTS"
     echo
+    if [ "$SCHED" = 1 ]; then
+        echo "Wait for a CPU in the loaded run (perf sched latency: wakeup to running), wrk beside the server:"
+        echo
+        "$PY" "$REPORT_PY" schedtable "$SCHED_RESULTS"
+        echo
+    fi
+    [ -n "$LOAD_NICE" ] && { echo "slowfs and the downloads ran at nice 19 (--wrk-first)."; echo; }
     echo "Commands (servers on CPU 0, load on CPU 1):"
     echo
     echo '```'
