@@ -1,6 +1,7 @@
 //! A connection's outgoing bytes: response heads, cached bodies shared
 //! with the cache, and file bodies sent window by window (see
-//! [`crate::send`]), written in order without blocking.
+//! [`crate::send`]), written in order without blocking. A queue written
+//! out frees its storage, so that an idle connection holds none.
 
 use std::collections::VecDeque;
 use std::io;
@@ -61,6 +62,12 @@ impl Output {
         self.chunks.is_empty()
     }
 
+    /// Pieces the queue has room for without growing (0 once written out).
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.chunks.capacity()
+    }
+
     /// Bytes still to be written.
     pub fn queued(&self) -> u64 {
         self.queued
@@ -108,8 +115,9 @@ impl Output {
     /// Writes to `sock` until the queue is empty, the socket would block,
     /// the front file body waits for the disk, or about `budget` bytes
     /// have gone out; `planner` plans a file body's windows as they are
-    /// needed. Errors (the peer went away, a file shrank under us) end
-    /// the connection.
+    /// needed. Once everything is written the queue's storage is freed.
+    /// Errors (the peer went away, a file shrank under us) end the
+    /// connection.
     pub fn write_to(
         &mut self,
         sock: RawFd,
@@ -152,6 +160,7 @@ impl Output {
                 Err(e) => return Err(e),
             }
         }
+        self.chunks = VecDeque::new();
         Ok(Flushed::All)
     }
 
@@ -263,6 +272,7 @@ mod tests {
             Flushed::All
         );
         assert!(out.is_empty());
+        assert_eq!(out.capacity(), 0, "a written-out queue frees its storage");
         drop(a);
         let mut got = String::new();
         b.read_to_string(&mut got).expect("read");

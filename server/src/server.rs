@@ -16,7 +16,7 @@ use crate::cgi::driver::Cgi;
 use crate::cgi::runner_link::RunnerEvent;
 use crate::config::Config;
 use crate::conn_table::{ConnId, ConnTable};
-use crate::connection::{Connection, Incoming, Timeouts};
+use crate::connection::{Connection, Incoming, InputBuffers, Timeouts};
 use crate::event::{Event, Poller};
 use crate::http::clock::Clock;
 use crate::http::keep_alive;
@@ -43,6 +43,8 @@ pub struct Server {
     acceptor: Acceptor,
     signals: Signals,
     conns: ConnTable,
+    /// Input buffers lent to connections while they have unhandled bytes.
+    buffers: InputBuffers,
     statics: StaticFiles,
     send: SendPath,
     log: AccessLog,
@@ -71,6 +73,7 @@ impl Server {
             acceptor: parts.acceptor,
             signals: parts.signals,
             conns: ConnTable::default(),
+            buffers: InputBuffers::default(),
             log: parts.log,
             clock: parts.clock,
             cgi: parts.cgi,
@@ -248,7 +251,7 @@ impl Server {
             return;
         };
         let id = conn.id();
-        if ev.readable && !conn.on_readable(now) {
+        if ev.readable && !conn.on_readable(now, &mut self.buffers) {
             return self.close(id);
         }
         if conn.runs_cgi() {
@@ -402,7 +405,8 @@ impl Server {
         if conn.write_output(&mut planner).is_err() {
             return self.close(id);
         }
-        let Some(deadline) = conn.rearm(now, &self.timeouts, self.poller.as_mut()) else {
+        let (timeouts, poller) = (&self.timeouts, self.poller.as_mut());
+        let Some(deadline) = conn.rearm(now, timeouts, poller, &mut self.buffers) else {
             return self.close(id);
         };
         if conn.runs_cgi() {

@@ -6,6 +6,12 @@
 //! `start_lingering`, ...), and what it waits for next is a pure function
 //! of its state (`State::wants` in `state.rs`), checked without sockets
 //! by the unit tests there.
+//!
+//! An idle connection holds nothing beyond its slot in the table: its
+//! input buffer is lent by the loop (`buffers.rs`) while it has unhandled
+//! bytes and given back at the end of the turn that empties it
+//! ([`Connection::rearm`]), and a written-out output queue frees its
+//! storage (`output.rs`).
 
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -22,13 +28,16 @@ use crate::respond::{self, Reply};
 use crate::send::PlanWindows;
 use crate::token::EventToken;
 
+mod buffers;
 mod state;
+#[cfg(test)]
+mod tests;
 
+pub(crate) use buffers::InputBuffers;
+use buffers::READ_CHUNK;
 pub(crate) use state::{DueCheck, Timeouts};
 use state::{Phase, State, Wants};
 
-/// The most bytes asked for by one read.
-const READ_CHUNK: usize = 8 * 1024;
 /// Stop taking pipelined requests (and reading a script's output) while
 /// this much output is queued.
 pub(crate) const OUTPUT_HIGH_WATER: u64 = 256 * 1024;
@@ -121,7 +130,8 @@ impl Connection {
     // ----- reading ---------------------------------------------------
 
     /// Handles readability: drains a lingering connection, checks a full
-    /// buffer for a hang-up, or reads into the input buffer. False when
+    /// buffer for a hang-up, or reads into the input buffer (one from
+    /// `buffers` when the connection holds none). False when
     /// the connection is over: an error, a reset, or end-of-file while
     /// lingering. End-of-file anywhere else is a half-close: the client
     /// sends nothing more, so reading stops (`State::wants` no longer asks
@@ -133,11 +143,11 @@ impl Connection {
     /// report those): the client reset the connection after its FIN, which
     /// a read would not show (it returns end-of-file again). It is over.
     /// select reports neither; there the next write fails and closes it.
-    pub(crate) fn on_readable(&mut self, now: Instant) -> bool {
+    pub(crate) fn on_readable(&mut self, now: Instant, buffers: &mut InputBuffers) -> bool {
         if self.state.peer_closed && !matches!(self.state.phase, Phase::Lingering) {
             return false;
         }
-        match self.read_some(now) {
+        match self.read_some(now, buffers) {
             Ok(0) => !self.lingered_out(),
             Ok(_) => true,
             Err(e) => matches!(
@@ -147,7 +157,7 @@ impl Connection {
         }
     }
 
-    fn read_some(&mut self, now: Instant) -> io::Result<usize> {
+    fn read_some(&mut self, now: Instant, buffers: &mut InputBuffers) -> io::Result<usize> {
         if matches!(self.state.phase, Phase::Lingering) {
             let mut scratch = [0u8; 4096];
             let n = (&self.stream).read(&mut scratch)?;
@@ -160,12 +170,16 @@ impl Connection {
             self.state.peer_closed |= n == 0;
             return Ok(n);
         }
-        self.read_input(now)
+        self.read_input(now, buffers)
     }
 
-    /// Reads once into the input buffer.
-    fn read_input(&mut self, now: Instant) -> io::Result<usize> {
+    /// Reads once into the input buffer, borrowing one from `buffers` if
+    /// the connection holds none.
+    fn read_input(&mut self, now: Instant, buffers: &mut InputBuffers) -> io::Result<usize> {
         let state = &mut self.state;
+        if state.input.capacity() == 0 {
+            state.input = buffers.take();
+        }
         let room = state.input_room().min(READ_CHUNK);
         let filled = state.input.len();
         state.input.reserve(room);
@@ -390,14 +404,17 @@ impl Connection {
         Ok(())
     }
 
-    /// Has the poller watch for what the connection waits for next (after
-    /// [`write_output`](Self::write_output)). Returns its deadline, or
-    /// `None` when the connection is to be closed.
+    /// Ends the connection's turn (after
+    /// [`write_output`](Self::write_output)): gives an emptied input
+    /// buffer back to `buffers` and has the poller watch for what the
+    /// connection waits for next. Returns its deadline, or `None` when
+    /// the connection is to be closed.
     pub(crate) fn rearm(
         &mut self,
         now: Instant,
         timeouts: &Timeouts,
         poller: &mut dyn Poller,
+        buffers: &mut InputBuffers,
     ) -> Option<Instant> {
         self.state.note_discard(now);
         let (interest, deadline) = match self.state.wants(now, timeouts) {
@@ -405,6 +422,9 @@ impl Connection {
             Wants::Linger => self.start_lingering(now),
             Wants::Wait(interest, deadline) => (interest, deadline),
         };
+        if self.state.input.is_empty() && self.state.input.capacity() > 0 {
+            buffers.give_back(std::mem::take(&mut self.state.input));
+        }
         if interest != self.state.interest {
             let token = EventToken::Client(self.id.slot()).to_token();
             poller.reregister(self.fd(), token, interest).ok()?;
