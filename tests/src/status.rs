@@ -23,6 +23,29 @@ pub fn status_json(server: &ServerProcess, path: &str) -> Value {
     })
 }
 
+/// The status page's `open_connections` (this fetch's own connection is
+/// one of them), counted once the loop has handled everything that was
+/// pending when this was called. The page is fetched twice on one new
+/// connection: the server may answer the first fetch as it accepts the
+/// connection, before the other descriptors ready in that same wait (a
+/// closed client's FIN, say); the second is sent after that answer, so it
+/// is read in a later wait, by when everything pending before the
+/// connection was made has been handled.
+pub fn open_connections_after_a_turn(server: &ServerProcess) -> u64 {
+    let mut conn = server.connect();
+    let path = format!("{STATUS_PATH}?json");
+    conn.get(&path).assert_status(200);
+    let response = conn.get(&path);
+    response.assert_status(200);
+    let json: Value = serde_json::from_slice(&response.body).unwrap_or_else(|e| {
+        panic!(
+            "the status page's JSON does not parse ({e}):\n{}",
+            response.body_text()
+        )
+    });
+    status_number(&json, "/open_connections")
+}
+
 /// The non-negative integer at `pointer` (`/cache/misses`) in a status
 /// page; panics if there is none.
 pub fn status_number(status: &Value, pointer: &str) -> u64 {

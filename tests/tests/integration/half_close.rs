@@ -16,9 +16,8 @@
 //!   when the answer's write fails. The server keeps serving others.
 //!
 //! Before each check that needs the server to have seen the FIN, the test
-//! fetches the status page twice on new connections: the FIN was waiting
-//! before the second fetch began, so the loop had handled it by the time
-//! it answered (every backend reports all ready descriptors in one wait).
+//! counts open connections with `status::open_connections_after_a_turn`,
+//! which the server answers only after handling what was pending.
 
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};
@@ -30,7 +29,7 @@ use tests::procfs::poll_until;
 use tests::socket::{
     close_with_reset, connect_with_small_receive_buffer, larger_than_socket_buffers,
 };
-use tests::status::{status_json, status_number, wait_for_lookups_in_flight, STATUS_PATH};
+use tests::status::{open_connections_after_a_turn, wait_for_lookups_in_flight, STATUS_PATH};
 use tests::{
     assert_bytes_eq, per_backend, site_docroot, Connection, HelperGate, ServerProcess, TempDocroot,
     DEADLINE,
@@ -42,14 +41,6 @@ fn send_then_half_close(stream: &mut TcpStream, requests: &[u8]) {
     stream
         .shutdown(Shutdown::Write)
         .expect("shut down the write side");
-}
-
-/// Connections open on the server, as counted once the loop has handled
-/// everything that was pending when this was called (see the module
-/// documentation); the status page's own connection is one of them.
-fn open_connections_after_a_turn(server: &ServerProcess) -> u64 {
-    status_json(server, STATUS_PATH);
-    status_number(&status_json(server, STATUS_PATH), "/open_connections")
 }
 
 /// Asserts the half-closed connection is still open (beside the status
@@ -203,7 +194,7 @@ fn a_reset_after_a_half_close_is_closed(backend: &str) {
     let held = half_closed_while_held(backend, "half-close-reset", &request);
     close_with_reset(held.stream);
     let server = &held.server;
-    let closed = || status_number(&status_json(server, STATUS_PATH), "/open_connections") == 1;
+    let closed = || open_connections_after_a_turn(server) == 1;
     if backend != "select" {
         assert!(
             poll_until(DEADLINE, closed),

@@ -17,7 +17,7 @@ use tests::cgi::{wait_for_file, CgiSite, Reaper, TEXT_HEAD};
 use tests::http_client::request_bytes;
 use tests::procfs::{poll_until, runnable_share};
 use tests::socket::close_with_reset;
-use tests::status::{status_json, status_number, wait_for_lookups_in_flight, STATUS_PATH};
+use tests::status::{open_connections_after_a_turn, wait_for_lookups_in_flight, STATUS_PATH};
 use tests::{per_backend, site_docroot, HelperGate, ServerProcess};
 
 /// How long the server's state is watched after the reset.
@@ -30,7 +30,7 @@ const SCRIPT_SLEEPS_SECS: u32 = 60;
 /// Waits until the status page's own connection is the only one open:
 /// the reset connection is closed.
 fn assert_reset_connection_closed(server: &ServerProcess, what: &str) {
-    let open = || status_number(&status_json(server, STATUS_PATH), "/open_connections");
+    let open = || open_connections_after_a_turn(server);
     assert!(
         poll_until(Duration::from_secs(5), || open() == 1),
         "{what}: the reset connection is still open ({} open)",

@@ -40,7 +40,9 @@ use tests::procfs::{
     children_of, cmdline, is_alive, live_children_named, live_group_members, poll_until, proc_stat,
     runnable_share, send_signal, wait_for_live_children, KillOnDrop,
 };
-use tests::status::{helper_restarts, status_json, status_number, STATUS_PATH};
+use tests::status::{
+    helper_restarts, open_connections_after_a_turn, status_json, status_number, STATUS_PATH,
+};
 use tests::streaming::{fill_to, read_head};
 use tests::{
     assert_bytes_eq, per_backend, www_docroot, Connection, ServerProcess, TempDocroot, DEADLINE,
@@ -856,7 +858,7 @@ fn status_page_text_json_and_counters(backend: &str) {
     let mut open = 0;
     assert!(
         poll_until(DEADLINE, || {
-            open = status_number(&status_json(&server, STATUS_PATH), "/open_connections");
+            open = open_connections_after_a_turn(&server);
             open == 2
         }),
         "open_connections with one idle client besides the status page: {open}"

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use tests::http_client::request_bytes;
 use tests::procfs::poll_until;
 use tests::socket::{connect_with_small_receive_buffer, larger_than_socket_buffers};
-use tests::status::{status_json, status_number};
+use tests::status::open_connections_after_a_turn;
 use tests::{per_backend, site_docroot, ServerProcess, TempDocroot};
 
 /// Most timeouts under test are 1 s. Every measurement starts before the
@@ -281,7 +281,7 @@ fn stalled_reader_is_dropped_after_the_send_timeout(backend: &str) {
         .expect("send the request");
     // Readiness check instead of a fixed wait: the status page's own
     // connection is the only one left once the stalled one is dropped.
-    let open = || status_number(&status_json(&server, "/server-status"), "/open_connections");
+    let open = || open_connections_after_a_turn(&server);
     let dropped = poll_until(Duration::from_secs(1) + LATE_SLACK, || open() == 1);
     let took = asked.elapsed();
     assert!(
