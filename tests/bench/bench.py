@@ -1,28 +1,41 @@
 #!/usr/bin/env python3
-# Parsing and report helper for tests/bench/run.sh (the amped vs nginx vs lighttpd benchmark).
-"""Helper for tests/bench/run.sh: picks a free loopback port, parses httperf
-and wrk output into one TSV line per run, and turns the collected runs into
-the Markdown report (median per server and workload, amped/nginx and
-amped/lighttpd ratios, flagged runs, machine and tool versions).
+# Parsing, measuring and report helper for tests/bench/run.sh (amped against
+# nginx with one worker, lighttpd and a bare epoll responder).
+"""Helper for tests/bench/run.sh (Python 3, standard library only).
 
 Subcommands:
-  freeport                      print a free TCP port on 127.0.0.1
-  parse httperf|wrk FILE N      print "VALUE<TAB>ERRORS<TAB>NOTE" for one run
-                                (N = the number of requests httperf must
-                                see answered with 2xx; ignored for wrk)
-  report RESULTS.tsv META.txt   print the Markdown report
+  freeport                  print a free TCP port on 127.0.0.1
+  parse httperf|wrk FILE N  print "VALUE<TAB>ERRORS<TAB>NOTE" for one run
+                            (N = the requests httperf must see answered with
+                            2xx; ignored for wrk); used by other scripts
+  cputicks PID              utime+stime+cutime+cstime in clock ticks, summed
+                            over PID and all its live descendants
+  rss PID                   "FRONT TREE": VmRSS in KiB of PID, and summed
+                            over PID and its live descendants
+  files DIR N SIZE          write N distinct files of SIZE random bytes,
+                            DIR/f0000.bin ...
+  rotation PREFIX N         print a wrk Lua script requesting PREFIXf0000.bin
+                            .. in rotation
+  record RESULTS ROUND WORKLOAD SERVER TOOL OUTPUT T0 T1 [KEY=VALUE ...]
+                            parse one run's tool output (TOOL wrk, httperf
+                            or none), add its server CPU (ticks T0 -> T1, or
+                            nan) and the extra KEY=VALUE fields (error=TEXT
+                            marks a failed run), append it to RESULTS as one
+                            JSON line, print a one-line summary
+  report RESULTS META       print the Markdown report
+  svg RESULTS META OUT.svg  draw the ratio chart with gnuplot
 """
 
+import json
+import os
 import re
 import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 
-SERVERS = [
-    ("amped", "amped"),
-    ("nginx", "nginx (1 worker)"),
-    ("lighttpd", "lighttpd"),
-]
+# --- parsing the tools' output ---------------------------------------------
 
 
 def freeport():
@@ -110,116 +123,564 @@ def parse(kind, path, expected):
     print("%s\t%d\t%s" % (value, errors, note or "-"))
 
 
-WORKLOADS = [
-    ("httperf", "httperf, new connection per request, `GET /` (req/s)"),
-    ("wrk", "wrk -t1 -c100, keep-alive, `GET /1k.bin` (req/s)"),
-    ("cgi", "wrk -t1 -c10, `GET /cgi-bin/hello.cgi` (req/s)"),
+# wrk prints sizes with binary prefixes (format_binary) and times with
+# us/ms/s/m/h (format_time).
+_SIZE = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3, "TB": 1024 ** 4}
+_TIME_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+
+def wrk_details(text):
+    """Everything run.sh reports from one `wrk --latency` run."""
+    rate, errors, note = parse_wrk(text)
+    d = {"rate": rate, "errors": errors, "note": note}
+    m = re.search(r"(\d+) requests in ([0-9.]+)(\w+), ([0-9.]+)(\w+) read", text)
+    d["requests"] = int(m.group(1)) if m else None
+    m = re.search(r"Transfer/sec:\s*([0-9.]+)(\w+)", text)
+    d["bytes_per_s"] = (float(m.group(1)) * _SIZE[m.group(2)]
+                        if m and m.group(2) in _SIZE else None)
+    for pct in ("50", "99"):
+        m = re.search(r"^\s*%s%%\s+([0-9.]+)(\w+)" % pct, text, re.M)
+        d["p" + pct] = (float(m.group(1)) * _TIME_MS[m.group(2)]
+                        if m and m.group(2) in _TIME_MS else None)
+    if d["requests"] is None:
+        d["errors"] += 1
+        d["note"] = "; ".join(x for x in (note, "no 'requests in' line") if x)
+    return d
+
+
+def httperf_details(text, expected):
+    rate, errors, note = parse_httperf(text, expected)
+    d = {"rate": rate, "errors": errors, "note": note, "bytes_per_s": None,
+         "p99": None}
+    m = re.search(r"Reply status: 1xx=\d+ 2xx=(\d+)", text)
+    d["requests"] = int(m.group(1)) if m else None
+    # httperf gives no percentiles: its median connection time stands in
+    # for p50 (connect, request, reply, close).
+    d["p50"] = _num(r"Connection time \[ms\]:.*median ([0-9.]+)", text)
+    return d
+
+
+# --- processes ------------------------------------------------------------------
+
+
+def _proc_table():
+    """{pid: (ppid, ticks, rss_kib)} for every process, from /proc."""
+    table = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                s = f.read()
+        except OSError:
+            continue   # gone meanwhile
+        rest = s[s.rindex(")") + 2:].split()   # fields 3 (state) on
+        # fields 14-17: utime stime cutime cstime; field 24: rss in pages
+        table[int(d)] = (int(rest[1]), sum(int(x) for x in rest[11:15]),
+                         int(rest[21]) * os.sysconf("SC_PAGE_SIZE") // 1024)
+    return table
+
+
+def _tree(table, root):
+    kids = {}
+    for pid, (ppid, _, _) in table.items():
+        kids.setdefault(ppid, []).append(pid)
+    out, stack = [], [root]
+    while stack:
+        p = stack.pop()
+        if p in table:
+            out.append(p)
+            stack.extend(kids.get(p, []))
+    return out
+
+
+def cputicks(pid):
+    table = _proc_table()
+    pid = int(pid)
+    if pid not in table:
+        sys.exit("cputicks: no process %d" % pid)
+    print(sum(table[p][1] for p in _tree(table, pid)))
+
+
+def rss(pid):
+    table = _proc_table()
+    pid = int(pid)
+    if pid not in table:
+        sys.exit("rss: no process %d" % pid)
+    print(table[pid][2], sum(table[p][2] for p in _tree(table, pid)))
+
+
+def files(d, n, size):
+    os.makedirs(d, exist_ok=True)
+    for i in range(int(n)):
+        with open(os.path.join(d, "f%04d.bin" % i), "wb") as f:
+            f.write(os.urandom(int(size)))
+
+
+def rotation(prefix, n):
+    print("-- generated by tests/bench/run.sh: %sf0000.bin .. f%04d.bin in rotation\n"
+          "-- (wrk -t1: one Lua state, so one counter across all connections)\n"
+          "local n = %d\nlocal i = -1\n"
+          "request = function()\n"
+          "    i = (i + 1) %% n\n"
+          "    return wrk.format(\"GET\", string.format(\"%sf%%04d.bin\", i))\n"
+          "end" % (prefix, int(n) - 1, int(n), prefix))
+
+
+# --- one run ---------------------------------------------------------------------
+
+
+def record(results, rnd, workload, server, tool, output, t0, t1, extras):
+    if tool == "wrk":
+        with open(output, encoding="utf-8", errors="replace") as f:
+            d = wrk_details(f.read())
+    elif tool == "httperf":
+        with open(output, encoding="utf-8", errors="replace") as f:
+            d = httperf_details(f.read(), int(extras.get("expected", 0)))
+    else:
+        d = {"rate": None, "requests": None, "bytes_per_s": None, "p50": None,
+             "p99": None, "errors": 0, "note": ""}
+    d.update(round=int(rnd), workload=workload, server=server)
+    notes = [d["note"]] if d["note"] else []
+    for k, v in extras.items():
+        if k == "error":
+            d["errors"] += 1
+            notes.append(v)
+        else:
+            try:
+                d[k] = float(v)
+            except ValueError:
+                d[k] = v
+    d["note"] = "; ".join(notes)
+    d["ticks"] = None
+    d["us_cpu"] = None
+    try:
+        ticks = int(t1) - int(t0)
+        d["ticks"] = ticks
+        if d["requests"]:
+            d["us_cpu"] = ticks / os.sysconf("SC_CLK_TCK") * 1e6 / d["requests"]
+    except ValueError:
+        pass   # nan: no CPU figure for this run
+    with open(results, "a", encoding="utf-8") as f:
+        f.write(json.dumps(d, sort_keys=True) + "\n")
+    parts = ["%.0f req/s" % d["rate"] if d["rate"] is not None else "no rate"]
+    if d["bytes_per_s"] is not None and workload in BYTES_WORKLOADS:
+        parts.append("%.2f GB/s" % (d["bytes_per_s"] / 1e9))
+    if d["us_cpu"] is not None:
+        parts.append("%.1f µs CPU/req" % d["us_cpu"])
+    if d["p50"] is not None:
+        parts.append("p50 %s" % _ms(d["p50"]))
+    if d["p99"] is not None:
+        parts.append("p99 %s" % _ms(d["p99"]))
+    if d["errors"]:
+        parts.append("errors %d (%s)" % (d["errors"], d["note"]))
+    print(", ".join(parts))
+
+
+# --- the report ---------------------------------------------------------------------
+
+SERVERS = [
+    ("amped", "amped"),
+    ("nginx", "nginx (1 worker)"),
+    ("lighttpd", "lighttpd"),
+    ("responder", "epoll responder"),
 ]
+LABEL = dict(SERVERS)
+
+# (key, label in tables, short label in the chart)
+WORKLOADS = [
+    ("1m", "1 MiB file, wrk -t1 -c50", "1 MiB"),
+    ("10m", "10 MiB file, wrk -t1 -c10", "10 MiB"),
+    ("1k", "1 KiB file, wrk -t1 -c100", "1 KiB c100"),
+    ("1k-c1000", "1 KiB file, wrk -t1 -c1000", "1 KiB c1000"),
+    ("files", "1,000 files of 1 KiB in rotation, wrk -t1 -c100", "1,000 files"),
+    ("newconn", "new connection per request, httperf `GET /`", "new conn"),
+    ("cgi", "`hello.cgi`, wrk -t1 -c10", "hello.cgi"),
+    ("idle", "1 KiB, wrk -t1 -c100 beside the idle keep-alive connections",
+     "beside idle"),
+    ("cold", "2,000 files of 256 KiB in rotation, wrk -t1 -c100", "cold set"),
+]
+WL_LABEL = {k: v for k, v, _ in WORKLOADS}
+BYTES_WORKLOADS = ("1m", "10m")
+SMALL_WORKLOADS = ("1k", "1k-c1000", "files")
 
 
-def _busy(load):
-    """The 1-minute load average before or after the runs, if too high.
-    Before the runs it should be near 0 (above 1.0 something else is
-    running). After them it includes the benchmark itself, which keeps
-    both CPUs and a few short-lived processes busy (measured: 2.1 to 2.8
-    on an otherwise idle machine), so 'after' is allowed up to 3.5."""
-    m = re.search(r"before ([0-9.]+) .*after ([0-9.]+)", load)
-    if not m:
-        return ""
-    before, after = float(m.group(1)), float(m.group(2))
-    if before > 1.0 or after > 3.5:
-        return "1-minute load average %.2f before, %.2f after" % (before, after)
-    return ""
+def _ms(v):
+    if v is None:
+        return "-"
+    return "%.3f ms" % v if v < 10 else "%.1f ms" % v
 
 
-def report(results_path, meta_path):
-    # results: server, workload, rep, value, errors, note
-    runs = {}
+def _load(results_path, meta_path):
+    runs = []
     with open(results_path, encoding="utf-8") as f:
         for line in f:
-            line = line.rstrip("\n")
-            if not line:
-                continue
-            server, workload, rep, value, errors, note = line.split("\t", 5)
-            runs.setdefault((server, workload), []).append(
-                (int(rep), float(value), int(errors), note))
+            if line.strip():
+                runs.append(json.loads(line))
     meta = {}
     with open(meta_path, encoding="utf-8") as f:
         for line in f:
             if "=" in line:
                 k, v = line.rstrip("\n").split("=", 1)
                 meta[k] = v
+    return runs, meta
 
-    def median(server, workload):
-        vals = [v for _, v, _, _ in runs.get((server, workload), [])
-                if v == v]  # drop NaN
+
+class Results:
+    def __init__(self, runs):
+        self.runs = runs
+
+    def of(self, wl, server):
+        return [r for r in self.runs if r["workload"] == wl and r["server"] == server]
+
+    def ran(self, wl, server):
+        return bool(self.of(wl, server))
+
+    def med(self, wl, server, key):
+        vals = [r[key] for r in self.of(wl, server)
+                if r.get(key) is not None and r[key] == r[key]
+                and (key != "rate" or r["rate"] is not None)]
         return statistics.median(vals) if vals else None
 
-    def flagged(server, workload):
-        return any(e for _, _, e, _ in runs.get((server, workload), []))
+    def flagged(self, wl, server):
+        return any(r["errors"] for r in self.of(wl, server))
 
-    def cell(server, workload):
-        m = median(server, workload)
-        if m is None:
-            return "—" if (server, workload) not in runs else "failed"
-        return "%.0f%s" % (m, " ⚠" if flagged(server, workload) else "")
+    def ratio(self, wl, a, b, key, invert=False):
+        x, y = self.med(wl, a, key), self.med(wl, b, key)
+        if x is None or y is None or x == 0 or y == 0:
+            return None
+        return y / x if invert else x / y
 
-    def ratio(a, b, workload):
-        x, y = median(a, workload), median(b, workload)
-        if x is None or y is None or y == 0:
-            return "—"
-        return "%.2f" % (x / y)
 
+def _r(v, digits=2):
+    return "-" if v is None else "%.*f" % (digits, v)
+
+
+def _busy(meta):
+    """The 1-minute load average before the runs, if above 1.0 (something
+    else was running); after them it includes the benchmark itself (2 to 3
+    on an otherwise idle 2-CPU machine), so 'after' is allowed up to 3.5."""
+    try:
+        before = float(meta.get("load_before", "").split()[0])
+        after = float(meta.get("load_after", "").split()[0])
+    except (IndexError, ValueError):
+        return ""
+    if before > 1.0 or after > 3.5:
+        return "1-minute load average %.2f before, %.2f after" % (before, after)
+    return ""
+
+
+def bars(res, meta):
+    """The bars of issue 11: (text, measured, holds or None)."""
     out = []
-    out.append("| workload | " + " | ".join(label for _, label in SERVERS)
-               + " | amped/nginx | amped/lighttpd |")
-    out.append("|---|" + "---:|" * (len(SERVERS) + 2))
-    for wl, label in WORKLOADS:
-        row = [label] + [cell(s, wl) for s, _ in SERVERS]
-        row += [ratio("amped", "nginx", wl), ratio("amped", "lighttpd", wl)]
-        out.append("| " + " | ".join(row) + " |")
-    out.append("")
+
+    def bar(wl, text, value, ok, fmt="%.2f"):
+        if not res.ran(wl, "amped"):
+            return   # workload not run: no bar
+        out.append((text, "-" if value is None else fmt % value,
+                    None if value is None else ok(value)))
+
+    for wl in BYTES_WORKLOADS:
+        bar(wl, "%s: amped/lighttpd req/s ≥ 1.0" % WL_LABEL[wl],
+            res.ratio(wl, "amped", "lighttpd", "rate"), lambda v: v >= 1.0)
+    for wl in SMALL_WORKLOADS:
+        bar(wl, "%s: amped/lighttpd CPU per request ≤ 0.9" % WL_LABEL[wl],
+            res.ratio(wl, "amped", "lighttpd", "us_cpu"), lambda v: v <= 0.9)
+        bar(wl, "%s: amped/responder CPU per request ≤ 1.05" % WL_LABEL[wl],
+            res.ratio(wl, "amped", "responder", "us_cpu"), lambda v: v <= 1.05)
+        bar(wl, "%s: amped/lighttpd req/s ≥ 1.0" % WL_LABEL[wl],
+            res.ratio(wl, "amped", "lighttpd", "rate"), lambda v: v >= 1.0)
+    bar("newconn", "%s: amped/lighttpd req/s ≥ 1.05" % WL_LABEL["newconn"],
+        res.ratio("newconn", "amped", "lighttpd", "rate"), lambda v: v >= 1.05)
+    bar("cgi", "%s: amped/lighttpd req/s ≥ 1.2" % WL_LABEL["cgi"],
+        res.ratio("cgi", "amped", "lighttpd", "rate"), lambda v: v >= 1.2)
+    bar("idle", "idle: amped's front process grows ≤ 1024 bytes per idle connection",
+        res.med("idle", "amped", "bytes_per_conn"), lambda v: v <= 1024, "%.0f bytes")
+    bar("idle", "idle: amped's wrk -c100 rate beside the idle connections ≥ 0.9x "
+        "its rate alone", res.med("idle", "amped", "beside_alone"),
+        lambda v: v >= 0.9)
+    bar("cold", "%s: amped/lighttpd req/s ≥ 1.0" % WL_LABEL["cold"],
+        res.ratio("cold", "amped", "lighttpd", "rate"), lambda v: v >= 1.0)
+    return out
+
+
+def _derive(runs):
+    """Idle runs: bytes per connection and the beside/alone ratio, from the
+    'idle' run (wrk beside the idle connections, with the RSS readings) and
+    the 'idle-alone' run of the same server in the same round."""
+    alone = {(r["round"], r["server"]): r for r in runs if r["workload"] == "idle-alone"}
+    for r in runs:
+        if r["workload"] != "idle":
+            continue
+        n = r.get("conns")
+        if n and r.get("rss_after") is not None and r.get("rss_before") is not None:
+            r["bytes_per_conn"] = (r["rss_after"] - r["rss_before"]) * 1024 / n
+        if n and r.get("tree_after") is not None and r.get("tree_before") is not None:
+            r["tree_bytes_per_conn"] = (r["tree_after"] - r["tree_before"]) * 1024 / n
+        a = alone.get((r["round"], r["server"]))
+        if a:
+            r["alone_rate"] = a["rate"]
+            if a["rate"] and r["rate"] is not None:
+                r["beside_alone"] = r["rate"] / a["rate"]
+
+
+def report(results_path, meta_path):
+    runs, meta = _load(results_path, meta_path)
+    _derive(runs)
+    res = Results(runs)
+    wls = [w for w in WORKLOADS if any(r["workload"] == w[0] for r in runs)]
+    present = [s for s in SERVERS if any(r["server"] == s[0] for r in runs)]
+    main3 = [s for s in present if s[0] != "responder"]
+    has_resp = any(s[0] == "responder" for s in present)
+    out = []
     reps = meta.get("reps", "?")
-    out.append("Each cell is the median of %s run(s), servers alternating; "
-               "server pinned to CPU 0, load generator to CPU 1; "
-               "httperf --num-conns %s --num-calls 1 (no --hog), wrk -d%ss. "
-               "⚠ = a run had errors or non-2xx replies."
-               % (reps, meta.get("httperf_conns", "?"),
-                  meta.get("wrk_secs", "?")))
-    out.append("")
-    out.append("%s; nproc %s; kernel %s; %s; amped %s; %s; %s; %s; %s; %s"
-               % (meta.get("date", "?"), meta.get("nproc", "?"),
-                  meta.get("kernel", "?"), meta.get("load", "load ?"),
-                  meta.get("amped", "?"),
-                  meta.get("nginx", "?"), meta.get("nginx_mode", "?"),
+
+    out.append("Machine: %s, %s CPUs (nproc), %s; %s. Load average before %s, "
+               "after %s. amped %s; %s; %s; %s; %s; %s."
+               % (meta.get("cpu", "?"), meta.get("nproc", "?"),
+                  meta.get("kernel", "?"), meta.get("date", "?"),
+                  meta.get("load_before", "?"), meta.get("load_after", "?"),
+                  meta.get("amped", "?"), meta.get("nginx", "?"),
                   meta.get("lighttpd", "?"), meta.get("wrk", "?"),
-                  meta.get("httperf", "?")))
-    busy = _busy(meta.get("load", ""))
+                  meta.get("httperf", "?"), meta.get("gcc", "?")))
+    out.append("")
+    out.append("Command: `%s`. Each cell is the median of %s round(s); in each "
+               "round every workload runs on every server in turn (a fresh "
+               "server for each run, the order rotating from round to round), "
+               "the server pinned to CPU 0 (`taskset -c 0`, its children "
+               "too) and the load generator to CPU 1; wrk -d%ss, httperf "
+               "--num-conns %s. ⚠ = a run had errors, non-2xx replies or a "
+               "failure (see Flagged runs)."
+               % (meta.get("command", "tests/bench/run.sh"), reps,
+                  meta.get("wrk_secs", "?"), meta.get("httperf_conns", "?")))
+    busy = _busy(meta)
     if busy:
         out.append("")
-        out.append("⚠ The machine was busy (%s); other work shared the "
-                   "CPUs, so these numbers are noisy. Rerun on an idle "
-                   "machine." % busy)
-    out.append("")
-    out.append("All runs (req/s, in run order):")
-    out.append("")
-    for wl, _ in WORKLOADS:
-        for s, label in SERVERS:
-            rs = sorted(runs.get((s, wl), []))
-            if not rs:
+        out.append("⚠ The machine was busy (%s): other work shared the CPUs, so "
+                   "these numbers are noisy. Rerun on an idle machine." % busy)
+
+    def cell(wl, s, key, fmt):
+        if not res.ran(wl, s):
+            return "-"
+        m = res.med(wl, s, key)
+        if m is None:
+            return "failed"
+        return (fmt(m) if callable(fmt) else fmt % m) + (" ⚠" if res.flagged(wl, s) else "")
+
+    # 1. throughput
+    out += ["", "### Throughput", "",
+            "req/s; for the 1 MiB and 10 MiB files also GB/s (bytes wrk read, "
+            "headers included, 10^9 bytes a GB). For the idle workload, the "
+            "rate of wrk beside the idle connections.", ""]
+    hdr = "| workload | " + " | ".join(l for _, l in present) + " | amped/nginx | amped/lighttpd |"
+    out += [hdr, "|---|" + "---:|" * (len(present) + 2)]
+    for wl, label, _ in wls:
+        row = [label]
+        for s, _ in present:
+            if wl in BYTES_WORKLOADS and res.ran(wl, s) and res.med(wl, s, "bytes_per_s") is not None:
+                gb = res.med(wl, s, "bytes_per_s") / 1e9
+                row.append(cell(wl, s, "rate", lambda m, gb=gb: "%.2f GB/s (%.0f)" % (gb, m)))
+            else:
+                row.append(cell(wl, s, "rate", "%.0f"))
+        row += [_r(res.ratio(wl, "amped", "nginx", "rate")),
+                _r(res.ratio(wl, "amped", "lighttpd", "rate"))]
+        out.append("| " + " | ".join(row) + " |")
+
+    # 2. CPU per request
+    out += ["", "### Server CPU time per request", "",
+            "µs: utime+stime+cutime+cstime of the server process and all its "
+            "live descendants (amped: the front process, its disk helpers and "
+            "cgi-runner, whose CGI children are reaped into its cutime; "
+            "lighttpd: one process, its CGI children reaped into its cutime; "
+            "nginx: one process, master_process off), read from /proc before "
+            "and after the run, over the requests completed. Lower is better.", ""]
+    cols = ["amped/nginx", "amped/lighttpd"] + (["amped/responder"] if has_resp else [])
+    out += ["| workload | " + " | ".join(l for _, l in present) + " | " + " | ".join(cols) + " |",
+            "|---|" + "---:|" * (len(present) + len(cols))]
+    for wl, label, _ in wls:
+        row = [label] + [cell(wl, s, "us_cpu", "%.2f") for s, _ in present]
+        row += [_r(res.ratio(wl, "amped", "nginx", "us_cpu")),
+                _r(res.ratio(wl, "amped", "lighttpd", "us_cpu"))]
+        if has_resp:
+            row.append(_r(res.ratio(wl, "amped", "responder", "us_cpu")))
+        out.append("| " + " | ".join(row) + " |")
+
+    # 3. latency
+    out += ["", "### Latency, p50 / p99", "",
+            "From `wrk --latency`; for httperf (which has no percentiles) its "
+            "median connection time, and no p99.", ""]
+    out += ["| workload | " + " | ".join(l for _, l in present) + " |",
+            "|---|" + "---:|" * len(present)]
+    for wl, label, _ in wls:
+        row = [label]
+        for s, _ in present:
+            if not res.ran(wl, s):
+                row.append("-")
+            else:
+                row.append("%s / %s" % (_ms(res.med(wl, s, "p50")), _ms(res.med(wl, s, "p99"))))
+        out.append("| " + " | ".join(row) + " |")
+
+    # 4. idle
+    if any(r["workload"] == "idle" for r in runs):
+        n = next((int(r["conns"]) for r in runs if r["workload"] == "idle" and r.get("conns")), 0)
+        out += ["", "### %s idle keep-alive connections" % format(n, ","), "",
+                "Each connection sent one `GET /1k.bin` and read the response, "
+                "then stayed open and idle (`idle_holder.py`, on CPU 1). RSS "
+                "is VmRSS of the processes counted (amped: the front process, "
+                "which holds the connections, not its helpers or cgi-runner; "
+                "nginx and lighttpd: their one process), read before the "
+                "connections open and 2 s after the last one is idle; the "
+                "kernel's socket memory is in no process's RSS. Then wrk "
+                "-t1 -c100 on `/1k.bin` runs beside them, against the same "
+                "server's rate alone just before.", ""]
+        out += ["| server | RSS before (KiB) | RSS with them (KiB) | bytes per connection "
+                "| whole tree, bytes per connection | wrk alone (req/s) | beside them (req/s) "
+                "| beside/alone |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for s, label in main3:
+            if not res.ran("idle", s):
                 continue
-            vals = ", ".join("%.0f" % v if v == v else "failed"
-                             for _, v, _, _ in rs)
-            out.append("- %s, %s: %s" % (wl, label, vals))
-    problems = [(s, wl, r, n) for (s, wl), rs in sorted(runs.items())
-                for r, _, e, n in rs if e]
+            out.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                label, cell("idle", s, "rss_before", "%.0f"),
+                cell("idle", s, "rss_after", "%.0f"),
+                cell("idle", s, "bytes_per_conn", "%.0f"),
+                cell("idle", s, "tree_bytes_per_conn", "%.0f"),
+                cell("idle", s, "alone_rate", "%.0f"),
+                cell("idle", s, "rate", "%.0f"),
+                cell("idle", s, "beside_alone", "%.2f")))
+        ratios = []
+        for other in ("nginx", "lighttpd"):
+            v = res.ratio("idle", "amped", other, "bytes_per_conn")
+            if v is not None:
+                ratios.append("amped/%s %.2f" % (other, v))
+        if ratios:
+            out += ["", "Bytes per idle connection, " + ", ".join(ratios) + "."]
+
+    # 5. bars
+    out += ["", "### The bars of issue 11", "", "| bar | measured | holds |", "|---|---:|---|"]
+    for text, value, ok in bars(res, meta):
+        out.append("| %s | %s | %s |" % (text, value,
+                                          "n/a" if ok is None else ("yes" if ok else "**no**")))
+
+    # 6. setup and commands
+    out += ["", "### Setup", ""]
+    for k, label in (("setup_amped", "amped"), ("setup_nginx", "nginx"),
+                     ("setup_lighttpd", "lighttpd"), ("setup_responder", "responder"),
+                     ("setup_docroot", "document root")):
+        if k in meta:
+            out.append("- %s: %s" % (label, meta[k]))
+    out += ["", "Commands (PORT is the server's, picked free for each run):", ""]
+    for wl, label, _ in wls:
+        if "cmd_" + wl in meta:
+            out.append("- %s: `%s`" % (label, meta["cmd_" + wl]))
+
+    # 7. every run
+    out += ["", "### All runs", "",
+            "| round | workload | server | req/s | GB/s | requests | µs CPU/req | p50 | p99 | errors |",
+            "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    order = {k: i for i, (k, _, _) in enumerate(WORKLOADS)}
+    order["idle-alone"] = order["idle"] - 0.5
+    for r in sorted(runs, key=lambda r: (order.get(r["workload"], 99), r["round"],
+                                         [s for s, _ in SERVERS].index(r["server"])
+                                         if r["server"] in LABEL else 9)):
+        out.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %d |" % (
+            r["round"], r["workload"], r["server"],
+            "failed" if r["rate"] is None else "%.0f" % r["rate"],
+            "%.2f" % (r["bytes_per_s"] / 1e9) if r.get("bytes_per_s") and r["workload"] in BYTES_WORKLOADS else "-",
+            "-" if r["requests"] is None else r["requests"],
+            "-" if r["us_cpu"] is None else "%.2f" % r["us_cpu"],
+            _ms(r["p50"]), _ms(r["p99"]), r["errors"]))
+    problems = [r for r in runs if r["errors"]]
     if problems:
-        out.append("")
-        out.append("Flagged runs:")
-        out.append("")
-        for s, wl, r, n in problems:
-            out.append("- %s %s run %d: %s" % (s, wl, r, n))
+        out += ["", "Flagged runs:", ""]
+        for r in problems:
+            out.append("- round %d, %s, %s: %s" % (r["round"], r["workload"],
+                                                 r["server"], r["note"]))
     print("\n".join(out))
+
+
+# --- the chart ------------------------------------------------------------------------
+
+
+def chart_rows(res):
+    """(label, amped vs lighttpd, amped vs nginx), each > 1 when amped is
+    better: throughput amped/other; CPU per request and memory other/amped."""
+    rows = []
+    for wl, _, short in WORKLOADS:
+        if res.ran(wl, "amped"):
+            rows.append((short + " req/s",
+                         res.ratio(wl, "amped", "lighttpd", "rate"),
+                         res.ratio(wl, "amped", "nginx", "rate")))
+    for wl, _, short in WORKLOADS:
+        if res.ran(wl, "amped") and res.med(wl, "amped", "us_cpu") is not None:
+            rows.append((short + " CPU/req",
+                         res.ratio(wl, "amped", "lighttpd", "us_cpu", invert=True),
+                         res.ratio(wl, "amped", "nginx", "us_cpu", invert=True)))
+    if res.ran("idle", "amped"):
+        rows.append(("idle bytes/conn",
+                     res.ratio("idle", "amped", "lighttpd", "bytes_per_conn", invert=True),
+                     res.ratio("idle", "amped", "nginx", "bytes_per_conn", invert=True)))
+    return [r for r in rows if r[1] is not None or r[2] is not None]
+
+
+def svg(results_path, meta_path, out_path):
+    runs, meta = _load(results_path, meta_path)
+    _derive(runs)
+    rows = chart_rows(Results(runs))
+    if not rows:
+        sys.exit("svg: no ratio to draw (amped and lighttpd or nginx must both have run)")
+    tmp = tempfile.mkdtemp(prefix="amped-chart.")
+    data = os.path.join(tmp, "ratios.tsv")
+    with open(data, "w", encoding="utf-8") as f:
+        for label, a, b in rows:
+            f.write("%s\t%s\t%s\n" % (label, "-" if a is None else "%.3f" % a,
+                                      "-" if b is None else "%.3f" % b))
+    top = max(v for _, a, b in rows for v in (a, b) if v is not None)
+    n = len(rows)
+
+    def q(s):   # a gnuplot string literal (newlines as \n)
+        return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+    sub = "%s; %s CPUs; %s; median of %s round(s)" % (
+        meta.get("cpu", "?"), meta.get("nproc", "?"), meta.get("date", "?"),
+        meta.get("reps", "?"))
+    script = "\n".join([
+        "set terminal svg size %d,600 dynamic font 'sans,11' background rgb 'white'"
+        % max(820, 75 * n + 200),
+        "set output %s" % q(out_path),
+        "set termoption noenhanced",
+        "set datafile separator '\\t'",
+        "set datafile missing '-'",
+        "set title %s" % q("amped against lighttpd and nginx (1 worker): above 1.0, amped is better\n"
+                           "req/s: amped / other.  CPU per request and bytes per idle "
+                           "connection: other / amped\n" + sub),
+        "set ylabel 'ratio (higher = better for amped)'",
+        "set style data histograms",
+        "set style histogram clustered gap 1",
+        "set style fill solid 0.85 border -1",
+        "set boxwidth 0.9",
+        "set xtics rotate by 35 right scale 0 nomirror",
+        "set bmargin 8",
+        "set grid ytics",
+        "set key outside top center horizontal",
+        "set xrange [-0.6:%f]" % (n - 0.4),
+        "set yrange [0:%f]" % (max(1.3, top * 1.15)),
+        "set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 2 lc rgb 'black' front",
+        "plot %s using 2:xtic(1) title 'amped vs lighttpd' lc rgb '#1f77b4', \\" % q(data),
+        "     '' using 3 title 'amped vs nginx (1 worker)' lc rgb '#ff7f0e', \\",
+        "     '' using ($0-0.17):2:(sprintf('%.2f',$2)) with labels offset 0,0.6 font ',8' notitle, \\",
+        "     '' using ($0+0.17):3:(sprintf('%.2f',$3)) with labels offset 0,0.6 font ',8' notitle, \\",
+        "     NaN with lines dt 2 lw 2 lc rgb 'black' title '1.0 = level'",
+        ""])
+    gp = os.path.join(tmp, "chart.gp")
+    with open(gp, "w", encoding="utf-8") as f:
+        f.write(script)
+    try:
+        subprocess.run(["gnuplot", gp], check=True)
+    finally:
+        for p in (data, gp):
+            os.unlink(p)
+        os.rmdir(tmp)
 
 
 def main(argv):
@@ -227,8 +688,21 @@ def main(argv):
         freeport()
     elif len(argv) == 5 and argv[1] == "parse":
         parse(argv[2], argv[3], argv[4])
+    elif len(argv) == 3 and argv[1] == "cputicks":
+        cputicks(argv[2])
+    elif len(argv) == 3 and argv[1] == "rss":
+        rss(argv[2])
+    elif len(argv) == 5 and argv[1] == "files":
+        files(argv[2], argv[3], argv[4])
+    elif len(argv) == 4 and argv[1] == "rotation":
+        rotation(argv[2], argv[3])
+    elif len(argv) >= 10 and argv[1] == "record":
+        extras = dict(a.split("=", 1) for a in argv[10:])
+        record(*argv[2:10], extras)
     elif len(argv) == 4 and argv[1] == "report":
         report(argv[2], argv[3])
+    elif len(argv) == 5 and argv[1] == "svg":
+        svg(argv[2], argv[3], argv[4])
     else:
         sys.exit(__doc__)
 

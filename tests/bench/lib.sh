@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell functions shared by the benchmark scripts (run.sh, ab.sh), sourced
 # by them: telling whether a process lives, stopping the one server the
 # script started (and its children) by PID, waiting for a server to answer,
