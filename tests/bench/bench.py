@@ -154,9 +154,12 @@ def httperf_details(text, expected):
          "p99": None}
     m = re.search(r"Reply status: 1xx=\d+ 2xx=(\d+)", text)
     d["requests"] = int(m.group(1)) if m else None
-    # httperf gives no percentiles: its median connection time stands in
-    # for p50 (connect, request, reply, close).
-    d["p50"] = _num(r"Connection time \[ms\]:.*median ([0-9.]+)", text)
+    # httperf gives no percentiles, and its median connection time is
+    # binned to whole milliseconds (0.5 ms for anything under 1 ms): the
+    # report shows the mean connection time (connect, request, reply,
+    # close) instead.
+    d["p50"] = None
+    d["conn_avg"] = _num(r"Connection time \[ms\]:.*avg ([0-9.]+)", text)
     return d
 
 
@@ -435,14 +438,14 @@ def report(results_path, meta_path):
     out = []
     reps = meta.get("reps", "?")
 
+    versions = ["amped " + meta.get("amped", "?")] + [
+        meta[k] for k in ("nginx", "lighttpd", "wrk", "httperf", "gcc") if k in meta]
     out.append("Machine: %s, %s CPUs (nproc), %s; %s. Load average before %s, "
-               "after %s. amped %s; %s; %s; %s; %s; %s."
+               "after %s. %s."
                % (meta.get("cpu", "?"), meta.get("nproc", "?"),
                   meta.get("kernel", "?"), meta.get("date", "?"),
                   meta.get("load_before", "?"), meta.get("load_after", "?"),
-                  meta.get("amped", "?"), meta.get("nginx", "?"),
-                  meta.get("lighttpd", "?"), meta.get("wrk", "?"),
-                  meta.get("httperf", "?"), meta.get("gcc", "?")))
+                  "; ".join(versions)))
     out.append("")
     out.append("Command: `%s`. Each cell is the median of %s round(s); in each "
                "round every workload runs on every server in turn (a fresh "
@@ -507,8 +510,9 @@ def report(results_path, meta_path):
 
     # 3. latency
     out += ["", "### Latency, p50 / p99", "",
-            "From `wrk --latency`; for httperf (which has no percentiles) its "
-            "median connection time, and no p99.", ""]
+            "From `wrk --latency`. httperf has no percentiles (and bins its "
+            "median to whole milliseconds): its row gives the mean connection "
+            "time, connect to close.", ""]
     out += ["| workload | " + " | ".join(l for _, l in present) + " |",
             "|---|" + "---:|" * len(present)]
     for wl, label, _ in wls:
@@ -516,13 +520,18 @@ def report(results_path, meta_path):
         for s, _ in present:
             if not res.ran(wl, s):
                 row.append("-")
+            elif wl == "newconn":
+                row.append("mean %s" % _ms(res.med(wl, s, "conn_avg")))
             else:
                 row.append("%s / %s" % (_ms(res.med(wl, s, "p50")), _ms(res.med(wl, s, "p99"))))
         out.append("| " + " | ".join(row) + " |")
 
     # 4. idle
     if any(r["workload"] == "idle" for r in runs):
-        n = next((int(r["conns"]) for r in runs if r["workload"] == "idle" and r.get("conns")), 0)
+        n = next((int(r["conns"]) for r in runs if r["workload"] == "idle"
+                  and r.get("conns") and r["server"] == "amped"),
+                 next((int(r["conns"]) for r in runs if r["workload"] == "idle"
+                       and r.get("conns")), 0))
         out += ["", "### %s idle keep-alive connections" % format(n, ","), "",
                 "Each connection sent one `GET /1k.bin` and read the response, "
                 "then stayed open and idle (`idle_holder.py`, on CPU 1). RSS "
@@ -533,15 +542,18 @@ def report(results_path, meta_path):
                 "kernel's socket memory is in no process's RSS. Then wrk "
                 "-t1 -c100 on `/1k.bin` runs beside them, against the same "
                 "server's rate alone just before.", ""]
-        out += ["| server | RSS before (KiB) | RSS with them (KiB) | bytes per connection "
+        if "idle_note" in meta:
+            out += [meta["idle_note"] + ".", ""]
+        out += ["| server | connections | RSS before (KiB) | RSS with them (KiB) | bytes per connection "
                 "| whole tree, bytes per connection | wrk alone (req/s) | beside them (req/s) "
                 "| beside/alone |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for s, label in main3:
             if not res.ran("idle", s):
                 continue
-            out.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                label, cell("idle", s, "rss_before", "%.0f"),
+            out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                label, cell("idle", s, "conns", "%.0f"),
+                cell("idle", s, "rss_before", "%.0f"),
                 cell("idle", s, "rss_after", "%.0f"),
                 cell("idle", s, "bytes_per_conn", "%.0f"),
                 cell("idle", s, "tree_bytes_per_conn", "%.0f"),
@@ -608,16 +620,16 @@ def chart_rows(res):
     rows = []
     for wl, _, short in WORKLOADS:
         if res.ran(wl, "amped"):
-            rows.append((short + " req/s",
+            rows.append((short + "\nreq/s",
                          res.ratio(wl, "amped", "lighttpd", "rate"),
                          res.ratio(wl, "amped", "nginx", "rate")))
     for wl, _, short in WORKLOADS:
         if res.ran(wl, "amped") and res.med(wl, "amped", "us_cpu") is not None:
-            rows.append((short + " CPU/req",
+            rows.append((short + "\nCPU/req",
                          res.ratio(wl, "amped", "lighttpd", "us_cpu", invert=True),
                          res.ratio(wl, "amped", "nginx", "us_cpu", invert=True)))
     if res.ran("idle", "amped"):
-        rows.append(("idle bytes/conn",
+        rows.append(("idle\nbytes/conn",
                      res.ratio("idle", "amped", "lighttpd", "bytes_per_conn", invert=True),
                      res.ratio("idle", "amped", "nginx", "bytes_per_conn", invert=True)))
     return [r for r in rows if r[1] is not None or r[2] is not None]
@@ -633,7 +645,7 @@ def svg(results_path, meta_path, out_path):
     data = os.path.join(tmp, "ratios.tsv")
     with open(data, "w", encoding="utf-8") as f:
         for label, a, b in rows:
-            f.write("%s\t%s\t%s\n" % (label, "-" if a is None else "%.3f" % a,
+            f.write("%s\t%s\t%s\n" % (label.replace("\n", " "), "-" if a is None else "%.3f" % a,
                                       "-" if b is None else "%.3f" % b))
     top = max(v for _, a, b in rows for v in (a, b) if v is not None)
     n = len(rows)
@@ -646,7 +658,7 @@ def svg(results_path, meta_path, out_path):
         meta.get("reps", "?"))
     script = "\n".join([
         "set terminal svg size %d,600 dynamic font 'sans,11' background rgb 'white'"
-        % max(820, 75 * n + 200),
+        % max(820, 80 * n + 160),
         "set output %s" % q(out_path),
         "set termoption noenhanced",
         "set datafile separator '\\t'",
@@ -659,14 +671,15 @@ def svg(results_path, meta_path, out_path):
         "set style histogram clustered gap 1",
         "set style fill solid 0.85 border -1",
         "set boxwidth 0.9",
-        "set xtics rotate by 35 right scale 0 nomirror",
-        "set bmargin 8",
+        "set xtics scale 0 nomirror (%s)" % ", ".join(
+            "%s %d" % (q(label), i) for i, (label, _, _) in enumerate(rows)),
+        "set bmargin 4",
         "set grid ytics",
         "set key outside top center horizontal",
         "set xrange [-0.6:%f]" % (n - 0.4),
         "set yrange [0:%f]" % (max(1.3, top * 1.15)),
         "set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 2 lc rgb 'black' front",
-        "plot %s using 2:xtic(1) title 'amped vs lighttpd' lc rgb '#1f77b4', \\" % q(data),
+        "plot %s using 2 title 'amped vs lighttpd' lc rgb '#1f77b4', \\" % q(data),
         "     '' using 3 title 'amped vs nginx (1 worker)' lc rgb '#ff7f0e', \\",
         "     '' using ($0-0.17):2:(sprintf('%.2f',$2)) with labels offset 0,0.6 font ',8' notitle, \\",
         "     '' using ($0+0.17):3:(sprintf('%.2f',$3)) with labels offset 0,0.6 font ',8' notitle, \\",

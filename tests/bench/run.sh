@@ -3,8 +3,8 @@
 # epoll responder as a floor for the small-file workloads, all on one
 # generated document root, on this machine, over 127.0.0.1 only.
 #
-# A default run takes about 20 minutes on a 2-CPU machine (3 rounds of 9
-# workloads, wrk -d10s; see "Time" below); --quick about 6 minutes.
+# A default run takes about 20 minutes on a 2-CPU machine (3 rounds of
+# about 6 minutes; see "Time" below); --quick about 3 minutes.
 #
 # Every run: one fresh server, pinned to CPU 0 (taskset -c 0; its helpers,
 # cgi-runner and CGI scripts inherit that), the load generator pinned to
@@ -61,10 +61,11 @@
 # TIME_WAIT ports safely, so back-to-back runs measure the server. With
 # tcp_tw_reuse=0 the 28k ephemeral ports run out; the script says so.
 #
-# Time: a round is about 6.5 minutes: 27 wrk runs of 10 s (3 servers on
-# 1m, 10m, cold; 4 on 1k, 1k-c1000, files; 2 on cgi; 2 each for 3 servers
-# on idle), 3 httperf runs, opening the idle connections, and starting and
-# checking 30 servers.
+# Time: a round is about 6 minutes: 29 wrk runs of 10 s (3 servers on 1m,
+# 10m and cold; 4 on 1k, 1k-c1000 and files; 2 on cgi; 2 each for the 3
+# servers on idle), 3 httperf runs, opening the idle connections 3 times,
+# and starting and checking 27 servers (about a minute in all). Writing
+# the 500 MiB cold set takes a few seconds more.
 #
 # Usage: tests/bench/run.sh [--only LIST] [--workloads LIST] [--quick]
 #                           [--reps N] [--idle-conns N] [--out FILE]
@@ -122,7 +123,7 @@ die() { echo "run.sh: $*" >&2; exit 2; }
 log() { echo "[bench] $*" >&2; }
 # Shared functions: alive, start_time, stop_server, wait_http, verify,
 # verify_cgi, first_line.
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$SCRIPT_DIR/lib.sh"
 
 while [ $# -gt 0 ]; do
@@ -267,16 +268,20 @@ ulimit -n "$NOFILE"
 CONN_LIMIT=$((NOFILE - 100 < 16384 ? NOFILE - 100 : 16384))
 LIGHTTPD_CONNS=$((NOFILE / 2 < 16384 ? NOFILE / 2 : 16384))
 IDLE_NOTE=""
+LIGHTTPD_IDLE=$IDLE_CONNS
 if want_wl idle; then
-    cap=$((CONN_LIMIT - 300))
-    if want lighttpd && [ $((LIGHTTPD_CONNS - 300)) -lt "$cap" ]; then
-        cap=$((LIGHTTPD_CONNS - 300))
+    if [ "$IDLE_CONNS" -gt $((CONN_LIMIT - 300)) ]; then
+        IDLE_NOTE="$IDLE_CONNS idle connections asked for, $((CONN_LIMIT - 300)) used: the descriptor limit here is $NOFILE (ulimit -Hn)"
+        IDLE_CONNS=$((CONN_LIMIT - 300))
+        LIGHTTPD_IDLE=$IDLE_CONNS
     fi
-    if [ "$IDLE_CONNS" -gt "$cap" ]; then
-        IDLE_NOTE="$IDLE_CONNS idle connections asked for; $cap used for every server: the descriptor limit here is $NOFILE (ulimit -Hn), and lighttpd holds at most max-fds/2 connections, wrk's 100 among them"
-        log "warning: $IDLE_NOTE"
-        IDLE_CONNS=$cap
+    if want lighttpd && [ "$IDLE_CONNS" -gt $((LIGHTTPD_CONNS - 300)) ]; then
+        # lighttpd holds at most max-fds/2 connections, and max-fds is at
+        # most the hard descriptor limit; wrk's 100 must fit beside them.
+        LIGHTTPD_IDLE=$((LIGHTTPD_CONNS - 300))
+        IDLE_NOTE="${IDLE_NOTE:+$IDLE_NOTE; }lighttpd holds $LIGHTTPD_IDLE idle connections, not $IDLE_CONNS: it accepts at most max-fds/2 = $LIGHTTPD_CONNS connections, wrk's 100 among them, and max-fds is bounded by the descriptor limit here ($NOFILE, ulimit -Hn)"
     fi
+    [ -z "$IDLE_NOTE" ] || log "warning: $IDLE_NOTE"
 fi
 
 # --- 2. build ---------------------------------------------------------------
@@ -544,7 +549,8 @@ died() { alive "$SERVER_PID" && return 1; FAILED=1; return 0; }
 measure_idle() {
     local rep=$1
     local tag="$WORK/logs/$rep.idle.$SERVER" f0 r0 f1 r1 line status
-    local extra=()
+    local extra=() conns=$IDLE_CONNS
+    [ "$SERVER" != lighttpd ] || conns=$LIGHTTPD_IDLE
     log "round $rep, idle, $SERVER: wrk -t1 -c100 alone"
     wrk_run "$tag.alone.txt" -c100 /1k.bin
     if died; then
@@ -553,10 +559,10 @@ measure_idle() {
     fi
     record "$rep" idle-alone "$SERVER" wrk "$tag.alone.txt"
     read -r f0 r0 <<<"$(bench rss "$SERVER_PID")"
-    log "round $rep, idle, $SERVER: opening $IDLE_CONNS idle keep-alive connections (RSS $f0 KiB)"
+    log "round $rep, idle, $SERVER: opening $conns idle keep-alive connections (RSS $f0 KiB)"
     rm -f "$WORK/holder.in"
     mkfifo "$WORK/holder.in"
-    taskset -c 1 python3 "$HOLDER_PY" "$PORT" "$IDLE_CONNS" --path /1k.bin \
+    taskset -c 1 python3 "$HOLDER_PY" "$PORT" "$conns" --path /1k.bin \
         --timeout "$HOLDER_DEADLINE" --hold $((WRK_SECS + 180)) \
         <"$WORK/holder.in" >"$tag.holder.txt" 2>&1 &
     HOLDER_PID=$!
@@ -568,11 +574,11 @@ measure_idle() {
           ! grep -q '^READY\|^FAILED' "$tag.holder.txt"; do
         sleep 0.2
     done
-    if ! grep -q "^READY $IDLE_CONNS\$" "$tag.holder.txt"; then
+    if ! grep -q "^READY $conns\$" "$tag.holder.txt"; then
         line=$(tail -n 1 "$tag.holder.txt" 2>/dev/null || true)
         stop_holder
         T0=nan T1=nan
-        record "$rep" idle "$SERVER" none - "conns=$IDLE_CONNS" "error=idle connections: ${line:-no answer}"
+        record "$rep" idle "$SERVER" none - "conns=$conns" "error=idle connections: ${line:-no answer}"
         died || true
         return
     fi
@@ -580,7 +586,7 @@ measure_idle() {
     if died; then
         stop_holder
         T0=nan T1=nan
-        record "$rep" idle "$SERVER" none - "conns=$IDLE_CONNS" "error=server died with the idle connections open"
+        record "$rep" idle "$SERVER" none - "conns=$conns" "error=server died with the idle connections open"
         return
     fi
     read -r f1 r1 <<<"$(bench rss "$SERVER_PID")"
@@ -593,7 +599,7 @@ measure_idle() {
     HOLDER_PID=""
     line=$(tail -n 1 "$tag.holder.txt" 2>/dev/null || true)
     [ "$status" = 0 ] || extra+=("error=idle connections at the end: $line")
-    record "$rep" idle "$SERVER" wrk "$tag.beside.txt" "conns=$IDLE_CONNS" \
+    record "$rep" idle "$SERVER" wrk "$tag.beside.txt" "conns=$conns" \
         "rss_before=$f0" "rss_after=$f1" "tree_before=$r0" "tree_after=$r1" "${extra[@]}"
 }
 
@@ -703,7 +709,8 @@ fi
     echo "setup_nginx=\`taskset -c 0 nginx\` with worker_processes 1, master_process off, daemon off, worker_connections $CONN_LIMIT, access_log off, sendfile on, tcp_nopush on, keepalive_timeout 65, keepalive_requests 1000000, listen backlog=4096; no open_file_cache (the default)"
     echo "setup_lighttpd=\`taskset -c 0 lighttpd -D\` with mod_cgi (cgi.assign .cgi), no mod_accesslog (no access log), server.max-fds $NOFILE, server.max-connections $LIGHTTPD_CONNS, server.listen-backlog 4096, max-keep-alive-requests 1000000, max-keep-alive-idle 65; its stat cache at its default"
     if want_responder; then echo "setup_responder=\`taskset -c 0 responder 1k.bin\` (tests/bench/responder.c, gcc -O2): one epoll loop answering every request head with one fixed keep-alive 200 carrying 1k.bin's 1024 bytes; it serves the small-file workloads only, every path getting the same bytes"; fi
-    echo "setup_docroot=a temp copy of www/ plus 1k.bin, 1m.bin, 10m.bin (random bytes)$(want_wl files && echo ", files/: $NFILES files of 1 KiB")$(want_wl cold && echo ", cold/: $NCOLD files of $((COLD_SIZE / 1024)) KiB ($((NCOLD * COLD_SIZE / 1048576)) MiB), read once into the page cache before each cold run")${IDLE_NOTE:+. Idle: $IDLE_NOTE}"
+    echo "setup_docroot=a temp copy of www/ plus 1k.bin, 1m.bin, 10m.bin (random bytes)$(want_wl files && echo ", files/: $NFILES files of 1 KiB")$(want_wl cold && echo ", cold/: $NCOLD files of $((COLD_SIZE / 1024)) KiB ($((NCOLD * COLD_SIZE / 1048576)) MiB), read once into the page cache before each cold run")"
+    [ -z "$IDLE_NOTE" ] || echo "idle_note=Idle connections: $IDLE_NOTE"
     for wl in "${WLS[@]}"; do echo "cmd_$wl=${CMD[$wl]}"; done
 } >"$META"
 
