@@ -377,7 +377,7 @@ def bars(res, meta):
     """The bars of issue 11: (text, measured, holds or None)."""
     out = []
 
-    def bar(wl, text, value, ok, fmt="%.2f"):
+    def bar(wl, text, value, ok, fmt="%.3f"):
         if not res.ran(wl, "amped"):
             return   # workload not run: no bar
         out.append((text, "-" if value is None else fmt % value,
