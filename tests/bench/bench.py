@@ -475,8 +475,11 @@ def report(results_path, meta_path):
             "req/s; for the 1 MiB and 10 MiB files also GB/s (bytes wrk read, "
             "headers included, 10^9 bytes a GB). For the idle workload, the "
             "rate of wrk beside the idle connections.", ""]
-    hdr = "| workload | " + " | ".join(l for _, l in present) + " | amped/nginx | amped/lighttpd |"
-    out += [hdr, "|---|" + "---:|" * (len(present) + 2)]
+    names = [x for x, _ in present]
+    others = [o for o in ("nginx", "lighttpd") if o in names and "amped" in names]
+    hdr = "| workload | " + " | ".join(l for _, l in present) + "".join(
+        " | amped/%s" % o for o in others) + " |"
+    out += [hdr, "|---|" + "---:|" * (len(present) + len(others))]
     for wl, label, _ in wls:
         row = [label]
         for s, _ in present:
@@ -485,8 +488,7 @@ def report(results_path, meta_path):
                 row.append(cell(wl, s, "rate", lambda m, gb=gb: "%.2f GB/s (%.0f)" % (gb, m)))
             else:
                 row.append(cell(wl, s, "rate", "%.0f"))
-        row += [_r(res.ratio(wl, "amped", "nginx", "rate")),
-                _r(res.ratio(wl, "amped", "lighttpd", "rate"))]
+        row += [_r(res.ratio(wl, "amped", o, "rate")) for o in others]
         out.append("| " + " | ".join(row) + " |")
 
     # 2. CPU per request
@@ -497,15 +499,13 @@ def report(results_path, meta_path):
             "lighttpd: one process, its CGI children reaped into its cutime; "
             "nginx: one process, master_process off), read from /proc before "
             "and after the run, over the requests completed. Lower is better.", ""]
-    cols = ["amped/nginx", "amped/lighttpd"] + (["amped/responder"] if has_resp else [])
+    cpu_others = others + (["responder"] if has_resp and "amped" in names else [])
+    cols = ["amped/" + o for o in cpu_others]
     out += ["| workload | " + " | ".join(l for _, l in present) + " | " + " | ".join(cols) + " |",
             "|---|" + "---:|" * (len(present) + len(cols))]
     for wl, label, _ in wls:
         row = [label] + [cell(wl, s, "us_cpu", "%.2f") for s, _ in present]
-        row += [_r(res.ratio(wl, "amped", "nginx", "us_cpu")),
-                _r(res.ratio(wl, "amped", "lighttpd", "us_cpu"))]
-        if has_resp:
-            row.append(_r(res.ratio(wl, "amped", "responder", "us_cpu")))
+        row += [_r(res.ratio(wl, "amped", o, "us_cpu")) for o in cpu_others]
         out.append("| " + " | ".join(row) + " |")
 
     # 3. latency
@@ -649,6 +649,11 @@ def svg(results_path, meta_path, out_path):
                                       "-" if b is None else "%.3f" % b))
     top = max(v for _, a, b in rows for v in (a, b) if v is not None)
     n = len(rows)
+    # One far-off ratio (lighttpd's memory per idle connection, say) would
+    # flatten every other bar: bars above CAP are cut at it and labelled
+    # with their value.
+    cap = 3.0 if top > 3.5 else max(1.3, top * 1.15)
+    cut = " Bars above %.0f are cut at %.0f, labelled with their value." % (cap, cap) if top > 3.5 else ""
 
     def q(s):   # a gnuplot string literal (newlines as \n)
         return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
@@ -658,14 +663,14 @@ def svg(results_path, meta_path, out_path):
         meta.get("reps", "?"))
     script = "\n".join([
         "set terminal svg size %d,600 dynamic font 'sans,11' background rgb 'white'"
-        % max(820, 80 * n + 160),
+        % max(820, 72 * n + 160),
         "set output %s" % q(out_path),
         "set termoption noenhanced",
         "set datafile separator '\\t'",
         "set datafile missing '-'",
         "set title %s" % q("amped against lighttpd and nginx (1 worker): above 1.0, amped is better\n"
                            "req/s: amped / other.  CPU per request and bytes per idle "
-                           "connection: other / amped\n" + sub),
+                           "connection: other / amped." + cut + "\n" + sub),
         "set ylabel 'ratio (higher = better for amped)'",
         "set style data histograms",
         "set style histogram clustered gap 1",
@@ -677,12 +682,14 @@ def svg(results_path, meta_path, out_path):
         "set grid ytics",
         "set key outside top center horizontal",
         "set xrange [-0.6:%f]" % (n - 0.4),
-        "set yrange [0:%f]" % (max(1.3, top * 1.15)),
+        "set yrange [0:%f]" % (cap * 1.08),
+        "cap = %f" % cap,
+        "clip(v) = v > cap ? cap : v",
         "set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 2 lc rgb 'black' front",
-        "plot %s using 2 title 'amped vs lighttpd' lc rgb '#1f77b4', \\" % q(data),
-        "     '' using 3 title 'amped vs nginx (1 worker)' lc rgb '#ff7f0e', \\",
-        "     '' using ($0-0.17):2:(sprintf('%.2f',$2)) with labels offset 0,0.6 font ',8' notitle, \\",
-        "     '' using ($0+0.17):3:(sprintf('%.2f',$3)) with labels offset 0,0.6 font ',8' notitle, \\",
+        "plot %s using (clip($2)) title 'amped vs lighttpd' lc rgb '#1f77b4', \\" % q(data),
+        "     '' using (clip($3)) title 'amped vs nginx (1 worker)' lc rgb '#ff7f0e', \\",
+        "     '' using ($0-0.17):(clip($2)):(sprintf('%.2f',$2)) with labels offset 0,0.6 font ',8' notitle, \\",
+        "     '' using ($0+0.17):(clip($3)):(sprintf('%.2f',$3)) with labels offset 0,0.6 font ',8' notitle, \\",
         "     NaN with lines dt 2 lw 2 lc rgb 'black' title '1.0 = level'",
         ""])
     gp = os.path.join(tmp, "chart.gp")
