@@ -5,8 +5,10 @@
 //! or one it refuses (with the status to answer and whether the
 //! connection can stay open, as RFC 9112 allows).
 
+use std::mem::MaybeUninit;
+
 use super::accept_encoding::{gzip_accepted, Gzip};
-use super::conditional::Conditions;
+use super::conditional::{Condition, Conditions};
 use super::host::{parse_authority, Authority};
 use super::path::{parse_target, PathError, Target};
 use super::status::Status;
@@ -150,15 +152,17 @@ fn reject(status: Status, log: Option<LogFields>) -> Parsed {
 /// Parses the head at the start of `buf`. `want_log` asks for the fields
 /// the access log needs.
 pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
+    // Left uninitialised: httparse writes only the fields it parses, and
+    // zeroing 100 of them would cost more than parsing a small head.
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
     let log_line = |buf: &[u8]| {
         want_log.then(|| LogFields {
             request_line: first_line(buf),
             ..LogFields::default()
         })
     };
-    let head_len = match req.parse(buf) {
+    let head_len = match req.parse_with_uninit_headers(buf, &mut headers) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return partial(buf, log_line),
         Err(httparse::Error::TooManyHeaders) => {
@@ -186,7 +190,7 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
     if target.len() > MAX_TARGET {
         return reject(Status::URI_TOO_LONG, log_line(buf));
     }
-    let fields = match HeaderFields::collect(req.headers, http10) {
+    let fields = match HeaderFields::collect(req.headers, http10, want_log) {
         Ok(f) => f,
         Err(status) => return reject(status, log_line(buf)),
     };
@@ -364,48 +368,55 @@ struct HeaderFields {
 }
 
 impl HeaderFields {
-    fn collect(headers: &[httparse::Header<'_>], http10: bool) -> Result<HeaderFields, Status> {
+    /// Reads the fields amped acts on; `Referer` and `User-Agent` only
+    /// when `want_log` (only the access log reads them).
+    fn collect(
+        headers: &[httparse::Header<'_>],
+        http10: bool,
+        want_log: bool,
+    ) -> Result<HeaderFields, Status> {
         let mut f = HeaderFields::default();
         let (mut close, mut keep) = (false, false);
         let mut length: Option<u64> = None;
         let mut codings = TransferCodings::default();
         let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
         for h in headers {
-            let name = h.name;
-            if name.eq_ignore_ascii_case("host") {
-                // One Host, valid, and not empty on HTTP/1.1 (RFC 9112 3.2).
-                let authority = parse_authority(h.value).map_err(|_| Status::BAD_REQUEST)?;
-                if f.host.is_some() || authority.host.is_empty() && !http10 {
-                    return Err(Status::BAD_REQUEST);
+            match Field::of(h.name) {
+                Field::Host => {
+                    // One Host, valid, and not empty on HTTP/1.1 (RFC 9112 3.2).
+                    let authority = parse_authority(h.value).map_err(|_| Status::BAD_REQUEST)?;
+                    if f.host.is_some() || authority.host.is_empty() && !http10 {
+                        return Err(Status::BAD_REQUEST);
+                    }
+                    f.host = Some(authority);
                 }
-                f.host = Some(authority);
-            } else if name.eq_ignore_ascii_case("connection") {
-                for token in h.value.split(|&b| b == b',') {
-                    let token = token.trim_ascii();
-                    close |= token.eq_ignore_ascii_case(b"close");
-                    keep |= token.eq_ignore_ascii_case(b"keep-alive");
+                Field::Connection => {
+                    for token in h.value.split(|&b| b == b',') {
+                        let token = token.trim_ascii();
+                        close |= token.eq_ignore_ascii_case(b"close");
+                        keep |= token.eq_ignore_ascii_case(b"keep-alive");
+                    }
                 }
-            } else if name.eq_ignore_ascii_case("content-length") {
-                let n = parse_length(h.value).ok_or(Status::BAD_REQUEST)?;
-                if length.is_some_and(|l| l != n) {
-                    return Err(Status::BAD_REQUEST);
+                Field::ContentLength => {
+                    let n = parse_length(h.value).ok_or(Status::BAD_REQUEST)?;
+                    if length.is_some_and(|l| l != n) {
+                        return Err(Status::BAD_REQUEST);
+                    }
+                    length = Some(n);
                 }
-                length = Some(n);
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                codings.add(h.value);
-            } else if name.eq_ignore_ascii_case("range") {
-                f.range = Some(text(h.value));
-            } else if name.eq_ignore_ascii_case("accept-encoding") {
-                f.accept_encoding.push(b',');
-                f.accept_encoding.extend_from_slice(h.value);
-            } else if name.eq_ignore_ascii_case("expect") {
-                f.expect_continue = h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
-            } else if name.eq_ignore_ascii_case("referer") {
-                f.referer = Some(text(h.value));
-            } else if name.eq_ignore_ascii_case("user-agent") {
-                f.user_agent = Some(text(h.value));
-            } else {
-                f.conditions.record(name, h.value);
+                Field::TransferEncoding => codings.add(h.value),
+                Field::Range => f.range = Some(text(h.value)),
+                Field::AcceptEncoding => {
+                    f.accept_encoding.push(b',');
+                    f.accept_encoding.extend_from_slice(h.value);
+                }
+                Field::Expect => {
+                    f.expect_continue = h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
+                }
+                Field::Referer if want_log => f.referer = Some(text(h.value)),
+                Field::UserAgent if want_log => f.user_agent = Some(text(h.value)),
+                Field::Condition(which) => f.conditions.set(which, h.value),
+                Field::Referer | Field::UserAgent | Field::Other => {}
             }
         }
         f.framing = match (codings.seen, length) {
@@ -419,6 +430,62 @@ impl HeaderFields {
         };
         f.keep_alive = keep_alive::asked(http10, keep, close);
         Ok(f)
+    }
+}
+
+/// The header fields amped reads, told apart by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Host,
+    Connection,
+    ContentLength,
+    TransferEncoding,
+    Range,
+    AcceptEncoding,
+    Expect,
+    Referer,
+    UserAgent,
+    Condition(Condition),
+    Other,
+}
+
+impl Field {
+    /// Which field `name` is (any case). Names are told apart by their
+    /// length first, so most take one comparison or none.
+    fn of(name: &str) -> Field {
+        let candidates: &[(&str, Field)] = match name.len() {
+            4 => &[("host", Field::Host)],
+            5 => &[("range", Field::Range)],
+            6 => &[("expect", Field::Expect)],
+            7 => &[("referer", Field::Referer)],
+            8 => &[
+                ("if-match", Field::Condition(Condition::IfMatch)),
+                ("if-range", Field::Condition(Condition::IfRange)),
+            ],
+            10 => &[
+                ("connection", Field::Connection),
+                ("user-agent", Field::UserAgent),
+            ],
+            13 => &[("if-none-match", Field::Condition(Condition::IfNoneMatch))],
+            14 => &[("content-length", Field::ContentLength)],
+            15 => &[("accept-encoding", Field::AcceptEncoding)],
+            17 => &[
+                ("transfer-encoding", Field::TransferEncoding),
+                (
+                    "if-modified-since",
+                    Field::Condition(Condition::IfModifiedSince),
+                ),
+            ],
+            19 => &[(
+                "if-unmodified-since",
+                Field::Condition(Condition::IfUnmodifiedSince),
+            )],
+            _ => &[],
+        };
+        candidates
+            .iter()
+            .find(|(known, _)| name.eq_ignore_ascii_case(known))
+            .map_or(Field::Other, |&(_, field)| field)
     }
 }
 
@@ -656,6 +723,42 @@ mod tests {
             status(&format!("GET / HTTP/1.1\r\nHost: h\r\n{many}\r\n")),
             (431, false)
         );
+    }
+
+    #[test]
+    fn fields_are_told_apart_by_name_in_any_case() {
+        let r = request(
+            "GET / HTTP/1.1\r\nHOST: h\r\nif-MATCH: \"a\"\r\nIf-None-Match: \"b\"\r\n\
+             If-Unmodified-Since: u\r\nIF-MODIFIED-SINCE: m\r\nIf-Range: r\r\n\
+             If-Matches: x\r\nRange: bytes=0-1\r\nREFERER: f\r\nuser-agent: a\r\n\r\n",
+        );
+        let c = r.conditions.expect("conditions");
+        assert_eq!(c.if_match.as_deref(), Some("\"a\""));
+        assert_eq!(c.if_none_match.as_deref(), Some("\"b\""));
+        assert_eq!(c.if_unmodified_since.as_deref(), Some("u"));
+        assert_eq!(c.if_modified_since.as_deref(), Some("m"));
+        assert_eq!(c.if_range.as_deref(), Some("r"));
+        assert_eq!(r.range.as_deref(), Some("bytes=0-1"));
+        let log = r.log.expect("log fields");
+        assert_eq!(log.referer.as_deref(), Some("f"));
+        assert_eq!(log.user_agent.as_deref(), Some("a"));
+        for name in ["Hosts", "Connections", "Content-Lengths", "X-Host", "Range2"] {
+            assert_eq!(Field::of(name), Field::Other, "{name}");
+        }
+        assert_eq!(Field::of("TRANSFER-encoding"), Field::TransferEncoding);
+        assert_eq!(Field::of("Accept-Encoding"), Field::AcceptEncoding);
+        assert_eq!(Field::of("Content-Length"), Field::ContentLength);
+        assert_eq!(Field::of("Expect"), Field::Expect);
+        assert_eq!(Field::of("Connection"), Field::Connection);
+    }
+
+    #[test]
+    fn log_only_fields_are_skipped_without_the_log() {
+        let raw = b"GET / HTTP/1.1\r\nHost: h\r\nUser-Agent: a\r\nReferer: f\r\n\r\n";
+        let Parsed::Request(r) = parse(raw, false) else {
+            panic!("expected a request");
+        };
+        assert_eq!(r.log, None);
     }
 
     #[test]
