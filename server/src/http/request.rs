@@ -52,6 +52,10 @@ pub struct CgiParts {
     pub path_info: String,
     /// The request target as sent.
     pub request_uri: String,
+    /// The validated host the request is for (the absolute-form target's
+    /// authority, else the `Host` header), without its port: SERVER_NAME.
+    /// `None` when an HTTP/1.0 client named none.
+    pub host: Option<String>,
     /// Every header field, in order.
     pub headers: Vec<(String, String)>,
     /// `Expect: 100-continue` was sent.
@@ -93,10 +97,6 @@ pub struct Request {
     pub http10: bool,
     pub target: Target,
     pub keep_alive: bool,
-    /// The validated host the request is for (the absolute-form target's
-    /// authority, else the `Host` header), without its port; `None` when
-    /// an HTTP/1.0 client named none.
-    pub host: Option<String>,
     /// Bytes of the head, to be consumed from the buffer.
     pub head_len: usize,
     pub body: Framing,
@@ -239,6 +239,7 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
         },
         None => fields.host.map(|a| a.host).filter(|h| !h.is_empty()),
     };
+    // Only a script is told the host; a file is the same for every host.
     let script = split_script(&target.key);
     // OPTIONS to a script is answered by the server, not the script.
     let names_script = script.is_some();
@@ -250,6 +251,7 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
                 script,
                 path_info,
                 request_uri: target_text.to_string(),
+                host: host.map(str::to_string),
                 headers: req
                     .headers
                     .iter()
@@ -286,7 +288,6 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
         http10,
         target,
         keep_alive,
-        host,
         head_len,
         body: fields.framing,
         range: fields.range,
@@ -353,9 +354,9 @@ fn first_line(buf: &[u8]) -> String {
 
 /// The header fields amped acts on.
 #[derive(Debug, Default)]
-struct HeaderFields {
+struct HeaderFields<'a> {
     /// The `Host` header, validated.
-    host: Option<Authority>,
+    host: Option<Authority<'a>>,
     keep_alive: bool,
     framing: Framing,
     range: Option<String>,
@@ -367,14 +368,14 @@ struct HeaderFields {
     user_agent: Option<String>,
 }
 
-impl HeaderFields {
+impl<'a> HeaderFields<'a> {
     /// Reads the fields amped acts on; `Referer` and `User-Agent` only
     /// when `want_log` (only the access log reads them).
     fn collect(
-        headers: &[httparse::Header<'_>],
+        headers: &[httparse::Header<'a>],
         http10: bool,
         want_log: bool,
-    ) -> Result<HeaderFields, Status> {
+    ) -> Result<HeaderFields<'a>, Status> {
         let mut f = HeaderFields::default();
         let (mut close, mut keep) = (false, false);
         let mut length: Option<u64> = None;
@@ -537,6 +538,11 @@ mod tests {
         }
     }
 
+    /// The host a script is told (SERVER_NAME).
+    fn server_name(r: &Request) -> Option<String> {
+        r.cgi.as_ref().expect("a script's request").host.clone()
+    }
+
     fn status(raw: &str) -> (u16, bool) {
         match parse(raw.as_bytes(), false) {
             Parsed::Rejected(r) => (r.status.code, r.keep_alive),
@@ -641,18 +647,24 @@ mod tests {
             status("GET / HTTP/1.0\r\nHost: user@h\r\n\r\n"),
             (400, false)
         );
-        let r = request("GET / HTTP/1.1\r\nHost: Example.org:8080\r\n\r\n");
-        assert_eq!(r.host.as_deref(), Some("Example.org"));
-        assert_eq!(request("GET / HTTP/1.0\r\n\r\n").host, None);
-        assert_eq!(request("GET / HTTP/1.0\r\nHost:\r\n\r\n").host, None);
-        let r = request("GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n");
-        assert_eq!(r.host.as_deref(), Some("::1"));
+        let host = |raw: &str| server_name(&request(raw));
+        assert_eq!(
+            host("GET /a.cgi HTTP/1.1\r\nHost: Example.org:8080\r\n\r\n").as_deref(),
+            Some("Example.org")
+        );
+        assert_eq!(host("GET /a.cgi HTTP/1.0\r\n\r\n"), None);
+        assert_eq!(host("GET /a.cgi HTTP/1.0\r\nHost:\r\n\r\n"), None);
+        assert_eq!(
+            host("GET /a.cgi HTTP/1.1\r\nHost: [::1]:80\r\n\r\n").as_deref(),
+            Some("::1")
+        );
     }
 
     #[test]
     fn absolute_form_authority_wins_over_host() {
+        let r = request("GET http://a.example:81/p.cgi HTTP/1.1\r\nHost: b.example\r\n\r\n");
+        assert_eq!(server_name(&r).as_deref(), Some("a.example"));
         let r = request("GET http://a.example:81/p?x HTTP/1.1\r\nHost: b.example\r\n\r\n");
-        assert_eq!(r.host.as_deref(), Some("a.example"));
         assert_eq!(
             (r.target.key.as_str(), r.target.query.as_deref()),
             ("p", Some("x"))
