@@ -302,16 +302,29 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
 /// Splits a path at its first segment ending in `.cgi`: the script and
 /// the PATH_INFO after it.
 pub fn split_script(key: &str) -> Option<(String, String)> {
-    let mut offset = 0;
-    for segment in key.split('/') {
-        let end = offset + segment.len();
-        if segment.len() > 4 && segment.ends_with(".cgi") {
-            let rest = &key[end..];
-            return Some((key[..end].to_string(), rest.to_string()));
+    let end = script_end(key)?;
+    Some((key[..end].to_string(), key[end..].to_string()))
+}
+
+/// Where the first segment of `key` that names a script (`x.cgi`, more
+/// than the suffix) ends, if any: one pass over the bytes.
+fn script_end(key: &str) -> Option<usize> {
+    let bytes = key.as_bytes();
+    let mut start = 0;
+    for (at, &b) in bytes.iter().enumerate() {
+        if b == b'/' {
+            if names_script(&bytes[start..at]) {
+                return Some(at);
+            }
+            start = at + 1;
         }
-        offset = end + 1;
     }
-    None
+    names_script(&bytes[start..]).then_some(bytes.len())
+}
+
+/// A segment ending in `.cgi`, with a name before it.
+fn names_script(segment: &[u8]) -> bool {
+    segment.len() > 4 && segment.ends_with(b".cgi")
 }
 
 /// A head that is not complete yet: fine unless it is already too long.
@@ -762,6 +775,22 @@ mod tests {
         assert_eq!(Field::of("Content-Length"), Field::ContentLength);
         assert_eq!(Field::of("Expect"), Field::Expect);
         assert_eq!(Field::of("Connection"), Field::Connection);
+    }
+
+    #[test]
+    fn scripts_are_split_from_their_path_info() {
+        let split = |key: &str| split_script(key);
+        let pair = |a: &str, b: &str| Some((a.to_string(), b.to_string()));
+        assert_eq!(split("a.cgi"), pair("a.cgi", ""));
+        assert_eq!(split("cgi-bin/a.cgi/x/y"), pair("cgi-bin/a.cgi", "/x/y"));
+        assert_eq!(split("a.cgi/b.cgi"), pair("a.cgi", "/b.cgi"));
+        assert_eq!(split("d/a.cgi/"), pair("d/a.cgi", "/"));
+        assert_eq!(split(".cgi"), None);
+        assert_eq!(split("d/.cgi/x"), None);
+        assert_eq!(split("a.cgix"), None);
+        assert_eq!(split("a.CGI"), None);
+        assert_eq!(split(""), None);
+        assert_eq!(split("a.cgi.txt/b"), None);
     }
 
     #[test]
