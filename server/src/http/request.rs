@@ -251,7 +251,7 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
                 script,
                 path_info,
                 request_uri: target_text.to_string(),
-                host: host.map(str::to_string),
+                host: host.map(|h| String::from_utf8_lossy(h).into_owned()),
                 headers: req
                     .headers
                     .iter()
@@ -467,6 +467,7 @@ impl Field {
     /// Which field `name` is (any case). Names are told apart by their
     /// length first, so most take one comparison or none.
     fn of(name: &str) -> Field {
+        let name = name.as_bytes();
         let candidates: &[(&str, Field)] = match name.len() {
             4 => &[("host", Field::Host)],
             5 => &[("range", Field::Range)],
@@ -498,9 +499,35 @@ impl Field {
         };
         candidates
             .iter()
-            .find(|(known, _)| name.eq_ignore_ascii_case(known))
+            .find(|(known, _)| is_field_name(name, known.as_bytes()))
             .map_or(Field::Other, |&(_, field)| field)
     }
+}
+
+/// True when `name` is `known` in any case, for a `known` made of
+/// lowercase letters, digits and `-` (as the names [`Field::of`] knows
+/// are): where `known` has a letter, `name`'s byte may differ in its case
+/// bit (0x20) only; anywhere else it must be the same byte. Eight bytes
+/// are compared at a time, then the rest one by one.
+fn is_field_name(name: &[u8], known: &[u8]) -> bool {
+    if name.len() != known.len() {
+        return false;
+    }
+    let mut words = name.chunks_exact(8).zip(known.chunks_exact(8));
+    let words_match = words.all(|(n, k)| {
+        let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or_default());
+        let (n, k) = (word(n), word(k));
+        // 0x20 in each byte where `known` has a letter (0x61..=0x7a):
+        // only those bytes reach 0x80 with 0x1f added, without a carry.
+        let case = ((k + 0x1f1f_1f1f_1f1f_1f1f) & 0x8080_8080_8080_8080) >> 2;
+        n | case == k
+    });
+    let tail = name.len() / 8 * 8;
+    words_match
+        && name[tail..].iter().zip(&known[tail..]).all(|(&n, &k)| {
+            let case = if k.is_ascii_lowercase() { 0x20 } else { 0 };
+            n | case == k
+        })
 }
 
 /// The transfer codings of a request, over all its `Transfer-Encoding`
@@ -791,6 +818,40 @@ mod tests {
         assert_eq!(split("a.CGI"), None);
         assert_eq!(split(""), None);
         assert_eq!(split("a.cgi.txt/b"), None);
+    }
+
+    #[test]
+    fn field_names_compare_as_eq_ignore_ascii_case_does() {
+        let known = [
+            "host",
+            "if-match",
+            "content-length",
+            "if-unmodified-since",
+            "x-9a",
+        ];
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        for k in known {
+            names.push(k.to_ascii_uppercase().into_bytes());
+            names.push(k.as_bytes().to_vec());
+            // Every byte changed, one at a time, to each value.
+            for at in 0..k.len() {
+                for b in 0..=255u8 {
+                    let mut n = k.as_bytes().to_vec();
+                    n[at] = b;
+                    names.push(n);
+                }
+            }
+        }
+        for k in known {
+            for n in &names {
+                assert_eq!(
+                    is_field_name(n, k.as_bytes()),
+                    n.eq_ignore_ascii_case(k.as_bytes()),
+                    "{:?} against {k:?}",
+                    String::from_utf8_lossy(n)
+                );
+            }
+        }
     }
 
     #[test]
