@@ -407,8 +407,8 @@ impl<'a> HeaderFields<'a> {
                 Field::Connection => {
                     for token in h.value.split(|&b| b == b',') {
                         let token = token.trim_ascii();
-                        close |= token.eq_ignore_ascii_case(b"close");
-                        keep |= token.eq_ignore_ascii_case(b"keep-alive");
+                        close |= is_field_name(token, b"close");
+                        keep |= is_field_name(token, b"keep-alive");
                     }
                 }
                 Field::ContentLength => {
@@ -506,7 +506,7 @@ impl Field {
 
 /// True when `name` is `known` in any case, for a `known` made of
 /// lowercase letters, digits and `-` (as the names [`Field::of`] knows
-/// are): where `known` has a letter, `name`'s byte may differ in its case
+/// are, and the `Connection` options amped reads): where `known` has a letter, `name`'s byte may differ in its case
 /// bit (0x20) only; anywhere else it must be the same byte. Eight bytes
 /// are compared at a time, then the rest one by one.
 fn is_field_name(name: &[u8], known: &[u8]) -> bool {

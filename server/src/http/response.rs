@@ -119,12 +119,7 @@ pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
             break;
         }
     }
-    // A byte at a time: a handful of pushes costs less than a call to
-    // copy them.
-    out.reserve(digits.len() - at);
-    for &d in &digits[at..] {
-        out.push(d);
-    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// What of a request shapes the error page answering it.
