@@ -1,4 +1,5 @@
-//! Parsing and validating one request head with `httparse`.
+//! Parsing and validating one request head: a plain one by the fast
+//! path of `simple_head.rs`, any other with `httparse`.
 //!
 //! [`parse`] looks at the bytes a connection has buffered and says whether
 //! a whole head is there, and if so whether it is a request amped serves
@@ -11,6 +12,7 @@ use super::accept_encoding::{gzip_accepted, Gzip};
 use super::conditional::{Condition, Conditions};
 use super::host::{parse_authority, Authority};
 use super::path::{parse_target, PathError, Target};
+use super::simple_head;
 use super::status::Status;
 use crate::http::keep_alive;
 
@@ -154,43 +156,42 @@ fn reject(status: Status, log: Option<LogFields>) -> Parsed {
 pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
     // Left uninitialised: httparse writes only the fields it parses, and
     // zeroing 100 of them would cost more than parsing a small head.
-    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut []);
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let simple = simple_head::parse(buf);
+    let head = match &simple {
+        Some(simple) => Head {
+            method: simple.method,
+            target: simple.target,
+            http10: simple.http10,
+            len: simple.len,
+            fields: Fields::Pairs(simple.fields()),
+        },
+        None => match read_head(buf, &mut slots, want_log) {
+            Ok(head) => head,
+            Err(verdict) => return verdict,
+        },
+    };
     let log_line = |buf: &[u8]| {
         want_log.then(|| LogFields {
             request_line: first_line(buf),
             ..LogFields::default()
         })
     };
-    let head_len = match req.parse_with_uninit_headers(buf, &mut headers) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return partial(buf, log_line),
-        Err(httparse::Error::TooManyHeaders) => {
-            return reject(Status::HEADERS_TOO_LARGE, log_line(buf))
-        }
-        Err(httparse::Error::Version) => {
-            let status = if names_other_http_version(buf) {
-                Status::VERSION_NOT_SUPPORTED
-            } else {
-                Status::BAD_REQUEST
-            };
-            return reject(status, log_line(buf));
-        }
-        Err(_) => return reject(Status::BAD_REQUEST, log_line(buf)),
-    };
+    let Head {
+        method,
+        target: target_text,
+        http10,
+        len: head_len,
+        fields: head_fields,
+    } = head;
     if head_len > MAX_HEAD {
         return reject(Status::HEADERS_TOO_LARGE, log_line(buf));
     }
-    let (Some(method), Some(target_text), Some(version)) = (req.method, req.path, req.version)
-    else {
-        return reject(Status::BAD_REQUEST, log_line(buf));
-    };
-    let http10 = version == 0;
     let target = target_text;
     if target.len() > MAX_TARGET {
         return reject(Status::URI_TOO_LONG, log_line(buf));
     }
-    let fields = match HeaderFields::collect(req.headers, http10, want_log) {
+    let fields = match HeaderFields::collect(&head_fields, http10, want_log) {
         Ok(f) => f,
         Err(status) => return reject(status, log_line(buf)),
     };
@@ -252,13 +253,12 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
                 path_info,
                 request_uri: target_text.to_string(),
                 host: host.map(|h| String::from_utf8_lossy(h).into_owned()),
-                headers: req
-                    .headers
+                headers: head_fields
                     .iter()
-                    .map(|h| {
+                    .map(|(name, value)| {
                         (
-                            h.name.to_string(),
-                            String::from_utf8_lossy(h.value).into_owned(),
+                            String::from_utf8_lossy(name).into_owned(),
+                            String::from_utf8_lossy(value).into_owned(),
                         )
                     })
                     .collect(),
@@ -296,6 +296,77 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
         log,
         cgi,
         redirects: 0,
+    })
+}
+
+/// A whole request head, read.
+struct Head<'h, 'a> {
+    method: &'a str,
+    target: &'a str,
+    http10: bool,
+    /// Bytes of the head, the blank line included.
+    len: usize,
+    fields: Fields<'h, 'a>,
+}
+
+/// A head's fields, as the fast path or httparse read them.
+#[derive(Clone, Copy)]
+enum Fields<'h, 'a> {
+    Pairs(&'h [(&'a [u8], &'a [u8])]),
+    Parsed(&'h [httparse::Header<'a>]),
+}
+
+impl<'h, 'a> Fields<'h, 'a> {
+    /// Each field's name and value, in order.
+    fn iter(self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'h {
+        let (pairs, parsed) = match self {
+            Fields::Pairs(pairs) => (pairs, &[][..]),
+            Fields::Parsed(parsed) => (&[][..], parsed),
+        };
+        let parsed = parsed.iter().map(|h| (h.name.as_bytes(), h.value));
+        pairs.iter().copied().chain(parsed)
+    }
+}
+
+/// Reads a head that the fast path ([`simple_head`]) left with httparse:
+/// the head, or the verdict when it is unfinished or refused.
+fn read_head<'h, 'a>(
+    buf: &'a [u8],
+    slots: &'h mut [MaybeUninit<httparse::Header<'a>>],
+    want_log: bool,
+) -> Result<Head<'h, 'a>, Parsed> {
+    let log_line = |buf: &[u8]| {
+        want_log.then(|| LogFields {
+            request_line: first_line(buf),
+            ..LogFields::default()
+        })
+    };
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, slots) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Err(partial(buf, log_line)),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(reject(Status::HEADERS_TOO_LARGE, log_line(buf)))
+        }
+        Err(httparse::Error::Version) => {
+            let status = if names_other_http_version(buf) {
+                Status::VERSION_NOT_SUPPORTED
+            } else {
+                Status::BAD_REQUEST
+            };
+            return Err(reject(status, log_line(buf)));
+        }
+        Err(_) => return Err(reject(Status::BAD_REQUEST, log_line(buf))),
+    };
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return Err(reject(Status::BAD_REQUEST, log_line(buf)));
+    };
+    Ok(Head {
+        method,
+        target,
+        http10: version == 0,
+        len,
+        fields: Fields::Parsed(req.headers),
     })
 }
 
@@ -385,7 +456,7 @@ impl<'a> HeaderFields<'a> {
     /// Reads the fields amped acts on; `Referer` and `User-Agent` only
     /// when `want_log` (only the access log reads them).
     fn collect(
-        headers: &[httparse::Header<'a>],
+        headers: &Fields<'_, 'a>,
         http10: bool,
         want_log: bool,
     ) -> Result<HeaderFields<'a>, Status> {
@@ -394,42 +465,42 @@ impl<'a> HeaderFields<'a> {
         let mut length: Option<u64> = None;
         let mut codings = TransferCodings::default();
         let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
-        for h in headers {
-            match Field::of(h.name) {
+        for (name, value) in headers.iter() {
+            match Field::of(name) {
                 Field::Host => {
                     // One Host, valid, and not empty on HTTP/1.1 (RFC 9112 3.2).
-                    let authority = parse_authority(h.value).map_err(|_| Status::BAD_REQUEST)?;
+                    let authority = parse_authority(value).map_err(|_| Status::BAD_REQUEST)?;
                     if f.host.is_some() || authority.host.is_empty() && !http10 {
                         return Err(Status::BAD_REQUEST);
                     }
                     f.host = Some(authority);
                 }
                 Field::Connection => {
-                    for token in h.value.split(|&b| b == b',') {
+                    for token in value.split(|&b| b == b',') {
                         let token = token.trim_ascii();
                         close |= is_field_name(token, b"close");
                         keep |= is_field_name(token, b"keep-alive");
                     }
                 }
                 Field::ContentLength => {
-                    let n = parse_length(h.value).ok_or(Status::BAD_REQUEST)?;
+                    let n = parse_length(value).ok_or(Status::BAD_REQUEST)?;
                     if length.is_some_and(|l| l != n) {
                         return Err(Status::BAD_REQUEST);
                     }
                     length = Some(n);
                 }
-                Field::TransferEncoding => codings.add(h.value),
-                Field::Range => f.range = Some(text(h.value)),
+                Field::TransferEncoding => codings.add(value),
+                Field::Range => f.range = Some(text(value)),
                 Field::AcceptEncoding => {
                     f.accept_encoding.push(b',');
-                    f.accept_encoding.extend_from_slice(h.value);
+                    f.accept_encoding.extend_from_slice(value);
                 }
                 Field::Expect => {
-                    f.expect_continue = h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
+                    f.expect_continue = value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
                 }
-                Field::Referer if want_log => f.referer = Some(text(h.value)),
-                Field::UserAgent if want_log => f.user_agent = Some(text(h.value)),
-                Field::Condition(which) => f.conditions.set(which, h.value),
+                Field::Referer if want_log => f.referer = Some(text(value)),
+                Field::UserAgent if want_log => f.user_agent = Some(text(value)),
+                Field::Condition(which) => f.conditions.set(which, value),
                 Field::Referer | Field::UserAgent | Field::Other => {}
             }
         }
@@ -466,8 +537,7 @@ enum Field {
 impl Field {
     /// Which field `name` is (any case). Names are told apart by their
     /// length first, so most take one comparison or none.
-    fn of(name: &str) -> Field {
-        let name = name.as_bytes();
+    fn of(name: &[u8]) -> Field {
         let candidates: &[(&str, Field)] = match name.len() {
             4 => &[("host", Field::Host)],
             5 => &[("range", Field::Range)],
@@ -795,13 +865,13 @@ mod tests {
         assert_eq!(log.referer.as_deref(), Some("f"));
         assert_eq!(log.user_agent.as_deref(), Some("a"));
         for name in ["Hosts", "Connections", "Content-Lengths", "X-Host", "Range2"] {
-            assert_eq!(Field::of(name), Field::Other, "{name}");
+            assert_eq!(Field::of(name.as_bytes()), Field::Other, "{name}");
         }
-        assert_eq!(Field::of("TRANSFER-encoding"), Field::TransferEncoding);
-        assert_eq!(Field::of("Accept-Encoding"), Field::AcceptEncoding);
-        assert_eq!(Field::of("Content-Length"), Field::ContentLength);
-        assert_eq!(Field::of("Expect"), Field::Expect);
-        assert_eq!(Field::of("Connection"), Field::Connection);
+        assert_eq!(Field::of(b"TRANSFER-encoding"), Field::TransferEncoding);
+        assert_eq!(Field::of(b"Accept-Encoding"), Field::AcceptEncoding);
+        assert_eq!(Field::of(b"Content-Length"), Field::ContentLength);
+        assert_eq!(Field::of(b"Expect"), Field::Expect);
+        assert_eq!(Field::of(b"Connection"), Field::Connection);
     }
 
     #[test]
