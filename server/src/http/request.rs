@@ -475,6 +475,8 @@ impl<'a> HeaderFields<'a> {
                     }
                     f.host = Some(authority);
                 }
+                // One option alone is the common case: no list to split.
+                Field::Connection if is_field_name(value, b"keep-alive") => keep = true,
                 Field::Connection => {
                     for token in value.split(|&b| b == b',') {
                         let token = token.trim_ascii();
