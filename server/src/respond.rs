@@ -177,7 +177,11 @@ fn respond_file(out: &mut Output, req: &Request, rep: Representation, date: &str
                 rep.push_lines(&mut head, true);
                 let range = format!("Content-Range: bytes {}-{}/{size}\r\n", one.start, one.end);
                 head.extend_from_slice(range.as_bytes());
-                (Status::PARTIAL_CONTENT, body_kind(req, one.len()), Some(one))
+                (
+                    Status::PARTIAL_CONTENT,
+                    body_kind(req, one.len()),
+                    Some(one),
+                )
             } else {
                 let boundary = new_boundary();
                 let frame = multipart::frame(&ranges, size, &rep.content_type(), &boundary);

@@ -34,11 +34,11 @@ impl Conditions {
     #[cfg(test)]
     pub fn record(&mut self, name: &str, value: &[u8]) -> bool {
         let which = match name.to_ascii_lowercase().as_str() {
-            "if-match" => Condition::IfMatch,
-            "if-none-match" => Condition::IfNoneMatch,
-            "if-unmodified-since" => Condition::IfUnmodifiedSince,
-            "if-modified-since" => Condition::IfModifiedSince,
-            "if-range" => Condition::IfRange,
+            "if-match" => Condition::Match,
+            "if-none-match" => Condition::NoneMatch,
+            "if-unmodified-since" => Condition::UnmodifiedSince,
+            "if-modified-since" => Condition::ModifiedSince,
+            "if-range" => Condition::Range,
             _ => return false,
         };
         self.set(which, value);
@@ -49,11 +49,11 @@ impl Conditions {
     /// line sent; for the others the last line counts.
     pub fn set(&mut self, which: Condition, value: &[u8]) {
         let (field, gathers) = match which {
-            Condition::IfMatch => (&mut self.if_match, true),
-            Condition::IfNoneMatch => (&mut self.if_none_match, true),
-            Condition::IfUnmodifiedSince => (&mut self.if_unmodified_since, false),
-            Condition::IfModifiedSince => (&mut self.if_modified_since, false),
-            Condition::IfRange => (&mut self.if_range, false),
+            Condition::Match => (&mut self.if_match, true),
+            Condition::NoneMatch => (&mut self.if_none_match, true),
+            Condition::UnmodifiedSince => (&mut self.if_unmodified_since, false),
+            Condition::ModifiedSince => (&mut self.if_modified_since, false),
+            Condition::Range => (&mut self.if_range, false),
         };
         let value = &*String::from_utf8_lossy(value);
         match field {
@@ -66,14 +66,14 @@ impl Conditions {
     }
 }
 
-/// One of the five conditional header fields.
+/// One of the five conditional header fields (`If-` and this).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Condition {
-    IfMatch,
-    IfNoneMatch,
-    IfUnmodifiedSince,
-    IfModifiedSince,
-    IfRange,
+    Match,
+    NoneMatch,
+    UnmodifiedSince,
+    ModifiedSince,
+    Range,
 }
 
 /// What a file is compared by: its (strong) entity tag, with its quotes,

@@ -274,7 +274,10 @@ mod tests {
             "/a+b=c;d",
         ];
         for target in targets {
-            assert!(split_plain(target).is_some(), "{target:?} takes the fast path");
+            assert!(
+                split_plain(target).is_some(),
+                "{target:?} takes the fast path"
+            );
             assert_eq!(parse_target(target), parse_any_target(target), "{target:?}");
         }
     }

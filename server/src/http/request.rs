@@ -167,8 +167,8 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
             fields: Fields::Pairs(simple.fields()),
         },
         None => match read_head(buf, &mut slots, want_log) {
-            Ok(head) => head,
-            Err(verdict) => return verdict,
+            HeadRead::Whole(head) => head,
+            HeadRead::Verdict(verdict) => return verdict,
         },
     };
     let log_line = |buf: &[u8]| {
@@ -328,13 +328,19 @@ impl<'h, 'a> Fields<'h, 'a> {
     }
 }
 
-/// Reads a head that the fast path ([`simple_head`]) left with httparse:
-/// the head, or the verdict when it is unfinished or refused.
+/// What httparse made of a head.
+enum HeadRead<'h, 'a> {
+    Whole(Head<'h, 'a>),
+    /// Unfinished or refused: the verdict.
+    Verdict(Parsed),
+}
+
+/// Reads a head that the fast path ([`simple_head`]) left with httparse.
 fn read_head<'h, 'a>(
     buf: &'a [u8],
     slots: &'h mut [MaybeUninit<httparse::Header<'a>>],
     want_log: bool,
-) -> Result<Head<'h, 'a>, Parsed> {
+) -> HeadRead<'h, 'a> {
     let log_line = |buf: &[u8]| {
         want_log.then(|| LogFields {
             request_line: first_line(buf),
@@ -344,9 +350,9 @@ fn read_head<'h, 'a>(
     let mut req = httparse::Request::new(&mut []);
     let len = match req.parse_with_uninit_headers(buf, slots) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Err(partial(buf, log_line)),
+        Ok(httparse::Status::Partial) => return HeadRead::Verdict(partial(buf, log_line)),
         Err(httparse::Error::TooManyHeaders) => {
-            return Err(reject(Status::HEADERS_TOO_LARGE, log_line(buf)))
+            return HeadRead::Verdict(reject(Status::HEADERS_TOO_LARGE, log_line(buf)))
         }
         Err(httparse::Error::Version) => {
             let status = if names_other_http_version(buf) {
@@ -354,14 +360,14 @@ fn read_head<'h, 'a>(
             } else {
                 Status::BAD_REQUEST
             };
-            return Err(reject(status, log_line(buf)));
+            return HeadRead::Verdict(reject(status, log_line(buf)));
         }
-        Err(_) => return Err(reject(Status::BAD_REQUEST, log_line(buf))),
+        Err(_) => return HeadRead::Verdict(reject(Status::BAD_REQUEST, log_line(buf))),
     };
     let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
-        return Err(reject(Status::BAD_REQUEST, log_line(buf)));
+        return HeadRead::Verdict(reject(Status::BAD_REQUEST, log_line(buf)));
     };
-    Ok(Head {
+    HeadRead::Whole(Head {
         method,
         target,
         http10: version == 0,
@@ -546,26 +552,26 @@ impl Field {
             6 => &[("expect", Field::Expect)],
             7 => &[("referer", Field::Referer)],
             8 => &[
-                ("if-match", Field::Condition(Condition::IfMatch)),
-                ("if-range", Field::Condition(Condition::IfRange)),
+                ("if-match", Field::Condition(Condition::Match)),
+                ("if-range", Field::Condition(Condition::Range)),
             ],
             10 => &[
                 ("connection", Field::Connection),
                 ("user-agent", Field::UserAgent),
             ],
-            13 => &[("if-none-match", Field::Condition(Condition::IfNoneMatch))],
+            13 => &[("if-none-match", Field::Condition(Condition::NoneMatch))],
             14 => &[("content-length", Field::ContentLength)],
             15 => &[("accept-encoding", Field::AcceptEncoding)],
             17 => &[
                 ("transfer-encoding", Field::TransferEncoding),
                 (
                     "if-modified-since",
-                    Field::Condition(Condition::IfModifiedSince),
+                    Field::Condition(Condition::ModifiedSince),
                 ),
             ],
             19 => &[(
                 "if-unmodified-since",
-                Field::Condition(Condition::IfUnmodifiedSince),
+                Field::Condition(Condition::UnmodifiedSince),
             )],
             _ => &[],
         };
@@ -866,7 +872,13 @@ mod tests {
         let log = r.log.expect("log fields");
         assert_eq!(log.referer.as_deref(), Some("f"));
         assert_eq!(log.user_agent.as_deref(), Some("a"));
-        for name in ["Hosts", "Connections", "Content-Lengths", "X-Host", "Range2"] {
+        for name in [
+            "Hosts",
+            "Connections",
+            "Content-Lengths",
+            "X-Host",
+            "Range2",
+        ] {
             assert_eq!(Field::of(name.as_bytes()), Field::Other, "{name}");
         }
         assert_eq!(Field::of(b"TRANSFER-encoding"), Field::TransferEncoding);

@@ -23,13 +23,13 @@ pub struct SimpleHead<'a> {
     pub len: usize,
     /// Each field's name and value (the value without the spaces around
     /// it); the first `count` are the head's.
-    fields: [(&'a [u8], &'a [u8]); SIMPLE_FIELDS],
+    fields: [Field<'a>; SIMPLE_FIELDS],
     count: usize,
 }
 
 impl<'a> SimpleHead<'a> {
     /// The fields, in order: name and value.
-    pub fn fields(&self) -> &[(&'a [u8], &'a [u8])] {
+    pub fn fields(&self) -> &[Field<'a>] {
         &self.fields[..self.count]
     }
 }
@@ -71,9 +71,12 @@ pub fn parse(buf: &[u8]) -> Option<SimpleHead<'_>> {
     }
 }
 
+/// A field's name and value.
+type Field<'a> = (&'a [u8], &'a [u8]);
+
 /// The field line at `start`: its name and trimmed value, and where the
 /// next line starts.
-fn field_line(buf: &[u8], start: usize) -> Option<((&[u8], &[u8]), usize)> {
+fn field_line(buf: &[u8], start: usize) -> Option<(Field<'_>, usize)> {
     let name_len = buf[start..].iter().position(|&b| !TOKEN[usize::from(b)])?;
     let mut at = start + name_len;
     if name_len == 0 || buf[at] != b':' {
@@ -138,8 +141,20 @@ const fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
-            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
-                | b'`' | b'|' | b'~'
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
         )
 }
 
