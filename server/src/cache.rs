@@ -106,25 +106,27 @@ impl Found {
 #[derive(Debug)]
 pub struct Entry {
     pub found: Found,
-    validated: Cell<Instant>,
+    /// When the entry stops being fresh: [`FRESH_FOR`] after it was last
+    /// checked against the disk (a comparison per hit, no subtraction).
+    fresh_until: Cell<Instant>,
 }
 
 impl Entry {
     pub fn new(found: Found, now: Instant) -> Entry {
         Entry {
             found,
-            validated: Cell::new(now),
+            fresh_until: Cell::new(now + FRESH_FOR),
         }
     }
 
     /// True while the entry may be served without asking a helper.
     pub fn is_fresh(&self, now: Instant) -> bool {
-        now.saturating_duration_since(self.validated.get()) < FRESH_FOR
+        now < self.fresh_until.get()
     }
 
     /// Marks the entry as checked against the disk just now.
     pub fn revalidated(&self, now: Instant) {
-        self.validated.set(now);
+        self.fresh_until.set(now + FRESH_FOR);
     }
 
     /// The file version this entry holds, for re-validation.
@@ -329,6 +331,7 @@ mod tests {
         let start = Instant::now();
         let entry = file(1, start);
         assert!(entry.is_fresh(start));
+        assert!(entry.is_fresh(start + FRESH_FOR - Duration::from_nanos(1)));
         assert!(!entry.is_fresh(start + FRESH_FOR));
         entry.revalidated(start + FRESH_FOR);
         assert!(entry.is_fresh(start + FRESH_FOR));

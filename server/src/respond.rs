@@ -159,7 +159,9 @@ fn respond_file(out: &mut Output, req: &Request, rep: Representation, date: &str
     };
     let range = req.range.as_deref().filter(|_| range_applies);
     let mut head = Vec::with_capacity(320);
-    let (status, kind, ranges) = match evaluate_range(range, size) {
+    // The one range of bytes that goes out, if any (a multipart body
+    // goes out below, on its own).
+    let (status, kind, range) = match evaluate_range(range, size) {
         RangeOutcome::Full => {
             begin(&mut head, Status::OK, date);
             rep.push_lines(&mut head, true);
@@ -167,11 +169,7 @@ fn respond_file(out: &mut Output, req: &Request, rep: Representation, date: &str
                 start: 0,
                 end: size - 1,
             });
-            (
-                Status::OK,
-                body_kind(req, size),
-                whole.into_iter().collect(),
-            )
+            (Status::OK, body_kind(req, size), whole)
         }
         RangeOutcome::Partial(ranges) => {
             begin(&mut head, Status::PARTIAL_CONTENT, date);
@@ -179,7 +177,11 @@ fn respond_file(out: &mut Output, req: &Request, rep: Representation, date: &str
                 rep.push_lines(&mut head, true);
                 let range = format!("Content-Range: bytes {}-{}/{size}\r\n", one.start, one.end);
                 head.extend_from_slice(range.as_bytes());
-                (Status::PARTIAL_CONTENT, body_kind(req, one.len()), ranges)
+                (
+                    Status::PARTIAL_CONTENT,
+                    body_kind(req, one.len()),
+                    Some(one),
+                )
             } else {
                 let boundary = new_boundary();
                 let frame = multipart::frame(&ranges, size, &rep.content_type(), &boundary);
@@ -203,9 +205,9 @@ fn respond_file(out: &mut Output, req: &Request, rep: Representation, date: &str
     };
     let (mut body, keep_alive) = end_head(&mut head, kind, req.keep_alive, req.http10);
     out.push_owned(head);
-    let body_bytes = match ranges[..] {
-        [range] => queue_range(&mut body, file, range, out),
-        _ => 0,
+    let body_bytes = match range {
+        Some(range) => queue_range(&mut body, file, range, out),
+        None => 0,
     };
     Reply {
         status,

@@ -210,7 +210,7 @@ impl Cgi {
             query: ex.request.target.query.as_deref().unwrap_or(""),
             request_uri: &cgi.request_uri,
             headers: &cgi.headers,
-            host: ex.request.host.as_deref(),
+            host: cgi.host.as_deref(),
             content_length,
             remote,
             local,

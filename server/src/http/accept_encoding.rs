@@ -16,6 +16,9 @@ pub enum Gzip {
 
 /// Reads one `Accept-Encoding` field value.
 pub fn gzip_accepted(value: &[u8]) -> Gzip {
+    if value.is_empty() {
+        return Gzip::Refused;
+    }
     let mut named = None;
     let mut any = None;
     for member in value.split(|&b| b == b',') {

@@ -30,24 +30,30 @@ impl Conditions {
     }
 
     /// Keeps header `name` if it is one of the five; true when it was.
-    /// The two list fields gather every line sent; for the others the
-    /// last line counts.
+    /// (The request's parser tells the fields apart itself.)
+    #[cfg(test)]
     pub fn record(&mut self, name: &str, value: &[u8]) -> bool {
-        let is = |n: &str| name.eq_ignore_ascii_case(n);
-        // Which field, before the value is looked at: most headers are
-        // none of the five.
-        let (field, gathers) = if is("if-match") {
-            (&mut self.if_match, true)
-        } else if is("if-none-match") {
-            (&mut self.if_none_match, true)
-        } else if is("if-unmodified-since") {
-            (&mut self.if_unmodified_since, false)
-        } else if is("if-modified-since") {
-            (&mut self.if_modified_since, false)
-        } else if is("if-range") {
-            (&mut self.if_range, false)
-        } else {
-            return false;
+        let which = match name.to_ascii_lowercase().as_str() {
+            "if-match" => Condition::Match,
+            "if-none-match" => Condition::NoneMatch,
+            "if-unmodified-since" => Condition::UnmodifiedSince,
+            "if-modified-since" => Condition::ModifiedSince,
+            "if-range" => Condition::Range,
+            _ => return false,
+        };
+        self.set(which, value);
+        true
+    }
+
+    /// Keeps one line of field `which`. The two list fields gather every
+    /// line sent; for the others the last line counts.
+    pub fn set(&mut self, which: Condition, value: &[u8]) {
+        let (field, gathers) = match which {
+            Condition::Match => (&mut self.if_match, true),
+            Condition::NoneMatch => (&mut self.if_none_match, true),
+            Condition::UnmodifiedSince => (&mut self.if_unmodified_since, false),
+            Condition::ModifiedSince => (&mut self.if_modified_since, false),
+            Condition::Range => (&mut self.if_range, false),
         };
         let value = &*String::from_utf8_lossy(value);
         match field {
@@ -57,8 +63,17 @@ impl Conditions {
             }
             _ => *field = Some(value.to_string()),
         }
-        true
     }
+}
+
+/// One of the five conditional header fields (`If-` and this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    Match,
+    NoneMatch,
+    UnmodifiedSince,
+    ModifiedSince,
+    Range,
 }
 
 /// What a file is compared by: its (strong) entity tag, with its quotes,

@@ -5,12 +5,12 @@
 //! path, several comma-separated values, whitespace and a port that is
 //! not a number up to 65535 are refused; the request then gets 400.
 
-/// A valid authority, split.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Authority {
-    /// The host as sent (an IP literal without its brackets): what a CGI
-    /// script gets as SERVER_NAME.
-    pub host: String,
+/// A valid authority, split; the host borrowed from the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authority<'a> {
+    /// The host as sent (an IP literal without its brackets), ASCII: what
+    /// a CGI script gets as SERVER_NAME.
+    pub host: &'a [u8],
     pub port: Option<u16>,
 }
 
@@ -21,56 +21,90 @@ pub struct BadAuthority;
 /// Parses `host [ ":" port ]`. The host may be empty (an HTTP/1.0 client,
 /// or a request whose target has no authority, sends `Host:` empty);
 /// callers that need a host check for that.
-pub fn parse_authority(text: &[u8]) -> Result<Authority, BadAuthority> {
+pub fn parse_authority(text: &[u8]) -> Result<Authority<'_>, BadAuthority> {
     let (host, port) = match text.first() {
-        Some(b'[') => {
-            let close = text.iter().position(|&b| b == b']').ok_or(BadAuthority)?;
-            let literal = &text[1..close];
-            let ip_literal = |b: &u8| b.is_ascii_hexdigit() || *b == b':' || *b == b'.';
-            if literal.is_empty() || !literal.iter().all(ip_literal) {
-                return Err(BadAuthority);
-            }
-            match &text[close + 1..] {
-                [] => (literal, None),
-                [b':', port @ ..] => (literal, Some(port)),
-                _ => return Err(BadAuthority),
-            }
-        }
-        _ => match text.iter().position(|&b| b == b':') {
-            Some(colon) => (&text[..colon], Some(&text[colon + 1..])),
-            None => (text, None),
-        },
+        Some(b'[') => split_ip_literal(text)?,
+        _ => split_reg_name(text)?,
     };
-    let bracketed = text.first() == Some(&b'[');
-    if !bracketed && !host.iter().all(|&b| is_reg_name_char(b)) {
-        return Err(BadAuthority);
-    }
     let port = match port {
         None => None,
         // `host:` is allowed by the grammar (port = *DIGIT): no port.
         Some([]) => None,
         Some(digits) => Some(parse_port(digits)?),
     };
-    Ok(Authority {
-        host: String::from_utf8_lossy(host).into_owned(),
-        port,
-    })
+    Ok(Authority { host, port })
 }
+
+/// `[literal]` and what follows it: nothing, or `:` and the port.
+fn split_ip_literal(text: &[u8]) -> Result<(&[u8], Option<&[u8]>), BadAuthority> {
+    let close = text.iter().position(|&b| b == b']').ok_or(BadAuthority)?;
+    let literal = &text[1..close];
+    let ip_literal = |b: &u8| b.is_ascii_hexdigit() || *b == b':' || *b == b'.';
+    if literal.is_empty() || !literal.iter().all(ip_literal) {
+        return Err(BadAuthority);
+    }
+    match &text[close + 1..] {
+        [] => Ok((literal, None)),
+        [b':', port @ ..] => Ok((literal, Some(port))),
+        _ => Err(BadAuthority),
+    }
+}
+
+/// A registered name (or IPv4 address) up to the first `:`, checked, and
+/// what follows the `:`, if any.
+fn split_reg_name(text: &[u8]) -> Result<(&[u8], Option<&[u8]>), BadAuthority> {
+    for (at, &b) in text.iter().enumerate() {
+        if b == b':' {
+            return Ok((&text[..at], Some(&text[at + 1..])));
+        }
+        if !REG_NAME[usize::from(b)] {
+            return Err(BadAuthority);
+        }
+    }
+    Ok((text, None))
+}
+
+/// [`is_reg_name_char`] as a table, one look-up a byte.
+const REG_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = is_reg_name_char(b as u8);
+        b += 1;
+    }
+    table
+};
 
 /// A registered name's characters: unreserved, `%` of pct-encoded, and
 /// the sub-delims but `,` (a list of hosts is not a host).
-fn is_reg_name_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~%!$&'()*+;=".contains(&b)
+const fn is_reg_name_char(b: u8) -> bool {
+    if b.is_ascii_alphanumeric() {
+        return true;
+    }
+    let others = b"-._~%!$&'()*+;=";
+    let mut i = 0;
+    while i < others.len() {
+        if others[i] == b {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }
 
+/// Up to five digits, at most 65535.
 fn parse_port(digits: &[u8]) -> Result<u16, BadAuthority> {
-    if digits.len() > 5 || !digits.iter().all(u8::is_ascii_digit) {
+    if digits.len() > 5 {
         return Err(BadAuthority);
     }
-    std::str::from_utf8(digits)
-        .ok()
-        .and_then(|d| d.parse().ok())
-        .ok_or(BadAuthority)
+    let mut port: u32 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return Err(BadAuthority);
+        }
+        port = port * 10 + u32::from(d - b'0');
+    }
+    u16::try_from(port).map_err(|_| BadAuthority)
 }
 
 #[cfg(test)]
@@ -78,7 +112,27 @@ mod tests {
     use super::*;
 
     fn host(text: &str) -> Result<(String, Option<u16>), BadAuthority> {
-        parse_authority(text.as_bytes()).map(|a| (a.host, a.port))
+        parse_authority(text.as_bytes()).map(|a| (String::from_utf8_lossy(a.host).into(), a.port))
+    }
+
+    #[test]
+    fn the_table_is_the_character_class() {
+        for b in 0..=255u8 {
+            let expected = b.is_ascii_alphanumeric() || b"-._~%!$&'()*+;=".contains(&b);
+            assert_eq!(REG_NAME[usize::from(b)], expected, "{b:#x}");
+        }
+    }
+
+    #[test]
+    fn ports() {
+        assert_eq!(host("h:0"), Ok(("h".into(), Some(0))));
+        assert_eq!(host("h:00080"), Ok(("h".into(), Some(80))));
+        assert_eq!(host("h:65535"), Ok(("h".into(), Some(65535))));
+        assert_eq!(host("h:99999"), Err(BadAuthority));
+        assert_eq!(host("h:8a"), Err(BadAuthority));
+        assert_eq!(host("h:+80"), Err(BadAuthority));
+        assert_eq!(host("[::1]:"), Ok(("::1".into(), None)));
+        assert_eq!(parse_authority(b"h\xc3\xa9"), Err(BadAuthority));
     }
 
     #[test]

@@ -14,5 +14,6 @@ pub(crate) mod path;
 pub(crate) mod range;
 pub(crate) mod request;
 pub(crate) mod response;
+pub(crate) mod simple_head;
 pub(crate) mod status;
 pub(crate) mod syntax;

@@ -45,6 +45,44 @@ pub fn is_directory_key(key: &str) -> bool {
 /// Parses an origin-form (`/a/b?q`) or absolute-form
 /// (`http://host/a/b?q`) request target.
 pub fn parse_target(target: &str) -> Result<Target, PathError> {
+    match split_plain(target) {
+        Some((path, query)) => Ok(Target {
+            key: path[1..].to_string(),
+            query: query.map(str::to_string),
+            authority: None,
+        }),
+        None => parse_any_target(target),
+    }
+}
+
+/// The fast path: an origin-form target whose path normalisation would
+/// leave as it is (see [`is_plain`]) and that has no fragment, split into
+/// its path and query in one pass over its bytes. `None` for any other
+/// target, which [`parse_any_target`] then parses.
+fn split_plain(target: &str) -> Option<(&str, Option<&str>)> {
+    let bytes = target.as_bytes();
+    if bytes.first() != Some(&b'/') {
+        return None;
+    }
+    let mut previous = 0;
+    for (at, &b) in bytes.iter().enumerate() {
+        match b {
+            b'?' => {
+                let query = &target[at + 1..];
+                let query = &query[..query.find('#').unwrap_or(query.len())];
+                return Some((&target[..at], Some(query)));
+            }
+            b'#' | b'%' => return None,
+            b'/' | b'.' if previous == b'/' => return None,
+            _ if b <= 0x20 || b == 0x7f => return None,
+            _ => previous = b,
+        }
+    }
+    Some((target, None))
+}
+
+/// Parses any target: absolute-form, escapes, segments to normalise.
+fn parse_any_target(target: &str) -> Result<Target, PathError> {
     let (authority, rest) = split_absolute_form(target)?;
     // A fragment is not part of a request; whatever follows `#` goes.
     let rest = rest.split('#').next().unwrap_or_default();
@@ -98,10 +136,10 @@ fn is_plain(path: &str) -> bool {
 /// `/`, `?` or `#`, so `http://h?x=/y` has the authority `h`, an empty
 /// path and the query `x=/y`.
 fn split_absolute_form(target: &str) -> Result<(Option<&str>, &str), PathError> {
-    let lower = target.get(..8).map(str::to_ascii_lowercase);
-    let rest = match lower.as_deref() {
-        Some(l) if l.starts_with("http://") => &target[7..],
-        Some("https://") => &target[8..],
+    let scheme = target.get(..8).map(str::as_bytes);
+    let rest = match scheme {
+        Some(s) if s[..7].eq_ignore_ascii_case(b"http://") => &target[7..],
+        Some(s) if s.eq_ignore_ascii_case(b"https://") => &target[8..],
         _ => return Ok((None, target)),
     };
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
@@ -215,6 +253,63 @@ mod tests {
     fn decoding_happens_once() {
         // %252e decodes to the literal text "%2e", not to ".".
         assert_eq!(key("/%252e%252e/x"), Ok("%2e%2e/x".into()));
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_general_parser() {
+        let targets = [
+            "/",
+            "/index.html",
+            "/a/b/",
+            "/a.b/c.d",
+            "/a?",
+            "/a?x=1",
+            "/a?x=/../y#f",
+            "/?x",
+            "/a/?q#f",
+            "/caf\u{e9}",
+            "/a..b",
+            "/a./b",
+            "/~user/x",
+            "/a+b=c;d",
+        ];
+        for target in targets {
+            assert!(
+                split_plain(target).is_some(),
+                "{target:?} takes the fast path"
+            );
+            assert_eq!(parse_target(target), parse_any_target(target), "{target:?}");
+        }
+    }
+
+    #[test]
+    fn the_fast_path_leaves_the_rest_to_the_general_parser() {
+        let targets = [
+            "",
+            "*",
+            "a/b",
+            "//a",
+            "/a//b",
+            "/.env",
+            "/a/.git",
+            "/a/./b",
+            "/a/../b",
+            "/..",
+            "/.",
+            "/a%20b",
+            "/a#f",
+            "/a#f?x",
+            "/a b",
+            "/a\tb",
+            "/a\x7fb",
+            "/a\0b",
+            "http://h/a",
+            "HTTPS://h/a",
+        ];
+        for target in targets {
+            assert_eq!(split_plain(target), None, "{target:?}");
+            assert_eq!(parse_target(target), parse_any_target(target), "{target:?}");
+        }
     }
 
     #[test]

@@ -1,14 +1,18 @@
-//! Parsing and validating one request head with `httparse`.
+//! Parsing and validating one request head: a plain one by the fast
+//! path of `simple_head.rs`, any other with `httparse`.
 //!
 //! [`parse`] looks at the bytes a connection has buffered and says whether
 //! a whole head is there, and if so whether it is a request amped serves
 //! or one it refuses (with the status to answer and whether the
 //! connection can stay open, as RFC 9112 allows).
 
+use std::mem::MaybeUninit;
+
 use super::accept_encoding::{gzip_accepted, Gzip};
-use super::conditional::Conditions;
+use super::conditional::{Condition, Conditions};
 use super::host::{parse_authority, Authority};
 use super::path::{parse_target, PathError, Target};
+use super::simple_head;
 use super::status::Status;
 use crate::http::keep_alive;
 
@@ -50,6 +54,10 @@ pub struct CgiParts {
     pub path_info: String,
     /// The request target as sent.
     pub request_uri: String,
+    /// The validated host the request is for (the absolute-form target's
+    /// authority, else the `Host` header), without its port: SERVER_NAME.
+    /// `None` when an HTTP/1.0 client named none.
+    pub host: Option<String>,
     /// Every header field, in order.
     pub headers: Vec<(String, String)>,
     /// `Expect: 100-continue` was sent.
@@ -91,10 +99,6 @@ pub struct Request {
     pub http10: bool,
     pub target: Target,
     pub keep_alive: bool,
-    /// The validated host the request is for (the absolute-form target's
-    /// authority, else the `Host` header), without its port; `None` when
-    /// an HTTP/1.0 client named none.
-    pub host: Option<String>,
     /// Bytes of the head, to be consumed from the buffer.
     pub head_len: usize,
     pub body: Framing,
@@ -150,43 +154,44 @@ fn reject(status: Status, log: Option<LogFields>) -> Parsed {
 /// Parses the head at the start of `buf`. `want_log` asks for the fields
 /// the access log needs.
 pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
+    // Left uninitialised: httparse writes only the fields it parses, and
+    // zeroing 100 of them would cost more than parsing a small head.
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let simple = simple_head::parse(buf);
+    let head = match &simple {
+        Some(simple) => Head {
+            method: simple.method,
+            target: simple.target,
+            http10: simple.http10,
+            len: simple.len,
+            fields: Fields::Pairs(simple.fields()),
+        },
+        None => match read_head(buf, &mut slots, want_log) {
+            HeadRead::Whole(head) => head,
+            HeadRead::Verdict(verdict) => return verdict,
+        },
+    };
     let log_line = |buf: &[u8]| {
         want_log.then(|| LogFields {
             request_line: first_line(buf),
             ..LogFields::default()
         })
     };
-    let head_len = match req.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return partial(buf, log_line),
-        Err(httparse::Error::TooManyHeaders) => {
-            return reject(Status::HEADERS_TOO_LARGE, log_line(buf))
-        }
-        Err(httparse::Error::Version) => {
-            let status = if names_other_http_version(buf) {
-                Status::VERSION_NOT_SUPPORTED
-            } else {
-                Status::BAD_REQUEST
-            };
-            return reject(status, log_line(buf));
-        }
-        Err(_) => return reject(Status::BAD_REQUEST, log_line(buf)),
-    };
+    let Head {
+        method,
+        target: target_text,
+        http10,
+        len: head_len,
+        fields: head_fields,
+    } = head;
     if head_len > MAX_HEAD {
         return reject(Status::HEADERS_TOO_LARGE, log_line(buf));
     }
-    let (Some(method), Some(target_text), Some(version)) = (req.method, req.path, req.version)
-    else {
-        return reject(Status::BAD_REQUEST, log_line(buf));
-    };
-    let http10 = version == 0;
     let target = target_text;
     if target.len() > MAX_TARGET {
         return reject(Status::URI_TOO_LONG, log_line(buf));
     }
-    let fields = match HeaderFields::collect(req.headers, http10) {
+    let fields = match HeaderFields::collect(&head_fields, http10, want_log) {
         Ok(f) => f,
         Err(status) => return reject(status, log_line(buf)),
     };
@@ -235,6 +240,7 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
         },
         None => fields.host.map(|a| a.host).filter(|h| !h.is_empty()),
     };
+    // Only a script is told the host; a file is the same for every host.
     let script = split_script(&target.key);
     // OPTIONS to a script is answered by the server, not the script.
     let names_script = script.is_some();
@@ -246,13 +252,13 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
                 script,
                 path_info,
                 request_uri: target_text.to_string(),
-                headers: req
-                    .headers
+                host: host.map(|h| String::from_utf8_lossy(h).into_owned()),
+                headers: head_fields
                     .iter()
-                    .map(|h| {
+                    .map(|(name, value)| {
                         (
-                            h.name.to_string(),
-                            String::from_utf8_lossy(h.value).into_owned(),
+                            String::from_utf8_lossy(name).into_owned(),
+                            String::from_utf8_lossy(value).into_owned(),
                         )
                     })
                     .collect(),
@@ -282,7 +288,6 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
         http10,
         target,
         keep_alive,
-        host,
         head_len,
         body: fields.framing,
         range: fields.range,
@@ -294,19 +299,109 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
     })
 }
 
+/// A whole request head, read.
+struct Head<'h, 'a> {
+    method: &'a str,
+    target: &'a str,
+    http10: bool,
+    /// Bytes of the head, the blank line included.
+    len: usize,
+    fields: Fields<'h, 'a>,
+}
+
+/// A head's fields, as the fast path or httparse read them.
+#[derive(Clone, Copy)]
+enum Fields<'h, 'a> {
+    Pairs(&'h [(&'a [u8], &'a [u8])]),
+    Parsed(&'h [httparse::Header<'a>]),
+}
+
+impl<'h, 'a> Fields<'h, 'a> {
+    /// Each field's name and value, in order.
+    fn iter(self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'h {
+        let (pairs, parsed) = match self {
+            Fields::Pairs(pairs) => (pairs, &[][..]),
+            Fields::Parsed(parsed) => (&[][..], parsed),
+        };
+        let parsed = parsed.iter().map(|h| (h.name.as_bytes(), h.value));
+        pairs.iter().copied().chain(parsed)
+    }
+}
+
+/// What httparse made of a head.
+enum HeadRead<'h, 'a> {
+    Whole(Head<'h, 'a>),
+    /// Unfinished or refused: the verdict.
+    Verdict(Parsed),
+}
+
+/// Reads a head that the fast path ([`simple_head`]) left with httparse.
+fn read_head<'h, 'a>(
+    buf: &'a [u8],
+    slots: &'h mut [MaybeUninit<httparse::Header<'a>>],
+    want_log: bool,
+) -> HeadRead<'h, 'a> {
+    let log_line = |buf: &[u8]| {
+        want_log.then(|| LogFields {
+            request_line: first_line(buf),
+            ..LogFields::default()
+        })
+    };
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, slots) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return HeadRead::Verdict(partial(buf, log_line)),
+        Err(httparse::Error::TooManyHeaders) => {
+            return HeadRead::Verdict(reject(Status::HEADERS_TOO_LARGE, log_line(buf)))
+        }
+        Err(httparse::Error::Version) => {
+            let status = if names_other_http_version(buf) {
+                Status::VERSION_NOT_SUPPORTED
+            } else {
+                Status::BAD_REQUEST
+            };
+            return HeadRead::Verdict(reject(status, log_line(buf)));
+        }
+        Err(_) => return HeadRead::Verdict(reject(Status::BAD_REQUEST, log_line(buf))),
+    };
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return HeadRead::Verdict(reject(Status::BAD_REQUEST, log_line(buf)));
+    };
+    HeadRead::Whole(Head {
+        method,
+        target,
+        http10: version == 0,
+        len,
+        fields: Fields::Parsed(req.headers),
+    })
+}
+
 /// Splits a path at its first segment ending in `.cgi`: the script and
 /// the PATH_INFO after it.
 pub fn split_script(key: &str) -> Option<(String, String)> {
-    let mut offset = 0;
-    for segment in key.split('/') {
-        let end = offset + segment.len();
-        if segment.len() > 4 && segment.ends_with(".cgi") {
-            let rest = &key[end..];
-            return Some((key[..end].to_string(), rest.to_string()));
+    let end = script_end(key)?;
+    Some((key[..end].to_string(), key[end..].to_string()))
+}
+
+/// Where the first segment of `key` that names a script (`x.cgi`, more
+/// than the suffix) ends, if any: one pass over the bytes.
+fn script_end(key: &str) -> Option<usize> {
+    let bytes = key.as_bytes();
+    let mut start = 0;
+    for (at, &b) in bytes.iter().enumerate() {
+        if b == b'/' {
+            if names_script(&bytes[start..at]) {
+                return Some(at);
+            }
+            start = at + 1;
         }
-        offset = end + 1;
     }
-    None
+    names_script(&bytes[start..]).then_some(bytes.len())
+}
+
+/// A segment ending in `.cgi`, with a name before it.
+fn names_script(segment: &[u8]) -> bool {
+    segment.len() > 4 && segment.ends_with(b".cgi")
 }
 
 /// A head that is not complete yet: fine unless it is already too long.
@@ -349,9 +444,9 @@ fn first_line(buf: &[u8]) -> String {
 
 /// The header fields amped acts on.
 #[derive(Debug, Default)]
-struct HeaderFields {
+struct HeaderFields<'a> {
     /// The `Host` header, validated.
-    host: Option<Authority>,
+    host: Option<Authority<'a>>,
     keep_alive: bool,
     framing: Framing,
     range: Option<String>,
@@ -363,49 +458,58 @@ struct HeaderFields {
     user_agent: Option<String>,
 }
 
-impl HeaderFields {
-    fn collect(headers: &[httparse::Header<'_>], http10: bool) -> Result<HeaderFields, Status> {
+impl<'a> HeaderFields<'a> {
+    /// Reads the fields amped acts on; `Referer` and `User-Agent` only
+    /// when `want_log` (only the access log reads them).
+    fn collect(
+        headers: &Fields<'_, 'a>,
+        http10: bool,
+        want_log: bool,
+    ) -> Result<HeaderFields<'a>, Status> {
         let mut f = HeaderFields::default();
         let (mut close, mut keep) = (false, false);
         let mut length: Option<u64> = None;
         let mut codings = TransferCodings::default();
         let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
-        for h in headers {
-            let name = h.name;
-            if name.eq_ignore_ascii_case("host") {
-                // One Host, valid, and not empty on HTTP/1.1 (RFC 9112 3.2).
-                let authority = parse_authority(h.value).map_err(|_| Status::BAD_REQUEST)?;
-                if f.host.is_some() || authority.host.is_empty() && !http10 {
-                    return Err(Status::BAD_REQUEST);
+        for (name, value) in headers.iter() {
+            match Field::of(name) {
+                Field::Host => {
+                    // One Host, valid, and not empty on HTTP/1.1 (RFC 9112 3.2).
+                    let authority = parse_authority(value).map_err(|_| Status::BAD_REQUEST)?;
+                    if f.host.is_some() || authority.host.is_empty() && !http10 {
+                        return Err(Status::BAD_REQUEST);
+                    }
+                    f.host = Some(authority);
                 }
-                f.host = Some(authority);
-            } else if name.eq_ignore_ascii_case("connection") {
-                for token in h.value.split(|&b| b == b',') {
-                    let token = token.trim_ascii();
-                    close |= token.eq_ignore_ascii_case(b"close");
-                    keep |= token.eq_ignore_ascii_case(b"keep-alive");
+                // One option alone is the common case: no list to split.
+                Field::Connection if is_field_name(value, b"keep-alive") => keep = true,
+                Field::Connection => {
+                    for token in value.split(|&b| b == b',') {
+                        let token = token.trim_ascii();
+                        close |= is_field_name(token, b"close");
+                        keep |= is_field_name(token, b"keep-alive");
+                    }
                 }
-            } else if name.eq_ignore_ascii_case("content-length") {
-                let n = parse_length(h.value).ok_or(Status::BAD_REQUEST)?;
-                if length.is_some_and(|l| l != n) {
-                    return Err(Status::BAD_REQUEST);
+                Field::ContentLength => {
+                    let n = parse_length(value).ok_or(Status::BAD_REQUEST)?;
+                    if length.is_some_and(|l| l != n) {
+                        return Err(Status::BAD_REQUEST);
+                    }
+                    length = Some(n);
                 }
-                length = Some(n);
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                codings.add(h.value);
-            } else if name.eq_ignore_ascii_case("range") {
-                f.range = Some(text(h.value));
-            } else if name.eq_ignore_ascii_case("accept-encoding") {
-                f.accept_encoding.push(b',');
-                f.accept_encoding.extend_from_slice(h.value);
-            } else if name.eq_ignore_ascii_case("expect") {
-                f.expect_continue = h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
-            } else if name.eq_ignore_ascii_case("referer") {
-                f.referer = Some(text(h.value));
-            } else if name.eq_ignore_ascii_case("user-agent") {
-                f.user_agent = Some(text(h.value));
-            } else {
-                f.conditions.record(name, h.value);
+                Field::TransferEncoding => codings.add(value),
+                Field::Range => f.range = Some(text(value)),
+                Field::AcceptEncoding => {
+                    f.accept_encoding.push(b',');
+                    f.accept_encoding.extend_from_slice(value);
+                }
+                Field::Expect => {
+                    f.expect_continue = value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
+                }
+                Field::Referer if want_log => f.referer = Some(text(value)),
+                Field::UserAgent if want_log => f.user_agent = Some(text(value)),
+                Field::Condition(which) => f.conditions.set(which, value),
+                Field::Referer | Field::UserAgent | Field::Other => {}
             }
         }
         f.framing = match (codings.seen, length) {
@@ -420,6 +524,88 @@ impl HeaderFields {
         f.keep_alive = keep_alive::asked(http10, keep, close);
         Ok(f)
     }
+}
+
+/// The header fields amped reads, told apart by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Host,
+    Connection,
+    ContentLength,
+    TransferEncoding,
+    Range,
+    AcceptEncoding,
+    Expect,
+    Referer,
+    UserAgent,
+    Condition(Condition),
+    Other,
+}
+
+impl Field {
+    /// Which field `name` is (any case). Names are told apart by their
+    /// length first, so most take one comparison or none.
+    fn of(name: &[u8]) -> Field {
+        let candidates: &[(&str, Field)] = match name.len() {
+            4 => &[("host", Field::Host)],
+            5 => &[("range", Field::Range)],
+            6 => &[("expect", Field::Expect)],
+            7 => &[("referer", Field::Referer)],
+            8 => &[
+                ("if-match", Field::Condition(Condition::Match)),
+                ("if-range", Field::Condition(Condition::Range)),
+            ],
+            10 => &[
+                ("connection", Field::Connection),
+                ("user-agent", Field::UserAgent),
+            ],
+            13 => &[("if-none-match", Field::Condition(Condition::NoneMatch))],
+            14 => &[("content-length", Field::ContentLength)],
+            15 => &[("accept-encoding", Field::AcceptEncoding)],
+            17 => &[
+                ("transfer-encoding", Field::TransferEncoding),
+                (
+                    "if-modified-since",
+                    Field::Condition(Condition::ModifiedSince),
+                ),
+            ],
+            19 => &[(
+                "if-unmodified-since",
+                Field::Condition(Condition::UnmodifiedSince),
+            )],
+            _ => &[],
+        };
+        candidates
+            .iter()
+            .find(|(known, _)| is_field_name(name, known.as_bytes()))
+            .map_or(Field::Other, |&(_, field)| field)
+    }
+}
+
+/// True when `name` is `known` in any case, for a `known` made of
+/// lowercase letters, digits and `-` (as the names [`Field::of`] knows
+/// are, and the `Connection` options amped reads): where `known` has a letter, `name`'s byte may differ in its case
+/// bit (0x20) only; anywhere else it must be the same byte. Eight bytes
+/// are compared at a time, then the rest one by one.
+fn is_field_name(name: &[u8], known: &[u8]) -> bool {
+    if name.len() != known.len() {
+        return false;
+    }
+    let mut words = name.chunks_exact(8).zip(known.chunks_exact(8));
+    let words_match = words.all(|(n, k)| {
+        let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or_default());
+        let (n, k) = (word(n), word(k));
+        // 0x20 in each byte where `known` has a letter (0x61..=0x7a):
+        // only those bytes reach 0x80 with 0x1f added, without a carry.
+        let case = ((k + 0x1f1f_1f1f_1f1f_1f1f) & 0x8080_8080_8080_8080) >> 2;
+        n | case == k
+    });
+    let tail = name.len() / 8 * 8;
+    words_match
+        && name[tail..].iter().zip(&known[tail..]).all(|(&n, &k)| {
+            let case = if k.is_ascii_lowercase() { 0x20 } else { 0 };
+            n | case == k
+        })
 }
 
 /// The transfer codings of a request, over all its `Transfer-Encoding`
@@ -468,6 +654,11 @@ mod tests {
             Parsed::Request(r) => r,
             other => panic!("expected a request, got {other:?}"),
         }
+    }
+
+    /// The host a script is told (SERVER_NAME).
+    fn server_name(r: &Request) -> Option<String> {
+        r.cgi.as_ref().expect("a script's request").host.clone()
     }
 
     fn status(raw: &str) -> (u16, bool) {
@@ -574,18 +765,24 @@ mod tests {
             status("GET / HTTP/1.0\r\nHost: user@h\r\n\r\n"),
             (400, false)
         );
-        let r = request("GET / HTTP/1.1\r\nHost: Example.org:8080\r\n\r\n");
-        assert_eq!(r.host.as_deref(), Some("Example.org"));
-        assert_eq!(request("GET / HTTP/1.0\r\n\r\n").host, None);
-        assert_eq!(request("GET / HTTP/1.0\r\nHost:\r\n\r\n").host, None);
-        let r = request("GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n");
-        assert_eq!(r.host.as_deref(), Some("::1"));
+        let host = |raw: &str| server_name(&request(raw));
+        assert_eq!(
+            host("GET /a.cgi HTTP/1.1\r\nHost: Example.org:8080\r\n\r\n").as_deref(),
+            Some("Example.org")
+        );
+        assert_eq!(host("GET /a.cgi HTTP/1.0\r\n\r\n"), None);
+        assert_eq!(host("GET /a.cgi HTTP/1.0\r\nHost:\r\n\r\n"), None);
+        assert_eq!(
+            host("GET /a.cgi HTTP/1.1\r\nHost: [::1]:80\r\n\r\n").as_deref(),
+            Some("::1")
+        );
     }
 
     #[test]
     fn absolute_form_authority_wins_over_host() {
+        let r = request("GET http://a.example:81/p.cgi HTTP/1.1\r\nHost: b.example\r\n\r\n");
+        assert_eq!(server_name(&r).as_deref(), Some("a.example"));
         let r = request("GET http://a.example:81/p?x HTTP/1.1\r\nHost: b.example\r\n\r\n");
-        assert_eq!(r.host.as_deref(), Some("a.example"));
         assert_eq!(
             (r.target.key.as_str(), r.target.query.as_deref()),
             ("p", Some("x"))
@@ -656,6 +853,98 @@ mod tests {
             status(&format!("GET / HTTP/1.1\r\nHost: h\r\n{many}\r\n")),
             (431, false)
         );
+    }
+
+    #[test]
+    fn fields_are_told_apart_by_name_in_any_case() {
+        let r = request(
+            "GET / HTTP/1.1\r\nHOST: h\r\nif-MATCH: \"a\"\r\nIf-None-Match: \"b\"\r\n\
+             If-Unmodified-Since: u\r\nIF-MODIFIED-SINCE: m\r\nIf-Range: r\r\n\
+             If-Matches: x\r\nRange: bytes=0-1\r\nREFERER: f\r\nuser-agent: a\r\n\r\n",
+        );
+        let c = r.conditions.expect("conditions");
+        assert_eq!(c.if_match.as_deref(), Some("\"a\""));
+        assert_eq!(c.if_none_match.as_deref(), Some("\"b\""));
+        assert_eq!(c.if_unmodified_since.as_deref(), Some("u"));
+        assert_eq!(c.if_modified_since.as_deref(), Some("m"));
+        assert_eq!(c.if_range.as_deref(), Some("r"));
+        assert_eq!(r.range.as_deref(), Some("bytes=0-1"));
+        let log = r.log.expect("log fields");
+        assert_eq!(log.referer.as_deref(), Some("f"));
+        assert_eq!(log.user_agent.as_deref(), Some("a"));
+        for name in [
+            "Hosts",
+            "Connections",
+            "Content-Lengths",
+            "X-Host",
+            "Range2",
+        ] {
+            assert_eq!(Field::of(name.as_bytes()), Field::Other, "{name}");
+        }
+        assert_eq!(Field::of(b"TRANSFER-encoding"), Field::TransferEncoding);
+        assert_eq!(Field::of(b"Accept-Encoding"), Field::AcceptEncoding);
+        assert_eq!(Field::of(b"Content-Length"), Field::ContentLength);
+        assert_eq!(Field::of(b"Expect"), Field::Expect);
+        assert_eq!(Field::of(b"Connection"), Field::Connection);
+    }
+
+    #[test]
+    fn scripts_are_split_from_their_path_info() {
+        let split = |key: &str| split_script(key);
+        let pair = |a: &str, b: &str| Some((a.to_string(), b.to_string()));
+        assert_eq!(split("a.cgi"), pair("a.cgi", ""));
+        assert_eq!(split("cgi-bin/a.cgi/x/y"), pair("cgi-bin/a.cgi", "/x/y"));
+        assert_eq!(split("a.cgi/b.cgi"), pair("a.cgi", "/b.cgi"));
+        assert_eq!(split("d/a.cgi/"), pair("d/a.cgi", "/"));
+        assert_eq!(split(".cgi"), None);
+        assert_eq!(split("d/.cgi/x"), None);
+        assert_eq!(split("a.cgix"), None);
+        assert_eq!(split("a.CGI"), None);
+        assert_eq!(split(""), None);
+        assert_eq!(split("a.cgi.txt/b"), None);
+    }
+
+    #[test]
+    fn field_names_compare_as_eq_ignore_ascii_case_does() {
+        let known = [
+            "host",
+            "if-match",
+            "content-length",
+            "if-unmodified-since",
+            "x-9a",
+        ];
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        for k in known {
+            names.push(k.to_ascii_uppercase().into_bytes());
+            names.push(k.as_bytes().to_vec());
+            // Every byte changed, one at a time, to each value.
+            for at in 0..k.len() {
+                for b in 0..=255u8 {
+                    let mut n = k.as_bytes().to_vec();
+                    n[at] = b;
+                    names.push(n);
+                }
+            }
+        }
+        for k in known {
+            for n in &names {
+                assert_eq!(
+                    is_field_name(n, k.as_bytes()),
+                    n.eq_ignore_ascii_case(k.as_bytes()),
+                    "{:?} against {k:?}",
+                    String::from_utf8_lossy(n)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn log_only_fields_are_skipped_without_the_log() {
+        let raw = b"GET / HTTP/1.1\r\nHost: h\r\nUser-Agent: a\r\nReferer: f\r\n\r\n";
+        let Parsed::Request(r) = parse(raw, false) else {
+            panic!("expected a request");
+        };
+        assert_eq!(r.log, None);
     }
 
     #[test]

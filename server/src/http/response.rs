@@ -62,11 +62,18 @@ pub fn begin(out: &mut Vec<u8>, status: Status, date: &str) {
 /// Starts a head with any status code and reason phrase.
 pub fn begin_with_reason(out: &mut Vec<u8>, code: u16, reason: &str, date: &str) {
     out.extend_from_slice(b"HTTP/1.1 ");
-    push_decimal(out, u64::from(code));
+    match code {
+        100..=999 => out.extend_from_slice(&three_digits(code)),
+        _ => push_decimal(out, u64::from(code)),
+    }
     out.push(b' ');
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\nDate: ");
-    out.extend_from_slice(date.as_bytes());
+    // An IMF-fixdate is 29 bytes: a copy of known length needs no call.
+    match <&[u8; 29]>::try_from(date.as_bytes()) {
+        Ok(fixed) => out.extend_from_slice(fixed),
+        Err(_) => out.extend_from_slice(date.as_bytes()),
+    }
     out.extend_from_slice(b"\r\nServer: ");
     out.extend_from_slice(SERVER_NAME.as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -92,6 +99,12 @@ pub fn push_hex(out: &mut Vec<u8>, mut n: u64) {
         }
     }
     out.extend_from_slice(&digits[at..]);
+}
+
+/// The three digits of a status code from 100 to 999.
+fn three_digits(code: u16) -> [u8; 3] {
+    let digit = |n: u16| b'0' + (n % 10) as u8;
+    [digit(code / 100), digit(code / 10), digit(code)]
 }
 
 /// Appends `n` in decimal, without allocating.
@@ -235,6 +248,21 @@ mod tests {
             .starts_with(b"Content-Type: text/plain; charset=utf-8\r\n"));
         assert!(h.lines_but_content_type().starts_with(b"Last-Modified: "));
         assert_eq!(h.etag, "\"5f-10\"");
+    }
+
+    #[test]
+    fn status_lines() {
+        for (code, reason) in [(200, "OK"), (100, "Continue"), (999, "X"), (42, "Odd")] {
+            let mut out = Vec::new();
+            begin_with_reason(&mut out, code, reason, "Sun, 06 Nov 1994 08:49:37 GMT");
+            let expected = format!(
+                "HTTP/1.1 {code} {reason}\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nServer: {SERVER_NAME}\r\n"
+            );
+            assert_eq!(String::from_utf8_lossy(&out), expected);
+        }
+        let mut out = Vec::new();
+        begin_with_reason(&mut out, 200, "OK", "D");
+        assert!(out.starts_with(b"HTTP/1.1 200 OK\r\nDate: D\r\n"));
     }
 
     #[test]
