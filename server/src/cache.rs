@@ -22,9 +22,6 @@ use crate::send::OpenFile;
 /// How long an entry is served without asking a helper again.
 pub const FRESH_FOR: Duration = Duration::from_secs(1);
 
-/// Most descriptor entries kept open at once.
-const MAX_DESCRIPTORS: usize = 512;
-
 /// Bookkeeping cost of an entry beyond its contents.
 const ENTRY_OVERHEAD: usize = 256;
 
@@ -178,17 +175,22 @@ pub struct Cache {
     bytes: usize,
     capacity: usize,
     descriptors: usize,
+    /// Most descriptor entries kept open at once (`--cache-files`).
+    max_descriptors: usize,
     hits: u64,
     misses: u64,
 }
 
 impl Cache {
-    pub fn new(capacity: usize) -> Cache {
+    /// A cache of `capacity` bytes holding at most `max_descriptors` open
+    /// files.
+    pub fn new(capacity: usize, max_descriptors: usize) -> Cache {
         Cache {
             lru: LruCache::unbounded(),
             bytes: 0,
             capacity,
             descriptors: 0,
+            max_descriptors,
             hits: 0,
             misses: 0,
         }
@@ -251,7 +253,7 @@ impl Cache {
         self.bytes += cost;
         self.descriptors += usize::from(entry.holds_descriptor());
         self.lru.put(key, entry);
-        while self.bytes > self.capacity || self.descriptors > MAX_DESCRIPTORS {
+        while self.bytes > self.capacity || self.descriptors > self.max_descriptors {
             let Some((key, evicted)) = self.lru.pop_lru() else {
                 break;
             };
@@ -305,7 +307,7 @@ mod tests {
     #[test]
     fn evicts_least_recently_used_within_budget() {
         let now = Instant::now();
-        let mut cache = Cache::new(64 * 1024);
+        let mut cache = Cache::new(64 * 1024, 4096);
         cache.insert("a".into(), file(6000, now));
         cache.insert("b".into(), file(6000, now));
         assert!(cache.get("a").is_some());
@@ -317,10 +319,51 @@ mod tests {
         assert!(cache.peek("f9").is_some());
     }
 
+    /// An entry for a large file, held open (here by path: no descriptor
+    /// is needed to count it).
+    fn open_file(size: usize, now: Instant) -> Rc<Entry> {
+        let meta = FileMeta {
+            size: size as u64,
+            mtime_secs: 1,
+            mtime_nanos: 0,
+            inode: 1,
+            device: 1,
+        };
+        Rc::new(Entry::new(
+            Found::File(FileEntry {
+                meta,
+                headers: FileHeaders::new("text/plain", &meta),
+                content: Content::Descriptor(Rc::new(OpenFile::by_path("f".into(), meta))),
+            }),
+            now,
+        ))
+    }
+
+    #[test]
+    fn keeps_at_most_the_open_files_it_is_given() {
+        let now = Instant::now();
+        let mut cache = Cache::new(64 * 1024 * 1024, 3);
+        for i in 0..5 {
+            cache.insert(format!("big{i}"), open_file(1 << 20, now));
+        }
+        cache.insert("small".into(), file(100, now));
+        assert_eq!(
+            cache.stats().entries,
+            4,
+            "three open files and the small one"
+        );
+        assert!(
+            cache.peek("big1").is_none(),
+            "the oldest open files are closed"
+        );
+        assert!(cache.peek("big2").is_some() && cache.peek("big4").is_some());
+        assert!(cache.peek("small").is_some());
+    }
+
     #[test]
     fn oversized_entries_are_not_cached() {
         let now = Instant::now();
-        let mut cache = Cache::new(64 * 1024);
+        let mut cache = Cache::new(64 * 1024, 4096);
         cache.insert("big".into(), file(20_000, now));
         assert!(cache.peek("big").is_none());
         assert_eq!(cache.stats().bytes, 0);

@@ -48,6 +48,13 @@ pub struct Args {
     #[arg(long, default_value = "64M", value_name = "SIZE", value_parser = parse_size)]
     pub cache_size: u64,
 
+    /// Most files larger than --inline-max the cache keeps open, each
+    /// with its descriptor, so a request for one needs no helper (1 to
+    /// 1000000; the descriptor limit must leave room for them).
+    #[arg(long, default_value_t = 4096, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub cache_files: u32,
+
     /// Most client connections open at once; more get 503 and are closed
     /// (1 to 1000000).
     #[arg(long, default_value_t = 4096, value_name = "N",
@@ -264,6 +271,8 @@ pub struct Config {
     pub helpers_max: usize,
     pub backend: Backend,
     pub cache_size: usize,
+    /// Most descriptor entries in the cache.
+    pub cache_files: usize,
     pub max_connections: usize,
     pub access_log: LogTarget,
     pub access_log_format: AccessLogFormat,
@@ -394,6 +403,7 @@ impl Config {
             helpers_max: usize::from(args.helpers_max),
             backend: args.event_handler.into(),
             cache_size: usize::try_from(args.cache_size).unwrap_or(usize::MAX),
+            cache_files: args.cache_files as usize,
             max_connections: args.max_connections as usize,
             access_log,
             access_log_format: args.access_log_format,

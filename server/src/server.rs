@@ -64,7 +64,11 @@ impl Server {
     pub fn start(config: Config) -> Result<Server> {
         let parts = startup::prepare(&config)?;
         Ok(Server {
-            statics: StaticFiles::new(config.cache_size, config.helper_timeout, config.gzip_static),
+            statics: StaticFiles::new(
+                (config.cache_size, config.cache_files),
+                config.helper_timeout,
+                config.gzip_static,
+            ),
             send: SendPath::new(config.helper_timeout),
             timeouts: Timeouts::new(&config),
             status: StatusPage::new(&config),

@@ -30,13 +30,14 @@ pub(crate) struct StaticFiles {
 }
 
 impl StaticFiles {
+    /// `cache`: the cache's byte budget and its most open files.
     pub(crate) fn new(
-        cache_size: usize,
+        (cache_size, cache_files): (usize, usize),
         helper_timeout: Duration,
         gzip_static: bool,
     ) -> StaticFiles {
         StaticFiles {
-            cache: Cache::new(cache_size),
+            cache: Cache::new(cache_size, cache_files),
             helper_timeout,
             gzip_static,
         }
