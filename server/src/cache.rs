@@ -286,7 +286,8 @@ impl Cache {
 mod tests {
     use super::*;
 
-    fn file(size: usize, now: Instant) -> Rc<Entry> {
+    /// A file entry of `size` bytes whose contents are `content(meta)`.
+    fn entry(size: usize, now: Instant, content: impl FnOnce(FileMeta) -> Content) -> Rc<Entry> {
         let meta = FileMeta {
             size: size as u64,
             mtime_secs: 1,
@@ -298,10 +299,15 @@ mod tests {
             Found::File(FileEntry {
                 meta,
                 headers: FileHeaders::new("text/plain", &meta),
-                content: Content::Inline(vec![0u8; size].into()),
+                content: content(meta),
             }),
             now,
         ))
+    }
+
+    /// A small file, in memory.
+    fn file(size: usize, now: Instant) -> Rc<Entry> {
+        entry(size, now, |_| Content::Inline(vec![0u8; size].into()))
     }
 
     #[test]
@@ -322,21 +328,9 @@ mod tests {
     /// An entry for a large file, held open (here by path: no descriptor
     /// is needed to count it).
     fn open_file(size: usize, now: Instant) -> Rc<Entry> {
-        let meta = FileMeta {
-            size: size as u64,
-            mtime_secs: 1,
-            mtime_nanos: 0,
-            inode: 1,
-            device: 1,
-        };
-        Rc::new(Entry::new(
-            Found::File(FileEntry {
-                meta,
-                headers: FileHeaders::new("text/plain", &meta),
-                content: Content::Descriptor(Rc::new(OpenFile::by_path("f".into(), meta))),
-            }),
-            now,
-        ))
+        entry(size, now, |meta| {
+            Content::Descriptor(Rc::new(OpenFile::by_path("f".into(), meta)))
+        })
     }
 
     #[test]
