@@ -55,6 +55,8 @@ pub enum Flushed {
 pub struct Output {
     chunks: VecDeque<Chunk>,
     queued: u64,
+    /// TCP_NODELAY is off on the socket while a file body is queued.
+    coalescing: bool,
 }
 
 impl Output {
@@ -124,6 +126,35 @@ impl Output {
         budget: u64,
         planner: &mut dyn PlanWindows,
     ) -> io::Result<Flushed> {
+        // While a file body is queued, TCP_NODELAY (inherited from the
+        // listener, for small responses) is off and the head goes with
+        // MSG_MORE, so the head and the tail of each `sendfile` call join
+        // full segments instead of going out as small ones of their own.
+        // On loopback the small segments cost the client delayed ACKs and
+        // the server spurious tail-loss probes: 1 MiB files 4.12 -> 5.15
+        // GB/s, 10 MiB 2.90 -> 3.47 (commit message). Turning it back on
+        // when the body is done sends what Nagle holds at once.
+        if !self.coalescing && self.holds_file() {
+            self.coalescing = set_nodelay(sock, false);
+        }
+        let written = self.write_chunks(sock, budget, planner);
+        if self.coalescing && !self.holds_file() {
+            set_nodelay(sock, true);
+            self.coalescing = false;
+        }
+        written
+    }
+
+    fn holds_file(&self) -> bool {
+        self.chunks.iter().any(|c| matches!(c, Chunk::File(_)))
+    }
+
+    fn write_chunks(
+        &mut self,
+        sock: RawFd,
+        budget: u64,
+        planner: &mut dyn PlanWindows,
+    ) -> io::Result<Flushed> {
         let mut written = 0u64;
         while let Some(front) = self.chunks.front_mut() {
             if written >= budget {
@@ -170,11 +201,15 @@ impl Output {
             iov_len: 0,
         }; MAX_IOVECS];
         let mut count = 0;
+        let mut file_follows = false;
         for chunk in self.chunks.iter().take(MAX_IOVECS) {
             let slice: &[u8] = match chunk {
                 Chunk::Owned { data, pos } => &data[*pos..],
                 Chunk::Shared { data, pos, end } => &data[*pos..*end],
-                Chunk::File(_) => break,
+                Chunk::File(_) => {
+                    file_follows = true;
+                    break;
+                }
             };
             iov[count] = libc::iovec {
                 iov_base: slice.as_ptr() as *mut libc::c_void,
@@ -183,8 +218,19 @@ impl Output {
             count += 1;
         }
         // SAFETY: every iovec points into a buffer owned by `self.chunks`,
-        // which is not touched until writev returns.
-        let n = unsafe { libc::writev(sock, iov.as_ptr(), count as libc::c_int) };
+        // which is not touched until the call returns; the msghdr is
+        // zeroed but for its iovecs.
+        let n = unsafe {
+            if file_follows {
+                // The head waits for the file's first bytes (see write_to).
+                let mut msg: libc::msghdr = std::mem::zeroed();
+                msg.msg_iov = iov.as_mut_ptr();
+                msg.msg_iovlen = count;
+                libc::sendmsg(sock, &msg, libc::MSG_MORE | libc::MSG_NOSIGNAL)
+            } else {
+                libc::writev(sock, iov.as_ptr(), count as libc::c_int)
+            }
+        };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -231,6 +277,24 @@ pub(crate) fn written(out: &mut Output) -> String {
     let mut s = String::new();
     b.read_to_string(&mut s).expect("read");
     s
+}
+
+/// Sets TCP_NODELAY on `sock` or clears it; true if it is now clear.
+/// Failure (not a TCP socket, as in the unit tests) only costs segment
+/// sizes.
+fn set_nodelay(sock: RawFd, on: bool) -> bool {
+    let value = libc::c_int::from(on);
+    // SAFETY: setsockopt with a pointer to a live c_int and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    !on && rc == 0
 }
 
 #[cfg(test)]
