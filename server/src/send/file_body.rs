@@ -91,6 +91,9 @@ pub struct FileBody {
     /// `planned` when a look ahead last found the next window in memory
     /// (it is not looked at again until more is planned).
     looked_ahead_at: Option<u64>,
+    /// The socket has been set to join this body into full segments
+    /// (see `Output::write_to`).
+    segments_joined: bool,
 }
 
 impl FileBody {
@@ -102,7 +105,14 @@ impl FileBody {
             end,
             windows: VecDeque::new(),
             looked_ahead_at: None,
+            segments_joined: false,
         }
+    }
+
+    /// True the first time it is asked: the socket is to be set to join
+    /// this body into full segments now.
+    pub fn join_segments_once(&mut self) -> bool {
+        !std::mem::replace(&mut self.segments_joined, true)
     }
 
     /// False when the window after the planned ones was found in memory

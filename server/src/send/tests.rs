@@ -109,6 +109,14 @@ fn windows_read_by_helpers_go_out_in_order_whatever_order_they_arrive_in() {
 }
 
 #[test]
+fn a_body_asks_once_for_its_segments_to_be_joined() {
+    let file = open_file(&content(10), Storage::Uncertain);
+    let mut body = FileBody::new(file, 0, 10);
+    assert!(body.join_segments_once());
+    assert!(!body.join_segments_once());
+}
+
+#[test]
 fn a_short_read_means_the_file_shrank() {
     let bytes = content(3000);
     let file = open_file(&bytes, Storage::Uncertain);
