@@ -197,20 +197,25 @@ impl State {
     }
 }
 
+/// Timeouts for the unit tests, each a different number of seconds so
+/// that a test can tell which one a deadline came from.
+#[cfg(test)]
+pub(super) const TEST_TIMEOUTS: Timeouts = Timeouts {
+    send: Duration::from_secs(1),
+    header: Duration::from_secs(2),
+    keepalive: Duration::from_secs(3),
+    cgi: Duration::from_secs(4),
+    disk: Duration::from_secs(5),
+    discard: Duration::from_secs(6),
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cgi::exchange::Stage;
     use crate::http::request::{parse, Parsed};
 
-    const T: Timeouts = Timeouts {
-        send: Duration::from_secs(1),
-        header: Duration::from_secs(2),
-        keepalive: Duration::from_secs(3),
-        cgi: Duration::from_secs(4),
-        disk: Duration::from_secs(5),
-        discard: Duration::from_secs(6),
-    };
+    const T: Timeouts = TEST_TIMEOUTS;
 
     fn request(raw: &str) -> Request {
         match parse(raw.as_bytes(), false) {

@@ -5,20 +5,13 @@
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::*;
 use crate::event::poll::PollPoller;
 use crate::send::SendStraight;
 
-const T: Timeouts = Timeouts {
-    send: Duration::from_secs(1),
-    header: Duration::from_secs(2),
-    keepalive: Duration::from_secs(3),
-    cgi: Duration::from_secs(4),
-    disk: Duration::from_secs(5),
-    discard: Duration::from_secs(6),
-};
+const T: Timeouts = state::TEST_TIMEOUTS;
 
 const LIMITS: Limits = Limits {
     requests: 1000,
