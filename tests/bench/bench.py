@@ -574,6 +574,15 @@ def report(results_path, meta_path):
         out.append("| %s | %s | %s |" % (text, value,
                                           "n/a" if ok is None else ("yes" if ok else "**no**")))
 
+    floor = res.ratio("cgi", "responder", "lighttpd", "rate")
+    if floor is not None and res.ran("cgi", "amped"):
+        out += ["", "The CGI floor: the responder running `hello.cgi` once per "
+                "request, with nothing else (`responder --cgi`), reached %.2fx "
+                "lighttpd's req/s and amped %.2fx the floor's; 1.2x lighttpd "
+                "is %.2fx the floor." % (floor,
+                                         res.ratio("cgi", "amped", "responder", "rate") or float("nan"),
+                                         1.2 / floor)]
+
     # 6. setup and commands
     out += ["", "### Setup", ""]
     for k, label in (("setup_amped", "amped"), ("setup_nginx", "nginx"),

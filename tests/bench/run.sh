@@ -21,7 +21,8 @@
 #   newconn   httperf --num-conns 20000 --num-calls 1 --uri / (a new TCP
 #             connection per request)
 #   cgi       wrk -t1 -c10 GET /cgi-bin/hello.cgi (amped and lighttpd's
-#             mod_cgi run the same script; nginx has no CGI)
+#             mod_cgi run the same script; nginx has no CGI; the responder
+#             runs it too, once per request, as a floor: --cgi)
 #   idle      wrk -t1 -c100 GET /1k.bin alone, then 10,000 idle keep-alive
 #             connections (idle_holder.py: each sent one GET and read the
 #             reply) and the server's RSS growth per connection, then the
@@ -49,7 +50,8 @@
 # default). amped runs with its defaults otherwise (2 disk helpers,
 # --cache-size 64M, files up to 64K kept in memory). The responder
 # (responder.c, built with gcc) answers every request head with one fixed
-# 200 carrying 1k.bin's bytes, parsing nothing.
+# 200 carrying 1k.bin's bytes, parsing nothing; on the CGI workload it
+# runs hello.cgi once per request and answers with its output (--cgi).
 #
 # httperf runs WITHOUT --hog on purpose. With --hog, httperf 0.9.0 bind()s
 # each source port itself, from 1024 up, without SO_REUSEADDR; once an
@@ -184,12 +186,12 @@ small_wl() { case "$1" in 1k|1k-c1000|files) return 0 ;; esac; return 1; }
 # serves WORKLOAD SERVER: that server takes part in that workload.
 serves() {
     case "$2" in
-        responder) small_wl "$1" ;;
+        responder) small_wl "$1" || [ "$1" = cgi ] ;;
         nginx) [ "$1" != cgi ] ;;
         *) return 0 ;;
     esac
 }
-want_responder() { want responder && { want_wl 1k || want_wl 1k-c1000 || want_wl files; }; }
+want_responder() { want responder && { want_wl 1k || want_wl 1k-c1000 || want_wl files || want_wl cgi; }; }
 
 # --- state and cleanup ------------------------------------------------------
 
@@ -375,7 +377,10 @@ start_amped() {
 start_responder() {
     local out="$WORK/responder.stdout"
     : >"$out"
-    taskset -c 0 "$RESPONDER_BIN" "$DOCROOT/1k.bin" >"$out" 2>"$WORK/responder.stderr" &
+    local what=("$DOCROOT/1k.bin")
+    # The CGI workload: the same script, run once per request (--cgi).
+    [ "$WL" != cgi ] || what=(--cgi "$DOCROOT/cgi-bin/hello.cgi")
+    taskset -c 0 "$RESPONDER_BIN" "${what[@]}" >"$out" 2>"$WORK/responder.stderr" &
     SERVER_PID=$!
     if ! wait_port_line "$out"; then
         log "the responder did not print its port; stderr:"
@@ -606,6 +611,7 @@ measure_idle() {
 # run_one ROUND WL: one measurement of SERVER, a fresh server.
 run_one() {
     local rep=$1 wl=$2 out="$WORK/logs/$1.$2.$SERVER.txt" path
+    WL=$wl   # for start_responder
     log "round $rep, $wl, $SERVER: starting"
     if ! start_server "$SERVER"; then
         log "$SERVER: failed to start"
@@ -708,7 +714,7 @@ fi
     echo "setup_amped=\`taskset -c 0 target/release/server ${AMPED_ARGS[*]//$DOCROOT/DOCROOT}\` (helpers 2, files up to 64K in memory: its defaults)"
     echo "setup_nginx=\`taskset -c 0 nginx\` with worker_processes 1, master_process off, daemon off, worker_connections $CONN_LIMIT, access_log off, sendfile on, tcp_nopush on, keepalive_timeout 65, keepalive_requests 1000000, listen backlog=4096; no open_file_cache (the default)"
     echo "setup_lighttpd=\`taskset -c 0 lighttpd -D\` with mod_cgi (cgi.assign .cgi), no mod_accesslog (no access log), server.max-fds $NOFILE, server.max-connections $LIGHTTPD_CONNS, server.listen-backlog 4096, max-keep-alive-requests 1000000, max-keep-alive-idle 65; its stat cache at its default"
-    if want_responder; then echo "setup_responder=\`taskset -c 0 responder 1k.bin\` (tests/bench/responder.c, gcc -O2): one epoll loop answering every request head with one fixed keep-alive 200 carrying 1k.bin's 1024 bytes; it serves the small-file workloads only, every path getting the same bytes"; fi
+    if want_responder; then echo "setup_responder=\`taskset -c 0 responder 1k.bin\` (tests/bench/responder.c, gcc -O2): one epoll loop answering every request head with one fixed keep-alive 200 carrying 1k.bin's 1024 bytes; it serves the small-file workloads, every path getting the same bytes; for the CGI workload \`responder --cgi hello.cgi\` runs the script once per request (posix_spawn with a 4-variable CGI environment, stdout on a pipe read to the end, waitpid) and answers 200 with its output: the CPU any server needs to run the script per request"; fi
     echo "setup_docroot=a temp copy of www/ plus 1k.bin, 1m.bin, 10m.bin (random bytes)$(want_wl files && echo ", files/: $NFILES files of 1 KiB")$(want_wl cold && echo ", cold/: $NCOLD files of $((COLD_SIZE / 1024)) KiB ($((NCOLD * COLD_SIZE / 1048576)) MiB), read once into the page cache before each cold run")"
     [ -z "$IDLE_NOTE" ] || echo "idle_note=Idle connections: $IDLE_NOTE"
     for wl in "${WLS[@]}"; do echo "cmd_$wl=${CMD[$wl]}"; done
