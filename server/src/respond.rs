@@ -3,6 +3,8 @@
 //! 412, 416, 301 for directories, directory listings, and the error
 //! pages.
 
+use std::rc::Rc;
+
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
 use crate::cache::{Content, Entry, FileEntry, Found};
@@ -159,29 +161,17 @@ fn respond_file(out: &mut Output, req: &Request, rep: Representation, date: &str
     };
     let range = req.range.as_deref().filter(|_| range_applies);
     let mut head = Vec::with_capacity(320);
-    // The one range of bytes that goes out, if any (a multipart body
-    // goes out below, on its own).
-    let (status, kind, range) = match evaluate_range(range, size) {
-        RangeOutcome::Full => {
-            begin(&mut head, Status::OK, date);
-            rep.push_lines(&mut head, true);
-            let whole = (size > 0).then(|| ByteRange {
-                start: 0,
-                end: size - 1,
-            });
-            (Status::OK, body_kind(req, size), whole)
-        }
+    // The one range of bytes that goes out (a multipart body goes out
+    // below, on its own).
+    let (kind, one) = match evaluate_range(range, size) {
+        RangeOutcome::Full => return whole_file(out, req, rep, size, date),
         RangeOutcome::Partial(ranges) => {
             begin(&mut head, Status::PARTIAL_CONTENT, date);
             if let [one] = ranges[..] {
                 rep.push_lines(&mut head, true);
                 let range = format!("Content-Range: bytes {}-{}/{size}\r\n", one.start, one.end);
                 head.extend_from_slice(range.as_bytes());
-                (
-                    Status::PARTIAL_CONTENT,
-                    body_kind(req, one.len()),
-                    Some(one),
-                )
+                (body_kind(req, one.len()), one)
             } else {
                 let boundary = new_boundary();
                 let frame = multipart::frame(&ranges, size, &rep.content_type(), &boundary);
@@ -205,12 +195,67 @@ fn respond_file(out: &mut Output, req: &Request, rep: Representation, date: &str
     };
     let (mut body, keep_alive) = end_head(&mut head, kind, req.keep_alive, req.http10);
     out.push_owned(head);
-    let body_bytes = match range {
-        Some(range) => queue_range(&mut body, file, range, out),
-        None => 0,
+    Reply {
+        status: Status::PARTIAL_CONTENT,
+        keep_alive,
+        body_bytes: queue_range(&mut body, file, one, out),
+    }
+}
+
+/// 200 with the whole file. The head of the most common case (an
+/// HTTP/1.1 keep-alive GET of the file as it is) is built once a second
+/// and kept with the file ([`HeadMemo`]); any other is built each time.
+fn whole_file(
+    out: &mut Output,
+    req: &Request,
+    rep: Representation,
+    size: u64,
+    date: &str,
+) -> Reply {
+    let memo = (req.method == Method::Get
+        && req.keep_alive
+        && !req.http10
+        && rep.coding == Coding::Identity)
+        .then_some(&rep.file.headers.ok_head);
+    let kind = body_kind(req, size);
+    let (mut body, keep_alive) = match memo.and_then(|m| m.get(date)) {
+        Some(head) => {
+            let len = head.len();
+            out.push_shared(head, 0, len);
+            (BodyEncoder::Length(size), true)
+        }
+        None => {
+            let mut head = Vec::with_capacity(320);
+            begin(&mut head, Status::OK, date);
+            rep.push_lines(&mut head, true);
+            let (body, keep_alive) = end_head(&mut head, kind, req.keep_alive, req.http10);
+            match memo {
+                Some(memo) => {
+                    let head: Rc<[u8]> = head.into();
+                    memo.keep(date, Rc::clone(&head));
+                    let len = head.len();
+                    out.push_shared(head, 0, len);
+                }
+                None => out.push_owned(head),
+            }
+            (body, keep_alive)
+        }
+    };
+    let body_bytes = if size > 0 {
+        queue_range(
+            &mut body,
+            rep.file,
+            ByteRange {
+                start: 0,
+                end: size - 1,
+            },
+            out,
+        )
+    } else {
+        0
     };
     Reply {
-        status,
+        status: Status::OK,
         keep_alive,
         body_bytes,
     }
@@ -342,5 +387,103 @@ pub fn error(out: &mut Output, to: &ErrorTo, status: Status, extra: &str, date: 
         status,
         keep_alive: to.keep_alive,
         body_bytes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::request::{parse, Parsed};
+    use crate::output::written;
+    use protocol::FileMeta;
+
+    const DATE: &str = "Mon, 30 Nov 2026 10:00:00 GMT";
+    const NEXT_SECOND: &str = "Mon, 30 Nov 2026 10:00:01 GMT";
+
+    fn file() -> FileEntry {
+        let meta = FileMeta {
+            size: 5,
+            mtime_secs: 1_700_000_000,
+            mtime_nanos: 0,
+            inode: 1,
+            device: 1,
+        };
+        FileEntry {
+            meta,
+            headers: crate::http::response::FileHeaders::new("text/plain", &meta),
+            content: Content::Inline(Rc::from(&b"hello"[..])),
+        }
+    }
+
+    fn response(file: &FileEntry, raw: &str, coding: Coding, date: &str) -> (String, Reply) {
+        let req = match parse(raw.as_bytes(), false) {
+            Parsed::Request(r) => r,
+            other => panic!("expected a request, got {other:?}"),
+        };
+        let mut out = Output::default();
+        let rep = Representation {
+            file,
+            coding,
+            key: "a.txt",
+        };
+        let reply = respond_file(&mut out, &req, rep, date);
+        (written(&mut out), reply)
+    }
+
+    const REQUESTS: [&str; 7] = [
+        "GET /a.txt HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET /a.txt HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+        "HEAD /a.txt HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET /a.txt HTTP/1.0\r\n\r\n",
+        "GET /a.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        "GET /a.txt HTTP/1.1\r\nHost: h\r\nIf-None-Match: \"x\"\r\n\r\n",
+        "GET /a.txt HTTP/1.1\r\nHost: h\r\nRange: bytes=1-2\r\n\r\n",
+    ];
+
+    #[test]
+    fn a_kept_head_answers_exactly_as_a_head_built_afresh() {
+        for coding in [Coding::Identity, Coding::IdentityVary, Coding::Gzip] {
+            for raw in REQUESTS {
+                let fresh = response(&file(), raw, coding, DATE);
+                let primed = file();
+                response(&primed, REQUESTS[0], coding, DATE);
+                assert_eq!(
+                    response(&primed, raw, coding, DATE),
+                    fresh,
+                    "{coding:?} {raw:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_common_head_is_kept_for_its_second_only() {
+        let file = file();
+        let (first, reply) = response(&file, REQUESTS[0], Coding::Identity, DATE);
+        assert_eq!(reply.status, Status::OK);
+        assert!(reply.keep_alive);
+        assert_eq!(reply.body_bytes, 5);
+        assert!(first.contains(&format!("Date: {DATE}\r\n")), "{first}");
+        assert!(first.ends_with("\r\n\r\nhello"), "{first}");
+        assert!(file.headers.ok_head.get(DATE).is_some(), "kept");
+        let (later, _) = response(&file, REQUESTS[0], Coding::Identity, NEXT_SECOND);
+        assert!(
+            later.contains(&format!("Date: {NEXT_SECOND}\r\n")),
+            "{later}"
+        );
+        assert_eq!(later.replace(NEXT_SECOND, DATE), first);
+    }
+
+    #[test]
+    fn only_the_common_case_is_kept() {
+        // REQUESTS[5] is a plain 200 too (its condition holds): kept.
+        for raw in REQUESTS[1..5].iter().chain(&REQUESTS[6..]) {
+            let file = file();
+            response(&file, raw, Coding::Identity, DATE);
+            assert!(file.headers.ok_head.get(DATE).is_none(), "{raw:?}");
+        }
+        let file = file();
+        response(&file, REQUESTS[0], Coding::IdentityVary, DATE);
+        assert!(file.headers.ok_head.get(DATE).is_none(), "with Vary");
     }
 }

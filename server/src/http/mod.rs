@@ -5,6 +5,7 @@ pub(crate) mod accept_encoding;
 pub(crate) mod body;
 pub(crate) mod clock;
 pub(crate) mod conditional;
+pub(crate) mod head_memo;
 pub(crate) mod head_scan;
 pub(crate) mod host;
 pub(crate) mod keep_alive;

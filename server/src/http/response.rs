@@ -4,6 +4,7 @@ use protocol::FileMeta;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::body::{end_head, BodyEncoder, BodyKind};
+use super::head_memo::HeadMemo;
 use super::request::{Method, Rejection, Request};
 use super::status::Status;
 
@@ -19,6 +20,8 @@ pub struct FileHeaders {
     pub lines: Vec<u8>,
     /// The length of the `Content-Type` line that starts `lines`.
     content_type_line: usize,
+    /// The whole head of a plain 200 for the current second.
+    pub ok_head: HeadMemo,
 }
 
 impl FileHeaders {
@@ -36,6 +39,7 @@ impl FileHeaders {
             etag,
             lines,
             content_type_line,
+            ok_head: HeadMemo::default(),
         }
     }
 

@@ -1,0 +1,55 @@
+//! The head of a file's most common response, kept with the file for the
+//! second its `Date` names: a 200 with the whole file as it is, to an
+//! HTTP/1.1 keep-alive GET. Within that second, answering the same again
+//! costs a comparison of the date and a reference count instead of
+//! building the head (see `respond`).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// One kept head and the date it carries; empty until first needed.
+#[derive(Debug, Default, Clone)]
+pub struct HeadMemo(RefCell<Option<Kept>>);
+
+#[derive(Debug, Clone)]
+struct Kept {
+    date: Box<str>,
+    head: Rc<[u8]>,
+}
+
+impl HeadMemo {
+    /// The head kept, if it was built for `date`.
+    pub fn get(&self, date: &str) -> Option<Rc<[u8]>> {
+        let kept = self.0.borrow();
+        kept.as_ref()
+            .filter(|k| &*k.date == date)
+            .map(|k| Rc::clone(&k.head))
+    }
+
+    /// Keeps `head`, built for `date`, in place of what was kept.
+    pub fn keep(&self, date: &str, head: Rc<[u8]>) {
+        *self.0.borrow_mut() = Some(Kept {
+            date: date.into(),
+            head,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_is_given_back_only_for_its_own_date() {
+        let memo = HeadMemo::default();
+        let monday = "Mon, 30 Nov 2026 10:00:00 GMT";
+        let later = "Mon, 30 Nov 2026 10:00:01 GMT";
+        assert!(memo.get(monday).is_none());
+        memo.keep(monday, Rc::from(&b"head 1"[..]));
+        assert_eq!(memo.get(monday).as_deref(), Some(&b"head 1"[..]));
+        assert!(memo.get(later).is_none());
+        memo.keep(later, Rc::from(&b"head 2"[..]));
+        assert_eq!(memo.get(later).as_deref(), Some(&b"head 2"[..]));
+        assert!(memo.get(monday).is_none());
+    }
+}
