@@ -77,6 +77,7 @@ pub fn launch(argv: Vec<OsString>) -> Launch {
         }
     };
     if check {
+        crate::startup::raise_descriptor_limit(&config);
         let source = file.as_ref().map_or("the command line".into(), |f| {
             format!("{} and the command line", f.path.display())
         });

@@ -249,20 +249,29 @@ fn out_of_descriptors(e: &io::Error) -> bool {
 }
 
 /// Lets the server hold as many descriptors (client sockets above all) as
-/// the hard limit allows.
-pub fn raise_descriptor_limit() {
+/// the hard limit allows; returns the limit it then has (None if it
+/// cannot be read).
+pub fn raise_descriptor_limit() -> Option<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: plain syscalls with a valid pointer.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return None;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return Some(raised.rlim_cur);
+            }
         }
     }
+    Some(limit.rlim_cur)
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ fn open_error_log(config: &Config) -> Result<()> {
 
 /// Binds, starts the children and registers everything.
 pub(crate) fn prepare(config: &Config) -> Result<Parts> {
-    listener::raise_descriptor_limit();
+    raise_descriptor_limit(config);
     orphans::become_subreaper();
     let mut poller = new_poller(config.backend)
         .with_context(|| format!("cannot create the {} poller", config.backend.name()))?;
@@ -88,4 +88,56 @@ pub(crate) fn prepare(config: &Config) -> Result<Parts> {
         cgi,
         notifier,
     })
+}
+
+/// Raises the descriptor limit to the hard limit, and says so when that
+/// cannot hold what the options may use (at start-up, and for
+/// `--check-config`).
+pub(crate) fn raise_descriptor_limit(config: &Config) {
+    let short = listener::raise_descriptor_limit()
+        .and_then(|limit| descriptors_short(config.max_connections, config.cache_files, limit));
+    if let Some(short) = short {
+        warn_log!("{short}");
+    }
+}
+
+/// Descriptors the server keeps for itself whatever its load: the
+/// listener, the poller, the signal pipe, the logs, the children's
+/// sockets and the shared read buffer, with room to spare.
+const OWN_DESCRIPTORS: u64 = 64;
+
+/// What to tell the operator when the descriptor limit cannot hold a
+/// socket for each of `--max-connections` and an open file for each of
+/// `--cache-files`: past the limit new connections wait in the backlog and
+/// lookups of large files answer 503. None when it can.
+fn descriptors_short(max_connections: usize, cache_files: usize, limit: u64) -> Option<String> {
+    let wanted = max_connections as u64 + cache_files as u64 + OWN_DESCRIPTORS;
+    (wanted > limit).then(|| {
+        format!(
+            "the descriptor limit ({limit}) is below what --max-connections ({max_connections}) and \
+             --cache-files ({cache_files}) may use, with {OWN_DESCRIPTORS} for the server's own \
+             ({wanted} in all): at the limit, new connections wait and large files \
+             answer 503; raise the limit (ulimit -n, systemd's LimitNOFILE=) or lower \
+             those options"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_limit_short_of_the_options_is_told_with_the_numbers() {
+        assert_eq!(descriptors_short(1000, 100, 1164), None);
+        let told = descriptors_short(1000, 100, 1163).expect("short by one");
+        for part in [
+            "(1163)",
+            "--max-connections (1000)",
+            "--cache-files (100)",
+            "(1164 in all)",
+        ] {
+            assert!(told.contains(part), "{part} in {told}");
+        }
+    }
 }

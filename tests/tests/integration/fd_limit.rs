@@ -3,13 +3,19 @@
 //! (the kernel has no slot to put it in, MSG_CTRUNC). That is the
 //! server's shortage, not the helper's fault: the client gets 503 with
 //! `Retry-After`, no helper is killed, and once descriptors are free
-//! again the file is served (the failure was not cached).
+//! again the file is served (the failure was not cached). And a limit
+//! too low for the options is told at start-up and by `--check-config`.
 
 use std::fs;
+use std::path::Path;
+use std::process::Command;
 
 use tests::docroot::pseudo_random_bytes;
 use tests::procfs::{live_children_named, poll_until, wait_for_live_children};
-use tests::{assert_bytes_eq, per_backend, Connection, ServerProcess, TempDocroot, DEADLINE};
+use tests::{
+    assert_bytes_eq, per_backend, run_with_deadline, server_bin, Connection, RunOutput,
+    ServerProcess, TempDocroot, DEADLINE,
+};
 
 /// The server's open descriptors.
 fn open_fds(pid: i32) -> Vec<i32> {
@@ -90,3 +96,74 @@ fn a_lost_descriptor_is_a_503_not_a_dead_helper(backend: &str) {
 }
 
 per_backend!(a_lost_descriptor_is_a_503_not_a_dead_helper);
+
+/// A shell that lowers the soft and hard descriptor limits to `limit`,
+/// then runs the server with what follows.
+fn under_limit(limit: u32) -> String {
+    format!("ulimit -Sn {limit} && ulimit -Hn {limit} && exec \"$0\" \"$@\"")
+}
+
+/// `--check-config` for `root` with `options` under a limit of `limit`
+/// descriptors.
+fn check_under_limit(root: &Path, limit: u32, options: &[&str]) -> RunOutput {
+    let shell = under_limit(limit);
+    let server = server_bin();
+    let server = server.to_str().expect("UTF-8 path");
+    let root = root.to_str().expect("UTF-8 path");
+    let mut args = vec![
+        "-c",
+        shell.as_str(),
+        server,
+        "--check-config",
+        "--root",
+        root,
+    ];
+    args.extend_from_slice(options);
+    run_with_deadline(Path::new("/bin/sh"), &args, DEADLINE)
+}
+
+#[test]
+fn a_limit_too_low_for_the_options_is_told() {
+    const TOLD: &str = "the descriptor limit (1024) is below what --max-connections (2000) \
+                        and --cache-files (100) may use";
+    let docroot = TempDocroot::new("fd-limit-told");
+    docroot.write("a.html", b"a\n");
+    // --check-config: a warning, and the configuration is still fine.
+    let short = check_under_limit(
+        docroot.path(),
+        1024,
+        &["--max-connections", "2000", "--cache-files", "100"],
+    );
+    assert!(short.status.success(), "{}", short.combined());
+    assert!(short.stderr.contains(TOLD), "{}", short.combined());
+    assert!(short.stderr.contains("ulimit -n"), "{}", short.combined());
+    let enough = check_under_limit(
+        docroot.path(),
+        1024,
+        &["--max-connections", "500", "--cache-files", "100"],
+    );
+    assert!(enough.status.success(), "{}", enough.combined());
+    assert!(
+        !enough.stderr.contains("descriptor limit"),
+        "{}",
+        enough.combined()
+    );
+
+    // A server started so says it in its log, and serves.
+    let mut command = Command::new("/bin/sh");
+    command
+        .arg("-c")
+        .arg(under_limit(1024))
+        .arg(server_bin())
+        .arg("--root")
+        .arg(docroot.path())
+        .args(["--listen", "127.0.0.1:0", "--access-log", "off"])
+        .args(["--max-connections", "2000", "--cache-files", "100"]);
+    let server = ServerProcess::start_command(command);
+    server.connect().get("/a.html").assert_status(200);
+    assert!(
+        poll_until(DEADLINE, || server.stderr_text().contains(TOLD)),
+        "{}",
+        server.stderr_text()
+    );
+}
