@@ -25,6 +25,13 @@ pub const FRESH_FOR: Duration = Duration::from_secs(1);
 /// Bookkeeping cost of an entry beyond its contents.
 const ENTRY_OVERHEAD: usize = 256;
 
+/// What a file's kept head (`http/head_memo.rs`) may take beyond the
+/// file's own header lines, which it repeats: the status, `Date`,
+/// `Server` and `Content-Length` lines, the date it was built for, and
+/// the allocator's share of both. Counted for every file entry, kept or
+/// not, so that an entry costs the same going out as coming in.
+pub(crate) const KEPT_HEAD_OVERHEAD: usize = 192;
+
 /// A file's bytes.
 #[derive(Debug)]
 pub enum Content {
@@ -138,7 +145,8 @@ impl Entry {
         ENTRY_OVERHEAD
             + match &self.found {
                 Found::File(f) => {
-                    f.headers.lines.len()
+                    2 * f.headers.lines.len()
+                        + KEPT_HEAD_OVERHEAD
                         + match &f.content {
                             Content::Inline(bytes) => bytes.len(),
                             Content::Descriptor(_) => 0,

@@ -475,6 +475,20 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_head_fits_in_what_the_cache_counts_for_it() {
+        let file = file();
+        response(&file, REQUESTS[0], Coding::Identity, DATE);
+        let head = file.headers.ok_head.get(DATE).expect("kept");
+        // The longest Content-Length has 20 digits, this one 1; the date
+        // is kept beside the head; two allocations' headers.
+        let worst = head.len() + 19 + DATE.len() + 2 * 16;
+        assert!(
+            worst <= file.headers.lines.len() + crate::cache::KEPT_HEAD_OVERHEAD,
+            "{worst} bytes"
+        );
+    }
+
+    #[test]
     fn only_the_common_case_is_kept() {
         // REQUESTS[5] is a plain 200 too (its condition holds): kept.
         for raw in REQUESTS[1..5].iter().chain(&REQUESTS[6..]) {
