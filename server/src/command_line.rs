@@ -77,7 +77,9 @@ pub fn launch(argv: Vec<OsString>) -> Launch {
         }
     };
     if check {
-        crate::startup::raise_descriptor_limit(&config);
+        if let Some(short) = crate::startup::raise_descriptor_limit(&config) {
+            warn_log!("{short}");
+        }
         let source = file.as_ref().map_or("the command line".into(), |f| {
             format!("{} and the command line", f.path.display())
         });

@@ -49,7 +49,7 @@ fn open_error_log(config: &Config) -> Result<()> {
 
 /// Binds, starts the children and registers everything.
 pub(crate) fn prepare(config: &Config) -> Result<Parts> {
-    raise_descriptor_limit(config);
+    let short_of_descriptors = raise_descriptor_limit(config);
     orphans::become_subreaper();
     let mut poller = new_poller(config.backend)
         .with_context(|| format!("cannot create the {} poller", config.backend.name()))?;
@@ -65,6 +65,10 @@ pub(crate) fn prepare(config: &Config) -> Result<Parts> {
     let log = AccessLog::open(&config.access_log, config.access_log_format)
         .context("cannot open the access log")?;
     open_error_log(config)?;
+    // Told once the error log is in place, so that it goes there.
+    if let Some(short) = short_of_descriptors {
+        warn_log!("{short}");
+    }
     if let Some(user) = &config.user {
         privileges::drop_to(user)?;
     }
@@ -90,15 +94,28 @@ pub(crate) fn prepare(config: &Config) -> Result<Parts> {
     })
 }
 
-/// Raises the descriptor limit to the hard limit, and says so when that
-/// cannot hold what the options may use (at start-up, and for
+/// Raises the descriptor limit to the hard limit; returns what to tell
+/// the operator when that cannot hold what the options may use (logged
+/// by the caller: at start-up once the error log is open, and by
 /// `--check-config`).
-pub(crate) fn raise_descriptor_limit(config: &Config) {
-    let short = listener::raise_descriptor_limit()
-        .and_then(|limit| descriptors_short(config.max_connections, config.cache_files, limit));
-    if let Some(short) = short {
-        warn_log!("{short}");
-    }
+pub(crate) fn raise_descriptor_limit(config: &Config) -> Option<String> {
+    let wanted = Wanted {
+        connections: config.max_connections,
+        cache_files: config.cache_files,
+        scripts: config.cgi_max_procs,
+    };
+    listener::raise_descriptor_limit().and_then(|limit| descriptors_short(wanted, limit))
+}
+
+/// What the options may hold open at once, in descriptors' terms.
+#[derive(Debug, Clone, Copy)]
+struct Wanted {
+    /// `--max-connections`: a socket each.
+    connections: usize,
+    /// `--cache-files`: an open file each.
+    cache_files: usize,
+    /// `--cgi-max-procs`: each running script's two pipe ends.
+    scripts: usize,
 }
 
 /// Descriptors the server keeps for itself whatever its load: the
@@ -107,18 +124,24 @@ pub(crate) fn raise_descriptor_limit(config: &Config) {
 const OWN_DESCRIPTORS: u64 = 64;
 
 /// What to tell the operator when the descriptor limit cannot hold a
-/// socket for each of `--max-connections` and an open file for each of
-/// `--cache-files`: past the limit new connections wait in the backlog and
-/// lookups of large files answer 503. None when it can.
-fn descriptors_short(max_connections: usize, cache_files: usize, limit: u64) -> Option<String> {
-    let wanted = max_connections as u64 + cache_files as u64 + OWN_DESCRIPTORS;
-    (wanted > limit).then(|| {
+/// socket for each of `--max-connections`, an open file for each of
+/// `--cache-files` and two pipes for each of `--cgi-max-procs`: past the
+/// limit new connections wait in the backlog, and lookups of large files
+/// and scripts answer 503. None when it can.
+fn descriptors_short(wanted: Wanted, limit: u64) -> Option<String> {
+    let Wanted {
+        connections,
+        cache_files,
+        scripts,
+    } = wanted;
+    let total = connections as u64 + cache_files as u64 + 2 * scripts as u64 + OWN_DESCRIPTORS;
+    (total > limit).then(|| {
         format!(
-            "the descriptor limit ({limit}) is below what --max-connections ({max_connections}) and \
-             --cache-files ({cache_files}) may use, with {OWN_DESCRIPTORS} for the server's own \
-             ({wanted} in all): at the limit, new connections wait and large files \
-             answer 503; raise the limit (ulimit -n, systemd's LimitNOFILE=) or lower \
-             those options"
+            "the descriptor limit ({limit}) is below what --max-connections ({connections}), \
+             --cache-files ({cache_files}) and --cgi-max-procs ({scripts}, two pipes each) may \
+             use, with {OWN_DESCRIPTORS} for the server's own ({total} in all): at the limit, \
+             new connections wait and large files and scripts answer 503; raise the limit \
+             (ulimit -n, systemd's LimitNOFILE=) or lower those options"
         )
     })
 }
@@ -129,13 +152,19 @@ mod tests {
 
     #[test]
     fn a_limit_short_of_the_options_is_told_with_the_numbers() {
-        assert_eq!(descriptors_short(1000, 100, 1164), None);
-        let told = descriptors_short(1000, 100, 1163).expect("short by one");
+        let wanted = Wanted {
+            connections: 1000,
+            cache_files: 100,
+            scripts: 10,
+        };
+        assert_eq!(descriptors_short(wanted, 1184), None);
+        let told = descriptors_short(wanted, 1183).expect("short by one");
         for part in [
-            "(1163)",
+            "(1183)",
             "--max-connections (1000)",
             "--cache-files (100)",
-            "(1164 in all)",
+            "--cgi-max-procs (10, two pipes each)",
+            "(1184 in all)",
         ] {
             assert!(told.contains(part), "{part} in {told}");
         }

@@ -23,6 +23,8 @@
  * Built by run.sh with gcc -O2. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -40,7 +42,6 @@ static char resp[70000];
 static size_t resp_len;
 static struct { unsigned char match, out; unsigned long owed; size_t off; } c[MAXFD];
 static const char *cgi_script;   /* --cgi: the script run for each response */
-extern char **environ;
 
 static int again(void) { return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR; }
 static void want(int ep, int fd, int out) {   /* EPOLLOUT only while a write is stuck */
@@ -92,15 +93,19 @@ static int run_script(void) {
 
 /* Write the responses owed; 0 while the connection lives, -1 when it is gone.
  * With --cgi, a response is made (the script run) as it starts, so one
- * buffer serves: a response cut short by a full socket is finished before
- * the loop moves on (the script's output is small). */
+ * buffer serves: a response cut short by a full socket is finished
+ * (waiting for room with poll, at most 10 s) before the loop moves on. */
 static int flush(int ep, int fd) {
     while (c[fd].owed) {
         if (cgi_script && c[fd].off == 0 && run_script()) return -1;
         ssize_t n = write(fd, resp + c[fd].off, resp_len - c[fd].off);
         if (n < 0) {
             if (!again()) return -1;
-            if (cgi_script) continue;   /* finish this response first */
+            if (cgi_script) {   /* finish this response first */
+                struct pollfd p = { .fd = fd, .events = POLLOUT };
+                if (poll(&p, 1, 10000) <= 0) return -1;   /* a client that stopped reading */
+                continue;
+            }
             want(ep, fd, 1);
             return 0;
         }
@@ -125,7 +130,9 @@ int main(int argc, char **argv) {
         "Content-Type: application/octet-stream\r\nContent-Length: %zu\r\n\r\n", blen);
     if (!cgi_script) { memcpy(resp + resp_len, body, blen); resp_len += blen; }
 
-    int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
+    signal(SIGPIPE, SIG_IGN);   /* a client gone is an error from write */
+    /* Close-on-exec everywhere: a script gets its stdout pipe, nothing else. */
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     socklen_t alen = sizeof a;
     setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -134,7 +141,7 @@ int main(int argc, char **argv) {
     printf("listening on http://127.0.0.1:%d/\n", ntohs(a.sin_port));
     fflush(stdout);
 
-    int ep = epoll_create1(0);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev = { .events = EPOLLIN, .data.fd = ls }, evs[256];
     epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
     for (;;) {
@@ -143,7 +150,7 @@ int main(int argc, char **argv) {
             int fd = evs[i].data.fd;
             if (fd == ls) {
                 int s;
-                while ((s = accept4(ls, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+                while ((s = accept4(ls, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
                     if (s >= MAXFD) { close(s); continue; }
                     struct epoll_event e = { .events = EPOLLIN, .data.fd = s };
                     epoll_ctl(ep, EPOLL_CTL_ADD, s, &e);

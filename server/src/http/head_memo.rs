@@ -8,10 +8,19 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 /// One kept head and the date it carries; empty until first needed.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct HeadMemo(RefCell<Option<Kept>>);
 
-#[derive(Debug, Clone)]
+/// A copy starts empty: the kept head belongs to the entry it was built
+/// for (its `Content-Length` is that entry's), and a copy may be given
+/// to another.
+impl Clone for HeadMemo {
+    fn clone(&self) -> HeadMemo {
+        HeadMemo::default()
+    }
+}
+
+#[derive(Debug)]
 struct Kept {
     date: Box<str>,
     head: Rc<[u8]>,
@@ -51,5 +60,6 @@ mod tests {
         memo.keep(later, Rc::from(&b"head 2"[..]));
         assert_eq!(memo.get(later).as_deref(), Some(&b"head 2"[..]));
         assert!(memo.get(monday).is_none());
+        assert!(memo.clone().get(later).is_none(), "a copy starts empty");
     }
 }

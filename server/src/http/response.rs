@@ -11,8 +11,11 @@ use super::status::Status;
 /// The `Server` header's value.
 pub const SERVER_NAME: &str = concat!("amped/", env!("CARGO_PKG_VERSION"));
 
-/// The parts of a file's response head that depend only on the file:
-/// built once when the file enters the cache.
+/// The parts of a file's response head that depend only on the file,
+/// built once when the file enters the cache; and the whole head of its
+/// common answer for the current second (`ok_head`, which also depends
+/// on the date and on the entry's body length, and starts empty in a
+/// copy).
 #[derive(Debug, Clone)]
 pub struct FileHeaders {
     pub etag: String,

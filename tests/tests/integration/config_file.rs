@@ -87,7 +87,15 @@ fn the_example_passes_check_config() {
         "{}",
         output.stdout
     );
-    assert!(output.stderr.is_empty(), "{}", output.stderr);
+    // A host whose hard descriptor limit is under what the example's
+    // options may use gets a warning about it; that is the host's, not
+    // the example's.
+    let other = output
+        .stderr
+        .lines()
+        .filter(|l| !l.contains("the descriptor limit ("))
+        .count();
+    assert_eq!(other, 0, "{}", output.stderr);
 }
 
 #[test]

@@ -124,8 +124,8 @@ fn check_under_limit(root: &Path, limit: u32, options: &[&str]) -> RunOutput {
 
 #[test]
 fn a_limit_too_low_for_the_options_is_told() {
-    const TOLD: &str = "the descriptor limit (1024) is below what --max-connections (2000) \
-                        and --cache-files (100) may use";
+    const TOLD: &str = "the descriptor limit (1024) is below what --max-connections (2000), \
+                        --cache-files (100) and --cgi-max-procs (64, two pipes each) may use";
     let docroot = TempDocroot::new("fd-limit-told");
     docroot.write("a.html", b"a\n");
     // --check-config: a warning, and the configuration is still fine.
@@ -149,7 +149,8 @@ fn a_limit_too_low_for_the_options_is_told() {
         enough.combined()
     );
 
-    // A server started so says it in its log, and serves.
+    // A server started so says it in its error log, and serves.
+    let error_log = docroot.path().join("error.log");
     let mut command = Command::new("/bin/sh");
     command
         .arg("-c")
@@ -158,12 +159,16 @@ fn a_limit_too_low_for_the_options_is_told() {
         .arg("--root")
         .arg(docroot.path())
         .args(["--listen", "127.0.0.1:0", "--access-log", "off"])
-        .args(["--max-connections", "2000", "--cache-files", "100"]);
+        .args(["--max-connections", "2000", "--cache-files", "100"])
+        .arg("--error-log")
+        .arg(&error_log);
     let server = ServerProcess::start_command(command);
     server.connect().get("/a.html").assert_status(200);
+    let logged = || fs::read_to_string(&error_log).unwrap_or_default();
     assert!(
-        poll_until(DEADLINE, || server.stderr_text().contains(TOLD)),
-        "{}",
+        poll_until(DEADLINE, || logged().contains(TOLD)),
+        "error log: {}\nstderr: {}",
+        logged(),
         server.stderr_text()
     );
 }
