@@ -361,33 +361,29 @@ AMPED_ARGS=(--listen 127.0.0.1:0 --root "$DOCROOT" --event-handler epoll
     --access-log off --cache-size "$AMPED_CACHE" --max-connections "$CONN_LIMIT"
     --keepalive-timeout 65 --keepalive-requests 1000000)
 
-start_amped() {
-    local out="$WORK/amped.stdout"
+# start_printing_port NAME CMD...: starts CMD on CPU 0, a server that
+# prints its "listening on" line with the port it picked, into PORT.
+start_printing_port() {
+    local name=$1 out="$WORK/$1.stdout"
+    shift
     : >"$out"
-    taskset -c 0 "$AMPED_BIN" "${AMPED_ARGS[@]}" >"$out" 2>"$WORK/amped.stderr" &
+    taskset -c 0 "$@" >"$out" 2>"$WORK/$name.stderr" &
     SERVER_PID=$!
     if ! wait_port_line "$out"; then
-        log "amped did not print its port; stderr:"
-        tail -n 20 "$WORK/amped.stderr" >&2 || true
+        log "$name did not print its port; stderr:"
+        tail -n 20 "$WORK/$name.stderr" >&2 || true
         return 1
     fi
     wait_http "$PORT"
 }
 
+start_amped() { start_printing_port amped "$AMPED_BIN" "${AMPED_ARGS[@]}"; }
+
 start_responder() {
-    local out="$WORK/responder.stdout"
-    : >"$out"
     local what=("$DOCROOT/1k.bin")
     # The CGI workload: the same script, run once per request (--cgi).
     [ "$WL" != cgi ] || what=(--cgi "$DOCROOT/cgi-bin/hello.cgi")
-    taskset -c 0 "$RESPONDER_BIN" "${what[@]}" >"$out" 2>"$WORK/responder.stderr" &
-    SERVER_PID=$!
-    if ! wait_port_line "$out"; then
-        log "the responder did not print its port; stderr:"
-        tail -n 20 "$WORK/responder.stderr" >&2 || true
-        return 1
-    fi
-    wait_http "$PORT"
+    start_printing_port responder "$RESPONDER_BIN" "${what[@]}"
 }
 
 start_nginx() {
