@@ -28,8 +28,9 @@ const ENTRY_OVERHEAD: usize = 256;
 /// What a file's kept head (`http/head_memo.rs`) may take beyond the
 /// file's own header lines, which it repeats: the status, `Date`,
 /// `Server` and `Content-Length` lines, the date it was built for, the
-/// shared head's reference counts, and the allocator's share of both. Counted for every file entry, kept or
-/// not, so that an entry costs the same going out as coming in.
+/// shared head's reference counts, and the allocator's share of both.
+/// Counted for every file entry, kept or not, so that an entry costs the
+/// same going out as coming in.
 pub(crate) const KEPT_HEAD_OVERHEAD: usize = 224;
 
 /// A file's bytes.

@@ -160,39 +160,36 @@ fn respond_file(out: &mut Output, req: &Request, rep: Representation, date: &str
         }
     };
     let range = req.range.as_deref().filter(|_| range_applies);
-    let mut head = Vec::with_capacity(320);
-    // The one range of bytes that goes out (a multipart body goes out
-    // below, on its own).
-    let (kind, one) = match evaluate_range(range, size) {
+    let ranges = match evaluate_range(range, size) {
         RangeOutcome::Full => return whole_file(out, req, rep, size, date),
-        RangeOutcome::Partial(ranges) => {
-            begin(&mut head, Status::PARTIAL_CONTENT, date);
-            if let [one] = ranges[..] {
-                rep.push_lines(&mut head, true);
-                let range = format!("Content-Range: bytes {}-{}/{size}\r\n", one.start, one.end);
-                head.extend_from_slice(range.as_bytes());
-                (body_kind(req, one.len()), one)
-            } else {
-                let boundary = new_boundary();
-                let frame = multipart::frame(&ranges, size, &rep.content_type(), &boundary);
-                head.extend_from_slice(frame.content_type_line.as_bytes());
-                rep.push_lines(&mut head, false);
-                let kind = body_kind(req, frame.length);
-                let (body, keep_alive) = end_head(&mut head, kind, req.keep_alive, req.http10);
-                out.push_owned(head);
-                return Reply {
-                    status: Status::PARTIAL_CONTENT,
-                    keep_alive,
-                    body_bytes: queue_multipart(body, &frame, file, out),
-                };
-            }
-        }
+        RangeOutcome::Partial(ranges) => ranges,
         RangeOutcome::Unsatisfiable => {
             let extra = format!("Content-Range: bytes */{size}\r\n");
             let to = req.error_to(req.keep_alive);
             return error(out, &to, Status::RANGE_NOT_SATISFIABLE, &extra, date);
         }
     };
+    // 206: one range of bytes, or several in a multipart body.
+    let mut head = Vec::with_capacity(320);
+    begin(&mut head, Status::PARTIAL_CONTENT, date);
+    let [one] = ranges[..] else {
+        let boundary = new_boundary();
+        let frame = multipart::frame(&ranges, size, &rep.content_type(), &boundary);
+        head.extend_from_slice(frame.content_type_line.as_bytes());
+        rep.push_lines(&mut head, false);
+        let kind = body_kind(req, frame.length);
+        let (body, keep_alive) = end_head(&mut head, kind, req.keep_alive, req.http10);
+        out.push_owned(head);
+        return Reply {
+            status: Status::PARTIAL_CONTENT,
+            keep_alive,
+            body_bytes: queue_multipart(body, &frame, file, out),
+        };
+    };
+    rep.push_lines(&mut head, true);
+    let range = format!("Content-Range: bytes {}-{}/{size}\r\n", one.start, one.end);
+    head.extend_from_slice(range.as_bytes());
+    let kind = body_kind(req, one.len());
     let (mut body, keep_alive) = end_head(&mut head, kind, req.keep_alive, req.http10);
     out.push_owned(head);
     Reply {

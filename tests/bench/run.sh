@@ -604,6 +604,13 @@ measure_idle() {
         "rss_before=$f0" "rss_after=$f1" "tree_before=$r0" "tree_after=$r1" "${extra[@]}"
 }
 
+# not_measured ROUND WL WHY: records a run of SERVER that did not happen.
+not_measured() {
+    T0=nan T1=nan
+    record "$1" "$2" "$SERVER" none - "error=$3"
+    FAILED=1
+}
+
 # run_one ROUND WL: one measurement of SERVER, a fresh server.
 run_one() {
     local rep=$1 wl=$2 out="$WORK/logs/$1.$2.$SERVER.txt" path
@@ -611,16 +618,12 @@ run_one() {
     log "round $rep, $wl, $SERVER: starting"
     if ! start_server "$SERVER"; then
         log "$SERVER: failed to start"
-        T0=nan T1=nan
-        record "$rep" "$wl" "$SERVER" none - "error=server did not start"
-        FAILED=1
+        not_measured "$rep" "$wl" "server did not start"
         return
     fi
     if ! verify_workload "$wl"; then
         log "$SERVER: wrong answer before measuring; not measured"
-        T0=nan T1=nan
-        record "$rep" "$wl" "$SERVER" none - "error=verification failed"
-        FAILED=1
+        not_measured "$rep" "$wl" "verification failed"
         stop_server
         return
     fi
