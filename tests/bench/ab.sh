@@ -72,7 +72,6 @@ OUT=""
 KEEP=0
 WRK_SECS=10
 NFILES=1000
-READY_DEADLINE=15   # seconds a server gets to start answering
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 die() { echo "ab.sh: $*" >&2; exit 2; }
@@ -140,18 +139,10 @@ cleanup() {
         git -C "$REPO_ROOT" worktree remove --force "$wt" >/dev/null 2>&1 ||
             { rm -rf "$wt"; git -C "$REPO_ROOT" worktree prune >/dev/null 2>&1 || true; }
     done
-    if [ -n "$WORK" ] && [ -d "$WORK" ]; then
-        if [ "$KEEP" = 1 ]; then
-            log "kept $WORK"
-        else
-            rm -rf "$WORK"
-        fi
-    fi
+    remove_work
     exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap_cleanup
 
 # --- 1. tools ---------------------------------------------------------------
 
@@ -160,24 +151,13 @@ command -v wrk >/dev/null 2>&1 || missing_pkgs+=(wrk)
 command -v curl >/dev/null 2>&1 || missing_pkgs+=(curl)
 command -v taskset >/dev/null 2>&1 || missing_pkgs+=(util-linux)
 command -v python3 >/dev/null 2>&1 || missing_pkgs+=(python3)
-if [ ${#missing_pkgs[@]} -gt 0 ]; then
-    [ "$(id -u)" -eq 0 ] || die "missing ${missing_pkgs[*]}; run as root to install them with apt-get"
-    log "installing ${missing_pkgs[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update >&2
-    apt-get install -y "${missing_pkgs[@]}" >&2
-fi
+install_packages "${missing_pkgs[@]}"
 command -v cargo >/dev/null 2>&1 || die "cargo not found"
 
 [ "$(nproc)" -ge 2 ] || die "needs 2 CPUs (server on CPU 0, load generator on CPU 1)"
 
 # More descriptors than the default 1024 for the servers and wrk.
-hard=$(ulimit -Hn)
-if [ "$hard" = unlimited ] || [ "$hard" -ge 65536 ]; then
-    ulimit -n 65536 2>/dev/null || true
-else
-    ulimit -n "$hard" 2>/dev/null || true
-fi
+raise_nofile
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/amped-ab.XXXXXX")
 chmod 755 "$WORK"

@@ -13,7 +13,8 @@
 # error or non-2xx answer, or if HAProxy never marked the instance down.
 #
 # Usage: tests/bench/haproxy.sh [--secs N]   (default 10)
-# Needs haproxy (2.x), wrk, curl and python3; builds amped with
+# Needs haproxy (2.x), wrk, curl and python3 (installed with apt-get when
+# missing); builds amped with
 # `cargo build --release --bins`.
 set -euo pipefail
 
@@ -25,7 +26,6 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$REPO_ROOT/target}
 AMPED_BIN="$TARGET_DIR/release/server"
 SECS=10
 KILL_AFTER=5000     # requests the first instance answers before its kill
-READY_DEADLINE=15   # seconds a server gets to start answering
 
 log() { echo "[haproxy] $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -50,18 +50,17 @@ cleanup() {
         SERVER_PID=$pid
         stop_server
     done
-    [ -n "$WORK" ] && rm -rf "$WORK"
+    remove_work
     exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap_cleanup
 
+missing_pkgs=()
 for tool in haproxy wrk curl python3; do
-    command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (Debian: apt-get install $tool)"
+    command -v "$tool" >/dev/null 2>&1 || missing_pkgs+=("$tool")
 done
-(cd "$REPO_ROOT" && nice -n 19 cargo build --release --bins --quiet)
-[ -x "$AMPED_BIN" ] || die "no $AMPED_BIN after the build"
+install_packages "${missing_pkgs[@]}"
+build_amped
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/amped-haproxy.XXXXXX")
 DOCROOT="$WORK/www"
@@ -71,25 +70,11 @@ head -c 1024 /dev/urandom >"$DOCROOT/1k.bin"
 # start_amped NAME: starts an instance on a port of the OS's choosing;
 # sets PORT and SERVER_PID once it has printed its listening line.
 start_amped() {
-    local out="$WORK/$1.stdout" deadline line
-    : >"$out"
-    "$AMPED_BIN" --listen 127.0.0.1:0 --root "$DOCROOT" --status-path /server-status \
-        --access-log off >"$out" 2>"$WORK/$1.stderr" &
-    SERVER_PID=$!
+    local started=0
+    start_printing_port "$1" "$AMPED_BIN" --listen 127.0.0.1:0 --root "$DOCROOT" \
+        --status-path /server-status --access-log off && started=1
     PIDS+=("$SERVER_PID")
-    deadline=$((SECONDS + READY_DEADLINE))
-    PORT=""
-    while [ "$SECONDS" -lt "$deadline" ] && alive "$SERVER_PID"; do
-        line=$(grep -m1 -o 'listening on http://127\.0\.0\.1:[0-9]*/' "$out" || true)
-        if [ -n "$line" ]; then
-            PORT=${line##*:}
-            PORT=${PORT%/}
-            return 0
-        fi
-        sleep 0.05
-    done
-    tail -n 20 "$WORK/$1.stderr" >&2
-    die "$1 did not start"
+    [ "$started" = 1 ] || die "$1 did not start"
 }
 
 # requests_answered PORT: the instance's request count, from its status page.

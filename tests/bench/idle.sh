@@ -37,7 +37,6 @@ N=10000
 BUILD=1
 EVENT_HANDLER=epoll
 KEEP=0
-READY_DEADLINE=15    # seconds the server gets to start answering
 OPEN_DEADLINE=180    # seconds the clients get to open every connection
 SETTLE_SECS=2        # idle time before the second reading
 
@@ -77,14 +76,10 @@ cleanup() {
         wait "$CLIENTS_PID" 2>/dev/null || true
     fi
     stop_server
-    if [ -n "$WORK" ] && [ -d "$WORK" ]; then
-        if [ "$KEEP" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-    fi
+    remove_work
     exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap_cleanup
 
 # Descriptors: the server and the clients each hold N sockets, plus a few.
 need=$((N + 256))
@@ -94,10 +89,7 @@ if [ "$hard" != unlimited ] && [ "$hard" -lt "$need" ]; then
 fi
 ulimit -n "$need"
 
-if [ "$BUILD" = 1 ]; then
-    log "building (cargo build --release --bins)"
-    (cd "$REPO_ROOT" && cargo build --release --bins) >&2
-fi
+if [ "$BUILD" = 1 ]; then build_amped; fi
 [ -x "$AMPED_BIN" ] || die "no server binary at $AMPED_BIN"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/amped-idle.XXXXXX")
@@ -111,27 +103,10 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 # --- the server -------------------------------------------------------------
 
-out="$WORK/server.stdout"
-: >"$out"
-"$AMPED_BIN" --listen 127.0.0.1:0 --root "$DOCROOT" --access-log off \
-    --event-handler "$EVENT_HANDLER" --max-connections "$((N + 100))" \
-    --keepalive-timeout 3600 --header-timeout 3600 \
-    >"$out" 2>"$WORK/server.stderr" &
-SERVER_PID=$!
-PORT=""
-deadline=$((SECONDS + READY_DEADLINE))
-while [ "$SECONDS" -lt "$deadline" ]; do
-    line=$(grep -m1 -o 'listening on http://127\.0\.0\.1:[0-9]*/' "$out" || true)
-    if [ -n "$line" ]; then
-        PORT=${line##*:}
-        PORT=${PORT%/}
-        break
-    fi
-    alive "$SERVER_PID" || break
-    sleep 0.05
-done
-[ -n "$PORT" ] || die "the server did not start: $(cat "$WORK/server.stderr")"
-wait_http "$PORT" || die "the server does not answer on port $PORT"
+start_printing_port server "$AMPED_BIN" --listen 127.0.0.1:0 --root "$DOCROOT" \
+    --access-log off --event-handler "$EVENT_HANDLER" --max-connections "$((N + 100))" \
+    --keepalive-timeout 3600 --header-timeout 3600 ||
+    die "the server did not start or does not answer"
 # One request first, so that the file is in the cache before measuring.
 verify "$PORT" /1k.bin "$DOCROOT/1k.bin" || die "wrong answer for /1k.bin"
 sleep 0.5

@@ -1,9 +1,70 @@
 # shellcheck shell=bash
-# Shell functions shared by the benchmark scripts (run.sh, ab.sh), sourced
-# by them: telling whether a process lives, stopping the one server the
-# script started (and its children) by PID, waiting for a server to answer,
-# and checking that it answers with the right bytes. The caller defines
-# log, WORK (a scratch directory) and SERVER_PID.
+# Shell functions shared by the benchmark scripts (run.sh, ab.sh, idle.sh,
+# workers.sh, haproxy.sh, slowdisk/run.sh), sourced by them: installing
+# what a script needs, raising the descriptor limit, building amped, the
+# exit traps and the scratch directory's removal, telling whether a process
+# lives, starting a server that prints its port and stopping it (and its
+# children) by PID, waiting for a server to answer, and checking that it
+# answers with the right bytes. The caller defines log, die, WORK (a
+# scratch directory, or empty), SERVER_PID and a cleanup function.
+
+READY_DEADLINE=${READY_DEADLINE:-15}   # seconds a server gets to start answering
+KEEP=${KEEP:-0}                        # 1: keep WORK (--keep)
+
+# install_packages PKG...: installs Debian's packages with apt-get (as
+# root); nothing when none is named.
+install_packages() {
+    [ $# -gt 0 ] || return 0
+    [ "$(id -u)" -eq 0 ] || die "missing $*; run as root to install them with apt-get"
+    log "installing $*"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update >&2
+    apt-get install -y "$@" >&2
+}
+
+# raise_nofile: the soft descriptor limit up to the hard one, at most
+# 65536, for the servers and the load generators; the result in NOFILE.
+raise_nofile() {
+    local hard
+    hard=$(ulimit -Hn)
+    if [ "$hard" = unlimited ] || [ "$hard" -ge 65536 ]; then
+        NOFILE=65536
+    else
+        NOFILE=$hard
+    fi
+    ulimit -n "$NOFILE"
+}
+
+# build_amped: the release binaries of REPO_ROOT, at low priority so that
+# the build does not slow whatever else the machine runs; AMPED_BIN must
+# be there afterwards.
+build_amped() {
+    log "building amped (cargo build --release --bins)"
+    (cd "$REPO_ROOT" && nice -n 19 cargo build --release --bins --quiet) >&2
+    [ -x "$AMPED_BIN" ] || die "no $AMPED_BIN after the build"
+}
+
+# trap_cleanup: the caller's cleanup runs on every exit, and INT and TERM
+# exit with their usual statuses.
+trap_cleanup() {
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+# remove_work [MOUNT]: removes WORK, unless KEEP=1 or MOUNT (inside it)
+# is still mounted.
+# shellcheck disable=SC2120  # MOUNT is optional
+remove_work() {
+    [ -n "$WORK" ] && [ -d "$WORK" ] || return 0
+    if [ "$KEEP" = 1 ]; then
+        log "kept $WORK"
+    elif [ -n "${1:-}" ] && mountpoint -q "$1"; then
+        log "not removing $WORK: $1 still mounted"
+    else
+        rm -rf "$WORK"
+    fi
+}
 
 # alive PID: the process exists and is not a zombie (kill -0 succeeds on
 # a zombie, so it cannot tell an exited child that is not yet reaped).
@@ -49,6 +110,42 @@ stop_server() {
             kill -KILL "${k%%:*}" 2>/dev/null || true
         fi
     done
+}
+
+# wait_port_line FILE: the port from a "listening on http://127.0.0.1:PORT/"
+# line the server (amped, the responder) prints, into PORT.
+wait_port_line() {
+    local out=$1 deadline=$((SECONDS + READY_DEADLINE)) line
+    PORT=""
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        line=$(grep -m1 -o 'listening on http://127\.0\.0\.1:[0-9]*/' "$out" || true)
+        if [ -n "$line" ]; then
+            PORT=${line##*:}
+            PORT=${PORT%/}
+            return 0
+        fi
+        alive "$SERVER_PID" || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+# start_printing_port NAME CMD...: starts CMD, a server that prints its
+# "listening on" line with the port it picked (--listen 127.0.0.1:0), its
+# output in WORK/NAME.stdout and .stderr; PORT and SERVER_PID once it
+# answers HTTP.
+start_printing_port() {
+    local name=$1 out="$WORK/$1.stdout"
+    shift
+    : >"$out"
+    "$@" >"$out" 2>"$WORK/$name.stderr" &
+    SERVER_PID=$!
+    if ! wait_port_line "$out"; then
+        log "$name did not print its port; stderr:"
+        tail -n 20 "$WORK/$name.stderr" >&2 || true
+        return 1
+    fi
+    wait_http "$PORT"
 }
 
 # wait_http PORT: poll until anything answers HTTP on 127.0.0.1:PORT, while

@@ -116,7 +116,6 @@ NFILES=1000          # the 1 KiB files in rotation
 NCOLD=2000           # the cold set: NCOLD files of COLD_SIZE bytes
 COLD_SIZE=262144
 AMPED_CACHE=64M
-READY_DEADLINE=15    # seconds a server gets to start answering
 HOLDER_DEADLINE=150  # seconds the idle connections get to open
 ARGS_GIVEN="$*"
 
@@ -213,18 +212,10 @@ cleanup() {
     trap - EXIT INT TERM
     stop_holder
     stop_server
-    if [ -n "$WORK" ] && [ -d "$WORK" ]; then
-        if [ "$KEEP" = 1 ]; then
-            log "kept $WORK"
-        else
-            rm -rf "$WORK"
-        fi
-    fi
+    remove_work
     exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap_cleanup
 
 # Load before this script adds its own (the build and the runs): other
 # work on the machine makes the numbers noisy, and the report says so.
@@ -243,28 +234,14 @@ want nginx && ! [ -x "$NGINX_BIN" ] && missing_pkgs+=(nginx-light)
 want lighttpd && ! [ -x "$LIGHTTPD_BIN" ] && missing_pkgs+=(lighttpd)
 want_responder && ! command -v gcc >/dev/null 2>&1 && missing_pkgs+=(gcc libc6-dev)
 [ -n "$SVG" ] && ! command -v gnuplot >/dev/null 2>&1 && missing_pkgs+=(gnuplot-nox)
-if [ ${#missing_pkgs[@]} -gt 0 ]; then
-    [ "$(id -u)" -eq 0 ] || die "missing ${missing_pkgs[*]}; run as root to install them with apt-get"
-    log "installing ${missing_pkgs[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update >&2
-    if ! apt-get install -y "${missing_pkgs[@]}" >&2; then
-        # nginx-light is a transitional name on newer Debian; fall back.
-        apt-get install -y "${missing_pkgs[@]/#nginx-light/nginx}" >&2
-    fi
-fi
+# nginx-light is a transitional name on newer Debian; fall back.
+install_packages "${missing_pkgs[@]}" || install_packages "${missing_pkgs[@]/#nginx-light/nginx}"
 
 [ "$(nproc)" -ge 2 ] || die "needs 2 CPUs (server on CPU 0, load generator on CPU 1)"
 
 # Descriptors for the servers, wrk -c1000 and the idle connections: as
 # many as the hard limit allows, up to 65536.
-hard=$(ulimit -Hn)
-if [ "$hard" = unlimited ] || [ "$hard" -ge 65536 ]; then
-    NOFILE=65536
-else
-    NOFILE=$hard
-fi
-ulimit -n "$NOFILE"
+raise_nofile
 # Connection limits: nginx's worker_connections and amped's
 # --max-connections; lighttpd allows at most half its max-fds.
 CONN_LIMIT=$((NOFILE - 100 < 16384 ? NOFILE - 100 : 16384))
@@ -288,11 +265,7 @@ fi
 
 # --- 2. build ---------------------------------------------------------------
 
-if want amped; then
-    log "building amped (cargo build --release --bins)"
-    (cd "$REPO_ROOT" && cargo build --release --bins) >&2
-    [ -x "$AMPED_BIN" ] || die "no $AMPED_BIN after the build"
-fi
+if want amped; then build_amped; fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/amped-bench.XXXXXX")
 chmod 755 "$WORK"
@@ -339,51 +312,18 @@ chmod -R a+rX "$DOCROOT"
 
 PORT=""
 
-# wait_port_line FILE: the port from a "listening on http://127.0.0.1:PORT/"
-# line the server (amped, the responder) prints, into PORT.
-wait_port_line() {
-    local out=$1 deadline=$((SECONDS + READY_DEADLINE)) line
-    PORT=""
-    while [ "$SECONDS" -lt "$deadline" ]; do
-        line=$(grep -m1 -o 'listening on http://127\.0\.0\.1:[0-9]*/' "$out" || true)
-        if [ -n "$line" ]; then
-            PORT=${line##*:}
-            PORT=${PORT%/}
-            return 0
-        fi
-        alive "$SERVER_PID" || return 1
-        sleep 0.05
-    done
-    return 1
-}
-
 AMPED_ARGS=(--listen 127.0.0.1:0 --root "$DOCROOT" --event-handler epoll
     --access-log off --cache-size "$AMPED_CACHE" --max-connections "$CONN_LIMIT"
     --keepalive-timeout 65 --keepalive-requests 1000000)
 
-# start_printing_port NAME CMD...: starts CMD on CPU 0, a server that
-# prints its "listening on" line with the port it picked, into PORT.
-start_printing_port() {
-    local name=$1 out="$WORK/$1.stdout"
-    shift
-    : >"$out"
-    taskset -c 0 "$@" >"$out" 2>"$WORK/$name.stderr" &
-    SERVER_PID=$!
-    if ! wait_port_line "$out"; then
-        log "$name did not print its port; stderr:"
-        tail -n 20 "$WORK/$name.stderr" >&2 || true
-        return 1
-    fi
-    wait_http "$PORT"
-}
-
-start_amped() { start_printing_port amped "$AMPED_BIN" "${AMPED_ARGS[@]}"; }
+# Servers run on CPU 0 (start_printing_port is lib.sh's).
+start_amped() { start_printing_port amped taskset -c 0 "$AMPED_BIN" "${AMPED_ARGS[@]}"; }
 
 start_responder() {
     local what=("$DOCROOT/1k.bin")
     # The CGI workload: the same script, run once per request (--cgi).
     [ "$WL" != cgi ] || what=(--cgi "$DOCROOT/cgi-bin/hello.cgi")
-    start_printing_port responder "$RESPONDER_BIN" "${what[@]}"
+    start_printing_port responder taskset -c 0 "$RESPONDER_BIN" "${what[@]}"
 }
 
 start_nginx() {

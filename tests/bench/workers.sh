@@ -11,7 +11,8 @@
 # non-2xx replies is flagged.
 #
 # Usage: tests/bench/workers.sh [--secs N] [--rounds N] [--connections N]
-# Needs wrk and curl; builds amped with `cargo build --release --bins`.
+# Needs wrk and curl (installed with apt-get when missing); builds amped with
+# `cargo build --release --bins`.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -22,7 +23,6 @@ AMPED_BIN="$TARGET_DIR/release/server"
 SECS=8
 ROUNDS=2
 CONNECTIONS=100
-READY_DEADLINE=15   # seconds a server gets to start answering
 
 log() { echo "[workers] $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -45,18 +45,16 @@ cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     stop_server
-    [ -n "$WORK" ] && rm -rf "$WORK"
+    remove_work
     exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap_cleanup
 
-command -v wrk >/dev/null 2>&1 || die "wrk is missing (apt-get install wrk)"
-command -v curl >/dev/null 2>&1 || die "curl is missing (apt-get install curl)"
+missing_pkgs=()
+for tool in wrk curl; do command -v "$tool" >/dev/null 2>&1 || missing_pkgs+=("$tool"); done
+install_packages "${missing_pkgs[@]}"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-(cd "$REPO_ROOT" && nice -n 19 cargo build --release --bins --quiet)
-[ -x "$AMPED_BIN" ] || die "no $AMPED_BIN after the build"
+build_amped
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/amped-workers.XXXXXX")
 DOCROOT="$WORK/www"
@@ -66,25 +64,8 @@ head -c 1024 /dev/urandom >"$DOCROOT/1k.bin"
 # start_amped WORKERS: starts amped on a port of the OS's choosing and
 # sets PORT once it answers.
 start_amped() {
-    local out="$WORK/amped.stdout" deadline line
-    : >"$out"
-    "$AMPED_BIN" --listen 127.0.0.1:0 --root "$DOCROOT" --workers "$1" \
-        --event-handler epoll --access-log off >"$out" 2>"$WORK/amped.stderr" &
-    SERVER_PID=$!
-    deadline=$((SECONDS + READY_DEADLINE))
-    PORT=""
-    while [ "$SECONDS" -lt "$deadline" ]; do
-        line=$(grep -m1 -o 'listening on http://127\.0\.0\.1:[0-9]*/' "$out" || true)
-        if [ -n "$line" ]; then
-            PORT=${line##*:}
-            PORT=${PORT%/}
-            break
-        fi
-        alive "$SERVER_PID" || break
-        sleep 0.05
-    done
-    [ -n "$PORT" ] || { tail -n 20 "$WORK/amped.stderr" >&2; return 1; }
-    wait_http "$PORT"
+    start_printing_port amped "$AMPED_BIN" --listen 127.0.0.1:0 --root "$DOCROOT" \
+        --workers "$1" --event-handler epoll --access-log off
 }
 
 declare -A RUNS=()

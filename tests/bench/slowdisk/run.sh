@@ -80,7 +80,6 @@ OUT=""
 KEEP=0
 SCHED=0
 LOAD_NICE=""       # --wrk-first: "nice -n 19" for slowfs and the downloads
-READY_DEADLINE=15
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 die() { echo "slowdisk/run.sh: $*" >&2; exit 2; }
@@ -159,20 +158,10 @@ cleanup() {
         log "slowfs left $MNT mounted; fusermount3 -u"
         fusermount3 -u "$MNT" || fusermount3 -u -z "$MNT" || true
     fi
-    if [ -n "$WORK" ] && [ -d "$WORK" ]; then
-        if [ "$KEEP" = 1 ]; then log "kept $WORK"; else
-            if [ -n "$MNT" ] && mountpoint -q "$MNT"; then
-                log "not removing $WORK: $MNT still mounted"
-            else
-                rm -rf "$WORK"
-            fi
-        fi
-    fi
+    remove_work "$MNT"
     exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap_cleanup
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -187,24 +176,12 @@ command -v taskset >/dev/null 2>&1 || pkgs+=(util-linux)
 [ "$SCHED" = 1 ] && ! command -v perf >/dev/null 2>&1 && pkgs+=(linux-perf)
 { want nginx || want nginx-aio; } && ! [ -x "$NGINX_BIN" ] && pkgs+=(nginx)
 want lighttpd && ! [ -x "$LIGHTTPD_BIN" ] && pkgs+=(lighttpd)
-if [ ${#pkgs[@]} -gt 0 ]; then
-    log "installing ${pkgs[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update >&2
-    apt-get install -y "${pkgs[@]}" >&2
-fi
-
-hard=$(ulimit -Hn)
-if [ "$hard" = unlimited ] || [ "$hard" -ge 65536 ]; then ulimit -n 65536 2>/dev/null || true
-else ulimit -n "$hard" 2>/dev/null || true; fi
+install_packages "${pkgs[@]}"
+raise_nofile
 
 # --- 2. build ---------------------------------------------------------------
 
-if want amped; then
-    log "building amped (cargo build --release --bins)"
-    (cd "$REPO_ROOT" && cargo build --release --bins) >&2
-    [ -x "$AMPED_BIN" ] || die "no $AMPED_BIN after the build"
-fi
+if want amped; then build_amped; fi
 
 # --- 3. the slow disk and the docroot ------------------------------------------
 
@@ -252,11 +229,9 @@ done
 PORT=""
 
 start_amped() {
-    PORT=$("$PY" "$FREEPORT_PY" freeport)
-    CMD="taskset -c 0 $AMPED_BIN --listen 127.0.0.1:$PORT --root $DOCROOT --access-log off"
-    $CMD >"$WORK/amped.stdout" 2>"$WORK/amped.stderr" &
-    SERVER_PID=$!
-    wait_http "$PORT" || { tail -n 20 "$WORK/amped.stderr" >&2; return 1; }
+    CMD="taskset -c 0 $AMPED_BIN --listen 127.0.0.1:0 --root $DOCROOT --access-log off"
+    start_printing_port amped taskset -c 0 "$AMPED_BIN" --listen 127.0.0.1:0 \
+        --root "$DOCROOT" --access-log off
 }
 
 start_nginx_common() {  # DIR AIO_LINE
