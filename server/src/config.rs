@@ -104,7 +104,7 @@ pub struct Args {
     pub cgi_max_procs: u32,
 
     /// Largest request body accepted for a CGI script (413 beyond). A
-    /// chunked body is collected whole before the script starts: its
+    /// request body is collected whole before the script starts: its
     /// first 16K in memory, the rest in a file in --cgi-spool-dir.
     #[arg(long, default_value = "64M", value_name = "SIZE", value_parser = parse_size)]
     pub cgi_max_body: u64,
@@ -203,19 +203,19 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub keepalive_time: Option<u64>,
 
-    /// Directory for the unlinked temporary files that hold chunked
-    /// request bodies for CGI scripts past their first 16K (default: the
+    /// Directory for the unlinked temporary files that hold request
+    /// bodies for CGI scripts past their first 16K (default: the
     /// system's temporary directory). Best on a local filesystem.
     #[arg(long, value_name = "DIR")]
     pub cgi_spool_dir: Option<PathBuf>,
 
-    /// Bytes of chunked CGI request bodies held at once, all requests
+    /// Bytes of CGI request bodies held at once, all requests
     /// together (memory and spool files); a body that would pass it gets
     /// 503.
     #[arg(long, default_value = "1G", value_name = "SIZE", value_parser = parse_size)]
     pub cgi_spool_max: u64,
 
-    /// Seconds a chunked CGI request body may stop arriving before the
+    /// Seconds a CGI request body may stop arriving before the
     /// request gets 408 and is closed (1 to 3600).
     #[arg(long, default_value_t = 60, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -299,7 +299,7 @@ pub struct Config {
     /// `--keepalive-requests` and `--keepalive-time`.
     pub keepalive_limits: Limits,
 
-    /// Where chunked CGI bodies are spooled (a directory that takes
+    /// Where CGI request bodies are spooled (a directory that takes
     /// temporary files).
     pub cgi_spool_dir: PathBuf,
     pub cgi_spool_max: u64,

@@ -45,7 +45,7 @@ pub struct Snapshot {
     pub helper_restarts: Vec<u64>,
     pub runner_restarts: u64,
     pub cgi_running: usize,
-    /// Chunked bodies being collected for scripts not started yet.
+    /// Request bodies being collected for scripts not started yet.
     pub cgi_bodies: usize,
     /// Bytes those bodies hold (memory and spool files).
     pub cgi_spooled_bytes: u64,

@@ -1,9 +1,10 @@
-//! The event-loop side of CGI: starting a request's script through the
-//! runner, streaming the request body into the script's stdin and its
-//! output back to the client, with back-pressure both ways, and ending
-//! the exchange (normally, on a bad header block, on a timeout, or when
-//! the client goes away). Nothing here blocks: both pipes are
-//! non-blocking and sit in the poller beside the client sockets.
+//! The event-loop side of CGI: collecting a request's body, starting its
+//! script through the runner, feeding the body into the script's stdin
+//! and streaming its output back to the client, with back-pressure both
+//! ways, and ending the exchange (normally, on a bad header block, on a
+//! timeout, or when the client goes away). Nothing here blocks: both
+//! pipes are non-blocking and sit in the poller beside the client
+//! sockets.
 //!
 //! [`Cgi`] owns the CGI state (the runner link, which connection each run
 //! is for, the read buffer). Its functions take the connection and an
@@ -21,7 +22,7 @@ use protocol::{CgiRun, Refusal};
 
 use crate::cgi::chunked::ChunkedDecoder;
 use crate::cgi::env::{build_env, CgiEnvInput};
-use crate::cgi::exchange::{Exchange, Script, Stage};
+use crate::cgi::exchange::{Exchange, Framed, Script, Stage};
 use crate::cgi::pipes::{close_pipe, signal_group, Pipe};
 use crate::cgi::redirect::redirected;
 use crate::cgi::runner_link::{CgiRunner, RunnerEvent};
@@ -58,7 +59,7 @@ pub(super) struct CgiConfig {
     pub(super) max_body: u64,
     max_procs: usize,
     pub(super) timeout: Duration,
-    /// How long a chunked body may stop arriving before 408.
+    /// How long a request body may stop arriving before 408.
     pub(super) body_timeout: Duration,
     spool_dir: PathBuf,
     root: PathBuf,
@@ -72,9 +73,9 @@ pub(crate) struct Cgi {
     /// CGI run ids and the connection each is for.
     ids: HashMap<u64, ConnId>,
     /// The runs handed to the runner: the ones that take a script slot
-    /// (a chunked body being collected takes none).
+    /// (a body being collected takes none).
     launched: HashSet<u64>,
-    /// The bytes of all collected chunked bodies and their bound.
+    /// The bytes of all collected request bodies and their bound.
     pub(super) spooled: SpoolBudget,
     /// Scratch space for reading scripts' output.
     pub(super) buf: Vec<u8>,
@@ -118,7 +119,7 @@ impl Cgi {
         self.launched.len()
     }
 
-    /// Exchanges collecting a chunked body (no script yet), and the bytes
+    /// Exchanges collecting a request body (no script yet), and the bytes
     /// their spools hold.
     pub(crate) fn collecting(&self) -> (usize, u64) {
         (self.ids.len() - self.launched.len(), self.spooled.used())
@@ -129,13 +130,18 @@ impl Cgi {
         self.active() >= self.config.max_procs
     }
 
-    /// Starts a CGI request: checks the limits, then reads a chunked body
-    /// (which takes no script slot until it is complete) or hands the
-    /// script to the runner.
+    /// Starts a CGI request: checks the limits, then reads the request
+    /// body, chunked or by Content-Length (which takes no script slot
+    /// until it is complete), or hands a bodyless request's script to the
+    /// runner at once.
     pub(crate) fn start(&mut self, conn: &mut Connection, request: Request, io: &mut Io) -> Next {
         let too_large = matches!(request.body, Framing::Length(n) if n > self.config.max_body);
-        let chunked = matches!(request.body, Framing::Chunked);
-        if too_large || (!chunked && self.slots_full()) {
+        let (framed, body_left) = match request.body {
+            Framing::Chunked => (Some(Framed::Chunked(ChunkedDecoder::default())), 0),
+            Framing::Length(n) if n > 0 => (Some(Framed::Length), n),
+            Framing::Length(_) | Framing::None => (None, 0),
+        };
+        if too_large || (framed.is_none() && self.slots_full()) {
             let (status, extra) = match too_large {
                 true => (Status::PAYLOAD_TOO_LARGE, ""),
                 false => (Status::SERVICE_UNAVAILABLE, "Retry-After: 1\r\n"),
@@ -151,17 +157,16 @@ impl Cgi {
             return Next::Respond(reply, request.log);
         }
         let expect_continue = request.cgi.as_ref().is_some_and(|c| c.expect_continue);
-        let (stage, body_left, has_body) = match request.body {
-            Framing::Chunked => (Stage::Collecting(ChunkedDecoder::default()), 0, true),
-            Framing::Length(n) => (Stage::Queued, n, n > 0),
-            Framing::None => (Stage::Queued, 0, false),
-        };
-        if expect_continue && has_body && !request.http10 && conn.input_is_empty() {
+        let collecting = framed.is_some();
+        if expect_continue && collecting && !request.http10 && conn.input_is_empty() {
             conn.output()
                 .push_owned(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
         }
         let id = self.runner.next_id();
-        let collecting = matches!(stage, Stage::Collecting(_));
+        let stage = match framed {
+            Some(framed) => Stage::Collecting(framed),
+            None => Stage::Queued,
+        };
         let mut ex = Exchange::new(id, request, stage, body_left, io.now);
         if collecting {
             ex.spool = Some(Spool::new(&self.config.spool_dir, self.spooled.clone()));
@@ -175,7 +180,7 @@ impl Cgi {
         self.pump(conn, io)
     }
 
-    /// A chunked body is all in: its script starts if a slot is free
+    /// A request body is all in: its script starts if a slot is free
     /// (503 otherwise, and the connection is kept).
     pub(super) fn launch_collected(&mut self, conn: &mut Connection, io: &mut Io) -> Next {
         if self.slots_full() {
@@ -196,7 +201,7 @@ impl Cgi {
             return;
         };
         let content_length = match (&ex.stage, ex.request.body) {
-            (Stage::Collecting(d), _) => Some(d.decoded),
+            (Stage::Collecting(Framed::Chunked(d)), _) => Some(d.decoded),
             (_, Framing::Length(n)) => Some(n),
             _ => None,
         };
@@ -338,7 +343,7 @@ impl Cgi {
         Next::Respond(reply, ex.request.log)
     }
 
-    /// A chunked body that is malformed, too large, cannot be spooled or
+    /// A request body that is malformed, too large, cannot be spooled or
     /// stopped arriving: answer and close.
     pub(super) fn bad_body(&mut self, conn: &mut Connection, status: Status, io: &mut Io) -> Next {
         let Some(ex) = self.detach(conn, io.poller) else {

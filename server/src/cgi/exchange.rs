@@ -2,8 +2,9 @@
 //! way to the script, and the script's output on its way to the client,
 //! re-framed as the client needs it (Content-Length when the script gave
 //! one, otherwise chunked on HTTP/1.1 or close-delimited on HTTP/1.0; see
-//! `http::body`). A chunked body is collected in a [`Spool`] first and
-//! read back from it once the script runs.
+//! `http::body`). A request body, chunked or by Content-Length, is
+//! collected in a [`Spool`] first and read back from it once the script
+//! runs: a slow upload holds a connection, never a script slot.
 
 use std::time::{Duration, Instant};
 
@@ -28,13 +29,23 @@ const TIMEOUT_MARGIN: Duration = Duration::from_secs(5);
 /// Where the exchange is.
 #[derive(Debug)]
 pub enum Stage {
-    /// Reading a chunked request body in full (CONTENT_LENGTH must be
-    /// known before the script starts).
-    Collecting(ChunkedDecoder),
+    /// Reading the request body in full before the script starts, so
+    /// that a slow upload takes no script slot (and a chunked body's
+    /// CONTENT_LENGTH is known).
+    Collecting(Framed),
     /// Sent to the runner; not started yet.
     Queued,
     /// The script runs; the server holds its pipes.
     Running(Script),
+}
+
+/// How a request body being collected is framed.
+#[derive(Debug)]
+pub enum Framed {
+    /// By Content-Length: [`Exchange::body_left`] bytes are still to come.
+    Length,
+    /// In chunks, decoded as they come.
+    Chunked(ChunkedDecoder),
 }
 
 /// A running script: its process and the server's ends of its pipes
@@ -58,10 +69,10 @@ pub enum OutputEvent {
     BadHead(&'static str),
 }
 
-/// Why a chunked request body could not be collected.
+/// Why a request body could not be collected.
 #[derive(Debug)]
 pub enum BodyError {
-    /// It breaks RFC 9112's chunked grammar.
+    /// It breaks RFC 9112's chunked grammar (chunked bodies only).
     Malformed,
     /// It is larger than `--cgi-max-body`.
     TooLarge,
@@ -91,9 +102,9 @@ pub struct Exchange {
     pub body_left: u64,
     /// Request-body bytes waiting to be written to the script.
     pub to_script: Vec<u8>,
-    /// A collected chunked body not yet handed to the script.
+    /// A collected body not yet handed to the script.
     pub spool: Option<Spool>,
-    /// While a chunked body is collected: when it counts as stalled.
+    /// While a body is collected: when it counts as stalled.
     pub body_deadline: Option<Instant>,
     /// Output read before the header block was complete.
     head: Vec<u8>,
@@ -143,7 +154,7 @@ impl Exchange {
 
     /// When the exchange must be looked at again: the end of the grace
     /// after the script exited, or well past the script's time limit.
-    /// While a chunked body is collected (no script yet): when it stalls.
+    /// While a body is collected (no script yet): when it stalls.
     pub fn deadline(&self, cgi_timeout: Duration) -> Instant {
         if let (Stage::Collecting(_), Some(t)) = (&self.stage, self.body_deadline) {
             return t;
@@ -176,14 +187,22 @@ impl Exchange {
         self.body.is_some()
     }
 
-    /// Collects a chunked body from the connection's input into the
+    /// Collects the request body from the connection's input into the
     /// spool. Returns how many input bytes were used.
     pub fn collect(&mut self, input: &[u8], max_body: u64) -> Result<usize, BodyError> {
-        let Stage::Collecting(decoder) = &mut self.stage else {
-            return Ok(0);
-        };
         let Some(spool) = self.spool.as_mut() else {
             return Ok(0);
+        };
+        let decoder = match &mut self.stage {
+            Stage::Collecting(Framed::Chunked(decoder)) => decoder,
+            Stage::Collecting(Framed::Length) => {
+                // The length was held to --cgi-max-body on the head.
+                let take = self.body_left.min(input.len() as u64) as usize;
+                spool.append(&input[..take]).map_err(BodyError::Spool)?;
+                self.body_left -= take as u64;
+                return Ok(take);
+            }
+            _ => return Ok(0),
         };
         self.to_script.clear();
         let decoded = decoder.decode(input, &mut self.to_script, usize::MAX);
@@ -197,13 +216,12 @@ impl Exchange {
         Ok(used)
     }
 
-    /// Takes request-body bytes for the script, up to `room` waiting:
-    /// from the spool, or else from the connection's input (returning
-    /// how many input bytes were used). Nothing while collecting.
-    pub fn take_body(&mut self, input: &[u8], room: usize) -> usize {
+    /// Takes request-body bytes for the script from the spool, up to
+    /// `room` waiting. Nothing while collecting.
+    pub fn take_body(&mut self, room: usize) {
         let space = room.saturating_sub(self.to_script.len());
         if matches!(self.stage, Stage::Collecting(_)) {
-            return 0;
+            return;
         }
         if let Some(spool) = self.spool.as_mut() {
             if let Err(e) = spool.read_into(&mut self.to_script, space) {
@@ -217,12 +235,7 @@ impl Exchange {
             if self.spool.as_ref().is_some_and(Spool::is_drained) {
                 self.spool = None;
             }
-            return 0;
         }
-        let take = (self.body_left.min(input.len() as u64) as usize).min(space);
-        self.to_script.extend_from_slice(&input[..take]);
-        self.body_left -= take as u64;
-        take
     }
 
     /// True while body bytes wait for the script (held or spooled).
@@ -233,17 +246,8 @@ impl Exchange {
     /// True when the client has sent the whole request body.
     pub fn body_complete(&self) -> bool {
         match &self.stage {
-            Stage::Collecting(decoder) => decoder.is_done(),
+            Stage::Collecting(Framed::Chunked(decoder)) => decoder.is_done(),
             _ => self.body_left == 0,
-        }
-    }
-
-    /// True when, with nothing more to come from the client than the
-    /// `buffered` input bytes, the request body can never be complete.
-    pub fn body_cut_short(&self, buffered: usize) -> bool {
-        match &self.stage {
-            Stage::Collecting(decoder) => !decoder.is_done(),
-            _ => self.body_left > buffered as u64,
         }
     }
 
@@ -427,23 +431,46 @@ mod tests {
         );
     }
 
-    #[test]
-    fn request_bodies_are_taken_up_to_the_room() {
-        let mut ex = exchange("POST /x.cgi HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n");
-        ex.body_left = 10;
-        assert_eq!(ex.take_body(b"0123456789abc", 4), 4);
-        assert_eq!(ex.to_script, b"0123");
-        ex.to_script.clear();
-        assert_eq!(ex.take_body(b"456789abc", 100), 6);
-        assert!(ex.body_complete());
-    }
-
     fn collecting(budget: &SpoolBudget) -> Exchange {
         let mut ex =
             exchange("POST /x.cgi HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n");
-        ex.stage = Stage::Collecting(ChunkedDecoder::default());
+        ex.stage = Stage::Collecting(Framed::Chunked(ChunkedDecoder::default()));
         ex.spool = Some(Spool::new(&std::env::temp_dir(), budget.clone()));
         ex
+    }
+
+    #[test]
+    fn a_content_length_body_is_spooled_up_to_its_length() {
+        let budget = SpoolBudget::new(1 << 20);
+        let mut ex = exchange("POST /x.cgi HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n");
+        ex.stage = Stage::Collecting(Framed::Length);
+        ex.body_left = 10;
+        ex.spool = Some(Spool::new(&std::env::temp_dir(), budget.clone()));
+        assert_eq!(ex.collect(b"0123", 100).expect("first part"), 4);
+        assert!(!ex.body_complete());
+        let used = ex.collect(b"456789GET / HTTP/1.1", 100).expect("the rest");
+        assert_eq!(used, 6, "the next request is not body");
+        assert!(ex.body_complete());
+        assert_eq!(budget.used(), 10);
+        ex.stage = Stage::Queued;
+        ex.take_body(4);
+        assert_eq!(ex.to_script, b"0123");
+        ex.to_script.clear();
+        ex.take_body(100);
+        assert_eq!(ex.to_script, b"456789");
+        assert!(ex.spool.is_none(), "a drained spool is let go");
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn a_content_length_body_past_the_shared_bound_is_refused() {
+        let budget = SpoolBudget::new(8);
+        let mut ex = exchange("POST /x.cgi HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\n\r\n");
+        ex.stage = Stage::Collecting(Framed::Length);
+        ex.body_left = 9;
+        ex.spool = Some(Spool::new(&std::env::temp_dir(), budget.clone()));
+        let refused = ex.collect(b"123456789", 100).map_err(|e| e.status().code);
+        assert_eq!(refused, Err(503));
     }
 
     #[test]
@@ -461,11 +488,11 @@ mod tests {
         assert!(ex.to_script.is_empty(), "collected bytes wait in the spool");
         assert_eq!(budget.used(), 11);
         ex.stage = Stage::Queued;
-        assert_eq!(ex.take_body(b"next request", 4), 0, "input is not body");
+        ex.take_body(4);
         assert_eq!(ex.to_script, b"hell");
         assert!(ex.body_waiting());
         ex.to_script.clear();
-        ex.take_body(b"", 100);
+        ex.take_body(100);
         assert_eq!(ex.to_script, b"o world");
         assert!(ex.spool.is_none(), "a drained spool is let go");
         assert_eq!(budget.used(), 0);

@@ -1,10 +1,12 @@
 //! CGI/1.1 (RFC 3875): the server's half. Scripts run in processes the
-//! `cgi-runner` child forks; the server builds their environment, streams
-//! the request body in and the output out inside its event loop.
+//! `cgi-runner` child forks; the server builds their environment,
+//! collects the request body before the script starts, feeds it in and
+//! streams the output out inside its event loop.
 //!
 //! [`driver::Cgi`] is the subsystem the loop talks to; the rest are its
-//! parts: the runner link, one exchange per request, its pipes, and the
-//! parsers (chunked request bodies, the script's header block).
+//! parts: the runner link, one exchange per request, its pipes, the body
+//! spool, and the parsers (chunked request bodies, the script's header
+//! block).
 
 pub(crate) mod chunked;
 pub(crate) mod driver;

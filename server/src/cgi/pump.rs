@@ -1,16 +1,14 @@
-//! The CGI pump: moves a request body into its script and the script's
-//! output out to the client, as far as both pipes and the client allow,
-//! then sets what each pipe waits for. One call does a bounded amount of
-//! work; a script with more to give stays watched and is pumped again on
-//! the next turn.
+//! The CGI pump: collects a request body into its spool, moves it into
+//! the script once that runs, and the script's output out to the client,
+//! as far as both pipes and the client allow, then sets what each pipe
+//! waits for. One call does a bounded amount of work; a script with more
+//! to give stays watched and is pumped again on the next turn.
 
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
-
 use crate::cgi::driver::{Cgi, End, EOF_GRACE};
 use crate::cgi::exchange::{BodyError, Exchange, OutputEvent, Stage};
-use crate::cgi::pipes::{close_pipe, signal_group};
+use crate::cgi::pipes::close_pipe;
 use crate::cgi::spool::SpoolError;
 use crate::connection::{CgiParts, Connection, OUTPUT_HIGH_WATER, WRITE_BUDGET};
 use crate::event::{Interest, Poller};
@@ -57,7 +55,7 @@ impl Cgi {
                 }
                 Err(e) => {
                     if let BodyError::Spool(SpoolError::Io(why)) = &e {
-                        error_log!("cannot spool a chunked body for a script: {why}");
+                        error_log!("cannot spool a request body for a script: {why}");
                     }
                     return self.bad_body(conn, e.status(), io);
                 }
@@ -71,19 +69,8 @@ impl Cgi {
             }
             return Next::Continue;
         }
-        feed_script(ex, input, io.poller);
-        if peer_closed && ex.body_cut_short(input.len()) {
-            if !ex.responded() {
-                return self.body_cut_short(conn, io);
-            }
-            // The response has begun and cannot become a 400: the script
-            // gets end-of-file once it has what came, and finishes (the
-            // connection closes after it, the body not being all read).
-            let fed = ex.to_script.is_empty();
-            if let Some(script) = ex.script().filter(|_| fed) {
-                close_pipe(io.poller, &mut script.stdin);
-            }
-        }
+        // The body is whole by now: a half-close no longer matters.
+        feed_script(ex, io.poller);
         // Script output: to the client, while the client keeps up.
         let mut end = None;
         for _ in 0..PUMP_ROUNDS {
@@ -168,11 +155,8 @@ impl Cgi {
 
     /// The client shut down its side before its whole request body came:
     /// a short body, answered 400 as nginx and lighttpd answer a body cut
-    /// short, and a script already started is asked to stop.
+    /// short (no script has started for it).
     fn body_cut_short(&mut self, conn: &mut Connection, io: &mut Io) -> Next {
-        if let Some(pid) = conn.exchange().and_then(|ex| ex.live_pid()) {
-            signal_group(pid, Signal::SIGTERM);
-        }
         self.bad_body(conn, Status::BAD_REQUEST, io)
     }
 
@@ -223,16 +207,14 @@ impl Cgi {
     }
 }
 
-/// Moves request-body bytes to the script (from the spool, or from the
-/// client's input), until the pipe is full or no more of the body is
-/// there.
-fn feed_script(ex: &mut Exchange, input: &mut Vec<u8>, poller: &mut dyn Poller) {
+/// Moves request-body bytes from the spool to the script, until the pipe
+/// is full or the whole body is in.
+fn feed_script(ex: &mut Exchange, poller: &mut dyn Poller) {
     let mut first = true;
     loop {
         let before = ex.to_script.len();
-        let used = ex.take_body(input, TO_SCRIPT_MAX);
-        input.drain(..used);
-        let moved = used > 0 || ex.to_script.len() > before;
+        ex.take_body(TO_SCRIPT_MAX);
+        let moved = ex.to_script.len() > before;
         let body_complete = ex.body_complete();
         let Stage::Running(script) = &mut ex.stage else {
             return;

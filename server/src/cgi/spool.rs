@@ -1,5 +1,6 @@
-//! Where a chunked request body waits for its script: the script needs
-//! CONTENT_LENGTH, so the whole body is read before it starts. The first
+//! Where a request body waits for its script: the whole body is read
+//! before the script starts, so that a slow upload holds a connection but
+//! no script slot (and a chunked body's CONTENT_LENGTH is known). The first
 //! [`MEMORY_PART`] bytes stay in memory; the rest go to a temporary file
 //! in `--cgi-spool-dir`, opened `O_TMPFILE` (or created and unlinked at
 //! once), so nothing is left behind when the server dies. Once the script
@@ -13,7 +14,7 @@
 //! The file is written and read in the event loop, as nginx does with
 //! `client_body_temp_path`: on a local filesystem these are copies into
 //! and out of the page cache, which do not wait on the disk unless memory
-//! is short (README.md, "Chunked uploads to scripts").
+//! is short (README.md, "Uploads to scripts").
 
 use std::cell::Cell;
 use std::fs::{File, OpenOptions};

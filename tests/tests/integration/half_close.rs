@@ -9,7 +9,7 @@
 //! - a large file being sent to a slow reader is sent whole;
 //! - a CGI request gets its script's output; a CGI request whose
 //!   Content-Length body the half-close cuts short gets 400, and its
-//!   script is stopped;
+//!   script never starts (the body is collected first);
 //! - a client that half-closes and then resets (`SO_LINGER {1, 0}`) while
 //!   its lookup is held is closed: at once under poll and epoll, which
 //!   report the reset; under select, which cannot see it without reading,
@@ -29,7 +29,10 @@ use tests::procfs::poll_until;
 use tests::socket::{
     close_with_reset, connect_with_small_receive_buffer, larger_than_socket_buffers,
 };
-use tests::status::{open_connections_after_a_turn, wait_for_lookups_in_flight, STATUS_PATH};
+use tests::status::{
+    open_connections_after_a_turn, status_json, status_number, wait_for_lookups_in_flight,
+    STATUS_PATH,
+};
 use tests::{
     assert_bytes_eq, per_backend, site_docroot, Connection, HelperGate, ServerProcess, TempDocroot,
     DEADLINE,
@@ -161,8 +164,8 @@ fn a_body_cut_short_by_a_half_close_gets_400(backend: &str) {
     let site = CgiSite::new("half-close-body");
     let reaper = Reaper::new(&site);
     let started = site.outside().join("started");
-    // The script reads its whole body before answering: it would wait
-    // for the missing bytes forever.
+    // The script would read its whole body before answering; it starts
+    // only once the body is whole, which this one never is.
     site.script(
         "cgi-bin/reads.cgi",
         &format!(
@@ -170,21 +173,28 @@ fn a_body_cut_short_by_a_half_close_gets_400(backend: &str) {
             started.display()
         ),
     );
-    let server = ServerProcess::serve(site.root(), backend);
+    let server = ServerProcess::serve_with(site.root(), backend, &["--status-path", STATUS_PATH]);
     let mut stream = server.connect_raw();
     let mut request = request_with_body("POST", "/cgi-bin/reads.cgi", &[], &[b'x'; 100]);
     request.truncate(request.len() - 90);
     stream.write_all(&request).expect("send the request");
-    wait_for_file(&started);
+    // The server holds the 10 bytes that came, waiting for the rest.
+    let mut status = serde_json::Value::Null;
+    let held = poll_until(DEADLINE, || {
+        status = status_json(&server, STATUS_PATH);
+        status_number(&status, "/cgi_spooled_bytes") == 10
+    });
+    assert!(held, "the body's first 10 bytes were never held: {status}");
     stream
         .shutdown(Shutdown::Write)
         .expect("shut down the write side");
     let mut conn = Connection::from_stream(stream);
     conn.read_response().assert_error_page(400);
     conn.expect_closed();
+    assert!(!started.exists(), "the script ran for a body cut short");
     assert!(
-        poll_until(DEADLINE, || reaper.running().is_empty()),
-        "the script whose body was cut short still runs: {:#?}",
+        reaper.running().is_empty(),
+        "a script runs for a body cut short: {:#?}",
         reaper.running()
     );
 }
