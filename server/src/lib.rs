@@ -20,6 +20,7 @@ mod connection;
 mod event;
 mod hostile_input;
 mod http;
+mod inherited_fds;
 mod listener;
 mod listing;
 mod manual;
@@ -49,6 +50,9 @@ pub use config::{Args, Config};
 /// supervising parent), prints the `listening on` line and serves until
 /// SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<()> {
+    // Before any child starts: what the server was started with stays here.
+    inherited_fds::close_on_exec_above_stderr()
+        .map_err(|e| anyhow::anyhow!("cannot mark inherited descriptors close-on-exec: {e}"))?;
     if config.workers > 1 && !config.worker {
         let mut pool = workers::Pool::start(&config, std::env::args_os().collect())?;
         print_listening(pool.local_addr())?;

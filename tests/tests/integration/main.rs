@@ -31,6 +31,7 @@ mod http_paths;
 mod http_ranges;
 mod http_requests;
 mod hung_lookups;
+mod inherited_fds;
 mod install;
 mod keepalive_limits;
 mod large_file_memory;
