@@ -154,14 +154,15 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub error_log: Option<PathBuf>,
 
-    /// Front processes serving the port together (SO_REUSEPORT), each
+    /// Front processes accepting from one listening socket, each
     /// with its own helpers and cgi-runner, under one parent that restarts
     /// them; `auto` is one per CPU (1 to 256).
     #[arg(long, default_value = "1", value_name = "N|auto", value_parser = parse_workers)]
     pub workers: u16,
 
-    /// Internal: one of the `--workers` (binds with SO_REUSEPORT, reports
-    /// readiness on NOTIFY_SOCKET rather than printing the listening line).
+    /// Internal: one of the `--workers` (accepts from the listener its
+    /// parent handed it and reports readiness on the socketpair it was
+    /// handed, rather than printing the listening line).
     #[arg(long, hide = true)]
     pub worker: bool,
 

@@ -3,10 +3,19 @@
 //! descriptor above stderr is marked close-on-exec, so the helpers, the
 //! cgi-runner and every CGI script get only what the server hands each of
 //! them on purpose. A socket passed by systemd is adopted in-process and
-//! needs no inheriting either.
+//! needs no inheriting either; so are the two a `--workers` parent hands
+//! each worker, at the numbers below.
 
 use std::fs;
 use std::io;
+
+/// Where a `--workers` parent puts the listening socket all its workers
+/// accept from (the first number systemd would use too).
+pub(crate) const WORKER_LISTENER_FD: i32 = 3;
+
+/// Where a `--workers` parent puts the worker's end of the socketpair it
+/// reports `READY=1` and `STOPPING=1` on.
+pub(crate) const WORKER_READY_FD: i32 = 4;
 
 /// Marks every descriptor above 2 close-on-exec: `close_range(2)` with
 /// `CLOSE_RANGE_CLOEXEC` (Linux 5.11), else each one listed in

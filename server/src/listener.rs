@@ -32,13 +32,9 @@ pub(crate) struct Acceptor {
 }
 
 impl Acceptor {
-    /// Binds `addr` (with SO_REUSEPORT for one of several `--workers`);
-    /// [`register`](Self::register) puts it in the poller.
-    pub(crate) fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<Acceptor> {
-        let listener = match reuse_port {
-            true => bind_reuse_port(addr, true)?,
-            false => bind(addr)?,
-        };
+    /// Binds `addr`; [`register`](Self::register) puts it in the poller.
+    pub(crate) fn bind(addr: SocketAddr) -> io::Result<Acceptor> {
+        let listener = bind_listening(addr)?;
         Ok(Acceptor {
             local_addr: listener.local_addr()?,
             listener: Some(listener),
@@ -46,8 +42,8 @@ impl Acceptor {
         })
     }
 
-    /// Takes a socket already listening (passed by systemd), made
-    /// non-blocking by the caller.
+    /// Takes a socket already listening (passed by systemd, or by the
+    /// `--workers` parent), made non-blocking by the caller.
     pub(crate) fn adopt(listener: TcpListener) -> io::Result<Acceptor> {
         set_nodelay(&listener)?;
         Ok(Acceptor {
@@ -126,33 +122,11 @@ impl Acceptor {
     }
 }
 
-/// Binds `addr` and starts listening, non-blocking.
-fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+/// Binds `addr` and starts listening, non-blocking. No SO_REUSEPORT: no
+/// later bind of the port, by any process, can take a share of its
+/// connections (the `--workers` share this one socket instead).
+pub(crate) fn bind_listening(addr: SocketAddr) -> io::Result<TcpListener> {
     listen(TcpListener::bind(addr)?)
-}
-
-/// A socket bound to `addr` with SO_REUSEPORT, so that several processes
-/// (the `--workers`) bind the same port and the kernel spreads the
-/// connections among those that listen. With `listen` false the socket
-/// only holds the port (a bound socket that does not listen gets no
-/// connections): the workers' parent keeps one so that the port stays
-/// theirs across restarts.
-pub(crate) fn bind_reuse_port(addr: SocketAddr, listen_too: bool) -> io::Result<TcpListener> {
-    use nix::sys::socket::{bind, setsockopt, socket, sockopt, AddressFamily};
-    use nix::sys::socket::{SockFlag, SockType, SockaddrStorage};
-    let family = match addr {
-        SocketAddr::V4(_) => AddressFamily::Inet,
-        SocketAddr::V6(_) => AddressFamily::Inet6,
-    };
-    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
-    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
-    setsockopt(&fd, sockopt::ReusePort, &true)?;
-    bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
-    let socket = TcpListener::from(fd);
-    match listen_too {
-        true => listen(socket),
-        false => Ok(socket),
-    }
 }
 
 /// Makes a bound socket a non-blocking listener with a deep backlog.
@@ -280,7 +254,7 @@ mod tests {
 
     #[test]
     fn accepted_sockets_are_nonblocking_with_nodelay() {
-        let listener = bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let listener = bind_listening("127.0.0.1:0".parse().expect("addr")).expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let client = TcpStream::connect(addr).expect("connect");
         let accepted = loop {

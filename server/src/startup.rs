@@ -13,6 +13,7 @@ use crate::cgi::driver::Cgi;
 use crate::config::Config;
 use crate::event::{new_poller, Interest, Poller};
 use crate::http::clock::Clock;
+use crate::inherited_fds::{WORKER_LISTENER_FD, WORKER_READY_FD};
 use crate::listener::{self, Acceptor};
 use crate::privileges;
 use crate::signals::Signals;
@@ -53,14 +54,21 @@ pub(crate) fn prepare(config: &Config) -> Result<Parts> {
     orphans::become_subreaper();
     let mut poller = new_poller(config.backend)
         .with_context(|| format!("cannot create the {} poller", config.backend.name()))?;
-    let acceptor = match systemd::inherited_listener()? {
-        Some(listener) => {
-            Acceptor::adopt(listener).context("cannot use the socket passed by systemd")?
-        }
-        None => Acceptor::bind(config.listen, config.worker)
-            .with_context(|| format!("cannot listen on {}", config.listen))?,
+    let (acceptor, notifier) = if config.worker {
+        let listener =
+            systemd::adopt_listener(WORKER_LISTENER_FD, "the workers' listening socket")?;
+        let acceptor = Acceptor::adopt(listener).context("cannot use the workers' socket")?;
+        (acceptor, Some(Notifier::inherited(WORKER_READY_FD)?))
+    } else {
+        let acceptor = match systemd::inherited_listener()? {
+            Some(listener) => {
+                Acceptor::adopt(listener).context("cannot use the socket passed by systemd")?
+            }
+            None => Acceptor::bind(config.listen)
+                .with_context(|| format!("cannot listen on {}", config.listen))?,
+        };
+        (acceptor, Notifier::from_env())
     };
-    let notifier = systemd::Notifier::from_env();
     let signals = Signals::install().context("cannot install signal handlers")?;
     let log = AccessLog::open(&config.access_log, config.access_log_format)
         .context("cannot open the access log")?;

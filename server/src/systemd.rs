@@ -43,31 +43,32 @@ pub fn inherited_listener() -> Result<Option<TcpListener>> {
     };
     match count {
         0 => Ok(None),
-        1 => adopt(LISTEN_FDS_START).map(Some),
+        1 => adopt_listener(LISTEN_FDS_START, "the socket passed by systemd").map(Some),
         n => bail!("systemd passed {n} sockets (LISTEN_FDS); amped listens on exactly one"),
     }
 }
 
-/// Makes descriptor `fd` the listener: a listening socket, made
+/// Makes descriptor `fd` (passed as `what`: by systemd, or by the
+/// `--workers` parent) the listener: a listening socket, made
 /// close-on-exec and non-blocking.
-fn adopt(fd: i32) -> Result<TcpListener> {
+pub(crate) fn adopt_listener(fd: i32, what: &str) -> Result<TcpListener> {
     // SAFETY: only used for the checks below; a descriptor that is not
     // open makes fcntl fail with EBADF, which is reported.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    let bad = |what: &str, e: nix::Error| {
-        anyhow::anyhow!("the socket passed by systemd (descriptor {fd}): {what}: {e}")
-    };
+    let source = what;
+    let bad =
+        |step: &str, e: nix::Error| anyhow::anyhow!("{source} (descriptor {fd}): {step}: {e}");
     fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(|e| bad("F_SETFD", e))?;
     let listening =
         getsockopt(&borrowed, sockopt::AcceptConn).map_err(|e| bad("not a socket", e))?;
     if !listening {
-        bail!("the socket passed by systemd (descriptor {fd}) is not listening");
+        bail!("{source} (descriptor {fd}) is not listening");
     }
     let flags = fcntl(borrowed, FcntlArg::F_GETFL).map_err(|e| bad("F_GETFL", e))?;
     let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
     fcntl(borrowed, FcntlArg::F_SETFL(flags)).map_err(|e| bad("F_SETFL", e))?;
-    // SAFETY: systemd handed this descriptor to this process (LISTEN_PID
-    // is ours); nothing else in the process owns it.
+    // SAFETY: it was handed to this process (systemd's LISTEN_PID is
+    // ours, or the workers' parent put it there); nothing else owns it.
     Ok(unsafe { TcpListener::from_raw_fd(fd) })
 }
 
@@ -75,7 +76,9 @@ fn adopt(fd: i32) -> Result<TcpListener> {
 #[derive(Debug)]
 pub struct Notifier {
     socket: UnixDatagram,
-    address: SocketAddr,
+    /// Where to send; `None` for a socket already connected (one end of
+    /// the socketpair a `--workers` parent hands each worker).
+    address: Option<SocketAddr>,
 }
 
 impl Notifier {
@@ -108,13 +111,38 @@ impl Notifier {
         let socket = UnixDatagram::unbound()?;
         // A receiver whose queue is full must not stall the event loop.
         socket.set_nonblocking(true)?;
-        Ok(Notifier { socket, address })
+        Ok(Notifier {
+            socket,
+            address: Some(address),
+        })
+    }
+
+    /// Reports on descriptor `fd`, a connected datagram socket this
+    /// process was handed (a worker's end of its parent's socketpair).
+    pub(crate) fn inherited(fd: i32) -> Result<Notifier> {
+        // SAFETY: only used for the check below; a descriptor that is not
+        // open makes fcntl fail with EBADF, which is reported.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+            .map_err(|e| anyhow::anyhow!("the readiness socket (descriptor {fd}): {e}"))?;
+        // SAFETY: the parent handed this descriptor to this process for
+        // this use; nothing else in the process owns it.
+        let socket = unsafe { UnixDatagram::from_raw_fd(fd) };
+        socket.set_nonblocking(true)?;
+        Ok(Notifier {
+            socket,
+            address: None,
+        })
     }
 
     /// Sends `state` (`READY=1`, `STOPPING=1`). A failure is logged: the
     /// server goes on serving either way.
     pub fn notify(&self, state: &str) {
-        if let Err(e) = self.socket.send_to_addr(state.as_bytes(), &self.address) {
+        let sent = match &self.address {
+            Some(address) => self.socket.send_to_addr(state.as_bytes(), address),
+            None => self.socket.send(state.as_bytes()),
+        };
+        if let Err(e) = sent {
             error_log!("cannot tell systemd {state}: {e}");
         }
     }

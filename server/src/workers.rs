@@ -1,12 +1,14 @@
 //! `--workers N`: N front processes serving one port, each a whole server
-//! (its own loop, helpers and cgi-runner) bound with SO_REUSEPORT, so the
-//! kernel spreads the connections among them, under this supervising
-//! parent. The parent holds the port (a bound socket that does not
-//! listen), starts the workers (this executable, with the same arguments
-//! and `--workers 1 --worker --listen ADDR`), waits until each reports
-//! `READY=1` on a datagram socket of the parent's (the `sd_notify`
-//! protocol, see [`systemd`](crate::systemd)), prints the listening line
-//! and tells systemd. Then it restarts a worker that dies (the back-off
+//! (its own loop, helpers and cgi-runner), under this supervising parent.
+//! The parent makes the one listening socket (bound without SO_REUSEPORT,
+//! or the one systemd passed), so that no later bind of the port by any
+//! process can take a share of its connections; every worker accepts from
+//! it. It starts the workers (this executable, with the same arguments
+//! and `--workers 1 --worker`), each handed the listener at descriptor
+//! [`WORKER_LISTENER_FD`] and its end of a socketpair at
+//! [`WORKER_READY_FD`], waits until each reports `READY=1` there (the
+//! `sd_notify` message, see [`systemd`](crate::systemd)), prints the
+//! listening line and tells systemd. Then it restarts a worker that dies (the back-off
 //! of [`backoff`](crate::backoff)), passes SIGTERM, SIGINT and SIGHUP on,
 //! and exits once the workers have drained.
 //!
@@ -15,9 +17,8 @@
 
 use std::ffi::OsString;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::AsFd;
-use std::os::linux::net::SocketAddrExt;
-use std::os::unix::net::{self, UnixDatagram};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,7 +31,8 @@ use protocol::log_file;
 
 use crate::backoff::RestartBackoff;
 use crate::config::Config;
-use crate::listener::bind_reuse_port;
+use crate::inherited_fds::{WORKER_LISTENER_FD, WORKER_READY_FD};
+use crate::listener::bind_listening;
 use crate::signals::Signals;
 use crate::systemd::{self, Notifier};
 
@@ -39,10 +41,12 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often start-up looks at the workers while it waits for them.
 const START_POLL: Duration = Duration::from_millis(50);
 
-/// One worker slot: its process (if running), when it started, its
-/// back-off, and when it is due to be started again.
+/// One worker slot: its process (if running), the parent's end of its
+/// readiness socketpair, when it started, its back-off, and when it is
+/// due to be started again.
 struct Worker {
     child: Option<Child>,
+    ready: Option<UnixDatagram>,
     started: Instant,
     backoff: RestartBackoff,
     restart_at: Option<Instant>,
@@ -54,38 +58,34 @@ pub struct Pool {
     /// as given, without the program name).
     args: Vec<OsString>,
     addr: SocketAddr,
-    /// Holds the port; never listens.
-    _port: TcpListener,
-    ready: UnixDatagram,
-    ready_name: String,
+    /// The socket every worker accepts from; the parent never does.
+    listener: TcpListener,
     workers: Vec<Worker>,
     signals: Signals,
     notifier: Option<Notifier>,
 }
 
 impl Pool {
-    /// Holds the port and starts the workers; returns once all are ready.
+    /// Listens (or takes systemd's socket) and starts the workers; returns
+    /// once all are ready.
     pub fn start(config: &Config, argv: Vec<OsString>) -> Result<Pool> {
-        if systemd::inherited_listener()?.is_some() {
-            bail!("--workers takes no socket from systemd (each worker binds the port with SO_REUSEPORT); use a single worker with socket activation");
-        }
-        let port = bind_reuse_port(config.listen, false)
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let addr = port.local_addr()?;
+        let listener = match systemd::inherited_listener()? {
+            Some(listener) => listener,
+            None => bind_listening(config.listen)
+                .with_context(|| format!("cannot listen on {}", config.listen))?,
+        };
+        let addr = listener.local_addr()?;
         let notifier = Notifier::from_env();
         let signals = Signals::install().context("cannot install signal handlers")?;
         if let Some(path) = &config.error_log {
             log_file::redirect_stderr(path)
                 .with_context(|| format!("cannot open the error log {}", path.display()))?;
         }
-        let ready_name = format!("amped-workers-{}", std::process::id());
-        let ready = UnixDatagram::bind_addr(&net::SocketAddr::from_abstract_name(&ready_name)?)
-            .context("cannot open the workers' readiness socket")?;
-        ready.set_read_timeout(Some(START_POLL))?;
         let now = Instant::now();
         let workers = (0..config.workers)
             .map(|_| Worker {
                 child: None,
+                ready: None,
                 started: now,
                 backoff: RestartBackoff::default(),
                 restart_at: None,
@@ -94,9 +94,7 @@ impl Pool {
         let mut pool = Pool {
             args: argv.into_iter().skip(1).collect(),
             addr,
-            _port: port,
-            ready,
-            ready_name,
+            listener,
             workers,
             signals,
             notifier,
@@ -111,8 +109,6 @@ impl Pool {
             pool.stop_all(Signal::SIGKILL);
             return Err(e);
         }
-        // From now on it is only drained (restarted workers report too).
-        pool.ready.set_nonblocking(true)?;
         Ok(pool)
     }
 
@@ -131,28 +127,46 @@ impl Pool {
     /// Starts worker `i`.
     fn spawn(&mut self, i: usize) -> Result<()> {
         let exe = std::env::current_exe().context("cannot find the server's own executable")?;
+        let (ours, theirs) =
+            UnixDatagram::pair().context("cannot make a worker's readiness socketpair")?;
+        ours.set_nonblocking(true)?;
+        let listener_fd = self.listener.as_raw_fd();
+        let ready_fd = theirs.as_raw_fd();
         let mut command = Command::new(exe);
         command
             .args(&self.args)
             .args(["--workers", "1", "--worker", "--listen"])
             .arg(self.addr.to_string())
-            .env("NOTIFY_SOCKET", format!("@{}", self.ready_name))
+            .env_remove("NOTIFY_SOCKET")
             .stdin(Stdio::null())
             // Its own process group, as the helpers: a Ctrl-C reaches the
             // parent alone, which passes it on.
             .process_group(0);
-        // SAFETY: prctl is async-signal-safe; nothing else runs between
-        // fork and exec.
+        // SAFETY: prctl, fcntl and dup2 are async-signal-safe; nothing else
+        // runs between fork and exec. The readiness end is moved above the
+        // listener's number first, so that putting the listener at 3
+        // cannot overwrite it; dup2 leaves both without close-on-exec.
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
                 // A worker whose parent is gone drains and exits.
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                let ready = libc::fcntl(ready_fd, libc::F_DUPFD_CLOEXEC, WORKER_READY_FD + 1);
+                // dup2 onto itself would leave close-on-exec set.
+                let listener = match listener_fd == WORKER_LISTENER_FD {
+                    true => libc::fcntl(listener_fd, libc::F_SETFD, 0),
+                    false => libc::dup2(listener_fd, WORKER_LISTENER_FD),
+                };
+                if ready < 0 || listener < 0 || libc::dup2(ready, WORKER_READY_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
                 Ok(())
             });
         }
         let child = command.spawn().context("cannot start a worker")?;
+        drop(theirs);
         let worker = &mut self.workers[i];
         worker.child = Some(child);
+        worker.ready = Some(ours);
         worker.started = Instant::now();
         worker.restart_at = None;
         Ok(())
@@ -161,15 +175,19 @@ impl Pool {
     /// Waits for one `READY=1` from each worker; fails if one exits first.
     fn wait_ready(&mut self) -> Result<()> {
         let begin = Instant::now();
-        let mut ready = 0;
+        let mut ready = vec![false; self.workers.len()];
         let mut buf = [0u8; 64];
-        while ready < self.workers.len() {
+        while ready.contains(&false) {
             if begin.elapsed() > START_TIMEOUT {
                 bail!("the workers did not report ready within {START_TIMEOUT:?}");
             }
-            if let Ok(n) = self.ready.recv(&mut buf) {
-                if &buf[..n] == b"READY=1" {
-                    ready += 1;
+            self.wait_reports(Some(START_POLL))?;
+            for (worker, ready) in self.workers.iter().zip(&mut ready) {
+                let Some(socket) = &worker.ready else {
+                    continue;
+                };
+                while let Ok(n) = socket.recv(&mut buf) {
+                    *ready |= &buf[..n] == b"READY=1";
                 }
             }
             for worker in &mut self.workers {
@@ -229,6 +247,17 @@ impl Pool {
     /// (forever if None), and drains the reports (a restarted worker's
     /// `READY=1`, a draining one's `STOPPING=1`): nothing waits on them.
     fn wait(&self, timeout: Option<Duration>) -> Result<()> {
+        self.wait_reports(timeout)?;
+        let mut buf = [0u8; 64];
+        for socket in self.workers.iter().filter_map(|w| w.ready.as_ref()) {
+            while socket.recv(&mut buf).is_ok() {}
+        }
+        Ok(())
+    }
+
+    /// Waits for a signal or a worker's report, at most `timeout`
+    /// (forever if None).
+    fn wait_reports(&self, timeout: Option<Duration>) -> Result<()> {
         let timeout = match timeout {
             None => PollTimeout::NONE,
             Some(t) => {
@@ -238,17 +267,15 @@ impl Pool {
         };
         // SAFETY: the signal pipe's descriptor outlives this call.
         let signals = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.signals.fd()) };
-        let mut fds = [
-            PollFd::new(signals.as_fd(), PollFlags::POLLIN),
-            PollFd::new(self.ready.as_fd(), PollFlags::POLLIN),
-        ];
+        let reports = self.workers.iter().filter_map(|w| w.ready.as_ref());
+        let mut fds: Vec<PollFd> = std::iter::once(signals.as_fd())
+            .chain(reports.map(AsFd::as_fd))
+            .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
+            .collect();
         match poll(&mut fds, timeout) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e).context("poll failed"),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+            Err(e) => Err(e).context("poll failed"),
         }
-        let mut buf = [0u8; 64];
-        while self.ready.recv(&mut buf).is_ok() {}
-        Ok(())
     }
 
     /// Collects the workers that exited; schedules their restart unless
@@ -265,6 +292,7 @@ impl Pool {
             };
             let pid = child.id();
             worker.child = None;
+            worker.ready = None;
             if draining {
                 continue;
             }

@@ -1,6 +1,7 @@
 //! `--workers N`: N server processes under one parent serve the port
 //! together, each with its own helpers, and the kernel spreads the
-//! connections among them; the listening line is printed once; a worker
+//! connections among them (accepted from one socket the parent made, which
+//! no other process can join); the listening line is printed once; a worker
 //! that dies is restarted; SIGHUP is passed on (each worker reopens the
 //! logs); SIGTERM drains them all and the parent exits 0; a bad count is
 //! a usage error.
@@ -114,7 +115,10 @@ fn workers_serve_restart_and_drain(backend: &str) {
     }
 }
 
-tests::per_backend!(workers_serve_restart_and_drain);
+tests::per_backend!(
+    workers_serve_restart_and_drain,
+    no_other_process_joins_the_workers
+);
 
 #[test]
 fn a_bad_worker_count_is_a_usage_error() {
@@ -128,4 +132,69 @@ fn a_bad_worker_count_is_a_usage_error() {
         );
         assert_eq!(output.stderr.lines().count(), 1, "{}", output.stderr);
     }
+}
+
+/// Binds a socket with SO_REUSEPORT to `port` on 127.0.0.1, as another
+/// process of the server's user (a CGI script, say) could: the error, or
+/// `Ok` with the socket's descriptor closed.
+fn bind_reuse_port(port: u16) -> std::io::Result<()> {
+    // SAFETY: plain socket calls on a descriptor this function owns and
+    // closes; the address is a live sockaddr_in of the size given.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let on: libc::c_int = 1;
+        let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEPORT,
+            (&on as *const libc::c_int).cast(),
+            len,
+        );
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let rc = libc::bind(
+            fd,
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        let result = match rc {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        };
+        libc::close(fd);
+        result
+    }
+}
+
+/// No other process can join the workers' port (with SO_REUSEPORT, as a
+/// script of the same user could), and their readiness reports travel on
+/// socketpairs, not on a socket name anyone could send to or take first.
+fn no_other_process_joins_the_workers(backend: &str) {
+    let root = TempDocroot::new(&format!("workers-join-{backend}"));
+    root.write("hello.txt", b"from a worker\n");
+    let error_log = root.outside().join("error.log");
+    let server = start(&root, backend, &error_log);
+    workers(&server);
+    let joined = bind_reuse_port(server.port());
+    assert_eq!(
+        joined.as_ref().map_err(std::io::Error::raw_os_error),
+        Err(Some(libc::EADDRINUSE)),
+        "a same-user SO_REUSEPORT bind of the workers' port: {joined:?}"
+    );
+    let unix = fs::read_to_string("/proc/net/unix").expect("/proc/net/unix");
+    assert!(
+        !unix.contains("@amped-workers"),
+        "an abstract readiness socket is bound:\n{unix}"
+    );
+    server.connect().get("/hello.txt").assert_status(200);
 }
