@@ -1,9 +1,9 @@
 //! Writing response heads and the small HTML error pages.
 
 use protocol::FileMeta;
-use std::time::{Duration, UNIX_EPOCH};
 
 use super::body::{end_head, BodyEncoder, BodyKind};
+use super::clock::http_date;
 use super::head_memo::HeadMemo;
 use super::request::{Method, Rejection, Request};
 use super::status::Status;
@@ -31,11 +31,9 @@ impl FileHeaders {
     pub fn new(content_type: &str, meta: &FileMeta) -> FileHeaders {
         let etag = format!("\"{:x}-{:x}\"", meta.mtime_secs, meta.size);
         let content_type_line = "Content-Type: \r\n".len() + content_type.len();
-        let modified =
-            UNIX_EPOCH + Duration::from_secs(u64::try_from(meta.mtime_secs).unwrap_or(0));
         let lines = format!(
             "Content-Type: {content_type}\r\nLast-Modified: {}\r\nETag: {etag}\r\nAccept-Ranges: bytes\r\n",
-            httpdate::fmt_http_date(modified)
+            http_date(meta.mtime_secs)
         )
         .into_bytes();
         FileHeaders {
