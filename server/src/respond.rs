@@ -70,7 +70,7 @@ pub fn respond(
             };
             respond_file(out, req, file, date)
         }
-        Found::Listing(page) => dynamic(out, req, "text/html; charset=utf-8", page.to_vec(), date),
+        Found::Listing(page) => dynamic_shared(out, req, "text/html; charset=utf-8", page, date),
         Found::Directory => {
             let mut location = String::from("/");
             location.extend(utf8_percent_encode(&req.target.key, LOCATION));
@@ -323,20 +323,50 @@ pub fn dynamic(
     body: Vec<u8>,
     date: &str,
 ) -> Reply {
+    let len = body.len();
+    dynamic_with(out, req, content_type, len, date, |out| {
+        out.push_owned(body)
+    })
+}
+
+/// [`dynamic`] for a body kept elsewhere (a cached listing page): the
+/// queue shares its bytes, so slow readers of one page hold one copy.
+pub fn dynamic_shared(
+    out: &mut Output,
+    req: &Request,
+    content_type: &str,
+    body: &Rc<[u8]>,
+    date: &str,
+) -> Reply {
+    let len = body.len();
+    dynamic_with(out, req, content_type, len, date, |out| {
+        out.push_shared(Rc::clone(body), 0, len)
+    })
+}
+
+/// The head of a generated 200 of `len` bytes; `queue_body` queues the
+/// body unless the request wants none.
+fn dynamic_with(
+    out: &mut Output,
+    req: &Request,
+    content_type: &str,
+    len: usize,
+    date: &str,
+    queue_body: impl FnOnce(&mut Output),
+) -> Reply {
     let mut head = Vec::with_capacity(256);
     begin(&mut head, Status::OK, date);
     head.extend_from_slice(
         format!("Content-Type: {content_type}\r\nCache-Control: no-store\r\n").as_bytes(),
     );
-    let kind = body_kind(req, body.len() as u64);
+    let kind = body_kind(req, len as u64);
     let (encoder, keep_alive) = end_head(&mut head, kind, req.keep_alive, req.http10);
     out.push_owned(head);
     let body_bytes = match encoder {
         BodyEncoder::Empty => 0,
         _ => {
-            let n = body.len() as u64;
-            out.push_owned(body);
-            n
+            queue_body(out);
+            len as u64
         }
     };
     Reply {

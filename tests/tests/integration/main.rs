@@ -36,6 +36,7 @@ mod inherited_fds;
 mod install;
 mod keepalive_limits;
 mod large_file_memory;
+mod listing_memory;
 mod logs;
 mod manual;
 mod never_blocks;
