@@ -25,7 +25,8 @@ impl SharedBuffer {
     /// it; the descriptor is for passing to a helper.
     pub fn create(name: &CStr, len: usize) -> io::Result<(SharedBuffer, OwnedFd)> {
         // SAFETY: memfd_create with a valid C string; the result is checked.
-        let raw = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+        let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+        let raw = unsafe { libc::memfd_create(name.as_ptr(), flags) };
         if raw < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -34,6 +35,13 @@ impl SharedBuffer {
         let size = libc::off_t::try_from(len).map_err(|_| io::Error::other("buffer too large"))?;
         // SAFETY: ftruncate on a descriptor we own.
         if unsafe { libc::ftruncate(fd.as_raw_fd(), size) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // Sealed at that size: no helper can shrink it under the server's
+        // mapping (a SIGBUS there would kill the server) or grow it.
+        let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+        // SAFETY: fcntl on a descriptor we own; the result is checked.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
             return Err(io::Error::last_os_error());
         }
         let buffer = SharedBuffer::map(&fd, len)?;
@@ -75,6 +83,15 @@ impl SharedBuffer {
     /// True when `offset..offset + len` lies inside the buffer.
     pub fn holds(&self, offset: usize, len: usize) -> bool {
         offset.checked_add(len).is_some_and(|end| end <= self.len)
+    }
+
+    /// Where `offset..offset + len` starts (`None` outside the buffer):
+    /// a raw pointer to hand the kernel (a `write`), for bytes another
+    /// process may write, over which no Rust reference may be held.
+    pub fn span(&self, offset: usize, len: usize) -> Option<*const u8> {
+        // SAFETY: in bounds (checked), so the offset stays in the mapping.
+        self.holds(offset, len)
+            .then(|| unsafe { self.ptr.as_ptr().add(offset).cast_const() })
     }
 
     /// The bytes at `offset..offset + len` (`None` outside the buffer).
@@ -126,5 +143,21 @@ mod tests {
             assert!(server.slice(8190, 5).is_none());
             assert!(helper.slice_mut(usize::MAX, 2).is_none());
         }
+        assert!(server.span(8190, 2).is_some() && server.span(8190, 3).is_none());
+    }
+
+    #[test]
+    fn the_buffer_cannot_be_resized() {
+        let (_buffer, fd) = SharedBuffer::create(c"amped-test", 8192).expect("create");
+        for size in [4096, 16384, 0] {
+            // SAFETY: ftruncate on a descriptor this test owns.
+            let rc = unsafe { libc::ftruncate(fd.as_raw_fd(), size) };
+            assert_eq!(rc, -1, "ftruncate to {size} must fail on a sealed buffer");
+            let err = io::Error::last_os_error().raw_os_error();
+            assert_eq!(err, Some(libc::EPERM), "ftruncate to {size}");
+        }
+        // SAFETY: fcntl on a descriptor this test owns.
+        let unseal = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_WRITE) };
+        assert_eq!(unseal, -1, "no more seals can be added or changed");
     }
 }

@@ -193,6 +193,11 @@ pub fn render_text(s: &Snapshot) -> String {
     let _ = writeln!(out, "helpers running: {}", s.pool.running);
     let _ = writeln!(
         out,
+        "window slots held for helpers not reaped: {}",
+        s.pool.slots_quarantined
+    );
+    let _ = writeln!(
+        out,
         "file windows: sent straight {} read by helpers {} ({} bytes)",
         s.send.windows_straight, s.send.windows_by_helpers, s.send.bytes_by_helpers
     );
@@ -216,7 +221,7 @@ pub fn render_json(s: &Snapshot) -> String {
             "\"cache\":{{\"hits\":{},\"misses\":{},\"bytes\":{},\"entries\":{}}},",
             "\"helper_lookups_in_flight\":{},\"helper_restarts\":[{}],",
             "\"cgi_runner_restarts\":{},\"cgi_running\":{},\"cgi_bodies\":{},",
-            "\"cgi_spooled_bytes\":{},\"helpers_running\":{},",
+            "\"cgi_spooled_bytes\":{},\"helpers_running\":{},\"slots_quarantined\":{},",
             "\"send\":{{\"windows_straight\":{},\"windows_by_helpers\":{},",
             "\"bytes_by_helpers\":{},\"queue\":{},\"longest_wait_ms\":{}}}}}\n"
         ),
@@ -240,6 +245,7 @@ pub fn render_json(s: &Snapshot) -> String {
         s.cgi_bodies,
         s.cgi_spooled_bytes,
         s.pool.running,
+        s.pool.slots_quarantined,
         s.send.windows_straight,
         s.send.windows_by_helpers,
         s.send.bytes_by_helpers,
@@ -283,6 +289,7 @@ mod tests {
                 queued: 1,
                 longest_wait: std::time::Duration::from_millis(12),
                 running: 3,
+                slots_quarantined: 0,
             },
         };
         let text = render_text(&snapshot);
@@ -296,7 +303,7 @@ mod tests {
         assert!(text.contains("file windows: sent straight 4 read by helpers 2 (524288 bytes)\n"));
         assert!(text.contains("helper queue: 1 waiting, longest wait 12 ms\n"));
         assert!(json.contains(concat!(
-            "\"helpers_running\":3,\"send\":{\"windows_straight\":4,\"windows_by_helpers\":2,",
+            "\"helpers_running\":3,\"slots_quarantined\":0,\"send\":{\"windows_straight\":4,\"windows_by_helpers\":2,",
             "\"bytes_by_helpers\":524288,\"queue\":1,\"longest_wait_ms\":12}}\n"
         )));
     }

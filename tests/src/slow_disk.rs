@@ -153,6 +153,16 @@ impl SlowDisk {
     /// it too. Panics if FUSE is missing (see [`slow_disk_available`]) or
     /// the mount never comes up.
     pub fn mount(source: &Path, mountpoint: &Path, delay_ms: u32) -> SlowDisk {
+        Self::mount_with(source, mountpoint, delay_ms, &[])
+    }
+
+    /// [`mount`](Self::mount) with more of slowfs's options (`--gate`).
+    pub fn mount_with(
+        source: &Path,
+        mountpoint: &Path,
+        delay_ms: u32,
+        options: &[&std::ffi::OsStr],
+    ) -> SlowDisk {
         if let Err(lacks) = missing() {
             panic!("cannot mount slowfs: {lacks}; install it with `{INSTALL}`");
         }
@@ -167,6 +177,7 @@ impl SlowDisk {
             .arg(&mountpoint)
             .args(["--delay-ms", &delay_ms.to_string(), "--stats"])
             .arg(&stats_file)
+            .args(options)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -43,15 +43,20 @@ pub enum WindowBytes {
 
 #[allow(clippy::len_without_is_empty)]
 impl WindowBytes {
-    pub fn as_slice(&self) -> &[u8] {
+    pub fn len(&self) -> usize {
         match self {
-            WindowBytes::Owned(data) => data,
-            WindowBytes::InSlot(slot, len) => slot.bytes(*len),
+            WindowBytes::Owned(data) => data.len(),
+            WindowBytes::InSlot(slot, len) => slot.fit(*len),
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.as_slice().len()
+    /// Writes from `pos` on, at most `max` bytes, to `sock`.
+    fn write_to(&self, sock: RawFd, pos: usize, max: usize) -> io::Result<usize> {
+        let len = self.len().saturating_sub(pos).min(max);
+        match self {
+            WindowBytes::Owned(data) => write_bytes(sock, data.get(pos..pos + len).unwrap_or(&[])),
+            WindowBytes::InSlot(slot, _) => slot.write_to(sock, pos, len),
+        }
     }
 }
 
@@ -213,10 +218,7 @@ impl FileBody {
                 };
                 send_file(sock, fd.as_raw_fd(), self.next, count)?
             }
-            Some(Window::Read { data, pos }) => {
-                let left = &data.as_slice()[*pos..];
-                write_bytes(sock, &left[..left.len().min(SEND_CHUNK as usize)])?
-            }
+            Some(Window::Read { data, pos }) => data.write_to(sock, *pos, SEND_CHUNK as usize)?,
         };
         self.advance(n as u64);
         Ok(n)

@@ -6,7 +6,8 @@
 //! With every slot lent, windows come back in the replies instead.
 
 use std::cell::RefCell;
-use std::os::fd::OwnedFd;
+use std::io;
+use std::os::fd::{OwnedFd, RawFd};
 use std::rc::Rc;
 
 use protocol::SharedBuffer;
@@ -85,14 +86,29 @@ impl Slot {
         self.index * self.slots.slot_len
     }
 
-    /// The first `len` bytes of the slot (empty if `len` is more than a
-    /// slot holds). Only for a slot whose read has been answered.
-    pub fn bytes(&self, len: usize) -> &[u8] {
-        let len = if len <= self.slots.slot_len { len } else { 0 };
-        // SAFETY: the helper that read into this slot has answered and no
-        // read is lent it again until this `Slot` is dropped, so nothing
-        // writes these bytes while the slice lives.
-        unsafe { self.slots.buffer.slice(self.offset(), len) }.unwrap_or(&[])
+    /// How many of `len` bytes the slot holds (at most a slot's size).
+    pub fn fit(&self, len: usize) -> usize {
+        len.min(self.slots.slot_len)
+    }
+
+    /// Writes `len` bytes of the slot from `pos` to `sock` (as much as it
+    /// takes). The bytes are handed to the kernel by address: the memory
+    /// is shared with the helpers, so no Rust slice is made over it.
+    pub fn write_to(&self, sock: RawFd, pos: usize, len: usize) -> io::Result<usize> {
+        let inside = pos
+            .checked_add(len)
+            .is_some_and(|end| end <= self.slots.slot_len);
+        let span = inside.then(|| self.slots.buffer.span(self.offset() + pos, len));
+        let Some(Some(start)) = span else {
+            return Err(io::Error::other("a write past the end of its slot"));
+        };
+        // SAFETY: `start..start + len` lies inside the mapping (span checked
+        // it), which lives as long as `self.slots`; write(2) only reads it.
+        let n = unsafe { libc::write(sock, start.cast(), len) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
     }
 }
 
@@ -105,6 +121,7 @@ impl Drop for Slot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     #[test]
     fn slots_are_lent_once_and_come_back() {
@@ -117,8 +134,17 @@ mod tests {
         drop(a);
         assert_eq!(slots.free(), 1);
         let c = slots.take(10).expect("back");
-        assert_eq!(c.bytes(3), &[0, 0, 0]);
-        assert!(c.bytes(5000).is_empty());
+        assert_eq!(c.fit(3), 3);
+        assert_eq!(c.fit(5000), 4096);
+        let (mut read, write) = std::io::pipe().expect("a pipe");
+        assert_eq!(c.write_to(write.as_raw_fd(), 4090, 6).expect("written"), 6);
+        let mut got = [1u8; 6];
+        std::io::Read::read_exact(&mut read, &mut got).expect("read");
+        assert_eq!(got, [0; 6]);
+        assert!(
+            c.write_to(write.as_raw_fd(), 4090, 7).is_err(),
+            "past the slot"
+        );
         assert_eq!(slots.len(), 8192);
     }
 }

@@ -33,6 +33,8 @@ use protocol::{
 use crate::conn_table::ConnId;
 use crate::event::{Event, Poller};
 use crate::send::{OpenFile, Slot, WindowSlots, READ_WINDOW, SLOT_COUNT};
+
+use super::quarantine::Quarantine;
 use crate::supervise::child_link::{ChildProcess, ChildState};
 use crate::token::EventToken;
 
@@ -148,6 +150,8 @@ pub struct PoolStats {
     pub longest_wait: Duration,
     /// Helpers running (started or ready).
     pub running: usize,
+    /// Shared slots held until the helpers given up on are reaped.
+    pub slots_quarantined: usize,
 }
 
 /// The pool of helper processes.
@@ -170,6 +174,8 @@ pub struct HelperPool {
     longest_wait: Duration,
     /// The buffer shared with every helper, that windows are read into.
     slots: Option<Rc<WindowSlots>>,
+    /// Slots lent to reads of helpers given up on, until they are reaped.
+    quarantine: Quarantine<Slot>,
 }
 
 fn hello() -> ToHelper {
@@ -215,6 +221,7 @@ impl HelperPool {
             next_id: 1,
             longest_wait: Duration::ZERO,
             slots: WindowSlots::create(SLOT_COUNT, READ_WINDOW as usize),
+            quarantine: Quarantine::default(),
         }
     }
 
@@ -516,6 +523,21 @@ impl HelperPool {
                     self.share_buffer(i, poller, now);
                 }
                 FromHelper::Lookup(reply) => {
+                    let Some(key) = self.lookup_ids.get(&reply.id) else {
+                        continue;
+                    };
+                    let sent_here = self
+                        .lookups
+                        .get(key)
+                        .is_some_and(|p| p.dispatch.helper == Some(i));
+                    if !sent_here {
+                        error_log!(
+                            "{} answered lookup {} it was not sent; ignored",
+                            self.helpers[i].name(),
+                            reply.id
+                        );
+                        continue;
+                    }
                     let Some(key) = self.lookup_ids.remove(&reply.id) else {
                         continue;
                     };
@@ -531,6 +553,16 @@ impl HelperPool {
                     }));
                 }
                 FromHelper::Read(reply) => {
+                    if let Some(pending) = self.reads.get(&reply.id) {
+                        if pending.dispatch.helper != Some(i) {
+                            error_log!(
+                                "{} answered read {} it was not sent; ignored",
+                                self.helpers[i].name(),
+                                reply.id
+                            );
+                            continue;
+                        }
+                    }
                     let Some(pending) = self.reads.remove(&reply.id) else {
                         // Cancelled while in flight: only the helper is free.
                         self.answered(Some(i), true, now);
@@ -580,10 +612,35 @@ impl HelperPool {
         self.assign_unsent(poller, now);
     }
 
+    /// Holds the slots lent to reads sent to helper `i` (down now) until
+    /// its processes are reaped (a killed helper may still be inside a
+    /// read into one); each such read gets a fresh slot, if one is free,
+    /// or has its window come back in the reply.
+    fn quarantine_slots(&mut self, i: usize) {
+        let writers: Vec<u32> = self.helpers[i].pids().collect();
+        let slots = self.slots.as_ref();
+        for pending in self.reads.values_mut() {
+            if pending.dispatch.helper != Some(i) {
+                continue;
+            }
+            if let Some(slot) = pending.slot.take() {
+                self.quarantine.hold(writers.clone(), slot);
+                pending.slot = slots.and_then(|s| s.take(pending.len as usize));
+            }
+        }
+    }
+
+    /// Lets go the quarantined slots whose helpers have been reaped.
+    fn release_quarantine(&mut self) {
+        let unreaped: Vec<u32> = self.helpers.iter().flat_map(ChildProcess::pids).collect();
+        self.quarantine.release(|pid| unreaped.contains(&pid));
+    }
+
     /// Queues the work sent to helper `i` again, ahead of newer work;
     /// drops the jobs that have hung [`MAX_STUCK`] helpers.
     fn forget_assignments(&mut self, i: usize) {
         self.load[i] = Load::default();
+        self.quarantine_slots(i);
         let hopeless = |d: &Dispatch| d.helper == Some(i) && d.stuck >= MAX_STUCK;
         let ids = &mut self.lookup_ids;
         self.lookups.retain(|key, pending| {
@@ -652,6 +709,7 @@ impl HelperPool {
             }
         }
         self.retire_idle(poller, now);
+        self.release_quarantine();
         let answers_due = self
             .dispatches()
             .filter_map(|d| d.sent_at)
@@ -716,6 +774,7 @@ impl HelperPool {
             queued,
             longest_wait: self.longest_wait.max(oldest),
             running,
+            slots_quarantined: self.quarantine.len(),
         }
     }
 

@@ -9,6 +9,7 @@
 pub(crate) mod child_link;
 pub(crate) mod helper_pool;
 pub(crate) mod orphans;
+mod quarantine;
 pub(crate) mod spawn_child;
 
 use std::rc::Rc;

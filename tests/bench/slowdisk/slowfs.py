@@ -44,9 +44,13 @@ if FUSE is None:
 
 
 class SlowFS(Operations):
-    def __init__(self, root, delay_s):
+    def __init__(self, root, delay_s, gate=None):
         self.root = os.path.realpath(root)
         self.delay_s = delay_s
+        # (file name, gate path): the first read of that file waits until
+        # the gate path exists (a test's "stuck read"); None for no gate.
+        self.gate = gate
+        self.gate_taken = False
         self._mu = threading.Lock()  # not "lock": that name is a FUSE operation
         self.reads = 0
         self.in_flight = 0
@@ -113,6 +117,12 @@ class SlowFS(Operations):
                 self.max_in_flight = self.in_flight
         try:
             time.sleep(self.delay_s)
+            if self.gate is not None and os.path.basename(path) == self.gate[0]:
+                with self._mu:
+                    first = not self.gate_taken
+                    self.gate_taken = True
+                while first and not os.path.exists(self.gate[1]):
+                    time.sleep(0.01)
             data = os.pread(fh, size, offset)
             with self._mu:
                 self.bytes += len(data)
@@ -149,11 +159,15 @@ def main():
     ap.add_argument("--stats", metavar="FILE",
                     help="rewrite FILE every 0.2 s with 'reads N bytes B max_in_flight M' "
                          "(how run.sh checks that every byte served came through the slow path)")
+    ap.add_argument("--gate", metavar="NAME=PATH",
+                    help="the first read of the file named NAME waits until PATH exists "
+                         "(for the tests: a read stuck in the filesystem)")
     ap.add_argument("--max-read", type=int, default=131072,
                     help="largest read the kernel sends in one request (default 128 KiB)")
     args = ap.parse_args()
 
-    fs = SlowFS(args.source, args.delay_ms / 1000.0)
+    gate = tuple(args.gate.split("=", 1)) if args.gate else None
+    fs = SlowFS(args.source, args.delay_ms / 1000.0, gate)
     mnt = os.path.realpath(args.mountpoint)
 
     # SIGTERM and SIGINT are left at SIG_DFL so that libfuse installs its

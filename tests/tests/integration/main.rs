@@ -44,6 +44,7 @@ mod regressions;
 mod scale;
 mod slow_disk;
 mod static_files;
+mod stuck_reads;
 mod supervision;
 mod systemd;
 mod timeouts;
