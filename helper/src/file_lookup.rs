@@ -165,7 +165,10 @@ impl Resolver {
     /// beneath the root like any file.
     fn listing(&self, rel: &str) -> Resolution {
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        let listed = self.root.open_beneath(rel, flags).and_then(listing::list);
+        let listed = self
+            .root
+            .open_beneath(rel, flags)
+            .and_then(|dir| listing::list(&self.root, rel, dir));
         Resolution::of(listed.unwrap_or_else(errno_outcome))
     }
 

@@ -1,12 +1,17 @@
 //! Listing a directory that has no index, for `--dir-listing`: the
-//! visible entries (no dot-files), each a regular file or a directory as
-//! `fstatat` without following links sees it (symbolic links and special
-//! files are left out, so a listing never describes what lies outside
-//! the root), with size and modification time. At most
+//! visible entries (no dot-files), each a regular file or a directory,
+//! with size and modification time. A symbolic link is listed as what it
+//! leads to exactly when a request for it is served: opened beneath the
+//! root as a request would be (so a link out of the root or to a
+//! dot-file is left out); special files are left out. At most
 //! [`protocol::MAX_LISTED`] entries; names that are not UTF-8 are left
 //! out too (no request could name them).
 
 use std::os::fd::OwnedFd;
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::fstat;
+use protocol::beneath::Root;
 
 use nix::dir::Dir;
 use nix::errno::Errno;
@@ -14,8 +19,9 @@ use nix::fcntl::AtFlags;
 use nix::sys::stat::{fstatat, SFlag};
 use protocol::{DirEntry, Outcome, MAX_LISTED};
 
-/// Lists the open directory `dir`.
-pub fn list(dir: OwnedFd) -> Result<Outcome, Errno> {
+/// Lists the open directory `dir`, which is `rel` beneath `root` (`.` for
+/// the root itself).
+pub fn list(root: &Root, rel: &str, dir: OwnedFd) -> Result<Outcome, Errno> {
     let stat_fd = dir.try_clone().map_err(|_| Errno::EMFILE)?;
     let mut names = Vec::new();
     let mut truncated = false;
@@ -36,9 +42,21 @@ pub fn list(dir: OwnedFd) -> Result<Outcome, Errno> {
     let mut entries = Vec::with_capacity(names.len());
     for name in names {
         // Gone since it was read, or not to be looked at: left out.
-        let Ok(stat) = fstatat(&stat_fd, name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW) else {
+        let Ok(mut stat) = fstatat(&stat_fd, name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW) else {
             continue;
         };
+        if stat.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFLNK.bits() {
+            // What a request for the link would reach, if it is served.
+            let path = match rel {
+                "." | "" => name.clone(),
+                dir => format!("{dir}/{name}"),
+            };
+            let flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
+            let Ok(target) = root.open_beneath(&path, flags).and_then(|fd| fstat(&fd)) else {
+                continue;
+            };
+            stat = target;
+        }
         let kind = SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits());
         let is_dir = match kind {
             SFlag::S_IFDIR => true,

@@ -10,6 +10,11 @@
 //! with a seccomp filter that does not know it) get a walk that
 //! canonicalises the path and refuses anything outside the root.
 //!
+//! The dot-file rule holds through links too: what the open reached is
+//! read back (`/proc/self/fd`), and a target with a hidden component
+//! within the root (a link to `.env`, or into `.git/`) is refused with
+//! `EACCES`, as the dot-file itself would be.
+//!
 //! What a refusal means to the caller (an HTTP 403 or 404, a refused
 //! script) is left to the caller: the open reports a plain [`Errno`],
 //! `EXDEV` or `ELOOP` for a path that would leave the root.
@@ -102,6 +107,27 @@ impl Root {
     /// `rel` should have passed the lexical checks; the root itself is
     /// `.`. A path that would leave the root fails with `EXDEV` or `ELOOP`.
     pub fn open_beneath(&self, rel: &str, flags: OFlag) -> Result<OwnedFd, Errno> {
+        let fd = self.open_resolved(rel, flags)?;
+        match self.reached_hidden(&fd)? {
+            true => Err(Errno::EACCES),
+            false => Ok(fd),
+        }
+    }
+
+    /// True when `fd`, opened beneath the root, is (or lies inside) a
+    /// hidden file or directory of the root: a symbolic link led there.
+    fn reached_hidden(&self, fd: &OwnedFd) -> Result<bool, Errno> {
+        use std::os::fd::AsRawFd;
+        let reached = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .map_err(|e| io_errno(&e))?;
+        let inside = reached.strip_prefix(&self.path).map_err(|_| Errno::EXDEV)?;
+        Ok(inside
+            .iter()
+            .any(|c| c.as_encoded_bytes().first() == Some(&b'.')))
+    }
+
+    /// [`open_beneath`](Self::open_beneath) without the hidden-target check.
+    fn open_resolved(&self, rel: &str, flags: OFlag) -> Result<OwnedFd, Errno> {
         if self.uses_openat2() {
             let how = OpenHow::new()
                 .flags(flags)

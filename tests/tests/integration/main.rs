@@ -20,6 +20,7 @@ mod cli;
 mod config_file;
 mod curl;
 mod dir_listing;
+mod dot_file_links;
 mod extreme_files;
 mod fd_limit;
 mod gzip_static;
