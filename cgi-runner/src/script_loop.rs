@@ -19,13 +19,15 @@
 //! limit comes first) and then kills whatever is left of the group with
 //! `SIGKILL`, so the server sees end-of-file on stdout at most about 2 s
 //! after `Exited`. Long-running daemons started from CGI scripts are not
-//! supported; a script that must outlive its request has to leave its
-//! process group (`setsid`) and close its standard streams.
+//! supported.
 //!
 //! A script that runs past its `timeout_ms` has its whole process group
 //! killed with `SIGKILL`; its `Exited` then says `timed_out: true`.
-//! Orphaned grandchildren are reparented to the runner (it is a child
-//! subreaper) and reaped without a word.
+//! Orphaned descendants are reparented to the runner (it is a child
+//! subreaper) and reaped without a word; one that left its script's
+//! process group (`setsid`, `setpgid`), which no group kill reaches, is
+//! killed as soon as it is the runner's (its parent has ended: the
+//! script, at its exit or time limit, or a child of it).
 //!
 //! When the server closes the channel (or breaks the protocol), every
 //! script's process group is killed and reaped before the runner exits.
@@ -297,20 +299,23 @@ impl Runner {
     /// Reaps every child that has ended. With `report`, the server is told
     /// of each script's end.
     fn reap(&mut self, report: bool) -> Result<(), Error> {
+        let mut reaped = false;
         loop {
             let mut status: libc::c_int = 0;
             // SAFETY: waitpid only writes the status through the pointer.
             let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-            if pid == 0 {
+            if pid == 0 || (pid < 0 && Errno::last() != Errno::EINTR) {
+                // Nothing more now (or no children at all). A death may
+                // have handed the runner orphans.
+                if reaped {
+                    self.kill_escaped_orphans();
+                }
                 return Ok(());
             }
             if pid < 0 {
-                match Errno::last() {
-                    Errno::EINTR => continue,
-                    // No children at all.
-                    _ => return Ok(()),
-                }
+                continue;
             }
+            reaped = true;
             let exit = if libc::WIFEXITED(status) {
                 ExitInfo::Code(libc::WEXITSTATUS(status))
             } else if libc::WIFSIGNALED(status) {
@@ -366,6 +371,31 @@ impl Runner {
             self.channel.send(&message, &[])?;
         }
         Ok(())
+    }
+
+    /// Kills the runner's children that are not its scripts and are in no
+    /// script's process group: descendants that left their script's group
+    /// (`setsid`) and whose parent has ended. Those in a script's group
+    /// are the group kill's (the time limit, the grace period).
+    fn kill_escaped_orphans(&self) {
+        let me = std::process::id();
+        let Ok(list) = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")) else {
+            return;
+        };
+        for pid in list
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            if self.scripts.contains_key(&pid) {
+                continue;
+            }
+            let Ok(group) = nix::unistd::getpgid(Some(Pid::from_raw(pid))) else {
+                continue;
+            };
+            if !self.scripts.contains_key(&group.as_raw()) {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
     }
 
     /// Copies what a script wrote to stderr into the log.

@@ -232,8 +232,49 @@ fn max_procs_refuses_with_503(backend: &str) {
     );
 }
 
+/// A script's descendant that left its process group (`setsid`) is
+/// killed once it falls to the runner: when its script is killed at
+/// `--cgi-timeout`, and when its script simply exits.
+fn children_that_leave_the_group_do_not_outlive_their_script(backend: &str) {
+    let site = CgiSite::new("cgi-setsid");
+    let _reaper = Reaper::new(&site);
+    let mut escaped = Vec::new();
+    for (name, end) in [("timed", "sleep 300"), ("exits", "exit 0")] {
+        let pid_file = site.outside().join(format!("{name}.pid"));
+        site.script(
+            &format!("cgi-bin/{name}.cgi"),
+            &format!(
+                "setsid sh -c 'echo $$ > \"$0\"; exec sleep 301' '{pid}' \
+                 </dev/null >/dev/null 2>&1 &\n\
+                 while [ ! -s '{pid}' ]; do sleep 0.01; done\n\
+                 {TEXT_HEAD}\necho started\n{end}\n",
+                pid = pid_file.display()
+            ),
+        );
+        escaped.push((name, pid_file));
+    }
+    let server = ServerProcess::serve_with(site.root(), backend, &["--cgi-timeout", "1"]);
+    for (name, pid_file) in escaped {
+        let mut conn = server.connect();
+        conn.send(format!("GET /cgi-bin/{name}.cgi HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        let pid = read_pid(&pid_file);
+        if name == "timed" {
+            // Alive while its script sleeps: it left the script's group.
+            let pgid = proc_stat(pid).map(|p| p.pgid);
+            assert_eq!(
+                pgid,
+                Some(pid),
+                "{name}.cgi's child leads a group of its own"
+            );
+        }
+        let gone = poll_until(DEADLINE, || proc_stat(pid).is_none_or(|p| !p.is_live()));
+        assert!(gone, "{name}.cgi's setsid child {pid} outlived its script");
+    }
+}
+
 per_backend!(
     endless_scripts_are_killed_with_504,
     background_child_does_not_hold_the_response,
     max_procs_refuses_with_503,
+    children_that_leave_the_group_do_not_outlive_their_script,
 );
