@@ -20,6 +20,9 @@ use tests::cgi::set_mode;
 use tests::procfs::{children_of, wait_for_live_children};
 use tests::{helper_bin, server_bin, ServerProcess, TempDocroot};
 
+/// The gid of `nobody`'s group (`nogroup`) on Debian.
+const NOGROUP_GID: u32 = 65534;
+
 /// The uid of `nobody` on Debian.
 const NOBODY_UID: u32 = 65534;
 
@@ -97,7 +100,7 @@ fn server_and_children_run_as_the_given_user() {
     );
     let uid_script = docroot.write(
         "cgi-bin/uid.cgi",
-        b"#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nid -u\n",
+        b"#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nid -u\ngrep '^Groups:' /proc/self/status\n",
     );
     set_mode(&uid_script, 0o755);
     let root = docroot.path().to_str().expect("utf-8 path");
@@ -115,10 +118,24 @@ fn server_and_children_run_as_the_given_user() {
     assert!(cgi.body_text().contains("Hello from a CGI script"));
     let uid = server.connect().get_dechunked("/cgi-bin/uid.cgi");
     uid.assert_status(200);
+    let text = uid.body_text();
+    let mut lines = text.lines();
     assert_eq!(
-        uid.body_text().trim(),
-        NOBODY_UID.to_string(),
+        lines.next(),
+        Some(NOBODY_UID.to_string().as_str()),
         "the CGI script's uid"
+    );
+    // Supplementary groups are dropped (README): only the user's own
+    // group is left, none of root's.
+    let groups: Vec<&str> = lines
+        .next()
+        .and_then(|l| l.strip_prefix("Groups:"))
+        .map(|g| g.split_whitespace().collect())
+        .unwrap_or_default();
+    assert_eq!(
+        groups,
+        [NOGROUP_GID.to_string()],
+        "the CGI script's groups: {text}"
     );
 
     let pid = i32::try_from(server.pid()).expect("pid fits in pid_t");
