@@ -1,9 +1,8 @@
 //! The connection table: every open connection in a slot, the free
 //! slots, and the generation that tells a connection from an earlier one
 //! in the same slot. Anything that refers to a connection from outside
-//! it (a helper's waiter list, a deadline, a CGI run) holds a [`ConnId`],
-//! and looking one up finds nothing once that connection is gone, even
-//! if its slot was reused.
+//! it holds a [`ConnId`] (`conn_id.rs`), and looking one up finds nothing
+//! once that connection is gone, even if its slot was reused.
 //!
 //! The table also keeps the connections' deadlines, in one heap.
 
@@ -11,25 +10,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+pub(crate) use crate::conn_id::ConnId;
 use crate::connection::{Connection, DueCheck};
 use crate::event::{Interest, Poller};
 use crate::token::EventToken;
 use protocol::Deadlines;
-
-/// A connection's identity: its slot and the slot's generation when the
-/// connection was put there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct ConnId {
-    slot: usize,
-    generation: u32,
-}
-
-impl ConnId {
-    /// The slot, which the connection's poller tokens are made from.
-    pub(crate) fn slot(self) -> usize {
-        self.slot
-    }
-}
 
 /// The open connections.
 #[derive(Debug, Default)]
@@ -58,7 +43,7 @@ impl ConnTable {
             return Err(stream);
         }
         let id = self.reserve();
-        let token = EventToken::Client(id.slot).to_token();
+        let token = EventToken::Client(id.slot()).to_token();
         if poller.register(fd, token, Interest::READABLE).is_err() {
             self.release(id);
             return Err(stream);
@@ -79,22 +64,19 @@ impl ConnTable {
             }
         };
         self.next_generation = self.next_generation.wrapping_add(1);
-        ConnId {
-            slot,
-            generation: self.next_generation,
-        }
+        ConnId::new(slot, self.next_generation)
     }
 
     /// Gives back a reserved id that was not used.
     fn release(&mut self, id: ConnId) {
-        if self.slots.get(id.slot).is_some_and(Option::is_none) {
-            self.free.push(id.slot);
+        if self.slots.get(id.slot()).is_some_and(Option::is_none) {
+            self.free.push(id.slot());
         }
     }
 
     /// Puts a connection in its reserved slot.
     fn insert(&mut self, conn: Connection) {
-        let slot = conn.id().slot;
+        let slot = conn.id().slot();
         if let Some(place) = self.slots.get_mut(slot) {
             if place.is_none() {
                 self.open += 1;
@@ -106,7 +88,7 @@ impl ConnTable {
     /// The connection `id`, if it is still open.
     pub(crate) fn get(&self, id: ConnId) -> Option<&Connection> {
         self.slots
-            .get(id.slot)?
+            .get(id.slot())?
             .as_ref()
             .filter(|conn| conn.id() == id)
     }
@@ -114,7 +96,7 @@ impl ConnTable {
     /// The connection `id`, if it is still open.
     pub(crate) fn get_mut(&mut self, id: ConnId) -> Option<&mut Connection> {
         self.slots
-            .get_mut(id.slot)?
+            .get_mut(id.slot())?
             .as_mut()
             .filter(|conn| conn.id() == id)
     }
@@ -133,8 +115,8 @@ impl ConnTable {
     /// Takes connection `id` out of the table; its slot becomes free.
     pub(crate) fn remove(&mut self, id: ConnId) -> Option<Connection> {
         self.get(id)?;
-        let conn = self.slots.get_mut(id.slot)?.take()?;
-        self.free.push(id.slot);
+        let conn = self.slots.get_mut(id.slot())?.take()?;
+        self.free.push(id.slot());
         self.open -= 1;
         Some(conn)
     }

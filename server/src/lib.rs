@@ -15,6 +15,7 @@ mod cgi;
 mod command_line;
 mod config;
 mod config_file;
+mod conn_id;
 mod conn_table;
 mod connection;
 mod event;

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::cache::{Cache, CacheStats, Entry, Found};
-use crate::conn_table::ConnId;
+use crate::conn_id::ConnId;
 use crate::connection::Connection;
 use crate::event::Poller;
 use crate::http::accept_encoding::Gzip;

@@ -28,7 +28,7 @@ use crate::cgi::redirect::redirected;
 use crate::cgi::runner_link::{CgiRunner, RunnerEvent};
 use crate::cgi::spool::{Spool, SpoolBudget};
 use crate::config::Config;
-use crate::conn_table::ConnId;
+use crate::conn_id::ConnId;
 use crate::connection::Connection;
 use crate::event::{Event, Poller};
 use crate::http::keep_alive;

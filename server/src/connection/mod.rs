@@ -19,7 +19,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use crate::cgi::exchange::Exchange;
-use crate::conn_table::ConnId;
+use crate::conn_id::ConnId;
 use crate::event::{Interest, Poller};
 use crate::http::keep_alive::{self, Limits};
 use crate::http::request::{parse, LogFields, Parsed, Request, MAX_HEAD};

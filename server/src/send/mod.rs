@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use protocol::ReadResult;
 
-use crate::conn_table::ConnId;
+use crate::conn_id::ConnId;
 use crate::event::Poller;
 use crate::output::Output;
 use crate::supervise::helper_pool::ReadDone;

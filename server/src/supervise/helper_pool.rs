@@ -30,7 +30,7 @@ use protocol::{
     ToHelper,
 };
 
-use crate::conn_table::ConnId;
+use crate::conn_id::ConnId;
 use crate::event::{Event, Poller};
 use crate::send::{OpenFile, Slot, WindowSlots, READ_WINDOW, SLOT_COUNT};
 

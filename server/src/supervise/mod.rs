@@ -21,7 +21,7 @@ use protocol::FileMeta;
 
 use crate::cgi::runner_link::CgiRunner;
 use crate::config::Config;
-use crate::conn_table::ConnId;
+use crate::conn_id::ConnId;
 use crate::event::{Event, Poller};
 use crate::send::OpenFile;
 use crate::token::EventToken;
