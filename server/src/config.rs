@@ -391,7 +391,7 @@ impl Config {
         }
 
         let cgi_spool_dir = args.cgi_spool_dir.unwrap_or_else(std::env::temp_dir);
-        crate::cgi::spool::open_unlinked(&cgi_spool_dir).with_context(|| {
+        crate::unlinked_file::open_unlinked(&cgi_spool_dir).with_context(|| {
             format!(
                 "--cgi-spool-dir {} cannot take temporary files",
                 cgi_spool_dir.display()

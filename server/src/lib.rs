@@ -38,6 +38,7 @@ mod status;
 mod supervise;
 mod systemd;
 mod token;
+mod unlinked_file;
 mod workers;
 
 use std::io::Write;

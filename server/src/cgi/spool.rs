@@ -17,12 +17,13 @@
 //! is short (README.md, "Uploads to scripts").
 
 use std::cell::Cell;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::unlinked_file::open_unlinked;
 
 /// Bytes of a body kept in memory before a file is used: nginx's
 /// `client_body_buffer_size` default, enough for any form post.
@@ -178,42 +179,6 @@ impl Drop for Spool {
     fn drop(&mut self) {
         self.budget.release(self.len);
     }
-}
-
-/// A new temporary file in `dir` with no name: `O_TMPFILE` where the
-/// filesystem has it, otherwise a fresh name unlinked at once.
-pub fn open_unlinked(dir: &Path) -> io::Result<File> {
-    let tmpfile = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_TMPFILE)
-        .open(dir);
-    match tmpfile {
-        Ok(file) => return Ok(file),
-        // Filesystems without O_TMPFILE say so in one of these ways.
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
-            ) => {}
-        Err(e) => return Err(e),
-    }
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let name = format!(
-        ".amped-spool-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    let path = dir.join(name);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)?;
-    std::fs::remove_file(&path)?;
-    Ok(file)
 }
 
 #[cfg(test)]
