@@ -1,7 +1,7 @@
 //! `--workers N`: N server processes under one parent serve the port
-//! together, each with its own helpers, and the kernel spreads the
-//! connections among them (accepted from one socket the parent made, which
-//! no other process can join); the listening line is printed once; a worker
+//! together, each with its own helpers, accepting from one socket the
+//! parent made (which no other process can join), and both come to hold
+//! connections; the listening line is printed once; a worker
 //! that dies is restarted; SIGHUP is passed on (each worker reopens the
 //! logs); SIGTERM drains them all and the parent exits 0; a bad count is
 //! a usage error.
@@ -10,9 +10,9 @@ use std::fs;
 use std::path::Path;
 
 use tests::procfs::{
-    is_alive, live_children_named, poll_until, send_signal, wait_for_live_children,
+    is_alive, live_children_named, poll_until, send_signal, tcp_connection_holder,
+    wait_for_live_children,
 };
-use tests::status::{status_json, status_number};
 use tests::{run_with_deadline, server_bin, ServerProcess, TempDocroot, DEADLINE};
 
 const WORKERS: usize = 2;
@@ -61,16 +61,24 @@ fn workers_serve_restart_and_drain(backend: &str) {
         response.assert_status(200);
         assert_eq!(response.body_text(), "from a worker\n");
     }
-    // The kernel spreads connections over the workers: each status page
-    // counts its own worker's, so none has seen them all (one worker
-    // taking all 50 would happen once in 2^49).
-    let most = (0..30)
-        .map(|_| status_number(&status_json(&server, "/status"), "/accepted_connections"))
-        .max();
+    // Both workers accept from the one socket: connections held open
+    // (so that each is seen with its holder) come to be held by both.
+    let mut held = Vec::new();
+    let mut holders = std::collections::BTreeSet::new();
+    let both = poll_until(DEADLINE, || {
+        let mut conn = server.connect();
+        conn.get("/hello.txt").assert_status(200);
+        let port = conn.stream().local_addr().expect("local address").port();
+        holders.extend(tcp_connection_holder(port, &first));
+        held.push(conn);
+        holders.len() == WORKERS
+    });
     assert!(
-        most < Some(50),
-        "one worker accepted every connection: {most:?}"
+        both,
+        "only {holders:?} of {first:?} accepted {} connections",
+        held.len()
     );
+    drop(held);
 
     // SIGHUP reaches every worker: each logs that it reopened the logs.
     let parent = i32::try_from(server.pid()).expect("pid");
