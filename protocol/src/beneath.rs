@@ -13,7 +13,8 @@
 //! The dot-file rule holds through links too: what the open reached is
 //! read back (`/proc/self/fd`), and a target with a hidden component
 //! within the root (a link to `.env`, or into `.git/`) is refused with
-//! `EACCES`, as the dot-file itself would be.
+//! `EACCES`, as the dot-file itself would be. Without `/proc` (a bare
+//! chroot) only the lexical rule on the request path holds.
 //!
 //! What a refusal means to the caller (an HTTP 403 or 404, a refused
 //! script) is left to the caller: the open reports a plain [`Errno`],
@@ -118,8 +119,12 @@ impl Root {
     /// hidden file or directory of the root: a symbolic link led there.
     fn reached_hidden(&self, fd: &OwnedFd) -> Result<bool, Errno> {
         use std::os::fd::AsRawFd;
-        let reached = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-            .map_err(|e| io_errno(&e))?;
+        let reached = match std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) {
+            Ok(reached) => reached,
+            // No /proc here (a bare chroot): only the lexical rule holds.
+            Err(_) if !Path::new("/proc/self/fd").is_dir() => return Ok(false),
+            Err(e) => return Err(io_errno(&e)),
+        };
         let inside = reached.strip_prefix(&self.path).map_err(|_| Errno::EXDEV)?;
         Ok(inside
             .iter()
