@@ -48,6 +48,12 @@ pub struct Args {
     #[arg(long, default_value = "64M", value_name = "SIZE", value_parser = parse_size)]
     pub cache_size: u64,
 
+    /// Memory for the windows of large files read from disk by helpers
+    /// and not yet sent, for the whole server (512K window each; at least
+    /// 512K). Beyond it, downloads wait their turn to read.
+    #[arg(long, default_value = "64M", value_name = "SIZE", value_parser = parse_size)]
+    pub window_memory: u64,
+
     /// Most files larger than --inline-max the cache keeps open, each
     /// with its descriptor, so a request for one needs no helper (1 to
     /// 1000000; the descriptor limit must leave room for them).
@@ -272,6 +278,8 @@ pub struct Config {
     pub helpers_max: usize,
     pub backend: Backend,
     pub cache_size: usize,
+    /// Bytes of file windows read and not yet sent, server-wide.
+    pub window_memory: u64,
     /// Most descriptor entries in the cache.
     pub cache_files: usize,
     pub max_connections: usize,
@@ -331,6 +339,12 @@ impl Config {
             bail!(BadOption::new(
                 "cache-size",
                 "--cache-size must be at least 64K"
+            ));
+        }
+        if args.window_memory < crate::send::READ_WINDOW {
+            bail!(BadOption::new(
+                "window-memory",
+                "--window-memory must be at least 512K (one window)"
             ));
         }
         if !(1024..=1024 * 1024).contains(&args.inline_max) {
@@ -404,6 +418,7 @@ impl Config {
             helpers_max: usize::from(args.helpers_max),
             backend: args.event_handler.into(),
             cache_size: usize::try_from(args.cache_size).unwrap_or(usize::MAX),
+            window_memory: args.window_memory,
             cache_files: args.cache_files as usize,
             max_connections: args.max_connections as usize,
             access_log,

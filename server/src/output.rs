@@ -104,6 +104,12 @@ impl Output {
         matches!(self.chunks.front(), Some(Chunk::File(body)) if body.front_needs() == FrontNeeds::Disk)
     }
 
+    /// True when the front is a file body waiting for room in the window
+    /// budget.
+    pub fn waits_for_memory(&self) -> bool {
+        matches!(self.chunks.front(), Some(Chunk::File(body)) if matches!(body.front_needs(), FrontNeeds::Memory(_)))
+    }
+
     /// The file body at the front of the queue, if that is what is next.
     pub fn front_file(&mut self) -> Option<&mut FileBody> {
         match self.chunks.front_mut() {

@@ -69,7 +69,7 @@ impl Server {
                 config.helper_timeout,
                 config.gzip_static,
             ),
-            send: SendPath::new(config.helper_timeout),
+            send: SendPath::new(config.helper_timeout, config.window_memory),
             timeouts: Timeouts::new(&config),
             status: StatusPage::new(&config),
             config,
@@ -117,6 +117,7 @@ impl Server {
             }
             self.supervision
                 .maintain(self.cgi.runner(), self.poller.as_mut(), now);
+            self.wake_memory_waiters();
             // A runner death seen by SIGCHLD first may leave runs lost.
             let lost = self.cgi.runner().take_lost();
             self.runner_reports(lost);
@@ -265,7 +266,23 @@ impl Server {
         };
         self.cgi.abandon(&mut conn, self.poller.as_mut());
         self.supervision.cancel_reads(id);
+        self.send.forget(id);
         let _ = self.poller.forget_closing(conn.fd());
+    }
+
+    /// Goes on with the connections whose front window waited for room in
+    /// the window budget, oldest first, while there is room.
+    fn wake_memory_waiters(&mut self) {
+        while let Some(id) = self.send.memory_turn() {
+            self.advance(id);
+            // It took its room, and may wait again (at the back) for a
+            // later window; if it waits still at the front, with room, it
+            // would never take it: drop it rather than spin.
+            let waits = self.conns.get(id).is_some_and(Connection::waits_for_memory);
+            if !waits || self.send.memory_turn() == Some(id) {
+                self.send.forget(id);
+            }
+        }
     }
 
     fn client_event(&mut self, slot: usize, ev: Event) {

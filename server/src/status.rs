@@ -203,6 +203,11 @@ pub fn render_text(s: &Snapshot) -> String {
     );
     let _ = writeln!(
         out,
+        "window memory: {} bytes held, {} downloads waiting for room",
+        s.send.window_bytes, s.send.window_waits
+    );
+    let _ = writeln!(
+        out,
         "helper queue: {} waiting, longest wait {} ms",
         s.pool.queued,
         s.pool.longest_wait.as_millis()
@@ -223,7 +228,8 @@ pub fn render_json(s: &Snapshot) -> String {
             "\"cgi_runner_restarts\":{},\"cgi_running\":{},\"cgi_bodies\":{},",
             "\"cgi_spooled_bytes\":{},\"helpers_running\":{},\"slots_quarantined\":{},",
             "\"send\":{{\"windows_straight\":{},\"windows_by_helpers\":{},",
-            "\"bytes_by_helpers\":{},\"queue\":{},\"longest_wait_ms\":{}}}}}\n"
+            "\"bytes_by_helpers\":{},\"window_bytes\":{},\"window_waits\":{},",
+            "\"queue\":{},\"longest_wait_ms\":{}}}}}\n"
         ),
         s.uptime_secs,
         s.open_connections,
@@ -249,6 +255,8 @@ pub fn render_json(s: &Snapshot) -> String {
         s.send.windows_straight,
         s.send.windows_by_helpers,
         s.send.bytes_by_helpers,
+        s.send.window_bytes,
+        s.send.window_waits,
         s.pool.queued,
         s.pool.longest_wait.as_millis()
     )
@@ -284,6 +292,8 @@ mod tests {
                 windows_straight: 4,
                 windows_by_helpers: 2,
                 bytes_by_helpers: 524288,
+                window_bytes: 1048576,
+                window_waits: 2,
             },
             pool: PoolStats {
                 queued: 1,
@@ -302,9 +312,11 @@ mod tests {
         assert!(json.contains("\"helper_restarts\":[0,3]"));
         assert!(text.contains("file windows: sent straight 4 read by helpers 2 (524288 bytes)\n"));
         assert!(text.contains("helper queue: 1 waiting, longest wait 12 ms\n"));
+        assert!(text.contains("window memory: 1048576 bytes held, 2 downloads waiting for room\n"));
         assert!(json.contains(concat!(
             "\"helpers_running\":3,\"slots_quarantined\":0,\"send\":{\"windows_straight\":4,\"windows_by_helpers\":2,",
-            "\"bytes_by_helpers\":524288,\"queue\":1,\"longest_wait_ms\":12}}\n"
+            "\"bytes_by_helpers\":524288,\"window_bytes\":1048576,\"window_waits\":2,",
+            "\"queue\":1,\"longest_wait_ms\":12}}\n"
         )));
     }
 }

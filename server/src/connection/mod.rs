@@ -434,6 +434,11 @@ impl Connection {
     }
 
     /// True while a request waits for a helper.
+    /// True while the front window waits for room in the window budget.
+    pub(crate) fn waits_for_memory(&self) -> bool {
+        self.state.output.waits_for_memory()
+    }
+
     pub(crate) fn waits_for_helper(&self) -> bool {
         matches!(self.state.phase, Phase::Waiting(_))
     }

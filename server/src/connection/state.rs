@@ -161,6 +161,9 @@ impl State {
         match &self.phase {
             // Nothing can be written until a helper has read the window.
             _ if self.output.waits_for_disk() => Wants::Wait(Interest::NONE, now + t.disk),
+            // Nor until the window budget has room: other clients hold it,
+            // so the wait is for them, and as long as a send may stall.
+            _ if self.output.waits_for_memory() => Wants::Wait(Interest::NONE, now + t.send),
             _ if !self.output.is_empty() => Wants::Wait(Interest::WRITABLE, now + t.send),
             // Read on after the body too (pipelined requests wait in the
             // buffer), so that a client that goes away is noticed under

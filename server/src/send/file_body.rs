@@ -6,7 +6,9 @@
 //! other is read by a helper ([`Window::Reading`]) and its bytes written
 //! once they arrive ([`Window::Read`]). The planning itself (residency
 //! checks and helper requests) is the send path's ([`super::Planner`]);
-//! this type only keeps the windows and writes the front one.
+//! this type only keeps the windows and writes the front one. A window
+//! read by a helper holds a lease on the server's window budget
+//! ([`WindowLease`]) until its last byte is written.
 
 use std::collections::VecDeque;
 use std::io;
@@ -15,6 +17,7 @@ use std::rc::Rc;
 
 use super::open_file::OpenFile;
 use super::slots::Slot;
+use super::window_budget::WindowLease;
 
 /// The most bytes one `sendfile` or `write` call is asked for: on
 /// loopback a send also runs the receiver's side of TCP, so one large call
@@ -27,9 +30,17 @@ enum Window {
     /// Found in memory: `sendfile` up to `end`.
     Straight { end: u64 },
     /// A helper is reading `start..end`.
-    Reading { start: u64, end: u64 },
+    Reading {
+        start: u64,
+        end: u64,
+        lease: WindowLease,
+    },
     /// Read by a helper; `data[pos..]` is still to be written.
-    Read { data: WindowBytes, pos: usize },
+    Read {
+        data: WindowBytes,
+        pos: usize,
+        _lease: WindowLease,
+    },
 }
 
 /// A window's bytes, as a helper handed them back.
@@ -69,6 +80,8 @@ pub enum FrontNeeds {
     Window(u64),
     /// A helper's read of the front window.
     Disk,
+    /// Room in the window budget for the window from this offset.
+    Memory(u64),
 }
 
 /// What a helper's answer did to the body.
@@ -99,6 +112,11 @@ pub struct FileBody {
     /// The socket has been set to join this body into full segments
     /// (see `Output::write_to`).
     segments_joined: bool,
+    /// The last write took all it was offered: the client keeps up, and
+    /// windows may be read ahead for it.
+    kept_up: bool,
+    /// The front window waits for room in the window budget.
+    waits_for_memory: bool,
 }
 
 impl FileBody {
@@ -111,6 +129,8 @@ impl FileBody {
             windows: VecDeque::new(),
             looked_ahead_at: None,
             segments_joined: false,
+            kept_up: true,
+            waits_for_memory: false,
         }
     }
 
@@ -129,6 +149,18 @@ impl FileBody {
     /// The window after the planned ones was found in memory.
     pub fn looked_ahead(&mut self) {
         self.looked_ahead_at = Some(self.planned);
+    }
+
+    /// False once a write found the socket full, until one takes all it
+    /// is offered again: reading ahead for a client that does not keep
+    /// up only holds memory.
+    pub fn client_keeps_up(&self) -> bool {
+        self.kept_up
+    }
+
+    /// The front window cannot be read until the window budget has room.
+    pub fn wait_for_memory(&mut self) {
+        self.waits_for_memory = true;
     }
 
     pub fn file(&self) -> &Rc<OpenFile> {
@@ -158,6 +190,7 @@ impl FileBody {
     /// What the front needs before it can be written.
     pub fn front_needs(&self) -> FrontNeeds {
         match self.windows.front() {
+            None if self.next < self.end && self.waits_for_memory => FrontNeeds::Memory(self.next),
             None if self.next < self.end => FrontNeeds::Window(self.next),
             None => FrontNeeds::Nothing,
             Some(Window::Reading { .. }) => FrontNeeds::Disk,
@@ -170,25 +203,32 @@ impl FileBody {
         if self.planned < end && end <= self.end {
             self.windows.push_back(Window::Straight { end });
             self.planned = end;
+            self.waits_for_memory = false;
         }
     }
 
-    /// Plans the next window as read by a helper, up to `end`.
-    pub fn push_reading(&mut self, end: u64) {
+    /// Plans the next window as read by a helper, up to `end`, its bytes
+    /// held under `lease`.
+    pub fn push_reading(&mut self, end: u64, lease: WindowLease) {
         let start = self.planned;
         if start < end && end <= self.end {
-            self.windows.push_back(Window::Reading { start, end });
+            self.windows
+                .push_back(Window::Reading { start, end, lease });
             self.planned = end;
+            self.waits_for_memory = false;
         }
     }
 
     /// A helper's bytes for the window from `start`.
     pub fn deliver(&mut self, start: u64, data: WindowBytes) -> Delivered {
-        let found = self.windows.iter_mut().find_map(|w| match *w {
-            Window::Reading { start: s, end } if s == start => Some((w, end)),
-            _ => None,
+        let found = self.windows.iter_mut().find(|w| match **w {
+            Window::Reading { start: s, .. } => s == start,
+            _ => false,
         });
-        let Some((window, end)) = found else {
+        let Some(window) = found else {
+            return Delivered::Unexpected;
+        };
+        let Window::Reading { end, .. } = *window else {
             return Delivered::Unexpected;
         };
         if (data.len() as u64) < end - start {
@@ -201,14 +241,21 @@ impl FileBody {
             }
             WindowBytes::InSlot(slot, _) => WindowBytes::InSlot(slot, (end - start) as usize),
         };
-        *window = Window::Read { data, pos: 0 };
+        // The window keeps its lease until its last byte is written.
+        if let Window::Reading { lease, .. } = std::mem::replace(window, Window::Straight { end }) {
+            *window = Window::Read {
+                data,
+                pos: 0,
+                _lease: lease,
+            };
+        }
         Delivered::Filled
     }
 
     /// Writes from the front window to `sock`: `Ok(0)` when the front is
     /// not ready (see [`front_needs`](Self::front_needs)).
     pub fn write_to(&mut self, sock: RawFd) -> io::Result<usize> {
-        let n = match self.windows.front_mut() {
+        let (offered, written) = match self.windows.front_mut() {
             None | Some(Window::Reading { .. }) => return Ok(0),
             Some(Window::Straight { end }) => {
                 let count = (*end - self.next).min(SEND_CHUNK);
@@ -216,10 +263,21 @@ impl FileBody {
                     // Never planned: such a file is never resident.
                     return Err(io::Error::other("no descriptor to send from"));
                 };
-                send_file(sock, fd.as_raw_fd(), self.next, count)?
+                (count, send_file(sock, fd.as_raw_fd(), self.next, count))
             }
-            Some(Window::Read { data, pos }) => data.write_to(sock, *pos, SEND_CHUNK as usize)?,
+            Some(Window::Read { data, pos, .. }) => {
+                let count = data.len().saturating_sub(*pos).min(SEND_CHUNK as usize);
+                (count as u64, data.write_to(sock, *pos, count))
+            }
         };
+        let n = match written {
+            Ok(n) => n,
+            Err(e) => {
+                self.kept_up &= e.kind() != io::ErrorKind::WouldBlock;
+                return Err(e);
+            }
+        };
+        self.kept_up = n as u64 >= offered;
         self.advance(n as u64);
         Ok(n)
     }
@@ -228,7 +286,7 @@ impl FileBody {
         self.next += n;
         let done = match self.windows.front_mut() {
             Some(Window::Straight { end }) => *end <= self.next,
-            Some(Window::Read { data, pos }) => {
+            Some(Window::Read { data, pos, .. }) => {
                 *pos += n as usize;
                 *pos >= data.len()
             }

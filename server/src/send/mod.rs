@@ -15,11 +15,13 @@
 //! queue; [`Planner`] plans them as the output needs them; [`SendPath`]
 //! takes the helpers' answers and keeps the counters; [`WindowSlots`]
 //! lends the slots of the memory shared with the helpers that windows
-//! are read into.
+//! are read into; [`WindowBudget`] bounds the bytes of every window read
+//! and not yet written, server-wide.
 
 mod file_body;
 mod open_file;
 mod slots;
+mod window_budget;
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -35,6 +37,7 @@ use crate::supervise::Supervision;
 pub use file_body::{Delivered, FileBody, FrontNeeds, WindowBytes};
 pub use open_file::OpenFile;
 pub use slots::{Slot, WindowSlots, SLOT_COUNT};
+pub use window_budget::{WindowBudget, WindowLease};
 
 /// Bytes a helper reads for one window: four reads of a FUSE filesystem's
 /// usual 128 KiB `max_read`, well inside one frame when a window comes
@@ -82,6 +85,10 @@ pub struct SendStats {
     pub windows_by_helpers: u64,
     /// Bytes helpers read and handed back.
     pub bytes_by_helpers: u64,
+    /// Bytes of windows read (or being read) and not yet written, now.
+    pub window_bytes: u64,
+    /// Connections waiting for room in the window budget, now.
+    pub window_waits: usize,
 }
 
 /// The send path's state: its counters and how long a window may take.
@@ -91,18 +98,36 @@ pub struct SendPath {
     /// How long a connection waits for a window before it is closed
     /// (`--helper-timeout`).
     read_timeout: Duration,
+    /// `--window-memory`.
+    budget: WindowBudget<ConnId>,
 }
 
 impl SendPath {
-    pub fn new(read_timeout: Duration) -> SendPath {
+    pub fn new(read_timeout: Duration, window_memory: u64) -> SendPath {
         SendPath {
             stats: SendStats::default(),
             read_timeout,
+            budget: WindowBudget::new(window_memory),
         }
     }
 
     pub fn stats(&self) -> SendStats {
-        self.stats
+        SendStats {
+            window_bytes: self.budget.used(),
+            window_waits: self.budget.waiting(),
+            ..self.stats
+        }
+    }
+
+    /// The connection whose turn it is to read its front window, now that
+    /// the window budget has room for it.
+    pub fn memory_turn(&self) -> Option<ConnId> {
+        self.budget.turn()
+    }
+
+    /// `conn` no longer waits for room in the window budget.
+    pub fn forget(&mut self, conn: ConnId) {
+        self.budget.forget(conn);
     }
 
     /// A planner for connection `waiter`'s output this turn.
@@ -116,6 +141,7 @@ impl SendPath {
         Planner {
             deadline: now + self.read_timeout,
             stats: &mut self.stats,
+            budget: &mut self.budget,
             helpers,
             poller,
             now,
@@ -163,6 +189,7 @@ impl SendPath {
 /// Plans windows for one connection, with the helpers at hand.
 pub struct Planner<'a> {
     stats: &'a mut SendStats,
+    budget: &'a mut WindowBudget<ConnId>,
     helpers: &'a mut Supervision,
     poller: &'a mut dyn Poller,
     now: Instant,
@@ -172,10 +199,11 @@ pub struct Planner<'a> {
 }
 
 impl Planner<'_> {
-    /// Asks a helper for the window after the planned ones.
-    fn read_next(&mut self, body: &mut FileBody) {
+    /// Asks a helper for the window after the planned ones, its bytes
+    /// held under `lease`.
+    fn read_next(&mut self, body: &mut FileBody, lease: WindowLease) {
         let (start, len) = next_read(body);
-        body.push_reading(start + len);
+        body.push_reading(start + len, lease);
         self.stats.windows_by_helpers += 1;
         let (poller, now) = (&mut *self.poller, self.now);
         let len = len as u32;
@@ -193,20 +221,31 @@ impl Planner<'_> {
 
 impl PlanWindows for Planner<'_> {
     fn plan(&mut self, body: &mut FileBody) {
-        if let FrontNeeds::Window(start) = body.front_needs() {
+        if let FrontNeeds::Window(start) | FrontNeeds::Memory(start) = body.front_needs() {
             let len = (body.end() - start).min(STRAIGHT_WINDOW);
             match body.file().resident_prefix(start, len) {
-                0 => self.read_next(body),
+                0 => {
+                    let (_, len) = next_read(body);
+                    match self.budget.take_front(self.waiter, len) {
+                        Some(lease) => self.read_next(body, lease),
+                        // Woken by the loop when its turn comes.
+                        None => body.wait_for_memory(),
+                    }
+                }
                 resident => {
+                    self.budget.forget(self.waiter);
                     body.push_straight(start + resident);
                     self.stats.windows_straight += 1;
                 }
             }
         }
-        // Read ahead what is not in memory, while the helpers keep up.
+        // Read ahead what is not in memory, while the client and the
+        // helpers keep up and the budget has room to spare.
         while body.windows() < 1 + READ_AHEAD
+            && !matches!(body.front_needs(), FrontNeeds::Memory(_))
             && body.planned_to() < body.end()
             && body.should_look_ahead()
+            && body.client_keeps_up()
             && self.helpers.reads_keep_up()
         {
             let (start, len) = next_read(body);
@@ -215,7 +254,10 @@ impl PlanWindows for Planner<'_> {
                 body.looked_ahead();
                 break;
             }
-            self.read_next(body);
+            let Some(lease) = self.budget.take_ahead(len) else {
+                break;
+            };
+            self.read_next(body, lease);
         }
     }
 }

@@ -36,9 +36,18 @@ fn content(len: usize) -> Vec<u8> {
 }
 
 /// A planner that asks "helpers" for everything, recording the reads.
-#[derive(Default)]
 struct Recorder {
     reads: Vec<(u64, u64)>,
+    budget: WindowBudget<u32>,
+}
+
+impl Default for Recorder {
+    fn default() -> Recorder {
+        Recorder {
+            reads: Vec::new(),
+            budget: WindowBudget::new(u64::MAX),
+        }
+    }
 }
 
 impl PlanWindows for Recorder {
@@ -46,7 +55,11 @@ impl PlanWindows for Recorder {
         while body.windows() < 2 && body.planned_to() < body.end() {
             let start = body.planned_to();
             let end = (start + 1000).min(body.end());
-            body.push_reading(end);
+            let Some(lease) = self.budget.take_front(1, end - start) else {
+                body.wait_for_memory();
+                return;
+            };
+            body.push_reading(end, lease);
             self.reads.push((start, end));
         }
     }
@@ -120,8 +133,9 @@ fn a_body_asks_once_for_its_segments_to_be_joined() {
 fn a_short_read_means_the_file_shrank() {
     let bytes = content(3000);
     let file = open_file(&bytes, Storage::Uncertain);
+    let mut budget = WindowBudget::new(1000);
     let mut body = FileBody::new(file, 0, 3000);
-    body.push_reading(1000);
+    body.push_reading(1000, budget.take_front(1, 1000).expect("room"));
     assert_eq!(
         body.deliver(0, WindowBytes::Owned(bytes[..999].to_vec())),
         Delivered::Short
@@ -159,4 +173,88 @@ fn resident_windows_are_sent_straight_and_checked_again_past_the_window() {
     drop(a);
     let got = reader.join().expect("reader").expect("read");
     assert!(got == bytes, "the bytes differ");
+}
+
+#[test]
+fn a_window_holds_its_budget_until_its_last_byte_is_written() {
+    let bytes = content(2500);
+    let file = open_file(&bytes, Storage::Uncertain);
+    let mut out = Output::default();
+    out.push_file(Rc::clone(&file), 0, 2500);
+    let (a, mut b) = UnixStream::pair().expect("socketpair");
+    let mut planner = Recorder {
+        budget: WindowBudget::new(1000),
+        ..Recorder::default()
+    };
+    let fd = a.as_raw_fd();
+    assert_eq!(
+        out.write_to(fd, u64::MAX, &mut planner).expect("write"),
+        Flushed::WaitingForDisk
+    );
+    assert_eq!(planner.reads, [(0, 1000)], "room for one window only");
+    assert_eq!(planner.budget.used(), 1000);
+    let body = out.front_file().expect("front body");
+    body.deliver(0, WindowBytes::Owned(bytes[..1000].to_vec()));
+    assert_eq!(planner.budget.used(), 1000, "read, not yet written");
+    assert_eq!(
+        out.write_to(fd, u64::MAX, &mut planner).expect("write"),
+        Flushed::WaitingForDisk
+    );
+    assert_eq!(planner.reads.last(), Some(&(1000, 2000)), "the next window");
+    assert_eq!(
+        planner.budget.used(),
+        1000,
+        "the first window gave its room back"
+    );
+    drop(out);
+    assert_eq!(
+        planner.budget.used(),
+        0,
+        "a dropped body gives its room back"
+    );
+    drop(a);
+    let mut got = Vec::new();
+    b.read_to_end(&mut got).expect("read");
+    assert!(got == bytes[..1000], "the first window went out");
+}
+
+#[test]
+fn a_front_window_without_room_waits_for_memory() {
+    let file = open_file(&content(3000), Storage::Uncertain);
+    let mut out = Output::default();
+    out.push_file(file, 0, 3000);
+    let mut planner = Recorder {
+        budget: WindowBudget::new(1000),
+        ..Recorder::default()
+    };
+    let held = planner.budget.take_front(7, 1000);
+    let (a, _b) = UnixStream::pair().expect("socketpair");
+    assert_eq!(
+        out.write_to(a.as_raw_fd(), u64::MAX, &mut planner)
+            .expect("write"),
+        Flushed::WaitingForDisk
+    );
+    assert!(out.waits_for_memory());
+    assert!(!out.waits_for_disk());
+    drop(held);
+    assert_eq!(planner.budget.turn(), Some(1));
+    out.write_to(a.as_raw_fd(), u64::MAX, &mut planner)
+        .expect("write");
+    assert!(out.waits_for_disk(), "read once there was room");
+    assert!(!out.waits_for_memory());
+}
+
+#[test]
+fn a_full_socket_means_the_client_does_not_keep_up() {
+    let bytes = content(1 << 20);
+    let file = open_file(&bytes, Storage::Memory);
+    let mut body = FileBody::new(file, 0, bytes.len() as u64);
+    body.push_straight(bytes.len() as u64);
+    let (a, b) = UnixStream::pair().expect("socketpair");
+    a.set_nonblocking(true).expect("nonblocking");
+    assert!(body.client_keeps_up());
+    // Nobody reads `b`: the socket fills.
+    while body.write_to(a.as_raw_fd()).is_ok() {}
+    assert!(!body.client_keeps_up());
+    drop(b);
 }

@@ -50,5 +50,6 @@ mod supervision;
 mod systemd;
 mod timeouts;
 mod user_switch;
+mod window_memory;
 mod worker_death;
 mod workers;
