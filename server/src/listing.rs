@@ -1,7 +1,7 @@
 //! The HTML page for a directory listing (`--dir-listing`), from the
 //! entries a helper read: directories first, then files, each group
-//! sorted by name; names HTML-escaped in the text and percent-encoded in
-//! the links; sizes in bytes and modification times in UTC. The helper
+//! sorted by name; names HTML-escaped in the text (controls shown as
+//! visible stand-ins) and percent-encoded in the links; sizes in bytes and modification times in UTC. The helper
 //! has already left out dot-files, links and special files.
 
 use std::fmt::Write;
@@ -69,7 +69,12 @@ fn date(secs: i64) -> String {
     )
 }
 
-/// `&`, `<`, `>`, `"` and `'` as character references.
+/// `&`, `<`, `>`, `"` and `'` as character references, and what would
+/// not show as itself as a visible stand-in: a C0 control or DEL as its
+/// control picture (U+2400 to U+2421: a tab or line break in a name would
+/// otherwise hide in the page), a C1 control or a bidirectional override
+/// (which can show `gpj.exe` as `exe.jpg`) as U+FFFD. Links keep the exact
+/// name, percent-encoded.
 fn html_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -79,10 +84,19 @@ fn html_escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            '\0'..='\u{1f}' => out.push(char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}')),
+            '\u{7f}' => out.push('\u{2421}'),
+            c if c.is_control() || is_bidi_control(c) => out.push('\u{fffd}'),
             c => out.push(c),
         }
     }
     out
+}
+
+/// The characters that reorder the text around them (Unicode's
+/// embeddings, overrides and isolates, and the marks).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 #[cfg(test)]
@@ -126,6 +140,29 @@ mod tests {
             .collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
         assert!(!page.contains("(More entries"));
+    }
+
+    #[test]
+    fn controls_in_names_show_as_stand_ins_and_links_keep_the_bytes() {
+        let entries = vec![
+            entry("tab\there", false, 1),
+            entry("line\nbreak\r", false, 1),
+            entry("nul\0del\u{7f}", false, 1),
+            entry("c1\u{85}", false, 1),
+            entry("evil\u{202e}gpj.exe", false, 1),
+        ];
+        let page = String::from_utf8(page("a\u{1b}[2J/", entries, false)).expect("utf-8");
+        assert!(page.contains("<a href=\"tab%09here\">tab\u{2409}here</a>"));
+        assert!(page.contains("<a href=\"line%0Abreak%0D\">line\u{240a}break\u{240d}</a>"));
+        assert!(page.contains("<a href=\"nul%00del%7F\">nul\u{2400}del\u{2421}</a>"));
+        assert!(page.contains("<a href=\"c1%C2%85\">c1\u{fffd}</a>"));
+        assert!(page.contains("<a href=\"evil%E2%80%AEgpj.exe\">evil\u{fffd}gpj.exe</a>"));
+        assert!(page.contains("<title>Index of /a\u{241b}[2J/</title>"));
+        let raw = page
+            .chars()
+            .filter(|&c| c != '\n')
+            .find(|&c| c.is_control() || is_bidi_control(c));
+        assert_eq!(raw, None, "a control reached the page");
     }
 
     #[test]

@@ -63,7 +63,22 @@ fn site() -> TempDocroot {
             .join(std::ffi::OsStr::from_bytes(&name));
         fs::write(path, name).expect("a one-byte name");
     }
+    for name in UNSEEN_NAMES {
+        root.write(&format!("names/{name}"), name.as_bytes());
+    }
     root
+}
+
+/// Names with characters that would not show as themselves in a page: a
+/// C1 control and a right-to-left override.
+const UNSEEN_NAMES: [&str; 2] = ["c1-\u{85}", "evil\u{202e}gpj.exe"];
+
+/// Every `href` of a listing page, as sent.
+fn links(page: &str) -> Vec<&str> {
+    page.split("<a href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect()
 }
 
 fn extreme_files_are_answered(backend: &str) {
@@ -130,6 +145,28 @@ fn extreme_files_are_answered(backend: &str) {
 
     let names = conn.get_dechunked("/names/");
     names.assert_status(200);
+    // No name's control character reaches the page as itself (it once
+    // did, raw), and every link fetches its file, byte-exact.
+    let page = names.body_text();
+    let raw = page
+        .chars()
+        .filter(|&c| c != '\n')
+        .find(|&c| c.is_control() || ('\u{202a}'..='\u{202e}').contains(&c));
+    assert_eq!(raw, None, "a raw control character in the listing");
+    assert!(
+        page.contains("<a href=\"%09\">\u{2409}</a>"),
+        "a tab's stand-in"
+    );
+    let fetched = links(&page).into_iter().filter(|link| *link != "../");
+    let mut count = 0;
+    for link in fetched {
+        let response = server.connect().get(&format!("/names/{link}"));
+        response.assert_status(200);
+        let name = percent_decoded(link);
+        assert_eq!(response.body, name, "/names/{link}");
+        count += 1;
+    }
+    assert!(count >= 120, "only {count} names listed:\n{page}");
     for byte in (1u8..=255).filter(|b| *b != b'/' && *b != b'.') {
         let response = server.connect().get(&format!("/names/%{byte:02X}"));
         match response.status {
@@ -140,6 +177,29 @@ fn extreme_files_are_answered(backend: &str) {
     }
     // Still serving.
     server.connect().get("/dates/y10k.txt").assert_status(200);
+}
+
+/// `link` with its `%XX` escapes decoded.
+fn percent_decoded(link: &str) -> Vec<u8> {
+    let bytes = link.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 per_backend!(extreme_files_are_answered);
