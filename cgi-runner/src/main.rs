@@ -17,12 +17,14 @@
 //! - [`script_deadlines`]: time limits and grace periods.
 //! - [`standalone`]: running one script from the command line.
 //! - [`die_hook`]: the `AMPED_TEST_RUNNER_DIE_AFTER_SPAWN` test hook.
+//! - [`hold_hook`]: the `AMPED_TEST_RUNNER_HOLD_AFTER_CHECK` test hook.
 //!
 //! The start-up shared with the disk helper (parent-death signal, the
 //! inherited socket, the handshake) is [`protocol::child_setup`].
 
 mod cli;
 mod die_hook;
+mod hold_hook;
 mod limits;
 mod script_deadlines;
 mod script_lookup;

@@ -14,10 +14,17 @@
 //!
 //! The script is executed by its real path (read back from
 //! `/proc/self/fd`), which names the very file that was checked, rather
-//! than by re-walking the request path.
+//! than by re-walking the request path, so that `$0` is that path. That
+//! path could still be changed between the check and the `execve` by
+//! whoever may rename entries of a directory on it; when anyone but the
+//! directory's owner (and root) may ([`swappable`]), the script is instead
+//! executed through the descriptor that was checked (`/proc/self/fd/N`):
+//! the race is closed, and an interpreted script's `$0` is then that
+//! name (`SCRIPT_FILENAME` still has the real path).
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -33,12 +40,25 @@ pub const NOT_REGULAR: &str = "not a regular file";
 pub const NOT_EXECUTABLE: &str = "not executable";
 
 /// A script that passed every check, ready to be executed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Script {
     /// The absolute path of the checked file.
     pub path: PathBuf,
     /// Its directory: the script's working directory.
     pub dir: PathBuf,
+    /// What to execute through when the path could be changed by others
+    /// before the script starts.
+    pub through: Option<Through>,
+}
+
+/// The checked file and its directory, each open (`O_PATH`), for a script
+/// executed through descriptors rather than by its path.
+#[derive(Debug)]
+pub struct Through {
+    pub file: OwnedFd,
+    /// The script's directory, opened beneath the root: its working
+    /// directory.
+    pub dir: OwnedFd,
 }
 
 /// Resolves script paths beneath one document root.
@@ -81,28 +101,77 @@ impl Resolver {
         if !executable_by_us(&stat) {
             return Err(Refusal::Forbidden(NOT_EXECUTABLE.into()));
         }
-        let path = self.real_path(&fd, rel);
+        let (path, real) = self.real_path(&fd, rel);
         let dir = path
             .parent()
             .map_or_else(|| self.root_path().to_path_buf(), Path::to_path_buf);
-        Ok(Script { path, dir })
+        // Without /proc neither the real path nor the descriptor's name is
+        // known: the path joined is all there is.
+        let through = if real && swappable(&path) {
+            let parent = rel.rsplit_once('/').map_or(".", |(dir, _)| dir);
+            let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+            let dir = self
+                .root
+                .open_beneath(parent, flags)
+                .map_err(errno_refusal)?;
+            Some(Through { file: fd, dir })
+        } else {
+            None
+        };
+        Ok(Script { path, dir, through })
     }
 
-    /// The absolute path of the file open as `fd`, as the kernel knows it;
-    /// the root joined with `rel` when `/proc` cannot tell.
-    fn real_path(&self, fd: &OwnedFd, rel: &str) -> PathBuf {
+    /// The absolute path of the file open as `fd`, as the kernel knows it,
+    /// and true; the root joined with `rel` and false when `/proc` cannot
+    /// tell.
+    fn real_path(&self, fd: &OwnedFd, rel: &str) -> (PathBuf, bool) {
         let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
         match nix::fcntl::readlink(link.as_str()) {
             Ok(target) => {
                 let target = PathBuf::from(target);
                 if target.starts_with(self.root_path()) {
-                    return target;
+                    return (target, true);
                 }
-                self.root_path().join(rel)
+                (self.root_path().join(rel), false)
             }
-            Err(_) => self.root_path().join(rel),
+            Err(_) => (self.root_path().join(rel), false),
         }
     }
+}
+
+/// True when an entry on the absolute, symlink-free `path` could be
+/// replaced by someone other than root, the directory's owner and this
+/// process's user: a directory on it is writable by its group or by
+/// others, and not sticky with the entry owned by one of those (a sticky
+/// directory lets only an entry's owner rename it). Also true when a
+/// directory on it cannot be looked at.
+pub fn swappable(path: &Path) -> bool {
+    let euid = geteuid().as_raw();
+    let mut dir = PathBuf::from("/");
+    for component in path.components() {
+        let Component::Normal(name) = component else {
+            continue;
+        };
+        let entry = dir.join(name);
+        let (Ok(parent), Ok(child)) = (std::fs::metadata(&dir), std::fs::symlink_metadata(&entry))
+        else {
+            return true;
+        };
+        let trusted = [0, euid, parent.uid()];
+        if !entry_is_fixed(parent.mode(), child.uid(), &trusted) {
+            return true;
+        }
+        dir = entry;
+    }
+    false
+}
+
+/// Whether an entry owned by `entry_owner` in a directory of mode
+/// `dir_mode` can be renamed only by `trusted` users.
+fn entry_is_fixed(dir_mode: u32, entry_owner: u32, trusted: &[u32]) -> bool {
+    let others_write = dir_mode & (libc::S_IWGRP | libc::S_IWOTH) != 0;
+    let sticky = dir_mode & libc::S_ISVTX != 0;
+    !others_write || (sticky && trusted.contains(&entry_owner))
 }
 
 /// The lexical checks every script path goes through before it reaches the
@@ -182,11 +251,51 @@ mod tests {
                 r.force_walk();
             }
             assert_eq!(
-                r.resolve("here.cgi"),
-                Err(Refusal::Forbidden(NOT_REGULAR.into())),
+                r.resolve("here.cgi").err(),
+                Some(Refusal::Forbidden(NOT_REGULAR.into())),
                 "walk: {walk}"
             );
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_entry_is_fixed_when_only_trusted_users_may_rename_it() {
+        let trusted = [0, 33];
+        assert!(entry_is_fixed(0o755, 1000, &trusted), "no write for others");
+        assert!(entry_is_fixed(0o700, 1000, &trusted));
+        assert!(!entry_is_fixed(0o775, 33, &trusted), "group may rename");
+        assert!(!entry_is_fixed(0o757, 0, &trusted), "others may rename");
+        assert!(entry_is_fixed(0o1777, 0, &trusted), "sticky, root's entry");
+        assert!(entry_is_fixed(0o1777, 33, &trusted), "sticky, our entry");
+        assert!(
+            !entry_is_fixed(0o1777, 1000, &trusted),
+            "sticky, another's entry"
+        );
+    }
+
+    #[test]
+    fn a_path_with_a_directory_anyone_may_write_is_swappable() {
+        let dir = std::env::temp_dir().join(format!("amped-swappable-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("open/inner")).expect("mkdir");
+        let set_mode = |p: &Path, mode| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        };
+        set_mode(&dir, 0o755);
+        set_mode(&dir.join("open"), 0o755);
+        let dir = std::fs::canonicalize(&dir).expect("canonical");
+        // (The test's temporary directory itself may be anyone's to write:
+        // only what is below it is compared.)
+        let base = swappable(&dir.join("open/inner"));
+        set_mode(&dir.join("open"), 0o777);
+        assert!(
+            swappable(&dir.join("open/inner")),
+            "open/ is anyone's to write"
+        );
+        set_mode(&dir.join("open"), 0o755);
+        assert_eq!(swappable(&dir.join("open/inner")), base);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -44,6 +44,7 @@ use protocol::child_setup::handshake;
 use protocol::{CgiRun, Channel, Error, ExitInfo, FromRunner, ReadStatus, Refusal, Role, ToRunner};
 
 use crate::die_hook;
+use crate::hold_hook;
 use crate::script_deadlines::{self, poll_timeout, Key, Kind, ScriptDeadlines};
 use crate::script_lookup::Resolver;
 use crate::script_spawn::{self, Streams};
@@ -204,6 +205,7 @@ impl Runner {
             Ok(script) => script,
             Err(refusal) => return self.refuse(run.id, &name, refusal),
         };
+        hold_hook::after_check();
         let mut cmd = match script_spawn::command(&script, &run.env, Streams::Piped) {
             Ok(cmd) => cmd,
             Err(refusal) => return self.refuse(run.id, &name, refusal),

@@ -7,10 +7,12 @@
 //! faster `posix_spawn` path; resource limits are inherited from the runner
 //! (see `limits`). `Command` resets the signal mask and `SIGPIPE` in the
 //! script; every descriptor of the runner is close-on-exec, so the script
-//! inherits only its three standard streams.
+//! inherits only its three standard streams, and the checked file's
+//! descriptor when it is executed through it (see `script_lookup`).
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 
@@ -48,13 +50,25 @@ pub fn command(
             )));
         }
     }
-    let mut cmd = Command::new(&script.path);
+    let mut cmd = match &script.through {
+        Some(through) => {
+            let mut cmd = Command::new(format!("/proc/self/fd/{}", through.file.as_raw_fd()));
+            cmd.current_dir(format!("/proc/self/fd/{}", through.dir.as_raw_fd()));
+            cmd
+        }
+        None => {
+            let mut cmd = Command::new(&script.path);
+            cmd.current_dir(&script.dir);
+            cmd
+        }
+    };
+    cmd.arg0(&script.path);
     cmd.env_clear();
     cmd.envs(env.iter().map(|(name, value)| (name, value)));
     if !env.iter().any(|(name, _)| name == "PATH") {
         cmd.env("PATH", DEFAULT_PATH);
     }
-    cmd.current_dir(&script.dir).process_group(0);
+    cmd.process_group(0);
     match streams {
         Streams::Piped => {
             cmd.stdin(Stdio::piped())
@@ -77,6 +91,15 @@ pub fn command(
 
 /// Starts `cmd` (built by [`command`] for `script`).
 pub fn spawn(cmd: &mut Command, script: &Script) -> Result<Child, Refusal> {
+    if let Some(fd) = script.through.as_ref().map(|t| &t.file) {
+        // Kept open across exec: an interpreter opens the script by that
+        // descriptor's name. (The runner starts one script at a time, and
+        // the descriptor is closed once this one has started.)
+        // SAFETY: fcntl on a descriptor we own.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, 0) } < 0 {
+            return Err(Refusal::ExecFailed(io::Error::last_os_error().to_string()));
+        }
+    }
     cmd.spawn().map_err(|e| spawn_refusal(&e, script))
 }
 
@@ -116,6 +139,7 @@ mod tests {
         Script {
             path: PathBuf::from("/nonexistent/x.cgi"),
             dir: PathBuf::from("/nonexistent"),
+            through: None,
         }
     }
 

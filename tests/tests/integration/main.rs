@@ -8,6 +8,7 @@ mod admission;
 mod cache_freshness;
 mod cgi_bodies;
 mod cgi_env;
+mod cgi_exec_race;
 mod cgi_nonblocking;
 mod cgi_processes;
 mod cgi_runner_death;
