@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use lru::LruCache;
 use protocol::{Body, FileMeta, Outcome};
 
+use crate::http::file_headers::FileHeaders;
 use crate::http::mime::content_type;
 use crate::http::path::is_directory_key;
-use crate::http::response::FileHeaders;
 use crate::listing;
 use crate::send::OpenFile;
 

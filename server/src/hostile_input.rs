@@ -4,8 +4,8 @@
 
 #[cfg(test)]
 mod tests {
-    use crate::cgi::chunked::ChunkedDecoder;
     use crate::cgi::script_head::{parse_script_head, HeadParse};
+    use crate::http::chunked::ChunkedDecoder;
     use crate::http::path::parse_target;
     use crate::http::request::{parse, Parsed};
 

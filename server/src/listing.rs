@@ -10,7 +10,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use protocol::calendar::civil_from_secs;
 use protocol::DirEntry;
 
-use crate::http::response::SERVER_NAME;
+use crate::http::head_writer::SERVER_NAME;
 
 /// Characters left as they are in a link: the unreserved ones (RFC 3986
 /// 2.3). Everything else is percent-encoded, so a name can never end the

@@ -11,11 +11,12 @@ use crate::cache::{Content, Entry, FileEntry, Found};
 use crate::http::body::{end_head, BodyEncoder, BodyKind};
 
 use crate::http::conditional::{evaluate, parse_date, Conditions, Validators, Verdict};
+use crate::http::error_page::{self, ErrorTo};
+use crate::http::head_writer::begin;
 use crate::http::mime::content_type;
 use crate::http::multipart::{self, new_boundary, Multipart};
 use crate::http::range::{evaluate_range, ByteRange, RangeOutcome};
 use crate::http::request::{Method, Rejection, Request, ALLOW_FILES};
-use crate::http::response::{self, begin, ErrorTo};
 use crate::http::status::Status;
 use crate::output::Output;
 
@@ -284,9 +285,9 @@ fn queue_range(
     match &file.content {
         Content::Inline(bytes) => {
             let end = (end as usize).min(bytes.len());
-            body.encode_shared(bytes.clone(), range.start as usize, end, out)
+            out.push_body_shared(body, bytes.clone(), range.start as usize, end)
         }
-        Content::Descriptor(fd) => body.encode_file(fd.clone(), range.start, end, out),
+        Content::Descriptor(fd) => out.push_body_file(body, fd.clone(), range.start, end),
     }
 }
 
@@ -300,10 +301,10 @@ fn queue_multipart(
 ) -> u64 {
     let mut sent = 0;
     for (head, range) in &frame.parts {
-        sent += body.encode(head, out);
+        sent += out.push_body(&mut body, head);
         sent += queue_range(&mut body, file, *range, out);
     }
-    sent + body.encode(&frame.closing, out)
+    sent + out.push_body(&mut body, &frame.closing)
 }
 
 /// A body of `length` bytes goes out for a GET; a HEAD gets its length
@@ -408,7 +409,7 @@ pub fn reject(out: &mut Output, rejection: &Rejection, date: &str) -> Reply {
 /// Queues an error page to the client `to` describes.
 pub fn error(out: &mut Output, to: &ErrorTo, status: Status, extra: &str, date: &str) -> Reply {
     let mut head = Vec::with_capacity(512);
-    let body_bytes = response::error(&mut head, to, status, extra, date);
+    let body_bytes = error_page::error(&mut head, to, status, extra, date);
     out.push_owned(head);
     Reply {
         status,
@@ -437,7 +438,7 @@ mod tests {
         };
         FileEntry {
             meta,
-            headers: crate::http::response::FileHeaders::new("text/plain", &meta),
+            headers: crate::http::file_headers::FileHeaders::new("text/plain", &meta),
             content: Content::Inline(Rc::from(&b"hello"[..])),
         }
     }

@@ -13,7 +13,7 @@ use crate::http::status::Status;
 use crate::next::{Io, Next};
 use crate::output::Output;
 use crate::respond::{self, Reply};
-use crate::send::SendStats;
+use crate::send_path::SendStats;
 use crate::supervise::helper_pool::PoolStats;
 
 /// Counters kept by the event loop.

@@ -20,22 +20,24 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use protocol::{CgiRun, Refusal};
 
-use crate::cgi::chunked::ChunkedDecoder;
 use crate::cgi::env::{build_env, CgiEnvInput};
 use crate::cgi::exchange::{Exchange, Framed, Script, Stage};
-use crate::cgi::pipes::{close_pipe, signal_group, Pipe};
+use crate::cgi::pipes::{close_pipe, Pipe};
 use crate::cgi::redirect::redirected;
-use crate::cgi::runner_link::{CgiRunner, RunnerEvent};
 use crate::cgi::spool::{Spool, SpoolBudget};
 use crate::config::Config;
 use crate::conn_id::ConnId;
 use crate::connection::Connection;
 use crate::event::{Event, Poller};
+use crate::http::chunked::ChunkedDecoder;
 use crate::http::keep_alive;
-use crate::http::request::{Framing, Request};
+use crate::http::request::Request;
+use crate::http::request_body::Framing;
 use crate::http::status::Status;
 use crate::next::{Io, Next};
+use crate::process_group::signal_group;
 use crate::respond::{self, Reply};
+use crate::supervise::runner_link::{CgiRunner, RunnerEvent};
 use crate::token::EventToken;
 
 /// How long to wait for end-of-file on a script's output after it exited

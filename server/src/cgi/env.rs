@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use crate::http::response::SERVER_NAME;
+use crate::http::head_writer::SERVER_NAME;
 
 /// The PATH scripts get.
 pub const SCRIPT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";

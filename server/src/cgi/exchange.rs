@@ -10,15 +10,15 @@ use std::time::{Duration, Instant};
 
 use protocol::ExitInfo;
 
-use crate::cgi::chunked::ChunkedDecoder;
 use crate::cgi::pipes::Pipe;
 use crate::cgi::script_head::{parse_script_head, HeadParse, ScriptResponse, MAX_SCRIPT_HEAD};
 use crate::cgi::spool::{Spool, SpoolError};
 use crate::http::body::{end_head, BodyEncoder, BodyKind};
+use crate::http::chunked::ChunkedDecoder;
 use crate::http::head_scan::HeadScan;
+use crate::http::head_writer::begin_with_reason;
 use crate::http::keep_alive;
 use crate::http::request::{Method, Request};
-use crate::http::response::begin_with_reason;
 use crate::http::status::Status;
 use crate::output::Output;
 
@@ -254,14 +254,14 @@ impl Exchange {
     /// Handles a piece of the script's output.
     pub fn on_output(&mut self, data: &[u8], out: &mut Output, date: &str) -> OutputEvent {
         if let Some(body) = self.body.as_mut() {
-            self.body_bytes += body.encode(data, out);
+            self.body_bytes += out.push_body(body, data);
             return OutputEvent::Progress;
         }
         if self.nph {
             // The script writes the whole response, head included.
             let mut body = BodyEncoder::CloseDelimited;
             self.status = nph_status(data);
-            self.body_bytes += body.encode(data, out);
+            self.body_bytes += out.push_body(&mut body, data);
             self.body = Some(body);
             return OutputEvent::Progress;
         }
@@ -302,7 +302,7 @@ impl Exchange {
                 out.push_owned(head);
                 self.keep_alive = keep_alive;
                 self.status = status;
-                self.body_bytes += body.encode(&self.head[used..], out);
+                self.body_bytes += out.push_body(&mut body, &self.head[used..]);
                 self.body = Some(body);
                 self.head = Vec::new();
                 OutputEvent::Progress
@@ -314,7 +314,7 @@ impl Exchange {
     /// whether the connection can be kept. `None`: the script sent no
     /// complete header block (the caller answers 502 or 504).
     pub fn on_eof(&mut self, out: &mut Output) -> Option<bool> {
-        let finished = self.body.as_mut()?.finish(out);
+        let finished = out.finish_body(self.body.as_mut()?);
         self.keep_alive = keep_alive::after_exchange(self.keep_alive, finished, true);
         Some(self.keep_alive)
     }

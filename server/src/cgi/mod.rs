@@ -4,17 +4,15 @@
 //! streams the output out inside its event loop.
 //!
 //! [`driver::Cgi`] is the subsystem the loop talks to; the rest are its
-//! parts: the runner link, one exchange per request, its pipes, the body
+//! parts (the runner link is `supervise::runner_link`): one exchange per request, its pipes, the body
 //! spool, and the parsers (chunked request bodies, the script's header
 //! block).
 
-pub(crate) mod chunked;
 pub(crate) mod driver;
 pub(crate) mod env;
 pub(crate) mod exchange;
 pub(crate) mod pipes;
 pub(crate) mod pump;
 pub(crate) mod redirect;
-pub(crate) mod runner_link;
 pub(crate) mod script_head;
 pub(crate) mod spool;

@@ -5,8 +5,6 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use nix::sys::signal::Signal;
-
 use crate::event::{Interest, Poller, Token};
 
 /// One end of a script's stdin or stdout and what the poller watches on it.
@@ -79,13 +77,6 @@ pub(crate) fn close_pipe(poller: &mut dyn Poller, pipe: &mut Option<Pipe>) {
         if pipe.interest != Interest::NONE {
             let _ = poller.deregister(pipe.fd());
         }
-    }
-}
-
-/// Signals a script's process group (its pid is the group's id).
-pub(crate) fn signal_group(pid: u32, signal: Signal) {
-    if let Ok(pid) = i32::try_from(pid) {
-        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), signal);
     }
 }
 

@@ -4,7 +4,8 @@
 //! loop, which serves it as it would any other.
 
 use crate::http::path::parse_target;
-use crate::http::request::{split_script, Framing, Method, Request};
+use crate::http::request::{split_script, Method, Request};
+use crate::http::request_body::Framing;
 
 /// Local redirects followed for one request at most.
 const MAX_LOCAL_REDIRECTS: u8 = 5;

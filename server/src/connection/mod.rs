@@ -11,7 +11,7 @@
 //! input buffer is lent by the loop (`buffers.rs`) while it has unhandled
 //! bytes and given back at the end of the turn that empties it
 //! ([`Connection::rearm`]), and a written-out output queue frees its
-//! storage (`output.rs`).
+//! storage (`output/`).
 
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};

@@ -5,14 +5,11 @@
 //! whether the connection can be kept; it returns the [`BodyEncoder`]
 //! through which the body then goes, for static files and scripts alike
 //! (after hyper's `Encoder` with its `Kind { Length, Chunked,
-//! CloseDelimited }`).
+//! CloseDelimited }`). The encoder only frames: it returns what to queue,
+//! and the output queue (`output/`) queues it.
 
-use std::rc::Rc;
-
-use super::response::{content_length, push_hex};
+use super::head_writer::{content_length, push_hex};
 use crate::http::keep_alive;
-use crate::output::Output;
-use crate::send::OpenFile;
 
 /// What is known of a response's body when its head is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +23,7 @@ pub enum BodyKind {
     Body(Option<u64>),
 }
 
-/// Frames a response body's pieces onto a connection's output.
+/// Frames a response body's pieces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyEncoder {
     /// Exactly this many bytes still to pass on; more is dropped.
@@ -40,22 +37,19 @@ pub enum BodyEncoder {
 }
 
 impl BodyEncoder {
-    /// Queues a piece of the body. Returns the body bytes passed on.
-    pub fn encode(&mut self, data: &[u8], out: &mut Output) -> u64 {
+    /// Frames a piece of the body: the bytes to queue (none when nothing
+    /// of it goes out) and how many body bytes they carry.
+    pub fn frame(&mut self, data: &[u8]) -> (Vec<u8>, u64) {
         if data.is_empty() {
-            return 0;
+            return (Vec::new(), 0);
         }
         match self {
-            BodyEncoder::Empty => 0,
-            BodyEncoder::CloseDelimited => {
-                out.push_owned(data.to_vec());
-                data.len() as u64
-            }
+            BodyEncoder::Empty => (Vec::new(), 0),
+            BodyEncoder::CloseDelimited => (data.to_vec(), data.len() as u64),
             BodyEncoder::Length(left) => {
                 let take = (*left).min(data.len() as u64);
                 *left -= take;
-                out.push_owned(data[..take as usize].to_vec());
-                take
+                (data[..take as usize].to_vec(), take)
             }
             BodyEncoder::Chunked => {
                 let mut chunk = Vec::with_capacity(data.len() + 12);
@@ -63,62 +57,36 @@ impl BodyEncoder {
                 chunk.extend_from_slice(b"\r\n");
                 chunk.extend_from_slice(data);
                 chunk.extend_from_slice(b"\r\n");
-                out.push_owned(chunk);
-                data.len() as u64
+                (chunk, data.len() as u64)
             }
         }
     }
 
-    /// Queues `bytes[start..end]` of a length body without copying.
-    pub fn encode_shared(
-        &mut self,
-        bytes: Rc<[u8]>,
-        start: usize,
-        end: usize,
-        out: &mut Output,
-    ) -> u64 {
+    /// For bytes `start..end` of something queued as it is (shared bytes,
+    /// a file): where they end once the body's length is allowed for.
+    /// `None` unless this is a length body: only those are queued so.
+    pub fn take_range(&mut self, start: u64, end: u64) -> Option<u64> {
         let BodyEncoder::Length(left) = self else {
-            return 0;
-        };
-        let end = end.min(start.saturating_add(*left as usize));
-        let n = end.saturating_sub(start) as u64;
-        *left -= n;
-        out.push_shared(bytes, start, end);
-        n
-    }
-
-    /// Queues bytes `start..end` of a file of a length body, to be sent
-    /// with `sendfile`.
-    pub fn encode_file(
-        &mut self,
-        file: Rc<OpenFile>,
-        start: u64,
-        end: u64,
-        out: &mut Output,
-    ) -> u64 {
-        let BodyEncoder::Length(left) = self else {
-            return 0;
+            return None;
         };
         let end = end.min(start.saturating_add(*left));
-        let n = end.saturating_sub(start);
-        *left -= n;
-        out.push_file(file, start, end);
-        n
+        *left -= end.saturating_sub(start);
+        Some(end)
     }
 
-    /// Ends the body: the last chunk of a chunked one. True when the body
-    /// is complete as framed, so that the connection may be kept; false
-    /// for a length body cut short and for a close-delimited one.
-    pub fn finish(&mut self, out: &mut Output) -> bool {
+    /// Ends the body: the bytes to queue last (a chunked body's last
+    /// chunk), and true when the body is complete as framed, so that the
+    /// connection may be kept; false for a length body cut short and for
+    /// a close-delimited one.
+    pub fn finish(&mut self) -> (&'static [u8], bool) {
         match *self {
             BodyEncoder::Chunked => {
-                out.push_owned(b"0\r\n\r\n".to_vec());
                 *self = BodyEncoder::Empty;
-                true
+                (b"0\r\n\r\n", true)
             }
-            BodyEncoder::Length(left) => left == 0,
-            BodyEncoder::CloseDelimited => false,
-            BodyEncoder::Empty => true,
+            BodyEncoder::Length(left) => (b"", left == 0),
+            BodyEncoder::CloseDelimited => (b"", false),
+            BodyEncoder::Empty => (b"", true),
         }
     }
 }
@@ -151,7 +119,7 @@ pub fn end_head(
             BodyEncoder::Chunked
         }
     };
-    let keep_alive = keep_alive::after_head(keep_alive, encoder);
+    let keep_alive = keep_alive::after_head(keep_alive, encoder == BodyEncoder::CloseDelimited);
     if !keep_alive {
         head.extend_from_slice(b"Connection: close\r\n");
     } else if http10 {
@@ -164,7 +132,6 @@ pub fn end_head(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::written;
 
     #[test]
     fn the_framing_follows_what_is_known() {
@@ -202,33 +169,36 @@ mod tests {
 
     #[test]
     fn bodies_are_framed() {
-        let mut out = Output::default();
         let mut chunked = BodyEncoder::Chunked;
-        assert_eq!(chunked.encode(b"hello", &mut out), 5);
-        assert_eq!(chunked.encode(b"", &mut out), 0);
-        assert!(chunked.finish(&mut out));
-        assert_eq!(written(&mut out), "5\r\nhello\r\n0\r\n\r\n");
+        assert_eq!(chunked.frame(b"hello"), (b"5\r\nhello\r\n".to_vec(), 5));
+        assert_eq!(chunked.frame(b""), (Vec::new(), 0));
+        assert_eq!(chunked.finish(), (&b"0\r\n\r\n"[..], true));
+        assert_eq!(chunked, BodyEncoder::Empty, "one last chunk only");
 
         let mut length = BodyEncoder::Length(3);
-        assert_eq!(length.encode(b"abcdef", &mut out), 3);
-        assert!(length.finish(&mut out));
-        assert_eq!(written(&mut out), "abc");
+        assert_eq!(length.frame(b"abcdef"), (b"abc".to_vec(), 3));
+        assert_eq!(length.frame(b"more"), (Vec::new(), 0));
+        assert_eq!(length.finish(), (&b""[..], true));
         let mut short = BodyEncoder::Length(3);
-        short.encode(b"ab", &mut out);
-        assert!(!short.finish(&mut out));
+        short.frame(b"ab");
+        assert_eq!(short.finish(), (&b""[..], false));
 
         let mut close = BodyEncoder::CloseDelimited;
-        close.encode(b"raw", &mut out);
-        assert!(!close.finish(&mut out));
+        assert_eq!(close.frame(b"raw"), (b"raw".to_vec(), 3));
+        assert_eq!(close.finish(), (&b""[..], false));
         let mut empty = BodyEncoder::Empty;
-        assert_eq!(empty.encode(b"dropped", &mut out), 0);
-        assert_eq!(written(&mut out), "abraw");
+        assert_eq!(empty.frame(b"dropped"), (Vec::new(), 0));
+    }
 
-        let mut shared = BodyEncoder::Length(4);
+    #[test]
+    fn ranges_are_cut_to_a_length_body() {
+        let mut length = BodyEncoder::Length(4);
+        assert_eq!(length.take_range(2, 9), Some(6));
+        assert_eq!(length.take_range(6, 9), Some(6), "nothing left");
+        assert_eq!(BodyEncoder::Chunked.take_range(0, 5), None);
         assert_eq!(
-            shared.encode_shared(Rc::from(&b"0123456789"[..]), 2, 9, &mut out),
-            4
+            BodyEncoder::Length(u64::MAX).take_range(u64::MAX - 1, u64::MAX),
+            Some(u64::MAX)
         );
-        assert_eq!(written(&mut out), "2345");
     }
 }

@@ -21,8 +21,7 @@
 
 use std::time::Duration;
 
-use crate::http::body::BodyEncoder;
-use crate::http::request::Framing;
+use crate::http::request_body::Framing;
 
 /// A connection's own keep-alive limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,9 +62,10 @@ pub fn within_limits(kept: bool, number: u64, age: Duration, limits: &Limits) ->
     kept && number < limits.requests && limits.time.is_none_or(|time| age < time)
 }
 
-/// After the head: a body that ends only with the connection closes it.
-pub fn after_head(kept: bool, encoder: BodyEncoder) -> bool {
-    kept && encoder != BodyEncoder::CloseDelimited
+/// After the head: a body that ends only with the connection
+/// (`close_delimited`) closes it.
+pub fn after_head(kept: bool, close_delimited: bool) -> bool {
+    kept && !close_delimited
 }
 
 /// An nph script writes its own head, which the server does not frame:
@@ -149,9 +149,9 @@ mod tests {
 
     #[test]
     fn later_stages_only_rule_out() {
-        assert!(after_head(true, BodyEncoder::Chunked));
-        assert!(!after_head(true, BodyEncoder::CloseDelimited));
-        assert!(!after_head(false, BodyEncoder::Length(3)));
+        assert!(after_head(true, false));
+        assert!(!after_head(true, true));
+        assert!(!after_head(false, false));
         assert!(unless_nph(true, false));
         assert!(!unless_nph(true, true));
         assert!(after_exchange(true, true, true));

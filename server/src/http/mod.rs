@@ -3,10 +3,14 @@
 
 pub(crate) mod accept_encoding;
 pub(crate) mod body;
+pub(crate) mod chunked;
 pub(crate) mod clock;
 pub(crate) mod conditional;
+pub(crate) mod error_page;
+pub(crate) mod file_headers;
 pub(crate) mod head_memo;
 pub(crate) mod head_scan;
+pub(crate) mod head_writer;
 pub(crate) mod host;
 pub(crate) mod keep_alive;
 pub(crate) mod mime;
@@ -14,7 +18,7 @@ pub(crate) mod multipart;
 pub(crate) mod path;
 pub(crate) mod range;
 pub(crate) mod request;
-pub(crate) mod response;
+pub(crate) mod request_body;
 pub(crate) mod simple_head;
 pub(crate) mod status;
 pub(crate) mod syntax;

@@ -12,6 +12,7 @@ use super::accept_encoding::{gzip_accepted, Gzip};
 use super::conditional::{Condition, Conditions};
 use super::host::{parse_authority, Authority};
 use super::path::{parse_target, PathError, Target};
+use super::request_body::Framing;
 use super::simple_head;
 use super::status::Status;
 use crate::http::keep_alive;
@@ -62,26 +63,6 @@ pub struct CgiParts {
     pub headers: Vec<(String, String)>,
     /// `Expect: 100-continue` was sent.
     pub expect_continue: bool,
-}
-
-/// How the request's body (if any) is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Framing {
-    #[default]
-    None,
-    Length(u64),
-    Chunked,
-}
-
-impl Framing {
-    /// The body's length when it is known from the head (0 for none or
-    /// chunked): bytes to read and drop when the body is not wanted.
-    pub fn known_length(self) -> u64 {
-        match self {
-            Framing::Length(n) => n,
-            Framing::None | Framing::Chunked => 0,
-        }
-    }
 }
 
 /// What the access log wants to know about a request.

@@ -10,6 +10,7 @@ pub(crate) mod child_link;
 pub(crate) mod helper_pool;
 pub(crate) mod orphans;
 mod quarantine;
+pub(crate) mod runner_link;
 pub(crate) mod spawn_child;
 
 use std::rc::Rc;
@@ -19,7 +20,6 @@ use anyhow::{bail, Result};
 use nix::sys::signal::Signal;
 use protocol::FileMeta;
 
-use crate::cgi::runner_link::CgiRunner;
 use crate::config::Config;
 use crate::conn_id::ConnId;
 use crate::event::{Event, Poller};
@@ -27,6 +27,7 @@ use crate::send::OpenFile;
 use crate::token::EventToken;
 use helper_pool::{Completion, HelperPool};
 use orphans::reap_orphans;
+use runner_link::CgiRunner;
 
 /// How long the children may take to answer the handshake at start-up.
 const START_TIMEOUT: Duration = Duration::from_secs(10);

@@ -19,9 +19,9 @@ use protocol::{CgiRun, ExitInfo, FromRunner, Hello, Received, Refusal, Role, ToR
 
 use nix::sys::signal::Signal;
 
-use crate::cgi::pipes::signal_group;
+use super::child_link::{ChildProcess, ChildState};
 use crate::event::{Event, Poller, Token};
-use crate::supervise::child_link::{ChildProcess, ChildState};
+use crate::process_group::signal_group;
 
 /// What the runner said about one run.
 #[derive(Debug)]

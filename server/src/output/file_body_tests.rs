@@ -8,8 +8,11 @@ use std::rc::Rc;
 
 use protocol::Storage;
 
-use super::*;
-use crate::output::{Flushed, Output};
+use super::{Flushed, Output};
+use crate::send::{
+    Delivered, FileBody, FrontNeeds, OpenFile, PlanWindows, WindowBudget, WindowBytes,
+    STRAIGHT_WINDOW,
+};
 
 fn open_file(content: &[u8], storage: Storage) -> Rc<OpenFile> {
     let path = std::env::temp_dir().join(format!(

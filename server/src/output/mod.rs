@@ -8,6 +8,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 
+use crate::http::body::BodyEncoder;
 use crate::send::{FileBody, FrontNeeds, OpenFile, PlanWindows};
 
 /// The most iovecs handed to one `writev`.
@@ -97,6 +98,56 @@ impl Output {
             self.chunks
                 .push_back(Chunk::File(FileBody::new(file, start, end)));
         }
+    }
+
+    /// Queues a piece of a response body as `body` frames it. Returns the
+    /// body bytes it carries.
+    pub fn push_body(&mut self, body: &mut BodyEncoder, data: &[u8]) -> u64 {
+        let (framed, passed) = body.frame(data);
+        self.push_owned(framed);
+        passed
+    }
+
+    /// Queues `bytes[start..end]` of a length body without copying.
+    /// Returns the body bytes queued.
+    pub fn push_body_shared(
+        &mut self,
+        body: &mut BodyEncoder,
+        bytes: Rc<[u8]>,
+        start: usize,
+        end: usize,
+    ) -> u64 {
+        let Some(end) = body.take_range(start as u64, end as u64) else {
+            return 0;
+        };
+        self.push_shared(bytes, start, end as usize);
+        (end as usize).saturating_sub(start) as u64
+    }
+
+    /// Queues bytes `start..end` of a file of a length body, to be sent
+    /// window by window. Returns the body bytes queued.
+    pub fn push_body_file(
+        &mut self,
+        body: &mut BodyEncoder,
+        file: Rc<OpenFile>,
+        start: u64,
+        end: u64,
+    ) -> u64 {
+        let Some(end) = body.take_range(start, end) else {
+            return 0;
+        };
+        self.push_file(file, start, end);
+        end.saturating_sub(start)
+    }
+
+    /// Ends a response body (queues a chunked body's last chunk). True
+    /// when the body is complete as framed.
+    pub fn finish_body(&mut self, body: &mut BodyEncoder) -> bool {
+        let (last, complete) = body.finish();
+        if !last.is_empty() {
+            self.push_owned(last.to_vec());
+        }
+        complete
     }
 
     /// True when the front is a file body waiting for a helper's read.
@@ -304,11 +355,32 @@ fn set_nodelay(sock: RawFd, on: bool) {
 }
 
 #[cfg(test)]
+mod file_body_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::io::{Read, Write};
     use std::os::fd::{AsRawFd, OwnedFd};
     use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn bodies_are_queued_as_framed() {
+        let mut out = Output::default();
+        let mut chunked = BodyEncoder::Chunked;
+        assert_eq!(out.push_body(&mut chunked, b"hello"), 5);
+        assert!(out.finish_body(&mut chunked));
+        assert_eq!(written(&mut out), "5\r\nhello\r\n0\r\n\r\n");
+        let mut shared = BodyEncoder::Length(4);
+        let bytes: Rc<[u8]> = Rc::from(&b"0123456789"[..]);
+        assert_eq!(out.push_body_shared(&mut shared, bytes, 2, 9), 4);
+        assert!(out.finish_body(&mut shared));
+        assert_eq!(written(&mut out), "2345");
+        let mut close = BodyEncoder::CloseDelimited;
+        assert_eq!(out.push_body(&mut close, b"raw"), 3);
+        assert!(!out.finish_body(&mut close));
+        assert_eq!(written(&mut out), "raw");
+    }
 
     #[test]
     fn pieces_go_out_in_order() {
