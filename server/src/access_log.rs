@@ -15,7 +15,7 @@ use crate::respond::Reply;
 /// Flush when this much is buffered...
 const FLUSH_BYTES: usize = 32 * 1024;
 /// ...or when the oldest buffered line is this old.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
+pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(200);
 
 enum Sink {
     Stdout,
@@ -23,7 +23,7 @@ enum Sink {
 }
 
 /// One access log.
-pub struct AccessLog {
+pub(crate) struct AccessLog {
     sink: Option<Sink>,
     format: AccessLogFormat,
     buf: Vec<u8>,
@@ -32,7 +32,7 @@ pub struct AccessLog {
 
 impl AccessLog {
     /// Opens the log (appending to a file), or a disabled one for `off`.
-    pub fn open(target: &LogTarget, format: AccessLogFormat) -> io::Result<AccessLog> {
+    pub(crate) fn open(target: &LogTarget, format: AccessLogFormat) -> io::Result<AccessLog> {
         let sink = match target {
             LogTarget::Off => None,
             LogTarget::Stdout => Some(Sink::Stdout),
@@ -48,13 +48,13 @@ impl AccessLog {
         })
     }
 
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.sink.is_some()
     }
 
     /// Writes out what is buffered and opens the log anew (after SIGHUP,
     /// when the file may have been rotated). On failure the old one stays.
-    pub fn reopen(&mut self, target: &LogTarget) {
+    pub(crate) fn reopen(&mut self, target: &LogTarget) {
         self.flush();
         match AccessLog::open(target, self.format) {
             Ok(log) => *self = log,
@@ -63,7 +63,13 @@ impl AccessLog {
     }
 
     /// Adds one line.
-    pub fn record(&mut self, peer: SocketAddr, fields: &LogFields, reply: &Reply, clock: &Clock) {
+    pub(crate) fn record(
+        &mut self,
+        peer: SocketAddr,
+        fields: &LogFields,
+        reply: &Reply,
+        clock: &Clock,
+    ) {
         if self.sink.is_none() {
             return;
         }
@@ -78,7 +84,7 @@ impl AccessLog {
     }
 
     /// Writes out what is buffered if it is old enough.
-    pub fn flush_if_due(&mut self, now: Instant) {
+    pub(crate) fn flush_if_due(&mut self, now: Instant) {
         if self
             .oldest
             .is_some_and(|t| now.saturating_duration_since(t) >= FLUSH_EVERY)
@@ -88,11 +94,11 @@ impl AccessLog {
     }
 
     /// When the buffered lines must be written, if there are any.
-    pub fn next_flush(&self) -> Option<Instant> {
+    pub(crate) fn next_flush(&self) -> Option<Instant> {
         self.oldest.map(|t| t + FLUSH_EVERY)
     }
 
-    pub fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         self.oldest = None;
         if self.buf.is_empty() {
             return;

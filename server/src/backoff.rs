@@ -8,22 +8,22 @@ use std::time::Duration;
 
 /// A child that lived at least this long is healthy again: its next
 /// restart is immediate.
-pub const HEALTHY_AFTER: Duration = Duration::from_secs(10);
+pub(crate) const HEALTHY_AFTER: Duration = Duration::from_secs(10);
 /// The longest wait before restarting a child that keeps dying.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// The first delayed restart.
-pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
 /// How many times in a row a child died young.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct RestartBackoff {
+pub(crate) struct RestartBackoff {
     quick_deaths: u32,
 }
 
 impl RestartBackoff {
     /// Records a death of a child that lived `lived`, and returns how long
     /// to wait before restarting it.
-    pub fn on_death(&mut self, lived: Duration) -> Duration {
+    pub(crate) fn on_death(&mut self, lived: Duration) -> Duration {
         if lived >= HEALTHY_AFTER {
             self.quick_deaths = 0;
         }

@@ -20,7 +20,7 @@ use crate::listing;
 use crate::send::OpenFile;
 
 /// How long an entry is served without asking a helper again.
-pub const FRESH_FOR: Duration = Duration::from_secs(1);
+pub(crate) const FRESH_FOR: Duration = Duration::from_secs(1);
 
 /// Bookkeeping cost of an entry beyond its contents.
 const ENTRY_OVERHEAD: usize = 256;
@@ -35,7 +35,7 @@ pub(crate) const KEPT_HEAD_OVERHEAD: usize = 224;
 
 /// A file's bytes.
 #[derive(Debug)]
-pub enum Content {
+pub(crate) enum Content {
     /// Held in memory (small files).
     Inline(Rc<[u8]>),
     /// An open file, sent window by window (large files; see
@@ -45,15 +45,15 @@ pub enum Content {
 
 /// A regular file ready to serve.
 #[derive(Debug)]
-pub struct FileEntry {
-    pub meta: FileMeta,
-    pub headers: FileHeaders,
-    pub content: Content,
+pub(crate) struct FileEntry {
+    pub(crate) meta: FileMeta,
+    pub(crate) headers: FileHeaders,
+    pub(crate) content: Content,
 }
 
 /// What a path turned out to be.
 #[derive(Debug)]
-pub enum Found {
+pub(crate) enum Found {
     File(FileEntry),
     /// A directory without an index, listed (`--dir-listing`): the page.
     Listing(Rc<[u8]>),
@@ -68,7 +68,7 @@ pub enum Found {
 
 impl Found {
     /// What a helper's answer for `key` means for the cache.
-    pub fn from_outcome(key: &str, outcome: Outcome, fd: Option<OwnedFd>) -> Found {
+    pub(crate) fn from_outcome(key: &str, outcome: Outcome, fd: Option<OwnedFd>) -> Found {
         match outcome {
             Outcome::File { meta, body } => {
                 let content = match (body, fd) {
@@ -109,15 +109,15 @@ impl Found {
 
 /// One cached lookup result.
 #[derive(Debug)]
-pub struct Entry {
-    pub found: Found,
+pub(crate) struct Entry {
+    pub(crate) found: Found,
     /// When the entry stops being fresh: [`FRESH_FOR`] after it was last
     /// checked against the disk (a comparison per hit, no subtraction).
     fresh_until: Cell<Instant>,
 }
 
 impl Entry {
-    pub fn new(found: Found, now: Instant) -> Entry {
+    pub(crate) fn new(found: Found, now: Instant) -> Entry {
         Entry {
             found,
             fresh_until: Cell::new(now + FRESH_FOR),
@@ -125,17 +125,17 @@ impl Entry {
     }
 
     /// True while the entry may be served without asking a helper.
-    pub fn is_fresh(&self, now: Instant) -> bool {
+    pub(crate) fn is_fresh(&self, now: Instant) -> bool {
         now < self.fresh_until.get()
     }
 
     /// Marks the entry as checked against the disk just now.
-    pub fn revalidated(&self, now: Instant) {
+    pub(crate) fn revalidated(&self, now: Instant) {
         self.fresh_until.set(now + FRESH_FOR);
     }
 
     /// The file version this entry holds, for re-validation.
-    pub fn meta(&self) -> Option<FileMeta> {
+    pub(crate) fn meta(&self) -> Option<FileMeta> {
         match &self.found {
             Found::File(f) => Some(f.meta),
             _ => None,
@@ -171,15 +171,15 @@ impl Entry {
 
 /// Counters for the status page and tests.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct CacheStats {
-    pub hits: u64,
-    pub misses: u64,
-    pub bytes: usize,
-    pub entries: usize,
+pub(crate) struct CacheStats {
+    pub(crate) hits: u64,
+    pub(crate) misses: u64,
+    pub(crate) bytes: usize,
+    pub(crate) entries: usize,
 }
 
 /// The LRU itself.
-pub struct Cache {
+pub(crate) struct Cache {
     lru: LruCache<String, Rc<Entry>>,
     bytes: usize,
     capacity: usize,
@@ -193,7 +193,7 @@ pub struct Cache {
 impl Cache {
     /// A cache of `capacity` bytes holding at most `max_descriptors` open
     /// files.
-    pub fn new(capacity: usize, max_descriptors: usize) -> Cache {
+    pub(crate) fn new(capacity: usize, max_descriptors: usize) -> Cache {
         Cache {
             lru: LruCache::unbounded(),
             bytes: 0,
@@ -206,7 +206,7 @@ impl Cache {
     }
 
     /// Looks an entry up and marks it most recently used.
-    pub fn get(&mut self, key: &str) -> Option<Rc<Entry>> {
+    pub(crate) fn get(&mut self, key: &str) -> Option<Rc<Entry>> {
         let found = self.lru.get(key).cloned();
         if found.is_some() {
             self.hits += 1;
@@ -217,14 +217,14 @@ impl Cache {
     }
 
     /// Looks an entry up without counting or reordering.
-    pub fn peek(&self, key: &str) -> Option<Rc<Entry>> {
+    pub(crate) fn peek(&self, key: &str) -> Option<Rc<Entry>> {
         self.lru.peek(key).cloned()
     }
 
     /// Takes a helper's answer for `key` in and returns the entry to
     /// serve; `Err` with the key when the answer says "unchanged" of an
     /// entry evicted meanwhile (the lookup must be made again).
-    pub fn fill(
+    pub(crate) fn fill(
         &mut self,
         key: String,
         outcome: Outcome,
@@ -253,7 +253,7 @@ impl Cache {
     /// Adds or replaces an entry, evicting the least recently used ones
     /// to stay within the byte budget. An entry larger than an eighth of
     /// the budget is not cached.
-    pub fn insert(&mut self, key: String, entry: Rc<Entry>) {
+    pub(crate) fn insert(&mut self, key: String, entry: Rc<Entry>) {
         self.remove(&key);
         let cost = entry.cost() + key.len();
         if cost > self.capacity / 8 {
@@ -270,7 +270,7 @@ impl Cache {
         }
     }
 
-    pub fn remove(&mut self, key: &str) {
+    pub(crate) fn remove(&mut self, key: &str) {
         if let Some(old) = self.lru.pop(key) {
             self.account_removal(key, &old);
         }
@@ -281,7 +281,7 @@ impl Cache {
         self.descriptors -= usize::from(entry.holds_descriptor());
     }
 
-    pub fn stats(&self) -> CacheStats {
+    pub(crate) fn stats(&self) -> CacheStats {
         CacheStats {
             hits: self.hits,
             misses: self.misses,

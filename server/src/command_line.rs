@@ -20,9 +20,9 @@ use crate::config_file::{clap_message, FileArgs};
 use crate::manual;
 
 /// Exit status for a command line or a configuration that does not parse.
-pub const USAGE: i32 = 2;
+pub(crate) const USAGE: i32 = 2;
 /// Exit status for a setting the machine refuses.
-pub const REFUSED: i32 = 1;
+pub(crate) const REFUSED: i32 = 1;
 
 /// What `main` does next.
 pub enum Launch {

@@ -459,7 +459,7 @@ impl Config {
 /// long name without dashes), so that one that came from the
 /// configuration file can be reported with the file's position.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadOption {
+pub(crate) struct BadOption {
     pub key: &'static str,
     pub message: String,
 }
@@ -482,7 +482,7 @@ impl std::fmt::Display for BadOption {
 impl std::error::Error for BadOption {}
 
 /// The path of a binary that sits beside the running executable.
-pub fn sibling_binary(name: &str) -> Result<PathBuf> {
+pub(crate) fn sibling_binary(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot find the server's own executable")?;
     let dir = exe
         .parent()
@@ -498,7 +498,7 @@ fn is_executable(path: &std::path::Path) -> bool {
 }
 
 /// Parses `--workers`: a number from 1 to 256, or `auto` (one per CPU).
-pub fn parse_workers(text: &str) -> Result<u16, String> {
+pub(crate) fn parse_workers(text: &str) -> Result<u16, String> {
     const MAX: u16 = 256;
     if text == "auto" {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -512,7 +512,7 @@ pub fn parse_workers(text: &str) -> Result<u16, String> {
 
 /// Parses a byte size: a number with an optional K, M or G suffix
 /// (powers of 1024).
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         Some((i, _)) => text.split_at(i),

@@ -22,7 +22,7 @@ use clap::{ArgAction, CommandFactory};
 use crate::config::Args;
 
 /// Options that act on this run only and make no sense in a file.
-pub const COMMAND_ONLY: [&str; 7] = [
+pub(crate) const COMMAND_ONLY: [&str; 7] = [
     "worker",
     "config",
     "check-config",
@@ -34,13 +34,13 @@ pub const COMMAND_ONLY: [&str; 7] = [
 
 /// What is wrong with a configuration file, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileError {
-    pub path: PathBuf,
+pub(crate) struct FileError {
+    pub(crate) path: PathBuf,
     /// Line and column (from 1), when the error has a place.
-    pub at: Option<(usize, usize)>,
+    pub(crate) at: Option<(usize, usize)>,
     /// The key at fault, if any.
-    pub key: Option<String>,
-    pub message: String,
+    pub(crate) key: Option<String>,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for FileError {
@@ -60,17 +60,17 @@ impl std::error::Error for FileError {}
 
 /// A file read into arguments.
 #[derive(Debug, Clone)]
-pub struct FileArgs {
-    pub path: PathBuf,
+pub(crate) struct FileArgs {
+    pub(crate) path: PathBuf,
     /// `--key value` pairs (a flag alone), in the file's order.
-    pub args: Vec<OsString>,
+    pub(crate) args: Vec<OsString>,
     /// Each key with its line and column.
-    pub keys: Vec<(String, (usize, usize))>,
+    pub(crate) keys: Vec<(String, (usize, usize))>,
 }
 
 impl FileArgs {
     /// Reads and checks the file at `path`.
-    pub fn load(path: &Path) -> Result<FileArgs, FileError> {
+    pub(crate) fn load(path: &Path) -> Result<FileArgs, FileError> {
         let text = std::fs::read_to_string(path).map_err(|e| FileError {
             path: path.to_path_buf(),
             at: None,
@@ -81,7 +81,7 @@ impl FileArgs {
     }
 
     /// Checks `text`, the contents of `path`.
-    pub fn parse(path: &Path, text: &str) -> Result<FileArgs, FileError> {
+    pub(crate) fn parse(path: &Path, text: &str) -> Result<FileArgs, FileError> {
         FileArgs::parse_for(&Args::command(), path, text)
     }
 
@@ -156,7 +156,7 @@ impl FileArgs {
     }
 
     /// Where `key` is set in the file, if it is.
-    pub fn position_of(&self, key: &str) -> Option<(usize, usize)> {
+    pub(crate) fn position_of(&self, key: &str) -> Option<(usize, usize)> {
         self.keys.iter().find(|(k, _)| k == key).map(|(_, at)| *at)
     }
 }
@@ -171,7 +171,7 @@ fn scalar(value: &toml::Value) -> Option<String> {
 }
 
 /// The first line of a clap error, without its `error: `.
-pub fn clap_message(e: &clap::Error) -> String {
+pub(crate) fn clap_message(e: &clap::Error) -> String {
     let text = e.to_string();
     let first = text.lines().next().unwrap_or_default();
     first.strip_prefix("error: ").unwrap_or(first).to_owned()

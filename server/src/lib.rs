@@ -4,6 +4,12 @@
 //!
 //! `main.rs` only calls [`launch`] (the command line and the
 //! configuration file) and [`run`].
+//!
+//! Visibility: an item used outside its module is `pub(crate)` (this is
+//! a binary's library; nothing but `main.rs` and the tests uses it), held
+//! by `unreachable_pub`.
+
+#![deny(unreachable_pub)]
 
 #[macro_use]
 extern crate protocol;

@@ -225,7 +225,7 @@ fn out_of_descriptors(e: &io::Error) -> bool {
 /// Lets the server hold as many descriptors (client sockets above all) as
 /// the hard limit allows; returns the limit it then has (None if it
 /// cannot be read).
-pub fn raise_descriptor_limit() -> Option<u64> {
+pub(crate) fn raise_descriptor_limit() -> Option<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

@@ -24,7 +24,7 @@ const LINK: &AsciiSet = &NON_ALPHANUMERIC
 /// The page listing `entries` of the directory `key` (a cache key: no
 /// leading slash, a trailing one); `truncated` when the helper stopped
 /// at its limit.
-pub fn page(key: &str, mut entries: Vec<DirEntry>, truncated: bool) -> Vec<u8> {
+pub(crate) fn page(key: &str, mut entries: Vec<DirEntry>, truncated: bool) -> Vec<u8> {
     entries.sort_by(|a, b| b.is_dir.cmp(&a.is_dir).then_with(|| a.name.cmp(&b.name)));
     let title = html_escape(&format!("/{key}"));
     let mut html = String::with_capacity(512 + entries.len() * 160);

@@ -10,12 +10,12 @@ use clap_complete::Shell;
 use crate::config::Args;
 
 /// Writes the man page (roff) for `server`.
-pub fn write_man_page(out: &mut dyn Write) -> io::Result<()> {
+pub(crate) fn write_man_page(out: &mut dyn Write) -> io::Result<()> {
     clap_mangen::Man::new(Args::command()).render(out)
 }
 
 /// Writes the completion script for `shell`.
-pub fn write_completions(shell: Shell, out: &mut dyn Write) -> io::Result<()> {
+pub(crate) fn write_completions(shell: Shell, out: &mut dyn Write) -> io::Result<()> {
     let mut command = Args::command();
     clap_complete::generate(shell, &mut command, "server", out);
     Ok(())

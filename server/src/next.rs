@@ -1,6 +1,6 @@
 //! The words the subsystems and the loop speak: what a subsystem hands a
 //! connection back with ([`Next`]), and the slice of the loop it may use
-//! meanwhile ([`Io`]). A subsystem never calls into the loop; the loop
+//! meanwhile ([`Turn`]). A subsystem never calls into the loop; the loop
 //! acts on what it is told (the shape of lighttpd's handler results,
 //! where a local redirect is HANDLER_COMEBACK).
 
@@ -29,19 +29,20 @@ pub(crate) enum Next {
     Close,
 }
 
-/// What a subsystem may use of the loop while it works on a connection.
-pub(crate) struct Io<'a> {
+/// One turn of the loop, as a subsystem sees it while it works on a
+/// connection: the poller, the time and the `Date` value.
+pub(crate) struct Turn<'a> {
     pub(crate) poller: &'a mut dyn Poller,
     pub(crate) now: Instant,
     /// The `Date` header's value for this turn.
     pub(crate) date: &'a str,
 }
 
-impl<'a> Io<'a> {
+impl<'a> Turn<'a> {
     /// The context for this turn: the poller, and the clock's time and
     /// `Date` value.
     pub(crate) fn new(poller: &'a mut dyn Poller, clock: &'a Clock) -> Self {
-        Io {
+        Turn {
             poller,
             now: clock.now(),
             date: clock.http_date(),

@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use nix::unistd::{setgid, setgroups, setuid, Uid, User};
 
 /// Switches to `name` if running as root; refuses if not root.
-pub fn drop_to(name: &str) -> Result<()> {
+pub(crate) fn drop_to(name: &str) -> Result<()> {
     if !Uid::effective().is_root() {
         bail!("--user {name} needs the server to be started as root");
     }

@@ -35,15 +35,15 @@ const LOCATION: &AsciiSet = &CONTROLS
 
 /// What was sent, for the access log and the connection's next step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reply {
-    pub status: Status,
-    pub keep_alive: bool,
-    pub body_bytes: u64,
+pub(crate) struct Reply {
+    pub(crate) status: Status,
+    pub(crate) keep_alive: bool,
+    pub(crate) body_bytes: u64,
 }
 
 /// Which of a file's representations `--gzip-static` chose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Coding {
+pub(crate) enum Coding {
     /// The file as it is; no `Vary` (the option is off).
     Identity,
     /// The file as it is, with `Vary: Accept-Encoding`.
@@ -54,7 +54,7 @@ pub enum Coding {
 }
 
 /// Queues the response to `req` from `entry`.
-pub fn respond(
+pub(crate) fn respond(
     out: &mut Output,
     req: &Request,
     entry: &Entry,
@@ -317,7 +317,7 @@ fn body_kind(req: &Request, length: u64) -> BodyKind {
 }
 
 /// Queues a generated (not cached) 200 response, never cached by clients.
-pub fn dynamic(
+pub(crate) fn dynamic(
     out: &mut Output,
     req: &Request,
     content_type: &str,
@@ -332,7 +332,7 @@ pub fn dynamic(
 
 /// [`dynamic`] for a body kept elsewhere (a cached listing page): the
 /// queue shares its bytes, so slow readers of one page hold one copy.
-pub fn dynamic_shared(
+pub(crate) fn dynamic_shared(
     out: &mut Output,
     req: &Request,
     content_type: &str,
@@ -378,7 +378,7 @@ fn dynamic_with(
 }
 
 /// Queues the answer to `OPTIONS`: 200, `Allow` and an empty body.
-pub fn options(out: &mut Output, req: &Request, allow: &str, date: &str) -> Reply {
+pub(crate) fn options(out: &mut Output, req: &Request, allow: &str, date: &str) -> Reply {
     let mut head = Vec::with_capacity(192);
     begin(&mut head, Status::OK, date);
     head.extend_from_slice(format!("Allow: {allow}\r\n").as_bytes());
@@ -397,7 +397,7 @@ pub fn options(out: &mut Output, req: &Request, allow: &str, date: &str) -> Repl
 }
 
 /// Queues the error response for a refused request.
-pub fn reject(out: &mut Output, rejection: &Rejection, date: &str) -> Reply {
+pub(crate) fn reject(out: &mut Output, rejection: &Rejection, date: &str) -> Reply {
     let extra = if rejection.status == Status::METHOD_NOT_ALLOWED {
         format!("Allow: {ALLOW_FILES}\r\n")
     } else {
@@ -407,7 +407,13 @@ pub fn reject(out: &mut Output, rejection: &Rejection, date: &str) -> Reply {
 }
 
 /// Queues an error page to the client `to` describes.
-pub fn error(out: &mut Output, to: &ErrorTo, status: Status, extra: &str, date: &str) -> Reply {
+pub(crate) fn error(
+    out: &mut Output,
+    to: &ErrorTo,
+    status: Status,
+    extra: &str,
+    date: &str,
+) -> Reply {
     let mut head = Vec::with_capacity(512);
     let body_bytes = error_page::error(&mut head, to, status, extra, date);
     out.push_owned(head);

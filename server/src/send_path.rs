@@ -22,22 +22,22 @@ use crate::supervise::Supervision;
 
 /// Counters for the status page.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct SendStats {
+pub(crate) struct SendStats {
     /// Windows found in memory and sent with `sendfile`.
-    pub windows_straight: u64,
+    pub(crate) windows_straight: u64,
     /// Windows read by helpers.
-    pub windows_by_helpers: u64,
+    pub(crate) windows_by_helpers: u64,
     /// Bytes helpers read and handed back.
-    pub bytes_by_helpers: u64,
+    pub(crate) bytes_by_helpers: u64,
     /// Bytes of windows read (or being read) and not yet written, now.
-    pub window_bytes: u64,
+    pub(crate) window_bytes: u64,
     /// Connections waiting for room in the window budget, now.
-    pub window_waits: usize,
+    pub(crate) window_waits: usize,
 }
 
 /// The send path's state: its counters and how long a window may take.
 #[derive(Debug)]
-pub struct SendPath {
+pub(crate) struct SendPath {
     stats: SendStats,
     /// How long a connection waits for a window before it is closed
     /// (`--helper-timeout`).
@@ -47,7 +47,7 @@ pub struct SendPath {
 }
 
 impl SendPath {
-    pub fn new(read_timeout: Duration, window_memory: u64) -> SendPath {
+    pub(crate) fn new(read_timeout: Duration, window_memory: u64) -> SendPath {
         SendPath {
             stats: SendStats::default(),
             read_timeout,
@@ -55,7 +55,7 @@ impl SendPath {
         }
     }
 
-    pub fn stats(&self) -> SendStats {
+    pub(crate) fn stats(&self) -> SendStats {
         SendStats {
             window_bytes: self.budget.used(),
             window_waits: self.budget.waiting(),
@@ -65,20 +65,20 @@ impl SendPath {
 
     /// The connection whose turn it is to read its front window, now that
     /// the window budget has room for it.
-    pub fn memory_turn(&self) -> Option<ConnId> {
+    pub(crate) fn memory_turn(&self) -> Option<ConnId> {
         self.budget.turn()
     }
 
     /// `conn` no longer waits for room in the window budget.
-    pub fn forget(&mut self, conn: ConnId) {
+    pub(crate) fn forget(&mut self, conn: ConnId) {
         self.budget.forget(conn);
     }
 
     /// A planner for connection `waiter`'s output this turn.
-    pub fn planner<'a>(
+    pub(crate) fn planner<'a>(
         &'a mut self,
         waiter: ConnId,
-        helpers: &'a mut Supervision,
+        supervision: &'a mut Supervision,
         poller: &'a mut dyn Poller,
         now: Instant,
     ) -> Planner<'a> {
@@ -86,7 +86,7 @@ impl SendPath {
             deadline: now + self.read_timeout,
             stats: &mut self.stats,
             budget: &mut self.budget,
-            helpers,
+            supervision,
             poller,
             now,
             waiter,
@@ -96,7 +96,7 @@ impl SendPath {
     /// A helper's answer for a window of the body at the front of `out`.
     /// False when the body cannot be finished (the read failed, or the
     /// file shrank) and the connection must close.
-    pub fn deliver(&mut self, out: &mut Output, done: ReadDone) -> bool {
+    pub(crate) fn deliver(&mut self, out: &mut Output, done: ReadDone) -> bool {
         let data = match (done.result, done.slot) {
             (ReadResult::Bytes(data), _) => WindowBytes::Owned(data),
             (ReadResult::InSlot(len), Some(slot)) => WindowBytes::InSlot(slot, len as usize),
@@ -131,10 +131,10 @@ impl SendPath {
 }
 
 /// Plans windows for one connection, with the helpers at hand.
-pub struct Planner<'a> {
+pub(crate) struct Planner<'a> {
     stats: &'a mut SendStats,
     budget: &'a mut WindowBudget<ConnId>,
-    helpers: &'a mut Supervision,
+    supervision: &'a mut Supervision,
     poller: &'a mut dyn Poller,
     now: Instant,
     waiter: ConnId,
@@ -151,7 +151,7 @@ impl Planner<'_> {
         self.stats.windows_by_helpers += 1;
         let (poller, now) = (&mut *self.poller, self.now);
         let len = len as u32;
-        self.helpers.read(
+        self.supervision.read(
             self.waiter,
             body.file(),
             start,
@@ -190,7 +190,7 @@ impl PlanWindows for Planner<'_> {
             && body.planned_to() < body.end()
             && body.should_look_ahead()
             && body.client_keeps_up()
-            && self.helpers.reads_keep_up()
+            && self.supervision.reads_keep_up()
         {
             let (start, len) = next_read(body);
             if body.file().resident_prefix(start, len) > 0 {

@@ -22,7 +22,7 @@ use crate::http::error_page::overloaded;
 use crate::http::keep_alive;
 use crate::http::request::{LogFields, Method, Request};
 use crate::listener::{Acceptor, ACCEPT_BATCH};
-use crate::next::{Io, Next};
+use crate::next::{Next, Turn};
 use crate::respond::{self, Reply};
 use crate::send_path::SendPath;
 use crate::signals::Signals;
@@ -36,7 +36,7 @@ use crate::systemd::Notifier;
 use crate::token::EventToken;
 
 /// The server: every connection, the cache, the subsystems.
-pub struct Server {
+pub(crate) struct Server {
     config: Config,
     timeouts: Timeouts,
     poller: Box<dyn Poller>,
@@ -61,7 +61,7 @@ pub struct Server {
 impl Server {
     /// Binds, starts the children and registers everything; does not
     /// serve yet.
-    pub fn start(config: Config) -> Result<Server> {
+    pub(crate) fn start(config: Config) -> Result<Server> {
         let parts = startup::prepare(&config)?;
         Ok(Server {
             statics: StaticFiles::new(
@@ -88,19 +88,19 @@ impl Server {
     }
 
     /// The address actually bound (with the real port).
-    pub fn local_addr(&self) -> SocketAddr {
+    pub(crate) fn local_addr(&self) -> SocketAddr {
         self.acceptor.local_addr()
     }
 
     /// Tells systemd (if it asked) that the server is serving.
-    pub fn notify_ready(&self) {
+    pub(crate) fn notify_ready(&self) {
         if let Some(notifier) = &self.notifier {
             notifier.notify("READY=1");
         }
     }
 
     /// Serves until SIGTERM or SIGINT.
-    pub fn run(&mut self) -> Result<()> {
+    pub(crate) fn run(&mut self) -> Result<()> {
         let mut events: Vec<Event> = Vec::with_capacity(1024);
         loop {
             let (timeout, poller) = (self.next_timeout(), self.poller.as_mut());
@@ -155,7 +155,7 @@ impl Server {
             let Some(id) = self.cgi.conn_of(event.id()) else {
                 continue;
             };
-            let next = self.with_cgi(id, |cgi, conn, io| cgi.on_runner_event(conn, event, io));
+            let next = self.with_cgi(id, |cgi, conn, turn| cgi.on_runner_event(conn, event, turn));
             self.act(id, next);
         }
     }
@@ -180,7 +180,7 @@ impl Server {
             // A script's pipe: move what can move.
             Some(EventToken::ScriptStdin(slot) | EventToken::ScriptStdout(slot)) => {
                 if let Some(id) = self.conns.in_slot(slot) {
-                    let next = self.with_cgi(id, |cgi, conn, io| cgi.pump(conn, io));
+                    let next = self.with_cgi(id, |cgi, conn, turn| cgi.pump(conn, turn));
                     self.act(id, next);
                 }
             }
@@ -295,7 +295,7 @@ impl Server {
             return self.close(id);
         }
         if conn.runs_cgi() {
-            let next = self.with_cgi(id, |cgi, conn, io| cgi.pump(conn, io));
+            let next = self.with_cgi(id, |cgi, conn, turn| cgi.pump(conn, turn));
             return self.act(id, next);
         }
         self.advance(id);
@@ -305,13 +305,13 @@ impl Server {
     fn with_cgi(
         &mut self,
         id: ConnId,
-        f: impl FnOnce(&mut Cgi, &mut Connection, &mut Io) -> Next,
+        f: impl FnOnce(&mut Cgi, &mut Connection, &mut Turn) -> Next,
     ) -> Next {
         let Some(conn) = self.conns.get_mut(id) else {
             return Next::Unchanged;
         };
-        let mut io = Io::new(self.poller.as_mut(), &self.clock);
-        f(&mut self.cgi, conn, &mut io)
+        let mut turn = Turn::new(self.poller.as_mut(), &self.clock);
+        f(&mut self.cgi, conn, &mut turn)
     }
 
     /// Does what a subsystem said comes next, then goes on with the
@@ -394,7 +394,7 @@ impl Server {
             return Next::Respond(reply, request.log);
         }
         if request.cgi.is_some() {
-            return self.with_cgi(id, |cgi, conn, io| cgi.start(conn, request, io));
+            return self.with_cgi(id, |cgi, conn, turn| cgi.start(conn, request, turn));
         }
         let (cgi_bodies, cgi_spooled_bytes) = self.cgi.collecting();
         let gauges = self.status.asked_by(&request).then(|| Gauges {
@@ -412,12 +412,12 @@ impl Server {
         let Some(conn) = self.conns.get_mut(id) else {
             return Next::Unchanged;
         };
-        let mut io = Io::new(self.poller.as_mut(), &self.clock);
+        let mut turn = Turn::new(self.poller.as_mut(), &self.clock);
         match gauges {
-            Some(gauges) => self.status.serve(conn, request, gauges, &io),
+            Some(gauges) => self.status.serve(conn, request, gauges, &turn),
             None => self
                 .statics
-                .serve(conn, request, &mut self.supervision, &mut io),
+                .serve(conn, request, &mut self.supervision, &mut turn),
         }
     }
 
@@ -488,9 +488,9 @@ impl Server {
             let Some(conn) = self.conns.get_mut(id) else {
                 continue;
             };
-            let mut io = Io::new(self.poller.as_mut(), &self.clock);
+            let mut turn = Turn::new(self.poller.as_mut(), &self.clock);
             let helpers = &mut self.supervision;
-            let next = self.statics.answer(conn, &key, &entry, helpers, &mut io);
+            let next = self.statics.answer(conn, &key, &entry, helpers, &mut turn);
             self.act(id, next);
         }
     }
@@ -502,7 +502,7 @@ impl Server {
             return;
         };
         let next = if conn.cgi_due() {
-            self.with_cgi(id, |cgi, conn, io| cgi.timed_out(conn, io))
+            self.with_cgi(id, |cgi, conn, turn| cgi.timed_out(conn, turn))
         } else if conn.waits_for_helper() {
             self.statics.timed_out(conn, self.clock.http_date())
         } else {

@@ -11,14 +11,14 @@ use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 
 /// Which signals arrived since the last look.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Arrived {
-    pub child: bool,
-    pub terminate: bool,
-    pub hangup: bool,
+pub(crate) struct Arrived {
+    pub(crate) child: bool,
+    pub(crate) terminate: bool,
+    pub(crate) hangup: bool,
 }
 
 /// The loop's end of the signal pipe and the flags behind it.
-pub struct Signals {
+pub(crate) struct Signals {
     wake: UnixStream,
     child: Arc<AtomicBool>,
     terminate: Arc<AtomicBool>,
@@ -26,7 +26,7 @@ pub struct Signals {
 }
 
 impl Signals {
-    pub fn install() -> io::Result<Signals> {
+    pub(crate) fn install() -> io::Result<Signals> {
         let (wake, notify) = UnixStream::pair()?;
         wake.set_nonblocking(true)?;
         notify.set_nonblocking(true)?;
@@ -51,12 +51,12 @@ impl Signals {
     }
 
     /// The descriptor to watch for readability.
-    pub fn fd(&self) -> RawFd {
+    pub(crate) fn fd(&self) -> RawFd {
         self.wake.as_raw_fd()
     }
 
     /// Drains the pipe and reports (and clears) the flags.
-    pub fn take(&mut self) -> Arrived {
+    pub(crate) fn take(&mut self) -> Arrived {
         let mut buf = [0u8; 64];
         while matches!((&self.wake).read(&mut buf), Ok(n) if n > 0) {}
         Arrived {

@@ -14,7 +14,7 @@ use crate::http::accept_encoding::Gzip;
 use crate::http::path::is_directory_key;
 use crate::http::request::Request;
 use crate::http::status::Status;
-use crate::next::{Io, Next};
+use crate::next::{Next, Turn};
 use crate::respond::{self, Coding};
 use crate::supervise::helper_pool::LookupDone;
 use crate::supervise::Supervision;
@@ -55,20 +55,21 @@ impl StaticFiles {
         &mut self,
         conn: &mut Connection,
         request: Request,
-        helpers: &mut Supervision,
-        io: &mut Io,
+        supervision: &mut Supervision,
+        turn: &mut Turn,
     ) -> Next {
         let Some(variant) = self.gzip_variant(&request) else {
-            return self.serve_plain(conn, request, helpers, io);
+            return self.serve_plain(conn, request, supervision, turn);
         };
         let cached = self.cache.get(&variant);
-        match cached.as_ref().filter(|e| e.is_fresh(io.now)) {
+        match cached.as_ref().filter(|e| e.is_fresh(turn.now)) {
             Some(entry) if matches!(entry.found, Found::File(_)) => {
-                let reply = respond::respond(conn.output(), &request, entry, Coding::Gzip, io.date);
+                let reply =
+                    respond::respond(conn.output(), &request, entry, Coding::Gzip, turn.date);
                 Next::Respond(reply, request.log)
             }
-            Some(_) => self.serve_plain(conn, request, helpers, io),
-            None => self.look_up(conn, request, variant, cached, helpers, io),
+            Some(_) => self.serve_plain(conn, request, supervision, turn),
+            None => self.look_up(conn, request, variant, cached, supervision, turn),
         }
     }
 
@@ -77,16 +78,17 @@ impl StaticFiles {
         &mut self,
         conn: &mut Connection,
         request: Request,
-        helpers: &mut Supervision,
-        io: &mut Io,
+        supervision: &mut Supervision,
+        turn: &mut Turn,
     ) -> Next {
         let cached = self.cache.get(&request.target.key);
-        if let Some(entry) = cached.as_ref().filter(|e| e.is_fresh(io.now)) {
-            let reply = respond::respond(conn.output(), &request, entry, self.identity(), io.date);
+        if let Some(entry) = cached.as_ref().filter(|e| e.is_fresh(turn.now)) {
+            let reply =
+                respond::respond(conn.output(), &request, entry, self.identity(), turn.date);
             return Next::Respond(reply, request.log);
         }
         let key = request.target.key.clone();
-        self.look_up(conn, request, key, cached, helpers, io)
+        self.look_up(conn, request, key, cached, supervision, turn)
     }
 
     /// Parks `request` on the connection while a helper looks `key` up.
@@ -96,13 +98,20 @@ impl StaticFiles {
         request: Request,
         key: String,
         cached: Option<Rc<Entry>>,
-        helpers: &mut Supervision,
-        io: &mut Io,
+        supervision: &mut Supervision,
+        turn: &mut Turn,
     ) -> Next {
         let known = cached.and_then(|e| e.meta());
         conn.await_helper(request);
-        let deadline = io.now + self.helper_timeout;
-        helpers.lookup(&key, known, conn.id(), Some(deadline), io.poller, io.now);
+        let deadline = turn.now + self.helper_timeout;
+        supervision.lookup(
+            &key,
+            known,
+            conn.id(),
+            Some(deadline),
+            turn.poller,
+            turn.now,
+        );
         Next::Await(deadline)
     }
 
@@ -134,8 +143,8 @@ impl StaticFiles {
         conn: &mut Connection,
         key: &str,
         entry: &Entry,
-        helpers: &mut Supervision,
-        io: &mut Io,
+        supervision: &mut Supervision,
+        turn: &mut Turn,
     ) -> Next {
         let Some(request) = conn.take_waiting() else {
             return Next::Unchanged;
@@ -145,9 +154,9 @@ impl StaticFiles {
         } else if matches!(entry.found, Found::File(_)) {
             Coding::Gzip
         } else {
-            return self.serve_plain(conn, *request, helpers, io);
+            return self.serve_plain(conn, *request, supervision, turn);
         };
-        let reply = respond::respond(conn.output(), &request, entry, coding, io.date);
+        let reply = respond::respond(conn.output(), &request, entry, coding, turn.date);
         Next::Respond(reply, request.log)
     }
 
@@ -169,7 +178,7 @@ impl StaticFiles {
     pub(crate) fn complete(
         &mut self,
         completion: LookupDone,
-        helpers: &mut Supervision,
+        supervision: &mut Supervision,
         poller: &mut dyn Poller,
         now: Instant,
     ) -> Option<(String, Rc<Entry>, Vec<ConnId>)> {
@@ -183,7 +192,7 @@ impl StaticFiles {
             Ok(entry) => Some((key, entry, waiters)),
             Err(key) => {
                 for waiter in waiters {
-                    helpers.lookup(&key, None, waiter, None, poller, now);
+                    supervision.lookup(&key, None, waiter, None, poller, now);
                 }
                 None
             }

@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::connection::Connection;
 use crate::http::request::Request;
 use crate::http::status::Status;
-use crate::next::{Io, Next};
+use crate::next::{Next, Turn};
 use crate::output::Output;
 use crate::respond::{self, Reply};
 use crate::send_path::SendStats;
@@ -18,16 +18,16 @@ use crate::supervise::helper_pool::PoolStats;
 
 /// Counters kept by the event loop.
 #[derive(Debug, Default, Clone)]
-pub struct Counters {
-    pub accepted: u64,
-    pub requests: u64,
+pub(crate) struct Counters {
+    pub(crate) accepted: u64,
+    pub(crate) requests: u64,
     /// Responses by status class: 1xx, 2xx, 3xx, 4xx, 5xx.
-    pub by_class: [u64; 5],
+    pub(crate) by_class: [u64; 5],
 }
 
 impl Counters {
     /// Counts one response.
-    pub fn response(&mut self, status: u16) {
+    pub(crate) fn response(&mut self, status: u16) {
         self.requests += 1;
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.by_class[class] += 1;
@@ -36,21 +36,21 @@ impl Counters {
 
 /// Everything the page shows.
 #[derive(Debug, Clone)]
-pub struct Snapshot {
-    pub uptime_secs: u64,
-    pub open_connections: usize,
-    pub counters: Counters,
-    pub cache: CacheStats,
-    pub helper_lookups_in_flight: usize,
-    pub helper_restarts: Vec<u64>,
-    pub runner_restarts: u64,
-    pub cgi_running: usize,
+pub(crate) struct Snapshot {
+    pub(crate) uptime_secs: u64,
+    pub(crate) open_connections: usize,
+    pub(crate) counters: Counters,
+    pub(crate) cache: CacheStats,
+    pub(crate) helper_lookups_in_flight: usize,
+    pub(crate) helper_restarts: Vec<u64>,
+    pub(crate) runner_restarts: u64,
+    pub(crate) cgi_running: usize,
     /// Request bodies being collected for scripts not started yet.
-    pub cgi_bodies: usize,
+    pub(crate) cgi_bodies: usize,
     /// Bytes those bodies hold (memory and spool files).
-    pub cgi_spooled_bytes: u64,
-    pub send: SendStats,
-    pub pool: PoolStats,
+    pub(crate) cgi_spooled_bytes: u64,
+    pub(crate) send: SendStats,
+    pub(crate) pool: PoolStats,
 }
 
 /// The status page's settings and the counters behind it.
@@ -110,10 +110,10 @@ impl StatusPage {
         conn: &mut Connection,
         request: Request,
         gauges: Gauges,
-        io: &Io,
+        turn: &Turn,
     ) -> Next {
         let snapshot = Snapshot {
-            uptime_secs: io.now.saturating_duration_since(self.started).as_secs(),
+            uptime_secs: turn.now.saturating_duration_since(self.started).as_secs(),
             open_connections: gauges.open_connections,
             counters: self.counters.clone(),
             cache: gauges.cache,
@@ -127,7 +127,7 @@ impl StatusPage {
             pool: gauges.pool,
         };
         let allowed = self.allow_remote || conn.peer().ip().is_loopback();
-        let reply = reply(conn.output(), &request, &snapshot, allowed, io.date);
+        let reply = reply(conn.output(), &request, &snapshot, allowed, turn.date);
         Next::Respond(reply, request.log)
     }
 }
@@ -159,7 +159,7 @@ fn reply(
 }
 
 /// The plain-text page.
-pub fn render_text(s: &Snapshot) -> String {
+pub(crate) fn render_text(s: &Snapshot) -> String {
     let mut out = String::new();
     let c = &s.counters;
     let _ = writeln!(out, "uptime: {} s", s.uptime_secs);
@@ -216,7 +216,7 @@ pub fn render_text(s: &Snapshot) -> String {
 }
 
 /// The JSON page.
-pub fn render_json(s: &Snapshot) -> String {
+pub(crate) fn render_json(s: &Snapshot) -> String {
     let c = &s.counters;
     let restarts: Vec<String> = s.helper_restarts.iter().map(u64::to_string).collect();
     format!(

@@ -24,7 +24,7 @@ const LISTEN_FDS_START: i32 = 3;
 
 /// The listening socket systemd passed, if it passed one to this process.
 /// More than one is refused: amped listens on one socket.
-pub fn inherited_listener() -> Result<Option<TcpListener>> {
+pub(crate) fn inherited_listener() -> Result<Option<TcpListener>> {
     let fds = std::env::var("LISTEN_FDS").ok();
     let pid = std::env::var("LISTEN_PID").ok();
     for name in ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"] {
@@ -74,7 +74,7 @@ pub(crate) fn adopt_listener(fd: i32, what: &str) -> Result<TcpListener> {
 
 /// Where readiness is reported, if systemd asked for it.
 #[derive(Debug)]
-pub struct Notifier {
+pub(crate) struct Notifier {
     socket: UnixDatagram,
     /// Where to send; `None` for a socket already connected (one end of
     /// the socketpair a `--workers` parent hands each worker).
@@ -85,7 +85,7 @@ impl Notifier {
     /// Reads and unsets `NOTIFY_SOCKET`. None when it is not set; an
     /// unusable one is reported on the error log and ignored (the service
     /// then fails its start-up timeout, which names the cause).
-    pub fn from_env() -> Option<Notifier> {
+    pub(crate) fn from_env() -> Option<Notifier> {
         let path = std::env::var_os("NOTIFY_SOCKET")?;
         std::env::remove_var("NOTIFY_SOCKET");
         match Notifier::open(&path.to_string_lossy()) {
@@ -137,7 +137,7 @@ impl Notifier {
 
     /// Sends `state` (`READY=1`, `STOPPING=1`). A failure is logged: the
     /// server goes on serving either way.
-    pub fn notify(&self, state: &str) {
+    pub(crate) fn notify(&self, state: &str) {
         let sent = match &self.address {
             Some(address) => self.socket.send_to_addr(state.as_bytes(), address),
             None => self.socket.send(state.as_bytes()),

@@ -53,7 +53,7 @@ struct Worker {
 }
 
 /// The supervising parent of `config.workers` workers.
-pub struct Pool {
+pub(crate) struct Pool {
     /// The arguments the workers get before their own (the command line
     /// as given, without the program name).
     args: Vec<OsString>,
@@ -68,7 +68,7 @@ pub struct Pool {
 impl Pool {
     /// Listens (or takes systemd's socket) and starts the workers; returns
     /// once all are ready.
-    pub fn start(config: &Config, argv: Vec<OsString>) -> Result<Pool> {
+    pub(crate) fn start(config: &Config, argv: Vec<OsString>) -> Result<Pool> {
         let listener = match systemd::inherited_listener()? {
             Some(listener) => listener,
             None => bind_listening(config.listen)
@@ -113,12 +113,12 @@ impl Pool {
     }
 
     /// The port the workers serve.
-    pub fn local_addr(&self) -> SocketAddr {
+    pub(crate) fn local_addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// Tells systemd (if it asked) that the workers are serving.
-    pub fn notify_ready(&self) {
+    pub(crate) fn notify_ready(&self) {
         if let Some(notifier) = &self.notifier {
             notifier.notify("READY=1");
         }
@@ -200,7 +200,7 @@ impl Pool {
     }
 
     /// Supervises until the workers have drained after SIGTERM or SIGINT.
-    pub fn run(&mut self) -> Result<()> {
+    pub(crate) fn run(&mut self) -> Result<()> {
         let mut draining = false;
         loop {
             let now = Instant::now();

@@ -8,7 +8,7 @@
 //!
 //! [`Cgi`] owns the CGI state (the runner link, which connection each run
 //! is for, the read buffer). Its functions take the connection and an
-//! [`Io`] context and return what the loop must do next ([`Next`]); they
+//! [`Turn`] context and return what the loop must do next ([`Next`]); they
 //! never call back into the loop.
 
 use std::collections::{HashMap, HashSet};
@@ -34,7 +34,7 @@ use crate::http::keep_alive;
 use crate::http::request::Request;
 use crate::http::request_body::Framing;
 use crate::http::status::Status;
-use crate::next::{Io, Next};
+use crate::next::{Next, Turn};
 use crate::process_group::signal_group;
 use crate::respond::{self, Reply};
 use crate::supervise::runner_link::{CgiRunner, RunnerEvent};
@@ -136,7 +136,12 @@ impl Cgi {
     /// body, chunked or by Content-Length (which takes no script slot
     /// until it is complete), or hands a bodyless request's script to the
     /// runner at once.
-    pub(crate) fn start(&mut self, conn: &mut Connection, request: Request, io: &mut Io) -> Next {
+    pub(crate) fn start(
+        &mut self,
+        conn: &mut Connection,
+        request: Request,
+        turn: &mut Turn,
+    ) -> Next {
         let too_large = matches!(request.body, Framing::Length(n) if n > self.config.max_body);
         let (framed, body_left) = match request.body {
             Framing::Chunked => (Some(Framed::Chunked(ChunkedDecoder::default())), 0),
@@ -154,7 +159,7 @@ impl Cgi {
                 &request.error_to(false),
                 status,
                 extra,
-                io.date,
+                turn.date,
             );
             return Next::Respond(reply, request.log);
         }
@@ -169,31 +174,31 @@ impl Cgi {
             Some(framed) => Stage::Collecting(framed),
             None => Stage::Queued,
         };
-        let mut ex = Exchange::new(id, request, stage, body_left, io.now);
+        let mut ex = Exchange::new(id, request, stage, body_left, turn.now);
         if collecting {
             ex.spool = Some(Spool::new(&self.config.spool_dir, self.spooled.clone()));
-            ex.body_deadline = Some(io.now + self.config.body_timeout);
+            ex.body_deadline = Some(turn.now + self.config.body_timeout);
         }
         conn.begin_cgi(Box::new(ex));
         self.ids.insert(id, conn.id());
         if !collecting {
-            self.launch(conn, io);
+            self.launch(conn, turn);
         }
-        self.pump(conn, io)
+        self.pump(conn, turn)
     }
 
     /// A request body is all in: its script starts if a slot is free
     /// (503 otherwise, and the connection is kept).
-    pub(super) fn launch_collected(&mut self, conn: &mut Connection, io: &mut Io) -> Next {
+    pub(super) fn launch_collected(&mut self, conn: &mut Connection, turn: &mut Turn) -> Next {
         if self.slots_full() {
-            return self.failed(conn, Status::SERVICE_UNAVAILABLE, io);
+            return self.failed(conn, Status::SERVICE_UNAVAILABLE, turn);
         }
-        self.launch(conn, io);
+        self.launch(conn, turn);
         Next::Continue
     }
 
     /// Sends the exchange's script to the runner; it takes a slot.
-    pub(super) fn launch(&mut self, conn: &mut Connection, io: &mut Io) {
+    pub(super) fn launch(&mut self, conn: &mut Connection, turn: &mut Turn) {
         let local = conn.local_addr().unwrap_or(self.config.listen);
         let remote = conn.peer();
         let Some(ex) = conn.exchange() else {
@@ -229,9 +234,9 @@ impl Cgi {
             env,
             timeout_ms: self.config.timeout.as_millis() as u64,
         };
-        ex.started = io.now;
+        ex.started = turn.now;
         self.launched.insert(ex.id);
-        self.runner.run(run, io.poller, io.now);
+        self.runner.run(run, turn.poller, turn.now);
     }
 
     /// Readiness on the runner's socket: what the runner reported.
@@ -256,7 +261,7 @@ impl Cgi {
         &mut self,
         conn: &mut Connection,
         event: RunnerEvent,
-        io: &mut Io,
+        turn: &mut Turn,
     ) -> Next {
         let id = event.id();
         let Some(ex) = conn.exchange().filter(|ex| ex.id == id) else {
@@ -271,16 +276,16 @@ impl Cgi {
                     error_log!("cgi-runner reported run {id} started twice; ignored");
                     return Next::Unchanged;
                 }
-                match self.pipes(stdin, stdout, io.poller) {
+                match self.pipes(stdin, stdout, turn.poller) {
                     Some((stdin, stdout)) => {
                         ex.stage = Stage::Running(Script {
                             pid,
                             stdin: Some(stdin),
                             stdout: Some(stdout),
                         });
-                        self.pump(conn, io)
+                        self.pump(conn, turn)
                     }
-                    None => self.failed(conn, Status::SERVICE_UNAVAILABLE, io),
+                    None => self.failed(conn, Status::SERVICE_UNAVAILABLE, turn),
                 }
             }
             RunnerEvent::Refused { refusal, .. } => {
@@ -293,18 +298,18 @@ impl Cgi {
                     }
                     Refusal::Overloaded => Status::SERVICE_UNAVAILABLE,
                 };
-                self.failed(conn, status, io)
+                self.failed(conn, status, turn)
             }
             RunnerEvent::Lost { .. } => {
                 error_log!("CGI run {id}: the cgi-runner died as it started the script");
-                self.failed(conn, Status::BAD_GATEWAY, io)
+                self.failed(conn, Status::BAD_GATEWAY, turn)
             }
             RunnerEvent::Exited {
                 exit, timed_out, ..
             } => {
                 ex.exited = Some((exit, timed_out));
-                ex.eof_deadline = Some(io.now + EOF_GRACE);
-                self.pump(conn, io)
+                ex.eof_deadline = Some(turn.now + EOF_GRACE);
+                self.pump(conn, turn)
             }
         }
     }
@@ -322,8 +327,8 @@ impl Cgi {
     }
 
     /// Ends the exchange with an error page (nothing was sent yet).
-    fn failed(&mut self, conn: &mut Connection, status: Status, io: &mut Io) -> Next {
-        let Some(mut ex) = self.detach(conn, io.poller) else {
+    fn failed(&mut self, conn: &mut Connection, status: Status, turn: &mut Turn) -> Next {
+        let Some(mut ex) = self.detach(conn, turn.poller) else {
             return Next::Unchanged;
         };
         let keep_alive = keep_alive::after_exchange(
@@ -341,14 +346,19 @@ impl Cgi {
         };
         ex.to_script.clear();
         let to = ex.request.error_to(keep_alive);
-        let reply = respond::error(conn.output(), &to, status, extra, io.date);
+        let reply = respond::error(conn.output(), &to, status, extra, turn.date);
         Next::Respond(reply, ex.request.log)
     }
 
     /// A request body that is malformed, too large, cannot be spooled or
     /// stopped arriving: answer and close.
-    pub(super) fn bad_body(&mut self, conn: &mut Connection, status: Status, io: &mut Io) -> Next {
-        let Some(ex) = self.detach(conn, io.poller) else {
+    pub(super) fn bad_body(
+        &mut self,
+        conn: &mut Connection,
+        status: Status,
+        turn: &mut Turn,
+    ) -> Next {
+        let Some(ex) = self.detach(conn, turn.poller) else {
             return Next::Unchanged;
         };
         let extra = match status == Status::SERVICE_UNAVAILABLE {
@@ -360,14 +370,14 @@ impl Cgi {
             &ex.request.error_to(false),
             status,
             extra,
-            io.date,
+            turn.date,
         );
         Next::Respond(reply, ex.request.log)
     }
 
     /// The script's output is over: finish the response.
-    pub(super) fn end(&mut self, conn: &mut Connection, end: End, io: &mut Io) -> Next {
-        let Some(mut ex) = self.detach(conn, io.poller) else {
+    pub(super) fn end(&mut self, conn: &mut Connection, end: End, turn: &mut Turn) -> Next {
+        let Some(mut ex) = self.detach(conn, turn.poller) else {
             return Next::Unchanged;
         };
         let timed_out = end == End::TimedOut || matches!(ex.exited, Some((_, true)));
@@ -406,15 +416,15 @@ impl Cgi {
                     );
                 }
                 let to = ex.request.error_to(false);
-                respond::error(conn.output(), &to, status, "", io.date)
+                respond::error(conn.output(), &to, status, "", turn.date)
             }
         };
         Next::Respond(reply, ex.request.log)
     }
 
     /// The script named a local redirect: the request to serve instead.
-    pub(super) fn redirect(&mut self, conn: &mut Connection, path: &str, io: &mut Io) -> Next {
-        let Some(ex) = self.detach(conn, io.poller) else {
+    pub(super) fn redirect(&mut self, conn: &mut Connection, path: &str, turn: &mut Turn) -> Next {
+        let Some(ex) = self.detach(conn, turn.poller) else {
             return Next::Unchanged;
         };
         match redirected(ex.request, path) {
@@ -425,7 +435,8 @@ impl Cgi {
                     format!("/{}", request.target.key)
                 );
                 let to = request.error_to(false);
-                let reply = respond::error(conn.output(), &to, Status::INTERNAL_ERROR, "", io.date);
+                let reply =
+                    respond::error(conn.output(), &to, Status::INTERNAL_ERROR, "", turn.date);
                 Next::Respond(reply, request.log)
             }
         }
@@ -457,24 +468,24 @@ impl Cgi {
     }
 
     /// A CGI exchange's deadline passed.
-    pub(crate) fn timed_out(&mut self, conn: &mut Connection, io: &mut Io) -> Next {
+    pub(crate) fn timed_out(&mut self, conn: &mut Connection, turn: &mut Turn) -> Next {
         let Some(ex) = conn.exchange() else {
             return Next::Unchanged;
         };
         if matches!(ex.stage, Stage::Collecting(_)) {
-            if ex.body_deadline.is_some_and(|t| t > io.now) {
+            if ex.body_deadline.is_some_and(|t| t > turn.now) {
                 return Next::Continue;
             }
-            return self.bad_body(conn, Status::REQUEST_TIMEOUT, io);
+            return self.bad_body(conn, Status::REQUEST_TIMEOUT, turn);
         }
-        if ex.eof_deadline.is_some_and(|t| t <= io.now) {
-            return self.pump(conn, io);
+        if ex.eof_deadline.is_some_and(|t| t <= turn.now) {
+            return self.pump(conn, turn);
         }
         // The runner should have killed it; it may be gone (a script of a
         // dead runner is ours now), so make sure.
         if let Some(pid) = ex.live_pid() {
             signal_group(pid, Signal::SIGKILL);
         }
-        self.end(conn, End::TimedOut, io)
+        self.end(conn, End::TimedOut, turn)
     }
 }

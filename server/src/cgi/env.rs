@@ -10,33 +10,33 @@ use std::path::Path;
 use crate::http::head_writer::SERVER_NAME;
 
 /// The PATH scripts get.
-pub const SCRIPT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+pub(crate) const SCRIPT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// What the environment is built from.
 #[derive(Debug, Clone)]
-pub struct CgiEnvInput<'a> {
-    pub method: &'a str,
-    pub http10: bool,
+pub(crate) struct CgiEnvInput<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) http10: bool,
     /// `/cgi-bin/app.cgi` (decoded).
-    pub script_name: &'a str,
+    pub(crate) script_name: &'a str,
     /// `/extra/path` (decoded), or empty.
-    pub path_info: &'a str,
-    pub query: &'a str,
+    pub(crate) path_info: &'a str,
+    pub(crate) query: &'a str,
     /// The request target as sent.
-    pub request_uri: &'a str,
-    pub headers: &'a [(String, String)],
+    pub(crate) request_uri: &'a str,
+    pub(crate) headers: &'a [(String, String)],
     /// The request's validated host (without its port), if it named one.
-    pub host: Option<&'a str>,
+    pub(crate) host: Option<&'a str>,
     /// The body length the script will read (de-chunked), if any.
-    pub content_length: Option<u64>,
-    pub remote: SocketAddr,
-    pub local: SocketAddr,
+    pub(crate) content_length: Option<u64>,
+    pub(crate) remote: SocketAddr,
+    pub(crate) local: SocketAddr,
     /// The document root (absolute).
-    pub root: &'a Path,
+    pub(crate) root: &'a Path,
 }
 
 /// Builds the script's complete environment.
-pub fn build_env(input: &CgiEnvInput<'_>) -> Vec<(String, String)> {
+pub(crate) fn build_env(input: &CgiEnvInput<'_>) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = Vec::with_capacity(32 + input.headers.len());
     let mut set = |k: &str, v: String| env.push((k.to_string(), v));
     let header = |name: &str| {

@@ -28,7 +28,7 @@ const TIMEOUT_MARGIN: Duration = Duration::from_secs(5);
 
 /// Where the exchange is.
 #[derive(Debug)]
-pub enum Stage {
+pub(crate) enum Stage {
     /// Reading the request body in full before the script starts, so
     /// that a slow upload takes no script slot (and a chunked body's
     /// CONTENT_LENGTH is known).
@@ -41,7 +41,7 @@ pub enum Stage {
 
 /// How a request body being collected is framed.
 #[derive(Debug)]
-pub enum Framed {
+pub(crate) enum Framed {
     /// By Content-Length: [`Exchange::body_left`] bytes are still to come.
     Length,
     /// In chunks, decoded as they come.
@@ -51,16 +51,16 @@ pub enum Framed {
 /// A running script: its process and the server's ends of its pipes
 /// (each `None` once closed).
 #[derive(Debug)]
-pub struct Script {
+pub(crate) struct Script {
     /// The script's process (and process group) id.
-    pub pid: u32,
-    pub stdin: Option<Pipe>,
-    pub stdout: Option<Pipe>,
+    pub(crate) pid: u32,
+    pub(crate) stdin: Option<Pipe>,
+    pub(crate) stdout: Option<Pipe>,
 }
 
 /// What the script's output led to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OutputEvent {
+pub(crate) enum OutputEvent {
     /// Bytes were queued for the client (or dropped by design).
     Progress,
     /// The script asked for a local redirect to this path.
@@ -71,7 +71,7 @@ pub enum OutputEvent {
 
 /// Why a request body could not be collected.
 #[derive(Debug)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     /// It breaks RFC 9112's chunked grammar (chunked bodies only).
     Malformed,
     /// It is larger than `--cgi-max-body`.
@@ -82,7 +82,7 @@ pub enum BodyError {
 
 impl BodyError {
     /// The status the client gets.
-    pub fn status(&self) -> Status {
+    pub(crate) fn status(&self) -> Status {
         match self {
             BodyError::Malformed => Status::BAD_REQUEST,
             BodyError::TooLarge => Status::PAYLOAD_TOO_LARGE,
@@ -94,36 +94,42 @@ impl BodyError {
 
 /// One CGI request in progress.
 #[derive(Debug)]
-pub struct Exchange {
-    pub id: u64,
-    pub request: Request,
-    pub stage: Stage,
+pub(crate) struct Exchange {
+    pub(crate) id: u64,
+    pub(crate) request: Request,
+    pub(crate) stage: Stage,
     /// Request-body bytes the client has still to send (Content-Length).
-    pub body_left: u64,
+    pub(crate) body_left: u64,
     /// Request-body bytes waiting to be written to the script.
-    pub to_script: Vec<u8>,
+    pub(crate) to_script: Vec<u8>,
     /// A collected body not yet handed to the script.
-    pub spool: Option<Spool>,
+    pub(crate) spool: Option<Spool>,
     /// While a body is collected: when it counts as stalled.
-    pub body_deadline: Option<Instant>,
+    pub(crate) body_deadline: Option<Instant>,
     /// Output read before the header block was complete.
     head: Vec<u8>,
     /// How far `head` has been parsed.
     head_scan: HeadScan,
     /// Set once the response head has been queued: how the body goes.
-    pub body: Option<BodyEncoder>,
-    pub nph: bool,
-    pub status: u16,
-    pub body_bytes: u64,
-    pub keep_alive: bool,
-    pub exited: Option<(ExitInfo, bool)>,
+    pub(crate) body: Option<BodyEncoder>,
+    pub(crate) nph: bool,
+    pub(crate) status: u16,
+    pub(crate) body_bytes: u64,
+    pub(crate) keep_alive: bool,
+    pub(crate) exited: Option<(ExitInfo, bool)>,
     /// After the script exited: stop waiting for end-of-file then.
-    pub eof_deadline: Option<Instant>,
-    pub started: Instant,
+    pub(crate) eof_deadline: Option<Instant>,
+    pub(crate) started: Instant,
 }
 
 impl Exchange {
-    pub fn new(id: u64, request: Request, stage: Stage, body_left: u64, now: Instant) -> Exchange {
+    pub(crate) fn new(
+        id: u64,
+        request: Request,
+        stage: Stage,
+        body_left: u64,
+        now: Instant,
+    ) -> Exchange {
         let nph = request.cgi.as_ref().is_some_and(|c| {
             c.script
                 .rsplit('/')
@@ -155,7 +161,7 @@ impl Exchange {
     /// When the exchange must be looked at again: the end of the grace
     /// after the script exited, or well past the script's time limit.
     /// While a body is collected (no script yet): when it stalls.
-    pub fn deadline(&self, cgi_timeout: Duration) -> Instant {
+    pub(crate) fn deadline(&self, cgi_timeout: Duration) -> Instant {
         if let (Stage::Collecting(_), Some(t)) = (&self.stage, self.body_deadline) {
             return t;
         }
@@ -167,7 +173,7 @@ impl Exchange {
     }
 
     /// The running script, if it has started.
-    pub fn script(&mut self) -> Option<&mut Script> {
+    pub(crate) fn script(&mut self) -> Option<&mut Script> {
         match &mut self.stage {
             Stage::Running(script) => Some(script),
             _ => None,
@@ -175,7 +181,7 @@ impl Exchange {
     }
 
     /// The script's process group, while it runs and has not exited.
-    pub fn live_pid(&self) -> Option<u32> {
+    pub(crate) fn live_pid(&self) -> Option<u32> {
         match (&self.stage, self.exited) {
             (Stage::Running(script), None) => Some(script.pid),
             _ => None,
@@ -183,13 +189,13 @@ impl Exchange {
     }
 
     /// True once anything of the response has been queued.
-    pub fn responded(&self) -> bool {
+    pub(crate) fn responded(&self) -> bool {
         self.body.is_some()
     }
 
     /// Collects the request body from the connection's input into the
     /// spool. Returns how many input bytes were used.
-    pub fn collect(&mut self, input: &[u8], max_body: u64) -> Result<usize, BodyError> {
+    pub(crate) fn collect(&mut self, input: &[u8], max_body: u64) -> Result<usize, BodyError> {
         let Some(spool) = self.spool.as_mut() else {
             return Ok(0);
         };
@@ -218,7 +224,7 @@ impl Exchange {
 
     /// Takes request-body bytes for the script from the spool, up to
     /// `room` waiting. Nothing while collecting.
-    pub fn take_body(&mut self, room: usize) {
+    pub(crate) fn take_body(&mut self, room: usize) {
         let space = room.saturating_sub(self.to_script.len());
         if matches!(self.stage, Stage::Collecting(_)) {
             return;
@@ -239,12 +245,12 @@ impl Exchange {
     }
 
     /// True while body bytes wait for the script (held or spooled).
-    pub fn body_waiting(&self) -> bool {
+    pub(crate) fn body_waiting(&self) -> bool {
         !self.to_script.is_empty() || self.spool.is_some()
     }
 
     /// True when the client has sent the whole request body.
-    pub fn body_complete(&self) -> bool {
+    pub(crate) fn body_complete(&self) -> bool {
         match &self.stage {
             Stage::Collecting(Framed::Chunked(decoder)) => decoder.is_done(),
             _ => self.body_left == 0,
@@ -252,7 +258,7 @@ impl Exchange {
     }
 
     /// Handles a piece of the script's output.
-    pub fn on_output(&mut self, data: &[u8], out: &mut Output, date: &str) -> OutputEvent {
+    pub(crate) fn on_output(&mut self, data: &[u8], out: &mut Output, date: &str) -> OutputEvent {
         if let Some(body) = self.body.as_mut() {
             self.body_bytes += out.push_body(body, data);
             return OutputEvent::Progress;
@@ -313,7 +319,7 @@ impl Exchange {
     /// The script's output ended. Queues what ends the response and says
     /// whether the connection can be kept. `None`: the script sent no
     /// complete header block (the caller answers 502 or 504).
-    pub fn on_eof(&mut self, out: &mut Output) -> Option<bool> {
+    pub(crate) fn on_eof(&mut self, out: &mut Output) -> Option<bool> {
         let finished = out.finish_body(self.body.as_mut()?);
         self.keep_alive = keep_alive::after_exchange(self.keep_alive, finished, true);
         Some(self.keep_alive)

@@ -10,10 +10,10 @@ use crate::cgi::driver::{Cgi, End, EOF_GRACE};
 use crate::cgi::exchange::{BodyError, Exchange, OutputEvent, Stage};
 use crate::cgi::pipes::close_pipe;
 use crate::cgi::spool::SpoolError;
-use crate::connection::{CgiParts, Connection, OUTPUT_HIGH_WATER, WRITE_BUDGET};
+use crate::connection::{Connection, ExchangeParts, OUTPUT_HIGH_WATER, WRITE_BUDGET};
 use crate::event::{Interest, Poller};
 use crate::http::status::Status;
-use crate::next::{Io, Next};
+use crate::next::{Next, Turn};
 use crate::send::MemoryOnly;
 use crate::token::EventToken;
 
@@ -34,15 +34,15 @@ impl Cgi {
     /// Moves everything that can move: body to the script, output to the
     /// client; ends the exchange when the output is over; then sets what
     /// each pipe waits for.
-    pub(crate) fn pump(&mut self, conn: &mut Connection, io: &mut Io) -> Next {
+    pub(crate) fn pump(&mut self, conn: &mut Connection, turn: &mut Turn) -> Next {
         let slot = conn.id().slot();
         let fd = conn.fd();
-        let Some(CgiParts {
+        let Some(ExchangeParts {
             exchange: ex,
             input,
             output,
             peer_closed,
-        }) = conn.cgi_parts()
+        }) = conn.exchange_parts()
         else {
             return Next::Unchanged;
         };
@@ -51,26 +51,26 @@ impl Cgi {
                 Ok(0) => {}
                 Ok(used) => {
                     input.drain(..used);
-                    ex.body_deadline = Some(io.now + self.config.body_timeout);
+                    ex.body_deadline = Some(turn.now + self.config.body_timeout);
                 }
                 Err(e) => {
                     if let BodyError::Spool(SpoolError::Io(why)) = &e {
                         error_log!("cannot spool a request body for a script: {why}");
                     }
-                    return self.bad_body(conn, e.status(), io);
+                    return self.bad_body(conn, e.status(), turn);
                 }
             }
             if ex.body_complete() {
-                return self.launch_collected(conn, io);
+                return self.launch_collected(conn, turn);
             }
             if peer_closed {
                 // A half-close ended the body before its last chunk.
-                return self.body_cut_short(conn, io);
+                return self.body_cut_short(conn, turn);
             }
             return Next::Continue;
         }
         // The body is whole by now: a half-close no longer matters.
-        feed_script(ex, io.poller);
+        feed_script(ex, turn.poller);
         // Script output: to the client, while the client keeps up.
         let mut end = None;
         for _ in 0..PUMP_ROUNDS {
@@ -86,13 +86,13 @@ impl Cgi {
                 self.buf.resize(READ_CHUNK, 0);
                 match stdout.read(&mut self.buf) {
                     Ok(0) => {
-                        close_pipe(io.poller, &mut script.stdout);
+                        close_pipe(turn.poller, &mut script.stdout);
                         break;
                     }
-                    Ok(n) => match ex.on_output(&self.buf[..n], output, io.date) {
+                    Ok(n) => match ex.on_output(&self.buf[..n], output, turn.date) {
                         OutputEvent::Progress => {}
                         OutputEvent::LocalRedirect(path) => {
-                            return self.redirect(conn, &path, io);
+                            return self.redirect(conn, &path, turn);
                         }
                         OutputEvent::BadHead(why) => {
                             error_log!(
@@ -122,9 +122,9 @@ impl Cgi {
                 break;
             }
         }
-        let end = end.or_else(|| self.output_over(ex, io.now));
+        let end = end.or_else(|| self.output_over(ex, turn.now));
         if let Some(end) = end {
-            return self.end(conn, end, io);
+            return self.end(conn, end, turn);
         }
         // What each pipe waits for.
         let stdin_want = match ex.body_waiting() {
@@ -141,14 +141,14 @@ impl Cgi {
             script
                 .stdin
                 .as_mut()
-                .is_none_or(|pipe| pipe.watch(io.poller, stdin, stdin_want))
+                .is_none_or(|pipe| pipe.watch(turn.poller, stdin, stdin_want))
                 && script
                     .stdout
                     .as_mut()
-                    .is_none_or(|pipe| pipe.watch(io.poller, stdout, stdout_want))
+                    .is_none_or(|pipe| pipe.watch(turn.poller, stdout, stdout_want))
         });
         if !watched {
-            return self.end(conn, End::BadHead, io);
+            return self.end(conn, End::BadHead, turn);
         }
         Next::Continue
     }
@@ -156,8 +156,8 @@ impl Cgi {
     /// The client shut down its side before its whole request body came:
     /// a short body, answered 400 as nginx and lighttpd answer a body cut
     /// short (no script has started for it).
-    fn body_cut_short(&mut self, conn: &mut Connection, io: &mut Io) -> Next {
-        self.bad_body(conn, Status::BAD_REQUEST, io)
+    fn body_cut_short(&mut self, conn: &mut Connection, turn: &mut Turn) -> Next {
+        self.bad_body(conn, Status::BAD_REQUEST, turn)
     }
 
     /// After the loop wrote to the client: a script whose output was held
@@ -165,9 +165,9 @@ impl Cgi {
     /// is low (its readiness brings the next pump).
     pub(crate) fn rearm(&mut self, conn: &mut Connection, poller: &mut dyn Poller) {
         let slot = conn.id().slot();
-        let Some(CgiParts {
+        let Some(ExchangeParts {
             exchange, output, ..
-        }) = conn.cgi_parts()
+        }) = conn.exchange_parts()
         else {
             return;
         };

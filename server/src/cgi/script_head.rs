@@ -5,7 +5,7 @@
 use crate::http::status::Status;
 
 /// The largest header block accepted from a script.
-pub const MAX_SCRIPT_HEAD: usize = 64 * 1024;
+pub(crate) const MAX_SCRIPT_HEAD: usize = 64 * 1024;
 /// The most header fields accepted from a script.
 const MAX_FIELDS: usize = 100;
 
@@ -21,7 +21,7 @@ const HOP_BY_HOP: [&str; 6] = [
 
 /// What the script asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ScriptResponse {
+pub(crate) enum ScriptResponse {
     /// A document: status, headers, then the body.
     Document {
         status: u16,
@@ -36,7 +36,7 @@ pub enum ScriptResponse {
 
 /// The result of looking at the output buffered so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HeadParse {
+pub(crate) enum HeadParse {
     Partial,
     /// The response and the bytes of output the header block used.
     Complete(ScriptResponse, usize),
@@ -44,7 +44,7 @@ pub enum HeadParse {
 }
 
 /// Parses the header block at the start of `buf`.
-pub fn parse_script_head(buf: &[u8]) -> HeadParse {
+pub(crate) fn parse_script_head(buf: &[u8]) -> HeadParse {
     let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
     let (used, fields) = match httparse::parse_headers(buf, &mut fields) {
         Ok(httparse::Status::Complete((used, fields))) => (used, fields),

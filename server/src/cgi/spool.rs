@@ -27,17 +27,17 @@ use crate::unlinked_file::open_unlinked;
 
 /// Bytes of a body kept in memory before a file is used: nginx's
 /// `client_body_buffer_size` default, enough for any form post.
-pub const MEMORY_PART: usize = 16 * 1024;
+pub(crate) const MEMORY_PART: usize = 16 * 1024;
 
 /// Bytes of all spooled bodies together, and their bound.
 #[derive(Debug, Clone)]
-pub struct SpoolBudget {
+pub(crate) struct SpoolBudget {
     used: Rc<Cell<u64>>,
     max: u64,
 }
 
 impl SpoolBudget {
-    pub fn new(max: u64) -> SpoolBudget {
+    pub(crate) fn new(max: u64) -> SpoolBudget {
         SpoolBudget {
             used: Rc::new(Cell::new(0)),
             max,
@@ -45,7 +45,7 @@ impl SpoolBudget {
     }
 
     /// Bytes held by every spool now.
-    pub fn used(&self) -> u64 {
+    pub(crate) fn used(&self) -> u64 {
         self.used.get()
     }
 
@@ -67,7 +67,7 @@ impl SpoolBudget {
 
 /// Why a body could not be spooled.
 #[derive(Debug)]
-pub enum SpoolError {
+pub(crate) enum SpoolError {
     /// The bodies spooled together would pass `--cgi-spool-max`.
     Full,
     /// The spool file could not be created or written.
@@ -76,7 +76,7 @@ pub enum SpoolError {
 
 /// One request body, in memory and (past [`MEMORY_PART`]) in a file.
 #[derive(Debug)]
-pub struct Spool {
+pub(crate) struct Spool {
     dir: PathBuf,
     budget: SpoolBudget,
     memory: Vec<u8>,
@@ -89,7 +89,7 @@ pub struct Spool {
 
 impl Spool {
     /// An empty spool whose file, if needed, goes in `dir`.
-    pub fn new(dir: &Path, budget: SpoolBudget) -> Spool {
+    pub(crate) fn new(dir: &Path, budget: SpoolBudget) -> Spool {
         Spool {
             dir: dir.to_path_buf(),
             budget,
@@ -101,12 +101,12 @@ impl Spool {
     }
 
     /// True once everything held has been handed out.
-    pub fn is_drained(&self) -> bool {
+    pub(crate) fn is_drained(&self) -> bool {
         self.read == self.len
     }
 
     /// Adds body bytes at the end.
-    pub fn append(&mut self, data: &[u8]) -> Result<(), SpoolError> {
+    pub(crate) fn append(&mut self, data: &[u8]) -> Result<(), SpoolError> {
         if data.is_empty() {
             return Ok(());
         }
@@ -144,7 +144,7 @@ impl Spool {
 
     /// Hands out up to `max` more bytes of the body, in order, appended
     /// to `out`. Returns how many.
-    pub fn read_into(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    pub(crate) fn read_into(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
         let left = self.len - self.read;
         let want = left.min(max as u64) as usize;
         if want == 0 {

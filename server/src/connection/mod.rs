@@ -70,7 +70,7 @@ pub(crate) enum Incoming {
 }
 
 /// The parts of a connection a running CGI exchange works on at once.
-pub(crate) struct CgiParts<'a> {
+pub(crate) struct ExchangeParts<'a> {
     pub(crate) exchange: &'a mut Exchange,
     pub(crate) input: &'a mut Vec<u8>,
     pub(crate) output: &'a mut Output,
@@ -327,7 +327,7 @@ impl Connection {
 
     /// The running exchange with the input and output it moves bytes
     /// between.
-    pub(crate) fn cgi_parts(&mut self) -> Option<CgiParts<'_>> {
+    pub(crate) fn exchange_parts(&mut self) -> Option<ExchangeParts<'_>> {
         let State {
             phase,
             input,
@@ -336,7 +336,7 @@ impl Connection {
             ..
         } = &mut self.state;
         match phase {
-            Phase::Cgi(exchange) => Some(CgiParts {
+            Phase::Cgi(exchange) => Some(ExchangeParts {
                 exchange,
                 input,
                 output,

@@ -44,7 +44,7 @@ fn to_event(token: Token, interest: Interest, flags: u32) -> Event {
 /// The event data holds the descriptor number rather than the token: the
 /// token and interest are looked up in `regs`, because mapping an error to
 /// "writable" depends on the interest, which the kernel does not report.
-pub struct EpollPoller {
+pub(crate) struct EpollPoller {
     epfd: OwnedFd,
     /// Reused by every `wait`; never resized (`MAX_EVENTS` long except
     /// in tests).
@@ -63,7 +63,7 @@ impl std::fmt::Debug for EpollPoller {
 }
 
 impl EpollPoller {
-    pub fn new() -> io::Result<Self> {
+    pub(crate) fn new() -> io::Result<Self> {
         Self::with_capacity(MAX_EVENTS)
     }
 

@@ -17,30 +17,30 @@ pub(crate) mod poll;
 pub(crate) mod select;
 
 /// Identifies a registered descriptor to the caller.
-pub type Token = usize;
+pub(crate) type Token = usize;
 
 /// What the caller wants to hear about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Interest {
-    pub readable: bool,
-    pub writable: bool,
+pub(crate) struct Interest {
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
 }
 
 impl Interest {
-    pub const READABLE: Interest = Interest {
+    pub(crate) const READABLE: Interest = Interest {
         readable: true,
         writable: false,
     };
-    pub const WRITABLE: Interest = Interest {
+    pub(crate) const WRITABLE: Interest = Interest {
         readable: false,
         writable: true,
     };
-    pub const BOTH: Interest = Interest {
+    pub(crate) const BOTH: Interest = Interest {
         readable: true,
         writable: true,
     };
     /// Registered but silent (for example a connection waiting on a helper).
-    pub const NONE: Interest = Interest {
+    pub(crate) const NONE: Interest = Interest {
         readable: false,
         writable: false,
     };
@@ -50,10 +50,10 @@ impl Interest {
 /// (and writable, when write interest was set) so that the next read or
 /// write finds out what happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Event {
-    pub token: Token,
-    pub readable: bool,
-    pub writable: bool,
+pub(crate) struct Event {
+    pub(crate) token: Token,
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
 }
 
 /// The three backends.
@@ -75,7 +75,7 @@ impl Backend {
 }
 
 /// A readiness multiplexer.
-pub trait Poller {
+pub(crate) trait Poller {
     /// Starts watching `fd`. Under select, a descriptor at or above
     /// FD_SETSIZE is refused with an error (never a panic).
     fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()>;
@@ -103,7 +103,7 @@ pub trait Poller {
 }
 
 /// Creates a poller of the chosen kind.
-pub fn new_poller(backend: Backend) -> io::Result<Box<dyn Poller>> {
+pub(crate) fn new_poller(backend: Backend) -> io::Result<Box<dyn Poller>> {
     Ok(match backend {
         Backend::Select => Box::new(select::SelectPoller::new()),
         Backend::Poll => Box::new(poll::PollPoller::new()),

@@ -43,7 +43,7 @@ fn poll_events(interest: Interest) -> libc::c_short {
 
 /// Level-triggered poller built on `poll(2)`.
 #[derive(Debug, Default)]
-pub struct PollPoller {
+pub(crate) struct PollPoller {
     /// What the kernel sees; `entries[i]` belongs to `pollfds[i]`.
     pollfds: Vec<libc::pollfd>,
     entries: Vec<(Token, Interest)>,
@@ -52,7 +52,7 @@ pub struct PollPoller {
 }
 
 impl PollPoller {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 

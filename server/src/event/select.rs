@@ -25,7 +25,7 @@ fn empty_set() -> libc::fd_set {
 }
 
 /// Level-triggered poller built on `select(2)`.
-pub struct SelectPoller {
+pub(crate) struct SelectPoller {
     /// Indexed by descriptor; always `FD_SETSIZE` long.
     regs: Vec<Option<(Token, Interest)>>,
     /// Master sets, matching `regs`.
@@ -51,7 +51,7 @@ impl Default for SelectPoller {
 }
 
 impl SelectPoller {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         SelectPoller {
             regs: vec![None; FD_SETSIZE],
             read_set: empty_set(),

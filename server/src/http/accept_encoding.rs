@@ -7,7 +7,7 @@
 
 /// What an `Accept-Encoding` value says about gzip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Gzip {
+pub(crate) enum Gzip {
     /// Not named, not covered by `*`, or refused with `q=0`.
     #[default]
     Refused,
@@ -15,7 +15,7 @@ pub enum Gzip {
 }
 
 /// Reads one `Accept-Encoding` field value.
-pub fn gzip_accepted(value: &[u8]) -> Gzip {
+pub(crate) fn gzip_accepted(value: &[u8]) -> Gzip {
     if value.is_empty() {
         return Gzip::Refused;
     }

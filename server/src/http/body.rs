@@ -13,7 +13,7 @@ use crate::http::keep_alive;
 
 /// What is known of a response's body when its head is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyKind {
+pub(crate) enum BodyKind {
     /// The status has no body (204, 304): no framing header at all.
     NoBody,
     /// A HEAD request: the head says what a GET would get (its length,
@@ -25,7 +25,7 @@ pub enum BodyKind {
 
 /// Frames a response body's pieces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyEncoder {
+pub(crate) enum BodyEncoder {
     /// Exactly this many bytes still to pass on; more is dropped.
     Length(u64),
     /// Each piece as a chunk; a last chunk at the end.
@@ -39,7 +39,7 @@ pub enum BodyEncoder {
 impl BodyEncoder {
     /// Frames a piece of the body: the bytes to queue (none when nothing
     /// of it goes out) and how many body bytes they carry.
-    pub fn frame(&mut self, data: &[u8]) -> (Vec<u8>, u64) {
+    pub(crate) fn frame(&mut self, data: &[u8]) -> (Vec<u8>, u64) {
         if data.is_empty() {
             return (Vec::new(), 0);
         }
@@ -65,7 +65,7 @@ impl BodyEncoder {
     /// For bytes `start..end` of something queued as it is (shared bytes,
     /// a file): where they end once the body's length is allowed for.
     /// `None` unless this is a length body: only those are queued so.
-    pub fn take_range(&mut self, start: u64, end: u64) -> Option<u64> {
+    pub(crate) fn take_range(&mut self, start: u64, end: u64) -> Option<u64> {
         let BodyEncoder::Length(left) = self else {
             return None;
         };
@@ -78,7 +78,7 @@ impl BodyEncoder {
     /// chunk), and true when the body is complete as framed, so that the
     /// connection may be kept; false for a length body cut short and for
     /// a close-delimited one.
-    pub fn finish(&mut self) -> (&'static [u8], bool) {
+    pub(crate) fn finish(&mut self) -> (&'static [u8], bool) {
         match *self {
             BodyEncoder::Chunked => {
                 *self = BodyEncoder::Empty;
@@ -95,7 +95,7 @@ impl BodyEncoder {
 /// `Connection` header and the blank line. Returns the body's encoder and
 /// whether the connection is kept: as the client asked (`keep_alive`),
 /// unless the body can only end with the connection.
-pub fn end_head(
+pub(crate) fn end_head(
     head: &mut Vec<u8>,
     body: BodyKind,
     keep_alive: bool,

@@ -43,11 +43,11 @@ enum State {
 
 /// A malformed chunked body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChunkedError;
+pub(crate) struct ChunkedError;
 
 /// The decoder.
 #[derive(Debug)]
-pub struct ChunkedDecoder {
+pub(crate) struct ChunkedDecoder {
     state: State,
     line: Vec<u8>,
     /// Extension bytes seen so far (bounded by [`MAX_EXTENSIONS`]).
@@ -56,7 +56,7 @@ pub struct ChunkedDecoder {
     trailer_bytes: usize,
     trailer_fields: usize,
     /// Data bytes produced so far.
-    pub decoded: u64,
+    pub(crate) decoded: u64,
 }
 
 impl Default for ChunkedDecoder {
@@ -74,14 +74,14 @@ impl Default for ChunkedDecoder {
 
 impl ChunkedDecoder {
     /// True once the last chunk and the trailers have been read.
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.state == State::Done
     }
 
     /// Decodes from `input`, appending data to `out`, stopping after
     /// `out` would exceed `room` bytes. Returns how many input bytes were
     /// used.
-    pub fn decode(
+    pub(crate) fn decode(
         &mut self,
         input: &[u8],
         out: &mut Vec<u8>,

@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Cached time, refreshed once per turn of the event loop.
 #[derive(Debug)]
-pub struct Clock {
+pub(crate) struct Clock {
     now: Instant,
     second: u64,
     http_date: String,
@@ -20,7 +20,7 @@ impl Default for Clock {
 }
 
 impl Clock {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut clock = Clock {
             now: Instant::now(),
             second: u64::MAX,
@@ -32,7 +32,7 @@ impl Clock {
     }
 
     /// Reads the clocks again.
-    pub fn tick(&mut self) {
+    pub(crate) fn tick(&mut self) {
         self.now = Instant::now();
         let wall = SystemTime::now();
         let second = wall
@@ -46,30 +46,30 @@ impl Clock {
         }
     }
 
-    pub fn now(&self) -> Instant {
+    pub(crate) fn now(&self) -> Instant {
         self.now
     }
 
     /// `Fri, 27 Nov 2026 16:44:54 GMT`
-    pub fn http_date(&self) -> &str {
+    pub(crate) fn http_date(&self) -> &str {
         &self.http_date
     }
 
     /// `27/Nov/2026:16:44:54 +0000`
-    pub fn log_date(&self) -> &str {
+    pub(crate) fn log_date(&self) -> &str {
         &self.log_date
     }
 }
 
 /// The last second an HTTP date can name (9999-12-31T23:59:59Z): its
 /// format has four digits for the year.
-pub const LAST_HTTP_DATE_SECS: i64 = 253_402_300_799;
+pub(crate) const LAST_HTTP_DATE_SECS: i64 = 253_402_300_799;
 
 /// Seconds since the epoch as an HTTP date (IMF-fixdate, RFC 9110
 /// 5.6.7), for any value a file's time can hold: a time before 1970 is
 /// given as the epoch, one after 9999 as the last second of 9999 (tmpfs,
 /// btrfs and FUSE keep such times; `httpdate` panics on them).
-pub fn http_date(epoch_secs: i64) -> String {
+pub(crate) fn http_date(epoch_secs: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -85,7 +85,7 @@ pub fn http_date(epoch_secs: i64) -> String {
 }
 
 /// Formats seconds since the epoch as a Common Log Format date in UTC.
-pub fn log_date(epoch_secs: u64) -> String {
+pub(crate) fn log_date(epoch_secs: u64) -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];

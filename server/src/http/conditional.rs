@@ -5,17 +5,17 @@
 
 /// The conditional header fields of a request, as sent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Conditions {
-    pub if_match: Option<String>,
-    pub if_unmodified_since: Option<String>,
-    pub if_none_match: Option<String>,
-    pub if_modified_since: Option<String>,
-    pub if_range: Option<String>,
+pub(crate) struct Conditions {
+    pub(crate) if_match: Option<String>,
+    pub(crate) if_unmodified_since: Option<String>,
+    pub(crate) if_none_match: Option<String>,
+    pub(crate) if_modified_since: Option<String>,
+    pub(crate) if_range: Option<String>,
 }
 
 impl Conditions {
     /// No conditional header at all.
-    pub const NONE: Conditions = Conditions {
+    pub(crate) const NONE: Conditions = Conditions {
         if_match: None,
         if_unmodified_since: None,
         if_none_match: None,
@@ -25,14 +25,14 @@ impl Conditions {
 
     /// Boxed when any field was sent (most requests send none, and a
     /// request stays small).
-    pub fn boxed(self) -> Option<Box<Conditions>> {
+    pub(crate) fn boxed(self) -> Option<Box<Conditions>> {
         (self != Conditions::NONE).then(|| Box::new(self))
     }
 
     /// Keeps header `name` if it is one of the five; true when it was.
     /// (The request's parser tells the fields apart itself.)
     #[cfg(test)]
-    pub fn record(&mut self, name: &str, value: &[u8]) -> bool {
+    pub(crate) fn record(&mut self, name: &str, value: &[u8]) -> bool {
         let which = match name.to_ascii_lowercase().as_str() {
             "if-match" => Condition::Match,
             "if-none-match" => Condition::NoneMatch,
@@ -47,7 +47,7 @@ impl Conditions {
 
     /// Keeps one line of field `which`. The two list fields gather every
     /// line sent; for the others the last line counts.
-    pub fn set(&mut self, which: Condition, value: &[u8]) {
+    pub(crate) fn set(&mut self, which: Condition, value: &[u8]) {
         let (field, gathers) = match which {
             Condition::Match => (&mut self.if_match, true),
             Condition::NoneMatch => (&mut self.if_none_match, true),
@@ -68,7 +68,7 @@ impl Conditions {
 
 /// One of the five conditional header fields (`If-` and this).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Condition {
+pub(crate) enum Condition {
     Match,
     NoneMatch,
     UnmodifiedSince,
@@ -79,14 +79,14 @@ pub enum Condition {
 /// What a file is compared by: its (strong) entity tag, with its quotes,
 /// and its modification time in seconds.
 #[derive(Debug, Clone, Copy)]
-pub struct Validators<'a> {
-    pub etag: &'a str,
-    pub mtime_secs: i64,
+pub(crate) struct Validators<'a> {
+    pub(crate) etag: &'a str,
+    pub(crate) mtime_secs: i64,
 }
 
 /// The outcome of the preconditions of a GET or HEAD.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Serve the file; a `Range` applies only when `range_applies`
     /// (`If-Range` did not rule it out).
     Proceed { range_applies: bool },
@@ -99,7 +99,7 @@ pub enum Verdict {
 /// Evaluates `c` in the order of RFC 9110 section 13.2.2 for a GET or
 /// HEAD of a file with validators `v`, at `now_secs` (the wall clock, for
 /// refusing an `If-Modified-Since` in the future).
-pub fn evaluate(c: &Conditions, v: Validators<'_>, now_secs: impl Fn() -> i64) -> Verdict {
+pub(crate) fn evaluate(c: &Conditions, v: Validators<'_>, now_secs: impl Fn() -> i64) -> Verdict {
     let date = |text: &Option<String>| text.as_deref().and_then(parse_date);
     // 1. If-Match, else 2. If-Unmodified-Since.
     if let Some(list) = &c.if_match {

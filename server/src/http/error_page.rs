@@ -8,18 +8,18 @@ use super::status::Status;
 
 /// What of a request shapes the error page answering it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ErrorTo {
+pub(crate) struct ErrorTo {
     /// The request was HTTP/1.0 (a kept connection must say so).
-    pub http10: bool,
+    pub(crate) http10: bool,
     /// The request was a HEAD: the page goes without its body.
-    pub head_only: bool,
+    pub(crate) head_only: bool,
     /// The connection stays open after the page.
-    pub keep_alive: bool,
+    pub(crate) keep_alive: bool,
 }
 
 impl ErrorTo {
     /// To a client whose request is unknown; the connection closes.
-    pub const UNKNOWN: ErrorTo = ErrorTo {
+    pub(crate) const UNKNOWN: ErrorTo = ErrorTo {
         http10: false,
         head_only: false,
         keep_alive: false,
@@ -29,7 +29,7 @@ impl ErrorTo {
 impl Request {
     /// What the error page answering this request depends on; the
     /// connection is kept if `keep_alive`.
-    pub fn error_to(&self, keep_alive: bool) -> ErrorTo {
+    pub(crate) fn error_to(&self, keep_alive: bool) -> ErrorTo {
         ErrorTo {
             http10: self.http10,
             head_only: self.method == Method::Head,
@@ -40,7 +40,7 @@ impl Request {
 
 impl Rejection {
     /// What the error page answering this refusal depends on.
-    pub fn error_to(&self) -> ErrorTo {
+    pub(crate) fn error_to(&self) -> ErrorTo {
         ErrorTo {
             http10: self.http10,
             head_only: self.head,
@@ -52,7 +52,13 @@ impl Rejection {
 /// A complete error response (head and, unless `to.head_only`, a small
 /// HTML body). `extra` holds further header lines, each ending in CRLF.
 /// Returns the body's length as sent.
-pub fn error(out: &mut Vec<u8>, to: &ErrorTo, status: Status, extra: &str, date: &str) -> u64 {
+pub(crate) fn error(
+    out: &mut Vec<u8>,
+    to: &ErrorTo,
+    status: Status,
+    extra: &str,
+    date: &str,
+) -> u64 {
     let body = error_page(status);
     begin(out, status, date);
     out.extend_from_slice(b"Content-Type: text/html; charset=utf-8\r\n");
@@ -73,7 +79,7 @@ pub fn error(out: &mut Vec<u8>, to: &ErrorTo, status: Status, extra: &str, date:
 }
 
 /// The HTML body of an error response.
-pub fn error_page(status: Status) -> String {
+pub(crate) fn error_page(status: Status) -> String {
     format!(
         "<!DOCTYPE html>\n<html><head><title>{code} {reason}</title></head>\n<body><h1>{code} {reason}</h1><hr><p>{server}</p></body></html>\n",
         code = status.code,
@@ -83,7 +89,7 @@ pub fn error_page(status: Status) -> String {
 }
 
 /// A bare 503 sent to a connection refused at accept time.
-pub fn overloaded(date: &str) -> Vec<u8> {
+pub(crate) fn overloaded(date: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
     error(
         &mut out,

@@ -12,18 +12,18 @@ use super::head_memo::HeadMemo;
 /// on the date and on the entry's body length, and starts empty in a
 /// copy).
 #[derive(Debug, Clone)]
-pub struct FileHeaders {
-    pub etag: String,
+pub(crate) struct FileHeaders {
+    pub(crate) etag: String,
     /// `Content-Type`, `Last-Modified`, `ETag` and `Accept-Ranges` lines.
-    pub lines: Vec<u8>,
+    pub(crate) lines: Vec<u8>,
     /// The length of the `Content-Type` line that starts `lines`.
     content_type_line: usize,
     /// The whole head of a plain 200 for the current second.
-    pub ok_head: HeadMemo,
+    pub(crate) ok_head: HeadMemo,
 }
 
 impl FileHeaders {
-    pub fn new(content_type: &str, meta: &FileMeta) -> FileHeaders {
+    pub(crate) fn new(content_type: &str, meta: &FileMeta) -> FileHeaders {
         let etag = format!("\"{:x}-{:x}\"", meta.mtime_secs, meta.size);
         let content_type_line = "Content-Type: \r\n".len() + content_type.len();
         let lines = format!(
@@ -40,7 +40,7 @@ impl FileHeaders {
     }
 
     /// The file's media type, as its `Content-Type` line says.
-    pub fn content_type(&self) -> &str {
+    pub(crate) fn content_type(&self) -> &str {
         let value = b"Content-Type: ".len()..self.content_type_line.saturating_sub(2);
         self.lines
             .get(value)
@@ -49,7 +49,7 @@ impl FileHeaders {
     }
 
     /// The lines but `Content-Type` (a multipart body has its own).
-    pub fn lines_but_content_type(&self) -> &[u8] {
+    pub(crate) fn lines_but_content_type(&self) -> &[u8] {
         self.lines.get(self.content_type_line..).unwrap_or_default()
     }
 }

@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 /// One kept head and the date it carries; empty until first needed.
 #[derive(Debug, Default)]
-pub struct HeadMemo(RefCell<Option<Kept>>);
+pub(crate) struct HeadMemo(RefCell<Option<Kept>>);
 
 /// A copy starts empty: the kept head belongs to the entry it was built
 /// for (its `Content-Length` is that entry's), and a copy may be given
@@ -28,7 +28,7 @@ struct Kept {
 
 impl HeadMemo {
     /// The head kept, if it was built for `date`.
-    pub fn get(&self, date: &str) -> Option<Rc<[u8]>> {
+    pub(crate) fn get(&self, date: &str) -> Option<Rc<[u8]>> {
         let kept = self.0.borrow();
         kept.as_ref()
             .filter(|k| &*k.date == date)
@@ -36,7 +36,7 @@ impl HeadMemo {
     }
 
     /// Keeps `head`, built for `date`, in place of what was kept.
-    pub fn keep(&self, date: &str, head: Rc<[u8]>) {
+    pub(crate) fn keep(&self, date: &str, head: Rc<[u8]>) {
         *self.0.borrow_mut() = Some(Kept {
             date: date.into(),
             head,

@@ -10,7 +10,7 @@
 
 /// How far a growing head has been looked at.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct HeadScan {
+pub(crate) struct HeadScan {
     /// Bytes of the head already parsed (0: not parsed yet).
     scanned: usize,
 }
@@ -19,7 +19,7 @@ impl HeadScan {
     /// True when `head` (the bytes so far; it only grows until
     /// [`reset`](Self::reset)) should be parsed now; `max` is the size
     /// past which the parser refuses it. Counts the bytes as looked at.
-    pub fn ready(&mut self, head: &[u8], max: usize) -> bool {
+    pub(crate) fn ready(&mut self, head: &[u8], max: usize) -> bool {
         let from = self.scanned;
         self.scanned = head.len();
         // A buffer that shrank is a new head.
@@ -27,7 +27,7 @@ impl HeadScan {
     }
 
     /// The head was used up: the next bytes begin a new one.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.scanned = 0;
     }
 }

@@ -5,15 +5,15 @@
 use super::status::Status;
 
 /// The `Server` header's value.
-pub const SERVER_NAME: &str = concat!("amped/", env!("CARGO_PKG_VERSION"));
+pub(crate) const SERVER_NAME: &str = concat!("amped/", env!("CARGO_PKG_VERSION"));
 
 /// Starts a head: status line, `Date` and `Server`.
-pub fn begin(out: &mut Vec<u8>, status: Status, date: &str) {
+pub(crate) fn begin(out: &mut Vec<u8>, status: Status, date: &str) {
     begin_with_reason(out, status.code, status.reason, date);
 }
 
 /// Starts a head with any status code and reason phrase.
-pub fn begin_with_reason(out: &mut Vec<u8>, code: u16, reason: &str, date: &str) {
+pub(crate) fn begin_with_reason(out: &mut Vec<u8>, code: u16, reason: &str, date: &str) {
     out.extend_from_slice(b"HTTP/1.1 ");
     match code {
         100..=999 => out.extend_from_slice(&three_digits(code)),
@@ -33,14 +33,14 @@ pub fn begin_with_reason(out: &mut Vec<u8>, code: u16, reason: &str, date: &str)
 }
 
 /// Adds `Content-Length`.
-pub fn content_length(out: &mut Vec<u8>, length: u64) {
+pub(crate) fn content_length(out: &mut Vec<u8>, length: u64) {
     out.extend_from_slice(b"Content-Length: ");
     push_decimal(out, length);
     out.extend_from_slice(b"\r\n");
 }
 
 /// Appends `n` in hexadecimal (a chunk size), without allocating.
-pub fn push_hex(out: &mut Vec<u8>, mut n: u64) {
+pub(crate) fn push_hex(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 16];
     let mut at = digits.len();
     loop {
@@ -61,7 +61,7 @@ fn three_digits(code: u16) -> [u8; 3] {
 }
 
 /// Appends `n` in decimal, without allocating.
-pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {

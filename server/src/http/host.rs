@@ -7,21 +7,21 @@
 
 /// A valid authority, split; the host borrowed from the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Authority<'a> {
+pub(crate) struct Authority<'a> {
     /// The host as sent (an IP literal without its brackets), ASCII: what
     /// a CGI script gets as SERVER_NAME.
-    pub host: &'a [u8],
-    pub port: Option<u16>,
+    pub(crate) host: &'a [u8],
+    pub(crate) port: Option<u16>,
 }
 
 /// An authority that is not `host [ ":" port ]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BadAuthority;
+pub(crate) struct BadAuthority;
 
 /// Parses `host [ ":" port ]`. The host may be empty (an HTTP/1.0 client,
 /// or a request whose target has no authority, sends `Host:` empty);
 /// callers that need a host check for that.
-pub fn parse_authority(text: &[u8]) -> Result<Authority<'_>, BadAuthority> {
+pub(crate) fn parse_authority(text: &[u8]) -> Result<Authority<'_>, BadAuthority> {
     let (host, port) = match text.first() {
         Some(b'[') => split_ip_literal(text)?,
         _ => split_reg_name(text)?,

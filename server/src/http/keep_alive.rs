@@ -27,15 +27,15 @@ use crate::http::request_body::Framing;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Requests one connection may carry (`--keepalive-requests`).
-    pub requests: u64,
+    pub(crate) requests: u64,
     /// How long after it was accepted a connection may still be kept
     /// (`--keepalive-time`); `None` for no limit.
-    pub time: Option<Duration>,
+    pub(crate) time: Option<Duration>,
 }
 
 /// The client's wish: HTTP/1.1 keeps unless `Connection: close`; HTTP/1.0
 /// closes unless `Connection: keep-alive` (and `close` wins).
-pub fn asked(http10: bool, keep_alive_header: bool, close_header: bool) -> bool {
+pub(crate) fn asked(http10: bool, keep_alive_header: bool, close_header: bool) -> bool {
     if http10 {
         keep_alive_header && !close_header
     } else {
@@ -47,7 +47,11 @@ pub fn asked(http10: bool, keep_alive_header: bool, close_header: bool) -> bool 
 /// another: only if skipping its body is possible, that is, if it has a
 /// length no larger than `max_discarded` and the client is not waiting for
 /// `100 Continue` before it sends it (it may never send it).
-pub fn body_can_be_skipped(framing: Framing, max_discarded: u64, expect_continue: bool) -> bool {
+pub(crate) fn body_can_be_skipped(
+    framing: Framing,
+    max_discarded: u64,
+    expect_continue: bool,
+) -> bool {
     match framing {
         Framing::None => true,
         Framing::Length(n) => n <= max_discarded && !expect_continue,
@@ -58,30 +62,30 @@ pub fn body_can_be_skipped(framing: Framing, max_discarded: u64, expect_continue
 /// The connection's limits: the response to its request number `number`
 /// (from 1) is its last when that is the most requests allowed, or when
 /// the connection, `age` old, has outlived the keep-alive time.
-pub fn within_limits(kept: bool, number: u64, age: Duration, limits: &Limits) -> bool {
+pub(crate) fn within_limits(kept: bool, number: u64, age: Duration, limits: &Limits) -> bool {
     kept && number < limits.requests && limits.time.is_none_or(|time| age < time)
 }
 
 /// After the head: a body that ends only with the connection
 /// (`close_delimited`) closes it.
-pub fn after_head(kept: bool, close_delimited: bool) -> bool {
+pub(crate) fn after_head(kept: bool, close_delimited: bool) -> bool {
     kept && !close_delimited
 }
 
 /// An nph script writes its own head, which the server does not frame:
 /// its response ends only with the connection.
-pub fn unless_nph(kept: bool, nph: bool) -> bool {
+pub(crate) fn unless_nph(kept: bool, nph: bool) -> bool {
     kept && !nph
 }
 
 /// After the exchange: a response cut short (not ended as framed) or a
 /// request body not all read closes the connection.
-pub fn after_exchange(kept: bool, complete: bool, request_body_read: bool) -> bool {
+pub(crate) fn after_exchange(kept: bool, complete: bool, request_body_read: bool) -> bool {
     kept && complete && request_body_read
 }
 
 /// After the reply is queued: a draining server keeps nothing.
-pub fn after_reply(kept: bool, draining: bool) -> bool {
+pub(crate) fn after_reply(kept: bool, draining: bool) -> bool {
     kept && !draining
 }
 

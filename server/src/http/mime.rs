@@ -1,7 +1,7 @@
 //! Content types from file extensions, with `charset=utf-8` on text.
 
 /// The `Content-Type` value for a path.
-pub fn content_type(path: &str) -> String {
+pub(crate) fn content_type(path: &str) -> String {
     let Some(mime) = mime_guess::from_path(path).first() else {
         return "application/octet-stream".to_string();
     };

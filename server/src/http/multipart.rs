@@ -10,26 +10,31 @@ use super::range::ByteRange;
 
 /// A multipart body's frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Multipart {
+pub(crate) struct Multipart {
     /// The `Content-Type` header line of the response, CRLF included.
-    pub content_type_line: String,
+    pub(crate) content_type_line: String,
     /// Each part's head and the range whose bytes follow it.
-    pub parts: Vec<(Vec<u8>, ByteRange)>,
+    pub(crate) parts: Vec<(Vec<u8>, ByteRange)>,
     /// The closing delimiter, after the last part's bytes.
-    pub closing: Vec<u8>,
+    pub(crate) closing: Vec<u8>,
     /// The whole body's length: the `Content-Length`.
-    pub length: u64,
+    pub(crate) length: u64,
 }
 
 /// A boundary that no file is likely to hold: random bits from the
 /// standard library's hasher keys (seeded per process and per call).
-pub fn new_boundary() -> String {
+pub(crate) fn new_boundary() -> String {
     format!("amped-{:016x}", RandomState::new().hash_one(0u8))
 }
 
 /// The frame of `ranges` of a file of `size` bytes and type
 /// `content_type`, delimited by `boundary`.
-pub fn frame(ranges: &[ByteRange], size: u64, content_type: &str, boundary: &str) -> Multipart {
+pub(crate) fn frame(
+    ranges: &[ByteRange],
+    size: u64,
+    content_type: &str,
+    boundary: &str,
+) -> Multipart {
     let mut length = 0;
     let parts = ranges
         .iter()

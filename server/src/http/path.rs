@@ -11,7 +11,7 @@ use percent_encoding::percent_decode;
 
 /// Why a path is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PathError {
+pub(crate) enum PathError {
     /// Not an origin-form or absolute-form target.
     NotAPath,
     /// A `%` not followed by two hex digits, or bytes that are not UTF-8.
@@ -26,25 +26,25 @@ pub enum PathError {
 
 /// A request target split into its parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     /// Normalised, decoded path (see the module docs).
-    pub key: String,
+    pub(crate) key: String,
     /// The query string without its `?`, if any.
-    pub query: Option<String>,
+    pub(crate) query: Option<String>,
     /// The authority of an absolute-form target (`host:port` of
     /// `http://host:port/p`), unchecked: the request's parser validates
     /// it, and it wins over the `Host` header.
-    pub authority: Option<String>,
+    pub(crate) authority: Option<String>,
 }
 
 /// True when a key names a directory's index.
-pub fn is_directory_key(key: &str) -> bool {
+pub(crate) fn is_directory_key(key: &str) -> bool {
     key.is_empty() || key.ends_with('/')
 }
 
 /// Parses an origin-form (`/a/b?q`) or absolute-form
 /// (`http://host/a/b?q`) request target.
-pub fn parse_target(target: &str) -> Result<Target, PathError> {
+pub(crate) fn parse_target(target: &str) -> Result<Target, PathError> {
     match split_plain(target) {
         Some((path, query)) => Ok(Target {
             key: path[1..].to_string(),

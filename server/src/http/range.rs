@@ -13,24 +13,24 @@
 /// Clients that resume or fetch pieces ask for a few; 16 leaves room for
 /// PDF readers and the like (Apache allows 200 parts by default, nginx
 /// bounds by total size only, like the overlap rule here).
-pub const MAX_RANGES: usize = 16;
+pub(crate) const MAX_RANGES: usize = 16;
 
 /// Bytes `start..=end` of a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ByteRange {
-    pub start: u64,
-    pub end: u64,
+pub(crate) struct ByteRange {
+    pub(crate) start: u64,
+    pub(crate) end: u64,
 }
 
 impl ByteRange {
-    pub fn len(self) -> u64 {
+    pub(crate) fn len(self) -> u64 {
         self.end - self.start + 1
     }
 }
 
 /// What a `Range` header asks of a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RangeOutcome {
+pub(crate) enum RangeOutcome {
     /// No range, or one that is ignored (see the module docs): send the
     /// whole file.
     Full,
@@ -42,7 +42,7 @@ pub enum RangeOutcome {
 }
 
 /// Evaluates a `Range` header against a file of `size` bytes.
-pub fn evaluate_range(header: Option<&str>, size: u64) -> RangeOutcome {
+pub(crate) fn evaluate_range(header: Option<&str>, size: u64) -> RangeOutcome {
     let Some(specs) = header.and_then(range_specs) else {
         return RangeOutcome::Full;
     };

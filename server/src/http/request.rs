@@ -18,24 +18,24 @@ use super::status::Status;
 use crate::http::keep_alive;
 
 /// The largest request head accepted (431 beyond).
-pub const MAX_HEAD: usize = 16 * 1024;
+pub(crate) const MAX_HEAD: usize = 16 * 1024;
 /// The longest request target accepted (414 beyond).
-pub const MAX_TARGET: usize = 8 * 1024;
+pub(crate) const MAX_TARGET: usize = 8 * 1024;
 /// The most header fields accepted (431 beyond).
-pub const MAX_HEADERS: usize = 100;
+pub(crate) const MAX_HEADERS: usize = 100;
 /// A request body up to this size is read and discarded so the
 /// connection can be kept; a larger one closes the connection.
-pub const MAX_DISCARDED_BODY: u64 = 1 << 20;
+pub(crate) const MAX_DISCARDED_BODY: u64 = 1 << 20;
 
 /// The methods a file answers to (the 405's and OPTIONS' `Allow`).
-pub const ALLOW_FILES: &str = "GET, HEAD, OPTIONS";
+pub(crate) const ALLOW_FILES: &str = "GET, HEAD, OPTIONS";
 /// The methods a CGI script answers to, and the server as a whole
 /// (`OPTIONS *`).
-pub const ALLOW_SCRIPTS: &str = "GET, HEAD, OPTIONS, POST";
+pub(crate) const ALLOW_SCRIPTS: &str = "GET, HEAD, OPTIONS, POST";
 
 /// The request's method, as far as the server cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
+pub(crate) enum Method {
     Get,
     Head,
     /// `OPTIONS`, answered by the server itself with this `Allow`.
@@ -46,74 +46,74 @@ pub enum Method {
 
 /// What a request for a CGI script carries beyond a static request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CgiParts {
+pub(crate) struct ScriptRequest {
     /// The method as sent.
-    pub method: String,
+    pub(crate) method: String,
     /// The script's path beneath the root (`cgi-bin/app.cgi`).
-    pub script: String,
+    pub(crate) script: String,
     /// What follows the script in the path (`/extra/path`), or empty.
-    pub path_info: String,
+    pub(crate) path_info: String,
     /// The request target as sent.
-    pub request_uri: String,
+    pub(crate) request_uri: String,
     /// The validated host the request is for (the absolute-form target's
     /// authority, else the `Host` header), without its port: SERVER_NAME.
     /// `None` when an HTTP/1.0 client named none.
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
     /// Every header field, in order.
-    pub headers: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
     /// `Expect: 100-continue` was sent.
-    pub expect_continue: bool,
+    pub(crate) expect_continue: bool,
 }
 
 /// What the access log wants to know about a request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LogFields {
-    pub request_line: String,
-    pub referer: Option<String>,
-    pub user_agent: Option<String>,
+pub(crate) struct LogFields {
+    pub(crate) request_line: String,
+    pub(crate) referer: Option<String>,
+    pub(crate) user_agent: Option<String>,
 }
 
 /// A request to serve.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    pub method: Method,
-    pub http10: bool,
-    pub target: Target,
-    pub keep_alive: bool,
+pub(crate) struct Request {
+    pub(crate) method: Method,
+    pub(crate) http10: bool,
+    pub(crate) target: Target,
+    pub(crate) keep_alive: bool,
     /// Bytes of the head, to be consumed from the buffer.
-    pub head_len: usize,
-    pub body: Framing,
-    pub range: Option<String>,
+    pub(crate) head_len: usize,
+    pub(crate) body: Framing,
+    pub(crate) range: Option<String>,
     /// Whether `Accept-Encoding` takes gzip (for `--gzip-static`).
-    pub gzip: Gzip,
+    pub(crate) gzip: Gzip,
     /// `If-Match` and the other conditional header fields, if any.
-    pub conditions: Option<Box<Conditions>>,
-    pub log: Option<LogFields>,
+    pub(crate) conditions: Option<Box<Conditions>>,
+    pub(crate) log: Option<LogFields>,
     /// Set for requests to `*.cgi` scripts.
-    pub cgi: Option<Box<CgiParts>>,
+    pub(crate) cgi: Option<Box<ScriptRequest>>,
     /// Local redirects (from CGI scripts) that led to this request.
-    pub redirects: u8,
+    pub(crate) redirects: u8,
 }
 
 /// A request refused before it reaches the cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    pub status: Status,
+pub(crate) struct Rejection {
+    pub(crate) status: Status,
     /// The request was HTTP/1.0 (a kept connection must say so).
-    pub http10: bool,
+    pub(crate) http10: bool,
     /// The request was a HEAD: the error page goes without its body.
-    pub head: bool,
+    pub(crate) head: bool,
     /// Whether the connection may stay open after the error response.
-    pub keep_alive: bool,
+    pub(crate) keep_alive: bool,
     /// Bytes of the head (0 when the head could not be delimited).
-    pub head_len: usize,
-    pub body: Framing,
-    pub log: Option<LogFields>,
+    pub(crate) head_len: usize,
+    pub(crate) body: Framing,
+    pub(crate) log: Option<LogFields>,
 }
 
 /// The result of looking at a connection's buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Parsed {
+pub(crate) enum Parsed {
     /// No complete head yet; read more.
     Partial,
     Request(Request),
@@ -134,7 +134,7 @@ fn reject(status: Status, log: Option<LogFields>) -> Parsed {
 
 /// Parses the head at the start of `buf`. `want_log` asks for the fields
 /// the access log needs.
-pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
+pub(crate) fn parse(buf: &[u8], want_log: bool) -> Parsed {
     // Left uninitialised: httparse writes only the fields it parses, and
     // zeroing 100 of them would cost more than parsing a small head.
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -228,7 +228,7 @@ pub fn parse(buf: &[u8], want_log: bool) -> Parsed {
     let cgi = script
         .filter(|_| method != "OPTIONS")
         .map(|(script, path_info)| {
-            Box::new(CgiParts {
+            Box::new(ScriptRequest {
                 method: method.to_string(),
                 script,
                 path_info,
@@ -359,7 +359,7 @@ fn read_head<'h, 'a>(
 
 /// Splits a path at its first segment ending in `.cgi`: the script and
 /// the PATH_INFO after it.
-pub fn split_script(key: &str) -> Option<(String, String)> {
+pub(crate) fn split_script(key: &str) -> Option<(String, String)> {
     let end = script_end(key)?;
     Some((key[..end].to_string(), key[end..].to_string()))
 }

@@ -4,7 +4,7 @@
 
 /// How the request's body (if any) is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Framing {
+pub(crate) enum Framing {
     #[default]
     None,
     Length(u64),
@@ -14,7 +14,7 @@ pub enum Framing {
 impl Framing {
     /// The body's length when it is known from the head (0 for none or
     /// chunked): bytes to read and drop when the body is not wanted.
-    pub fn known_length(self) -> u64 {
+    pub(crate) fn known_length(self) -> u64 {
         match self {
             Framing::Length(n) => n,
             Framing::None | Framing::Chunked => 0,

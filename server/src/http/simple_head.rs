@@ -11,16 +11,16 @@
 //! reads of the same bytes; a unit test below holds it to that.
 
 /// The most fields a head on the fast path may have.
-pub const SIMPLE_FIELDS: usize = 16;
+pub(crate) const SIMPLE_FIELDS: usize = 16;
 
 /// A head read by the fast path.
 #[derive(Debug, Clone, Copy)]
-pub struct SimpleHead<'a> {
-    pub method: &'static str,
-    pub target: &'a str,
-    pub http10: bool,
+pub(crate) struct SimpleHead<'a> {
+    pub(crate) method: &'static str,
+    pub(crate) target: &'a str,
+    pub(crate) http10: bool,
     /// Bytes of the head, the blank line included.
-    pub len: usize,
+    pub(crate) len: usize,
     /// Each field's name and value (the value without the spaces around
     /// it); the first `count` are the head's.
     fields: [Field<'a>; SIMPLE_FIELDS],
@@ -29,13 +29,13 @@ pub struct SimpleHead<'a> {
 
 impl<'a> SimpleHead<'a> {
     /// The fields, in order: name and value.
-    pub fn fields(&self) -> &[Field<'a>] {
+    pub(crate) fn fields(&self) -> &[Field<'a>] {
         &self.fields[..self.count]
     }
 }
 
 /// Reads `buf`'s head if it is a simple one (see the module docs).
-pub fn parse(buf: &[u8]) -> Option<SimpleHead<'_>> {
+pub(crate) fn parse(buf: &[u8]) -> Option<SimpleHead<'_>> {
     let (method, mut at) = match buf.get(..5)? {
         b"GET /" => ("GET", 4),
         [b'H', b'E', b'A', b'D', b' '] => ("HEAD", 5),

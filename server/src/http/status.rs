@@ -2,14 +2,14 @@
 
 /// An HTTP status code with its reason phrase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Status {
-    pub code: u16,
-    pub reason: &'static str,
+pub(crate) struct Status {
+    pub(crate) code: u16,
+    pub(crate) reason: &'static str,
 }
 
 macro_rules! statuses {
     ($($name:ident = $code:expr, $reason:expr;)*) => {
-        impl Status { $(pub const $name: Status = Status { code: $code, reason: $reason };)* }
+        impl Status { $(pub(crate) const $name: Status = Status { code: $code, reason: $reason };)* }
     };
 }
 

@@ -4,25 +4,25 @@
 
 /// A `tchar`: the characters a token (a method, a field name, a chunk
 /// extension's name) is made of.
-pub fn is_tchar(b: u8) -> bool {
+pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// `token = 1*tchar`.
-pub fn is_token(s: &[u8]) -> bool {
+pub(crate) fn is_token(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(|&b| is_tchar(b))
 }
 
 /// A character allowed in a field value: visible ASCII, space, tab and
 /// obs-text (0x80 and above); never another control character, so never
 /// a bare CR, LF or NUL.
-pub fn is_field_char(b: u8) -> bool {
+pub(crate) fn is_field_char(b: u8) -> bool {
     b == b' ' || b == b'\t' || (b >= 0x21 && b != 0x7f)
 }
 
 /// A field value: only field characters, and (the surrounding optional
 /// whitespace being the caller's to trim) nothing else.
-pub fn is_field_value(s: &[u8]) -> bool {
+pub(crate) fn is_field_value(s: &[u8]) -> bool {
     s.iter().all(|&b| is_field_char(b))
 }
 
@@ -30,7 +30,7 @@ pub fn is_field_value(s: &[u8]) -> bool {
 /// included), or `None` when `s` does not start with a well-formed one.
 /// Inside: tab, space, visible ASCII but `"` and `\`, obs-text, and
 /// `\` followed by any of those (a quoted-pair).
-pub fn quoted_string_len(s: &[u8]) -> Option<usize> {
+pub(crate) fn quoted_string_len(s: &[u8]) -> Option<usize> {
     if s.first() != Some(&b'"') {
         return None;
     }

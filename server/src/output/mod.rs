@@ -41,7 +41,7 @@ impl Chunk {
 
 /// What a write attempt achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flushed {
+pub(crate) enum Flushed {
     /// Everything queued is written.
     All,
     /// The socket is full, or this turn's budget is spent; more remains.
@@ -53,13 +53,13 @@ pub enum Flushed {
 
 /// The queue of response pieces for one connection.
 #[derive(Debug, Default)]
-pub struct Output {
+pub(crate) struct Output {
     chunks: VecDeque<Chunk>,
     queued: u64,
 }
 
 impl Output {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.chunks.is_empty()
     }
 
@@ -70,18 +70,18 @@ impl Output {
     }
 
     /// Bytes still to be written.
-    pub fn queued(&self) -> u64 {
+    pub(crate) fn queued(&self) -> u64 {
         self.queued
     }
 
-    pub fn push_owned(&mut self, data: Vec<u8>) {
+    pub(crate) fn push_owned(&mut self, data: Vec<u8>) {
         if !data.is_empty() {
             self.queued += data.len() as u64;
             self.chunks.push_back(Chunk::Owned { data, pos: 0 });
         }
     }
 
-    pub fn push_shared(&mut self, data: Rc<[u8]>, start: usize, end: usize) {
+    pub(crate) fn push_shared(&mut self, data: Rc<[u8]>, start: usize, end: usize) {
         if start < end && end <= data.len() {
             self.queued += (end - start) as u64;
             self.chunks.push_back(Chunk::Shared {
@@ -92,7 +92,7 @@ impl Output {
         }
     }
 
-    pub fn push_file(&mut self, file: Rc<OpenFile>, start: u64, end: u64) {
+    pub(crate) fn push_file(&mut self, file: Rc<OpenFile>, start: u64, end: u64) {
         if start < end {
             self.queued += end - start;
             self.chunks
@@ -102,7 +102,7 @@ impl Output {
 
     /// Queues a piece of a response body as `body` frames it. Returns the
     /// body bytes it carries.
-    pub fn push_body(&mut self, body: &mut BodyEncoder, data: &[u8]) -> u64 {
+    pub(crate) fn push_body(&mut self, body: &mut BodyEncoder, data: &[u8]) -> u64 {
         let (framed, passed) = body.frame(data);
         self.push_owned(framed);
         passed
@@ -110,7 +110,7 @@ impl Output {
 
     /// Queues `bytes[start..end]` of a length body without copying.
     /// Returns the body bytes queued.
-    pub fn push_body_shared(
+    pub(crate) fn push_body_shared(
         &mut self,
         body: &mut BodyEncoder,
         bytes: Rc<[u8]>,
@@ -126,7 +126,7 @@ impl Output {
 
     /// Queues bytes `start..end` of a file of a length body, to be sent
     /// window by window. Returns the body bytes queued.
-    pub fn push_body_file(
+    pub(crate) fn push_body_file(
         &mut self,
         body: &mut BodyEncoder,
         file: Rc<OpenFile>,
@@ -142,7 +142,7 @@ impl Output {
 
     /// Ends a response body (queues a chunked body's last chunk). True
     /// when the body is complete as framed.
-    pub fn finish_body(&mut self, body: &mut BodyEncoder) -> bool {
+    pub(crate) fn finish_body(&mut self, body: &mut BodyEncoder) -> bool {
         let (last, complete) = body.finish();
         if !last.is_empty() {
             self.push_owned(last.to_vec());
@@ -151,18 +151,18 @@ impl Output {
     }
 
     /// True when the front is a file body waiting for a helper's read.
-    pub fn waits_for_disk(&self) -> bool {
+    pub(crate) fn waits_for_disk(&self) -> bool {
         matches!(self.chunks.front(), Some(Chunk::File(body)) if body.front_needs() == FrontNeeds::Disk)
     }
 
     /// True when the front is a file body waiting for room in the window
     /// budget.
-    pub fn waits_for_memory(&self) -> bool {
+    pub(crate) fn waits_for_memory(&self) -> bool {
         matches!(self.chunks.front(), Some(Chunk::File(body)) if matches!(body.front_needs(), FrontNeeds::Memory(_)))
     }
 
     /// The file body at the front of the queue, if that is what is next.
-    pub fn front_file(&mut self) -> Option<&mut FileBody> {
+    pub(crate) fn front_file(&mut self) -> Option<&mut FileBody> {
         match self.chunks.front_mut() {
             Some(Chunk::File(body)) => Some(body),
             _ => None,
@@ -175,7 +175,7 @@ impl Output {
     /// needed. Once everything is written the queue's storage is freed.
     /// Errors (the peer went away, a file shrank under us) end the
     /// connection.
-    pub fn write_to(
+    pub(crate) fn write_to(
         &mut self,
         sock: RawFd,
         budget: u64,
@@ -185,10 +185,10 @@ impl Output {
         // listener, for small responses) is off and the head goes with
         // MSG_MORE, so the head and the tail of each `sendfile` call join
         // full segments instead of going out as small ones of their own.
-        // On loopback the small segments cost the client delayed ACKs and
-        // the server spurious tail-loss probes: 1 MiB files 4.12 -> 5.15
-        // GB/s, 10 MiB 2.90 -> 3.47 (commit message). Turning it back on
-        // when the body is done sends what Nagle holds at once.
+        // Small segments cost the client delayed ACKs and the server
+        // spurious tail-loss probes (the figures are in the commit that
+        // made this change). Turning it back on when the body is done
+        // sends what Nagle holds at once.
         let first_body = self.chunks.iter_mut().find_map(|c| match c {
             Chunk::File(body) => Some(body),
             _ => None,

@@ -45,7 +45,7 @@ enum Window {
 
 /// A window's bytes, as a helper handed them back.
 #[derive(Debug)]
-pub enum WindowBytes {
+pub(crate) enum WindowBytes {
     /// In the reply.
     Owned(Vec<u8>),
     /// The first so many bytes of a slot of the shared buffer.
@@ -54,7 +54,7 @@ pub enum WindowBytes {
 
 #[allow(clippy::len_without_is_empty)]
 impl WindowBytes {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             WindowBytes::Owned(data) => data.len(),
             WindowBytes::InSlot(slot, len) => slot.fit(*len),
@@ -73,7 +73,7 @@ impl WindowBytes {
 
 /// What the front of the body needs before it can be written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FrontNeeds {
+pub(crate) enum FrontNeeds {
     /// Nothing: the front window is ready.
     Nothing,
     /// A window planned from this offset.
@@ -86,7 +86,7 @@ pub enum FrontNeeds {
 
 /// What a helper's answer did to the body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivered {
+pub(crate) enum Delivered {
     /// The bytes fill a window being read.
     Filled,
     /// No window waits for them (an old answer).
@@ -98,7 +98,7 @@ pub enum Delivered {
 
 /// A file range on its way out.
 #[derive(Debug)]
-pub struct FileBody {
+pub(crate) struct FileBody {
     file: Rc<OpenFile>,
     /// The next byte to write.
     next: u64,
@@ -120,7 +120,7 @@ pub struct FileBody {
 }
 
 impl FileBody {
-    pub fn new(file: Rc<OpenFile>, start: u64, end: u64) -> FileBody {
+    pub(crate) fn new(file: Rc<OpenFile>, start: u64, end: u64) -> FileBody {
         FileBody {
             file,
             next: start,
@@ -136,59 +136,59 @@ impl FileBody {
 
     /// True the first time it is asked: the socket is to be set to join
     /// this body into full segments now.
-    pub fn join_segments_once(&mut self) -> bool {
+    pub(crate) fn join_segments_once(&mut self) -> bool {
         !std::mem::replace(&mut self.segments_joined, true)
     }
 
     /// False when the window after the planned ones was found in memory
     /// and nothing has been planned since.
-    pub fn should_look_ahead(&self) -> bool {
+    pub(crate) fn should_look_ahead(&self) -> bool {
         self.looked_ahead_at != Some(self.planned)
     }
 
     /// The window after the planned ones was found in memory.
-    pub fn looked_ahead(&mut self) {
+    pub(crate) fn looked_ahead(&mut self) {
         self.looked_ahead_at = Some(self.planned);
     }
 
     /// False once a write found the socket full, until one takes all it
     /// is offered again: reading ahead for a client that does not keep
     /// up only holds memory.
-    pub fn client_keeps_up(&self) -> bool {
+    pub(crate) fn client_keeps_up(&self) -> bool {
         self.kept_up
     }
 
     /// The front window cannot be read until the window budget has room.
-    pub fn wait_for_memory(&mut self) {
+    pub(crate) fn wait_for_memory(&mut self) {
         self.waits_for_memory = true;
     }
 
-    pub fn file(&self) -> &Rc<OpenFile> {
+    pub(crate) fn file(&self) -> &Rc<OpenFile> {
         &self.file
     }
 
     /// Bytes still to be written.
-    pub fn remaining(&self) -> u64 {
+    pub(crate) fn remaining(&self) -> u64 {
         self.end - self.next
     }
 
     /// Where the planned windows end (the next window starts there).
-    pub fn planned_to(&self) -> u64 {
+    pub(crate) fn planned_to(&self) -> u64 {
         self.planned
     }
 
     /// The end of the body.
-    pub fn end(&self) -> u64 {
+    pub(crate) fn end(&self) -> u64 {
         self.end
     }
 
     /// Windows planned and not yet written.
-    pub fn windows(&self) -> usize {
+    pub(crate) fn windows(&self) -> usize {
         self.windows.len()
     }
 
     /// What the front needs before it can be written.
-    pub fn front_needs(&self) -> FrontNeeds {
+    pub(crate) fn front_needs(&self) -> FrontNeeds {
         match self.windows.front() {
             None if self.next < self.end && self.waits_for_memory => FrontNeeds::Memory(self.next),
             None if self.next < self.end => FrontNeeds::Window(self.next),
@@ -199,7 +199,7 @@ impl FileBody {
     }
 
     /// Plans the next window as found in memory, up to `end`.
-    pub fn push_straight(&mut self, end: u64) {
+    pub(crate) fn push_straight(&mut self, end: u64) {
         if self.planned < end && end <= self.end {
             self.windows.push_back(Window::Straight { end });
             self.planned = end;
@@ -209,7 +209,7 @@ impl FileBody {
 
     /// Plans the next window as read by a helper, up to `end`, its bytes
     /// held under `lease`.
-    pub fn push_reading(&mut self, end: u64, lease: WindowLease) {
+    pub(crate) fn push_reading(&mut self, end: u64, lease: WindowLease) {
         let start = self.planned;
         if start < end && end <= self.end {
             self.windows
@@ -220,7 +220,7 @@ impl FileBody {
     }
 
     /// A helper's bytes for the window from `start`.
-    pub fn deliver(&mut self, start: u64, data: WindowBytes) -> Delivered {
+    pub(crate) fn deliver(&mut self, start: u64, data: WindowBytes) -> Delivered {
         let found = self.windows.iter_mut().find(|w| match **w {
             Window::Reading { start: s, .. } => s == start,
             _ => false,
@@ -254,7 +254,7 @@ impl FileBody {
 
     /// Writes from the front window to `sock`: `Ok(0)` when the front is
     /// not ready (see [`front_needs`](Self::front_needs)).
-    pub fn write_to(&mut self, sock: RawFd) -> io::Result<usize> {
+    pub(crate) fn write_to(&mut self, sock: RawFd) -> io::Result<usize> {
         let (offered, written) = match self.windows.front_mut() {
             None | Some(Window::Reading { .. }) => return Ok(0),
             Some(Window::Straight { end }) => {

@@ -23,32 +23,32 @@ mod open_file;
 mod slots;
 mod window_budget;
 
-pub use file_body::{Delivered, FileBody, FrontNeeds, WindowBytes};
-pub use open_file::OpenFile;
-pub use slots::{Slot, WindowSlots, SLOT_COUNT};
-pub use window_budget::{WindowBudget, WindowLease};
+pub(crate) use file_body::{Delivered, FileBody, FrontNeeds, WindowBytes};
+pub(crate) use open_file::OpenFile;
+pub(crate) use slots::{Slot, WindowSlots, SLOT_COUNT};
+pub(crate) use window_budget::{WindowBudget, WindowLease};
 
 /// Bytes a helper reads for one window: four reads of a FUSE filesystem's
 /// usual 128 KiB `max_read`, well inside one frame when a window comes
 /// back in a reply; sized on the slow disk (see the README's figures).
-pub const READ_WINDOW: u64 = 512 << 10;
+pub(crate) const READ_WINDOW: u64 = 512 << 10;
 
 /// The most bytes sent with `sendfile` after one residency check: pages
 /// may be evicted between the check and the send, so a check does not
 /// vouch for long.
-pub const STRAIGHT_WINDOW: u64 = 1 << 20;
+pub(crate) const STRAIGHT_WINDOW: u64 = 1 << 20;
 
 /// Windows read ahead of the one being written.
-pub const READ_AHEAD: usize = 2;
+pub(crate) const READ_AHEAD: usize = 2;
 
 /// Plans a file body's windows as the output queue needs them.
-pub trait PlanWindows {
+pub(crate) trait PlanWindows {
     /// Plans the front window if none is, and reads ahead.
     fn plan(&mut self, body: &mut FileBody);
 }
 
 /// For output that holds no file bodies (a script's): plans nothing.
-pub struct MemoryOnly;
+pub(crate) struct MemoryOnly;
 
 impl PlanWindows for MemoryOnly {
     fn plan(&mut self, _body: &mut FileBody) {}
@@ -56,7 +56,7 @@ impl PlanWindows for MemoryOnly {
 
 /// For tests: every window is sent straight.
 #[cfg(test)]
-pub struct SendStraight;
+pub(crate) struct SendStraight;
 
 #[cfg(test)]
 impl PlanWindows for SendStraight {

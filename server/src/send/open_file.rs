@@ -93,7 +93,7 @@ impl Drop for Mapping {
 
 /// A large file being served from the cache.
 #[derive(Debug)]
-pub struct OpenFile {
+pub(crate) struct OpenFile {
     /// `None` for a file the helpers read by path.
     fd: Option<OwnedFd>,
     storage: Storage,
@@ -107,7 +107,7 @@ pub struct OpenFile {
 
 impl OpenFile {
     /// A file open in the server, on `storage`.
-    pub fn open(fd: OwnedFd, storage: Storage, path: String, meta: FileMeta) -> OpenFile {
+    pub(crate) fn open(fd: OwnedFd, storage: Storage, path: String, meta: FileMeta) -> OpenFile {
         OpenFile {
             fd: Some(fd),
             storage,
@@ -119,7 +119,7 @@ impl OpenFile {
 
     /// A file the helpers read by path (storage that cannot tell
     /// residency).
-    pub fn by_path(path: String, meta: FileMeta) -> OpenFile {
+    pub(crate) fn by_path(path: String, meta: FileMeta) -> OpenFile {
         OpenFile {
             fd: None,
             storage: Storage::Uncertain,
@@ -130,22 +130,22 @@ impl OpenFile {
     }
 
     /// The descriptor, unless the helpers read the file by path.
-    pub fn fd(&self) -> Option<&OwnedFd> {
+    pub(crate) fn fd(&self) -> Option<&OwnedFd> {
         self.fd.as_ref()
     }
 
-    pub fn meta(&self) -> FileMeta {
+    pub(crate) fn meta(&self) -> FileMeta {
         self.meta
     }
 
-    pub fn path(&self) -> &str {
+    pub(crate) fn path(&self) -> &str {
         &self.path
     }
 
     /// How many of the `len` bytes from `offset` on are known to be in
     /// memory now, counted from `offset` up to the first page that is not
     /// (0 when that is the first one, or when it cannot be told).
-    pub fn resident_prefix(&self, offset: u64, len: u64) -> u64 {
+    pub(crate) fn resident_prefix(&self, offset: u64, len: u64) -> u64 {
         match self.storage {
             Storage::Memory => len,
             Storage::Uncertain => 0,

@@ -14,11 +14,11 @@ use protocol::SharedBuffer;
 
 /// Slots in the buffer: three windows for each of about twenty cold
 /// downloads at once (32 MiB of 512 KiB slots, used only as touched).
-pub const SLOT_COUNT: usize = 64;
+pub(crate) const SLOT_COUNT: usize = 64;
 
 /// The shared buffer and which of its slots are free.
 #[derive(Debug)]
-pub struct WindowSlots {
+pub(crate) struct WindowSlots {
     buffer: SharedBuffer,
     fd: OwnedFd,
     slot_len: usize,
@@ -28,7 +28,7 @@ pub struct WindowSlots {
 impl WindowSlots {
     /// A buffer of `count` slots of `slot_len` bytes; `None` (windows then
     /// travel in the replies) when it cannot be made.
-    pub fn create(count: usize, slot_len: usize) -> Option<Rc<WindowSlots>> {
+    pub(crate) fn create(count: usize, slot_len: usize) -> Option<Rc<WindowSlots>> {
         let len = count.checked_mul(slot_len)?;
         match SharedBuffer::create(c"amped-windows", len) {
             Ok((buffer, fd)) => Some(Rc::new(WindowSlots {
@@ -45,17 +45,17 @@ impl WindowSlots {
     }
 
     /// The memfd, to pass to a helper.
-    pub fn fd(&self) -> &OwnedFd {
+    pub(crate) fn fd(&self) -> &OwnedFd {
         &self.fd
     }
 
     /// The buffer's size in bytes.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.buffer.len()
     }
 
     /// Lends a free slot for a read of `len` bytes, if one fits.
-    pub fn take(self: &Rc<Self>, len: usize) -> Option<Slot> {
+    pub(crate) fn take(self: &Rc<Self>, len: usize) -> Option<Slot> {
         if len > self.slot_len {
             return None;
         }
@@ -68,33 +68,33 @@ impl WindowSlots {
 
     /// Slots free now.
     #[cfg(test)]
-    pub fn free(&self) -> usize {
+    pub(crate) fn free(&self) -> usize {
         self.free.borrow().len()
     }
 }
 
 /// One slot, lent to one read and then to the window it holds.
 #[derive(Debug)]
-pub struct Slot {
+pub(crate) struct Slot {
     slots: Rc<WindowSlots>,
     index: usize,
 }
 
 impl Slot {
     /// Where the slot starts in the shared buffer.
-    pub fn offset(&self) -> usize {
+    pub(crate) fn offset(&self) -> usize {
         self.index * self.slots.slot_len
     }
 
     /// How many of `len` bytes the slot holds (at most a slot's size).
-    pub fn fit(&self, len: usize) -> usize {
+    pub(crate) fn fit(&self, len: usize) -> usize {
         len.min(self.slots.slot_len)
     }
 
     /// Writes `len` bytes of the slot from `pos` to `sock` (as much as it
     /// takes). The bytes are handed to the kernel by address: the memory
     /// is shared with the helpers, so no Rust slice is made over it.
-    pub fn write_to(&self, sock: RawFd, pos: usize, len: usize) -> io::Result<usize> {
+    pub(crate) fn write_to(&self, sock: RawFd, pos: usize, len: usize) -> io::Result<usize> {
         let inside = pos
             .checked_add(len)
             .is_some_and(|end| end <= self.slots.slot_len);

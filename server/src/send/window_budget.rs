@@ -15,7 +15,7 @@ use std::rc::Rc;
 
 /// The budget, and who waits for room in it.
 #[derive(Debug)]
-pub struct WindowBudget<W> {
+pub(crate) struct WindowBudget<W> {
     limit: u64,
     used: Rc<Cell<u64>>,
     /// Who waits, with the bytes each asked for, oldest first.
@@ -24,7 +24,7 @@ pub struct WindowBudget<W> {
 
 /// Bytes of the budget held by one window, given back on drop.
 #[derive(Debug)]
-pub struct WindowLease {
+pub(crate) struct WindowLease {
     used: Rc<Cell<u64>>,
     len: u64,
 }
@@ -36,7 +36,7 @@ impl Drop for WindowLease {
 }
 
 impl<W: Copy + PartialEq> WindowBudget<W> {
-    pub fn new(limit: u64) -> WindowBudget<W> {
+    pub(crate) fn new(limit: u64) -> WindowBudget<W> {
         WindowBudget {
             limit,
             used: Rc::new(Cell::new(0)),
@@ -59,7 +59,7 @@ impl<W: Copy + PartialEq> WindowBudget<W> {
     /// `len` bytes for the window `who` must send next. Without room, or
     /// while others waited first, `who` joins the queue (once) and gets
     /// nothing; [`turn`](Self::turn) says when to ask again.
-    pub fn take_front(&mut self, who: W, len: u64) -> Option<WindowLease> {
+    pub(crate) fn take_front(&mut self, who: W, len: u64) -> Option<WindowLease> {
         let first = self.waiting.front().is_none_or(|&(w, _)| w == who);
         if first && self.has_room(len) {
             if !self.waiting.is_empty() {
@@ -75,29 +75,29 @@ impl<W: Copy + PartialEq> WindowBudget<W> {
     }
 
     /// `len` bytes to read ahead: only when nobody waits and there is room.
-    pub fn take_ahead(&mut self, len: u64) -> Option<WindowLease> {
+    pub(crate) fn take_ahead(&mut self, len: u64) -> Option<WindowLease> {
         (self.waiting.is_empty() && self.has_room(len)).then(|| self.lease(len))
     }
 
     /// The connection whose turn it is: first in the queue, and the
     /// budget now has room for what it asked.
-    pub fn turn(&self) -> Option<W> {
+    pub(crate) fn turn(&self) -> Option<W> {
         let &(who, len) = self.waiting.front()?;
         self.has_room(len).then_some(who)
     }
 
     /// `who` no longer waits (it closed, or needs no read now).
-    pub fn forget(&mut self, who: W) {
+    pub(crate) fn forget(&mut self, who: W) {
         self.waiting.retain(|&(w, _)| w != who);
     }
 
     /// Bytes leased now.
-    pub fn used(&self) -> u64 {
+    pub(crate) fn used(&self) -> u64 {
         self.used.get()
     }
 
     /// Connections waiting for room.
-    pub fn waiting(&self) -> usize {
+    pub(crate) fn waiting(&self) -> usize {
         self.waiting.len()
     }
 }

@@ -22,7 +22,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Where a child is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChildState {
+pub(crate) enum ChildState {
     /// Spawned; waiting for its hello.
     Starting,
     /// Handshake done; takes requests.
@@ -33,7 +33,7 @@ pub enum ChildState {
 
 /// A child process and the server's end of its channel.
 #[derive(Debug)]
-pub struct ChildProcess {
+pub(crate) struct ChildProcess {
     name: String,
     binary: PathBuf,
     args: Vec<OsString>,
@@ -57,7 +57,7 @@ pub struct ChildProcess {
 
 impl ChildProcess {
     /// A child not started yet; its first start is due at once.
-    pub fn new(
+    pub(crate) fn new(
         name: String,
         binary: PathBuf,
         args: Vec<OsString>,
@@ -86,7 +86,7 @@ impl ChildProcess {
 
     /// A child that is not started until asked ([`spawn`](Self::spawn)),
     /// and not restarted when it is let go ([`retire`](Self::retire)).
-    pub fn on_demand(
+    pub(crate) fn on_demand(
         name: String,
         binary: PathBuf,
         args: Vec<OsString>,
@@ -100,13 +100,13 @@ impl ChildProcess {
     }
 
     /// True when the child is neither running nor due to be restarted.
-    pub fn is_stopped(&self) -> bool {
+    pub(crate) fn is_stopped(&self) -> bool {
         self.state == ChildState::Down && self.restart_at.is_none()
     }
 
     /// Lets the child go: its channel is closed (it exits on end-of-file)
     /// and it is not restarted.
-    pub fn retire(&mut self, poller: &mut dyn Poller) {
+    pub(crate) fn retire(&mut self, poller: &mut dyn Poller) {
         if let Some(sock) = self.sock.take() {
             let _ = poller.deregister(sock.as_raw_fd());
         }
@@ -119,17 +119,17 @@ impl ChildProcess {
         self.reap();
     }
 
-    pub fn state(&self) -> ChildState {
+    pub(crate) fn state(&self) -> ChildState {
         self.state
     }
 
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
     /// The process ids this child owns and has not reaped: the running
     /// one and any killed ones still to be reaped.
-    pub fn pids(&self) -> impl Iterator<Item = u32> + '_ {
+    pub(crate) fn pids(&self) -> impl Iterator<Item = u32> + '_ {
         self.child
             .iter()
             .chain(&self.zombies)
@@ -138,17 +138,17 @@ impl ChildProcess {
     }
 
     /// Times this child has been restarted.
-    pub fn restarts(&self) -> u64 {
+    pub(crate) fn restarts(&self) -> u64 {
         self.restarts
     }
 
     /// Marks the handshake as done.
-    pub fn set_ready(&mut self) {
+    pub(crate) fn set_ready(&mut self) {
         self.state = ChildState::Ready;
     }
 
     /// Starts the process and queues `hello` as its first message.
-    pub fn spawn<M: Message>(
+    pub(crate) fn spawn<M: Message>(
         &mut self,
         hello: &M,
         poller: &mut dyn Poller,
@@ -182,12 +182,17 @@ impl ChildProcess {
 
     /// Queues a message and writes what the socket takes. False when the
     /// child is not running or the message could not be queued.
-    pub fn send<M: Message>(&mut self, message: &M, poller: &mut dyn Poller, now: Instant) -> bool {
+    pub(crate) fn send<M: Message>(
+        &mut self,
+        message: &M,
+        poller: &mut dyn Poller,
+        now: Instant,
+    ) -> bool {
         self.send_with_fds(message, Vec::new(), poller, now)
     }
 
     /// [`send`](Self::send), with `fds` attached to the message.
-    pub fn send_with_fds<M: Message>(
+    pub(crate) fn send_with_fds<M: Message>(
         &mut self,
         message: &M,
         fds: Vec<OwnedFd>,
@@ -231,7 +236,7 @@ impl ChildProcess {
     /// collects every whole message that arrived. Returns false when the
     /// child died or broke the protocol (it is then down; the messages
     /// that arrived before are still in `out`).
-    pub fn on_event<M: Message>(
+    pub(crate) fn on_event<M: Message>(
         &mut self,
         ev: Event,
         poller: &mut dyn Poller,
@@ -278,7 +283,7 @@ impl ChildProcess {
 
     /// Takes the child out of service (killing it if it still runs) and
     /// schedules its restart with back-off.
-    pub fn mark_down(&mut self, poller: &mut dyn Poller, now: Instant) {
+    pub(crate) fn mark_down(&mut self, poller: &mut dyn Poller, now: Instant) {
         if self.state == ChildState::Down {
             return;
         }
@@ -317,7 +322,7 @@ impl ChildProcess {
     /// an exit, reaps, and restarts when the back-off has passed. The
     /// `hello` is what a restarted child is greeted with. Returns true
     /// when it found the child dead (its work must go elsewhere).
-    pub fn maintain<M: Message>(
+    pub(crate) fn maintain<M: Message>(
         &mut self,
         hello: &M,
         poller: &mut dyn Poller,
@@ -342,7 +347,7 @@ impl ChildProcess {
     }
 
     /// When [`maintain`](Self::maintain) must next run, if ever.
-    pub fn next_due(&self) -> Option<Instant> {
+    pub(crate) fn next_due(&self) -> Option<Instant> {
         // A killed child not reaped yet is looked at again shortly, in
         // case its SIGCHLD was merged with another.
         let zombies = (!self.zombies.is_empty() || !self.retired.is_empty())
@@ -353,7 +358,7 @@ impl ChildProcess {
     /// Ends the child for good: end-of-file and SIGTERM first (the CGI
     /// runner then stops its scripts), SIGKILL if it has not exited within
     /// [`SHUTDOWN_GRACE`].
-    pub fn shutdown(&mut self) {
+    pub(crate) fn shutdown(&mut self) {
         self.sock = None;
         if let Some(child) = self.child.take() {
             if let Ok(pid) = i32::try_from(child.id()) {

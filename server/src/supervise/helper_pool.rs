@@ -39,44 +39,44 @@ use crate::supervise::child_link::{ChildProcess, ChildState};
 use crate::token::EventToken;
 
 /// A helper started for extra work is let go after this long without any.
-pub const IDLE_RETIRE: Duration = Duration::from_secs(5);
+pub(crate) const IDLE_RETIRE: Duration = Duration::from_secs(5);
 
 /// Helpers a job may leave silent past the answer timeout before it is
 /// dropped instead of sent again: when a second helper hangs on it too,
 /// the path (a hung NFS or FUSE file) is what hangs, and re-sending it
 /// would kill a helper every timeout for ever. Its waiters get their 503
 /// at their own deadlines.
-pub const MAX_STUCK: u32 = 2;
+pub(crate) const MAX_STUCK: u32 = 2;
 
 /// A connection waiting for a lookup or a read.
-pub type Waiter = ConnId;
+pub(crate) type Waiter = ConnId;
 
 /// A finished job.
 #[derive(Debug)]
-pub enum Completion {
+pub(crate) enum Completion {
     Lookup(LookupDone),
     Read(ReadDone),
 }
 
 /// A finished lookup and everyone who waited for it.
 #[derive(Debug)]
-pub struct LookupDone {
-    pub key: String,
-    pub outcome: Outcome,
-    pub fd: Option<OwnedFd>,
-    pub waiters: Vec<Waiter>,
+pub(crate) struct LookupDone {
+    pub(crate) key: String,
+    pub(crate) outcome: Outcome,
+    pub(crate) fd: Option<OwnedFd>,
+    pub(crate) waiters: Vec<Waiter>,
 }
 
 /// A finished window read.
 #[derive(Debug)]
-pub struct ReadDone {
-    pub waiter: Waiter,
-    pub file: Rc<OpenFile>,
+pub(crate) struct ReadDone {
+    pub(crate) waiter: Waiter,
+    pub(crate) file: Rc<OpenFile>,
     /// Where the window starts in the file.
-    pub start: u64,
-    pub result: ReadResult,
+    pub(crate) start: u64,
+    pub(crate) result: ReadResult,
     /// The slot of the shared buffer the read was lent, if any.
-    pub slot: Option<Slot>,
+    pub(crate) slot: Option<Slot>,
 }
 
 /// When a job was queued and where it went.
@@ -143,19 +143,19 @@ struct Load {
 
 /// Figures for the status page.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct PoolStats {
+pub(crate) struct PoolStats {
     /// Jobs waiting for a helper now.
-    pub queued: usize,
+    pub(crate) queued: usize,
     /// The longest any job has waited for a helper.
-    pub longest_wait: Duration,
+    pub(crate) longest_wait: Duration,
     /// Helpers running (started or ready).
-    pub running: usize,
+    pub(crate) running: usize,
     /// Shared slots held until the helpers given up on are reaped.
-    pub slots_quarantined: usize,
+    pub(crate) slots_quarantined: usize,
 }
 
 /// The pool of helper processes.
-pub struct HelperPool {
+pub(crate) struct HelperPool {
     /// A helper that has not answered for this long is stuck: it is
     /// killed and its work goes to another.
     answer_timeout: Duration,
@@ -185,7 +185,7 @@ fn hello() -> ToHelper {
 impl HelperPool {
     /// A pool of `permanent` helpers that may grow to `max`, not started
     /// yet.
-    pub fn new(
+    pub(crate) fn new(
         binary: PathBuf,
         args: Vec<OsString>,
         permanent: usize,
@@ -226,7 +226,7 @@ impl HelperPool {
     }
 
     /// The helper a poller token belongs to, if it is one of ours.
-    pub fn slot_of(&self, token: EventToken) -> Option<usize> {
+    pub(crate) fn slot_of(&self, token: EventToken) -> Option<usize> {
         match token {
             EventToken::Helper(i) if i < self.helpers.len() => Some(i),
             _ => None,
@@ -235,7 +235,7 @@ impl HelperPool {
 
     /// Starts the permanent helpers (their handshakes come later, through
     /// [`handle_event`](Self::handle_event)). For start-up only.
-    pub fn spawn_all(&mut self, poller: &mut dyn Poller, now: Instant) -> Result<()> {
+    pub(crate) fn spawn_all(&mut self, poller: &mut dyn Poller, now: Instant) -> Result<()> {
         for helper in &mut self.helpers[..self.permanent] {
             helper.spawn(&hello(), poller, now)?;
         }
@@ -244,7 +244,7 @@ impl HelperPool {
 
     /// At start-up: `Ok(true)` once every permanent helper has answered
     /// the handshake, an error if one died first.
-    pub fn started(&self) -> Result<bool> {
+    pub(crate) fn started(&self) -> Result<bool> {
         let permanent = &self.helpers[..self.permanent];
         if let Some(dead) = permanent.iter().find(|h| h.state() == ChildState::Down) {
             bail!(
@@ -263,7 +263,7 @@ impl HelperPool {
 
     /// Asks for `key` on behalf of `waiter`, joining a lookup already in
     /// flight for the same path.
-    pub fn lookup(
+    pub(crate) fn lookup(
         &mut self,
         key: &str,
         known: Option<FileMeta>,
@@ -291,7 +291,7 @@ impl HelperPool {
     }
 
     /// Asks for `len` bytes of `file` from `start` on behalf of `waiter`.
-    pub fn read(
+    pub(crate) fn read(
         &mut self,
         waiter: Waiter,
         file: &Rc<OpenFile>,
@@ -319,7 +319,7 @@ impl HelperPool {
 
     /// Drops the reads `waiter` asked for that no helper has taken yet
     /// (the client left); answers to the others are dropped on arrival.
-    pub fn cancel_reads(&mut self, waiter: Waiter) {
+    pub(crate) fn cancel_reads(&mut self, waiter: Waiter) {
         self.reads
             .retain(|_, r| r.waiter != waiter || r.dispatch.helper.is_some());
         let reads = &self.reads;
@@ -395,8 +395,8 @@ impl HelperPool {
 
     /// Starts a stopped on-demand helper while reads wait and none is
     /// starting. One at a time: a start (fork and exec) holds the loop for
-    /// a few milliseconds, and fourteen at once held it for over 100 ms; the
-    /// next starts when this one is ready, if reads still wait.
+    /// milliseconds, so many at once would stall every client; the next
+    /// starts when this one is ready, if reads still wait.
     fn grow(&mut self, poller: &mut dyn Poller, now: Instant) {
         let waiting = self.read_queue.iter().any(|id| {
             self.reads
@@ -495,7 +495,7 @@ impl HelperPool {
     }
 
     /// Handles readiness on helper `i`'s socket, collecting finished jobs.
-    pub fn handle_event(
+    pub(crate) fn handle_event(
         &mut self,
         i: usize,
         ev: Event,
@@ -683,7 +683,7 @@ impl HelperPool {
 
     /// Reaps, restarts and retires helpers, and kills stuck ones (call on
     /// SIGCHLD and when due). Returns when it next needs to run.
-    pub fn maintain(&mut self, poller: &mut dyn Poller, now: Instant) -> Option<Instant> {
+    pub(crate) fn maintain(&mut self, poller: &mut dyn Poller, now: Instant) -> Option<Instant> {
         let timeout = self.answer_timeout;
         let lookups = self.lookups.values_mut().map(|p| &mut p.dispatch);
         let reads = self.reads.values_mut().map(|r| &mut r.dispatch);
@@ -747,17 +747,17 @@ impl HelperPool {
 
     /// Window reads queued for a helper (an upper bound: reads cancelled
     /// meanwhile may still be counted).
-    pub fn reads_waiting(&self) -> usize {
+    pub(crate) fn reads_waiting(&self) -> usize {
         self.read_queue.len()
     }
 
     /// Lookups in flight or queued.
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         self.lookups.len()
     }
 
     /// Queue, wait and size figures for the status page.
-    pub fn stats(&self, now: Instant) -> PoolStats {
+    pub(crate) fn stats(&self, now: Instant) -> PoolStats {
         let waiting = self.dispatches().filter(|d| d.helper.is_none());
         let (queued, oldest) = waiting.fold((0, Duration::ZERO), |(n, oldest), d| {
             (
@@ -779,12 +779,12 @@ impl HelperPool {
     }
 
     /// The process ids of the running helpers.
-    pub fn pids(&self) -> Vec<u32> {
+    pub(crate) fn pids(&self) -> Vec<u32> {
         self.helpers.iter().flat_map(ChildProcess::pids).collect()
     }
 
     /// Restarts of each permanent helper so far.
-    pub fn restarts(&self) -> Vec<u64> {
+    pub(crate) fn restarts(&self) -> Vec<u64> {
         self.helpers[..self.permanent]
             .iter()
             .map(ChildProcess::restarts)
@@ -792,7 +792,7 @@ impl HelperPool {
     }
 
     /// Ends every helper.
-    pub fn shutdown(&mut self) {
+    pub(crate) fn shutdown(&mut self) {
         for helper in &mut self.helpers {
             helper.shutdown();
         }

@@ -25,7 +25,7 @@ use crate::process_group::signal_group;
 
 /// What the runner said about one run.
 #[derive(Debug)]
-pub enum RunnerEvent {
+pub(crate) enum RunnerEvent {
     Started {
         id: u64,
         pid: u32,
@@ -50,7 +50,7 @@ pub enum RunnerEvent {
 
 impl RunnerEvent {
     /// The run the event is about.
-    pub fn id(&self) -> u64 {
+    pub(crate) fn id(&self) -> u64 {
         match self {
             RunnerEvent::Started { id, .. }
             | RunnerEvent::Refused { id, .. }
@@ -65,7 +65,7 @@ fn hello() -> ToRunner {
 }
 
 /// The CGI runner child and the runs in its hands.
-pub struct CgiRunner {
+pub(crate) struct CgiRunner {
     child: ChildProcess,
     /// Sent (or waiting to be sent) and not yet accepted or refused.
     unstarted: HashMap<u64, CgiRun>,
@@ -79,7 +79,12 @@ pub struct CgiRunner {
 }
 
 impl CgiRunner {
-    pub fn new(binary: PathBuf, args: Vec<OsString>, token: Token, now: Instant) -> CgiRunner {
+    pub(crate) fn new(
+        binary: PathBuf,
+        args: Vec<OsString>,
+        token: Token,
+        now: Instant,
+    ) -> CgiRunner {
         CgiRunner {
             child: ChildProcess::new("cgi-runner".into(), binary, args, token, now),
             unstarted: HashMap::new(),
@@ -92,13 +97,13 @@ impl CgiRunner {
 
     /// Starts the runner (its handshake comes later, through
     /// [`handle_event`](Self::handle_event)). For start-up only.
-    pub fn spawn(&mut self, poller: &mut dyn Poller, now: Instant) -> Result<()> {
+    pub(crate) fn spawn(&mut self, poller: &mut dyn Poller, now: Instant) -> Result<()> {
         self.child.spawn(&hello(), poller, now)
     }
 
     /// At start-up: `Ok(true)` once the runner has answered the
     /// handshake, an error if it died first.
-    pub fn started(&self) -> Result<bool> {
+    pub(crate) fn started(&self) -> Result<bool> {
         match self.child.state() {
             ChildState::Down => {
                 bail!("the cgi-runner failed during start-up (see the message above)")
@@ -108,14 +113,14 @@ impl CgiRunner {
     }
 
     /// A fresh id for a run.
-    pub fn next_id(&mut self) -> u64 {
+    pub(crate) fn next_id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         id
     }
 
     /// Asks for a script to be run (now, or once the runner is back).
-    pub fn run(&mut self, run: CgiRun, poller: &mut dyn Poller, now: Instant) {
+    pub(crate) fn run(&mut self, run: CgiRun, poller: &mut dyn Poller, now: Instant) {
         let id = run.id;
         self.unstarted.insert(id, run);
         self.queue.push_back(id);
@@ -123,7 +128,7 @@ impl CgiRunner {
     }
 
     /// Forgets a run whose client went away before it started.
-    pub fn cancel(&mut self, id: u64) {
+    pub(crate) fn cancel(&mut self, id: u64) {
         self.accepted.remove(&id);
         if self.unstarted.remove(&id).is_some() {
             self.queue.retain(|&q| q != id);
@@ -149,7 +154,7 @@ impl CgiRunner {
     }
 
     /// Handles readiness on the runner's socket.
-    pub fn handle_event(
+    pub(crate) fn handle_event(
         &mut self,
         ev: Event,
         poller: &mut dyn Poller,
@@ -221,7 +226,7 @@ impl CgiRunner {
     }
 
     /// Runs lost with a runner that died (see [`RunnerEvent::Lost`]).
-    pub fn take_lost(&mut self) -> Vec<RunnerEvent> {
+    pub(crate) fn take_lost(&mut self) -> Vec<RunnerEvent> {
         let lost = std::mem::take(&mut self.lost);
         lost.into_iter()
             .map(|id| RunnerEvent::Lost { id })
@@ -238,23 +243,23 @@ impl CgiRunner {
     }
 
     /// Reaps and restarts the runner (call on SIGCHLD and when due).
-    pub fn maintain(&mut self, poller: &mut dyn Poller, now: Instant) -> Option<Instant> {
+    pub(crate) fn maintain(&mut self, poller: &mut dyn Poller, now: Instant) -> Option<Instant> {
         if self.child.maintain(&hello(), poller, now) {
             self.requeue_unstarted();
         }
         self.child.next_due()
     }
 
-    pub fn restarts(&self) -> u64 {
+    pub(crate) fn restarts(&self) -> u64 {
         self.child.restarts()
     }
 
     /// The process ids of the runner (and of killed runners not reaped yet).
-    pub fn pids(&self) -> impl Iterator<Item = u32> + '_ {
+    pub(crate) fn pids(&self) -> impl Iterator<Item = u32> + '_ {
         self.child.pids()
     }
 
-    pub fn shutdown(&mut self) {
+    pub(crate) fn shutdown(&mut self) {
         self.child.shutdown();
     }
 }

@@ -11,17 +11,17 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 /// The descriptor number the child finds its channel on.
-pub const CHILD_CHANNEL_FD: RawFd = 3;
+pub(crate) const CHILD_CHANNEL_FD: RawFd = 3;
 
 /// A started child and the server's end of its channel (non-blocking).
 #[derive(Debug)]
-pub struct Spawned {
-    pub child: Child,
-    pub sock: UnixStream,
+pub(crate) struct Spawned {
+    pub(crate) child: Child,
+    pub(crate) sock: UnixStream,
 }
 
 /// Starts `binary` with `args`, followed by `--channel-fd 3`.
-pub fn spawn_child(binary: &Path, args: &[OsString]) -> io::Result<Spawned> {
+pub(crate) fn spawn_child(binary: &Path, args: &[OsString]) -> io::Result<Spawned> {
     let (ours, theirs) = UnixStream::pair()?;
     ours.set_nonblocking(true)?;
     let their_fd = theirs.as_raw_fd();
