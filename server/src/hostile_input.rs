@@ -6,8 +6,9 @@
 mod tests {
     use crate::cgi::script_head::{parse_script_head, HeadParse};
     use crate::http::chunked::ChunkedDecoder;
+    use crate::http::parse::parse;
     use crate::http::path::parse_target;
-    use crate::http::request::{parse, Parsed};
+    use crate::http::request::Parsed;
 
     /// A small deterministic generator (xorshift64*).
     struct Rng(u64);

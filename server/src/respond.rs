@@ -427,7 +427,8 @@ pub(crate) fn error(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::request::{parse, Parsed};
+    use crate::http::parse::parse;
+    use crate::http::request::Parsed;
     use crate::output::written;
     use protocol::FileMeta;
 

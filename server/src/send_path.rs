@@ -17,7 +17,7 @@ use crate::send::{
     Delivered, FileBody, FrontNeeds, PlanWindows, WindowBudget, WindowBytes, WindowLease,
     READ_AHEAD, READ_WINDOW, STRAIGHT_WINDOW,
 };
-use crate::supervise::helper_pool::ReadDone;
+use crate::supervise::pool_jobs::ReadDone;
 use crate::supervise::Supervision;
 
 /// Counters for the status page.

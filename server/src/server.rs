@@ -29,7 +29,7 @@ use crate::signals::Signals;
 use crate::startup;
 use crate::static_files::StaticFiles;
 use crate::status::{Gauges, StatusPage};
-use crate::supervise::helper_pool::{Completion, LookupDone, ReadDone};
+use crate::supervise::pool_jobs::{Completion, LookupDone, ReadDone};
 use crate::supervise::runner_link::RunnerEvent;
 use crate::supervise::Supervision;
 use crate::systemd::Notifier;

@@ -16,7 +16,7 @@ use crate::http::request::Request;
 use crate::http::status::Status;
 use crate::next::{Next, Turn};
 use crate::respond::{self, Coding};
-use crate::supervise::helper_pool::LookupDone;
+use crate::supervise::pool_jobs::LookupDone;
 use crate::supervise::Supervision;
 
 /// The cache and the lookups behind it.

@@ -14,7 +14,7 @@ use crate::next::{Next, Turn};
 use crate::output::Output;
 use crate::respond::{self, Reply};
 use crate::send_path::SendStats;
-use crate::supervise::helper_pool::PoolStats;
+use crate::supervise::pool_jobs::PoolStats;
 
 /// Counters kept by the event loop.
 #[derive(Debug, Default, Clone)]

@@ -338,7 +338,8 @@ fn nph_status(data: &[u8]) -> u16 {
 mod tests {
     use super::*;
     use crate::cgi::spool::SpoolBudget;
-    use crate::http::request::{parse, Parsed};
+    use crate::http::parse::parse;
+    use crate::http::request::Parsed;
     use crate::output::written;
 
     fn exchange(raw: &str) -> Exchange {

@@ -4,8 +4,9 @@
 //! loop, which serves it as it would any other.
 
 use crate::http::path::parse_target;
-use crate::http::request::{split_script, Method, Request};
+use crate::http::request::{Method, Request};
 use crate::http::request_body::Framing;
+use crate::http::script_path::split_script;
 
 /// Local redirects followed for one request at most.
 const MAX_LOCAL_REDIRECTS: u8 = 5;

@@ -216,7 +216,8 @@ pub(super) const TEST_TIMEOUTS: Timeouts = Timeouts {
 mod tests {
     use super::*;
     use crate::cgi::exchange::Stage;
-    use crate::http::request::{parse, Parsed};
+    use crate::http::parse::parse;
+    use crate::http::request::Parsed;
 
     const T: Timeouts = TEST_TIMEOUTS;
 

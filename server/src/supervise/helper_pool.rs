@@ -2,16 +2,10 @@
 //! (lookups, and window reads of files being sent), and the connections
 //! waiting for it.
 //!
-//! Lookups for the same path share one helper request. The pool keeps
-//! slow disk reads from holding up anything else:
-//!
-//! - a lookup goes to the least busy helper that is not reading a window,
-//!   so it never waits behind a slow read;
-//! - a window read goes only to an idle helper, and reads never take the
-//!   last helper not reading (with more than one helper), so a lookup
-//!   always has somewhere to go;
-//! - while reads wait, the pool starts more helpers, up to `--helpers-max`,
-//!   and lets the extra ones go after [`IDLE_RETIRE`] without work.
+//! Lookups for the same path share one helper request. Which helper
+//! takes a job, when one more starts (up to `--helpers-max`) and when an
+//! extra one is let go (after [`IDLE_RETIRE`] without work) is
+//! `assignment.rs`'s policy: slow disk reads never hold up a lookup.
 //!
 //! When a helper dies, its work goes to another (lookups and reads are
 //! idempotent), and the helper is restarted with back-off (see
@@ -25,15 +19,15 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use protocol::{
-    FileMeta, FromHelper, Hello, LookupRequest, Outcome, ReadRequest, ReadResult, Received, Role,
-    ToHelper,
-};
+use protocol::{FileMeta, FromHelper, Hello, LookupRequest, ReadRequest, Received, Role, ToHelper};
 
-use crate::conn_id::ConnId;
 use crate::event::{Event, Poller};
 use crate::send::{OpenFile, Slot, WindowSlots, READ_WINDOW, SLOT_COUNT};
 
+use super::assignment::{self, HelperView};
+use super::pool_jobs::{
+    Completion, Dispatch, Load, LookupDone, PendingLookup, PendingRead, PoolStats, ReadDone, Waiter,
+};
 use super::quarantine::Quarantine;
 use crate::supervise::child_link::{ChildProcess, ChildState};
 use crate::token::EventToken;
@@ -47,112 +41,6 @@ pub(crate) const IDLE_RETIRE: Duration = Duration::from_secs(5);
 /// would kill a helper every timeout for ever. Its waiters get their 503
 /// at their own deadlines.
 pub(crate) const MAX_STUCK: u32 = 2;
-
-/// A connection waiting for a lookup or a read.
-pub(crate) type Waiter = ConnId;
-
-/// A finished job.
-#[derive(Debug)]
-pub(crate) enum Completion {
-    Lookup(LookupDone),
-    Read(ReadDone),
-}
-
-/// A finished lookup and everyone who waited for it.
-#[derive(Debug)]
-pub(crate) struct LookupDone {
-    pub(crate) key: String,
-    pub(crate) outcome: Outcome,
-    pub(crate) fd: Option<OwnedFd>,
-    pub(crate) waiters: Vec<Waiter>,
-}
-
-/// A finished window read.
-#[derive(Debug)]
-pub(crate) struct ReadDone {
-    pub(crate) waiter: Waiter,
-    pub(crate) file: Rc<OpenFile>,
-    /// Where the window starts in the file.
-    pub(crate) start: u64,
-    pub(crate) result: ReadResult,
-    /// The slot of the shared buffer the read was lent, if any.
-    pub(crate) slot: Option<Slot>,
-}
-
-/// When a job was queued and where it went.
-#[derive(Debug, Clone, Copy)]
-struct Dispatch {
-    queued_at: Instant,
-    helper: Option<usize>,
-    /// When it was sent to `helper`.
-    sent_at: Option<Instant>,
-    /// Helpers it left silent past the answer timeout.
-    stuck: u32,
-}
-
-impl Dispatch {
-    fn queued(now: Instant) -> Dispatch {
-        Dispatch {
-            queued_at: now,
-            helper: None,
-            sent_at: None,
-            stuck: 0,
-        }
-    }
-
-    /// True when it was sent and not answered within `timeout`.
-    fn overdue(&self, timeout: Duration, now: Instant) -> bool {
-        self.sent_at.is_some_and(|t| t + timeout <= now)
-    }
-
-    fn unsent(&mut self) {
-        self.helper = None;
-        self.sent_at = None;
-    }
-}
-
-#[derive(Debug)]
-struct PendingLookup {
-    id: u64,
-    known: Option<FileMeta>,
-    dispatch: Dispatch,
-    waiters: Vec<Waiter>,
-}
-
-#[derive(Debug)]
-struct PendingRead {
-    waiter: Waiter,
-    file: Rc<OpenFile>,
-    start: u64,
-    len: u32,
-    /// Lent for the read's whole life (re-sends included).
-    slot: Option<Slot>,
-    dispatch: Dispatch,
-}
-
-/// What a helper's socket carries now.
-#[derive(Debug, Default, Clone, Copy)]
-struct Load {
-    /// Jobs sent and not answered.
-    in_flight: usize,
-    /// One of them is a window read.
-    reading: bool,
-    /// Since when it has had nothing to do.
-    idle_since: Option<Instant>,
-}
-
-/// Figures for the status page.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct PoolStats {
-    /// Jobs waiting for a helper now.
-    pub(crate) queued: usize,
-    /// The longest any job has waited for a helper.
-    pub(crate) longest_wait: Duration,
-    /// Helpers running (started or ready).
-    pub(crate) running: usize,
-    /// Shared slots held until the helpers given up on are reaped.
-    pub(crate) slots_quarantined: usize,
-}
 
 /// The pool of helper processes.
 pub(crate) struct HelperPool {
@@ -326,21 +214,27 @@ impl HelperPool {
         self.read_queue.retain(|id| reads.contains_key(id));
     }
 
-    /// Helpers ready for work, and how many of them are reading.
-    fn ready_and_reading(&self) -> (usize, usize) {
-        let ready = (0..self.helpers.len()).filter(|&i| self.is_ready(i));
-        ready.fold((0, 0), |(r, w), i| {
-            (r + 1, w + usize::from(self.load[i].reading))
-        })
+    /// What the assignment policy needs to know of each helper now.
+    fn views(&self) -> Vec<HelperView> {
+        (0..self.helpers.len())
+            .map(|i| {
+                let (helper, load) = (&self.helpers[i], &self.load[i]);
+                HelperView {
+                    ready: helper.state() == ChildState::Ready,
+                    starting: helper.state() == ChildState::Starting,
+                    stopped: helper.is_stopped(),
+                    on_demand: i >= self.permanent,
+                    in_flight: load.in_flight,
+                    reading: load.reading,
+                    idle_since: load.idle_since,
+                }
+            })
+            .collect()
     }
 
     /// False once a write to the helper has failed (it is then down).
     fn is_running(&self, i: usize) -> bool {
         self.helpers[i].state() != ChildState::Down
-    }
-
-    fn is_ready(&self, i: usize) -> bool {
-        self.helpers[i].state() == ChildState::Ready
     }
 
     /// Sends queued work to helpers that may take it, lookups first, and
@@ -355,10 +249,7 @@ impl HelperPool {
                 self.lookup_queue.pop_front();
                 continue;
             }
-            let Some(i) = (0..self.helpers.len())
-                .filter(|&i| self.is_ready(i) && !self.load[i].reading)
-                .min_by_key(|&i| self.load[i].in_flight)
-            else {
+            let Some(i) = assignment::for_lookup(&self.views()) else {
                 break;
             };
             self.lookup_queue.pop_front();
@@ -373,16 +264,7 @@ impl HelperPool {
                 self.read_queue.pop_front();
                 continue;
             }
-            let (ready, reading) = self.ready_and_reading();
-            // Keep one helper free of reads for lookups.
-            let room = if self.helpers.len() == 1 {
-                1
-            } else {
-                ready.saturating_sub(1)
-            };
-            let idle =
-                (0..self.helpers.len()).find(|&i| self.is_ready(i) && self.load[i].in_flight == 0);
-            let Some(i) = idle.filter(|_| reading < room) else {
+            let Some(i) = assignment::for_read(&self.views()) else {
                 break;
             };
             self.read_queue.pop_front();
@@ -393,25 +275,16 @@ impl HelperPool {
         self.grow(poller, now);
     }
 
-    /// Starts a stopped on-demand helper while reads wait and none is
-    /// starting. One at a time: a start (fork and exec) holds the loop for
-    /// milliseconds, so many at once would stall every client; the next
-    /// starts when this one is ready, if reads still wait.
+    /// Starts a stopped on-demand helper while reads wait, one at a time
+    /// (see `assignment::to_start`); the next starts when this one is
+    /// ready, if reads still wait.
     fn grow(&mut self, poller: &mut dyn Poller, now: Instant) {
         let waiting = self.read_queue.iter().any(|id| {
             self.reads
                 .get(id)
                 .is_some_and(|r| r.dispatch.helper.is_none())
         });
-        let starting = self
-            .helpers
-            .iter()
-            .any(|h| h.state() == ChildState::Starting);
-        if !waiting || starting {
-            return;
-        }
-        let Some(i) = (self.permanent..self.helpers.len()).find(|&i| self.helpers[i].is_stopped())
-        else {
+        let Some(i) = assignment::to_start(&self.views(), waiting) else {
             return;
         };
         match self.helpers[i].spawn(&hello(), poller, now) {
@@ -714,7 +587,8 @@ impl HelperPool {
             .dispatches()
             .filter_map(|d| d.sent_at)
             .map(|t| t + timeout);
-        let retire_due = self.retirable().map(|(_, since)| since + IDLE_RETIRE);
+        let views = self.views();
+        let retire_due = assignment::retirable(&views).map(|(_, since)| since + IDLE_RETIRE);
         self.helpers
             .iter()
             .filter_map(ChildProcess::next_due)
@@ -723,23 +597,9 @@ impl HelperPool {
             .min()
     }
 
-    /// On-demand helpers with nothing to do, and since when.
-    fn retirable(&self) -> impl Iterator<Item = (usize, Instant)> + '_ {
-        (self.permanent..self.helpers.len()).filter_map(|i| {
-            let load = &self.load[i];
-            let idle = self.is_ready(i) && load.in_flight == 0;
-            load.idle_since.filter(|_| idle).map(|since| (i, since))
-        })
-    }
-
     /// Lets on-demand helpers go once idle for [`IDLE_RETIRE`].
     fn retire_idle(&mut self, poller: &mut dyn Poller, now: Instant) {
-        let due: Vec<usize> = self
-            .retirable()
-            .filter(|&(_, since)| since + IDLE_RETIRE <= now)
-            .map(|(i, _)| i)
-            .collect();
-        for i in due {
+        for i in assignment::due_to_retire(&self.views(), IDLE_RETIRE, now) {
             self.helpers[i].retire(poller);
             self.load[i] = Load::default();
         }

@@ -6,9 +6,11 @@
 //! CGI runner's link belongs to the CGI subsystem (it carries the runs),
 //! so the loop lends it to [`Supervision::maintain`].
 
+mod assignment;
 pub(crate) mod child_link;
 pub(crate) mod helper_pool;
 pub(crate) mod orphans;
+pub(crate) mod pool_jobs;
 mod quarantine;
 pub(crate) mod runner_link;
 pub(crate) mod spawn_child;
@@ -25,8 +27,9 @@ use crate::conn_id::ConnId;
 use crate::event::{Event, Poller};
 use crate::send::OpenFile;
 use crate::token::EventToken;
-use helper_pool::{Completion, HelperPool};
+use helper_pool::HelperPool;
 use orphans::reap_orphans;
+use pool_jobs::Completion;
 use runner_link::CgiRunner;
 
 /// How long the children may take to answer the handshake at start-up.
