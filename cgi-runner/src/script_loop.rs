@@ -27,7 +27,9 @@
 //! subreaper) and reaped without a word; one that left its script's
 //! process group (`setsid`, `setpgid`), which no group kill reaches, is
 //! killed as soon as it is the runner's (its parent has ended: the
-//! script, at its exit or time limit, or a child of it).
+//! script, at its exit or time limit, or a child of it); one that leaves
+//! the group only after that (a `setsid` that runs late) is killed when
+//! the group is, at the end of the grace period or the time limit.
 //!
 //! When the server closes the channel (or breaks the protocol), every
 //! script's process group is killed and reaped before the runner exits.
@@ -429,6 +431,7 @@ impl Runner {
     /// Acts on every deadline that has passed.
     fn fire_timers(&mut self) {
         let now = Instant::now();
+        let mut group_killed = false;
         while let Some((_, (key, kind))) = self.deadlines.pop_due(now) {
             let Some(script) = self.scripts.get_mut(&key.pid) else {
                 continue;
@@ -441,10 +444,12 @@ impl Runner {
                     if !script.exited {
                         script.timed_out = true;
                         kill_group(key.pid);
+                        group_killed = true;
                     }
                 }
                 Kind::Grace => {
                     kill_group(key.pid);
+                    group_killed = true;
                     if script.stderr.is_some() {
                         let at = now + FORGET_AFTER;
                         self.deadlines.push(at, (key, Kind::Forget));
@@ -462,6 +467,12 @@ impl Runner {
                     self.scripts.remove(&key.pid);
                 }
             }
+        }
+        // A descendant still in the group when its parent was reaped may
+        // have left it since (a `setsid` that ran late): now, at the group's
+        // end, it is in no script's group, and goes too.
+        if group_killed {
+            self.kill_escaped_orphans();
         }
     }
 

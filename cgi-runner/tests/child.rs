@@ -541,13 +541,6 @@ fn a_bad_channel_fd_is_a_usage_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--channel-fd"));
 }
 
-/// The parent of `pid`, from /proc.
-fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// True if the pipe's writers are all gone (poll reports POLLHUP).
 fn hung_up(file: &std::fs::File) -> bool {
     let mut pfd = libc::pollfd {
@@ -561,15 +554,15 @@ fn hung_up(file: &std::fs::File) -> bool {
 }
 
 #[test]
-fn orphaned_grandchildren_are_reaped_by_the_runner() {
+fn orphaned_grandchildren_are_killed_and_reaped_by_the_runner() {
     let root = TempRoot::new("orphans");
     let pids_file = root.0.join("orphans");
     // The subshell exits at once, orphaning its sleep (whose pid it
-    // records): the runner (a child subreaper) inherits it, and must reap
-    // it when it ends. The sleep leaves the script's process group
-    // (setsid), so that the runner's kill of what is left of the group
-    // 2 s after the script's exit does not end it while the test looks;
-    // it outlives the whole test, which ends it itself, by pid.
+    // records): the runner (a child subreaper) inherits it. The sleep has
+    // left the script's process group (setsid), so once the script has
+    // ended the runner kills it (it belongs to no script's group) and
+    // reaps it: it is then gone from /proc altogether (a zombie would
+    // stay).
     root.script(
         "orphan.cgi",
         &format!(
@@ -579,7 +572,6 @@ fn orphaned_grandchildren_are_reaped_by_the_runner() {
         0o755,
     );
     let mut runner = Runner::ready(&root.0, &[], &[]);
-    let runner_pid = runner.child.id();
     // Should the test fail, no sleep is left behind.
     let mut orphans = KillPids(Vec::new());
     for id in 1..4 {
@@ -598,28 +590,20 @@ fn orphaned_grandchildren_are_reaped_by_the_runner() {
         assert_eq!(recorded.len(), orphans.0.len() + 1, "one orphan per run");
         let orphan = *recorded.last().expect("a pid");
         orphans.0.push(orphan);
-        // The orphaned sleep is the runner's child now (it cannot end by
-        // itself meanwhile), and the script's group is empty.
-        assert_eq!(parent_of(orphan), Some(runner_pid), "orphan {orphan}");
-        wait_group_gone(started.pid, WAIT);
-    }
-    // Each orphan ends; once reaped, it is gone from /proc altogether (a
-    // zombie would stay). Still the runner's children (checked above, and
-    // sleeping 300 s), so the pids are not reused yet.
-    orphans.kill();
-    // Killed once only: a reaped pid may soon belong to someone else.
-    let killed = std::mem::take(&mut orphans.0);
-    let deadline = Instant::now() + WAIT;
-    for &orphan in &killed {
+        let deadline = Instant::now() + WAIT;
         while std::path::Path::new(&format!("/proc/{orphan}")).exists() {
             assert!(
                 Instant::now() < deadline,
-                "orphan {orphan} not reaped: {:?}",
+                "orphan {orphan} not killed and reaped: {:?}",
                 std::fs::read_to_string(format!("/proc/{orphan}/stat"))
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        wait_group_gone(started.pid, WAIT);
     }
+    // All gone: nothing of this test is left to kill (a reaped pid may
+    // soon belong to someone else).
+    orphans.0.clear();
     let (status, _) = runner.finish();
     assert_eq!(status.code(), Some(0));
 }
