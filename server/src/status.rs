@@ -38,19 +38,8 @@ impl Counters {
 #[derive(Debug, Clone)]
 pub(crate) struct Snapshot {
     pub(crate) uptime_secs: u64,
-    pub(crate) open_connections: usize,
     pub(crate) counters: Counters,
-    pub(crate) cache: CacheStats,
-    pub(crate) helper_lookups_in_flight: usize,
-    pub(crate) helper_restarts: Vec<u64>,
-    pub(crate) runner_restarts: u64,
-    pub(crate) cgi_running: usize,
-    /// Request bodies being collected for scripts not started yet.
-    pub(crate) cgi_bodies: usize,
-    /// Bytes those bodies hold (memory and spool files).
-    pub(crate) cgi_spooled_bytes: u64,
-    pub(crate) send: SendStats,
-    pub(crate) pool: PoolStats,
+    pub(crate) gauges: Gauges,
 }
 
 /// The status page's settings and the counters behind it.
@@ -64,7 +53,7 @@ pub(crate) struct StatusPage {
 }
 
 /// What the page shows of the loop's parts.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Gauges {
     pub(crate) open_connections: usize,
     pub(crate) cache: CacheStats,
@@ -72,7 +61,9 @@ pub(crate) struct Gauges {
     pub(crate) helper_restarts: Vec<u64>,
     pub(crate) runner_restarts: u64,
     pub(crate) cgi_running: usize,
+    /// Request bodies being collected for scripts not started yet.
     pub(crate) cgi_bodies: usize,
+    /// Bytes those bodies hold (memory and spool files).
     pub(crate) cgi_spooled_bytes: u64,
     pub(crate) send: SendStats,
     pub(crate) pool: PoolStats,
@@ -114,17 +105,8 @@ impl StatusPage {
     ) -> Next {
         let snapshot = Snapshot {
             uptime_secs: turn.now.saturating_duration_since(self.started).as_secs(),
-            open_connections: gauges.open_connections,
             counters: self.counters.clone(),
-            cache: gauges.cache,
-            helper_lookups_in_flight: gauges.helper_lookups_in_flight,
-            helper_restarts: gauges.helper_restarts,
-            runner_restarts: gauges.runner_restarts,
-            cgi_running: gauges.cgi_running,
-            cgi_bodies: gauges.cgi_bodies,
-            cgi_spooled_bytes: gauges.cgi_spooled_bytes,
-            send: gauges.send,
-            pool: gauges.pool,
+            gauges,
         };
         let allowed = self.allow_remote || conn.peer().ip().is_loopback();
         let reply = reply(conn.output(), &request, &snapshot, allowed, turn.date);
@@ -163,7 +145,7 @@ pub(crate) fn render_text(s: &Snapshot) -> String {
     let mut out = String::new();
     let c = &s.counters;
     let _ = writeln!(out, "uptime: {} s", s.uptime_secs);
-    let _ = writeln!(out, "open connections: {}", s.open_connections);
+    let _ = writeln!(out, "open connections: {}", s.gauges.open_connections);
     let _ = writeln!(out, "accepted connections: {}", c.accepted);
     let _ = writeln!(out, "requests: {}", c.requests);
     let _ = writeln!(
@@ -174,43 +156,50 @@ pub(crate) fn render_text(s: &Snapshot) -> String {
     let _ = writeln!(
         out,
         "cache: hits {} misses {} bytes {} entries {}",
-        s.cache.hits, s.cache.misses, s.cache.bytes, s.cache.entries
+        s.gauges.cache.hits, s.gauges.cache.misses, s.gauges.cache.bytes, s.gauges.cache.entries
     );
     let _ = writeln!(
         out,
         "helper lookups in flight: {}",
-        s.helper_lookups_in_flight
+        s.gauges.helper_lookups_in_flight
     );
-    let restarts: Vec<String> = s.helper_restarts.iter().map(u64::to_string).collect();
+    let restarts: Vec<String> = s
+        .gauges
+        .helper_restarts
+        .iter()
+        .map(u64::to_string)
+        .collect();
     let _ = writeln!(out, "helper restarts: {}", restarts.join(" "));
-    let _ = writeln!(out, "cgi-runner restarts: {}", s.runner_restarts);
-    let _ = writeln!(out, "cgi running: {}", s.cgi_running);
+    let _ = writeln!(out, "cgi-runner restarts: {}", s.gauges.runner_restarts);
+    let _ = writeln!(out, "cgi running: {}", s.gauges.cgi_running);
     let _ = writeln!(
         out,
         "cgi bodies collecting: {} ({} bytes)",
-        s.cgi_bodies, s.cgi_spooled_bytes
+        s.gauges.cgi_bodies, s.gauges.cgi_spooled_bytes
     );
-    let _ = writeln!(out, "helpers running: {}", s.pool.running);
+    let _ = writeln!(out, "helpers running: {}", s.gauges.pool.running);
     let _ = writeln!(
         out,
         "window slots held for helpers not reaped: {}",
-        s.pool.slots_quarantined
+        s.gauges.pool.slots_quarantined
     );
     let _ = writeln!(
         out,
         "file windows: sent straight {} read by helpers {} ({} bytes)",
-        s.send.windows_straight, s.send.windows_by_helpers, s.send.bytes_by_helpers
+        s.gauges.send.windows_straight,
+        s.gauges.send.windows_by_helpers,
+        s.gauges.send.bytes_by_helpers
     );
     let _ = writeln!(
         out,
         "window memory: {} bytes held, {} downloads waiting for room",
-        s.send.window_bytes, s.send.window_waits
+        s.gauges.send.window_bytes, s.gauges.send.window_waits
     );
     let _ = writeln!(
         out,
         "helper queue: {} waiting, longest wait {} ms",
-        s.pool.queued,
-        s.pool.longest_wait.as_millis()
+        s.gauges.pool.queued,
+        s.gauges.pool.longest_wait.as_millis()
     );
     out
 }
@@ -218,7 +207,12 @@ pub(crate) fn render_text(s: &Snapshot) -> String {
 /// The JSON page.
 pub(crate) fn render_json(s: &Snapshot) -> String {
     let c = &s.counters;
-    let restarts: Vec<String> = s.helper_restarts.iter().map(u64::to_string).collect();
+    let restarts: Vec<String> = s
+        .gauges
+        .helper_restarts
+        .iter()
+        .map(u64::to_string)
+        .collect();
     format!(
         concat!(
             "{{\"uptime_secs\":{},\"open_connections\":{},\"accepted_connections\":{},",
@@ -232,7 +226,7 @@ pub(crate) fn render_json(s: &Snapshot) -> String {
             "\"queue\":{},\"longest_wait_ms\":{}}}}}\n"
         ),
         s.uptime_secs,
-        s.open_connections,
+        s.gauges.open_connections,
         c.accepted,
         c.requests,
         c.by_class[0],
@@ -240,25 +234,25 @@ pub(crate) fn render_json(s: &Snapshot) -> String {
         c.by_class[2],
         c.by_class[3],
         c.by_class[4],
-        s.cache.hits,
-        s.cache.misses,
-        s.cache.bytes,
-        s.cache.entries,
-        s.helper_lookups_in_flight,
+        s.gauges.cache.hits,
+        s.gauges.cache.misses,
+        s.gauges.cache.bytes,
+        s.gauges.cache.entries,
+        s.gauges.helper_lookups_in_flight,
         restarts.join(","),
-        s.runner_restarts,
-        s.cgi_running,
-        s.cgi_bodies,
-        s.cgi_spooled_bytes,
-        s.pool.running,
-        s.pool.slots_quarantined,
-        s.send.windows_straight,
-        s.send.windows_by_helpers,
-        s.send.bytes_by_helpers,
-        s.send.window_bytes,
-        s.send.window_waits,
-        s.pool.queued,
-        s.pool.longest_wait.as_millis()
+        s.gauges.runner_restarts,
+        s.gauges.cgi_running,
+        s.gauges.cgi_bodies,
+        s.gauges.cgi_spooled_bytes,
+        s.gauges.pool.running,
+        s.gauges.pool.slots_quarantined,
+        s.gauges.send.windows_straight,
+        s.gauges.send.windows_by_helpers,
+        s.gauges.send.bytes_by_helpers,
+        s.gauges.send.window_bytes,
+        s.gauges.send.window_waits,
+        s.gauges.pool.queued,
+        s.gauges.pool.longest_wait.as_millis()
     )
 }
 
@@ -272,10 +266,8 @@ mod tests {
         counters.response(200);
         counters.response(404);
         counters.response(503);
-        let snapshot = Snapshot {
-            uptime_secs: 7,
+        let gauges = Gauges {
             open_connections: 2,
-            counters,
             cache: CacheStats {
                 hits: 5,
                 misses: 1,
@@ -301,6 +293,11 @@ mod tests {
                 running: 3,
                 slots_quarantined: 0,
             },
+        };
+        let snapshot = Snapshot {
+            uptime_secs: 7,
+            counters,
+            gauges,
         };
         let text = render_text(&snapshot);
         assert!(text.contains("uptime: 7 s\n"));

@@ -130,11 +130,11 @@ fn excerpt(body: &[u8]) -> String {
     s
 }
 
-/// Panics with the first differing offset (not the whole buffers) unless
-/// `got == expected`.
-pub fn assert_bytes_eq(what: &str, got: &[u8], expected: &[u8]) {
+/// Where `got` first differs from `expected`: both lengths, the offset and
+/// the bytes there (not the whole buffers); `None` when they are equal.
+pub fn bytes_mismatch(got: &[u8], expected: &[u8]) -> Option<String> {
     if got == expected {
-        return;
+        return None;
     }
     let first_diff = got
         .iter()
@@ -145,14 +145,20 @@ pub fn assert_bytes_eq(what: &str, got: &[u8], expected: &[u8]) {
         let end = b.len().min(first_diff + 16);
         format!("{:02x?}", &b[first_diff.min(end)..end])
     };
-    panic!(
-        "{what}: body differs: got {} bytes, expected {}; first difference at offset {first_diff} \
-         (got {}, expected {})",
+    Some(format!(
+        "got {} bytes, expected {}; first difference at offset {first_diff} (got {}, expected {})",
         got.len(),
         expected.len(),
         window(got),
         window(expected)
-    );
+    ))
+}
+
+/// Panics with [`bytes_mismatch`] unless `got == expected`.
+pub fn assert_bytes_eq(what: &str, got: &[u8], expected: &[u8]) {
+    if let Some(mismatch) = bytes_mismatch(got, expected) {
+        panic!("{what}: body differs: {mismatch}");
+    }
 }
 
 fn timed_out(e: &io::Error) -> bool {

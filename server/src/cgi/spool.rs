@@ -14,7 +14,7 @@
 //! The file is written and read in the event loop, as nginx does with
 //! `client_body_temp_path`: on a local filesystem these are copies into
 //! and out of the page cache, which do not wait on the disk unless memory
-//! is short (README.md, "Uploads to scripts").
+//! is short (docs/cgi.md, "Uploads to scripts").
 
 use std::cell::Cell;
 use std::fs::File;

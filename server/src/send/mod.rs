@@ -30,7 +30,7 @@ pub(crate) use window_budget::{WindowBudget, WindowLease};
 
 /// Bytes a helper reads for one window: four reads of a FUSE filesystem's
 /// usual 128 KiB `max_read`, well inside one frame when a window comes
-/// back in a reply; sized on the slow disk (see the README's figures).
+/// back in a reply; sized on the slow disk (docs/benchmarks.md).
 pub(crate) const READ_WINDOW: u64 = 512 << 10;
 
 /// The most bytes sent with `sendfile` after one residency check: pages

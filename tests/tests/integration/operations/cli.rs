@@ -1,5 +1,5 @@
 //! The operator's command line: `server --help` names every option of
-//! README.md's option table; operator mistakes fail before listening with
+//! docs/options.md's option table; operator mistakes fail before listening with
 //! exactly one line on stderr and the documented exit status (2 for a
 //! command line that does not parse: an unknown option, a value out of
 //! range; 1 for a setting the machine refuses: a missing root, a port in
@@ -21,24 +21,20 @@ const PARSE_ERROR: i32 = 2;
 /// Exit status for a configuration the machine refuses.
 const REFUSED: i32 = 1;
 
-/// The `--name` of every row of README.md's option table (the rows
-/// between `## Options` and the next heading that start with `` | `--``).
-fn readme_options() -> Vec<String> {
-    let readme_path = workspace_root().join("README.md");
-    let readme = fs::read_to_string(&readme_path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", readme_path.display()));
-    let section = readme
-        .split("\n## ")
-        .find(|s| s.starts_with("Options"))
-        .expect("README.md has an `## Options` section");
-    let options: Vec<String> = section
+/// The `--name` of every row of docs/options.md's option table (the
+/// rows that start with `` | `--``).
+fn documented_options() -> Vec<String> {
+    let path = workspace_root().join("docs/options.md");
+    let table =
+        fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let options: Vec<String> = table
         .lines()
         .filter_map(|line| line.strip_prefix("| `--"))
         .map(tests::options::option_named)
         .collect();
     assert!(
         options.len() >= 15,
-        "README.md's option table has only {} rows: {options:?}",
+        "docs/options.md's option table has only {} rows: {options:?}",
         options.len()
     );
     options
@@ -105,13 +101,29 @@ fn expect_operator_error(args: &[&str], code: i32) -> String {
 fn help_names_every_option() {
     let output = run_server(&["--help"]);
     assert!(output.status.success(), "--help exits 0: {}", output.stderr);
-    for option in readme_options() {
+    for option in documented_options() {
         assert!(
             output.stdout.contains(&option),
-            "--help does not mention {option} (from README.md's option table):\n{}",
+            "--help does not mention {option} (from docs/options.md's option table):\n{}",
             output.stdout
         );
     }
+}
+
+/// The other way round: every option `--help` lists has its row in
+/// docs/options.md (but `--help` and `--version` themselves).
+#[test]
+fn the_option_table_lists_every_option() {
+    let documented = documented_options();
+    let missing: Vec<String> = tests::options::server_long_options()
+        .into_iter()
+        .filter(|o| o != "--help" && o != "--version")
+        .filter(|o| !documented.contains(o))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/options.md has no row for {missing:?}"
+    );
 }
 
 #[test]

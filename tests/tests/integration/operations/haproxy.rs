@@ -6,7 +6,7 @@
 //! keep-alive and one-request connections, while one instance is
 //! SIGKILLed; HAProxy marks it down and, retrying on the other instance,
 //! loses not one request: every answer is 200 with the file's bytes.
-//! Also: README.md shows that same configuration.
+//! Also: docs/operations.md shows that same configuration.
 //!
 //! The file is 1 KiB, written by amped in one call: a response cut off
 //! half-way, which no proxy can replay once it has begun to reach the
@@ -287,7 +287,8 @@ fn an_instance_killed_behind_haproxy_loses_no_request() {
     eprintln!("{answered} requests answered through HAProxy, none failed");
 }
 
-/// README.md shows dist/haproxy/haproxy.cfg as it is, comments aside.
+/// docs/operations.md shows dist/haproxy/haproxy.cfg as it is, comments
+/// aside.
 #[test]
 fn the_readme_shows_the_haproxy_configuration() {
     let config = example_config();
@@ -296,9 +297,10 @@ fn the_readme_shows_the_haproxy_configuration() {
         .filter(|line| !line.trim_start().starts_with('#'))
         .collect();
     let shown = config.join("\n").trim().to_owned();
-    let readme = fs::read_to_string(workspace_root().join("README.md")).expect("README.md");
+    let docs = workspace_root().join("docs/operations.md");
+    let readme = fs::read_to_string(&docs).expect("docs/operations.md");
     assert!(
         readme.contains(&shown),
-        "README.md does not show dist/haproxy/haproxy.cfg (its lines without comments):\n{shown}"
+        "docs/operations.md does not show dist/haproxy/haproxy.cfg (its lines without comments):\n{shown}"
     );
 }

@@ -125,7 +125,7 @@ fn server_and_children_run_as_the_given_user() {
         Some(NOBODY_UID.to_string().as_str()),
         "the CGI script's uid"
     );
-    // Supplementary groups are dropped (README): only the user's own
+    // Supplementary groups are dropped (docs/options.md): only the user's own
     // group is left, none of root's.
     let groups: Vec<&str> = lines
         .next()
