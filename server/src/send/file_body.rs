@@ -112,8 +112,8 @@ pub(crate) struct FileBody {
     /// The socket has been set to join this body into full segments
     /// (see `Output::write_to`).
     segments_joined: bool,
-    /// The last write took all it was offered: the client keeps up, and
-    /// windows may be read ahead for it.
+    /// The socket took bytes at the last write, rather than refusing
+    /// any (it was full): windows may be read ahead for this client.
     kept_up: bool,
     /// The front window waits for room in the window budget.
     waits_for_memory: bool,
@@ -151,9 +151,12 @@ impl FileBody {
         self.looked_ahead_at = Some(self.planned);
     }
 
-    /// False once a write found the socket full, until one takes all it
-    /// is offered again: reading ahead for a client that does not keep
-    /// up only holds memory.
+    /// False once a write found the socket full (it would block), until
+    /// one takes bytes again: reading ahead for a client that takes
+    /// nothing only holds memory. (A write that takes part of what it is
+    /// offered does not count: on loopback a fast client's socket often
+    /// takes less than a whole chunk, and stopping its read-ahead then
+    /// let the disk's queue run dry.)
     pub(crate) fn client_keeps_up(&self) -> bool {
         self.kept_up
     }
@@ -255,7 +258,7 @@ impl FileBody {
     /// Writes from the front window to `sock`: `Ok(0)` when the front is
     /// not ready (see [`front_needs`](Self::front_needs)).
     pub(crate) fn write_to(&mut self, sock: RawFd) -> io::Result<usize> {
-        let (offered, written) = match self.windows.front_mut() {
+        let written = match self.windows.front_mut() {
             None | Some(Window::Reading { .. }) => return Ok(0),
             Some(Window::Straight { end }) => {
                 let count = (*end - self.next).min(SEND_CHUNK);
@@ -263,12 +266,9 @@ impl FileBody {
                     // Never planned: such a file is never resident.
                     return Err(io::Error::other("no descriptor to send from"));
                 };
-                (count, send_file(sock, fd.as_raw_fd(), self.next, count))
+                send_file(sock, fd.as_raw_fd(), self.next, count)
             }
-            Some(Window::Read { data, pos, .. }) => {
-                let count = data.len().saturating_sub(*pos).min(SEND_CHUNK as usize);
-                (count as u64, data.write_to(sock, *pos, count))
-            }
+            Some(Window::Read { data, pos, .. }) => data.write_to(sock, *pos, SEND_CHUNK as usize),
         };
         let n = match written {
             Ok(n) => n,
@@ -277,7 +277,7 @@ impl FileBody {
                 return Err(e);
             }
         };
-        self.kept_up = n as u64 >= offered;
+        self.kept_up = n > 0;
         self.advance(n as u64);
         Ok(n)
     }
