@@ -46,6 +46,10 @@ use it to keep a lookup in flight for exactly as long as they need.
       Test hook, read only by the helper: in child mode, exit at once with \
 status 3 if FILE exists. The integration tests use it to make restarted \
 helpers die and check the server's back-off.
+  AMPED_TEST_HELPER_MISNUMBER=SUBSTRING
+      Test hook, read only by the helper: answer any lookup whose path \
+contains SUBSTRING under the id before its own. The integration tests use it \
+to show that the server takes a reply only from the helper its job went to.
 
 Examples:
   helper --root www /index.html     show what a lookup of /index.html returns

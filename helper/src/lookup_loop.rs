@@ -12,6 +12,7 @@ use protocol::{
 
 use crate::delay::Delay;
 use crate::file_lookup::Resolver;
+use crate::misnumber_hook;
 use crate::window_read::{read_window, OpenFiles};
 
 /// Serves lookups until the server closes the channel (`Ok`) or breaks the
@@ -94,7 +95,7 @@ fn answer(
     }
     let resolution = resolver.resolve(&request.path, request.known);
     let reply = FromHelper::Lookup(LookupReply {
-        id: request.id,
+        id: misnumber_hook::reply_id(request.id, &request.path),
         outcome: resolution.outcome,
     });
     let fd = resolution.fd.as_ref().map(|fd| fd.as_fd());

@@ -14,6 +14,7 @@
 //! - [`delay`]: the `AMPED_TEST_HELPER_DELAY` and `AMPED_TEST_HELPER_GATE`
 //!   test hooks.
 //! - [`exit_hook`]: the `AMPED_TEST_HELPER_EXIT_IF` test hook.
+//! - [`misnumber_hook`]: the `AMPED_TEST_HELPER_MISNUMBER` test hook.
 //! - [`report`]: the human-readable output of standalone mode.
 
 mod cli;
@@ -22,6 +23,7 @@ mod exit_hook;
 mod file_lookup;
 mod listing;
 mod lookup_loop;
+mod misnumber_hook;
 mod report;
 mod window_read;
 

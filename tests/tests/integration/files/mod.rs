@@ -8,6 +8,7 @@ mod gzip_static;
 mod hung_lookups;
 mod large_file_memory;
 mod listing_memory;
+mod misnumbered_replies;
 mod never_blocks;
 mod slow_disk;
 mod static_files;
