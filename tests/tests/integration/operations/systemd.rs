@@ -3,7 +3,8 @@
 //! set to the server's own pid, is served (and one meant for another pid
 //! is not used); `READY=1` reaches a notification socket the test binds
 //! (a path, or an abstract name), and `STOPPING=1` follows SIGTERM. The
-//! children see none of these variables.
+//! children see none of these variables. With `--workers 2`, both
+//! workers serve the passed socket.
 
 use std::fs;
 use std::net::TcpListener;
@@ -59,6 +60,7 @@ fn start_activated(
     backend: &str,
     listener: &TcpListener,
     pid_expr: &str,
+    extra: &[&str],
 ) -> ServerProcess {
     let mut command = Command::new("/bin/sh");
     command
@@ -76,7 +78,8 @@ fn start_activated(
             "127.0.0.1:0",
             "--access-log",
             "off",
-        ]);
+        ])
+        .args(extra);
     pass_fd_as(&mut command, listener.as_raw_fd(), LISTEN_FD);
     ServerProcess::start_command(command)
 }
@@ -86,7 +89,7 @@ fn serves_a_passed_socket(backend: &str) {
     root.write("hello.txt", b"through systemd's socket\n");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let server = start_activated(&root, backend, &listener, "$$");
+    let server = start_activated(&root, backend, &listener, "$$", &[]);
     drop(listener);
     assert_eq!(
         server.port(),
@@ -101,13 +104,51 @@ fn serves_a_passed_socket(backend: &str) {
 
 tests::per_backend!(serves_a_passed_socket);
 
+/// With `--workers 2`, the parent takes the passed socket and both
+/// workers serve it (neither binds one of its own).
+#[test]
+fn workers_serve_a_passed_socket() {
+    let root = TempDocroot::new("socket-activation-workers");
+    root.write("hello.txt", b"through systemd's socket, by a worker\n");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = start_activated(&root, "epoll", &listener, "$$", &["--workers", "2"]);
+    drop(listener);
+    assert_eq!(
+        server.port(),
+        port,
+        "the workers listen on the passed socket"
+    );
+    let parent = i32::try_from(server.pid()).expect("pid");
+    let workers = wait_for_live_children(parent, "server", 2);
+    assert_eq!(workers.len(), 2, "two workers: {workers:?}");
+    for _ in 0..20 {
+        let response = server.connect().get("/hello.txt");
+        response.assert_status(200);
+        assert_eq!(
+            response.body_text(),
+            "through systemd's socket, by a worker\n"
+        );
+    }
+    // The workers took the socket from their parent, not from systemd's
+    // variables, which they never saw.
+    for worker in workers {
+        for name in ["LISTEN_PID", "LISTEN_FDS"] {
+            assert!(
+                !started_with_var(worker, name),
+                "worker {worker} inherited {name}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_socket_for_another_pid_is_not_used() {
     let root = TempDocroot::new("socket-activation-other");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     // Pid 1 is never the server's.
-    let server = start_activated(&root, "epoll", &listener, "1");
+    let server = start_activated(&root, "epoll", &listener, "1", &[]);
     assert_ne!(server.port(), port, "the server bound its own socket");
     server.connect().get("/missing.txt").assert_status(404);
 }
