@@ -147,21 +147,23 @@ impl Resolver {
 /// directory on it cannot be looked at.
 pub fn swappable(path: &Path) -> bool {
     let euid = geteuid().as_raw();
-    let mut dir = PathBuf::from("/");
+    let mut entry = PathBuf::from("/");
+    let Ok(mut dir) = std::fs::metadata(&entry) else {
+        return true;
+    };
     for component in path.components() {
         let Component::Normal(name) = component else {
             continue;
         };
-        let entry = dir.join(name);
-        let (Ok(parent), Ok(child)) = (std::fs::metadata(&dir), std::fs::symlink_metadata(&entry))
-        else {
+        entry.push(name);
+        // The path has no links: what stands here is the next directory.
+        let Ok(child) = std::fs::symlink_metadata(&entry) else {
             return true;
         };
-        let trusted = [0, euid, parent.uid()];
-        if !entry_is_fixed(parent.mode(), child.uid(), &trusted) {
+        if !entry_is_fixed(dir.mode(), child.uid(), &[0, euid, dir.uid()]) {
             return true;
         }
-        dir = entry;
+        dir = child;
     }
     false
 }

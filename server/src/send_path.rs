@@ -165,7 +165,8 @@ impl Planner<'_> {
 
 impl PlanWindows for Planner<'_> {
     fn plan(&mut self, body: &mut FileBody) {
-        if let FrontNeeds::Window(start) | FrontNeeds::Memory(start) = body.front_needs() {
+        let needs = body.front_needs();
+        if let FrontNeeds::Window(start) | FrontNeeds::Memory(start) = needs {
             let len = (body.end() - start).min(STRAIGHT_WINDOW);
             match body.file().resident_prefix(start, len) {
                 0 => {
@@ -177,7 +178,10 @@ impl PlanWindows for Planner<'_> {
                     }
                 }
                 resident => {
-                    self.budget.forget(self.waiter);
+                    if matches!(needs, FrontNeeds::Memory(_)) {
+                        // Found in memory while it waited: no read now.
+                        self.budget.forget(self.waiter);
+                    }
                     body.push_straight(start + resident);
                     self.stats.windows_straight += 1;
                 }

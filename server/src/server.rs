@@ -479,8 +479,9 @@ impl Server {
     /// Fills the cache from a helper's answer and wakes its waiters.
     fn lookup_done(&mut self, completion: LookupDone) {
         let (poller, now) = (self.poller.as_mut(), self.clock.now());
-        let helpers = &mut self.supervision;
-        let Some((key, entry, waiters)) = self.statics.complete(completion, helpers, poller, now)
+        let supervision = &mut self.supervision;
+        let Some((key, entry, waiters)) =
+            self.statics.complete(completion, supervision, poller, now)
         else {
             return;
         };
@@ -489,8 +490,10 @@ impl Server {
                 continue;
             };
             let mut turn = Turn::new(self.poller.as_mut(), &self.clock);
-            let helpers = &mut self.supervision;
-            let next = self.statics.answer(conn, &key, &entry, helpers, &mut turn);
+            let supervision = &mut self.supervision;
+            let next = self
+                .statics
+                .answer(conn, &key, &entry, supervision, &mut turn);
             self.act(id, next);
         }
     }

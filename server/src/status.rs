@@ -163,13 +163,8 @@ pub(crate) fn render_text(s: &Snapshot) -> String {
         "helper lookups in flight: {}",
         s.gauges.helper_lookups_in_flight
     );
-    let restarts: Vec<String> = s
-        .gauges
-        .helper_restarts
-        .iter()
-        .map(u64::to_string)
-        .collect();
-    let _ = writeln!(out, "helper restarts: {}", restarts.join(" "));
+    let restarts = joined(&s.gauges.helper_restarts, " ");
+    let _ = writeln!(out, "helper restarts: {restarts}");
     let _ = writeln!(out, "cgi-runner restarts: {}", s.gauges.runner_restarts);
     let _ = writeln!(out, "cgi running: {}", s.gauges.cgi_running);
     let _ = writeln!(
@@ -204,15 +199,16 @@ pub(crate) fn render_text(s: &Snapshot) -> String {
     out
 }
 
+/// `numbers` in decimal, `separator` between them.
+fn joined(numbers: &[u64], separator: &str) -> String {
+    let texts: Vec<String> = numbers.iter().map(u64::to_string).collect();
+    texts.join(separator)
+}
+
 /// The JSON page.
 pub(crate) fn render_json(s: &Snapshot) -> String {
     let c = &s.counters;
-    let restarts: Vec<String> = s
-        .gauges
-        .helper_restarts
-        .iter()
-        .map(u64::to_string)
-        .collect();
+    let restarts = joined(&s.gauges.helper_restarts, ",");
     format!(
         concat!(
             "{{\"uptime_secs\":{},\"open_connections\":{},\"accepted_connections\":{},",
@@ -239,7 +235,7 @@ pub(crate) fn render_json(s: &Snapshot) -> String {
         s.gauges.cache.bytes,
         s.gauges.cache.entries,
         s.gauges.helper_lookups_in_flight,
-        restarts.join(","),
+        restarts,
         s.gauges.runner_restarts,
         s.gauges.cgi_running,
         s.gauges.cgi_bodies,

@@ -42,7 +42,21 @@ impl HelperGate {
     /// [`STATUS_PATH`] and a `--helper-timeout` (300 s) that no held
     /// lookup reaches, however slow the machine.
     pub fn serve(&self, root: &Path, backend: &str, held: &str) -> ServerProcess {
+        self.serve_with_env(root, backend, held, &[])
+    }
+
+    /// [`serve`](Self::serve) with more environment variables for the
+    /// server and its children (other test hooks).
+    pub fn serve_with_env(
+        &self,
+        root: &Path,
+        backend: &str,
+        held: &str,
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
         let (var, value) = self.env(held);
+        let mut all = vec![(var, value.as_str())];
+        all.extend_from_slice(env);
         ServerProcess::serve_with_env(
             root,
             backend,
@@ -54,7 +68,7 @@ impl HelperGate {
                 "--status-path",
                 STATUS_PATH,
             ],
-            &[(var, &value)],
+            &all,
         )
     }
 

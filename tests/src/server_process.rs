@@ -207,6 +207,11 @@ impl ServerProcess {
         self.child.id()
     }
 
+    /// The server's pid as `/proc`, `kill` and the `procfs` helpers take it.
+    pub fn pid_t(&self) -> i32 {
+        i32::try_from(self.child.id()).expect("pid fits in pid_t")
+    }
+
     /// True while the server process has not exited.
     pub fn is_alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

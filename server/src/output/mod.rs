@@ -150,15 +150,24 @@ impl Output {
         complete
     }
 
+    /// What the front of the queue needs before it can be written: a file
+    /// body's need, `Nothing` for bytes in memory.
+    fn front_needs(&self) -> FrontNeeds {
+        match self.chunks.front() {
+            Some(Chunk::File(body)) => body.front_needs(),
+            _ => FrontNeeds::Nothing,
+        }
+    }
+
     /// True when the front is a file body waiting for a helper's read.
     pub(crate) fn waits_for_disk(&self) -> bool {
-        matches!(self.chunks.front(), Some(Chunk::File(body)) if body.front_needs() == FrontNeeds::Disk)
+        self.front_needs() == FrontNeeds::Disk
     }
 
     /// True when the front is a file body waiting for room in the window
     /// budget.
     pub(crate) fn waits_for_memory(&self) -> bool {
-        matches!(self.chunks.front(), Some(Chunk::File(body)) if matches!(body.front_needs(), FrontNeeds::Memory(_)))
+        matches!(self.front_needs(), FrontNeeds::Memory(_))
     }
 
     /// The file body at the front of the queue, if that is what is next.

@@ -64,6 +64,9 @@ pub(crate) struct HelperPool {
     slots: Option<Rc<WindowSlots>>,
     /// Slots lent to reads of helpers given up on, until they are reaped.
     quarantine: Quarantine<Slot>,
+    /// What the assignment policy is shown of each helper, refilled
+    /// before each question (kept, so that asking allocates nothing).
+    views: Vec<HelperView>,
 }
 
 fn hello() -> ToHelper {
@@ -110,6 +113,7 @@ impl HelperPool {
             longest_wait: Duration::ZERO,
             slots: WindowSlots::create(SLOT_COUNT, READ_WINDOW as usize),
             quarantine: Quarantine::default(),
+            views: Vec::with_capacity(max),
         }
     }
 
@@ -215,21 +219,25 @@ impl HelperPool {
     }
 
     /// What the assignment policy needs to know of each helper now.
-    fn views(&self) -> Vec<HelperView> {
-        (0..self.helpers.len())
-            .map(|i| {
-                let (helper, load) = (&self.helpers[i], &self.load[i]);
-                HelperView {
-                    ready: helper.state() == ChildState::Ready,
-                    starting: helper.state() == ChildState::Starting,
-                    stopped: helper.is_stopped(),
-                    on_demand: i >= self.permanent,
-                    in_flight: load.in_flight,
-                    reading: load.reading,
-                    idle_since: load.idle_since,
-                }
-            })
-            .collect()
+    fn views(&mut self) -> &[HelperView] {
+        let permanent = self.permanent;
+        let views = self
+            .helpers
+            .iter()
+            .zip(&self.load)
+            .enumerate()
+            .map(|(i, (helper, load))| HelperView {
+                ready: helper.state() == ChildState::Ready,
+                starting: helper.state() == ChildState::Starting,
+                stopped: helper.is_stopped(),
+                on_demand: i >= permanent,
+                in_flight: load.in_flight,
+                reading: load.reading,
+                idle_since: load.idle_since,
+            });
+        self.views.clear();
+        self.views.extend(views);
+        &self.views
     }
 
     /// False once a write to the helper has failed (it is then down).
@@ -249,7 +257,7 @@ impl HelperPool {
                 self.lookup_queue.pop_front();
                 continue;
             }
-            let Some(i) = assignment::for_lookup(&self.views()) else {
+            let Some(i) = assignment::for_lookup(self.views()) else {
                 break;
             };
             self.lookup_queue.pop_front();
@@ -264,7 +272,7 @@ impl HelperPool {
                 self.read_queue.pop_front();
                 continue;
             }
-            let Some(i) = assignment::for_read(&self.views()) else {
+            let Some(i) = assignment::for_read(self.views()) else {
                 break;
             };
             self.read_queue.pop_front();
@@ -284,7 +292,7 @@ impl HelperPool {
                 .get(id)
                 .is_some_and(|r| r.dispatch.helper.is_none())
         });
-        let Some(i) = assignment::to_start(&self.views(), waiting) else {
+        let Some(i) = assignment::to_start(self.views(), waiting) else {
             return;
         };
         match self.helpers[i].spawn(&hello(), poller, now) {
@@ -583,12 +591,13 @@ impl HelperPool {
         }
         self.retire_idle(poller, now);
         self.release_quarantine();
+        let retire_due = assignment::retirable(self.views())
+            .map(|(_, since)| since + IDLE_RETIRE)
+            .min();
         let answers_due = self
             .dispatches()
             .filter_map(|d| d.sent_at)
             .map(|t| t + timeout);
-        let views = self.views();
-        let retire_due = assignment::retirable(&views).map(|(_, since)| since + IDLE_RETIRE);
         self.helpers
             .iter()
             .filter_map(ChildProcess::next_due)
@@ -599,7 +608,7 @@ impl HelperPool {
 
     /// Lets on-demand helpers go once idle for [`IDLE_RETIRE`].
     fn retire_idle(&mut self, poller: &mut dyn Poller, now: Instant) {
-        for i in assignment::due_to_retire(&self.views(), IDLE_RETIRE, now) {
+        for i in assignment::due_to_retire(self.views(), IDLE_RETIRE, now) {
             self.helpers[i].retire(poller);
             self.load[i] = Load::default();
         }

@@ -6,9 +6,7 @@
 //! kill, as it may have run), the status page counts the restarts, no
 //! zombie is left and the server still serves.
 
-use std::fs;
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -19,17 +17,6 @@ use tests::http_client::request_bytes;
 use tests::procfs::{children_of, live_children_named, poll_until, send_signal};
 use tests::status::{helper_restarts, status_json, status_number, STATUS_PATH};
 use tests::{assert_bytes_eq, per_backend, Connection, ServerProcess, TempDocroot, DEADLINE};
-
-/// Writes an executable (mode 755) script at `rel` beneath the root.
-fn script(docroot: &TempDocroot, rel: &str, text: &str) {
-    let path = docroot.write(rel, text.as_bytes());
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
-        .unwrap_or_else(|e| panic!("chmod 755 {}: {e}", path.display()));
-}
-
-fn server_pid(server: &ServerProcess) -> i32 {
-    i32::try_from(server.pid()).expect("pid fits in pid_t")
-}
 
 /// A small deterministic generator (xorshift64) for the chaos choices.
 struct Rng(u64);
@@ -193,7 +180,8 @@ fn client(
 fn chaos_under_kills(backend: &str) {
     let docroot = TempDocroot::new(&format!("chaos-{backend}"));
     let files: Arc<Vec<(String, Arc<[u8]>)>> = Arc::new(chaos_files(&docroot));
-    script(&docroot, "cgi-bin/chaos.cgi", CHAOS_CGI);
+    let script = docroot.path().join("cgi-bin/chaos.cgi");
+    tests::cgi::write_executable(&script, CHAOS_CGI.as_bytes(), 0o755);
     // A lookup can wait for a helper through several kills and back-offs
     // (up to 5 s each); --helper-timeout 30 keeps a loaded machine's
     // slowest lookups from turning into 503s, which this test counts as
@@ -210,7 +198,7 @@ fn chaos_under_kills(backend: &str) {
             STATUS_PATH,
         ],
     );
-    let pid = server_pid(&server);
+    let pid = server.pid_t();
     let addr = server.addr();
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -21,10 +21,6 @@ use tests::status::{
 };
 use tests::{assert_bytes_eq, per_backend, site_docroot, HelperGate, ServerProcess, DEADLINE};
 
-fn server_pid(server: &ServerProcess) -> i32 {
-    i32::try_from(server.pid()).expect("pid fits in pid_t")
-}
-
 fn helper_crash_loses_no_request(backend: &str) {
     let site = site_docroot();
     let gate = HelperGate::new("helper-crash");
@@ -32,7 +28,7 @@ fn helper_crash_loses_no_request(backend: &str) {
     // must be answered because it was re-sent, not because a timeout ran
     // out.
     let server = gate.serve(&site.root, backend, "slow");
-    let pid = server_pid(&server);
+    let pid = server.pid_t();
     let helpers = wait_for_live_children(pid, "helper", 2);
 
     let mut client = server.connect();
@@ -94,7 +90,7 @@ fn scripts_survive_the_runner_s_death(backend: &str) {
         &format!("{TEXT_HEAD}\necho 'the new runner works'\n"),
     );
     let server = ServerProcess::serve(site.root(), backend);
-    let pid = server_pid(&server);
+    let pid = server.pid_t();
     let runners = wait_for_live_children(pid, "cgi-runner", 1);
 
     let mut client = server.connect();

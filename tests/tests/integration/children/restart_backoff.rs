@@ -14,10 +14,6 @@ use tests::procfs::{
 use tests::status::{helper_restarts, status_json, STATUS_PATH};
 use tests::{assert_bytes_eq, per_backend, ServerProcess, TempDocroot, DEADLINE};
 
-fn server_pid(server: &ServerProcess) -> i32 {
-    i32::try_from(server.pid()).expect("pid fits in pid_t")
-}
-
 /// The back-offs docs/supervision.md promises before each start while the helpers
 /// keep dying: at once after the kill, then 100 ms doubling. The unit
 /// tests of `server/src/backoff.rs` prove the schedule exactly (the 5 s
@@ -71,7 +67,7 @@ fn helpers_dying_on_start_back_off_then_recover(backend: &str) {
             flag.to_str().expect("UTF-8 temp path"),
         )],
     );
-    let pid = server_pid(&server);
+    let pid = server.pid_t();
     let helpers = wait_for_live_children(pid, "helper", 2);
     let restarts_before = helper_restarts(&status_json(&server, STATUS_PATH));
 

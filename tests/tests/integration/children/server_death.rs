@@ -2,8 +2,6 @@
 //! its runner and a running script's process group with it within a
 //! second.
 
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -13,17 +11,6 @@ use tests::procfs::{
     wait_for_live_children, KillOnDrop,
 };
 use tests::{per_backend, ServerProcess, TempDocroot, DEADLINE};
-
-/// Writes an executable (mode 755) script at `rel` beneath the root.
-fn script(docroot: &TempDocroot, rel: &str, text: &str) {
-    let path = docroot.write(rel, text.as_bytes());
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
-        .unwrap_or_else(|e| panic!("chmod 755 {}: {e}", path.display()));
-}
-
-fn server_pid(server: &ServerProcess) -> i32 {
-    i32::try_from(server.pid()).expect("pid fits in pid_t")
-}
 
 /// The script's processes: the runner's live children and everyone in
 /// their process groups (each script leads its own group).
@@ -43,16 +30,14 @@ fn script_processes(runner: i32) -> Vec<(i32, String)> {
 fn kill_9_of_the_server_leaves_no_child_behind(backend: &str) {
     let docroot = TempDocroot::new(&format!("kill9-{backend}"));
     let marker = docroot.outside().join("script-started");
-    script(
-        &docroot,
-        "cgi-bin/sleepy.cgi",
-        &format!(
-            "#!/bin/sh\n: > '{}'\nsleep 30\nprintf 'Content-Type: text/plain\\r\\n\\r\\nlate\\n'\n",
-            marker.display()
-        ),
+    let sleepy = format!(
+        "#!/bin/sh\n: > '{}'\nsleep 30\nprintf 'Content-Type: text/plain\\r\\n\\r\\nlate\\n'\n",
+        marker.display()
     );
+    let script = docroot.path().join("cgi-bin/sleepy.cgi");
+    tests::cgi::write_executable(&script, sleepy.as_bytes(), 0o755);
     let server = ServerProcess::serve(docroot.path(), backend);
-    let pid = server_pid(&server);
+    let pid = server.pid_t();
 
     // A script in flight.
     let mut conn = server.connect();

@@ -12,8 +12,8 @@ use std::thread;
 
 use tests::http_client::request_bytes;
 use tests::procfs::poll_until;
-use tests::status::{wait_for_lookups_in_flight, STATUS_PATH};
-use tests::{per_backend, Connection, HelperGate, ServerProcess, TempDocroot, DEADLINE};
+use tests::status::wait_for_lookups_in_flight;
+use tests::{per_backend, Connection, HelperGate, TempDocroot, DEADLINE};
 
 const RIGHT: &[u8] = b"the file asked for\n";
 const WRONG: &[u8] = b"another file, which a misnumbered reply names\n";
@@ -23,20 +23,8 @@ fn a_reply_from_another_helper_is_ignored(backend: &str) {
     docroot.write("held/a.txt", RIGHT);
     docroot.write("forged/b.txt", WRONG);
     let gate = HelperGate::new("misnumbered");
-    let (var, value) = gate.env("held/");
-    let server = ServerProcess::serve_with_env(
-        docroot.path(),
-        backend,
-        &[
-            "--helpers",
-            "2",
-            "--helper-timeout",
-            "300",
-            "--status-path",
-            STATUS_PATH,
-        ],
-        &[(var, &value), ("AMPED_TEST_HELPER_MISNUMBER", "forged/")],
-    );
+    let misnumber = [("AMPED_TEST_HELPER_MISNUMBER", "forged/")];
+    let server = gate.serve_with_env(docroot.path(), backend, "held/", &misnumber);
     let addr = server.addr();
     let first = thread::spawn(move || Connection::connect(addr).get("/held/a.txt"));
     wait_for_lookups_in_flight(&server, 1);

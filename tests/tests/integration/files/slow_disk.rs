@@ -78,10 +78,6 @@ const CACHED_BOUND: Duration = Duration::from_millis(250);
 /// At most this many cached requests, however long the downloads take.
 const MAX_CACHED_REQUESTS: u32 = 20_000;
 
-fn server_pid(server: &ServerProcess) -> i32 {
-    i32::try_from(server.pid()).expect("pid fits in pid_t")
-}
-
 /// A server on `site` with the status page at [`STATUS_PATH`].
 fn serve(root: &Path, backend: &str, extra: &[&str]) -> ServerProcess {
     let mut args = vec!["--status-path", STATUS_PATH];
@@ -442,7 +438,7 @@ fn the_helper_pool_grows_with_disk_work_and_shrinks_back(backend: &str) {
         backend,
         &["--helpers", "2", "--helpers-max", "8"],
     );
-    let pid = server_pid(&server);
+    let pid = server.pid_t();
     let mut running = 0;
     assert!(
         poll_until(DEADLINE, || {
@@ -502,7 +498,7 @@ fn a_helper_killed_mid_read_loses_nothing(backend: &str) {
         return;
     };
     let mut server = serve(site.root(), backend, &[]);
-    let pid = server_pid(&server);
+    let pid = server.pid_t();
     let file = site.files()[0].clone();
     let on_disk = site.disk().mountpoint().join("file0.bin");
 

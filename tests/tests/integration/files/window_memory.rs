@@ -57,7 +57,7 @@ fn slow_clients_stay_within_the_window_budget(backend: &str) {
         backend,
         &["--window-memory", &budget, "--status-path", STATUS_PATH],
     );
-    let pid = i32::try_from(server.pid()).expect("pid");
+    let pid = server.pid_t();
     // What the status page costs the first time is in the baseline.
     status_json(&server, STATUS_PATH);
     let baseline = vm_rss_bytes(pid).expect("the server's VmRSS");

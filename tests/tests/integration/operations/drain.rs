@@ -11,10 +11,6 @@ use tests::procfs::{poll_until, send_signal};
 use tests::streaming::{fill_to, read_head};
 use tests::{per_backend, www_docroot, ServerProcess, DEADLINE};
 
-fn server_pid(server: &ServerProcess) -> i32 {
-    i32::try_from(server.pid()).expect("pid fits in pid_t")
-}
-
 fn sigterm_lets_a_download_finish_and_exits_0(backend: &str) {
     let www = www_docroot();
     let file = www
@@ -26,7 +22,7 @@ fn sigterm_lets_a_download_finish_and_exits_0(backend: &str) {
     // Room enough for the rest of the download on a loaded machine; the
     // drain itself is what is under test, not its time limit.
     let mut server = ServerProcess::serve_with(&www.root, backend, &["--shutdown-timeout", "120"]);
-    let pid = server_pid(&server);
+    let pid = server.pid_t();
     let addr = server.addr();
 
     let mut stream = server.connect_raw();
