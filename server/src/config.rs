@@ -9,6 +9,8 @@ use clap::{Parser, ValueEnum};
 
 use crate::event::Backend;
 use crate::http::keep_alive::Limits;
+use crate::token::MAX_LISTENERS;
+use crate::tls_config::{self, CertFiles, TlsFiles};
 
 /// amped: an event-driven HTTP/1.1 server for static files, in the style
 /// of the Flash web server (AMPED). One process serves every client; disk
@@ -18,10 +20,37 @@ use crate::http::keep_alive::Limits;
 // configuration file's options go first, the command line's after.
 #[command(name = "server", version, args_override_self = true)]
 pub struct Args {
-    /// Address and port to listen on. Port 0 picks a free port; the real
-    /// one is printed on stdout as `listening on http://ADDR:PORT/`.
-    #[arg(long, default_value = "127.0.0.1:8000", value_name = "ADDR:PORT")]
-    pub listen: SocketAddr,
+    /// Address and port to listen on for plain HTTP (IPv4, or IPv6 in
+    /// brackets: `[::]:8080`); repeat it to listen on several. Port 0
+    /// picks a free port; the real ones are printed on stdout as
+    /// `listening on http://ADDR:PORT/ ...`. Default: 127.0.0.1:8000,
+    /// unless --listen-tls is given.
+    #[arg(long, value_name = "ADDR:PORT", action = clap::ArgAction::Append)]
+    pub listen: Vec<SocketAddr>,
+
+    /// Address and port to listen on for HTTPS; repeat it for several.
+    /// Needs --tls-cert and --tls-key.
+    #[arg(long, value_name = "ADDR:PORT", action = clap::ArgAction::Append)]
+    pub listen_tls: Vec<SocketAddr>,
+
+    /// A PEM certificate chain for HTTPS (the server's certificate first);
+    /// repeat it, each with its --tls-key in the same order, for several
+    /// certificates, chosen by the name the client asks for (SNI). The
+    /// first is the default one. Re-read on SIGHUP.
+    #[arg(long, value_name = "PATH", action = clap::ArgAction::Append)]
+    pub tls_cert: Vec<PathBuf>,
+
+    /// The PEM private key (PKCS#8, SEC1 or RSA) of the --tls-cert at the
+    /// same position.
+    #[arg(long, value_name = "PATH", action = clap::ArgAction::Append)]
+    pub tls_key: Vec<PathBuf>,
+
+    /// Fail the TLS handshake of a client whose name matches no
+    /// certificate (or that sends none), instead of answering it with
+    /// the default certificate.
+    #[arg(long)]
+    pub tls_strict_sni: bool,
+
 
     /// Document root: the directory whose files are served.
     #[arg(long, default_value = "www", value_name = "DIR")]
@@ -166,6 +195,11 @@ pub struct Args {
     #[arg(long, default_value = "1", value_name = "N|auto", value_parser = parse_workers)]
     pub workers: u16,
 
+    /// Internal: the kinds (`http`, `https`) of the listening sockets a
+    /// worker is handed, in order.
+    #[arg(long, hide = true, value_name = "KINDS", value_delimiter = ',')]
+    pub worker_sockets: Vec<String>,
+
     /// Internal: one of the `--workers` (accepts from the listener its
     /// parent handed it and reports readiness on the socketpair it was
     /// handed, rather than printing the listening line).
@@ -268,10 +302,21 @@ pub enum LogTarget {
     File(PathBuf),
 }
 
+/// One listening address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ListenOn {
+    pub(crate) addr: SocketAddr,
+    /// HTTPS rather than plain HTTP.
+    pub(crate) tls: bool,
+}
+
 /// The validated configuration the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub listen: SocketAddr,
+    /// Plain ones first, then TLS ones, each in the order given.
+    pub(crate) listeners: Vec<ListenOn>,
+    /// Certificates, when something listens with TLS.
+    pub(crate) tls: Option<TlsFiles>,
     pub root: PathBuf,
     pub helpers: usize,
     /// At least `helpers`.
@@ -288,6 +333,8 @@ pub struct Config {
     pub error_log: Option<PathBuf>,
     pub workers: usize,
     pub worker: bool,
+    /// A worker's listening sockets: true for each that speaks TLS.
+    pub worker_sockets: Vec<bool>,
     pub keepalive_timeout: Duration,
     pub header_timeout: Duration,
     pub send_timeout: Duration,
@@ -320,6 +367,7 @@ impl Config {
     /// Checks the options against the machine: the root exists and is a
     /// directory, the helper binary is there.
     pub fn from_args(args: Args) -> Result<Config> {
+        let (listeners, tls) = listeners_and_certificates(&args)?;
         let root = std::fs::canonicalize(&args.root).map_err(|e| {
             let root = args.root.display();
             BadOption::new("root", format!("document root {root} not found: {e}"))
@@ -404,6 +452,7 @@ impl Config {
             bail!(BadOption::new("error-log", "--error-log needs a path"));
         }
 
+
         let cgi_spool_dir = args.cgi_spool_dir.unwrap_or_else(std::env::temp_dir);
         crate::unlinked_file::open_unlinked(&cgi_spool_dir).with_context(|| {
             format!(
@@ -412,7 +461,8 @@ impl Config {
             )
         })?;
         Ok(Config {
-            listen: args.listen,
+            listeners,
+            tls,
             root,
             helpers: usize::from(args.helpers),
             helpers_max: usize::from(args.helpers_max),
@@ -426,6 +476,7 @@ impl Config {
             error_log: args.error_log,
             workers: usize::from(args.workers),
             worker: args.worker,
+            worker_sockets: args.worker_sockets.iter().map(|k| k == "https").collect(),
             keepalive_timeout: Duration::from_secs(args.keepalive_timeout),
             header_timeout: Duration::from_secs(args.header_timeout),
             send_timeout: Duration::from_secs(args.send_timeout),
@@ -453,6 +504,81 @@ impl Config {
             gzip_static: args.gzip_static,
         })
     }
+}
+
+/// The listening addresses (the default one when none is given), and the
+/// certificates, loaded and checked, when one listens with TLS.
+fn listeners_and_certificates(args: &Args) -> Result<(Vec<ListenOn>, Option<TlsFiles>)> {
+    let mut listeners: Vec<ListenOn> = args
+        .listen
+        .iter()
+        .map(|&addr| ListenOn { addr, tls: false })
+        .chain(
+            args.listen_tls
+                .iter()
+                .map(|&addr| ListenOn { addr, tls: true }),
+        )
+        .collect();
+    if listeners.is_empty() {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 8000));
+        listeners.push(ListenOn { addr, tls: false });
+    }
+    if listeners.len() > MAX_LISTENERS {
+        bail!(BadOption::new(
+            "listen",
+            format!("at most {MAX_LISTENERS} listening addresses")
+        ));
+    }
+    for (i, a) in listeners.iter().enumerate() {
+        let again = listeners[..i]
+            .iter()
+            .any(|b| b.addr == a.addr && a.addr.port() != 0);
+        if again {
+            bail!(BadOption::new(
+                "listen",
+                format!("{} is given twice", a.addr)
+            ));
+        }
+    }
+    if args.tls_cert.len() != args.tls_key.len() {
+        bail!(BadOption::new(
+            "tls-cert",
+            format!(
+                "{} --tls-cert but {} --tls-key: each certificate needs its key, in the same order",
+                args.tls_cert.len(),
+                args.tls_key.len()
+            )
+        ));
+    }
+    // Certificates without --listen-tls serve the TLS sockets systemd
+    // passes, if it does.
+    if args.tls_cert.is_empty() && args.listen_tls.is_empty() {
+        return Ok((listeners, None));
+    }
+    if args.tls_cert.is_empty() {
+        bail!(BadOption::new(
+            "listen-tls",
+            "--listen-tls needs a certificate: --tls-cert and --tls-key"
+        ));
+    }
+    let files = TlsFiles {
+        certs: args
+            .tls_cert
+            .iter()
+            .zip(&args.tls_key)
+            .map(|(cert, key)| CertFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            })
+            .collect(),
+        strict_sni: args.tls_strict_sni,
+    };
+    match tls_config::check(&files) {
+        Ok(warnings) if !args.worker => warnings.iter().for_each(|w| warn_log!("{w}")),
+        Ok(_) => {}
+        Err(e) => bail!(BadOption::new("tls-cert", e)),
+    }
+    Ok((listeners, Some(files)))
 }
 
 /// A setting refused by [`Config::from_args`], naming its option (the

@@ -258,7 +258,8 @@ mod tests {
             .chain(["--helpers", "5", "--helpers", "6"].map(OsString::from));
         let args = <Args as clap::Parser>::try_parse_from(argv).expect("repeats override");
         assert_eq!(args.helpers, 6);
-        assert_eq!(args.listen.port(), 1);
+        let ports: Vec<u16> = args.listen.iter().map(|a| a.port()).collect();
+        assert_eq!(ports, [1]);
         let flags = ["server", "--status-allow-remote", "--status-allow-remote"];
         assert!(
             <Args as clap::Parser>::try_parse_from(flags).is_ok(),

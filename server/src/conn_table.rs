@@ -14,6 +14,7 @@ pub(crate) use crate::conn_id::ConnId;
 use crate::connection::{Connection, DueCheck};
 use crate::event::{Interest, Poller};
 use crate::token::EventToken;
+use crate::transport::Transport;
 use protocol::Deadlines;
 
 /// The open connections.
@@ -27,28 +28,32 @@ pub(crate) struct ConnTable {
 }
 
 impl ConnTable {
-    /// Takes a new client in, accepted at `now`, watched for reading, its
-    /// first request head due by `deadline`. `Err` hands the socket back when it cannot
-    /// be taken: `max` connections are open, or the poller cannot watch it.
+    /// True when a new client can be taken in: fewer than `max`
+    /// connections are open and the poller can watch its descriptor.
+    pub(crate) fn has_room(&self, stream: &TcpStream, max: usize, poller: &dyn Poller) -> bool {
+        let fd = stream.as_raw_fd();
+        self.open < max && poller.fd_limit().is_none_or(|limit| fd < limit)
+    }
+
+    /// Takes in a client the table has room for (see
+    /// [`has_room`](Self::has_room)), accepted at `now`, watched for
+    /// reading, its first request head due by `deadline`. Err when the
+    /// poller refuses it (it is closed).
     pub(crate) fn admit(
         &mut self,
-        stream: TcpStream,
+        transport: Transport,
         peer: SocketAddr,
-        max: usize,
         poller: &mut dyn Poller,
         (now, deadline): (Instant, Instant),
-    ) -> Result<ConnId, TcpStream> {
-        let fd = stream.as_raw_fd();
-        if self.open >= max || poller.fd_limit().is_some_and(|limit| fd >= limit) {
-            return Err(stream);
-        }
+    ) -> Result<ConnId, ()> {
+        let fd = transport.fd();
         let id = self.reserve();
         let token = EventToken::Client(id.slot()).to_token();
         if poller.register(fd, token, Interest::READABLE).is_err() {
             self.release(id);
-            return Err(stream);
+            return Err(());
         }
-        self.insert(Connection::new(stream, peer, id, now, deadline));
+        self.insert(Connection::new(transport, peer, id, now, deadline));
         self.set_deadline(id, deadline);
         Ok(id)
     }
@@ -174,7 +179,8 @@ mod tests {
         let addr = listener.local_addr().expect("address");
         let _client = TcpStream::connect(addr).expect("connect");
         let (stream, peer) = listener.accept().expect("accept");
-        Connection::new(stream, peer, id, Instant::now(), Instant::now())
+        let transport = crate::transport::Transport::Plain(stream);
+        Connection::new(transport, peer, id, Instant::now(), Instant::now())
     }
 
     #[test]

@@ -9,13 +9,14 @@
 use std::fs;
 use std::io;
 
-/// Where a `--workers` parent puts the listening socket all its workers
-/// accept from (the first number systemd would use too).
-pub(crate) const WORKER_LISTENER_FD: i32 = 3;
-
 /// Where a `--workers` parent puts the worker's end of the socketpair it
-/// reports `READY=1` and `STOPPING=1` on.
-pub(crate) const WORKER_READY_FD: i32 = 4;
+/// reports `READY=1` and `STOPPING=1` on (and hands the session-ticket
+/// key over).
+pub(crate) const WORKER_READY_FD: i32 = 3;
+
+/// Where a `--workers` parent puts the first of the listening sockets all
+/// its workers accept from; the others follow, in order.
+pub(crate) const WORKER_LISTENERS_FD: i32 = 4;
 
 /// Marks every descriptor above 2 close-on-exec: `close_range(2)` with
 /// `CLOSE_RANGE_CLOEXEC` (Linux 5.11), else each one listed in

@@ -45,7 +45,10 @@ mod static_files;
 mod status;
 mod supervise;
 mod systemd;
+mod tls_config;
+mod tls_context;
 mod token;
+mod transport;
 mod unlinked_file;
 mod workers;
 
@@ -65,7 +68,7 @@ pub fn run(config: Config) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot mark inherited descriptors close-on-exec: {e}"))?;
     if config.workers > 1 && !config.worker {
         let mut pool = workers::Pool::start(&config, std::env::args_os().collect())?;
-        print_listening(pool.local_addr())?;
+        print_listening(&pool.local_addrs())?;
         pool.notify_ready();
         return pool.run();
     }
@@ -74,16 +77,21 @@ pub fn run(config: Config) -> Result<()> {
     // A worker reports to its parent (NOTIFY_SOCKET), which prints the
     // line once for all.
     if !worker {
-        print_listening(server.local_addr())?;
+        print_listening(&server.local_addrs())?;
     }
     server.notify_ready();
     server.run()
 }
 
-/// `listening on http://ADDR:PORT/` on stdout, flushed.
-fn print_listening(addr: std::net::SocketAddr) -> Result<()> {
+/// `listening on http://ADDR:PORT/ https://ADDR:PORT/ ...` on stdout,
+/// one URL for each listening socket, on one line, flushed.
+fn print_listening(addrs: &[(std::net::SocketAddr, bool)]) -> Result<()> {
+    let urls: Vec<String> = addrs
+        .iter()
+        .map(|(addr, tls)| format!("{}://{addr}/", if *tls { "https" } else { "http" }))
+        .collect();
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "listening on http://{addr}/")?;
+    writeln!(stdout, "listening on {}", urls.join(" "))?;
     stdout.flush()?;
     Ok(())
 }

@@ -29,27 +29,24 @@ pub(crate) struct Acceptor {
     listener: Option<TcpListener>,
     local_addr: SocketAddr,
     paused_until: Option<Instant>,
+    /// Its place among the server's listeners (its poller token).
+    index: usize,
+    /// Its connections speak TLS.
+    tls: bool,
 }
 
 impl Acceptor {
-    /// Binds `addr`; [`register`](Self::register) puts it in the poller.
-    pub(crate) fn bind(addr: SocketAddr) -> io::Result<Acceptor> {
-        let listener = bind_listening(addr)?;
-        Ok(Acceptor {
-            local_addr: listener.local_addr()?,
-            listener: Some(listener),
-            paused_until: None,
-        })
-    }
-
-    /// Takes a socket already listening (passed by systemd, or by the
-    /// `--workers` parent), made non-blocking by the caller.
-    pub(crate) fn adopt(listener: TcpListener) -> io::Result<Acceptor> {
+    /// Takes a socket already listening (bound here, passed by systemd,
+    /// or by the `--workers` parent) as listener `index`;
+    /// [`register`](Self::register) puts it in the poller.
+    pub(crate) fn adopt(listener: TcpListener, index: usize, tls: bool) -> io::Result<Acceptor> {
         set_nodelay(&listener)?;
         Ok(Acceptor {
             local_addr: listener.local_addr()?,
             listener: Some(listener),
             paused_until: None,
+            index,
+            tls,
         })
     }
 
@@ -58,10 +55,15 @@ impl Acceptor {
         self.local_addr
     }
 
+    /// True when its connections speak TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls
+    }
+
     pub(crate) fn register(&self, poller: &mut dyn Poller) -> io::Result<()> {
         match &self.listener {
             Some(listener) => {
-                let token = EventToken::Listener.to_token();
+                let token = EventToken::Listener(self.index).to_token();
                 poller.register(listener.as_raw_fd(), token, Interest::READABLE)
             }
             None => Ok(()),
@@ -71,7 +73,7 @@ impl Acceptor {
     fn watch(&self, poller: &mut dyn Poller, interest: Interest) -> io::Result<()> {
         match &self.listener {
             Some(listener) => {
-                let token = EventToken::Listener.to_token();
+                let token = EventToken::Listener(self.index).to_token();
                 poller.reregister(listener.as_raw_fd(), token, interest)
             }
             None => Ok(()),
@@ -125,8 +127,65 @@ impl Acceptor {
 /// Binds `addr` and starts listening, non-blocking. No SO_REUSEPORT: no
 /// later bind of the port, by any process, can take a share of its
 /// connections (the `--workers` share this one socket instead).
+/// An IPv6 address listens for IPv6 only (as nginx's `ipv6only=on`), so
+/// that `0.0.0.0:80` and `[::]:80` can both be given.
 pub(crate) fn bind_listening(addr: SocketAddr) -> io::Result<TcpListener> {
-    listen(TcpListener::bind(addr)?)
+    match addr {
+        SocketAddr::V4(_) => listen(TcpListener::bind(addr)?),
+        SocketAddr::V6(v6) => listen(bind_v6_only(v6)?),
+    }
+}
+
+/// A TCP socket bound to an IPv6 address with IPV6_V6ONLY (and
+/// SO_REUSEADDR, as std's bind sets).
+fn bind_v6_only(addr: std::net::SocketAddrV6) -> io::Result<TcpListener> {
+    // SAFETY: socket(2) returns a new descriptor, owned at once below.
+    let fd = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    let listener = unsafe { TcpListener::from_raw_fd(fd) };
+    let on: libc::c_int = 1;
+    let set = |level, name| {
+        // SAFETY: setsockopt with a pointer to a live c_int and its size.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        match rc {
+            0 => Ok(()),
+            _ => Err(io::Error::last_os_error()),
+        }
+    };
+    set(libc::SOL_SOCKET, libc::SO_REUSEADDR)?;
+    set(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY)?;
+    let sin6 = libc::sockaddr_in6 {
+        sin6_family: libc::AF_INET6 as libc::sa_family_t,
+        sin6_port: addr.port().to_be(),
+        sin6_flowinfo: addr.flowinfo(),
+        sin6_addr: libc::in6_addr {
+            s6_addr: addr.ip().octets(),
+        },
+        sin6_scope_id: addr.scope_id(),
+    };
+    // SAFETY: bind with a pointer to a live sockaddr_in6 and its size.
+    let rc = unsafe {
+        libc::bind(
+            fd,
+            (&sin6 as *const libc::sockaddr_in6).cast(),
+            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(listener)
 }
 
 /// Makes a bound socket a non-blocking listener with a deep backlog.

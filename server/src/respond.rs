@@ -406,6 +406,22 @@ pub(crate) fn reject(out: &mut Output, rejection: &Rejection, date: &str) -> Rep
     error(out, &rejection.error_to(), rejection.status, &extra, date)
 }
 
+/// Queues the 400 for plain HTTP sent to a TLS port; the connection
+/// closes after it.
+pub(crate) fn plain_http_to_tls_port(out: &mut Output, date: &str) -> Reply {
+    let status = Status::BAD_REQUEST;
+    let mut head = Vec::with_capacity(512);
+    let page = error_page::plain_http_to_tls_page();
+    let to = ErrorTo::UNKNOWN;
+    let body_bytes = error_page::error_saying(&mut head, &to, status, "", date, &page);
+    out.push_owned(head);
+    Reply {
+        status,
+        keep_alive: false,
+        body_bytes,
+    }
+}
+
 /// Queues an error page to the client `to` describes.
 pub(crate) fn error(
     out: &mut Output,

@@ -33,14 +33,18 @@ use crate::supervise::pool_jobs::{Completion, LookupDone, ReadDone};
 use crate::supervise::runner_link::RunnerEvent;
 use crate::supervise::Supervision;
 use crate::systemd::Notifier;
+use crate::tls_context::TlsContext;
 use crate::token::EventToken;
+use crate::transport::Transport;
 
 /// The server: every connection, the cache, the subsystems.
 pub(crate) struct Server {
     config: Config,
     timeouts: Timeouts,
     poller: Box<dyn Poller>,
-    acceptor: Acceptor,
+    acceptors: Vec<Acceptor>,
+    /// TLS: what new sessions are made with, when a listener speaks it.
+    tls: Option<TlsContext>,
     signals: Signals,
     conns: ConnTable,
     /// Input buffers lent to connections while they have unhandled bytes.
@@ -74,7 +78,8 @@ impl Server {
             status: StatusPage::new(&config),
             config,
             poller: parts.poller,
-            acceptor: parts.acceptor,
+            acceptors: parts.acceptors,
+            tls: parts.tls.map(TlsContext::new).transpose()?,
             signals: parts.signals,
             conns: ConnTable::default(),
             buffers: InputBuffers::default(),
@@ -87,9 +92,13 @@ impl Server {
         })
     }
 
-    /// The address actually bound (with the real port).
-    pub(crate) fn local_addr(&self) -> SocketAddr {
-        self.acceptor.local_addr()
+    /// The addresses actually bound (with the real ports), each with
+    /// whether it speaks TLS.
+    pub(crate) fn local_addrs(&self) -> Vec<(SocketAddr, bool)> {
+        self.acceptors
+            .iter()
+            .map(|a| (a.local_addr(), a.is_tls()))
+            .collect()
     }
 
     /// Tells systemd (if it asked) that the server is serving.
@@ -129,7 +138,9 @@ impl Server {
                     return Ok(());
                 }
             }
-            self.acceptor.resume_if_due(self.poller.as_mut(), now);
+            for acceptor in &mut self.acceptors {
+                acceptor.resume_if_due(self.poller.as_mut(), now);
+            }
             self.log.flush_if_due(now);
         }
     }
@@ -140,7 +151,12 @@ impl Server {
         [
             self.conns.next_timeout(now),
             until(self.supervision.next_due()),
-            until(self.acceptor.paused_until()),
+            until(
+                self.acceptors
+                    .iter()
+                    .filter_map(Acceptor::paused_until)
+                    .min(),
+            ),
             until(self.log.next_flush()),
             until(self.draining),
         ]
@@ -163,7 +179,7 @@ impl Server {
     fn dispatch(&mut self, ev: Event) {
         let now = self.clock.now();
         match EventToken::from_token(ev.token) {
-            Some(EventToken::Listener) => self.accept_clients(),
+            Some(EventToken::Listener(n)) => self.accept_clients(n),
             Some(EventToken::Signals) => self.on_signals(),
             Some(EventToken::Runner) => {
                 let events = self.cgi.runner_event(ev, self.poller.as_mut(), now);
@@ -192,7 +208,9 @@ impl Server {
         let arrived = self.signals.take();
         if arrived.terminate && self.draining.is_none() {
             // Responses in flight go on until done or `--shutdown-timeout`.
-            self.acceptor.close(self.poller.as_mut());
+            for acceptor in &mut self.acceptors {
+                acceptor.close(self.poller.as_mut());
+            }
             if let Some(notifier) = &self.notifier {
                 notifier.notify("STOPPING=1");
             }
@@ -209,30 +227,49 @@ impl Server {
                     .signal_children(self.cgi.runner(), Signal::SIGHUP);
             }
             info_log!("SIGHUP: reopened the logs");
+            if let Some(tls) = &mut self.tls {
+                tls.reload();
+            }
         }
         if arrived.child {
             self.supervision.on_sigchld(self.clock.now());
         }
     }
 
-    fn accept_clients(&mut self) {
+    fn accept_clients(&mut self, listener: usize) {
+        let Some(acceptor) = self.acceptors.get_mut(listener) else {
+            return;
+        };
         for _ in 0..ACCEPT_BATCH {
             let now = self.clock.now();
-            let (stream, peer) = match self.acceptor.accept(self.poller.as_mut(), now) {
+            let (stream, peer) = match acceptor.accept(self.poller.as_mut(), now) {
                 Ok(Some(accepted)) => accepted,
                 Ok(None) => return,
                 Err(_) => continue,
             };
-            let deadline = now + self.config.header_timeout;
             let (max, poller) = (self.config.max_connections, self.poller.as_mut());
-            match self.conns.admit(stream, peer, max, poller, (now, deadline)) {
-                Ok(id) => {
-                    self.status.accepted();
-                    self.read_at_once(id);
-                }
-                Err(stream) => {
+            if !self.conns.has_room(&stream, max, poller) {
+                // Over TLS there is no way to say why before a handshake.
+                if !acceptor.is_tls() {
                     let _ = (&stream).write(&overloaded(self.clock.http_date()));
                 }
+                continue;
+            }
+            let transport = match (&self.tls, acceptor.is_tls()) {
+                (Some(tls), true) => match tls.session(stream) {
+                    Ok(session) => Transport::Tls(Box::new(session)),
+                    Err(e) => {
+                        error_log!("cannot start a TLS session: {e}");
+                        continue;
+                    }
+                },
+                _ => Transport::Plain(stream),
+            };
+            let deadline = now + self.config.header_timeout;
+            if let Ok(id) = self.conns.admit(transport, peer, poller, (now, deadline)) {
+                self.status.accepted();
+                self.read_at_once(id);
+                return;
             }
         }
     }
@@ -400,6 +437,7 @@ impl Server {
         let gauges = self.status.asked_by(&request).then(|| Gauges {
             open_connections: self.conns.open(),
             cache: self.statics.stats(),
+            tls: self.tls.as_ref().map(TlsContext::stats).unwrap_or_default(),
             helper_lookups_in_flight: self.supervision.pool().in_flight(),
             send: self.send.stats(),
             pool: self.supervision.pool().stats(self.clock.now()),

@@ -13,18 +13,21 @@ use crate::cgi::driver::Cgi;
 use crate::config::Config;
 use crate::event::{new_poller, Interest, Poller};
 use crate::http::clock::Clock;
-use crate::inherited_fds::{WORKER_LISTENER_FD, WORKER_READY_FD};
-use crate::listener::{self, Acceptor};
+use crate::inherited_fds::{WORKER_LISTENERS_FD, WORKER_READY_FD};
+use crate::listener::{self, bind_listening, Acceptor};
 use crate::privileges;
 use crate::signals::Signals;
 use crate::supervise::{orphans, Supervision};
 use crate::systemd::{self, Notifier};
+use crate::tls_config::{TicketSeed, TlsSetup};
 use crate::token::EventToken;
 
 /// Everything the loop is made of that start-up prepares.
 pub(crate) struct Parts {
     pub(crate) poller: Box<dyn Poller>,
-    pub(crate) acceptor: Acceptor,
+    pub(crate) acceptors: Vec<Acceptor>,
+    /// What TLS sessions are made with, when a listener speaks TLS.
+    pub(crate) tls: Option<TlsSetup>,
     pub(crate) signals: Signals,
     pub(crate) log: AccessLog,
     pub(crate) clock: Clock,
@@ -54,20 +57,36 @@ pub(crate) fn prepare(config: &Config) -> Result<Parts> {
     orphans::become_subreaper();
     let mut poller = new_poller(config.backend)
         .with_context(|| format!("cannot create the {} poller", config.backend.name()))?;
-    let (acceptor, notifier) = if config.worker {
-        let listener =
-            systemd::adopt_listener(WORKER_LISTENER_FD, "the workers' listening socket")?;
-        let acceptor = Acceptor::adopt(listener).context("cannot use the workers' socket")?;
-        (acceptor, Some(Notifier::inherited(WORKER_READY_FD)?))
+    let (listeners, notifier) = if config.worker {
+        let mut listeners = Vec::new();
+        for (i, &tls) in config.worker_sockets.iter().enumerate() {
+            let fd = WORKER_LISTENERS_FD + i as i32;
+            let listener = systemd::adopt_listener(fd, "a workers' listening socket")?;
+            listeners.push((listener, tls));
+        }
+        (listeners, Some(Notifier::inherited(WORKER_READY_FD)?))
     } else {
-        let acceptor = match systemd::inherited_listener()? {
-            Some(listener) => {
-                Acceptor::adopt(listener).context("cannot use the socket passed by systemd")?
-            }
-            None => Acceptor::bind(config.listen)
-                .with_context(|| format!("cannot listen on {}", config.listen))?,
-        };
-        (acceptor, Notifier::from_env())
+        (open_listeners(config)?, Notifier::from_env())
+    };
+    let mut acceptors = Vec::with_capacity(listeners.len());
+    for (i, (listener, tls)) in listeners.into_iter().enumerate() {
+        acceptors.push(Acceptor::adopt(listener, i, tls).context("cannot use a listening socket")?);
+    }
+    let tls = match &config.tls {
+        Some(files) if acceptors.iter().any(Acceptor::is_tls) => {
+            // A worker's keys come from its parent, so that a client
+            // resumes whichever worker it reaches.
+            let handed = notifier
+                .as_ref()
+                .filter(|_| config.worker)
+                .and_then(Notifier::handed);
+            let seed = match handed.as_deref().and_then(TicketSeed::from_bytes) {
+                Some(seed) => seed,
+                None => TicketSeed::generate().map_err(anyhow::Error::msg)?,
+            };
+            Some(TlsSetup::new(files.clone(), seed))
+        }
+        _ => None,
     };
     let signals = Signals::install().context("cannot install signal handlers")?;
     let log = AccessLog::open(&config.access_log, config.access_log_format)
@@ -87,12 +106,15 @@ pub(crate) fn prepare(config: &Config) -> Result<Parts> {
     if config.user.is_none() && nix::unistd::Uid::effective().is_root() {
         warn_log!("running as root without --user: the helpers and CGI scripts run as root too");
     }
-    acceptor.register(poller.as_mut())?;
+    for acceptor in &acceptors {
+        acceptor.register(poller.as_mut())?;
+    }
     let token = EventToken::Signals.to_token();
     poller.register(signals.fd(), token, Interest::READABLE)?;
     Ok(Parts {
         poller,
-        acceptor,
+        acceptors,
+        tls,
         signals,
         log,
         clock,
@@ -100,6 +122,28 @@ pub(crate) fn prepare(config: &Config) -> Result<Parts> {
         cgi,
         notifier,
     })
+}
+
+/// The listening sockets of a server that is not a worker, each with
+/// whether it speaks TLS: those systemd passed, else one bound for each
+/// address of the configuration.
+pub(crate) fn open_listeners(config: &Config) -> Result<Vec<(std::net::TcpListener, bool)>> {
+    let listeners = match systemd::inherited_listeners()? {
+        Some(passed) => passed,
+        None => {
+            let mut bound = Vec::with_capacity(config.listeners.len());
+            for on in &config.listeners {
+                let listener = bind_listening(on.addr)
+                    .with_context(|| format!("cannot listen on {}", on.addr))?;
+                bound.push((listener, on.tls));
+            }
+            bound
+        }
+    };
+    if config.tls.is_none() && listeners.iter().any(|(_, tls)| *tls) {
+        anyhow::bail!("a TLS socket needs a certificate: --tls-cert and --tls-key");
+    }
+    Ok(listeners)
 }
 
 /// Raises the descriptor limit to the hard limit; returns what to tell

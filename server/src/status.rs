@@ -15,6 +15,7 @@ use crate::output::Output;
 use crate::respond::{self, Reply};
 use crate::send_path::SendStats;
 use crate::supervise::pool_jobs::PoolStats;
+use crate::transport::TlsStats;
 
 /// Counters kept by the event loop.
 #[derive(Debug, Default, Clone)]
@@ -57,6 +58,8 @@ pub(crate) struct StatusPage {
 pub(crate) struct Gauges {
     pub(crate) open_connections: usize,
     pub(crate) cache: CacheStats,
+    /// All zero when nothing listens with TLS.
+    pub(crate) tls: TlsStats,
     pub(crate) helper_lookups_in_flight: usize,
     pub(crate) helper_restarts: Vec<u64>,
     pub(crate) runner_restarts: u64,
@@ -196,6 +199,16 @@ pub(crate) fn render_text(s: &Snapshot) -> String {
         s.gauges.pool.queued,
         s.gauges.pool.longest_wait.as_millis()
     );
+    let t = &s.gauges.tls;
+    let errors: Vec<String> = t.named_errors().map(|(k, n)| format!("{k} {n}")).collect();
+    let _ = writeln!(
+        out,
+        "tls: open {} handshakes full {} resumed {} errors {}",
+        t.open,
+        t.full_handshakes,
+        t.resumed_handshakes,
+        errors.join(" ")
+    );
     out
 }
 
@@ -219,7 +232,9 @@ pub(crate) fn render_json(s: &Snapshot) -> String {
             "\"cgi_spooled_bytes\":{},\"helpers_running\":{},\"slots_quarantined\":{},",
             "\"send\":{{\"windows_straight\":{},\"windows_by_helpers\":{},",
             "\"bytes_by_helpers\":{},\"window_bytes\":{},\"window_waits\":{},",
-            "\"queue\":{},\"longest_wait_ms\":{}}}}}\n"
+            "\"queue\":{},\"longest_wait_ms\":{}}},",
+            "\"tls\":{{\"open\":{},\"full_handshakes\":{},\"resumed_handshakes\":{},",
+            "\"errors\":{{{}}}}}}}\n"
         ),
         s.uptime_secs,
         s.gauges.open_connections,
@@ -248,8 +263,18 @@ pub(crate) fn render_json(s: &Snapshot) -> String {
         s.gauges.send.window_bytes,
         s.gauges.send.window_waits,
         s.gauges.pool.queued,
-        s.gauges.pool.longest_wait.as_millis()
+        s.gauges.pool.longest_wait.as_millis(),
+        s.gauges.tls.open,
+        s.gauges.tls.full_handshakes,
+        s.gauges.tls.resumed_handshakes,
+        tls_errors_json(&s.gauges.tls)
     )
+}
+
+/// `"decode":0,"incompatible":0,...`
+fn tls_errors_json(t: &TlsStats) -> String {
+    let pairs: Vec<String> = t.named_errors().map(|(k, n)| format!("\"{k}\":{n}")).collect();
+    pairs.join(",")
 }
 
 #[cfg(test)]
@@ -264,6 +289,12 @@ mod tests {
         counters.response(503);
         let gauges = Gauges {
             open_connections: 2,
+            tls: TlsStats {
+                open: 1,
+                full_handshakes: 3,
+                resumed_handshakes: 2,
+                errors: [1, 0, 0, 0, 0, 0, 4, 0, 0],
+            },
             cache: CacheStats {
                 hits: 5,
                 misses: 1,
@@ -309,7 +340,14 @@ mod tests {
         assert!(json.contains(concat!(
             "\"helpers_running\":3,\"slots_quarantined\":0,\"send\":{\"windows_straight\":4,\"windows_by_helpers\":2,",
             "\"bytes_by_helpers\":524288,\"window_bytes\":1048576,\"window_waits\":2,",
-            "\"queue\":1,\"longest_wait_ms\":12}}\n"
+            "\"queue\":1,\"longest_wait_ms\":12},",
+            "\"tls\":{\"open\":1,\"full_handshakes\":3,\"resumed_handshakes\":2,",
+            "\"errors\":{\"decode\":1,\"incompatible\":0,\"misbehaved\":0,\"decrypt\":0,",
+            "\"alert_received\":0,\"certificate\":0,\"plain_http\":4,\"incomplete\":0,\"other\":0}}}\n"
         )));
+        assert!(text.contains(
+            "tls: open 1 handshakes full 3 resumed 2 errors decode 1 incompatible 0 misbehaved 0 \
+             decrypt 0 alert_received 0 certificate 0 plain_http 4 incomplete 0 other 0\n"
+        ));
     }
 }

@@ -22,11 +22,14 @@ use nix::sys::socket::{getsockopt, sockopt};
 /// The first descriptor systemd passes (`SD_LISTEN_FDS_START`).
 const LISTEN_FDS_START: i32 = 3;
 
-/// The listening socket systemd passed, if it passed one to this process.
-/// More than one is refused: amped listens on one socket.
-pub(crate) fn inherited_listener() -> Result<Option<TcpListener>> {
+/// The listening sockets systemd passed, if it passed any to this
+/// process, each with whether it speaks TLS: a socket whose name
+/// (`FileDescriptorName=` in its unit, `LISTEN_FDNAMES`) is `https` or
+/// `tls`, or begins with `https-` or `tls-`, does; any other is plain HTTP.
+pub(crate) fn inherited_listeners() -> Result<Option<Vec<(TcpListener, bool)>>> {
     let fds = std::env::var("LISTEN_FDS").ok();
     let pid = std::env::var("LISTEN_PID").ok();
+    let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
     for name in ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"] {
         std::env::remove_var(name);
     }
@@ -38,14 +41,31 @@ pub(crate) fn inherited_listener() -> Result<Option<TcpListener>> {
         return Ok(None);
     }
     let count: i32 = match fds.trim().parse() {
-        Ok(n) if n >= 0 => n,
+        Ok(n) if (0..=crate::token::MAX_LISTENERS as i32).contains(&n) => n,
+        Ok(n) if n > 0 => bail!(
+            "systemd passed {n} sockets (LISTEN_FDS); amped takes at most {}",
+            crate::token::MAX_LISTENERS
+        ),
         _ => bail!("LISTEN_FDS={fds} is not a number of descriptors"),
     };
-    match count {
-        0 => Ok(None),
-        1 => adopt_listener(LISTEN_FDS_START, "the socket passed by systemd").map(Some),
-        n => bail!("systemd passed {n} sockets (LISTEN_FDS); amped listens on exactly one"),
+    if count == 0 {
+        return Ok(None);
     }
+    let mut names = names.split(':');
+    let mut listeners = Vec::with_capacity(count as usize);
+    for fd in LISTEN_FDS_START..LISTEN_FDS_START + count {
+        let tls = names.next().is_some_and(names_tls);
+        listeners.push((adopt_listener(fd, "a socket passed by systemd")?, tls));
+    }
+    Ok(Some(listeners))
+}
+
+/// True for a socket name that marks TLS.
+fn names_tls(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["https", "tls"]
+        .iter()
+        .any(|tag| name == *tag || name.starts_with(&format!("{tag}-")))
 }
 
 /// Makes descriptor `fd` (passed as `what`: by systemd, or by the
@@ -133,6 +153,14 @@ impl Notifier {
             socket,
             address: None,
         })
+    }
+
+    /// A datagram its parent left on a worker's socketpair before the
+    /// worker started (the session-ticket key), if one waits.
+    pub(crate) fn handed(&self) -> Option<Vec<u8>> {
+        let mut buf = [0u8; 256];
+        let n = self.socket.recv(&mut buf).ok()?;
+        Some(buf[..n].to_vec())
     }
 
     /// Sends `state` (`READY=1`, `STOPPING=1`). A failure is logged: the

@@ -7,7 +7,11 @@ use crate::event::Token;
 
 /// Tokens below this are the server's own descriptors (listener, signals,
 /// runner); helpers follow.
-const HELPER_BASE: Token = 16;
+/// The most listening sockets one server has.
+pub(crate) const MAX_LISTENERS: usize = 32;
+
+const LISTENER_BASE: Token = 8;
+const HELPER_BASE: Token = LISTENER_BASE + MAX_LISTENERS;
 /// Connection tokens start here: room for every helper (at most 64, see
 /// `--helpers`) below it.
 const CONN_BASE: Token = 1024;
@@ -21,8 +25,8 @@ const SUB_STDOUT: Token = 2;
 /// The descriptor a readiness report is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum EventToken {
-    /// The listening socket.
-    Listener,
+    /// The listening socket of this index.
+    Listener(usize),
     /// The signal pipe.
     Signals,
     /// The CGI runner's socket.
@@ -42,7 +46,7 @@ impl EventToken {
     pub(crate) fn to_token(self) -> Token {
         let conn = |slot: usize, sub: Token| CONN_BASE + (slot << CONN_SHIFT) + sub;
         match self {
-            EventToken::Listener => 0,
+            EventToken::Listener(n) => LISTENER_BASE + n,
             EventToken::Signals => 1,
             EventToken::Runner => 2,
             EventToken::Helper(n) => HELPER_BASE + n,
@@ -55,9 +59,11 @@ impl EventToken {
     /// What a poller number stands for; `None` for one never handed out.
     pub(crate) fn from_token(token: Token) -> Option<EventToken> {
         Some(match token {
-            0 => EventToken::Listener,
             1 => EventToken::Signals,
             2 => EventToken::Runner,
+            t if (LISTENER_BASE..HELPER_BASE).contains(&t) => {
+                EventToken::Listener(t - LISTENER_BASE)
+            }
             t if (HELPER_BASE..CONN_BASE).contains(&t) => EventToken::Helper(t - HELPER_BASE),
             t if t >= CONN_BASE => {
                 let slot = (t - CONN_BASE) >> CONN_SHIFT;
@@ -80,7 +86,8 @@ mod tests {
     #[test]
     fn tokens_round_trip() {
         let all = [
-            EventToken::Listener,
+            EventToken::Listener(0),
+            EventToken::Listener(MAX_LISTENERS - 1),
             EventToken::Signals,
             EventToken::Runner,
             EventToken::Helper(0),

@@ -31,10 +31,11 @@ use protocol::log_file;
 
 use crate::backoff::RestartBackoff;
 use crate::config::Config;
-use crate::inherited_fds::{WORKER_LISTENER_FD, WORKER_READY_FD};
-use crate::listener::bind_listening;
+use crate::inherited_fds::{WORKER_LISTENERS_FD, WORKER_READY_FD};
 use crate::signals::Signals;
-use crate::systemd::{self, Notifier};
+use crate::startup::open_listeners;
+use crate::systemd::Notifier;
+use crate::tls_config::{RotatingTickets, TicketSeed};
 
 /// How long the workers may take to report ready at start-up.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -57,9 +58,12 @@ pub(crate) struct Pool {
     /// The arguments the workers get before their own (the command line
     /// as given, without the program name).
     args: Vec<OsString>,
-    addr: SocketAddr,
-    /// The socket every worker accepts from; the parent never does.
-    listener: TcpListener,
+    /// The sockets every worker accepts from (the parent never does),
+    /// each with whether it speaks TLS.
+    listeners: Vec<(TcpListener, bool)>,
+    /// The session-ticket keys each worker is started with, when a
+    /// listener speaks TLS.
+    tickets: Option<RotatingTickets>,
     workers: Vec<Worker>,
     signals: Signals,
     notifier: Option<Notifier>,
@@ -69,12 +73,13 @@ impl Pool {
     /// Listens (or takes systemd's socket) and starts the workers; returns
     /// once all are ready.
     pub(crate) fn start(config: &Config, argv: Vec<OsString>) -> Result<Pool> {
-        let listener = match systemd::inherited_listener()? {
-            Some(listener) => listener,
-            None => bind_listening(config.listen)
-                .with_context(|| format!("cannot listen on {}", config.listen))?,
+        let listeners = open_listeners(config)?;
+        let tickets = match listeners.iter().any(|(_, tls)| *tls) {
+            true => Some(RotatingTickets::new(
+                TicketSeed::generate().map_err(anyhow::Error::msg)?,
+            )),
+            false => None,
         };
-        let addr = listener.local_addr()?;
         let notifier = Notifier::from_env();
         let signals = Signals::install().context("cannot install signal handlers")?;
         if let Some(path) = &config.error_log {
@@ -93,8 +98,8 @@ impl Pool {
             .collect();
         let mut pool = Pool {
             args: argv.into_iter().skip(1).collect(),
-            addr,
-            listener,
+            listeners,
+            tickets,
             workers,
             signals,
             notifier,
@@ -112,9 +117,12 @@ impl Pool {
         Ok(pool)
     }
 
-    /// The port the workers serve.
-    pub(crate) fn local_addr(&self) -> SocketAddr {
-        self.addr
+    /// The addresses the workers serve, each with whether it speaks TLS.
+    pub(crate) fn local_addrs(&self) -> Vec<(SocketAddr, bool)> {
+        self.listeners
+            .iter()
+            .filter_map(|(l, tls)| Some((l.local_addr().ok()?, *tls)))
+            .collect()
     }
 
     /// Tells systemd (if it asked) that the workers are serving.
@@ -130,34 +138,58 @@ impl Pool {
         let (ours, theirs) =
             UnixDatagram::pair().context("cannot make a worker's readiness socketpair")?;
         ours.set_nonblocking(true)?;
-        let listener_fd = self.listener.as_raw_fd();
+        if let Some(seed) = self
+            .tickets
+            .as_ref()
+            .and_then(RotatingTickets::current_seed)
+        {
+            // Waits in the worker's end until it reads it at start-up.
+            ours.send(&seed.to_bytes())
+                .context("cannot hand a worker its ticket key")?;
+        }
+        let listener_fds: Vec<i32> = self.listeners.iter().map(|(l, _)| l.as_raw_fd()).collect();
+        let kinds: Vec<&str> = self
+            .listeners
+            .iter()
+            .map(|(_, tls)| if *tls { "https" } else { "http" })
+            .collect();
         let ready_fd = theirs.as_raw_fd();
         let mut command = Command::new(exe);
         command
             .args(&self.args)
-            .args(["--workers", "1", "--worker", "--listen"])
-            .arg(self.addr.to_string())
+            .args(["--workers", "1", "--worker", "--worker-sockets"])
+            .arg(kinds.join(","))
             .env_remove("NOTIFY_SOCKET")
             .stdin(Stdio::null())
             // Its own process group, as the helpers: a Ctrl-C reaches the
             // parent alone, which passes it on.
             .process_group(0);
+        let above = WORKER_LISTENERS_FD + listener_fds.len() as i32;
         // SAFETY: prctl, fcntl and dup2 are async-signal-safe; nothing else
-        // runs between fork and exec. The readiness end is moved above the
-        // listener's number first, so that putting the listener at 3
-        // cannot overwrite it; dup2 leaves both without close-on-exec.
+        // runs between fork and exec, and the closure allocates nothing
+        // (it only reads `listener_fds`). Every descriptor is first moved
+        // above the numbers it goes to, so that putting one in place
+        // cannot overwrite another; dup2 leaves each without
+        // close-on-exec.
         unsafe {
             command.pre_exec(move || {
                 // A worker whose parent is gone drains and exits.
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                let ready = libc::fcntl(ready_fd, libc::F_DUPFD_CLOEXEC, WORKER_READY_FD + 1);
-                // dup2 onto itself would leave close-on-exec set.
-                let listener = match listener_fd == WORKER_LISTENER_FD {
-                    true => libc::fcntl(listener_fd, libc::F_SETFD, 0),
-                    false => libc::dup2(listener_fd, WORKER_LISTENER_FD),
-                };
-                if ready < 0 || listener < 0 || libc::dup2(ready, WORKER_READY_FD) < 0 {
+                let ready = libc::fcntl(ready_fd, libc::F_DUPFD_CLOEXEC, above);
+                if ready < 0 || libc::dup2(ready, WORKER_READY_FD) < 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                let mut moved = [0i32; crate::token::MAX_LISTENERS];
+                for (i, &fd) in listener_fds.iter().enumerate() {
+                    moved[i] = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, above);
+                    if moved[i] < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                for (i, &fd) in moved[..listener_fds.len()].iter().enumerate() {
+                    if libc::dup2(fd, WORKER_LISTENERS_FD + i as i32) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
                 Ok(())
             });

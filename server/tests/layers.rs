@@ -28,17 +28,20 @@ const LEVELS: &[(&str, &[&str])] = &[
             "process_group",
         ],
     ),
-    ("protocol", &["http", "send"]),
+    ("protocol", &["http", "send", "transport"]),
     (
         "output and configuration",
-        &["output", "config", "config_file"],
+        &["output", "config", "config_file", "tls_config"],
     ),
     (
         "content",
         &["cache", "listing", "respond", "cgi", "access_log"],
     ),
     ("children", &["supervise"]),
-    ("connection", &["connection", "conn_table", "next"]),
+    (
+        "connection",
+        &["connection", "conn_table", "next", "tls_context"],
+    ),
     (
         "subsystems",
         &[

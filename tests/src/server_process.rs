@@ -24,6 +24,8 @@ use crate::DEADLINE;
 pub struct ServerProcess {
     child: Child,
     port: u16,
+    /// The first HTTPS listener's port, if one listens.
+    tls_port: Option<u16>,
     stdout: Collected,
     stderr: Collected,
 }
@@ -140,6 +142,7 @@ impl ServerProcess {
         let mut server = ServerProcess {
             child,
             port: 0,
+            tls_port: None,
             stdout,
             stderr,
         };
@@ -157,20 +160,20 @@ impl ServerProcess {
                 );
             }
         };
-        let port = first
-            .strip_prefix("listening on http://")
-            .and_then(|rest| rest.strip_suffix('/'))
-            .and_then(|host_port| host_port.rsplit_once(':'))
-            .and_then(|(_, port)| port.parse::<u16>().ok())
-            .unwrap_or_else(|| {
-                panic!(
-                    "first stdout line is not `listening on http://HOST:PORT/`: {first:?}\n\
-                     stderr:\n{}",
-                    server.stderr.text()
-                )
-            });
-        assert_ne!(port, 0, "the listening line must show the real port");
-        server.port = port;
+        let urls = parse_listening_line(&first).unwrap_or_else(|| {
+            panic!(
+                "first stdout line is not `listening on http://HOST:PORT/ ...`: {first:?}\n\
+                 stderr:\n{}",
+                server.stderr.text()
+            )
+        });
+        assert!(
+            urls.iter().all(|(_, port)| *port != 0),
+            "the listening line must show the real ports: {first:?}"
+        );
+        let first_of = |tls: bool| urls.iter().find(|(t, _)| *t == tls).map(|(_, p)| *p);
+        server.tls_port = first_of(true);
+        server.port = first_of(false).or(server.tls_port).unwrap_or(0);
         server
     }
 
@@ -187,9 +190,15 @@ impl ServerProcess {
         "still running".to_owned()
     }
 
-    /// The port from the listening line.
+    /// The port from the listening line (its first plain HTTP one, if
+    /// any).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The first HTTPS port from the listening line.
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port.expect("the server listens for HTTPS")
     }
 
     /// `127.0.0.1:<port>`.
@@ -274,4 +283,20 @@ impl Drop for ServerProcess {
             );
         }
     }
+}
+
+/// The URLs of a `listening on http://HOST:PORT/ https://HOST:PORT/ ...`
+/// line: whether each is HTTPS, and its port.
+pub fn parse_listening_line(line: &str) -> Option<Vec<(bool, u16)>> {
+    let urls = line.strip_prefix("listening on ")?;
+    urls.split(' ')
+        .map(|url| {
+            let (tls, rest) = match url.strip_prefix("https://") {
+                Some(rest) => (true, rest),
+                None => (false, url.strip_prefix("http://")?),
+            };
+            let (_, port) = rest.strip_suffix('/')?.rsplit_once(':')?;
+            Some((tls, port.parse().ok()?))
+        })
+        .collect()
 }

@@ -103,7 +103,7 @@ impl Cgi {
                 body_timeout: config.cgi_body_timeout,
                 spool_dir: config.cgi_spool_dir.clone(),
                 root: config.root.clone(),
-                listen: config.listen,
+                listen: config.listeners[0].addr,
             },
             ids: HashMap::new(),
             launched: HashSet::new(),
@@ -201,6 +201,7 @@ impl Cgi {
     pub(super) fn launch(&mut self, conn: &mut Connection, turn: &mut Turn) {
         let local = conn.local_addr().unwrap_or(self.config.listen);
         let remote = conn.peer();
+        let https = conn.is_tls();
         let Some(ex) = conn.exchange() else {
             return;
         };
@@ -226,6 +227,7 @@ impl Cgi {
             content_length,
             remote,
             local,
+            https,
             root: &self.config.root,
         });
         let run = CgiRun {

@@ -31,6 +31,8 @@ pub(crate) struct CgiEnvInput<'a> {
     pub(crate) content_length: Option<u64>,
     pub(crate) remote: SocketAddr,
     pub(crate) local: SocketAddr,
+    /// The request came over TLS.
+    pub(crate) https: bool,
     /// The document root (absolute).
     pub(crate) root: &'a Path,
 }
@@ -88,6 +90,14 @@ pub(crate) fn build_env(input: &CgiEnvInput<'_>) -> Vec<(String, String)> {
         if input.http10 { "HTTP/1.0" } else { "HTTP/1.1" }.into(),
     );
     set("SERVER_SOFTWARE", SERVER_NAME.into());
+    // As Apache and lighttpd set them.
+    set(
+        "REQUEST_SCHEME",
+        if input.https { "https" } else { "http" }.into(),
+    );
+    if input.https {
+        set("HTTPS", "on".into());
+    }
     set("PATH", SCRIPT_PATH.into());
     for (name, value) in input.headers {
         let Some(var) = header_variable(name) else {
@@ -159,6 +169,7 @@ mod tests {
             content_length: Some(5),
             remote: "127.0.0.1:5555".parse().expect("addr"),
             local: "127.0.0.1:8000".parse().expect("addr"),
+            https: false,
             root: Path::new("/srv/www"),
         };
         let env = build_env(&input);

@@ -36,11 +36,11 @@ impl Cgi {
     /// each pipe waits for.
     pub(crate) fn pump(&mut self, conn: &mut Connection, turn: &mut Turn) -> Next {
         let slot = conn.id().slot();
-        let fd = conn.fd();
         let Some(ExchangeParts {
             exchange: ex,
             input,
             output,
+            mut sink,
             peer_closed,
         }) = conn.exchange_parts()
         else {
@@ -115,7 +115,11 @@ impl Cgi {
                 break;
             }
             // Hand the client what is queued; read on if it took enough.
-            if !output.is_empty() && output.write_to(fd, WRITE_BUDGET, &mut MemoryOnly).is_err() {
+            if !output.is_empty()
+                && output
+                    .write_to(sink.as_dyn(), WRITE_BUDGET, &mut MemoryOnly)
+                    .is_err()
+            {
                 return Next::Close;
             }
             if output.queued() > OUTPUT_HIGH_WATER {

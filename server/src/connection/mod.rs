@@ -13,9 +13,9 @@
 //! ([`Connection::rearm`]), and a written-out output queue frees its
 //! storage (`output/`).
 
-use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::os::fd::{AsRawFd, RawFd};
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use crate::cgi::exchange::Exchange;
@@ -28,6 +28,7 @@ use crate::output::Output;
 use crate::respond::{self, Reply};
 use crate::send::PlanWindows;
 use crate::token::EventToken;
+use crate::transport::{Received, Transport, TransportSink};
 
 mod buffers;
 mod state;
@@ -51,7 +52,7 @@ const LINGER: Duration = Duration::from_secs(2);
 /// A client connection.
 #[derive(Debug)]
 pub(crate) struct Connection {
-    stream: TcpStream,
+    transport: Transport,
     peer: SocketAddr,
     id: ConnId,
     state: State,
@@ -75,6 +76,8 @@ pub(crate) struct ExchangeParts<'a> {
     pub(crate) exchange: &'a mut Exchange,
     pub(crate) input: &'a mut Vec<u8>,
     pub(crate) output: &'a mut Output,
+    /// Where the output goes to the client.
+    pub(crate) sink: TransportSink<'a>,
     /// The client has shut down its side: no more body will come.
     pub(crate) peer_closed: bool,
 }
@@ -83,14 +86,14 @@ impl Connection {
     /// A connection accepted at `opened`; its first head is due by
     /// `deadline`.
     pub(crate) fn new(
-        stream: TcpStream,
+        transport: Transport,
         peer: SocketAddr,
         id: ConnId,
         opened: Instant,
         deadline: Instant,
     ) -> Self {
         Connection {
-            stream,
+            transport,
             peer,
             id,
             state: State::new(opened, deadline),
@@ -106,12 +109,17 @@ impl Connection {
     }
 
     pub(crate) fn fd(&self) -> RawFd {
-        self.stream.as_raw_fd()
+        self.transport.fd()
     }
 
     /// The server's address on this connection.
     pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.stream.local_addr()
+        self.transport.local_addr()
+    }
+
+    /// True when the connection is encrypted (HTTPS).
+    pub(crate) fn is_tls(&self) -> bool {
+        self.transport.is_tls()
     }
 
     pub(crate) fn output(&mut self) -> &mut Output {
@@ -120,7 +128,7 @@ impl Connection {
 
     /// True when nothing is queued to go out.
     pub(crate) fn flushed(&self) -> bool {
-        self.state.output.is_empty()
+        self.state.output.is_empty() && !self.transport.pending()
     }
 
     /// True when no input waits to be handled.
@@ -160,14 +168,12 @@ impl Connection {
 
     fn read_some(&mut self, now: Instant, buffers: &mut InputBuffers) -> io::Result<usize> {
         if matches!(self.state.phase, Phase::Lingering) {
-            let mut scratch = [0u8; 4096];
-            let n = (&self.stream).read(&mut scratch)?;
+            let n = self.transport.drain()?;
             self.state.peer_closed |= n == 0;
             return Ok(n);
         }
         if self.state.input_room() == 0 {
-            let mut byte = [0u8; 1];
-            let n = self.stream.peek(&mut byte)?;
+            let n = self.transport.peek()?;
             self.state.peer_closed |= n == 0;
             return Ok(n);
         }
@@ -183,20 +189,19 @@ impl Connection {
         }
         let room = state.input_room().min(READ_CHUNK);
         let filled = state.input.len();
-        state.input.reserve(room);
-        let spare = &mut state.input.spare_capacity_mut()[..room];
-        // SAFETY: reading into the vector's spare capacity; only the bytes
-        // the kernel reports as written are then marked initialised.
-        let n = unsafe { libc::read(self.stream.as_raw_fd(), spare.as_mut_ptr().cast(), room) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let n = n as usize;
-        // SAFETY: the kernel initialised `n` bytes after `filled`.
-        unsafe { state.input.set_len(filled + n) };
-        if n == 0 {
-            state.peer_closed = true;
-        } else if filled == 0 && state.discard == 0 && matches!(state.phase, Phase::Reading) {
+        let n = match self.transport.read_into(&mut state.input, room)? {
+            Received::Bytes(n) => n,
+            Received::Nothing => return Err(io::ErrorKind::WouldBlock.into()),
+            Received::End => {
+                state.peer_closed = true;
+                return Ok(0);
+            }
+            Received::PlainOnTlsPort => {
+                state.plain_on_tls = true;
+                return Ok(1);
+            }
+        };
+        if filled == 0 && state.discard == 0 && matches!(state.phase, Phase::Reading) {
             // The first byte of a request head (not of a body).
             state.request_started.get_or_insert(now);
         }
@@ -224,6 +229,10 @@ impl Connection {
         let state = &mut self.state;
         if !matches!(state.phase, Phase::Reading) {
             return Incoming::Nothing;
+        }
+        if std::mem::take(&mut state.plain_on_tls) {
+            let reply = respond::plain_http_to_tls_port(&mut state.output, date);
+            return Incoming::Refused(reply, None);
         }
         if state.discard > 0 {
             let n = state.discard.min(state.input.len() as u64) as usize;
@@ -294,6 +303,7 @@ impl Connection {
     pub(crate) fn is_idle(&self) -> bool {
         matches!(self.state.phase, Phase::Reading | Phase::Lingering)
             && self.state.output.is_empty()
+            && !self.state.transport_pending
             && self.state.input.is_empty()
     }
 
@@ -341,6 +351,7 @@ impl Connection {
                 exchange,
                 input,
                 output,
+                sink: self.transport.sink(),
                 peer_closed: *peer_closed,
             }),
             _ => None,
@@ -386,7 +397,7 @@ impl Connection {
     /// closing does not reset the connection under the response. Returns
     /// what to wait for then.
     fn start_lingering(&mut self, now: Instant) -> (Interest, Instant) {
-        let _ = self.stream.shutdown(Shutdown::Write);
+        self.transport.shutdown_write();
         self.state.phase = Phase::Lingering;
         self.state.input.clear();
         (Interest::READABLE, now + LINGER)
@@ -399,9 +410,13 @@ impl Connection {
     /// An error means the connection is over.
     pub(crate) fn write_output(&mut self, planner: &mut dyn PlanWindows) -> io::Result<()> {
         if !self.state.output.is_empty() {
-            let fd = self.fd();
-            self.state.output.write_to(fd, WRITE_BUDGET, planner)?;
+            let mut sink = self.transport.sink();
+            self.state
+                .output
+                .write_to(sink.as_dyn(), WRITE_BUDGET, planner)?;
         }
+        self.transport.flush()?;
+        self.state.transport_pending = self.transport.pending();
         Ok(())
     }
 
@@ -425,6 +440,9 @@ impl Connection {
         };
         if self.state.input.is_empty() && self.state.input.capacity() > 0 {
             buffers.give_back(std::mem::take(&mut self.state.input));
+        }
+        if self.state.input.is_empty() && self.state.output.is_empty() {
+            self.transport.idle();
         }
         if interest != self.state.interest {
             let token = EventToken::Client(self.id.slot()).to_token();

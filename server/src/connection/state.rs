@@ -110,6 +110,11 @@ pub(super) struct State {
     pub(super) opened: Instant,
     /// How far the head being read has been parsed.
     pub(super) head_scan: HeadScan,
+    /// The transport holds bytes written but not yet on the socket (a
+    /// TLS session's encrypted records).
+    pub(super) transport_pending: bool,
+    /// Plain HTTP arrived on a TLS port: answer it with a 400.
+    pub(super) plain_on_tls: bool,
 }
 
 impl State {
@@ -131,6 +136,8 @@ impl State {
             requests: 0,
             opened,
             head_scan: HeadScan::default(),
+            transport_pending: false,
+            plain_on_tls: false,
         }
     }
 
@@ -164,7 +171,9 @@ impl State {
             // Nor until the window budget has room: other clients hold it,
             // so the wait is for them, and as long as a send may stall.
             _ if self.output.waits_for_memory() => Wants::Wait(Interest::NONE, now + t.send),
-            _ if !self.output.is_empty() => Wants::Wait(Interest::WRITABLE, now + t.send),
+            _ if !self.output.is_empty() || self.transport_pending => {
+                Wants::Wait(Interest::WRITABLE, now + t.send)
+            }
             // Read on after the body too (pipelined requests wait in the
             // buffer), so that a client that goes away is noticed under
             // select as well, which reports no hang-up on a descriptor it

@@ -36,7 +36,7 @@ impl Pair {
         let mut table = crate::conn_table::ConnTable::default();
         let id = table.reserve();
         let now = Instant::now();
-        let conn = Connection::new(stream, peer, id, now, now + T.header);
+        let conn = Connection::new(crate::transport::Transport::Plain(stream), peer, id, now, now + T.header);
         let mut poller = PollPoller::new();
         let token = EventToken::Client(id.slot()).to_token();
         poller
@@ -96,9 +96,10 @@ impl Pair {
 #[test]
 fn a_connection_fits_in_a_small_slot() {
     // Every open connection costs a slot of the table whatever it does;
-    // an idle one costs nothing else in the server's memory.
-    assert!(std::mem::size_of::<Connection>() <= 256);
-    assert!(std::mem::size_of::<Option<Connection>>() <= 256);
+    // an idle one costs nothing else in the server's memory. (The bound
+    // was 256 until the transport, plain or TLS, took a word more.)
+    let size = std::mem::size_of::<Option<Connection>>();
+    assert!(size <= 272, "{size} bytes");
 }
 
 #[test]

@@ -59,7 +59,18 @@ pub(crate) fn error(
     extra: &str,
     date: &str,
 ) -> u64 {
-    let body = error_page(status);
+    error_saying(out, to, status, extra, date, &error_page(status))
+}
+
+/// Like [`error`], with `body` as the page.
+pub(crate) fn error_saying(
+    out: &mut Vec<u8>,
+    to: &ErrorTo,
+    status: Status,
+    extra: &str,
+    date: &str,
+    body: &str,
+) -> u64 {
     begin(out, status, date);
     out.extend_from_slice(b"Content-Type: text/html; charset=utf-8\r\n");
     out.extend_from_slice(extra.as_bytes());
@@ -82,6 +93,17 @@ pub(crate) fn error(
 pub(crate) fn error_page(status: Status) -> String {
     format!(
         "<!DOCTYPE html>\n<html><head><title>{code} {reason}</title></head>\n<body><h1>{code} {reason}</h1><hr><p>{server}</p></body></html>\n",
+        code = status.code,
+        reason = status.reason,
+        server = SERVER_NAME
+    )
+}
+
+/// The page for plain HTTP sent to a TLS port (nginx's words).
+pub(crate) fn plain_http_to_tls_page() -> String {
+    let status = Status::BAD_REQUEST;
+    format!(
+        "<!DOCTYPE html>\n<html><head><title>{code} {reason}</title></head>\n<body><h1>{code} {reason}</h1><p>The plain HTTP request was sent to HTTPS port.</p><hr><p>{server}</p></body></html>\n",
         code = status.code,
         reason = status.reason,
         server = SERVER_NAME

@@ -10,7 +10,7 @@ use protocol::Storage;
 
 use super::{Flushed, Output};
 use crate::send::{
-    Delivered, FileBody, FrontNeeds, OpenFile, PlanWindows, WindowBudget, WindowBytes,
+    Delivered, FdSink, FileBody, FrontNeeds, OpenFile, PlanWindows, WindowBudget, WindowBytes,
     STRAIGHT_WINDOW,
 };
 
@@ -79,7 +79,8 @@ fn windows_read_by_helpers_go_out_in_order_whatever_order_they_arrive_in() {
     let mut planner = Recorder::default();
     let fd = a.as_raw_fd();
     assert_eq!(
-        out.write_to(fd, u64::MAX, &mut planner).expect("write"),
+        out.write_to(&mut FdSink(fd), u64::MAX, &mut planner)
+            .expect("write"),
         Flushed::WaitingForDisk
     );
     assert!(out.waits_for_disk());
@@ -100,7 +101,8 @@ fn windows_read_by_helpers_go_out_in_order_whatever_order_they_arrive_in() {
         Delivered::Filled
     );
     assert_eq!(
-        out.write_to(fd, u64::MAX, &mut planner).expect("write"),
+        out.write_to(&mut FdSink(fd), u64::MAX, &mut planner)
+            .expect("write"),
         Flushed::WaitingForDisk,
         "the third window is being read"
     );
@@ -112,7 +114,8 @@ fn windows_read_by_helpers_go_out_in_order_whatever_order_they_arrive_in() {
     );
     out.push_owned(b":tail".to_vec());
     assert_eq!(
-        out.write_to(fd, u64::MAX, &mut planner).expect("write"),
+        out.write_to(&mut FdSink(fd), u64::MAX, &mut planner)
+            .expect("write"),
         Flushed::All
     );
     drop(a);
@@ -162,7 +165,7 @@ fn resident_windows_are_sent_straight_and_checked_again_past_the_window() {
         b.read_to_end(&mut got).map(|_| got)
     });
     while body.front_needs() == FrontNeeds::Nothing {
-        body.write_to(a.as_raw_fd()).expect("write");
+        body.write_to(&mut FdSink(a.as_raw_fd())).expect("write");
     }
     assert_eq!(body.front_needs(), FrontNeeds::Window(STRAIGHT_WINDOW));
     body.push_straight(bytes.len() as u64);
@@ -171,7 +174,7 @@ fn resident_windows_are_sent_straight_and_checked_again_past_the_window() {
         "past a new window is looked at again"
     );
     while body.remaining() > 0 {
-        body.write_to(a.as_raw_fd()).expect("write");
+        body.write_to(&mut FdSink(a.as_raw_fd())).expect("write");
     }
     drop(a);
     let got = reader.join().expect("reader").expect("read");
@@ -191,7 +194,8 @@ fn a_window_holds_its_budget_until_its_last_byte_is_written() {
     };
     let fd = a.as_raw_fd();
     assert_eq!(
-        out.write_to(fd, u64::MAX, &mut planner).expect("write"),
+        out.write_to(&mut FdSink(fd), u64::MAX, &mut planner)
+            .expect("write"),
         Flushed::WaitingForDisk
     );
     assert_eq!(planner.reads, [(0, 1000)], "room for one window only");
@@ -200,7 +204,8 @@ fn a_window_holds_its_budget_until_its_last_byte_is_written() {
     body.deliver(0, WindowBytes::Owned(bytes[..1000].to_vec()));
     assert_eq!(planner.budget.used(), 1000, "read, not yet written");
     assert_eq!(
-        out.write_to(fd, u64::MAX, &mut planner).expect("write"),
+        out.write_to(&mut FdSink(fd), u64::MAX, &mut planner)
+            .expect("write"),
         Flushed::WaitingForDisk
     );
     assert_eq!(planner.reads.last(), Some(&(1000, 2000)), "the next window");
@@ -233,7 +238,7 @@ fn a_front_window_without_room_waits_for_memory() {
     let held = planner.budget.take_front(7, 1000);
     let (a, _b) = UnixStream::pair().expect("socketpair");
     assert_eq!(
-        out.write_to(a.as_raw_fd(), u64::MAX, &mut planner)
+        out.write_to(&mut FdSink(a.as_raw_fd()), u64::MAX, &mut planner)
             .expect("write"),
         Flushed::WaitingForDisk
     );
@@ -241,7 +246,7 @@ fn a_front_window_without_room_waits_for_memory() {
     assert!(!out.waits_for_disk());
     drop(held);
     assert_eq!(planner.budget.turn(), Some(1));
-    out.write_to(a.as_raw_fd(), u64::MAX, &mut planner)
+    out.write_to(&mut FdSink(a.as_raw_fd()), u64::MAX, &mut planner)
         .expect("write");
     assert!(out.waits_for_disk(), "read once there was room");
     assert!(!out.waits_for_memory());
@@ -258,7 +263,7 @@ fn a_full_socket_means_the_client_does_not_keep_up() {
     assert!(body.client_keeps_up());
     // Nobody reads `b`: the socket fills (and should it hold the whole
     // body, the loop ends there and the assertion says so).
-    while body.remaining() > 0 && body.write_to(a.as_raw_fd()).is_ok() {}
+    while body.remaining() > 0 && body.write_to(&mut FdSink(a.as_raw_fd())).is_ok() {}
     assert!(!body.client_keeps_up());
     drop(b);
 }

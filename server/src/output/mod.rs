@@ -4,12 +4,11 @@
 //! out frees its storage, so that an idle connection holds none.
 
 use std::collections::VecDeque;
-use std::io;
-use std::os::fd::RawFd;
+use std::io::{self, IoSlice};
 use std::rc::Rc;
 
 use crate::http::body::BodyEncoder;
-use crate::send::{FileBody, FrontNeeds, OpenFile, PlanWindows};
+use crate::send::{FileBody, FrontNeeds, OpenFile, PlanWindows, Sink};
 
 /// The most iovecs handed to one `writev`.
 const MAX_IOVECS: usize = 32;
@@ -178,7 +177,7 @@ impl Output {
         }
     }
 
-    /// Writes to `sock` until the queue is empty, the socket would block,
+    /// Writes to `sink` until the queue is empty, the socket would block,
     /// the front file body waits for the disk, or about `budget` bytes
     /// have gone out; `planner` plans a file body's windows as they are
     /// needed. Once everything is written the queue's storage is freed.
@@ -186,7 +185,7 @@ impl Output {
     /// connection.
     pub(crate) fn write_to(
         &mut self,
-        sock: RawFd,
+        sink: &mut dyn Sink,
         budget: u64,
         planner: &mut dyn PlanWindows,
     ) -> io::Result<Flushed> {
@@ -204,11 +203,11 @@ impl Output {
         });
         let had_body = first_body.is_some();
         if first_body.is_some_and(FileBody::join_segments_once) {
-            set_nodelay(sock, false);
+            sink.join_segments(true);
         }
-        let written = self.write_chunks(sock, budget, planner);
+        let written = self.write_chunks(sink, budget, planner);
         if had_body && !self.holds_file() {
-            set_nodelay(sock, true);
+            sink.join_segments(false);
         }
         written
     }
@@ -219,7 +218,7 @@ impl Output {
 
     fn write_chunks(
         &mut self,
-        sock: RawFd,
+        sink: &mut dyn Sink,
         budget: u64,
         planner: &mut dyn PlanWindows,
     ) -> io::Result<Flushed> {
@@ -235,7 +234,7 @@ impl Output {
                         return Ok(Flushed::WaitingForDisk);
                     }
                     // A file body advances itself as it writes.
-                    match body.write_to(sock) {
+                    match body.write_to(sink) {
                         Ok(n) => {
                             written += n as u64;
                             self.queued -= (n as u64).min(self.queued);
@@ -247,7 +246,7 @@ impl Output {
                         Err(e) => Err(e),
                     }
                 }
-                _ => self.write_memory(sock),
+                _ => self.write_memory(sink),
             };
             match result {
                 Ok(n) => {
@@ -263,46 +262,23 @@ impl Output {
         Ok(Flushed::All)
     }
 
-    fn write_memory(&self, sock: RawFd) -> io::Result<usize> {
-        let mut iov: [libc::iovec; MAX_IOVECS] = [libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        }; MAX_IOVECS];
+    fn write_memory(&self, sink: &mut dyn Sink) -> io::Result<usize> {
+        let mut slices: [IoSlice<'_>; MAX_IOVECS] = [IoSlice::new(&[]); MAX_IOVECS];
         let mut count = 0;
         let mut file_follows = false;
         for chunk in self.chunks.iter().take(MAX_IOVECS) {
-            let slice: &[u8] = match chunk {
+            slices[count] = IoSlice::new(match chunk {
                 Chunk::Owned { data, pos } => &data[*pos..],
                 Chunk::Shared { data, pos, end } => &data[*pos..*end],
                 Chunk::File(_) => {
                     file_follows = true;
                     break;
                 }
-            };
-            iov[count] = libc::iovec {
-                iov_base: slice.as_ptr() as *mut libc::c_void,
-                iov_len: slice.len(),
-            };
+            });
             count += 1;
         }
-        // SAFETY: every iovec points into a buffer owned by `self.chunks`,
-        // which is not touched until the call returns; the msghdr is
-        // zeroed but for its iovecs.
-        let n = unsafe {
-            if file_follows {
-                // The head waits for the file's first bytes (see write_to).
-                let mut msg: libc::msghdr = std::mem::zeroed();
-                msg.msg_iov = iov.as_mut_ptr();
-                msg.msg_iovlen = count;
-                libc::sendmsg(sock, &msg, libc::MSG_MORE | libc::MSG_NOSIGNAL)
-            } else {
-                libc::writev(sock, iov.as_ptr(), count as libc::c_int)
-            }
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(n as usize)
+        // The head waits for the file's first bytes (see write_to).
+        sink.write_slices(&slices[..count], file_follows)
     }
 
     /// Marks `n` bytes as written, popping finished chunks.
@@ -339,28 +315,13 @@ pub(crate) fn written(out: &mut Output) -> String {
     use std::os::fd::AsRawFd;
     let (a, mut b) = std::os::unix::net::UnixStream::pair().expect("pair");
     let mut straight = crate::send::SendStraight;
-    out.write_to(a.as_raw_fd(), u64::MAX, &mut straight)
+    let mut sink = crate::send::FdSink(a.as_raw_fd());
+    out.write_to(&mut sink, u64::MAX, &mut straight)
         .expect("write");
     drop(a);
     let mut s = String::new();
     b.read_to_string(&mut s).expect("read");
     s
-}
-
-/// Sets TCP_NODELAY on `sock` or clears it. Failure (not a TCP socket,
-/// as in the unit tests) only costs segment sizes.
-fn set_nodelay(sock: RawFd, on: bool) {
-    let value = libc::c_int::from(on);
-    // SAFETY: setsockopt with a pointer to a live c_int and its size.
-    unsafe {
-        libc::setsockopt(
-            sock,
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
 }
 
 #[cfg(test)]
@@ -418,8 +379,12 @@ mod tests {
         out.push_owned(b":tail".to_vec());
         assert_eq!(out.queued(), 18);
         assert_eq!(
-            out.write_to(a.as_raw_fd(), u64::MAX, &mut crate::send::SendStraight)
-                .expect("write"),
+            out.write_to(
+                &mut crate::send::FdSink(a.as_raw_fd()),
+                u64::MAX,
+                &mut crate::send::SendStraight
+            )
+            .expect("write"),
             Flushed::All
         );
         assert!(out.is_empty());

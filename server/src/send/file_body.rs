@@ -11,11 +11,12 @@
 //! ([`WindowLease`]) until its last byte is written.
 
 use std::collections::VecDeque;
-use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::io::{self, IoSlice};
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
 use super::open_file::OpenFile;
+use super::sink::Sink;
 use super::slots::Slot;
 use super::window_budget::WindowLease;
 
@@ -61,12 +62,15 @@ impl WindowBytes {
         }
     }
 
-    /// Writes from `pos` on, at most `max` bytes, to `sock`.
-    fn write_to(&self, sock: RawFd, pos: usize, max: usize) -> io::Result<usize> {
+    /// Writes from `pos` on, at most `max` bytes, to `sink`.
+    fn write_to(&self, sink: &mut dyn Sink, pos: usize, max: usize) -> io::Result<usize> {
         let len = self.len().saturating_sub(pos).min(max);
         match self {
-            WindowBytes::Owned(data) => write_bytes(sock, data.get(pos..pos + len).unwrap_or(&[])),
-            WindowBytes::InSlot(slot, _) => slot.write_to(sock, pos, len),
+            WindowBytes::Owned(data) => {
+                let bytes = data.get(pos..pos + len).unwrap_or(&[]);
+                sink.write_slices(&[IoSlice::new(bytes)], false)
+            }
+            WindowBytes::InSlot(slot, _) => slot.write_to(sink, pos, len),
         }
     }
 }
@@ -255,9 +259,9 @@ impl FileBody {
         Delivered::Filled
     }
 
-    /// Writes from the front window to `sock`: `Ok(0)` when the front is
+    /// Writes from the front window to `sink`: `Ok(0)` when the front is
     /// not ready (see [`front_needs`](Self::front_needs)).
-    pub(crate) fn write_to(&mut self, sock: RawFd) -> io::Result<usize> {
+    pub(crate) fn write_to(&mut self, sink: &mut dyn Sink) -> io::Result<usize> {
         let written = match self.windows.front_mut() {
             None | Some(Window::Reading { .. }) => return Ok(0),
             Some(Window::Straight { end }) => {
@@ -266,9 +270,9 @@ impl FileBody {
                     // Never planned: such a file is never resident.
                     return Err(io::Error::other("no descriptor to send from"));
                 };
-                send_file(sock, fd.as_raw_fd(), self.next, count)
+                sink.send_file(fd.as_raw_fd(), self.next, count)
             }
-            Some(Window::Read { data, pos, .. }) => data.write_to(sock, *pos, SEND_CHUNK as usize),
+            Some(Window::Read { data, pos, .. }) => data.write_to(sink, *pos, SEND_CHUNK as usize),
         };
         let n = match written {
             Ok(n) => n,
@@ -296,31 +300,4 @@ impl FileBody {
             self.windows.pop_front();
         }
     }
-}
-
-/// One `sendfile` call of `count` bytes from `offset`.
-fn send_file(sock: RawFd, file: RawFd, offset: u64, count: u64) -> io::Result<usize> {
-    let mut off = offset as libc::off_t;
-    // SAFETY: plain syscall on descriptors we own; `off` is a valid pointer.
-    let n = unsafe { libc::sendfile(sock, file, &mut off, count as usize) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if n == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "file shrank while it was being sent",
-        ));
-    }
-    Ok(n as usize)
-}
-
-/// One `write` of `bytes`.
-fn write_bytes(sock: RawFd, bytes: &[u8]) -> io::Result<usize> {
-    // SAFETY: writes from a live slice to a descriptor we own.
-    let n = unsafe { libc::write(sock, bytes.as_ptr().cast(), bytes.len()) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n as usize)
 }

@@ -7,10 +7,12 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
 use protocol::SharedBuffer;
+
+use super::sink::Sink;
 
 /// Slots in the buffer: three windows for each of about twenty cold
 /// downloads at once (32 MiB of 512 KiB slots, used only as touched).
@@ -91,10 +93,15 @@ impl Slot {
         len.min(self.slots.slot_len)
     }
 
-    /// Writes `len` bytes of the slot from `pos` to `sock` (as much as it
-    /// takes). The bytes are handed to the kernel by address: the memory
-    /// is shared with the helpers, so no Rust slice is made over it.
-    pub(crate) fn write_to(&self, sock: RawFd, pos: usize, len: usize) -> io::Result<usize> {
+    /// Writes `len` bytes of the slot from `pos` to `sink` (as much as it
+    /// takes). The bytes are handed on by address: the memory is shared
+    /// with the helpers, so no Rust slice is made over it.
+    pub(crate) fn write_to(
+        &self,
+        sink: &mut dyn Sink,
+        pos: usize,
+        len: usize,
+    ) -> io::Result<usize> {
         let inside = pos
             .checked_add(len)
             .is_some_and(|end| end <= self.slots.slot_len);
@@ -103,12 +110,8 @@ impl Slot {
             return Err(io::Error::other("a write past the end of its slot"));
         };
         // SAFETY: `start..start + len` lies inside the mapping (span checked
-        // it), which lives as long as `self.slots`; write(2) only reads it.
-        let n = unsafe { libc::write(sock, start.cast(), len) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(n as usize)
+        // it), which lives as long as `self.slots`.
+        unsafe { sink.write_shared(start, len) }
     }
 }
 
@@ -121,6 +124,7 @@ impl Drop for Slot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::send::FdSink;
     use std::os::fd::AsRawFd;
 
     #[test]
@@ -137,14 +141,12 @@ mod tests {
         assert_eq!(c.fit(3), 3);
         assert_eq!(c.fit(5000), 4096);
         let (mut read, write) = std::io::pipe().expect("a pipe");
-        assert_eq!(c.write_to(write.as_raw_fd(), 4090, 6).expect("written"), 6);
+        let mut sink = FdSink(write.as_raw_fd());
+        assert_eq!(c.write_to(&mut sink, 4090, 6).expect("written"), 6);
         let mut got = [1u8; 6];
         std::io::Read::read_exact(&mut read, &mut got).expect("read");
         assert_eq!(got, [0; 6]);
-        assert!(
-            c.write_to(write.as_raw_fd(), 4090, 7).is_err(),
-            "past the slot"
-        );
+        assert!(c.write_to(&mut sink, 4090, 7).is_err(), "past the slot");
         assert_eq!(slots.len(), 8192);
     }
 }
