@@ -9,8 +9,8 @@ use clap::{Parser, ValueEnum};
 
 use crate::event::Backend;
 use crate::http::keep_alive::Limits;
-use crate::token::MAX_LISTENERS;
 use crate::tls_config::{self, CertFiles, TlsFiles};
+use crate::token::MAX_LISTENERS;
 
 /// amped: an event-driven HTTP/1.1 server for static files, in the style
 /// of the Flash web server (AMPED). One process serves every client; disk
@@ -50,7 +50,6 @@ pub struct Args {
     /// the default certificate.
     #[arg(long)]
     pub tls_strict_sni: bool,
-
 
     /// Document root: the directory whose files are served.
     #[arg(long, default_value = "www", value_name = "DIR")]
@@ -451,7 +450,6 @@ impl Config {
         {
             bail!(BadOption::new("error-log", "--error-log needs a path"));
         }
-
 
         let cgi_spool_dir = args.cgi_spool_dir.unwrap_or_else(std::env::temp_dir);
         crate::unlinked_file::open_unlinked(&cgi_spool_dir).with_context(|| {

@@ -273,7 +273,10 @@ pub(crate) fn render_json(s: &Snapshot) -> String {
 
 /// `"decode":0,"incompatible":0,...`
 fn tls_errors_json(t: &TlsStats) -> String {
-    let pairs: Vec<String> = t.named_errors().map(|(k, n)| format!("\"{k}\":{n}")).collect();
+    let pairs: Vec<String> = t
+        .named_errors()
+        .map(|(k, n)| format!("\"{k}\":{n}"))
+        .collect();
     pairs.join(",")
 }
 

@@ -176,15 +176,15 @@ impl Pool {
                 // A worker whose parent is gone drains and exits.
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
                 let ready = libc::fcntl(ready_fd, libc::F_DUPFD_CLOEXEC, above);
-                if ready < 0 || libc::dup2(ready, WORKER_READY_FD) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
                 let mut moved = [0i32; crate::token::MAX_LISTENERS];
                 for (i, &fd) in listener_fds.iter().enumerate() {
                     moved[i] = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, above);
                     if moved[i] < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
+                }
+                if ready < 0 || libc::dup2(ready, WORKER_READY_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
                 }
                 for (i, &fd) in moved[..listener_fds.len()].iter().enumerate() {
                     if libc::dup2(fd, WORKER_LISTENERS_FD + i as i32) < 0 {

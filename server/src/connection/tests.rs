@@ -36,7 +36,13 @@ impl Pair {
         let mut table = crate::conn_table::ConnTable::default();
         let id = table.reserve();
         let now = Instant::now();
-        let conn = Connection::new(crate::transport::Transport::Plain(stream), peer, id, now, now + T.header);
+        let conn = Connection::new(
+            crate::transport::Transport::Plain(stream),
+            peer,
+            id,
+            now,
+            now + T.header,
+        );
         let mut poller = PollPoller::new();
         let token = EventToken::Client(id.slot()).to_token();
         poller

@@ -104,6 +104,7 @@ fn common_vars(
     vec![
         ("GATEWAY_INTERFACE", "CGI/1.1".into()),
         ("SERVER_SOFTWARE", "amped/0.1.0".into()),
+        ("REQUEST_SCHEME", "http".into()),
         ("SERVER_PORT", server.port().to_string()),
         ("REMOTE_ADDR", "127.0.0.1".into()),
         ("REMOTE_HOST", "127.0.0.1".into()),

@@ -6,6 +6,7 @@ mod curl;
 mod half_close;
 mod headers;
 mod host;
+mod https;
 mod keepalive_limits;
 mod paths;
 mod pipelined_after_refusal;

@@ -144,8 +144,8 @@ fn mistakes_name_the_file_the_place_and_the_key() {
             ":2:1: key `keepalive-timeout`: must be a string or an integer",
         ),
         (
-            "listen = [\"x\"]\n",
-            ":2:1: key `listen`: must be a string or an integer",
+            "helpers = [\"x\"]\n",
+            ":2:1: key `helpers`: must be a string or an integer",
         ),
         (
             "config = \"other.toml\"\n",

@@ -1,0 +1,226 @@
+//! HTTPS with real clients, under each event backend: certificates made by
+//! the test (a CA and a server certificate for `localhost`, with rcgen),
+//! curl trusting that CA gets the same bytes over HTTPS as over plain HTTP
+//! (a page, a 1 MiB file, a range); plain HTTP sent to the TLS
+//! port gets a 400 saying so; `openssl s_client` is refused TLS 1.1,
+//! resumes with a ticket, and sees the new certificate after SIGHUP while
+//! a connection opened before keeps working.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use tests::{
+    per_backend, procfs::poll_until, run_with_deadline, ServerProcess, TempDocroot, DEADLINE,
+};
+
+const CURL: &str = "/usr/bin/curl";
+
+/// A test CA and a server certificate it signed, written under `dir`.
+struct TestCerts {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn make_certs(dir: &Path, tag: &str) -> TestCerts {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("amped test CA {tag}"));
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
+        .expect("CA certificate");
+    let key = KeyPair::generate().expect("server key");
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).expect("server params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("localhost {tag}"));
+    let cert = params.signed_by(&key, &ca).expect("server certificate");
+    let paths = TestCerts {
+        ca: dir.join(format!("ca-{tag}.pem")),
+        cert: dir.join(format!("cert-{tag}.pem")),
+        key: dir.join(format!("key-{tag}.pem")),
+    };
+    std::fs::write(&paths.ca, ca.pem()).expect("write CA");
+    std::fs::write(&paths.cert, cert.pem()).expect("write cert");
+    std::fs::write(&paths.key, key.serialize_pem()).expect("write key");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&paths.key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    paths
+}
+
+fn serve_tls(site: &TempDocroot, certs: &TestCerts, backend: &str) -> ServerProcess {
+    let (cert, key) = (
+        certs.cert.to_str().expect("utf-8"),
+        certs.key.to_str().expect("utf-8"),
+    );
+    ServerProcess::serve_with(
+        site.path(),
+        backend,
+        &[
+            "--listen-tls",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            key,
+        ],
+    )
+}
+
+/// What curl downloads with `args` (through a file, as bytes), failing
+/// the test if curl fails.
+fn curl(site: &TempDocroot, args: &[&str]) -> Vec<u8> {
+    let out = site.outside().join("curl.out");
+    let mut all = vec!["-o", out.to_str().expect("utf-8")];
+    all.extend_from_slice(args);
+    let output = run_with_deadline(Path::new(CURL), &all, DEADLINE);
+    assert!(output.status.success(), "curl {args:?}: {}", output.stderr);
+    std::fs::read(&out).expect("curl's output")
+}
+
+fn https_url(server: &ServerProcess, path: &str) -> String {
+    format!("https://localhost:{}{path}", server.tls_port())
+}
+
+fn resolve(server: &ServerProcess) -> String {
+    format!("localhost:{}:127.0.0.1", server.tls_port())
+}
+
+fn https_serves_the_same_bytes_as_http(backend: &str) {
+    let site = TempDocroot::new("https-bytes");
+    site.write("index.html", b"<h1>hello over TLS</h1>\n");
+    let big: Vec<u8> = (0..(1u32 << 20)).map(|i| (i * 7 % 251) as u8).collect();
+    site.write("big.bin", &big);
+    let certs = make_certs(&site.outside(), "a");
+    let server = serve_tls(&site, &certs, backend);
+    let ca = certs.ca.to_str().expect("utf-8");
+    let resolve = resolve(&server);
+    let common = [
+        "-sS",
+        "--max-time",
+        "30",
+        "--cacert",
+        ca,
+        "--resolve",
+        &resolve,
+    ];
+    let plain = curl(
+        &site,
+        &["-sS", "--max-time", "30", &server.url("/index.html")],
+    );
+    let mut args = common.to_vec();
+    let index = https_url(&server, "/index.html");
+    let big_url = https_url(&server, "/big.bin");
+    args.push(index.as_str());
+    assert_eq!(curl(&site, &args), plain, "the page over HTTPS");
+    let mut args = common.to_vec();
+    args.push(big_url.as_str());
+    tests::assert_bytes_eq("a 1 MiB file over HTTPS", &curl(&site, &args), &big);
+    assert_eq!(plain, b"<h1>hello over TLS</h1>\n");
+    let mut args = common.to_vec();
+    args.extend(["-r", "1000-1999", big_url.as_str()]);
+    tests::assert_bytes_eq("a range over HTTPS", &curl(&site, &args), &big[1000..2000]);
+}
+
+fn plain_http_to_the_tls_port_gets_a_400(backend: &str) {
+    let site = TempDocroot::new("https-plain");
+    site.write("index.html", b"x");
+    let certs = make_certs(&site.outside(), "a");
+    let server = serve_tls(&site, &certs, backend);
+    let mut stream = TcpStream::connect(("127.0.0.1", server.tls_port())).expect("connect");
+    stream
+        .set_read_timeout(Some(DEADLINE))
+        .expect("read timeout");
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("send");
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .expect("read until closed");
+    assert!(
+        answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{answer}"
+    );
+    assert!(answer.contains("The plain HTTP request was sent to HTTPS port"));
+    assert!(answer.contains("Connection: close\r\n"), "{answer}");
+}
+
+per_backend!(
+    https_serves_the_same_bytes_as_http,
+    plain_http_to_the_tls_port_gets_a_400
+);
+
+/// `openssl s_client` with `args`, stdin closed; its stdout and stderr.
+fn s_client(server: &ServerProcess, args: &[&str]) -> String {
+    let connect = format!("127.0.0.1:{}", server.tls_port());
+    let mut all = vec!["s_client", "-connect", &connect, "-servername", "localhost"];
+    all.extend_from_slice(args);
+    let output = run_with_deadline(Path::new("/usr/bin/openssl"), &all, DEADLINE);
+    format!("{}{}", output.stdout, output.stderr)
+}
+
+#[test]
+fn old_protocols_are_refused_and_tickets_resume() {
+    let site = TempDocroot::new("https-openssl");
+    site.write("index.html", b"x");
+    let certs = make_certs(&site.outside(), "a");
+    let server = serve_tls(&site, &certs, "epoll");
+    let ca = certs.ca.to_str().expect("utf-8");
+    let old = s_client(&server, &["-tls1_1"]);
+    assert!(
+        !old.contains("Cipher is TLS"),
+        "TLS 1.1 was accepted: {old}"
+    );
+    let fresh = s_client(&server, &["-CAfile", ca, "-alpn", "http/1.1"]);
+    assert!(fresh.contains("ALPN protocol: http/1.1"), "{fresh}");
+    assert!(fresh.contains("Verify return code: 0 (ok)"), "{fresh}");
+    // A ticket arrives after the handshake: s_client saves it once it has
+    // read it, so a request is sent and answered first.
+    let session = site.outside().join("session.pem");
+    let session = session.to_str().expect("utf-8");
+    let mut resumed = String::new();
+    let ok = poll_until(DEADLINE, || {
+        let _ = s_client(&server, &["-CAfile", ca, "-sess_out", session, "-ign_eof"]);
+        resumed = s_client(&server, &["-CAfile", ca, "-sess_in", session]);
+        resumed.contains("Reused, TLSv1.3")
+    });
+    assert!(ok, "no resumption: {resumed}");
+}
+
+#[test]
+fn sighup_swaps_the_certificate_for_new_handshakes_only() {
+    let site = TempDocroot::new("https-reload");
+    site.write("index.html", b"still here\n");
+    let first = make_certs(&site.outside(), "a");
+    let server = serve_tls(&site, &first, "epoll");
+    let second = make_certs(&site.outside(), "b");
+    let subject = |ca: &Path| {
+        let ca = ca.to_str().expect("utf-8");
+        s_client(&server, &["-CAfile", ca])
+    };
+    assert!(subject(&first.ca).contains("Verify return code: 0 (ok)"));
+    std::fs::copy(&second.cert, &first.cert).expect("swap cert");
+    std::fs::copy(&second.key, &first.key).expect("swap key");
+    let pid = server.pid_t();
+    // SAFETY: kill(2) on the server this test started.
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    let swapped = poll_until(DEADLINE, || {
+        subject(&second.ca).contains("Verify return code: 0 (ok)")
+    });
+    assert!(swapped, "the new certificate is not served after SIGHUP");
+    // A file that fails to load leaves the certificate in use.
+    std::fs::write(&first.key, b"not a key").expect("break key");
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    let logged = poll_until(DEADLINE, || {
+        server
+            .stderr_text()
+            .contains("the certificates in use stay")
+    });
+    assert!(logged, "no error line: {}", server.stderr_text());
+    assert!(subject(&second.ca).contains("Verify return code: 0 (ok)"));
+}
