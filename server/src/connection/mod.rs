@@ -303,7 +303,7 @@ impl Connection {
     pub(crate) fn is_idle(&self) -> bool {
         matches!(self.state.phase, Phase::Reading | Phase::Lingering)
             && self.state.output.is_empty()
-            && !self.state.transport_pending
+            && !self.transport.pending()
             && self.state.input.is_empty()
     }
 
@@ -440,9 +440,6 @@ impl Connection {
         };
         if self.state.input.is_empty() && self.state.input.capacity() > 0 {
             buffers.give_back(std::mem::take(&mut self.state.input));
-        }
-        if self.state.input.is_empty() && self.state.output.is_empty() {
-            self.transport.idle();
         }
         if interest != self.state.interest {
             let token = EventToken::Client(self.id.slot()).to_token();

@@ -7,7 +7,7 @@
 //! third kind here: the session's keys handed to the socket after the
 //! handshake, and plain `sendfile` from then on.
 
-use std::io;
+use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 
@@ -81,6 +81,10 @@ impl Transport {
     /// Reads and drops what the client sends (while lingering). Ok(0) at
     /// its end.
     pub(crate) fn drain(&mut self) -> io::Result<usize> {
+        if let Transport::Plain(stream) = self {
+            let mut scratch = [0u8; 4096];
+            return stream.read(&mut scratch);
+        }
         let mut scratch = Vec::with_capacity(4096);
         match self.read_into(&mut scratch, 4096)? {
             Received::End => Ok(0),
@@ -129,13 +133,6 @@ impl Transport {
             session.close_notify();
         }
         let _ = self.stream().shutdown(Shutdown::Write);
-    }
-
-    /// Frees what an idle connection need not hold.
-    pub(crate) fn idle(&mut self) {
-        if let Transport::Tls(session) = self {
-            session.idle();
-        }
     }
 }
 

@@ -27,7 +27,8 @@ use crate::send::{set_nodelay, shrank, Sink};
 /// Plaintext staged at once: one TLS record's worth.
 const RECORD: usize = 16 << 10;
 /// Plaintext taken per write call before the records are flushed, so that
-/// rustls holds little ciphertext a full socket could not take.
+/// rustls holds little ciphertext a full socket could not take (rustls's
+/// own buffer limit, which caps a vectored write, is the same).
 const TLS_CHUNK: usize = 64 << 10;
 /// The TLS record type of a handshake message: what a ClientHello starts
 /// with.
@@ -316,18 +317,6 @@ impl TlsSession {
         }
     }
 
-    /// Between requests: rustls keeps only what it needs between records.
-    pub(crate) fn idle(&mut self) {}
-
-    /// Encrypts `plain` (all of it is taken: rustls's buffer is empty and
-    /// the caller passes at most [`TLS_CHUNK`]) and writes what the
-    /// socket takes.
-    fn encrypt(&mut self, plain: &[u8]) -> io::Result<usize> {
-        let n = self.conn.writer().write(plain)?;
-        self.flush_some()?;
-        Ok(n)
-    }
-
     /// Ready to take more plaintext: every earlier record is on the
     /// socket, or `WouldBlock`.
     fn ready(&mut self) -> io::Result<()> {
@@ -371,28 +360,12 @@ impl Sink for TlsSession {
             return crate::send::FdSink(self.fd()).write_slices(slices, more);
         }
         self.ready()?;
-        match slices.first() {
-            None => Ok(0),
-            // Large enough for records of its own.
-            Some(first) if first.len() >= RECORD => {
-                let len = first.len().min(TLS_CHUNK);
-                self.encrypt(&first[..len])
-            }
-            // Small pieces (a head and a small body) go in one record.
-            Some(_) => {
-                let mut record = [0u8; RECORD];
-                let mut filled = 0;
-                for slice in slices {
-                    let n = slice.len().min(RECORD - filled);
-                    record[filled..filled + n].copy_from_slice(&slice[..n]);
-                    filled += n;
-                    if filled == RECORD {
-                        break;
-                    }
-                }
-                self.encrypt(&record[..filled])
-            }
-        }
+        // rustls joins the pieces (a head and a small body) into records
+        // without copying them first, and takes at most its buffer limit
+        // (64 KiB, as TLS_CHUNK) while nothing else is buffered.
+        let n = self.conn.writer().write_vectored(slices)?;
+        self.flush_some()?;
+        Ok(n)
     }
 
     fn send_file(&mut self, file: RawFd, offset: u64, count: u64) -> io::Result<usize> {

@@ -51,6 +51,16 @@ fn make_certs(dir: &Path, tag: &str) -> TestCerts {
     paths
 }
 
+/// A site holding `index` as its `index.html`, a CA and a certificate
+/// `a` outside its root, and a server on it with HTTPS.
+fn tls_site(tag: &str, index: &[u8], backend: &str) -> (TempDocroot, TestCerts, ServerProcess) {
+    let site = TempDocroot::new(tag);
+    site.write("index.html", index);
+    let certs = make_certs(&site.outside(), "a");
+    let server = serve_tls(&site, &certs, backend);
+    (site, certs, server)
+}
+
 fn serve_tls(site: &TempDocroot, certs: &TestCerts, backend: &str) -> ServerProcess {
     let (cert, key) = (
         certs.cert.to_str().expect("utf-8"),
@@ -90,12 +100,9 @@ fn resolve(server: &ServerProcess) -> String {
 }
 
 fn https_serves_the_same_bytes_as_http(backend: &str) {
-    let site = TempDocroot::new("https-bytes");
-    site.write("index.html", b"<h1>hello over TLS</h1>\n");
+    let (site, certs, server) = tls_site("https-bytes", b"<h1>hello over TLS</h1>\n", backend);
     let big: Vec<u8> = (0..(1u32 << 20)).map(|i| (i * 7 % 251) as u8).collect();
     site.write("big.bin", &big);
-    let certs = make_certs(&site.outside(), "a");
-    let server = serve_tls(&site, &certs, backend);
     let ca = certs.ca.to_str().expect("utf-8");
     let resolve = resolve(&server);
     let common = [
@@ -126,10 +133,7 @@ fn https_serves_the_same_bytes_as_http(backend: &str) {
 }
 
 fn plain_http_to_the_tls_port_gets_a_400(backend: &str) {
-    let site = TempDocroot::new("https-plain");
-    site.write("index.html", b"x");
-    let certs = make_certs(&site.outside(), "a");
-    let server = serve_tls(&site, &certs, backend);
+    let (_site, _certs, server) = tls_site("https-plain", b"x", backend);
     let mut stream = TcpStream::connect(("127.0.0.1", server.tls_port())).expect("connect");
     stream
         .set_read_timeout(Some(DEADLINE))
@@ -165,10 +169,7 @@ fn s_client(server: &ServerProcess, args: &[&str]) -> String {
 
 #[test]
 fn old_protocols_are_refused_and_tickets_resume() {
-    let site = TempDocroot::new("https-openssl");
-    site.write("index.html", b"x");
-    let certs = make_certs(&site.outside(), "a");
-    let server = serve_tls(&site, &certs, "epoll");
+    let (site, certs, server) = tls_site("https-openssl", b"x", "epoll");
     let ca = certs.ca.to_str().expect("utf-8");
     let old = s_client(&server, &["-tls1_1"]);
     assert!(
@@ -193,10 +194,7 @@ fn old_protocols_are_refused_and_tickets_resume() {
 
 #[test]
 fn sighup_swaps_the_certificate_for_new_handshakes_only() {
-    let site = TempDocroot::new("https-reload");
-    site.write("index.html", b"still here\n");
-    let first = make_certs(&site.outside(), "a");
-    let server = serve_tls(&site, &first, "epoll");
+    let (site, first, server) = tls_site("https-reload", b"still here\n", "epoll");
     let second = make_certs(&site.outside(), "b");
     let subject = |ca: &Path| {
         let ca = ca.to_str().expect("utf-8");
