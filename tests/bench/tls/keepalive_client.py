@@ -1,4 +1,5 @@
-# One keep-alive TLS connection, N requests of GET /1k.bin, 16 pipelined at a time.
+# One keep-alive TLS connection: N requests of GET /1k.bin, 16 pipelined at a time
+# (used by keepalive_cpu.sh). Arguments: PORT N CA_FILE.
 import socket, ssl, sys
 port, n = int(sys.argv[1]), int(sys.argv[2])
 ctx = ssl.create_default_context(cafile=sys.argv[3])
