@@ -21,6 +21,7 @@ pub mod slow_disk;
 pub mod socket;
 pub mod status;
 pub mod streaming;
+pub mod tls;
 
 pub use binaries::{helper_bin, run_with_deadline, server_bin, workspace_root, RunOutput};
 pub use docroot::{site_docroot, www_docroot, FixtureSite, TempDocroot, WwwDocroot};

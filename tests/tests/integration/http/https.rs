@@ -8,96 +8,10 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use tests::{
-    per_backend, procfs::poll_until, run_with_deadline, ServerProcess, TempDocroot, DEADLINE,
-};
-
-const CURL: &str = "/usr/bin/curl";
-
-/// A test CA and a server certificate it signed, written under `dir`.
-struct TestCerts {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-fn make_certs(dir: &Path, tag: &str) -> TestCerts {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, format!("amped test CA {tag}"));
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
-        .expect("CA certificate");
-    let key = KeyPair::generate().expect("server key");
-    let mut params = CertificateParams::new(vec!["localhost".to_string()]).expect("server params");
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, format!("localhost {tag}"));
-    let cert = params.signed_by(&key, &ca).expect("server certificate");
-    let paths = TestCerts {
-        ca: dir.join(format!("ca-{tag}.pem")),
-        cert: dir.join(format!("cert-{tag}.pem")),
-        key: dir.join(format!("key-{tag}.pem")),
-    };
-    std::fs::write(&paths.ca, ca.pem()).expect("write CA");
-    std::fs::write(&paths.cert, cert.pem()).expect("write cert");
-    std::fs::write(&paths.key, key.serialize_pem()).expect("write key");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&paths.key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    paths
-}
-
-/// A site holding `index` as its `index.html`, a CA and a certificate
-/// `a` outside its root, and a server on it with HTTPS.
-fn tls_site(tag: &str, index: &[u8], backend: &str) -> (TempDocroot, TestCerts, ServerProcess) {
-    let site = TempDocroot::new(tag);
-    site.write("index.html", index);
-    let certs = make_certs(&site.outside(), "a");
-    let server = serve_tls(&site, &certs, backend);
-    (site, certs, server)
-}
-
-fn serve_tls(site: &TempDocroot, certs: &TestCerts, backend: &str) -> ServerProcess {
-    let (cert, key) = (
-        certs.cert.to_str().expect("utf-8"),
-        certs.key.to_str().expect("utf-8"),
-    );
-    ServerProcess::serve_with(
-        site.path(),
-        backend,
-        &[
-            "--listen-tls",
-            "127.0.0.1:0",
-            "--tls-cert",
-            cert,
-            "--tls-key",
-            key,
-        ],
-    )
-}
-
-/// What curl downloads with `args` (through a file, as bytes), failing
-/// the test if curl fails.
-fn curl(site: &TempDocroot, args: &[&str]) -> Vec<u8> {
-    let out = site.outside().join("curl.out");
-    let mut all = vec!["-o", out.to_str().expect("utf-8")];
-    all.extend_from_slice(args);
-    let output = run_with_deadline(Path::new(CURL), &all, DEADLINE);
-    assert!(output.status.success(), "curl {args:?}: {}", output.stderr);
-    std::fs::read(&out).expect("curl's output")
-}
-
-fn https_url(server: &ServerProcess, path: &str) -> String {
-    format!("https://localhost:{}{path}", server.tls_port())
-}
-
-fn resolve(server: &ServerProcess) -> String {
-    format!("localhost:{}:127.0.0.1", server.tls_port())
-}
+use tests::tls::{curl, https_url, make_certs, resolve, s_client, tls_site};
+use tests::{per_backend, procfs::poll_until, DEADLINE};
 
 fn https_serves_the_same_bytes_as_http(backend: &str) {
     let (site, certs, server) = tls_site("https-bytes", b"<h1>hello over TLS</h1>\n", backend);
@@ -157,15 +71,6 @@ per_backend!(
     https_serves_the_same_bytes_as_http,
     plain_http_to_the_tls_port_gets_a_400
 );
-
-/// `openssl s_client` with `args`, stdin closed; its stdout and stderr.
-fn s_client(server: &ServerProcess, args: &[&str]) -> String {
-    let connect = format!("127.0.0.1:{}", server.tls_port());
-    let mut all = vec!["s_client", "-connect", &connect, "-servername", "localhost"];
-    all.extend_from_slice(args);
-    let output = run_with_deadline(Path::new("/usr/bin/openssl"), &all, DEADLINE);
-    format!("{}{}", output.stdout, output.stderr)
-}
 
 #[test]
 fn old_protocols_are_refused_and_tickets_resume() {
