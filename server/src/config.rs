@@ -51,6 +51,20 @@ pub struct Args {
     #[arg(long)]
     pub tls_strict_sni: bool,
 
+    /// Answer every request on a plain HTTP listener with a redirect to
+    /// the same host and path over HTTPS, on the first TLS listener's
+    /// port (301 for GET and HEAD, 308 for other methods, which keeps
+    /// the method and body). Needs a TLS listener.
+    #[arg(long)]
+    pub redirect_to_https: bool,
+
+    /// Send `Strict-Transport-Security` with this value on every HTTPS
+    /// response (never over plain HTTP), for example
+    /// `max-age=31536000; includeSubDomains`: `max-age=SECONDS`, then
+    /// optionally `includeSubDomains` and `preload`.
+    #[arg(long, value_name = "VALUE")]
+    pub hsts: Option<String>,
+
     /// Document root: the directory whose files are served.
     #[arg(long, default_value = "www", value_name = "DIR")]
     pub root: PathBuf,
@@ -316,6 +330,10 @@ pub struct Config {
     pub(crate) listeners: Vec<ListenOn>,
     /// Certificates, when something listens with TLS.
     pub(crate) tls: Option<TlsFiles>,
+    /// `--redirect-to-https`.
+    pub(crate) redirect_to_https: bool,
+    /// `--hsts`: the `Strict-Transport-Security` value, checked.
+    pub(crate) hsts: Option<String>,
     pub root: PathBuf,
     pub helpers: usize,
     /// At least `helpers`.
@@ -367,6 +385,20 @@ impl Config {
     /// directory, the helper binary is there.
     pub fn from_args(args: Args) -> Result<Config> {
         let (listeners, tls) = listeners_and_certificates(&args)?;
+        if args.redirect_to_https && tls.is_none() {
+            bail!(BadOption::new(
+                "redirect-to-https",
+                "--redirect-to-https needs HTTPS: --listen-tls with --tls-cert and --tls-key"
+            ));
+        }
+        let hsts = match &args.hsts {
+            None => None,
+            Some(_) if tls.is_none() => bail!(BadOption::new(
+                "hsts",
+                "--hsts needs HTTPS: --listen-tls with --tls-cert and --tls-key"
+            )),
+            Some(value) => Some(checked_hsts(value).map_err(|e| BadOption::new("hsts", e))?),
+        };
         let root = std::fs::canonicalize(&args.root).map_err(|e| {
             let root = args.root.display();
             BadOption::new("root", format!("document root {root} not found: {e}"))
@@ -461,6 +493,8 @@ impl Config {
         Ok(Config {
             listeners,
             tls,
+            redirect_to_https: args.redirect_to_https,
+            hsts,
             root,
             helpers: usize::from(args.helpers),
             helpers_max: usize::from(args.helpers_max),
@@ -502,6 +536,55 @@ impl Config {
             gzip_static: args.gzip_static,
         })
     }
+}
+
+/// A `Strict-Transport-Security` value as RFC 6797 6.1 has it:
+/// `max-age=SECONDS` once, `includeSubDomains` and `preload` at most once
+/// each, separated by `;`. Returned with the directives as written,
+/// single-spaced.
+fn checked_hsts(value: &str) -> std::result::Result<String, String> {
+    let mut max_age = false;
+    let mut seen: Vec<String> = Vec::new();
+    let mut parts = Vec::new();
+    for directive in value.split(';').map(str::trim) {
+        let name = directive
+            .split('=')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if seen.contains(&name) {
+            return Err(format!("--hsts {value:?}: {name} is given twice"));
+        }
+        match name.as_str() {
+            "max-age" => {
+                let seconds = directive.split_once('=').map(|(_, v)| v.trim().trim_matches('"'));
+                match seconds {
+                    Some(s) if !s.is_empty() && s.len() <= 10 && s.bytes().all(|b| b.is_ascii_digit()) => {
+                        max_age = true
+                    }
+                    _ => return Err(format!(
+                        "--hsts {value:?}: max-age takes a number of seconds (max-age=31536000)"
+                    )),
+                }
+            }
+            "includesubdomains" | "preload" if !directive.contains('=') => {}
+            "" => return Err(format!("--hsts {value:?}: an empty directive")),
+            _ => {
+                return Err(format!(
+                    "--hsts {value:?}: unknown directive {directive:?} (max-age=SECONDS, includeSubDomains, preload)"
+                ))
+            }
+        }
+        seen.push(name);
+        parts.push(directive);
+    }
+    if !max_age {
+        return Err(format!(
+            "--hsts {value:?}: max-age=SECONDS is required (max-age=31536000)"
+        ));
+    }
+    Ok(parts.join("; "))
 }
 
 /// The listening addresses (the default one when none is given), and the
@@ -682,5 +765,31 @@ mod tests {
         assert!(parse_workers("0").is_err());
         assert!(parse_workers("257").is_err());
         assert!(parse_workers("many").is_err());
+    }
+
+    #[test]
+    fn hsts_values_are_checked_directive_by_directive() {
+        use super::checked_hsts;
+        assert_eq!(checked_hsts("max-age=60"), Ok("max-age=60".into()));
+        assert_eq!(
+            checked_hsts("max-age=31536000 ;includeSubDomains;  preload"),
+            Ok("max-age=31536000; includeSubDomains; preload".into())
+        );
+        assert_eq!(checked_hsts("MAX-AGE=\"0\""), Ok("MAX-AGE=\"0\"".into()));
+        for bad in [
+            "",
+            "includeSubDomains",
+            "max-age=",
+            "max-age=ten",
+            "max-age=-1",
+            "max-age=99999999999",
+            "max-age=1; max-age=2",
+            "max-age=1;",
+            "max-age=1; preload=yes",
+            "max-age=1; always",
+            "max-age=1\r\nX-Injected: 1",
+        ] {
+            assert!(checked_hsts(bad).is_err(), "{bad:?} was taken");
+        }
     }
 }

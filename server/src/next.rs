@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use crate::event::Poller;
 use crate::http::clock::Clock;
+use crate::http::head_writer::Stamp;
 use crate::http::request::{LogFields, Request};
 use crate::respond::Reply;
 
@@ -30,22 +31,23 @@ pub(crate) enum Next {
 }
 
 /// One turn of the loop, as a subsystem sees it while it works on a
-/// connection: the poller, the time and the `Date` value.
+/// connection: the poller, the time, and what the connection's response
+/// heads carry (the `Date` value and the lines it adds).
 pub(crate) struct Turn<'a> {
     pub(crate) poller: &'a mut dyn Poller,
     pub(crate) now: Instant,
-    /// The `Date` header's value for this turn.
-    pub(crate) date: &'a str,
+    /// What this turn's response heads on the connection carry.
+    pub(crate) stamp: Stamp<'a>,
 }
 
 impl<'a> Turn<'a> {
-    /// The context for this turn: the poller, and the clock's time and
-    /// `Date` value.
-    pub(crate) fn new(poller: &'a mut dyn Poller, clock: &'a Clock) -> Self {
+    /// The context for this turn: the poller, the clock's time, and the
+    /// connection's `stamp` (made with the clock's `Date`).
+    pub(crate) fn new(poller: &'a mut dyn Poller, clock: &Clock, stamp: Stamp<'a>) -> Self {
         Turn {
             poller,
             now: clock.now(),
-            date: clock.http_date(),
+            stamp,
         }
     }
 }

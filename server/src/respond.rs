@@ -12,7 +12,7 @@ use crate::http::body::{end_head, BodyEncoder, BodyKind};
 
 use crate::http::conditional::{evaluate, parse_date, Conditions, Validators, Verdict};
 use crate::http::error_page::{self, ErrorTo};
-use crate::http::head_writer::begin;
+use crate::http::head_writer::{begin, Stamp};
 use crate::http::mime::content_type;
 use crate::http::multipart::{self, new_boundary, Multipart};
 use crate::http::range::{evaluate_range, ByteRange, RangeOutcome};
@@ -59,7 +59,7 @@ pub(crate) fn respond(
     req: &Request,
     entry: &Entry,
     coding: Coding,
-    date: &str,
+    stamp: Stamp<'_>,
 ) -> Reply {
     let to = req.error_to(req.keep_alive);
     match &entry.found {
@@ -69,31 +69,22 @@ pub(crate) fn respond(
                 coding,
                 key: &req.target.key,
             };
-            respond_file(out, req, file, date)
+            respond_file(out, req, file, stamp)
         }
-        Found::Listing(page) => dynamic_shared(out, req, "text/html; charset=utf-8", page, date),
+        Found::Listing(page) => dynamic_shared(out, req, "text/html; charset=utf-8", page, stamp),
         Found::Directory => {
-            let mut location = String::from("/");
-            location.extend(utf8_percent_encode(&req.target.key, LOCATION));
-            if !location.ends_with('/') {
-                location.push('/');
-            }
-            if let Some(q) = &req.target.query {
-                location.push('?');
-                location.push_str(q);
-            }
-            let extra = format!("Location: {location}\r\n");
-            error(out, &to, Status::MOVED_PERMANENTLY, &extra, date)
+            let extra = format!("Location: {}\r\n", location_path(req, true));
+            error(out, &to, Status::MOVED_PERMANENTLY, &extra, stamp)
         }
-        Found::Missing => error(out, &to, Status::NOT_FOUND, "", date),
-        Found::Forbidden => error(out, &to, Status::FORBIDDEN, "", date),
-        Found::Failed => error(out, &to, Status::INTERNAL_ERROR, "", date),
+        Found::Missing => error(out, &to, Status::NOT_FOUND, "", stamp),
+        Found::Forbidden => error(out, &to, Status::FORBIDDEN, "", stamp),
+        Found::Failed => error(out, &to, Status::INTERNAL_ERROR, "", stamp),
         Found::Unavailable => error(
             out,
             &to,
             Status::SERVICE_UNAVAILABLE,
             "Retry-After: 1\r\n",
-            date,
+            stamp,
         ),
     }
 }
@@ -138,7 +129,7 @@ impl Representation<'_> {
     }
 }
 
-fn respond_file(out: &mut Output, req: &Request, rep: Representation, date: &str) -> Reply {
+fn respond_file(out: &mut Output, req: &Request, rep: Representation, stamp: Stamp<'_>) -> Reply {
     let file = rep.file;
     // In-memory bodies are sent as they are, whatever the metadata says.
     let size = match &file.content {
@@ -151,28 +142,28 @@ fn respond_file(out: &mut Output, req: &Request, rep: Representation, date: &str
     };
     let conditions = req.conditions.as_deref().unwrap_or(&Conditions::NONE);
     let range_applies = match evaluate(conditions, validators, || {
-        parse_date(date).unwrap_or(i64::MAX)
+        parse_date(stamp.date).unwrap_or(i64::MAX)
     }) {
         Verdict::Proceed { range_applies } => range_applies,
-        Verdict::NotModified => return not_modified(out, req, rep, date),
+        Verdict::NotModified => return not_modified(out, req, rep, stamp),
         Verdict::PreconditionFailed => {
             let to = req.error_to(req.keep_alive);
-            return error(out, &to, Status::PRECONDITION_FAILED, "", date);
+            return error(out, &to, Status::PRECONDITION_FAILED, "", stamp);
         }
     };
     let range = req.range.as_deref().filter(|_| range_applies);
     let ranges = match evaluate_range(range, size) {
-        RangeOutcome::Full => return whole_file(out, req, rep, size, date),
+        RangeOutcome::Full => return whole_file(out, req, rep, size, stamp),
         RangeOutcome::Partial(ranges) => ranges,
         RangeOutcome::Unsatisfiable => {
             let extra = format!("Content-Range: bytes */{size}\r\n");
             let to = req.error_to(req.keep_alive);
-            return error(out, &to, Status::RANGE_NOT_SATISFIABLE, &extra, date);
+            return error(out, &to, Status::RANGE_NOT_SATISFIABLE, &extra, stamp);
         }
     };
     // 206: one range of bytes, or several in a multipart body.
     let mut head = Vec::with_capacity(320);
-    begin(&mut head, Status::PARTIAL_CONTENT, date);
+    begin(&mut head, Status::PARTIAL_CONTENT, stamp);
     let [one] = ranges[..] else {
         let boundary = new_boundary();
         let frame = multipart::frame(&ranges, size, &rep.content_type(), &boundary);
@@ -208,7 +199,7 @@ fn whole_file(
     req: &Request,
     rep: Representation,
     size: u64,
-    date: &str,
+    stamp: Stamp<'_>,
 ) -> Reply {
     let memo = (req.method == Method::Get
         && req.keep_alive
@@ -216,7 +207,7 @@ fn whole_file(
         && rep.coding == Coding::Identity)
         .then_some(&rep.file.headers.ok_head);
     let kind = body_kind(req, size);
-    let (mut body, keep_alive) = match memo.and_then(|m| m.get(date)) {
+    let (mut body, keep_alive) = match memo.and_then(|m| m.get(stamp)) {
         Some(head) => {
             let len = head.len();
             out.push_shared(head, 0, len);
@@ -224,13 +215,13 @@ fn whole_file(
         }
         None => {
             let mut head = Vec::with_capacity(320);
-            begin(&mut head, Status::OK, date);
+            begin(&mut head, Status::OK, stamp);
             rep.push_lines(&mut head, true);
             let (body, keep_alive) = end_head(&mut head, kind, req.keep_alive, req.http10);
             match memo {
                 Some(memo) => {
                     let head: Rc<[u8]> = head.into();
-                    memo.keep(date, Rc::clone(&head));
+                    memo.keep(stamp, Rc::clone(&head));
                     let len = head.len();
                     out.push_shared(head, 0, len);
                 }
@@ -260,9 +251,9 @@ fn whole_file(
 }
 
 /// 304: the file's validators, no body.
-fn not_modified(out: &mut Output, req: &Request, rep: Representation, date: &str) -> Reply {
+fn not_modified(out: &mut Output, req: &Request, rep: Representation, stamp: Stamp<'_>) -> Reply {
     let mut head = Vec::with_capacity(320);
-    begin(&mut head, Status::NOT_MODIFIED, date);
+    begin(&mut head, Status::NOT_MODIFIED, stamp);
     rep.push_lines(&mut head, true);
     let (_, keep_alive) = end_head(&mut head, BodyKind::NoBody, req.keep_alive, req.http10);
     out.push_owned(head);
@@ -322,10 +313,10 @@ pub(crate) fn dynamic(
     req: &Request,
     content_type: &str,
     body: Vec<u8>,
-    date: &str,
+    stamp: Stamp<'_>,
 ) -> Reply {
     let len = body.len();
-    dynamic_with(out, req, content_type, len, date, |out| {
+    dynamic_with(out, req, content_type, len, stamp, |out| {
         out.push_owned(body)
     })
 }
@@ -337,10 +328,10 @@ pub(crate) fn dynamic_shared(
     req: &Request,
     content_type: &str,
     body: &Rc<[u8]>,
-    date: &str,
+    stamp: Stamp<'_>,
 ) -> Reply {
     let len = body.len();
-    dynamic_with(out, req, content_type, len, date, |out| {
+    dynamic_with(out, req, content_type, len, stamp, |out| {
         out.push_shared(Rc::clone(body), 0, len)
     })
 }
@@ -352,11 +343,11 @@ fn dynamic_with(
     req: &Request,
     content_type: &str,
     len: usize,
-    date: &str,
+    stamp: Stamp<'_>,
     queue_body: impl FnOnce(&mut Output),
 ) -> Reply {
     let mut head = Vec::with_capacity(256);
-    begin(&mut head, Status::OK, date);
+    begin(&mut head, Status::OK, stamp);
     head.extend_from_slice(
         format!("Content-Type: {content_type}\r\nCache-Control: no-store\r\n").as_bytes(),
     );
@@ -378,9 +369,9 @@ fn dynamic_with(
 }
 
 /// Queues the answer to `OPTIONS`: 200, `Allow` and an empty body.
-pub(crate) fn options(out: &mut Output, req: &Request, allow: &str, date: &str) -> Reply {
+pub(crate) fn options(out: &mut Output, req: &Request, allow: &str, stamp: Stamp<'_>) -> Reply {
     let mut head = Vec::with_capacity(192);
-    begin(&mut head, Status::OK, date);
+    begin(&mut head, Status::OK, stamp);
     head.extend_from_slice(format!("Allow: {allow}\r\n").as_bytes());
     let (_, keep_alive) = end_head(
         &mut head,
@@ -396,24 +387,71 @@ pub(crate) fn options(out: &mut Output, req: &Request, allow: &str, date: &str) 
     }
 }
 
+/// The request's path and query as a `Location` has them: the path
+/// percent-encoded, with a final `/` when it names a `directory`.
+fn location_path(req: &Request, directory: bool) -> String {
+    let mut location = String::from("/");
+    location.extend(utf8_percent_encode(&req.target.key, LOCATION));
+    if directory && !location.ends_with('/') {
+        location.push('/');
+    }
+    if let Some(q) = &req.target.query {
+        location.push('?');
+        location.push_str(q);
+    }
+    location
+}
+
+/// Queues the redirect of a plain HTTP request to the same resource over
+/// HTTPS (`--redirect-to-https`): `https://HOST[:PORT]/path?query`, the
+/// port left out when it is 443. 301 for GET and HEAD; 308 for other
+/// methods, which keeps the method and the body (RFC 9110 15.4.9) where
+/// a 301 lets clients turn a POST into a GET.
+pub(crate) fn to_https(
+    out: &mut Output,
+    req: &Request,
+    host: &str,
+    port: u16,
+    keep_alive: bool,
+    stamp: Stamp<'_>,
+) -> Reply {
+    let host = match host.contains(':') {
+        true => format!("[{host}]"),
+        false => host.to_string(),
+    };
+    let port = match port {
+        443 => String::new(),
+        port => format!(":{port}"),
+    };
+    let extra = format!(
+        "Location: https://{host}{port}{}\r\n",
+        location_path(req, false)
+    );
+    let status = match req.method {
+        Method::Get | Method::Head => Status::MOVED_PERMANENTLY,
+        _ => Status::PERMANENT_REDIRECT,
+    };
+    error(out, &req.error_to(keep_alive), status, &extra, stamp)
+}
+
 /// Queues the error response for a refused request.
-pub(crate) fn reject(out: &mut Output, rejection: &Rejection, date: &str) -> Reply {
+pub(crate) fn reject(out: &mut Output, rejection: &Rejection, stamp: Stamp<'_>) -> Reply {
     let extra = if rejection.status == Status::METHOD_NOT_ALLOWED {
         format!("Allow: {ALLOW_FILES}\r\n")
     } else {
         String::new()
     };
-    error(out, &rejection.error_to(), rejection.status, &extra, date)
+    error(out, &rejection.error_to(), rejection.status, &extra, stamp)
 }
 
 /// Queues the 400 for plain HTTP sent to a TLS port; the connection
 /// closes after it.
-pub(crate) fn plain_http_to_tls_port(out: &mut Output, date: &str) -> Reply {
+pub(crate) fn plain_http_to_tls_port(out: &mut Output, stamp: Stamp<'_>) -> Reply {
     let status = Status::BAD_REQUEST;
     let mut head = Vec::with_capacity(512);
     let page = error_page::plain_http_to_tls_page();
     let to = ErrorTo::UNKNOWN;
-    let body_bytes = error_page::error_saying(&mut head, &to, status, "", date, &page);
+    let body_bytes = error_page::error_saying(&mut head, &to, status, "", stamp, &page);
     out.push_owned(head);
     Reply {
         status,
@@ -428,10 +466,10 @@ pub(crate) fn error(
     to: &ErrorTo,
     status: Status,
     extra: &str,
-    date: &str,
+    stamp: Stamp<'_>,
 ) -> Reply {
     let mut head = Vec::with_capacity(512);
-    let body_bytes = error_page::error(&mut head, to, status, extra, date);
+    let body_bytes = error_page::error(&mut head, to, status, extra, stamp);
     out.push_owned(head);
     Reply {
         status,
@@ -477,7 +515,7 @@ mod tests {
             coding,
             key: "a.txt",
         };
-        let reply = respond_file(&mut out, &req, rep, date);
+        let reply = respond_file(&mut out, &req, rep, Stamp::plain(date));
         (written(&mut out), reply)
     }
 
@@ -516,7 +554,10 @@ mod tests {
         assert_eq!(reply.body_bytes, 5);
         assert!(first.contains(&format!("Date: {DATE}\r\n")), "{first}");
         assert!(first.ends_with("\r\n\r\nhello"), "{first}");
-        assert!(file.headers.ok_head.get(DATE).is_some(), "kept");
+        assert!(
+            file.headers.ok_head.get(Stamp::plain(DATE)).is_some(),
+            "kept"
+        );
         let (later, _) = response(&file, REQUESTS[0], Coding::Identity, NEXT_SECOND);
         assert!(
             later.contains(&format!("Date: {NEXT_SECOND}\r\n")),
@@ -529,7 +570,7 @@ mod tests {
     fn a_kept_head_fits_in_what_the_cache_counts_for_it() {
         let file = file();
         response(&file, REQUESTS[0], Coding::Identity, DATE);
-        let head = file.headers.ok_head.get(DATE).expect("kept");
+        let head = file.headers.ok_head.get(Stamp::plain(DATE)).expect("kept");
         // The longest Content-Length has 20 digits, this one 1; the date
         // is kept beside the head, whose allocation starts with two
         // reference counts; glibc adds up to 24 bytes to each allocation.
@@ -546,10 +587,16 @@ mod tests {
         for raw in REQUESTS[1..5].iter().chain(&REQUESTS[6..]) {
             let file = file();
             response(&file, raw, Coding::Identity, DATE);
-            assert!(file.headers.ok_head.get(DATE).is_none(), "{raw:?}");
+            assert!(
+                file.headers.ok_head.get(Stamp::plain(DATE)).is_none(),
+                "{raw:?}"
+            );
         }
         let file = file();
         response(&file, REQUESTS[0], Coding::IdentityVary, DATE);
-        assert!(file.headers.ok_head.get(DATE).is_none(), "with Vary");
+        assert!(
+            file.headers.ok_head.get(Stamp::plain(DATE)).is_none(),
+            "with Vary"
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
 
 use crate::access_log::AccessLog;
@@ -19,8 +19,10 @@ use crate::connection::{Connection, Incoming, InputBuffers, Timeouts};
 use crate::event::{Event, Poller};
 use crate::http::clock::Clock;
 use crate::http::error_page::overloaded;
+use crate::http::head_writer::{AddedLines, Stamp};
 use crate::http::keep_alive;
-use crate::http::request::{LogFields, Method, Request};
+use crate::http::request::{LogFields, Method, Request, MAX_DISCARDED_BODY};
+use crate::http::request_body::Framing;
 use crate::listener::{Acceptor, ACCEPT_BATCH};
 use crate::next::{Next, Turn};
 use crate::respond::{self, Reply};
@@ -60,6 +62,10 @@ pub(crate) struct Server {
     draining: Option<Instant>,
     /// systemd's notification socket, when it asked for one.
     notifier: Option<Notifier>,
+    /// The header lines every response gets, by transport (`--hsts`).
+    added_lines: AddedLines,
+    /// With `--redirect-to-https`: the port plain HTTP is sent to.
+    https_redirect: Option<u16>,
 }
 
 impl Server {
@@ -67,7 +73,18 @@ impl Server {
     /// serve yet.
     pub(crate) fn start(config: Config) -> Result<Server> {
         let parts = startup::prepare(&config)?;
+        let https_redirect = match config.redirect_to_https {
+            false => None,
+            true => match parts.acceptors.iter().find(|a| a.is_tls()) {
+                Some(tls) => Some(tls.local_addr().port()),
+                None => bail!(
+                    "--redirect-to-https: no TLS listener (none given with --listen-tls, none passed by systemd)"
+                ),
+            },
+        };
         Ok(Server {
+            added_lines: AddedLines::new(config.hsts.as_deref()),
+            https_redirect,
             statics: StaticFiles::new(
                 (config.cache_size, config.cache_files),
                 config.helper_timeout,
@@ -251,7 +268,8 @@ impl Server {
             if !self.conns.has_room(&stream, max, poller) {
                 // Over TLS there is no way to say why before a handshake.
                 if !acceptor.is_tls() {
-                    let _ = (&stream).write(&overloaded(self.clock.http_date()));
+                    let stamp = Stamp::plain(self.clock.http_date());
+                    let _ = (&stream).write(&overloaded(stamp));
                 }
                 continue;
             }
@@ -347,7 +365,10 @@ impl Server {
         let Some(conn) = self.conns.get_mut(id) else {
             return Next::Unchanged;
         };
-        let mut turn = Turn::new(self.poller.as_mut(), &self.clock);
+        let stamp = self
+            .added_lines
+            .stamp(self.clock.http_date(), conn.is_tls());
+        let mut turn = Turn::new(self.poller.as_mut(), &self.clock, stamp);
         f(&mut self.cgi, conn, &mut turn)
     }
 
@@ -401,9 +422,12 @@ impl Server {
             let Some(conn) = self.conns.get_mut(id) else {
                 return false;
             };
-            let (now, date, log) = (self.clock.now(), self.clock.http_date(), self.log.enabled());
+            let (now, log) = (self.clock.now(), self.log.enabled());
+            let stamp = self
+                .added_lines
+                .stamp(self.clock.http_date(), conn.is_tls());
             let limits = &self.config.keepalive_limits;
-            match conn.next_request(now, date, log, limits) {
+            match conn.next_request(now, stamp, log, limits) {
                 Incoming::Nothing => return false,
                 Incoming::OutputFull => return true,
                 Incoming::Refused(reply, log) => self.finish_reply(id, reply, log.as_ref()),
@@ -427,8 +451,17 @@ impl Server {
             let Some(conn) = self.conns.get_mut(id) else {
                 return Next::Unchanged;
             };
-            let reply = respond::options(conn.output(), &request, allow, self.clock.http_date());
+            let stamp = self
+                .added_lines
+                .stamp(self.clock.http_date(), conn.is_tls());
+            let reply = respond::options(conn.output(), &request, allow, stamp);
             return Next::Respond(reply, request.log);
+        }
+        if let Some(port) = self.https_redirect {
+            if let Some(conn) = self.conns.get_mut(id).filter(|c| !c.is_tls()) {
+                let date = self.clock.http_date();
+                return redirect_to_https(conn, request, port, Stamp::plain(date));
+            }
         }
         if request.cgi.is_some() {
             return self.with_cgi(id, |cgi, conn, turn| cgi.start(conn, request, turn));
@@ -450,7 +483,10 @@ impl Server {
         let Some(conn) = self.conns.get_mut(id) else {
             return Next::Unchanged;
         };
-        let mut turn = Turn::new(self.poller.as_mut(), &self.clock);
+        let stamp = self
+            .added_lines
+            .stamp(self.clock.http_date(), conn.is_tls());
+        let mut turn = Turn::new(self.poller.as_mut(), &self.clock, stamp);
         match gauges {
             Some(gauges) => self.status.serve(conn, request, gauges, &turn),
             None => self
@@ -527,7 +563,10 @@ impl Server {
             let Some(conn) = self.conns.get_mut(id) else {
                 continue;
             };
-            let mut turn = Turn::new(self.poller.as_mut(), &self.clock);
+            let stamp = self
+                .added_lines
+                .stamp(self.clock.http_date(), conn.is_tls());
+            let mut turn = Turn::new(self.poller.as_mut(), &self.clock, stamp);
             let supervision = &mut self.supervision;
             let next = self
                 .statics
@@ -545,10 +584,37 @@ impl Server {
         let next = if conn.cgi_due() {
             self.with_cgi(id, |cgi, conn, turn| cgi.timed_out(conn, turn))
         } else if conn.waits_for_helper() {
-            self.statics.timed_out(conn, self.clock.http_date())
+            let stamp = self
+                .added_lines
+                .stamp(self.clock.http_date(), conn.is_tls());
+            self.statics.timed_out(conn, stamp)
         } else {
             Next::Close
         };
         self.act(id, next);
     }
+}
+
+/// `--redirect-to-https`: answers a request that came over plain HTTP
+/// with its address over HTTPS on `port`, for the host it named (else
+/// the address the client reached). A script's body is dropped, as a
+/// file request's already is; a chunked one closes the connection.
+fn redirect_to_https(conn: &mut Connection, request: Request, port: u16, stamp: Stamp) -> Next {
+    let host = match &request.host {
+        Some(host) => host.to_string(),
+        None => match conn.local_addr() {
+            Ok(addr) => addr.ip().to_string(),
+            Err(_) => return Next::Close,
+        },
+    };
+    let mut keep_alive = request.keep_alive;
+    if request.cgi.is_some() {
+        match request.body {
+            Framing::None => {}
+            Framing::Length(n) if n <= MAX_DISCARDED_BODY => conn.discard_body(n),
+            Framing::Length(_) | Framing::Chunked => keep_alive = false,
+        }
+    }
+    let reply = respond::to_https(conn.output(), &request, &host, port, keep_alive, stamp);
+    Next::Respond(reply, request.log)
 }

@@ -11,6 +11,7 @@ use crate::conn_id::ConnId;
 use crate::connection::Connection;
 use crate::event::Poller;
 use crate::http::accept_encoding::Gzip;
+use crate::http::head_writer::Stamp;
 use crate::http::path::is_directory_key;
 use crate::http::request::Request;
 use crate::http::status::Status;
@@ -65,7 +66,7 @@ impl StaticFiles {
         match cached.as_ref().filter(|e| e.is_fresh(turn.now)) {
             Some(entry) if matches!(entry.found, Found::File(_)) => {
                 let reply =
-                    respond::respond(conn.output(), &request, entry, Coding::Gzip, turn.date);
+                    respond::respond(conn.output(), &request, entry, Coding::Gzip, turn.stamp);
                 Next::Respond(reply, request.log)
             }
             Some(_) => self.serve_plain(conn, request, supervision, turn),
@@ -84,7 +85,7 @@ impl StaticFiles {
         let cached = self.cache.get(&request.target.key);
         if let Some(entry) = cached.as_ref().filter(|e| e.is_fresh(turn.now)) {
             let reply =
-                respond::respond(conn.output(), &request, entry, self.identity(), turn.date);
+                respond::respond(conn.output(), &request, entry, self.identity(), turn.stamp);
             return Next::Respond(reply, request.log);
         }
         let key = request.target.key.clone();
@@ -156,19 +157,19 @@ impl StaticFiles {
         } else {
             return self.serve_plain(conn, *request, supervision, turn);
         };
-        let reply = respond::respond(conn.output(), &request, entry, coding, turn.date);
+        let reply = respond::respond(conn.output(), &request, entry, coding, turn.stamp);
         Next::Respond(reply, request.log)
     }
 
     /// A request waited too long for a helper: 503, and the connection
     /// closes.
-    pub(crate) fn timed_out(&mut self, conn: &mut Connection, date: &str) -> Next {
+    pub(crate) fn timed_out(&mut self, conn: &mut Connection, stamp: Stamp<'_>) -> Next {
         let Some(request) = conn.take_waiting() else {
             return Next::Unchanged;
         };
         let to = request.error_to(false);
         let status = Status::SERVICE_UNAVAILABLE;
-        let reply = respond::error(conn.output(), &to, status, "Retry-After: 5\r\n", date);
+        let reply = respond::error(conn.output(), &to, status, "Retry-After: 5\r\n", stamp);
         Next::Respond(reply, request.log)
     }
 

@@ -8,6 +8,7 @@ use std::time::Instant;
 use crate::cache::CacheStats;
 use crate::config::Config;
 use crate::connection::Connection;
+use crate::http::head_writer::Stamp;
 use crate::http::request::Request;
 use crate::http::status::Status;
 use crate::next::{Next, Turn};
@@ -112,7 +113,7 @@ impl StatusPage {
             gauges,
         };
         let allowed = self.allow_remote || conn.peer().ip().is_loopback();
-        let reply = reply(conn.output(), &request, &snapshot, allowed, turn.date);
+        let reply = reply(conn.output(), &request, &snapshot, allowed, turn.stamp);
         Next::Respond(reply, request.log)
     }
 }
@@ -124,11 +125,11 @@ fn reply(
     request: &Request,
     snapshot: &Snapshot,
     allowed: bool,
-    date: &str,
+    stamp: Stamp<'_>,
 ) -> Reply {
     if !allowed {
         let to = request.error_to(request.keep_alive);
-        return respond::error(out, &to, Status::FORBIDDEN, "", date);
+        return respond::error(out, &to, Status::FORBIDDEN, "", stamp);
     }
     let json = request
         .target
@@ -140,7 +141,7 @@ fn reply(
     } else {
         (render_text(snapshot), "text/plain; charset=utf-8")
     };
-    respond::dynamic(out, request, content_type, body.into_bytes(), date)
+    respond::dynamic(out, request, content_type, body.into_bytes(), stamp)
 }
 
 /// The plain-text page.

@@ -159,7 +159,7 @@ impl Cgi {
                 &request.error_to(false),
                 status,
                 extra,
-                turn.date,
+                turn.stamp,
             );
             return Next::Respond(reply, request.log);
         }
@@ -223,7 +223,7 @@ impl Cgi {
             query: ex.request.target.query.as_deref().unwrap_or(""),
             request_uri: &cgi.request_uri,
             headers: &cgi.headers,
-            host: cgi.host.as_deref(),
+            host: ex.request.host.as_deref(),
             content_length,
             remote,
             local,
@@ -348,7 +348,7 @@ impl Cgi {
         };
         ex.to_script.clear();
         let to = ex.request.error_to(keep_alive);
-        let reply = respond::error(conn.output(), &to, status, extra, turn.date);
+        let reply = respond::error(conn.output(), &to, status, extra, turn.stamp);
         Next::Respond(reply, ex.request.log)
     }
 
@@ -372,7 +372,7 @@ impl Cgi {
             &ex.request.error_to(false),
             status,
             extra,
-            turn.date,
+            turn.stamp,
         );
         Next::Respond(reply, ex.request.log)
     }
@@ -418,7 +418,7 @@ impl Cgi {
                     );
                 }
                 let to = ex.request.error_to(false);
-                respond::error(conn.output(), &to, status, "", turn.date)
+                respond::error(conn.output(), &to, status, "", turn.stamp)
             }
         };
         Next::Respond(reply, ex.request.log)
@@ -438,7 +438,7 @@ impl Cgi {
                 );
                 let to = request.error_to(false);
                 let reply =
-                    respond::error(conn.output(), &to, Status::INTERNAL_ERROR, "", turn.date);
+                    respond::error(conn.output(), &to, Status::INTERNAL_ERROR, "", turn.stamp);
                 Next::Respond(reply, request.log)
             }
         }

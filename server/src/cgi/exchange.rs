@@ -16,7 +16,7 @@ use crate::cgi::spool::{Spool, SpoolError};
 use crate::http::body::{end_head, BodyEncoder, BodyKind};
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::head_scan::HeadScan;
-use crate::http::head_writer::begin_with_reason;
+use crate::http::head_writer::{begin_with_reason, Stamp};
 use crate::http::keep_alive;
 use crate::http::request::{Method, Request};
 use crate::http::status::Status;
@@ -258,7 +258,12 @@ impl Exchange {
     }
 
     /// Handles a piece of the script's output.
-    pub(crate) fn on_output(&mut self, data: &[u8], out: &mut Output, date: &str) -> OutputEvent {
+    pub(crate) fn on_output(
+        &mut self,
+        data: &[u8],
+        out: &mut Output,
+        stamp: Stamp<'_>,
+    ) -> OutputEvent {
         if let Some(body) = self.body.as_mut() {
             self.body_bytes += out.push_body(body, data);
             return OutputEvent::Progress;
@@ -291,7 +296,7 @@ impl Exchange {
                 used,
             ) => {
                 let mut head = Vec::with_capacity(256);
-                begin_with_reason(&mut head, status, &reason, date);
+                begin_with_reason(&mut head, status, &reason, stamp);
                 for (name, value) in &headers {
                     head.extend_from_slice(name.as_bytes());
                     head.extend_from_slice(b": ");
@@ -354,12 +359,12 @@ mod tests {
         let mut ex = exchange("GET /x.cgi HTTP/1.1\r\nHost: h\r\n\r\n");
         let mut out = Output::default();
         assert_eq!(
-            ex.on_output(b"Content-Type: text/plain\r\n", &mut out, "D"),
+            ex.on_output(b"Content-Type: text/plain\r\n", &mut out, Stamp::plain("D")),
             OutputEvent::Progress
         );
         assert!(!ex.responded());
-        ex.on_output(b"\r\nhello", &mut out, "D");
-        ex.on_output(b" world", &mut out, "D");
+        ex.on_output(b"\r\nhello", &mut out, Stamp::plain("D"));
+        ex.on_output(b" world", &mut out, Stamp::plain("D"));
         assert_eq!(ex.on_eof(&mut out), Some(true));
         let text = written(&mut out);
         assert!(text.starts_with("HTTP/1.1 200 OK\r\n"));
@@ -377,7 +382,7 @@ mod tests {
         ex.on_output(
             b"Status: 201 Made\nContent-Length: 3\n\nabcdef",
             &mut out,
-            "D",
+            Stamp::plain("D"),
         );
         assert_eq!(ex.on_eof(&mut out), Some(true));
         let text = written(&mut out);
@@ -386,7 +391,11 @@ mod tests {
 
         let mut ex = exchange("GET /x.cgi HTTP/1.0\r\n\r\n");
         let mut out = Output::default();
-        ex.on_output(b"Content-Type: text/plain\n\nbody", &mut out, "D");
+        ex.on_output(
+            b"Content-Type: text/plain\n\nbody",
+            &mut out,
+            Stamp::plain("D"),
+        );
         assert_eq!(ex.on_eof(&mut out), Some(false));
         let text = written(&mut out);
         assert!(text.contains("Connection: close\r\n"));
@@ -397,7 +406,11 @@ mod tests {
     fn head_requests_get_no_body() {
         let mut ex = exchange("HEAD /x.cgi HTTP/1.1\r\nHost: h\r\n\r\n");
         let mut out = Output::default();
-        ex.on_output(b"Content-Type: text/plain\n\nbody", &mut out, "D");
+        ex.on_output(
+            b"Content-Type: text/plain\n\nbody",
+            &mut out,
+            Stamp::plain("D"),
+        );
         ex.on_eof(&mut out);
         let text = written(&mut out);
         assert!(text.ends_with("\r\n\r\n"));
@@ -409,12 +422,12 @@ mod tests {
         let mut ex = exchange("GET /x.cgi HTTP/1.1\r\nHost: h\r\n\r\n");
         let mut out = Output::default();
         assert_eq!(
-            ex.on_output(b"Location: /index.html\n\n", &mut out, "D"),
+            ex.on_output(b"Location: /index.html\n\n", &mut out, Stamp::plain("D")),
             OutputEvent::LocalRedirect("/index.html".into())
         );
         let mut ex = exchange("GET /x.cgi HTTP/1.1\r\nHost: h\r\n\r\n");
         assert!(matches!(
-            ex.on_output(b"garbage\n\n", &mut out, "D"),
+            ex.on_output(b"garbage\n\n", &mut out, Stamp::plain("D")),
             OutputEvent::BadHead(_)
         ));
         let mut ex = exchange("GET /x.cgi HTTP/1.1\r\nHost: h\r\n\r\n");
@@ -428,7 +441,7 @@ mod tests {
         ex.on_output(
             b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nraw",
             &mut out,
-            "D",
+            Stamp::plain("D"),
         );
         assert_eq!(ex.status, 200);
         assert_eq!(ex.on_eof(&mut out), Some(false));

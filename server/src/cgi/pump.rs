@@ -89,7 +89,7 @@ impl Cgi {
                         close_pipe(turn.poller, &mut script.stdout);
                         break;
                     }
-                    Ok(n) => match ex.on_output(&self.buf[..n], output, turn.date) {
+                    Ok(n) => match ex.on_output(&self.buf[..n], output, turn.stamp) {
                         OutputEvent::Progress => {}
                         OutputEvent::LocalRedirect(path) => {
                             return self.redirect(conn, &path, turn);

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use crate::cgi::exchange::Exchange;
 use crate::conn_id::ConnId;
 use crate::event::{Interest, Poller};
+use crate::http::head_writer::Stamp;
 use crate::http::keep_alive::{self, Limits};
 use crate::http::parse::parse;
 use crate::http::request::{LogFields, Parsed, Request, MAX_HEAD};
@@ -221,7 +222,7 @@ impl Connection {
     pub(crate) fn next_request(
         &mut self,
         now: Instant,
-        date: &str,
+        stamp: Stamp<'_>,
         want_log: bool,
         limits: &Limits,
     ) -> Incoming {
@@ -231,7 +232,8 @@ impl Connection {
             return Incoming::Nothing;
         }
         if std::mem::take(&mut state.plain_on_tls) {
-            let reply = respond::plain_http_to_tls_port(&mut state.output, date);
+            let reply =
+                respond::plain_http_to_tls_port(&mut state.output, Stamp::plain(stamp.date));
             return Incoming::Refused(reply, None);
         }
         if state.discard > 0 {
@@ -262,7 +264,7 @@ impl Connection {
             Parsed::Partial => return Incoming::Nothing,
             Parsed::Rejected(mut rejection) => {
                 rejection.keep_alive = within_limits(rejection.keep_alive);
-                let reply = respond::reject(&mut state.output, &rejection, date);
+                let reply = respond::reject(&mut state.output, &rejection, stamp);
                 let head_len = match rejection.head_len {
                     0 => state.input.len(),
                     n => n,

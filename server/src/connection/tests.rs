@@ -68,7 +68,7 @@ impl Pair {
     fn next_path(&mut self) -> Option<String> {
         match self
             .conn
-            .next_request(Instant::now(), "date", false, &LIMITS)
+            .next_request(Instant::now(), Stamp::plain("date"), false, &LIMITS)
         {
             Incoming::Request(request) => Some(request.target.key),
             Incoming::Nothing => None,

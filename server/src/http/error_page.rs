@@ -2,7 +2,7 @@
 //! ([`ErrorTo`]: its version, HEAD or not, whether the connection stays).
 
 use super::body::{end_head, BodyEncoder, BodyKind};
-use super::head_writer::{begin, SERVER_NAME};
+use super::head_writer::{begin, Stamp, SERVER_NAME};
 use super::request::{Method, Rejection, Request};
 use super::status::Status;
 
@@ -57,9 +57,9 @@ pub(crate) fn error(
     to: &ErrorTo,
     status: Status,
     extra: &str,
-    date: &str,
+    stamp: Stamp<'_>,
 ) -> u64 {
-    error_saying(out, to, status, extra, date, &error_page(status))
+    error_saying(out, to, status, extra, stamp, &error_page(status))
 }
 
 /// Like [`error`], with `body` as the page.
@@ -68,10 +68,10 @@ pub(crate) fn error_saying(
     to: &ErrorTo,
     status: Status,
     extra: &str,
-    date: &str,
+    stamp: Stamp<'_>,
     body: &str,
 ) -> u64 {
-    begin(out, status, date);
+    begin(out, status, stamp);
     out.extend_from_slice(b"Content-Type: text/html; charset=utf-8\r\n");
     out.extend_from_slice(extra.as_bytes());
     let length = Some(body.len() as u64);
@@ -111,14 +111,14 @@ pub(crate) fn plain_http_to_tls_page() -> String {
 }
 
 /// A bare 503 sent to a connection refused at accept time.
-pub(crate) fn overloaded(date: &str) -> Vec<u8> {
+pub(crate) fn overloaded(stamp: Stamp<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
     error(
         &mut out,
         &ErrorTo::UNKNOWN,
         Status::SERVICE_UNAVAILABLE,
         "Retry-After: 1\r\n",
-        date,
+        stamp,
     );
     out
 }
@@ -134,7 +134,7 @@ mod tests {
             keep_alive: true,
             ..ErrorTo::UNKNOWN
         };
-        let n = error(&mut out, &to, Status::NOT_FOUND, "", "D");
+        let n = error(&mut out, &to, Status::NOT_FOUND, "", Stamp::plain("D"));
         let text = String::from_utf8(out).expect("utf-8");
         assert!(text.starts_with("HTTP/1.1 404 Not Found\r\nDate: D\r\nServer: amped/"));
         assert!(text.contains(&format!("Content-Length: {n}\r\n")));

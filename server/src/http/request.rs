@@ -46,10 +46,6 @@ pub(crate) struct ScriptRequest {
     pub(crate) path_info: String,
     /// The request target as sent.
     pub(crate) request_uri: String,
-    /// The validated host the request is for (the absolute-form target's
-    /// authority, else the `Host` header), without its port: SERVER_NAME.
-    /// `None` when an HTTP/1.0 client named none.
-    pub(crate) host: Option<String>,
     /// Every header field, in order.
     pub(crate) headers: Vec<(String, String)>,
     /// `Expect: 100-continue` was sent.
@@ -70,6 +66,11 @@ pub(crate) struct Request {
     pub(crate) method: Method,
     pub(crate) http10: bool,
     pub(crate) target: Target,
+    /// The validated host the request is for (the absolute-form target's
+    /// authority, else the `Host` header), without its port, an IP
+    /// literal without brackets (a script's SERVER_NAME, a redirect's
+    /// host). `None` when an HTTP/1.0 client named none.
+    pub(crate) host: Option<Box<str>>,
     pub(crate) keep_alive: bool,
     /// Bytes of the head, to be consumed from the buffer.
     pub(crate) head_len: usize,

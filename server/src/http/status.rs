@@ -17,6 +17,7 @@ statuses! {
     OK = 200, "OK";
     PARTIAL_CONTENT = 206, "Partial Content";
     MOVED_PERMANENTLY = 301, "Moved Permanently";
+    PERMANENT_REDIRECT = 308, "Permanent Redirect";
     NOT_MODIFIED = 304, "Not Modified";
     BAD_REQUEST = 400, "Bad Request";
     FORBIDDEN = 403, "Forbidden";
