@@ -432,6 +432,11 @@ def limit_of(m):
         return "server+other"
     if c0 and c1:
         return "both+other"
+    if m.get("client_cpu_per") and m.get("cpu_per") and m["client_cpu_per"] > m["cpu_per"]:
+        # No CPU was full (other work came and went), but the client
+        # needs more CPU per unit than the server: on one CPU each, the
+        # client runs out first.
+        return "client-cost"
     return "neither"
 
 
@@ -510,7 +515,7 @@ def measure(env, srv, wl, rnd):
     elif wl == "idle":
         return measure_idle(env, srv, rnd, tag, r)
     r.update(m)
-    r["limit"] = limit_of(m)
+    r["limit"] = limit_of(dict(m, cpu_per=r.get("cpu_per"), client_cpu_per=r.get("client_cpu_per")))
     if not srv.alive():
         r["errors"] += 1
         r["notes"].append("server died during the run")
@@ -728,8 +733,9 @@ def bars(summ, servers, wls):
             ok = rate_ratio >= 1.0
         else:
             decide = ("server CPU per unit (at most the best peer's): amped's runs were limited by "
-                      "CPU 1 (the client%s), not by amped" % (
-                          "" if a["limit"] == "client" else ", with other processes' work"))
+                      "CPU 1 (the client%s), not by amped" % {
+                          "client": "", "client+other": ", with other processes' work",
+                          "client-cost": ", which needs more CPU per unit than amped"}[a["limit"]])
             if a["limit"] == "both+other":
                 decide = ("server CPU per unit (at most the best peer's): both CPUs were full with "
                           "other processes' work, so the rate says little")
@@ -821,7 +827,9 @@ def report(env, results, checks, meta):
              "(MB = 10^6 bytes of body). Limit: client = the client alone used >= %d%% of CPU 1; "
              "server = the server alone used >= %d%% of CPU 0; client+other / server+other = that CPU "
              "was >= %d%% busy only counting other processes' work (noise from the rest of the "
-             "machine, 'other work' above); both+other = both CPUs were; neither = no CPU was full "
+             "machine, 'other work' above); both+other = both CPUs were; client-cost = no CPU was "
+             "full but the client spent more CPU per unit than the server, so on one CPU each it "
+             "runs out first; neither = no CPU was full and the server spent more per unit "
              "(latency-bound)." % (LIMIT_BUSY * 100, LIMIT_BUSY * 100, LIMIT_BUSY * 100))
     L.append("")
     L.append("## Setup")

@@ -10,8 +10,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 
-use tests::tls::{curl, https_url, make_certs, resolve, s_client, tls_site};
-use tests::{per_backend, procfs::poll_until, DEADLINE};
+use tests::tls::{curl, https_url, make_certs, resolve, s_client, serve_tls, tls_site};
+use tests::{per_backend, procfs::poll_until, TempDocroot, DEADLINE};
 
 fn https_serves_the_same_bytes_as_http(backend: &str) {
     let (site, certs, server) = tls_site("https-bytes", b"<h1>hello over TLS</h1>\n", backend);
@@ -74,7 +74,11 @@ per_backend!(
 
 #[test]
 fn old_protocols_are_refused_and_tickets_resume() {
-    let (site, certs, server) = tls_site("https-openssl", b"x", "epoll");
+    // s_client with -ign_eof holds its connection until the server closes
+    // it: a short header timeout does that soon after the ticket is read.
+    let site = TempDocroot::new("https-openssl");
+    let certs = make_certs(&site.outside(), "a");
+    let server = serve_tls(&site, &certs, "epoll", &["--header-timeout", "1"]);
     let ca = certs.ca.to_str().expect("utf-8");
     let old = s_client(&server, &["-tls1_1"]);
     assert!(
@@ -95,6 +99,21 @@ fn old_protocols_are_refused_and_tickets_resume() {
         resumed.contains("Reused, TLSv1.3")
     });
     assert!(ok, "no resumption: {resumed}");
+    // TLS 1.2 resumes too, by ticket and, for a client that takes no
+    // tickets, by session id from the server's cache.
+    for tickets in [&[][..], &["-no_ticket"][..]] {
+        let mut resumed = String::new();
+        let ok = poll_until(DEADLINE, || {
+            let mut first = vec!["-CAfile", ca, "-tls1_2", "-sess_out", session];
+            first.extend_from_slice(tickets);
+            let _ = s_client(&server, &first);
+            let mut again = vec!["-CAfile", ca, "-tls1_2", "-sess_in", session];
+            again.extend_from_slice(tickets);
+            resumed = s_client(&server, &again);
+            resumed.contains("Reused, TLSv1.2")
+        });
+        assert!(ok, "no TLS 1.2 resumption {tickets:?}: {resumed}");
+    }
 }
 
 #[test]
