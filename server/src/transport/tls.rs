@@ -11,7 +11,7 @@
 //! the slot by address (no Rust slice is made over memory shared with a
 //! helper) and encrypted the same way.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
@@ -24,12 +24,20 @@ use rustls::{HandshakeKind, ServerConfig, ServerConnection};
 use super::{read_fd, Received};
 use crate::send::{set_nodelay, shrank, Sink};
 
-/// Plaintext staged at once: one TLS record's worth.
-const RECORD: usize = 16 << 10;
 /// Plaintext taken per write call before the records are flushed, so that
 /// rustls holds little ciphertext a full socket could not take (rustls's
-/// own buffer limit, which caps a vectored write, is the same).
+/// own buffer limit, which caps a vectored write, is the same). File bytes
+/// are staged this much at a time too: one `pread` per four records cost
+/// about 9% less server CPU per MiB than one per record (1 MiB files,
+/// wrk -c10, median of 5 rounds: 505 against 553 µs per MiB).
 const TLS_CHUNK: usize = 64 << 10;
+
+thread_local! {
+    /// Where file bytes are staged before rustls encrypts them: one per
+    /// thread (the loop is one thread), used only within one call, kept
+    /// so that no call allocates or zeroes it again.
+    static STAGING: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 /// The TLS record type of a handshake message: what a ClientHello starts
 /// with.
 const HANDSHAKE_RECORD: u8 = 0x16;
@@ -323,19 +331,34 @@ impl TlsSession {
         self.flush_all()
     }
 
-    /// Encrypts up to `count` bytes filled into a record-sized buffer
-    /// by `fill(buffer, done)`, record by record; returns the bytes taken.
+    /// Encrypts up to `count` bytes (at most `TLS_CHUNK`) filled into the
+    /// staging buffer by `fill(buffer, done)`; returns the bytes taken.
     fn encrypt_filled(
         &mut self,
         count: usize,
-        mut fill: impl FnMut(&mut [u8], usize) -> io::Result<usize>,
+        fill: impl FnMut(&mut [u8], usize) -> io::Result<usize>,
     ) -> io::Result<usize> {
         self.ready()?;
-        let mut buffer = [0u8; RECORD];
-        let count = count.min(TLS_CHUNK);
+        STAGING.with(|staging| {
+            let mut buffer = staging.borrow_mut();
+            if buffer.len() < TLS_CHUNK {
+                buffer.resize(TLS_CHUNK, 0);
+            }
+            self.encrypt_staged(&mut buffer[..TLS_CHUNK], count, fill)
+        })
+    }
+
+    /// [`encrypt_filled`](Self::encrypt_filled) with its staging buffer.
+    fn encrypt_staged(
+        &mut self,
+        buffer: &mut [u8],
+        count: usize,
+        mut fill: impl FnMut(&mut [u8], usize) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let count = count.min(buffer.len());
         let mut done = 0;
         while done < count {
-            let want = (count - done).min(RECORD);
+            let want = count - done;
             let got = match fill(&mut buffer[..want], done) {
                 Ok(0) if done == 0 => return Err(shrank()),
                 Ok(0) => break,

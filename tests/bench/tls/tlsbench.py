@@ -728,7 +728,7 @@ def bars(summ, servers, wls):
         cpu_best = min(peers, key=lambda p: summ[(wl, p)]["cpu_per"] or float("inf"))
         cpu_ratio = a["cpu_per"] / summ[(wl, cpu_best)]["cpu_per"]
         text = "%.2fx %s (rate); CPU/unit %.2fx %s's" % (rate_ratio, best, cpu_ratio, cpu_best)
-        if a["limit"] in ("server", "neither"):
+        if a["limit"] in ("server", "server+other", "neither"):
             decide = "rate (at least 1.0x the best peer's)"
             ok = rate_ratio >= 1.0
         else:
@@ -1061,6 +1061,8 @@ Groups = %s
     meta["command"] = a.command
     meta["elapsed"] = "%d min %d s" % divmod(int(time.monotonic() - started), 60)
     meta["offers"] = offers
+    with open(os.path.join(env.logs, "meta.json"), "w") as f:
+        json.dump({"meta": meta, "checks": checks}, f, indent=1)
     text = report(env, results, checks, meta)
     sys.stdout.write(text)
     if a.out:
