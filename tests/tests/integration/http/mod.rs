@@ -7,6 +7,7 @@ mod half_close;
 mod headers;
 mod host;
 mod https;
+mod https_clients;
 mod keepalive_limits;
 mod paths;
 mod pipelined_after_refusal;
