@@ -14,5 +14,6 @@ mod manual;
 mod scale;
 mod status_page;
 mod systemd;
+mod tls_listeners;
 mod user_switch;
 mod workers;
