@@ -15,5 +15,6 @@ mod scale;
 mod status_page;
 mod systemd;
 mod tls_listeners;
+mod tls_workers;
 mod user_switch;
 mod workers;
