@@ -133,3 +133,17 @@ pub fn s_client(server: &ServerProcess, args: &[&str]) -> String {
     let output = run_with_deadline(Path::new(OPENSSL), &all, DEADLINE);
     format!("{}{}", output.stdout, output.stderr)
 }
+
+/// Debian's Python, whose `ssl` module is the HTTPS client of the tests
+/// that need one they can drive request by request.
+pub const PYTHON: &str = "/usr/bin/python3";
+
+/// Writes `script` as `dir/name` and runs it with [`PYTHON`] and `args`
+/// (within [`DEADLINE`]); what it did, whatever its exit status.
+pub fn run_python(dir: &Path, name: &str, script: &str, args: &[&str]) -> crate::RunOutput {
+    let path = dir.join(name);
+    std::fs::write(&path, script).expect("write the Python script");
+    let mut all = vec![utf8(&path)];
+    all.extend_from_slice(args);
+    run_with_deadline(Path::new(PYTHON), &all, DEADLINE)
+}

@@ -3,6 +3,7 @@
 mod bodies;
 mod env;
 mod exec_race;
+mod https_cgi;
 mod informational_status;
 mod nonblocking;
 mod processes;

@@ -5,6 +5,7 @@ mod dir_listing;
 mod dot_file_links;
 mod extreme_files;
 mod gzip_static;
+mod https_slow_disk;
 mod hung_lookups;
 mod large_file_memory;
 mod listing_memory;

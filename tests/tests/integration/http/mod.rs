@@ -7,6 +7,7 @@ mod half_close;
 mod headers;
 mod host;
 mod https;
+mod https_clients;
 mod https_redirect;
 mod keepalive_limits;
 mod paths;

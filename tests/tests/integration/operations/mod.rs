@@ -14,5 +14,7 @@ mod manual;
 mod scale;
 mod status_page;
 mod systemd;
+mod tls_listeners;
+mod tls_workers;
 mod user_switch;
 mod workers;
