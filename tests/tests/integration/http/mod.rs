@@ -9,6 +9,7 @@ mod host;
 mod https;
 mod https_clients;
 mod https_redirect;
+mod https_same_bytes;
 mod keepalive_limits;
 mod paths;
 mod pipelined_after_refusal;
