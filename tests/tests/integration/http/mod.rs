@@ -7,6 +7,8 @@ mod half_close;
 mod headers;
 mod host;
 mod https;
+mod https_bad_input;
+mod https_certificates;
 mod keepalive_limits;
 mod paths;
 mod pipelined_after_refusal;
