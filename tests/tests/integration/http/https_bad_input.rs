@@ -88,7 +88,9 @@ fn read_until_closed(stream: &mut TcpStream, wait: Duration, what: &str) -> (Vec
     let mut got = Vec::new();
     let mut buffer = [0u8; 4096];
     loop {
-        let left = wait.saturating_sub(start.elapsed()).max(Duration::from_millis(1));
+        let left = wait
+            .saturating_sub(start.elapsed())
+            .max(Duration::from_millis(1));
         stream.set_read_timeout(Some(left)).expect("read timeout");
         match stream.read(&mut buffer) {
             Ok(0) => return (got, Ending::Eof),
@@ -430,7 +432,8 @@ fn close_notify_comes_before_the_fin(backend: &str) {
     assert!(left.ends_with("\nEND clean\n"), "{left}");
     let after = wait_for_no_tls_open(&server);
     assert_eq!(
-        tls_status_number(&after, "full_handshakes") - tls_status_number(&before, "full_handshakes"),
+        tls_status_number(&after, "full_handshakes")
+            - tls_status_number(&before, "full_handshakes"),
         2,
         "both clients finished their handshakes: {after}"
     );
