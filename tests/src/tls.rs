@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 
+use crate::status::{status_json, status_number, STATUS_PATH};
 use crate::{run_with_deadline, ServerProcess, TempDocroot, DEADLINE};
 
 /// curl, as Debian installs it.
@@ -41,6 +42,42 @@ pub fn make_certs(dir: &Path, tag: &str) -> TestCerts {
 /// Like [`make_certs`], for the DNS `names` given (the first is also the
 /// subject's common name).
 pub fn make_certs_for(dir: &Path, tag: &str, names: &[&str]) -> TestCerts {
+    make_certs_with(
+        dir,
+        tag,
+        &CertOptions {
+            names,
+            ..CertOptions::default()
+        },
+    )
+}
+
+/// What [`make_certs_with`] makes: the server certificate's names, its
+/// key's kind, and whether it has already expired.
+#[derive(Debug, Clone, Copy)]
+pub struct CertOptions<'a> {
+    /// The DNS names (the first is also the subject's common name).
+    pub names: &'a [&'a str],
+    /// An RSA 2048 key (signed with SHA-256) instead of ECDSA P-256.
+    pub rsa: bool,
+    /// Valid from 2000 until 2001 only.
+    pub expired: bool,
+}
+
+impl Default for CertOptions<'_> {
+    fn default() -> Self {
+        CertOptions {
+            names: &["localhost"],
+            rsa: false,
+            expired: false,
+        }
+    }
+}
+
+/// A CA of its own (ECDSA) and a server certificate it signed as `options`
+/// say, written under `dir` with `tag` in their names; the key (PKCS#8)
+/// is mode 0600.
+pub fn make_certs_with(dir: &Path, tag: &str, options: &CertOptions<'_>) -> TestCerts {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params
@@ -48,8 +85,12 @@ pub fn make_certs_for(dir: &Path, tag: &str, names: &[&str]) -> TestCerts {
         .push(rcgen::DnType::CommonName, format!("amped test CA {tag}"));
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
         .expect("CA certificate");
-    let key = KeyPair::generate().expect("server key");
-    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let key = if options.rsa {
+        KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA server key")
+    } else {
+        KeyPair::generate().expect("server key")
+    };
+    let names: Vec<String> = options.names.iter().map(|n| n.to_string()).collect();
     let common_name = format!(
         "{} {tag}",
         names.first().map_or("localhost", |n| n.as_str())
@@ -58,6 +99,10 @@ pub fn make_certs_for(dir: &Path, tag: &str, names: &[&str]) -> TestCerts {
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, common_name);
+    if options.expired {
+        params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+    }
     let cert = params.signed_by(&key, &ca).expect("server certificate");
     let paths = TestCerts {
         ca: dir.join(format!("ca-{tag}.pem")),
@@ -127,8 +172,17 @@ pub fn resolve(server: &ServerProcess) -> String {
 /// `openssl s_client` to the TLS port with SNI `localhost` and `args`,
 /// stdin closed; its stdout and stderr together.
 pub fn s_client(server: &ServerProcess, args: &[&str]) -> String {
+    let mut all = vec!["-servername", "localhost"];
+    all.extend_from_slice(args);
+    s_client_bare(server, &all)
+}
+
+/// `openssl s_client` to the TLS port with only `args` (no `-servername`
+/// of its own: pass one, or `-noservername`), stdin closed; its stdout and
+/// stderr together.
+pub fn s_client_bare(server: &ServerProcess, args: &[&str]) -> String {
     let connect = format!("127.0.0.1:{}", server.tls_port());
-    let mut all = vec!["s_client", "-connect", &connect, "-servername", "localhost"];
+    let mut all = vec!["s_client", "-connect", &connect];
     all.extend_from_slice(args);
     let output = run_with_deadline(Path::new(OPENSSL), &all, DEADLINE);
     format!("{}{}", output.stdout, output.stderr)
@@ -146,4 +200,20 @@ pub fn run_python(dir: &Path, name: &str, script: &str, args: &[&str]) -> crate:
     let mut all = vec![utf8(&path)];
     all.extend_from_slice(args);
     run_with_deadline(Path::new(PYTHON), &all, DEADLINE)
+}
+
+/// The `tls` object of the status page (the server needs
+/// `--status-path` [`STATUS_PATH`]), fetched over plain HTTP.
+pub fn tls_status(server: &ServerProcess) -> serde_json::Value {
+    let status = status_json(server, STATUS_PATH);
+    status
+        .get("tls")
+        .cloned()
+        .unwrap_or_else(|| panic!("the status page has no tls object: {status}"))
+}
+
+/// One of the status page's TLS error counters (`decode`, `incomplete`,
+/// ...), from [`tls_status`].
+pub fn tls_error_count(tls: &serde_json::Value, kind: &str) -> u64 {
+    status_number(tls, &format!("/errors/{kind}"))
 }

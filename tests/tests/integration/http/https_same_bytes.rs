@@ -39,9 +39,7 @@ fn requests() -> Vec<u8> {
     let host = "Host: localhost\r\n";
     [
         format!("GET /index.html HTTP/1.1\r\n{host}\r\n"),
-        format!(
-            "GET /index.html HTTP/1.1\r\n{host}If-None-Match: *\r\n\r\n"
-        ),
+        format!("GET /index.html HTTP/1.1\r\n{host}If-None-Match: *\r\n\r\n"),
         format!("GET /page.txt HTTP/1.1\r\n{host}Accept-Encoding: gzip\r\n\r\n"),
         format!("GET /dir/ HTTP/1.1\r\n{host}\r\n"),
         format!("HEAD /big.bin HTTP/1.1\r\n{host}\r\n"),

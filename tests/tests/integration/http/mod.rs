@@ -7,6 +7,8 @@ mod half_close;
 mod headers;
 mod host;
 mod https;
+mod https_bad_input;
+mod https_certificates;
 mod https_clients;
 mod https_redirect;
 mod https_same_bytes;
