@@ -22,9 +22,10 @@ pub(crate) struct TlsContext {
 }
 
 impl TlsContext {
-    /// Loads the certificates; an error names the file.
+    /// Loads the certificates; an error names the file. Their warnings
+    /// were logged when the configuration was checked.
     pub(crate) fn new(setup: TlsSetup) -> Result<TlsContext> {
-        let config = setup.load().map_err(anyhow::Error::msg)?;
+        let (config, _warned_at_check) = setup.load().map_err(anyhow::Error::msg)?;
         Ok(TlsContext {
             setup,
             config,
@@ -41,7 +42,8 @@ impl TlsContext {
     /// leaves the ones in use, with an error-log line naming the file.
     pub(crate) fn reload(&mut self) {
         match self.setup.load() {
-            Ok(config) => {
+            Ok((config, warnings)) => {
+                warnings.iter().for_each(|w| warn_log!("{w}"));
                 self.config = config;
                 info_log!("SIGHUP: reloaded the TLS certificates");
             }

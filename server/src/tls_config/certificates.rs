@@ -139,7 +139,10 @@ impl ResolvesServerCert for CertificateSet {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let candidates = match hello.server_name().and_then(|name| self.named(name)) {
             Some(named) => named,
-            None if self.strict => return None,
+            None if self.strict => {
+                crate::transport::name_refused();
+                return None;
+            }
             None => &self.default,
         };
         // The first the client can verify (ECDSA or RSA), else the first.

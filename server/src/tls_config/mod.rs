@@ -76,15 +76,15 @@ impl TlsSetup {
     }
 
     /// Loads the certificates (again) into a configuration for new
-    /// handshakes. Warnings are logged; an error names the file and leaves
-    /// the caller's configuration as it was.
-    pub(crate) fn load(&self) -> Result<Arc<ServerConfig>, String> {
+    /// handshakes, with the warnings to log (a world-readable key); an
+    /// error names the file and leaves the caller's configuration as it
+    /// was.
+    pub(crate) fn load(&self) -> Result<(Arc<ServerConfig>, Vec<String>), String> {
         let mut loaded = Vec::with_capacity(self.files.certs.len());
+        let mut warnings = Vec::new();
         for pair in &self.files.certs {
-            let cert = certificates::load(pair, &self.provider)?;
-            if let Some(warning) = &cert.warning {
-                warn_log!("{warning}");
-            }
+            let mut cert = certificates::load(pair, &self.provider)?;
+            warnings.extend(cert.warning.take());
             loaded.push(cert);
         }
         let resolver = certificates::CertificateSet::new(&loaded, self.files.strict_sni);
@@ -97,6 +97,6 @@ impl TlsSetup {
         config.ticketer = self.tickets.clone();
         config.session_storage = self.sessions.clone();
         config.max_early_data_size = 0;
-        Ok(Arc::new(config))
+        Ok((Arc::new(config), warnings))
     }
 }

@@ -15,7 +15,7 @@ use crate::send::{FdSink, Sink};
 
 pub(crate) mod tls;
 
-pub(crate) use tls::{TlsCounters, TlsSession, TlsStats};
+pub(crate) use tls::{name_refused, TlsCounters, TlsSession, TlsStats};
 
 /// What one read from a client produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

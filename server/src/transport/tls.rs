@@ -6,8 +6,8 @@
 //! ([`TlsSession::pending`]). Nothing here blocks.
 //!
 //! File bytes cannot go through `sendfile`: a resident window is read
-//! with `pread` into a record-sized buffer on the stack and encrypted
-//! from there; a window a helper read into a shared slot is copied out of
+//! with `pread` into a staging buffer (64 KiB, one per thread) and
+//! encrypted from there; a window a helper read into a shared slot is copied out of
 //! the slot by address (no Rust slice is made over memory shared with a
 //! helper) and encrypted the same way.
 
@@ -41,6 +41,32 @@ thread_local! {
 /// The TLS record type of a handshake message: what a ClientHello starts
 /// with.
 const HANDSHAKE_RECORD: u8 = 0x16;
+
+/// A fatal alert record in the clear (TLS 1.2 record version, as before
+/// any key is agreed) with the description `description`.
+const fn fatal_alert(description: u8) -> [u8; 7] {
+    [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description]
+}
+/// RFC 6066 3: a name the server does not recognise, refused.
+const UNRECOGNIZED_NAME: u8 = 112;
+/// A message that could not be read.
+const DECODE_ERROR: u8 = 50;
+/// Any other failure of the handshake.
+const HANDSHAKE_FAILURE: u8 = 40;
+
+thread_local! {
+    /// Set by the certificate resolver when it refuses the name a client
+    /// asked for (`--tls-strict-sni`), within the `process_new_packets`
+    /// call under way on this thread.
+    static NAME_REFUSED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Called by the certificate resolver as it refuses a client's name:
+/// the handshake then fails with `unrecognized_name` (rustls itself would
+/// say `access_denied`).
+pub(crate) fn name_refused() {
+    NAME_REFUSED.with(|refused| refused.set(true));
+}
 
 /// The server's TLS counters, for the status page.
 #[derive(Debug, Default)]
@@ -172,6 +198,8 @@ pub(crate) struct TlsSession {
     established: bool,
     /// The connection failed and the failure is counted.
     failed: bool,
+    /// Some record has gone to the client.
+    sent_any: bool,
 }
 
 impl fmt::Debug for TlsSession {
@@ -201,6 +229,7 @@ impl TlsSession {
             downgraded: false,
             established: false,
             failed: false,
+            sent_any: false,
         })
     }
 
@@ -245,13 +274,12 @@ impl TlsSession {
                 Err(e) => return Err(e),
             }
         }
+        NAME_REFUSED.with(|refused| refused.set(false));
         let state = match self.conn.process_new_packets() {
             Ok(state) => state,
             Err(error) => {
                 self.fail(ErrorKind::of(&error));
-                // The alert rustls queued for the client, if the socket
-                // takes it.
-                let _ = self.flush_some();
+                self.alert(&error);
                 return Err(io::Error::new(io::ErrorKind::InvalidData, error));
             }
         };
@@ -281,6 +309,30 @@ impl TlsSession {
         Ok(Received::Nothing)
     }
 
+    /// Tells the client why its session failed: the alert rustls queued,
+    /// if the socket takes it. Before the server has sent anything, a
+    /// refused name gets `unrecognized_name` instead of rustls's
+    /// `access_denied`, and an error rustls queued no alert for (a
+    /// handshake message too large to buffer) gets one of its own.
+    fn alert(&mut self, error: &rustls::Error) {
+        let refused = NAME_REFUSED.with(|refused| refused.replace(false));
+        if self.sent_any {
+            let _ = self.flush_some();
+            return;
+        }
+        let description = match error {
+            _ if refused => UNRECOGNIZED_NAME,
+            _ if self.conn.wants_write() => {
+                let _ = self.flush_some();
+                return;
+            }
+            rustls::Error::InvalidMessage(_) => DECODE_ERROR,
+            _ => HANDSHAKE_FAILURE,
+        };
+        // Whatever rustls queued stays unsent: the session is dropped.
+        let _ = (&self.stream).write(&fatal_alert(description));
+    }
+
     fn fail(&mut self, kind: ErrorKind) {
         if !self.failed {
             self.failed = true;
@@ -304,7 +356,7 @@ impl TlsSession {
             let fd = self.fd();
             match self.conn.write_tls(&mut FdIo(fd)) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(_) => {}
+                Ok(_) => self.sent_any = true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
