@@ -1027,7 +1027,7 @@ Groups = %s
         first_line([NGINX, "-v"]).replace("nginx version: ", ""),
         first_line([LIGHTTPD, "-v"]).split(" - ")[0],
         "h2o " + first_line([H2O, "--version"]).split()[-1],
-        "all three peers, wrk, h2load and s_client on " + first_line(["openssl", "version"]),
+        "all three peers, wrk and s_client on " + first_line(["openssl", "version"]),
         first_line(["wrk", "--version"]).split(" [")[0],
         "python " + sys.version.split()[0] + " (" + ssl.OPENSSL_VERSION + ")"])
     meta["cert"] = "one self-signed ECDSA P-256 certificate for localhost (openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256), the same files for every server"
