@@ -201,3 +201,49 @@ fn mistakes_name_the_file_the_place_and_the_key() {
     let line = check_fails(&docroot.outside().join("missing.toml"), &[]);
     assert!(line.contains("missing.toml: cannot read"), "{line}");
 }
+
+#[test]
+fn listeners_and_certificates_come_from_the_file_as_arrays() {
+    let docroot = TempDocroot::new("config-tls");
+    docroot.write("index.html", b"from the file\n");
+    let certs = tests::tls::make_certs(&docroot.outside(), "a");
+    let (ca, cert, key) = certs.paths();
+    let root = docroot.path().to_str().expect("UTF-8");
+    let config = config_file(
+        &docroot,
+        &format!(
+            "root = \"{root}\"\nlisten = [\"127.0.0.1:0\", \"127.0.0.1:0\"]\n\
+             listen-tls = [\"127.0.0.1:0\"]\ntls-cert = [\"{cert}\"]\ntls-key = [\"{key}\"]\n\
+             hsts = \"max-age=60\"\naccess-log = \"off\"\n"
+        ),
+    );
+    let config = config.to_str().expect("UTF-8");
+    assert_eq!(check(Path::new(config), &[]).status.code(), Some(0));
+    let mut command = std::process::Command::new(server_bin());
+    command.args(["--config", config]);
+    let server = ServerProcess::start_command(command);
+    let line = server.stdout_text();
+    let urls = tests::server_process::parse_listening_line(line.lines().next().unwrap_or(""))
+        .unwrap_or_else(|| panic!("no listening line: {line:?}"));
+    let kinds: Vec<bool> = urls.iter().map(|&(tls, _)| tls).collect();
+    assert_eq!(kinds, [false, false, true], "{line}");
+    for &(tls, port) in &urls {
+        let scheme = if tls { "https" } else { "http" };
+        let url = format!("{scheme}://localhost:{port}/index.html");
+        let resolve = format!("localhost:{port}:127.0.0.1");
+        let page = tests::tls::curl(
+            &docroot,
+            &[
+                "-sS",
+                "--max-time",
+                "30",
+                "--cacert",
+                ca,
+                "--resolve",
+                &resolve,
+                &url,
+            ],
+        );
+        assert_eq!(page, b"from the file\n", "{url}");
+    }
+}
