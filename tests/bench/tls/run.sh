@@ -89,7 +89,7 @@ while [ $# -gt 0 ]; do
         --reps=*|--secs=*|--only=*|--workloads=*|--idle-conns=*) PY_ARGS+=("$1"); shift ;;
         --out) [ $# -ge 2 ] || die "--out needs a file"; OUT=$2; shift 2
             case "$OUT" in /*) ;; *) OUT="$PWD/$OUT" ;; esac; PY_ARGS+=(--out "$OUT") ;;
-        --bin) [ $# -ge 2 ] || die "--bin needs a directory"; BIN_DIR=$2; shift 2 ;;
+        --bin) [ $# -ge 2 ] || die "--bin needs a directory"; BIN_DIR=$(cd "$2" && pwd) || die "--bin: no directory $2"; shift 2 ;;
         --keep) KEEP=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown argument: $1 (try --help)" ;;

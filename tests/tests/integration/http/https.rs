@@ -2,7 +2,8 @@
 //! the test (a CA and a server certificate for `localhost`, with rcgen),
 //! curl trusting that CA gets the same bytes over HTTPS as over plain HTTP
 //! (a page, a 1 MiB file, a range); plain HTTP sent to the TLS
-//! port gets a 400 saying so; `openssl s_client` is refused TLS 1.1,
+//! port gets a 400 saying so; `openssl s_client` is refused TLS 1.1 and
+//! TLS 1.2 suites without forward secrecy or an AEAD, gets no compression,
 //! resumes with a ticket, and sees the new certificate after SIGHUP while
 //! a connection opened before keeps working.
 
@@ -85,6 +86,28 @@ fn old_protocols_are_refused_and_tickets_resume() {
         !old.contains("Cipher is TLS"),
         "TLS 1.1 was accepted: {old}"
     );
+    // TLS 1.2 without forward secrecy (RSA key exchange) or without an
+    // AEAD (CBC with HMAC) is refused; ECDHE with AES-GCM is taken.
+    for suite in [
+        "AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES128-SHA",
+        "ECDHE-ECDSA-AES256-SHA384",
+    ] {
+        let weak = s_client(&server, &["-tls1_2", "-cipher", suite]);
+        assert!(
+            weak.contains("Cipher is (NONE)"),
+            "{suite} was accepted: {weak}"
+        );
+    }
+    let strong = s_client(
+        &server,
+        &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"],
+    );
+    assert!(
+        strong.contains("Cipher is ECDHE-ECDSA-AES128-GCM-SHA256"),
+        "{strong}"
+    );
+    assert!(strong.contains("Compression: NONE"), "{strong}");
     let fresh = s_client(&server, &["-CAfile", ca, "-alpn", "http/1.1"]);
     assert!(fresh.contains("ALPN protocol: http/1.1"), "{fresh}");
     assert!(fresh.contains("Verify return code: 0 (ok)"), "{fresh}");
