@@ -186,6 +186,10 @@ pub(crate) struct Cache {
     descriptors: usize,
     /// Most descriptor entries kept open at once (`--cache-files`).
     max_descriptors: usize,
+    /// What the header lines added over a transport (`--hsts`) add to a
+    /// file's kept head, counted for every file entry as the kept head's
+    /// own overhead is.
+    kept_lines: usize,
     hits: u64,
     misses: u64,
 }
@@ -200,9 +204,27 @@ impl Cache {
             capacity,
             descriptors: 0,
             max_descriptors,
+            kept_lines: 0,
             hits: 0,
             misses: 0,
         }
+    }
+
+    /// Counts `bytes` more for every file entry: what the lines added to
+    /// every head over a transport (`AddedLines::longest`) make a kept
+    /// head longer by.
+    pub(crate) fn with_kept_lines(mut self, bytes: usize) -> Cache {
+        self.kept_lines = bytes;
+        self
+    }
+
+    /// What `entry` under `key` is counted for.
+    fn cost(&self, key: &str, entry: &Entry) -> usize {
+        let kept_lines = match entry.found {
+            Found::File(_) => self.kept_lines,
+            _ => 0,
+        };
+        entry.cost() + key.len() + kept_lines
     }
 
     /// Looks an entry up and marks it most recently used.
@@ -255,7 +277,7 @@ impl Cache {
     /// the budget is not cached.
     pub(crate) fn insert(&mut self, key: String, entry: Rc<Entry>) {
         self.remove(&key);
-        let cost = entry.cost() + key.len();
+        let cost = self.cost(&key, &entry);
         if cost > self.capacity / 8 {
             return;
         }
@@ -277,7 +299,7 @@ impl Cache {
     }
 
     fn account_removal(&mut self, key: &str, entry: &Entry) {
-        self.bytes -= entry.cost() + key.len();
+        self.bytes -= self.cost(key, entry);
         self.descriptors -= usize::from(entry.holds_descriptor());
     }
 

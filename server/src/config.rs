@@ -539,50 +539,61 @@ impl Config {
 }
 
 /// A `Strict-Transport-Security` value as RFC 6797 6.1 has it:
-/// `max-age=SECONDS` once, `includeSubDomains` and `preload` at most once
-/// each, separated by `;`. Returned with the directives as written,
-/// single-spaced.
+/// `max-age=SECONDS` once (the number may be quoted), `includeSubDomains`
+/// and `preload` at most once each, separated by `;`, in visible ASCII.
+/// Returned in its plain form (`max-age=31536000; includeSubDomains`),
+/// the directives in the order given.
 fn checked_hsts(value: &str) -> std::result::Result<String, String> {
-    let mut max_age = false;
+    let fail = |why: &str| Err(format!("--hsts {value:?}: {why}"));
+    if !value
+        .bytes()
+        .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+    {
+        return fail("only visible ASCII, spaces and tabs");
+    }
+    let mut parts: Vec<String> = Vec::new();
     let mut seen: Vec<String> = Vec::new();
-    let mut parts = Vec::new();
-    for directive in value.split(';').map(str::trim) {
-        let name = directive
-            .split('=')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if seen.contains(&name) {
-            return Err(format!("--hsts {value:?}: {name} is given twice"));
+    for directive in value.split(';') {
+        let (name, argument) = match directive.split_once('=') {
+            Some((name, argument)) => (name.trim(), Some(argument.trim())),
+            None => (directive.trim(), None),
+        };
+        let key = name.to_ascii_lowercase();
+        if seen.contains(&key) {
+            return fail(&format!("{name} is given twice"));
         }
-        match name.as_str() {
-            "max-age" => {
-                let seconds = directive.split_once('=').map(|(_, v)| v.trim().trim_matches('"'));
-                match seconds {
-                    Some(s) if !s.is_empty() && s.len() <= 10 && s.bytes().all(|b| b.is_ascii_digit()) => {
-                        max_age = true
-                    }
-                    _ => return Err(format!(
-                        "--hsts {value:?}: max-age takes a number of seconds (max-age=31536000)"
-                    )),
+        let part = match (key.as_str(), argument) {
+            ("max-age", Some(seconds)) => {
+                let bare = match seconds.strip_prefix('"') {
+                    Some(quoted) => match quoted.strip_suffix('"') {
+                        Some(inner) => inner,
+                        None => return fail("an unclosed quote"),
+                    },
+                    None => seconds,
+                };
+                if bare.is_empty() || bare.len() > 10 || !bare.bytes().all(|b| b.is_ascii_digit()) {
+                    return fail("max-age takes a number of seconds (max-age=31536000)");
+                }
+                match bare.trim_start_matches('0') {
+                    "" => "max-age=0".to_string(),
+                    digits => format!("max-age={digits}"),
                 }
             }
-            "includesubdomains" | "preload" if !directive.contains('=') => {}
-            "" => return Err(format!("--hsts {value:?}: an empty directive")),
+            ("includesubdomains", None) => "includeSubDomains".to_string(),
+            ("preload", None) => "preload".to_string(),
+            ("", None) => return fail("an empty directive"),
             _ => {
-                return Err(format!(
-                    "--hsts {value:?}: unknown directive {directive:?} (max-age=SECONDS, includeSubDomains, preload)"
+                return fail(&format!(
+                    "unknown directive {:?} (max-age=SECONDS, includeSubDomains, preload)",
+                    directive.trim()
                 ))
             }
-        }
-        seen.push(name);
-        parts.push(directive);
+        };
+        seen.push(key);
+        parts.push(part);
     }
-    if !max_age {
-        return Err(format!(
-            "--hsts {value:?}: max-age=SECONDS is required (max-age=31536000)"
-        ));
+    if !seen.iter().any(|k| k == "max-age") {
+        return fail("max-age=SECONDS is required (max-age=31536000)");
     }
     Ok(parts.join("; "))
 }
@@ -775,7 +786,11 @@ mod tests {
             checked_hsts("max-age=31536000 ;includeSubDomains;  preload"),
             Ok("max-age=31536000; includeSubDomains; preload".into())
         );
-        assert_eq!(checked_hsts("MAX-AGE=\"0\""), Ok("MAX-AGE=\"0\"".into()));
+        assert_eq!(checked_hsts("MAX-AGE=\"0\""), Ok("max-age=0".into()));
+        assert_eq!(
+            checked_hsts("preload; max-age = 0060;\tINCLUDESUBDOMAINS"),
+            Ok("preload; max-age=60; includeSubDomains".into())
+        );
         for bad in [
             "",
             "includeSubDomains",
@@ -788,6 +803,11 @@ mod tests {
             "max-age=1; preload=yes",
             "max-age=1; always",
             "max-age=1\r\nX-Injected: 1",
+            "max-age\r\n=1",
+            "max-age=\r\n 1",
+            "max-age=\"5",
+            "max-age=5\"",
+            "max-age=1; includeSubDomains\u{2028}",
         ] {
             assert!(checked_hsts(bad).is_err(), "{bad:?} was taken");
         }

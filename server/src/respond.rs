@@ -481,6 +481,7 @@ pub(crate) fn error(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::head_writer::AddedLines;
     use crate::http::parse::parse;
     use crate::http::request::Parsed;
     use crate::output::written;
@@ -505,6 +506,15 @@ mod tests {
     }
 
     fn response(file: &FileEntry, raw: &str, coding: Coding, date: &str) -> (String, Reply) {
+        response_stamped(file, raw, coding, Stamp::plain(date))
+    }
+
+    fn response_stamped(
+        file: &FileEntry,
+        raw: &str,
+        coding: Coding,
+        stamp: Stamp<'_>,
+    ) -> (String, Reply) {
         let req = match parse(raw.as_bytes(), false) {
             Parsed::Request(r) => r,
             other => panic!("expected a request, got {other:?}"),
@@ -515,7 +525,7 @@ mod tests {
             coding,
             key: "a.txt",
         };
-        let reply = respond_file(&mut out, &req, rep, Stamp::plain(date));
+        let reply = respond_file(&mut out, &req, rep, stamp);
         (written(&mut out), reply)
     }
 
@@ -568,17 +578,26 @@ mod tests {
 
     #[test]
     fn a_kept_head_fits_in_what_the_cache_counts_for_it() {
-        let file = file();
-        response(&file, REQUESTS[0], Coding::Identity, DATE);
-        let head = file.headers.ok_head.get(Stamp::plain(DATE)).expect("kept");
-        // The longest Content-Length has 20 digits, this one 1; the date
-        // is kept beside the head, whose allocation starts with two
-        // reference counts; glibc adds up to 24 bytes to each allocation.
-        let worst = head.len() + 19 + 2 * std::mem::size_of::<usize>() + DATE.len() + 2 * 24;
-        assert!(
-            worst <= file.headers.lines.len() + crate::cache::KEPT_HEAD_OVERHEAD,
-            "{worst} bytes"
-        );
+        let hsts = "max-age=31536000; includeSubDomains; preload";
+        for added in [AddedLines::new(None), AddedLines::new(Some(hsts))] {
+            for tls in [false, true] {
+                let file = file();
+                let stamp = added.stamp(DATE, tls);
+                response_stamped(&file, REQUESTS[0], Coding::Identity, stamp);
+                let head = file.headers.ok_head.get(stamp).expect("kept");
+                // The longest Content-Length has 20 digits, this one 1; the
+                // date is kept beside the head, whose allocation starts
+                // with two reference counts; glibc adds up to 24 bytes to
+                // each allocation.
+                let worst =
+                    head.len() + 19 + 2 * std::mem::size_of::<usize>() + DATE.len() + 2 * 24;
+                let counted =
+                    file.headers.lines.len() + crate::cache::KEPT_HEAD_OVERHEAD + added.longest();
+                assert!(worst <= counted, "{worst} bytes, {counted} counted");
+                let plain = file.headers.ok_head.get(added.stamp(DATE, false));
+                assert_eq!(plain.is_some(), !stamp.over_tls, "kept per added lines");
+            }
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
 
 use crate::access_log::AccessLog;
+use crate::cache::Cache;
 use crate::cgi::driver::Cgi;
 use crate::config::Config;
 use crate::conn_table::{ConnId, ConnTable};
@@ -22,7 +23,6 @@ use crate::http::error_page::overloaded;
 use crate::http::head_writer::{AddedLines, Stamp};
 use crate::http::keep_alive;
 use crate::http::request::{LogFields, Method, Request, MAX_DISCARDED_BODY};
-use crate::http::request_body::Framing;
 use crate::listener::{Acceptor, ACCEPT_BATCH};
 use crate::next::{Next, Turn};
 use crate::respond::{self, Reply};
@@ -82,14 +82,13 @@ impl Server {
                 ),
             },
         };
+        let added_lines = AddedLines::new(config.hsts.as_deref());
+        let cache = Cache::new(config.cache_size, config.cache_files)
+            .with_kept_lines(added_lines.longest());
         Ok(Server {
-            added_lines: AddedLines::new(config.hsts.as_deref()),
+            statics: StaticFiles::new(cache, config.helper_timeout, config.gzip_static),
+            added_lines,
             https_redirect,
-            statics: StaticFiles::new(
-                (config.cache_size, config.cache_files),
-                config.helper_timeout,
-                config.gzip_static,
-            ),
             send: SendPath::new(config.helper_timeout, config.window_memory),
             timeouts: Timeouts::new(&config),
             status: StatusPage::new(&config),
@@ -608,11 +607,15 @@ fn redirect_to_https(conn: &mut Connection, request: Request, port: u16, stamp: 
         },
     };
     let mut keep_alive = request.keep_alive;
-    if request.cgi.is_some() {
-        match request.body {
-            Framing::None => {}
-            Framing::Length(n) if n <= MAX_DISCARDED_BODY => conn.discard_body(n),
-            Framing::Length(_) | Framing::Chunked => keep_alive = false,
+    // A file request's body is already being dropped; a script's is
+    // dropped here when it can be (not when the client waits for a 100
+    // Continue it will not get), else the connection closes after.
+    if let Some(cgi) = &request.cgi {
+        let skipped =
+            keep_alive::body_can_be_skipped(request.body, MAX_DISCARDED_BODY, cgi.expect_continue);
+        keep_alive &= skipped;
+        if keep_alive {
+            conn.discard_body(request.body.known_length());
         }
     }
     let reply = respond::to_https(conn.output(), &request, &host, port, keep_alive, stamp);

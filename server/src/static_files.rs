@@ -31,14 +31,10 @@ pub(crate) struct StaticFiles {
 }
 
 impl StaticFiles {
-    /// `cache`: the cache's byte budget and its most open files.
-    pub(crate) fn new(
-        (cache_size, cache_files): (usize, usize),
-        helper_timeout: Duration,
-        gzip_static: bool,
-    ) -> StaticFiles {
+    /// Serving from `cache`.
+    pub(crate) fn new(cache: Cache, helper_timeout: Duration, gzip_static: bool) -> StaticFiles {
         StaticFiles {
-            cache: Cache::new(cache_size, cache_files),
+            cache,
             helper_timeout,
             gzip_static,
         }

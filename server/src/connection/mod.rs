@@ -201,6 +201,17 @@ impl Connection {
                 state.plain_on_tls = true;
                 return Ok(1);
             }
+            // Between requests, the connection lingers so that the alert
+            // is not lost to a reset; in the middle of one, it closes.
+            Received::Failed if matches!(state.phase, Phase::Reading) => {
+                state.phase = Phase::Closing;
+                state.input.clear();
+                return Ok(1);
+            }
+            Received::Failed if matches!(state.phase, Phase::Closing) => {
+                return Err(io::ErrorKind::WouldBlock.into())
+            }
+            Received::Failed => return Err(io::ErrorKind::InvalidData.into()),
         };
         if filled == 0 && state.discard == 0 && matches!(state.phase, Phase::Reading) {
             // The first byte of a request head (not of a body).

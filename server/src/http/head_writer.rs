@@ -16,12 +16,19 @@ pub(crate) const SERVER_NAME: &str = concat!("amped/", env!("CARGO_PKG_VERSION")
 pub(crate) struct Stamp<'a> {
     pub(crate) date: &'a str,
     pub(crate) lines: &'a [u8],
+    /// The lines are the server's HTTPS ones (not none): what a kept head
+    /// is told apart by, with the date, without copying the lines.
+    pub(crate) over_tls: bool,
 }
 
 impl<'a> Stamp<'a> {
     /// A stamp that adds no lines.
     pub(crate) fn plain(date: &'a str) -> Stamp<'a> {
-        Stamp { date, lines: b"" }
+        Stamp {
+            date,
+            lines: b"",
+            over_tls: false,
+        }
     }
 }
 
@@ -46,11 +53,20 @@ impl AddedLines {
     /// The stamp for a head sent at `date` on a connection that is TLS
     /// or not.
     pub(crate) fn stamp<'a>(&'a self, date: &'a str, tls: bool) -> Stamp<'a> {
-        let lines = match tls {
-            true => &self.tls[..],
-            false => b"",
-        };
-        Stamp { date, lines }
+        match tls && !self.tls.is_empty() {
+            true => Stamp {
+                date,
+                lines: &self.tls,
+                over_tls: true,
+            },
+            false => Stamp::plain(date),
+        }
+    }
+
+    /// The most bytes these lines add to a head (what a kept head may
+    /// take beyond one without them).
+    pub(crate) fn longest(&self) -> usize {
+        self.tls.len()
     }
 }
 

@@ -30,6 +30,9 @@ pub(crate) enum Received {
     /// Plain HTTP arrived on a TLS port: the connection now speaks plain
     /// HTTP, so that a 400 saying so reaches the client.
     PlainOnTlsPort,
+    /// The TLS session failed and its alert is on its way: nothing more
+    /// is read from it; the connection lingers and closes.
+    Failed,
 }
 
 /// A client connection's transport.
@@ -81,16 +84,20 @@ impl Transport {
     /// Reads and drops what the client sends (while lingering). Ok(0) at
     /// its end.
     pub(crate) fn drain(&mut self) -> io::Result<usize> {
-        if let Transport::Plain(stream) = self {
-            let mut scratch = [0u8; 4096];
-            return stream.read(&mut scratch);
+        match self {
+            Transport::Plain(stream) => return (&*stream).read(&mut [0u8; 4096]),
+            // A failed session's records are not read: the bytes go.
+            Transport::Tls(session) if session.broken() => {
+                return session.stream().read(&mut [0u8; 4096])
+            }
+            Transport::Tls(_) => {}
         }
         let mut scratch = Vec::with_capacity(4096);
         match self.read_into(&mut scratch, 4096)? {
             Received::End => Ok(0),
             Received::Nothing => Err(io::ErrorKind::WouldBlock.into()),
             Received::Bytes(n) => Ok(n),
-            Received::PlainOnTlsPort => Ok(1),
+            Received::PlainOnTlsPort | Received::Failed => Ok(1),
         }
     }
 

@@ -200,6 +200,11 @@ pub(crate) struct TlsSession {
     failed: bool,
     /// Some record has gone to the client.
     sent_any: bool,
+    /// rustls failed the session: nothing more is read through it.
+    broken: bool,
+    /// What rustls queued is not to be sent (an alert of amped's own
+    /// went instead).
+    muted: bool,
 }
 
 impl fmt::Debug for TlsSession {
@@ -230,6 +235,8 @@ impl TlsSession {
             established: false,
             failed: false,
             sent_any: false,
+            broken: false,
+            muted: false,
         })
     }
 
@@ -253,6 +260,9 @@ impl TlsSession {
                 0 => Ok(Received::End),
                 n => Ok(Received::Bytes(n)),
             };
+        }
+        if self.broken {
+            return Ok(Received::Failed);
         }
         if !self.probed {
             let mut first = [0u8; 1];
@@ -279,8 +289,9 @@ impl TlsSession {
             Ok(state) => state,
             Err(error) => {
                 self.fail(ErrorKind::of(&error));
+                self.broken = true;
                 self.alert(&error);
-                return Err(io::Error::new(io::ErrorKind::InvalidData, error));
+                return Ok(Received::Failed);
             }
         };
         if !self.established && !self.conn.is_handshaking() {
@@ -326,10 +337,13 @@ impl TlsSession {
                 let _ = self.flush_some();
                 return;
             }
+            // The client's own fatal alert is not answered.
+            rustls::Error::AlertReceived(_) => return,
             rustls::Error::InvalidMessage(_) => DECODE_ERROR,
             _ => HANDSHAKE_FAILURE,
         };
-        // Whatever rustls queued stays unsent: the session is dropped.
+        // Whatever rustls queued stays unsent.
+        self.muted = true;
         let _ = (&self.stream).write(&fatal_alert(description));
     }
 
@@ -352,7 +366,7 @@ impl TlsSession {
     /// Writes encrypted records until none is left (Ok) or the socket is
     /// full (`WouldBlock`).
     fn flush_all(&mut self) -> io::Result<()> {
-        while self.conn.wants_write() {
+        while !self.muted && self.conn.wants_write() {
             let fd = self.fd();
             match self.conn.write_tls(&mut FdIo(fd)) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -366,12 +380,18 @@ impl TlsSession {
 
     /// True while encrypted records wait for the socket.
     pub(crate) fn pending(&self) -> bool {
-        !self.downgraded && self.conn.wants_write()
+        !self.downgraded && !self.muted && self.conn.wants_write()
+    }
+
+    /// True once rustls has failed the session (its alert sent or on its
+    /// way).
+    pub(crate) fn broken(&self) -> bool {
+        self.broken
     }
 
     /// Queues `close_notify` and writes it if the socket takes it.
     pub(crate) fn close_notify(&mut self) {
-        if !self.downgraded && self.established {
+        if !self.downgraded && self.established && !self.broken {
             self.conn.send_close_notify();
             let _ = self.flush_some();
         }

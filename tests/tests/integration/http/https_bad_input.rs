@@ -215,6 +215,28 @@ fn an_oversized_handshake_message_gets_an_alert(backend: &str) {
     assert_eq!(tls_error_count(&tls_status(&server), "decode"), 1);
 }
 
+/// A bad record followed by more bytes than the server reads before it
+/// gives up: the alert still arrives and the close is an orderly FIN, not
+/// a reset that could lose the alert (the server lingers, reading and
+/// dropping the rest, as after an HTTP error).
+fn an_alert_is_not_lost_under_unread_input(backend: &str) {
+    let (_site, _certs, server) = bad_input_site("https-alert-linger", backend, &[]);
+    let mut stream = connect_tls_port(&server);
+    let mut garbage = b"\x16\x03\x01\x00\x05hello".to_vec();
+    garbage.extend(noise(256 * 1024));
+    // Sent from another thread: the server may stop reading at any point.
+    let mut sender = stream.try_clone().expect("clone");
+    let sending = std::thread::spawn(move || {
+        let _ = sender.write_all(&garbage);
+        let _ = sender.shutdown(std::net::Shutdown::Write);
+    });
+    let what = "a bad record with 256 KiB behind it";
+    let (answer, ending) = read_until_closed(&mut stream, AT_ONCE, what);
+    sending.join().expect("the sender");
+    fatal_alert(&answer, what);
+    assert_eq!(ending, Ending::Eof, "{what}: the close was a reset");
+}
+
 fn a_truncated_record_then_half_close_is_closed_at_once(backend: &str) {
     let (_site, _certs, server) = bad_input_site("https-truncated", backend, &[]);
     let mut stream = connect_tls_port(&server);
@@ -464,6 +486,7 @@ fn tls_status_number(tls: &serde_json::Value, key: &str) -> u64 {
 per_backend!(
     garbage_gets_an_alert_and_a_close,
     an_oversized_handshake_message_gets_an_alert,
+    an_alert_is_not_lost_under_unread_input,
     a_truncated_record_then_half_close_is_closed_at_once,
     a_stalled_handshake_is_closed_after_the_header_timeout,
     many_half_open_handshakes_hold_no_more_than_the_bound,

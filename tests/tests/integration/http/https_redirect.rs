@@ -84,6 +84,13 @@ fn plain_requests_are_sent_to_https(backend: &str) {
         head.expect_header("Location"),
         format!("https://localhost:{tls}/")
     );
+    // A client waiting for a 100 Continue it will not get sends no body:
+    // the connection is not kept (its next bytes could be either).
+    let (_, waiting) = server.send_raw(
+        b"POST /hello.cgi HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    );
+    waiting.assert_status(308);
+    assert!(waiting.connection_has("close"), "{}", waiting.head_text());
     // An HTTP/1.0 client that names no host is sent to the address it reached.
     let (_, old) = server.send_raw(b"GET /index.html HTTP/1.0\r\n\r\n");
     old.assert_status(301);
