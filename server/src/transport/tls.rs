@@ -1,25 +1,33 @@
-//! One TLS session on a client socket: rustls's server connection driven
-//! by the loop. Ciphertext is read when the socket is readable, processed,
-//! and the plaintext handed up; plaintext written by the layers above is
-//! encrypted into records and written while the socket takes them, the
-//! rest kept by rustls until the socket is writable again
-//! ([`TlsSession::pending`]). Nothing here blocks.
+//! One TLS session on a client socket: rustls's unbuffered server
+//! connection driven by the loop. Ciphertext is read when the socket is
+//! readable into a buffer of the session's own, processed in place, and
+//! the plaintext handed up; plaintext written by the layers above is
+//! sealed into records in a buffer the thread reuses and written while
+//! the socket takes them, the rest held by the session until the socket
+//! is writable again ([`TlsSession::pending`]). The session holds a
+//! buffer only while it holds bytes (part of a record in, records out):
+//! an idle one holds none, as a plain connection holds no input buffer.
+//! Nothing here blocks.
 //!
 //! File bytes cannot go through `sendfile`: a resident window is read
 //! with `pread` into a staging buffer (64 KiB, one per thread) and
-//! encrypted from there; a window a helper read into a shared slot is copied out of
-//! the slot by address (no Rust slice is made over memory shared with a
-//! helper) and encrypted the same way.
+//! encrypted from there; a window a helper read into a shared slot is
+//! copied out of the slot by address (no Rust slice is made over memory
+//! shared with a helper) and encrypted the same way.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use rustls::{HandshakeKind, ServerConfig, ServerConnection};
+use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
+use rustls::unbuffered::{
+    ConnectionState, EncodeError, EncodeTlsData, EncryptError, InsufficientSizeError, WriteTraffic,
+};
+use rustls::{HandshakeKind, ServerConfig};
 
 use super::{read_fd, Received};
 use crate::send::{set_nodelay, shrank, Sink};
@@ -185,11 +193,65 @@ impl ErrorKind {
     }
 }
 
-/// A TLS session on a client's socket.
+/// The largest TLS record on the wire (rustls's bound: 16 KiB of
+/// plaintext, 2 KiB of expansion, the 5-byte header).
+const MAX_RECORD: usize = 16 * 1024 + 2048 + 5;
+/// The most ciphertext held while a handshake message arrives in pieces
+/// (rustls's bound on a handshake message, 64 KiB, and a record).
+const MAX_INCOMING: usize = 0xffff + MAX_RECORD;
+/// Room for the records `TLS_CHUNK` bytes of plaintext become: each of 16
+/// KiB gets a header, a content type, an explicit nonce and a tag (29 bytes
+/// at most with AES-GCM in TLS 1.2); 64 is ample.
+const SEALED_CHUNK: usize = TLS_CHUNK + (TLS_CHUNK / (16 * 1024) + 1) * 64;
+
+/// Spare buffers for sealed records kept by the thread.
+const SPARE_SEALED: usize = 4;
+
+thread_local! {
+    /// Buffers records are sealed into, zeroed once and reused: one is
+    /// taken for each seal and comes back once the socket has taken its
+    /// records. While the socket has not, the session holds it as its
+    /// `outgoing`, so that no record is copied again. At most
+    /// `SPARE_SEALED` are kept.
+    static SEALED: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer to seal records into, `SEALED_CHUNK` long.
+fn sealing_buffer() -> Vec<u8> {
+    let mut buffer = SEALED
+        .with(|spares| spares.borrow_mut().pop())
+        .unwrap_or_default();
+    if buffer.len() < SEALED_CHUNK {
+        buffer.resize(SEALED_CHUNK, 0);
+    }
+    buffer
+}
+
+/// Keeps `buffer` for the next seal, if it is one and there is room.
+fn spare(buffer: Vec<u8>) {
+    if buffer.capacity() >= SEALED_CHUNK {
+        SEALED.with(|spares| {
+            let mut spares = spares.borrow_mut();
+            if spares.len() < SPARE_SEALED {
+                spares.push(buffer);
+            }
+        });
+    }
+}
+
+/// A TLS session on a client's socket: rustls's unbuffered server
+/// connection, with the ciphertext in buffers of the session's own that
+/// it holds only while they hold bytes (part of a record in, records the
+/// socket has not taken out). An idle session holds neither.
 pub(crate) struct TlsSession {
     stream: TcpStream,
-    conn: ServerConnection,
+    conn: UnbufferedServerConnection,
     counters: Rc<TlsCounters>,
+    /// Ciphertext read and not yet processed: part of a record or of a
+    /// handshake message.
+    incoming: Vec<u8>,
+    /// Records made and not yet taken by the socket.
+    outgoing: Unsent,
     /// The first bytes have been looked at (a ClientHello, or plain HTTP).
     probed: bool,
     /// The client spoke plain HTTP: the session is bypassed.
@@ -205,6 +267,8 @@ pub(crate) struct TlsSession {
     /// What rustls queued is not to be sent (an alert of amped's own
     /// went instead).
     muted: bool,
+    /// The client sent `close_notify`.
+    peer_closed: bool,
 }
 
 impl fmt::Debug for TlsSession {
@@ -224,12 +288,14 @@ impl TlsSession {
         config: Arc<ServerConfig>,
         counters: Rc<TlsCounters>,
     ) -> io::Result<TlsSession> {
-        let conn = ServerConnection::new(config).map_err(io::Error::other)?;
+        let conn = UnbufferedServerConnection::new(config).map_err(io::Error::other)?;
         TlsCounters::add(&counters.open, 1);
         Ok(TlsSession {
             stream,
             conn,
             counters,
+            incoming: Vec::new(),
+            outgoing: Unsent::default(),
             probed: false,
             downgraded: false,
             established: false,
@@ -237,6 +303,7 @@ impl TlsSession {
             sent_any: false,
             broken: false,
             muted: false,
+            peer_closed: false,
         })
     }
 
@@ -277,23 +344,24 @@ impl TlsSession {
         }
         let mut at_end = false;
         if room > 0 {
-            let fd = self.fd();
-            match self.conn.read_tls(&mut FdIo(fd)) {
-                Ok(0) => at_end = true,
-                Ok(_) => {}
-                Err(e) => return Err(e),
+            if self.incoming.len() >= MAX_INCOMING {
+                // A handshake message larger than rustls takes.
+                let error =
+                    rustls::Error::InvalidMessage(rustls::InvalidMessage::HandshakePayloadTooLarge);
+                return Ok(self.failed_with(&error));
             }
+            let want = MAX_RECORD.min(MAX_INCOMING - self.incoming.len());
+            at_end = read_fd(self.fd(), &mut self.incoming, want)? == 0;
         }
         NAME_REFUSED.with(|refused| refused.set(false));
-        let state = match self.conn.process_new_packets() {
-            Ok(state) => state,
-            Err(error) => {
-                self.fail(ErrorKind::of(&error));
-                self.broken = true;
-                self.alert(&error);
-                return Ok(Received::Failed);
-            }
-        };
+        let filled = input.len();
+        if let Err(error) = self.process(input) {
+            input.truncate(filled);
+            return Ok(self.failed_with(&error));
+        }
+        if self.incoming.is_empty() {
+            self.incoming = Vec::new();
+        }
         if !self.established && !self.conn.is_handshaking() {
             self.established = true;
             let counter = match self.conn.handshake_kind() {
@@ -304,20 +372,69 @@ impl TlsSession {
         }
         // Handshake replies, tickets, alerts.
         self.flush_some()?;
-        let available = state.plaintext_bytes_to_read();
-        if available > 0 {
-            let filled = input.len();
-            input.resize(filled + available, 0);
-            let n = self.conn.reader().read(&mut input[filled..]).unwrap_or(0);
-            input.truncate(filled + n);
-            return Ok(Received::Bytes(n));
+        match input.len() - filled {
+            0 if at_end || self.peer_closed => {
+                // A client that closes without close_notify is no error
+                // here: HTTP/1.1 frames every body it sends.
+                Ok(Received::End)
+            }
+            0 => Ok(Received::Nothing),
+            n => Ok(Received::Bytes(n)),
         }
-        if at_end || state.peer_has_closed() {
-            // A client that closes without close_notify is no error here:
-            // HTTP/1.1 frames every body it sends.
-            return Ok(Received::End);
+    }
+
+    /// Processes the ciphertext received: decrypted application data is
+    /// appended to `input`, handshake records to `outgoing`.
+    fn process(&mut self, input: &mut Vec<u8>) -> Result<(), rustls::Error> {
+        loop {
+            let status = self.conn.process_tls_records(&mut self.incoming);
+            let mut discard = status.discard;
+            let more = match status.state? {
+                ConnectionState::ReadTraffic(mut traffic) => {
+                    while let Some(record) = traffic.next_record() {
+                        let record = record?;
+                        discard += record.discard;
+                        input.extend_from_slice(record.payload);
+                    }
+                    true
+                }
+                ConnectionState::EncodeTlsData(mut encode) => {
+                    self.outgoing.encode(&mut encode);
+                    true
+                }
+                // The records are in `outgoing`, which keeps them in order
+                // until the socket takes them.
+                ConnectionState::TransmitTlsData(transmit) => {
+                    transmit.done();
+                    true
+                }
+                ConnectionState::PeerClosed => {
+                    self.peer_closed = true;
+                    true
+                }
+                ConnectionState::Closed => {
+                    self.peer_closed = true;
+                    false
+                }
+                // More input needed, or all of it read; early data is not
+                // accepted (`max_early_data_size` is 0).
+                _ => false,
+            };
+            self.incoming.drain(..discard.min(self.incoming.len()));
+            if !more {
+                return Ok(());
+            }
         }
-        Ok(Received::Nothing)
+    }
+
+    /// Counts and answers a failure; nothing more is read through the
+    /// session.
+    fn failed_with(&mut self, error: &rustls::Error) -> Received {
+        self.fail(ErrorKind::of(error));
+        self.broken = true;
+        self.alert(error);
+        self.incoming = Vec::new();
+        Received::Failed
     }
 
     /// Tells the client why its session failed: the alert rustls queued,
@@ -327,16 +444,15 @@ impl TlsSession {
     /// handshake message too large to buffer) gets one of its own.
     fn alert(&mut self, error: &rustls::Error) {
         let refused = NAME_REFUSED.with(|refused| refused.replace(false));
-        if self.sent_any {
+        if !refused {
+            self.take_queued_alert();
+        }
+        if self.sent_any || (!refused && !self.outgoing.is_empty()) {
             let _ = self.flush_some();
             return;
         }
         let description = match error {
             _ if refused => UNRECOGNIZED_NAME,
-            _ if self.conn.wants_write() => {
-                let _ = self.flush_some();
-                return;
-            }
             // The client's own fatal alert is not answered.
             rustls::Error::AlertReceived(_) => return,
             rustls::Error::InvalidMessage(_) => DECODE_ERROR,
@@ -344,7 +460,20 @@ impl TlsSession {
         };
         // Whatever rustls queued stays unsent.
         self.muted = true;
+        self.outgoing.clear();
         let _ = (&self.stream).write(&fatal_alert(description));
+    }
+
+    /// Moves the alert rustls queued as it failed the session, if any,
+    /// into `outgoing`. It is all rustls holds then (whatever it queued
+    /// before went out as it came), and rustls gives it back first, before
+    /// it would look at the ciphertext again: so one call, no more (a
+    /// second would read the bad record again and fail it twice).
+    fn take_queued_alert(&mut self) {
+        let status = self.conn.process_tls_records(&mut self.incoming);
+        if let Ok(ConnectionState::EncodeTlsData(mut encode)) = status.state {
+            self.outgoing.encode(&mut encode);
+        }
     }
 
     fn fail(&mut self, kind: ErrorKind) {
@@ -354,8 +483,8 @@ impl TlsSession {
         }
     }
 
-    /// Writes encrypted records while the socket takes them. Ok when all
-    /// are out or the socket is full.
+    /// Writes records while the socket takes them. Ok when all are out or
+    /// the socket is full.
     pub(crate) fn flush_some(&mut self) -> io::Result<()> {
         match self.flush_all() {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
@@ -363,14 +492,19 @@ impl TlsSession {
         }
     }
 
-    /// Writes encrypted records until none is left (Ok) or the socket is
-    /// full (`WouldBlock`).
+    /// Writes records until none is left (Ok; the buffer is let go) or
+    /// the socket is full (`WouldBlock`).
     fn flush_all(&mut self) -> io::Result<()> {
-        while !self.muted && self.conn.wants_write() {
-            let fd = self.fd();
-            match self.conn.write_tls(&mut FdIo(fd)) {
+        if self.muted {
+            self.outgoing.clear();
+        }
+        while !self.outgoing.is_empty() {
+            match write_fd(self.fd(), self.outgoing.bytes()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(_) => self.sent_any = true,
+                Ok(n) => {
+                    self.outgoing.taken(n);
+                    self.sent_any = true;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -378,9 +512,9 @@ impl TlsSession {
         Ok(())
     }
 
-    /// True while encrypted records wait for the socket.
+    /// True while records wait for the socket.
     pub(crate) fn pending(&self) -> bool {
-        !self.downgraded && !self.muted && self.conn.wants_write()
+        !self.downgraded && !self.muted && !self.outgoing.is_empty()
     }
 
     /// True once rustls has failed the session (its alert sent or on its
@@ -392,8 +526,7 @@ impl TlsSession {
     /// Queues `close_notify` and writes it if the socket takes it.
     pub(crate) fn close_notify(&mut self) {
         if !self.downgraded && self.established && !self.broken {
-            self.conn.send_close_notify();
-            let _ = self.flush_some();
+            let _ = self.seal_with(|traffic, out| traffic.queue_close_notify(out));
         }
     }
 
@@ -401,6 +534,87 @@ impl TlsSession {
     /// socket, or `WouldBlock`.
     fn ready(&mut self) -> io::Result<()> {
         self.flush_all()
+    }
+
+    /// Seals what `seal` writes with the session's keys into the thread's
+    /// `SEALED` buffer and writes it, keeping what the socket does not
+    /// take. Handshake records rustls still has (tickets) go first.
+    fn seal_with(
+        &mut self,
+        seal: impl FnOnce(
+            &mut WriteTraffic<'_, ServerConnectionData>,
+            &mut [u8],
+        ) -> Result<usize, EncryptError>,
+    ) -> io::Result<()> {
+        let mut sealed = sealing_buffer();
+        let n = loop {
+            // The ciphertext still held is part of a record (`process` took
+            // every whole one): rustls reads none of it here, but it
+            // remembers how far into it a handshake message reached.
+            let status = self.conn.process_tls_records(&mut self.incoming);
+            if status.discard > 0 {
+                return Err(io::Error::other("TLS records arrived unread"));
+            }
+            match status.state {
+                Ok(ConnectionState::WriteTraffic(mut traffic)) => {
+                    match seal(&mut traffic, &mut sealed) {
+                        Ok(n) => break n,
+                        Err(e) => {
+                            spare(sealed);
+                            return Err(io::Error::other(e));
+                        }
+                    }
+                }
+                Ok(ConnectionState::EncodeTlsData(mut encode)) => self.outgoing.encode(&mut encode),
+                Ok(ConnectionState::TransmitTlsData(transmit)) => transmit.done(),
+                Ok(ConnectionState::PeerClosed) => self.peer_closed = true,
+                Ok(other) => {
+                    let state = format!("{other:?}");
+                    spare(sealed);
+                    return Err(io::Error::other(format!("TLS cannot send now: {state}")));
+                }
+                Err(e) => {
+                    spare(sealed);
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
+            }
+        };
+        self.send_sealed(sealed, n)
+    }
+
+    /// Writes the records in `sealed[..n]` after whatever waits in
+    /// `outgoing`; what the socket does not take waits there (`sealed`
+    /// itself becomes `outgoing` when nothing else waits).
+    fn send_sealed(&mut self, sealed: Vec<u8>, n: usize) -> io::Result<()> {
+        if !self.outgoing.is_empty() {
+            self.outgoing.push(&sealed[..n]);
+            spare(sealed);
+            return self.flush_some();
+        }
+        let mut written = 0;
+        while written < n {
+            match write_fd(self.fd(), &sealed[written..n]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(k) => written += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    spare(sealed);
+                    return Err(e);
+                }
+            }
+        }
+        self.sent_any |= written > 0;
+        match written == n {
+            true => spare(sealed),
+            false => self.outgoing.hold(sealed, written, n),
+        }
+        Ok(())
+    }
+
+    /// Encrypts `plaintext` (at most `TLS_CHUNK` bytes) and writes it.
+    fn encrypt(&mut self, plaintext: &[u8]) -> io::Result<()> {
+        self.seal_with(|traffic, out| traffic.encrypt(plaintext, out))
     }
 
     /// Encrypts up to `count` bytes (at most `TLS_CHUNK`) filled into the
@@ -428,25 +642,100 @@ impl TlsSession {
         mut fill: impl FnMut(&mut [u8], usize) -> io::Result<usize>,
     ) -> io::Result<usize> {
         let count = count.min(buffer.len());
-        let mut done = 0;
-        while done < count {
-            let want = count - done;
-            let got = match fill(&mut buffer[..want], done) {
-                Ok(0) if done == 0 => return Err(shrank()),
+        let mut got = 0;
+        while got < count {
+            match fill(&mut buffer[got..count], got) {
+                Ok(0) if got == 0 => return Err(shrank()),
                 Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if done == 0 => return Err(e),
+                Ok(n) => got += n,
+                Err(e) if got == 0 => return Err(e),
                 Err(_) => break,
-            };
-            let taken = self.conn.writer().write(&buffer[..got])?;
-            done += taken;
-            if taken < got {
-                break;
             }
         }
-        self.flush_some()?;
-        Ok(done)
+        self.encrypt(&buffer[..got])?;
+        Ok(got)
     }
+}
+
+/// Records made and not yet taken by the socket: `buffer[start..end]`.
+/// It holds no buffer once they are all taken (a sealing buffer goes back
+/// to the thread's spares).
+#[derive(Debug, Default)]
+struct Unsent {
+    buffer: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Unsent {
+    fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buffer[self.start..self.end]
+    }
+
+    /// The socket took `n` more bytes.
+    fn taken(&mut self, n: usize) {
+        self.start += n;
+        if self.is_empty() {
+            self.clear();
+        }
+    }
+
+    /// Lets the buffer go.
+    fn clear(&mut self) {
+        spare(std::mem::take(&mut self.buffer));
+        (self.start, self.end) = (0, 0);
+    }
+
+    /// Holds `buffer[start..end]` (nothing else is held).
+    fn hold(&mut self, buffer: Vec<u8>, start: usize, end: usize) {
+        self.clear();
+        (self.buffer, self.start, self.end) = (buffer, start, end);
+    }
+
+    /// Room for `n` more bytes at the end.
+    fn room(&mut self, n: usize) -> &mut [u8] {
+        if self.buffer.len() < self.end + n {
+            self.buffer.resize(self.end + n, 0);
+        }
+        &mut self.buffer[self.end..self.end + n]
+    }
+
+    /// Appends `bytes`.
+    fn push(&mut self, bytes: &[u8]) {
+        self.room(bytes.len()).copy_from_slice(bytes);
+        self.end += bytes.len();
+    }
+
+    /// Appends the handshake record rustls made.
+    fn encode(&mut self, encode: &mut EncodeTlsData<'_, ServerConnectionData>) {
+        let mut want = MAX_RECORD;
+        loop {
+            match encode.encode(self.room(want)) {
+                Ok(n) => {
+                    self.end += n;
+                    return;
+                }
+                Err(EncodeError::InsufficientSize(InsufficientSizeError { required_size })) => {
+                    want = required_size
+                }
+                Err(EncodeError::AlreadyEncoded) => return,
+            }
+        }
+    }
+}
+
+/// Writes what the socket takes of `bytes` now.
+fn write_fd(fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
+    // SAFETY: write from a live buffer of its length.
+    let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
 }
 
 impl Sink for TlsSession {
@@ -455,12 +744,26 @@ impl Sink for TlsSession {
             return crate::send::FdSink(self.fd()).write_slices(slices, more);
         }
         self.ready()?;
-        // rustls joins the pieces (a head and a small body) into records
-        // without copying them first, and takes at most its buffer limit
-        // (64 KiB, as TLS_CHUNK) while nothing else is buffered.
-        let n = self.conn.writer().write_vectored(slices)?;
-        self.flush_some()?;
-        Ok(n)
+        // One piece is encrypted as it is; several (a head and a small
+        // body) are joined first, so that they leave in one record.
+        if let [one] = slices {
+            let n = one.len().min(TLS_CHUNK);
+            self.encrypt(&one[..n])?;
+            return Ok(n);
+        }
+        STAGING.with(|staging| {
+            let mut buffer = staging.borrow_mut();
+            buffer.clear();
+            for slice in slices {
+                let room = TLS_CHUNK - buffer.len();
+                buffer.extend_from_slice(&slice[..slice.len().min(room)]);
+                if buffer.len() == TLS_CHUNK {
+                    break;
+                }
+            }
+            self.encrypt(&buffer)?;
+            Ok(buffer.len())
+        })
     }
 
     fn send_file(&mut self, file: RawFd, offset: u64, count: u64) -> io::Result<usize> {
@@ -499,33 +802,5 @@ impl Drop for TlsSession {
         if !self.established && self.probed {
             self.fail(ErrorKind::Incomplete);
         }
-    }
-}
-
-/// The socket as rustls's reader and writer.
-struct FdIo(RawFd);
-
-impl Read for FdIo {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        // SAFETY: read into a live buffer of its length.
-        let n = unsafe { libc::read(self.0, buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(n as usize)
-    }
-}
-
-impl Write for FdIo {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_vectored(&[IoSlice::new(buf)])
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        crate::send::FdSink(self.0).write_slices(bufs, false)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
