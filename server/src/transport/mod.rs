@@ -86,8 +86,8 @@ impl Transport {
     pub(crate) fn drain(&mut self) -> io::Result<usize> {
         match self {
             Transport::Plain(stream) => return (&*stream).read(&mut [0u8; 4096]),
-            // A failed session's records are not read: the bytes go.
-            Transport::Tls(session) if session.broken() => {
+            // Once a session reads no more, the bytes just go.
+            Transport::Tls(session) if session.done_reading() => {
                 return session.stream().read(&mut [0u8; 4096])
             }
             Transport::Tls(_) => {}

@@ -269,6 +269,9 @@ pub(crate) struct TlsSession {
     muted: bool,
     /// The client sent `close_notify`.
     peer_closed: bool,
+    /// The server sent `close_notify`: nothing more is read through the
+    /// session.
+    closed: bool,
 }
 
 impl fmt::Debug for TlsSession {
@@ -304,6 +307,7 @@ impl TlsSession {
             broken: false,
             muted: false,
             peer_closed: false,
+            closed: false,
         })
     }
 
@@ -331,6 +335,11 @@ impl TlsSession {
         if self.broken {
             return Ok(Received::Failed);
         }
+        if self.peer_closed {
+            // Records after close_notify are not read.
+            self.incoming = Vec::new();
+            return Ok(Received::End);
+        }
         if !self.probed {
             let mut first = [0u8; 1];
             if self.stream.peek(&mut first)? == 1 {
@@ -351,7 +360,11 @@ impl TlsSession {
                 return Ok(self.failed_with(&error));
             }
             let want = MAX_RECORD.min(MAX_INCOMING - self.incoming.len());
-            at_end = read_fd(self.fd(), &mut self.incoming, want)? == 0;
+            let read = read_fd(self.fd(), &mut self.incoming, want);
+            if self.incoming.is_empty() {
+                self.incoming = Vec::new();
+            }
+            at_end = read? == 0;
         }
         NAME_REFUSED.with(|refused| refused.set(false));
         let filled = input.len();
@@ -389,39 +402,48 @@ impl TlsSession {
         loop {
             let status = self.conn.process_tls_records(&mut self.incoming);
             let mut discard = status.discard;
-            let more = match status.state? {
-                ConnectionState::ReadTraffic(mut traffic) => {
+            let more = match status.state {
+                Err(error) => Err(error),
+                Ok(ConnectionState::ReadTraffic(mut traffic)) => {
+                    let mut read = Ok(true);
                     while let Some(record) = traffic.next_record() {
-                        let record = record?;
-                        discard += record.discard;
-                        input.extend_from_slice(record.payload);
+                        match record {
+                            Ok(record) => {
+                                discard += record.discard;
+                                input.extend_from_slice(record.payload);
+                            }
+                            Err(error) => {
+                                read = Err(error);
+                                break;
+                            }
+                        }
                     }
-                    true
+                    read
                 }
-                ConnectionState::EncodeTlsData(mut encode) => {
+                Ok(ConnectionState::EncodeTlsData(mut encode)) => {
                     self.outgoing.encode(&mut encode);
-                    true
+                    Ok(true)
                 }
                 // The records are in `outgoing`, which keeps them in order
                 // until the socket takes them.
-                ConnectionState::TransmitTlsData(transmit) => {
+                Ok(ConnectionState::TransmitTlsData(transmit)) => {
                     transmit.done();
-                    true
+                    Ok(true)
                 }
-                ConnectionState::PeerClosed => {
+                Ok(ConnectionState::PeerClosed) => {
                     self.peer_closed = true;
-                    true
+                    Ok(true)
                 }
-                ConnectionState::Closed => {
+                Ok(ConnectionState::Closed) => {
                     self.peer_closed = true;
-                    false
+                    Ok(false)
                 }
                 // More input needed, or all of it read; early data is not
                 // accepted (`max_early_data_size` is 0).
-                _ => false,
+                Ok(_) => Ok(false),
             };
             self.incoming.drain(..discard.min(self.incoming.len()));
-            if !more {
+            if !more? {
                 return Ok(());
             }
         }
@@ -464,15 +486,18 @@ impl TlsSession {
         let _ = (&self.stream).write(&fatal_alert(description));
     }
 
-    /// Moves the alert rustls queued as it failed the session, if any,
-    /// into `outgoing`. It is all rustls holds then (whatever it queued
-    /// before went out as it came), and rustls gives it back first, before
-    /// it would look at the ciphertext again: so one call, no more (a
-    /// second would read the bad record again and fail it twice).
+    /// Moves what rustls queued as it failed the session (its alert, and
+    /// any record of the same flight before it) into `outgoing`. rustls
+    /// hands back a queued record before it would look at the ciphertext
+    /// again, so asking only while one is queued never reads the bad
+    /// record twice.
     fn take_queued_alert(&mut self) {
-        let status = self.conn.process_tls_records(&mut self.incoming);
-        if let Ok(ConnectionState::EncodeTlsData(mut encode)) = status.state {
-            self.outgoing.encode(&mut encode);
+        while self.conn.wants_write() {
+            match self.conn.process_tls_records(&mut self.incoming).state {
+                Ok(ConnectionState::EncodeTlsData(mut encode)) => self.outgoing.encode(&mut encode),
+                Ok(ConnectionState::TransmitTlsData(transmit)) => transmit.done(),
+                _ => return,
+            }
         }
     }
 
@@ -517,15 +542,17 @@ impl TlsSession {
         !self.downgraded && !self.muted && !self.outgoing.is_empty()
     }
 
-    /// True once rustls has failed the session (its alert sent or on its
-    /// way).
-    pub(crate) fn broken(&self) -> bool {
-        self.broken
+    /// True once nothing more is to be read through the session: rustls
+    /// failed it (its alert sent or on its way), or either side sent
+    /// `close_notify`. What the client still sends is read and dropped.
+    pub(crate) fn done_reading(&self) -> bool {
+        self.broken || self.closed || self.peer_closed
     }
 
     /// Queues `close_notify` and writes it if the socket takes it.
     pub(crate) fn close_notify(&mut self) {
-        if !self.downgraded && self.established && !self.broken {
+        if !self.downgraded && self.established && !self.broken && !self.closed {
+            self.closed = true;
             let _ = self.seal_with(|traffic, out| traffic.queue_close_notify(out));
         }
     }
@@ -546,6 +573,9 @@ impl TlsSession {
             &mut [u8],
         ) -> Result<usize, EncryptError>,
     ) -> io::Result<()> {
+        if self.broken {
+            return Err(io::Error::other("the TLS session failed"));
+        }
         let mut sealed = sealing_buffer();
         let n = loop {
             // The ciphertext still held is part of a record (`process` took
@@ -553,6 +583,7 @@ impl TlsSession {
             // remembers how far into it a handshake message reached.
             let status = self.conn.process_tls_records(&mut self.incoming);
             if status.discard > 0 {
+                spare(sealed);
                 return Err(io::Error::other("TLS records arrived unread"));
             }
             match status.state {

@@ -108,6 +108,13 @@ fn old_protocols_are_refused_and_tickets_resume() {
         "{strong}"
     );
     assert!(strong.contains("Compression: NONE"), "{strong}");
+    // A client that offers only h2 is refused with the alert TLS 1.3
+    // names for it, after the ServerHello it was already sent.
+    let h2_only = s_client(&server, &["-alpn", "h2"]);
+    assert!(
+        h2_only.contains("alert no application protocol"),
+        "{h2_only}"
+    );
     let fresh = s_client(&server, &["-CAfile", ca, "-alpn", "http/1.1"]);
     assert!(fresh.contains("ALPN protocol: http/1.1"), "{fresh}");
     assert!(fresh.contains("Verify return code: 0 (ok)"), "{fresh}");
