@@ -835,3 +835,135 @@ impl Drop for TlsSession {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::net::TcpListener;
+    use std::time::{Duration, Instant};
+
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use rustls::{ClientConfig, ClientConnection, RootCertStore};
+
+    use super::*;
+
+    /// A server configuration and a client one that trusts it, for
+    /// `localhost`.
+    fn configs() -> (Arc<ServerConfig>, Arc<ClientConfig>) {
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("key")).expect("CA");
+        let key = KeyPair::generate().expect("key");
+        let params = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+        let cert = params.signed_by(&key, &ca).expect("certificate");
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let server = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key)
+            .expect("server config");
+        let mut roots = RootCertStore::empty();
+        roots.add(ca.der().clone()).expect("root");
+        let client = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (Arc::new(server), Arc::new(client))
+    }
+
+    /// Moves records both ways until `done` holds for the session and
+    /// the client (within a deadline).
+    fn exchange(
+        session: &mut TlsSession,
+        input: &mut Vec<u8>,
+        client: &mut ClientConnection,
+        socket: &mut TcpStream,
+        done: impl Fn(&TlsSession, &[u8], &ClientConnection) -> bool,
+    ) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done(session, input, client) {
+            assert!(Instant::now() < deadline, "the exchange did not finish");
+            while client.wants_write() {
+                client.write_tls(socket).expect("client writes");
+            }
+            match session.read_into(input, 4096) {
+                Ok(Received::Failed) => panic!("the session failed"),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("server read: {e}"),
+            }
+            session.flush_some().expect("server flush");
+            match client.read_tls(socket) {
+                Ok(_) => {
+                    client.process_new_packets().expect("client processes");
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("client read: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_idle_session_holds_no_buffer() {
+        let (server_config, client_config) = configs();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let mut socket = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        socket.set_nonblocking(true).expect("non-blocking");
+        let (accepted, _) = listener.accept().expect("accept");
+        accepted.set_nonblocking(true).expect("non-blocking");
+        let mut session =
+            TlsSession::accept(accepted, server_config, Rc::default()).expect("session");
+        let name = "localhost".try_into().expect("name");
+        let mut client = ClientConnection::new(client_config, name).expect("client");
+        let mut input = Vec::new();
+        client
+            .writer()
+            .write_all(b"GET / HTTP/1.1\r\n\r\n")
+            .expect("request");
+        exchange(
+            &mut session,
+            &mut input,
+            &mut client,
+            &mut socket,
+            |s, input, _| s.established && !input.is_empty(),
+        );
+        assert_eq!(input, b"GET / HTTP/1.1\r\n\r\n");
+        let body = vec![7u8; 100_000];
+        let mut sent = 0;
+        let mut answer = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while answer.len() < body.len() {
+            assert!(Instant::now() < deadline, "the answer did not arrive");
+            if sent < body.len() {
+                match session.write_slices(&[IoSlice::new(&body[sent..])], false) {
+                    Ok(n) => sent += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("server write: {e}"),
+                }
+            }
+            session.flush_some().expect("server flush");
+            match client.read_tls(&mut socket) {
+                Ok(_) => {
+                    let state = client.process_new_packets().expect("client processes");
+                    let mut plain = vec![0u8; state.plaintext_bytes_to_read()];
+                    client.reader().read_exact(&mut plain).expect("plaintext");
+                    answer.extend_from_slice(&plain);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("client read: {e}"),
+            }
+        }
+        assert!(answer == body, "the answer arrived whole");
+        assert!(!session.pending(), "everything was sent");
+        assert_eq!(session.incoming.capacity(), 0, "no ciphertext buffer in");
+        assert_eq!(
+            session.outgoing.buffer.capacity(),
+            0,
+            "no ciphertext buffer out"
+        );
+    }
+}
