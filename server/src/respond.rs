@@ -595,7 +595,7 @@ mod tests {
                     file.headers.lines.len() + crate::cache::KEPT_HEAD_OVERHEAD + added.longest();
                 assert!(worst <= counted, "{worst} bytes, {counted} counted");
                 let plain = file.headers.ok_head.get(added.stamp(DATE, false));
-                assert_eq!(plain.is_some(), !stamp.over_tls, "kept per added lines");
+                assert_eq!(plain.is_some(), !stamp.adds_lines(), "kept per added lines");
             }
         }
     }

@@ -364,9 +364,7 @@ impl Server {
         let Some(conn) = self.conns.get_mut(id) else {
             return Next::Unchanged;
         };
-        let stamp = self
-            .added_lines
-            .stamp(self.clock.http_date(), conn.is_tls());
+        let stamp = stamp_for(&self.added_lines, &self.clock, conn);
         let mut turn = Turn::new(self.poller.as_mut(), &self.clock, stamp);
         f(&mut self.cgi, conn, &mut turn)
     }
@@ -422,9 +420,7 @@ impl Server {
                 return false;
             };
             let (now, log) = (self.clock.now(), self.log.enabled());
-            let stamp = self
-                .added_lines
-                .stamp(self.clock.http_date(), conn.is_tls());
+            let stamp = stamp_for(&self.added_lines, &self.clock, conn);
             let limits = &self.config.keepalive_limits;
             match conn.next_request(now, stamp, log, limits) {
                 Incoming::Nothing => return false,
@@ -450,9 +446,7 @@ impl Server {
             let Some(conn) = self.conns.get_mut(id) else {
                 return Next::Unchanged;
             };
-            let stamp = self
-                .added_lines
-                .stamp(self.clock.http_date(), conn.is_tls());
+            let stamp = stamp_for(&self.added_lines, &self.clock, conn);
             let reply = respond::options(conn.output(), &request, allow, stamp);
             return Next::Respond(reply, request.log);
         }
@@ -482,9 +476,7 @@ impl Server {
         let Some(conn) = self.conns.get_mut(id) else {
             return Next::Unchanged;
         };
-        let stamp = self
-            .added_lines
-            .stamp(self.clock.http_date(), conn.is_tls());
+        let stamp = stamp_for(&self.added_lines, &self.clock, conn);
         let mut turn = Turn::new(self.poller.as_mut(), &self.clock, stamp);
         match gauges {
             Some(gauges) => self.status.serve(conn, request, gauges, &turn),
@@ -562,9 +554,7 @@ impl Server {
             let Some(conn) = self.conns.get_mut(id) else {
                 continue;
             };
-            let stamp = self
-                .added_lines
-                .stamp(self.clock.http_date(), conn.is_tls());
+            let stamp = stamp_for(&self.added_lines, &self.clock, conn);
             let mut turn = Turn::new(self.poller.as_mut(), &self.clock, stamp);
             let supervision = &mut self.supervision;
             let next = self
@@ -583,9 +573,7 @@ impl Server {
         let next = if conn.cgi_due() {
             self.with_cgi(id, |cgi, conn, turn| cgi.timed_out(conn, turn))
         } else if conn.waits_for_helper() {
-            let stamp = self
-                .added_lines
-                .stamp(self.clock.http_date(), conn.is_tls());
+            let stamp = stamp_for(&self.added_lines, &self.clock, conn);
             self.statics.timed_out(conn, stamp)
         } else {
             Next::Close
@@ -620,4 +608,10 @@ fn redirect_to_https(conn: &mut Connection, request: Request, port: u16, stamp: 
     }
     let reply = respond::to_https(conn.output(), &request, &host, port, keep_alive, stamp);
     Next::Respond(reply, request.log)
+}
+
+/// What the heads of `conn`'s responses start with now: this second's
+/// `Date` and the lines its transport adds.
+fn stamp_for<'a>(added: &'a AddedLines, clock: &'a Clock, conn: &Connection) -> Stamp<'a> {
+    added.stamp(clock.http_date(), conn.is_tls())
 }

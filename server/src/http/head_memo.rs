@@ -25,7 +25,7 @@ impl Clone for HeadMemo {
 #[derive(Debug)]
 struct Kept {
     date: Box<str>,
-    over_tls: bool,
+    adds_lines: bool,
     head: Rc<[u8]>,
 }
 
@@ -34,7 +34,7 @@ impl HeadMemo {
     pub(crate) fn get(&self, stamp: Stamp<'_>) -> Option<Rc<[u8]>> {
         let kept = self.0.borrow();
         kept.as_ref()
-            .filter(|k| *k.date == *stamp.date && k.over_tls == stamp.over_tls)
+            .filter(|k| *k.date == *stamp.date && k.adds_lines == stamp.adds_lines())
             .map(|k| Rc::clone(&k.head))
     }
 
@@ -42,7 +42,7 @@ impl HeadMemo {
     pub(crate) fn keep(&self, stamp: Stamp<'_>, head: Rc<[u8]>) {
         *self.0.borrow_mut() = Some(Kept {
             date: stamp.date.into(),
-            over_tls: stamp.over_tls,
+            adds_lines: stamp.adds_lines(),
             head,
         });
     }
@@ -59,7 +59,6 @@ mod tests {
         let later = Stamp::plain("Mon, 30 Nov 2026 10:00:01 GMT");
         let later_over_tls = Stamp {
             lines: b"Strict-Transport-Security: max-age=1\r\n",
-            over_tls: true,
             ..later
         };
         assert!(memo.get(monday).is_none());

@@ -16,19 +16,18 @@ pub(crate) const SERVER_NAME: &str = concat!("amped/", env!("CARGO_PKG_VERSION")
 pub(crate) struct Stamp<'a> {
     pub(crate) date: &'a str,
     pub(crate) lines: &'a [u8],
-    /// The lines are the server's HTTPS ones (not none): what a kept head
-    /// is told apart by, with the date, without copying the lines.
-    pub(crate) over_tls: bool,
 }
 
 impl<'a> Stamp<'a> {
     /// A stamp that adds no lines.
     pub(crate) fn plain(date: &'a str) -> Stamp<'a> {
-        Stamp {
-            date,
-            lines: b"",
-            over_tls: false,
-        }
+        Stamp { date, lines: b"" }
+    }
+
+    /// True when the stamp adds lines. The server has one set of added
+    /// lines (its HTTPS ones), so this and the date tell heads apart.
+    pub(crate) fn adds_lines(&self) -> bool {
+        !self.lines.is_empty()
     }
 }
 
@@ -53,11 +52,10 @@ impl AddedLines {
     /// The stamp for a head sent at `date` on a connection that is TLS
     /// or not.
     pub(crate) fn stamp<'a>(&'a self, date: &'a str, tls: bool) -> Stamp<'a> {
-        match tls && !self.tls.is_empty() {
+        match tls {
             true => Stamp {
                 date,
                 lines: &self.tls,
-                over_tls: true,
             },
             false => Stamp::plain(date),
         }

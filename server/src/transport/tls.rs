@@ -258,15 +258,10 @@ pub(crate) struct TlsSession {
     downgraded: bool,
     /// The handshake is done and counted.
     established: bool,
-    /// The connection failed and the failure is counted.
-    failed: bool,
     /// Some record has gone to the client.
     sent_any: bool,
     /// rustls failed the session: nothing more is read through it.
     broken: bool,
-    /// What rustls queued is not to be sent (an alert of amped's own
-    /// went instead).
-    muted: bool,
     /// The client sent `close_notify`.
     peer_closed: bool,
     /// The server sent `close_notify`: nothing more is read through the
@@ -302,10 +297,8 @@ impl TlsSession {
             probed: false,
             downgraded: false,
             established: false,
-            failed: false,
             sent_any: false,
             broken: false,
-            muted: false,
             peer_closed: false,
             closed: false,
         })
@@ -346,7 +339,7 @@ impl TlsSession {
                 self.probed = true;
                 if first[0] != HANDSHAKE_RECORD && first[0].is_ascii_alphabetic() {
                     self.downgraded = true;
-                    self.fail(ErrorKind::PlainHttp);
+                    self.counters.error(ErrorKind::PlainHttp);
                     return Ok(Received::PlainOnTlsPort);
                 }
             }
@@ -452,7 +445,7 @@ impl TlsSession {
     /// Counts and answers a failure; nothing more is read through the
     /// session.
     fn failed_with(&mut self, error: &rustls::Error) -> Received {
-        self.fail(ErrorKind::of(error));
+        self.counters.error(ErrorKind::of(error));
         self.broken = true;
         self.alert(error);
         self.incoming = Vec::new();
@@ -480,8 +473,8 @@ impl TlsSession {
             rustls::Error::InvalidMessage(_) => DECODE_ERROR,
             _ => HANDSHAKE_FAILURE,
         };
-        // Whatever rustls queued stays unsent.
-        self.muted = true;
+        // Whatever rustls queued stays unsent (and nothing more is
+        // queued: the session is broken).
         self.outgoing.clear();
         let _ = (&self.stream).write(&fatal_alert(description));
     }
@@ -501,13 +494,6 @@ impl TlsSession {
         }
     }
 
-    fn fail(&mut self, kind: ErrorKind) {
-        if !self.failed {
-            self.failed = true;
-            self.counters.error(kind);
-        }
-    }
-
     /// Writes records while the socket takes them. Ok when all are out or
     /// the socket is full.
     pub(crate) fn flush_some(&mut self) -> io::Result<()> {
@@ -520,9 +506,6 @@ impl TlsSession {
     /// Writes records until none is left (Ok; the buffer is let go) or
     /// the socket is full (`WouldBlock`).
     fn flush_all(&mut self) -> io::Result<()> {
-        if self.muted {
-            self.outgoing.clear();
-        }
         while !self.outgoing.is_empty() {
             match write_fd(self.fd(), self.outgoing.bytes()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -539,7 +522,7 @@ impl TlsSession {
 
     /// True while records wait for the socket.
     pub(crate) fn pending(&self) -> bool {
-        !self.downgraded && !self.muted && !self.outgoing.is_empty()
+        !self.downgraded && !self.outgoing.is_empty()
     }
 
     /// True once nothing more is to be read through the session: rustls
@@ -557,15 +540,10 @@ impl TlsSession {
         }
     }
 
-    /// Ready to take more plaintext: every earlier record is on the
-    /// socket, or `WouldBlock`.
-    fn ready(&mut self) -> io::Result<()> {
-        self.flush_all()
-    }
-
-    /// Seals what `seal` writes with the session's keys into the thread's
-    /// `SEALED` buffer and writes it, keeping what the socket does not
-    /// take. Handshake records rustls still has (tickets) go first.
+    /// Seals what `seal` writes with the session's keys into one of the
+    /// thread's `SEALED` buffers and writes it, keeping what the socket
+    /// does not take. Handshake records rustls still has (tickets) go
+    /// first.
     fn seal_with(
         &mut self,
         seal: impl FnOnce(
@@ -576,20 +554,19 @@ impl TlsSession {
         if self.broken {
             return Err(io::Error::other("the TLS session failed"));
         }
-        let mut sealed = sealing_buffer();
-        let n = loop {
+        let (sealed, n) = loop {
             // The ciphertext still held is part of a record (`process` took
             // every whole one): rustls reads none of it here, but it
             // remembers how far into it a handshake message reached.
             let status = self.conn.process_tls_records(&mut self.incoming);
             if status.discard > 0 {
-                spare(sealed);
                 return Err(io::Error::other("TLS records arrived unread"));
             }
             match status.state {
                 Ok(ConnectionState::WriteTraffic(mut traffic)) => {
+                    let mut sealed = sealing_buffer();
                     match seal(&mut traffic, &mut sealed) {
-                        Ok(n) => break n,
+                        Ok(n) => break (sealed, n),
                         Err(e) => {
                             spare(sealed);
                             return Err(io::Error::other(e));
@@ -601,46 +578,22 @@ impl TlsSession {
                 Ok(ConnectionState::PeerClosed) => self.peer_closed = true,
                 Ok(other) => {
                     let state = format!("{other:?}");
-                    spare(sealed);
                     return Err(io::Error::other(format!("TLS cannot send now: {state}")));
                 }
-                Err(e) => {
-                    spare(sealed);
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-                }
+                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
             }
         };
-        self.send_sealed(sealed, n)
-    }
-
-    /// Writes the records in `sealed[..n]` after whatever waits in
-    /// `outgoing`; what the socket does not take waits there (`sealed`
-    /// itself becomes `outgoing` when nothing else waits).
-    fn send_sealed(&mut self, sealed: Vec<u8>, n: usize) -> io::Result<()> {
-        if !self.outgoing.is_empty() {
-            self.outgoing.push(&sealed[..n]);
-            spare(sealed);
-            return self.flush_some();
-        }
-        let mut written = 0;
-        while written < n {
-            match write_fd(self.fd(), &sealed[written..n]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(k) => written += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    spare(sealed);
-                    return Err(e);
-                }
+        // The records go after whatever waits (handshake records rustls
+        // had); when nothing waits, the sealing buffer itself is what
+        // waits, so that what the socket does not take is not copied.
+        match self.outgoing.is_empty() {
+            true => self.outgoing.hold(sealed, 0, n),
+            false => {
+                self.outgoing.push(&sealed[..n]);
+                spare(sealed);
             }
         }
-        self.sent_any |= written > 0;
-        match written == n {
-            true => spare(sealed),
-            false => self.outgoing.hold(sealed, written, n),
-        }
-        Ok(())
+        self.flush_some()
     }
 
     /// Encrypts `plaintext` (at most `TLS_CHUNK` bytes) and writes it.
@@ -655,7 +608,8 @@ impl TlsSession {
         count: usize,
         fill: impl FnMut(&mut [u8], usize) -> io::Result<usize>,
     ) -> io::Result<usize> {
-        self.ready()?;
+        // Ready for more only once every earlier record is out.
+        self.flush_all()?;
         STAGING.with(|staging| {
             let mut buffer = staging.borrow_mut();
             if buffer.len() < TLS_CHUNK {
@@ -774,7 +728,8 @@ impl Sink for TlsSession {
         if self.downgraded {
             return crate::send::FdSink(self.fd()).write_slices(slices, more);
         }
-        self.ready()?;
+        // Ready for more only once every earlier record is out.
+        self.flush_all()?;
         // One piece is encrypted as it is; several (a head and a small
         // body) are joined first, so that they leave in one record.
         if let [one] = slices {
@@ -830,8 +785,10 @@ impl Sink for TlsSession {
 impl Drop for TlsSession {
     fn drop(&mut self) {
         TlsCounters::add(&self.counters.open, -1);
-        if !self.established && self.probed {
-            self.fail(ErrorKind::Incomplete);
+        // A failure already counted (plain HTTP, a broken session) is
+        // not counted again as an unfinished handshake.
+        if self.probed && !self.established && !self.broken && !self.downgraded {
+            self.counters.error(ErrorKind::Incomplete);
         }
     }
 }
