@@ -23,6 +23,19 @@ pub struct TestCerts {
 }
 
 impl TestCerts {
+    /// `--listen-tls 127.0.0.1:0 --tls-cert CERT --tls-key KEY`.
+    pub fn listen_args(&self) -> [&str; 6] {
+        let (_, cert, key) = self.paths();
+        [
+            "--listen-tls",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            key,
+        ]
+    }
+
     /// The three paths as `&str` (CA, certificate, key).
     pub fn paths(&self) -> (&str, &str, &str) {
         (utf8(&self.ca), utf8(&self.cert), utf8(&self.key))
@@ -116,25 +129,13 @@ pub fn make_certs_with(dir: &Path, tag: &str, options: &CertOptions<'_>) -> Test
     paths
 }
 
-/// A server on `site` with one TLS listener (an OS-chosen port) and
-/// `certs`, plus `extra` arguments.
-pub fn serve_tls(
-    site: &TempDocroot,
-    certs: &TestCerts,
-    backend: &str,
-    extra: &[&str],
-) -> ServerProcess {
-    let (_, cert, key) = certs.paths();
-    let mut args = vec![
-        "--listen-tls",
-        "127.0.0.1:0",
-        "--tls-cert",
-        cert,
-        "--tls-key",
-        key,
-    ];
+/// A server on the document root `root` with one TLS listener (an
+/// OS-chosen port, beside the fixture's plain one) and `certs`, plus
+/// `extra` arguments.
+pub fn serve_tls(root: &Path, certs: &TestCerts, backend: &str, extra: &[&str]) -> ServerProcess {
+    let mut args = certs.listen_args().to_vec();
     args.extend_from_slice(extra);
-    ServerProcess::serve_with(site.path(), backend, &args)
+    ServerProcess::serve_with(root, backend, &args)
 }
 
 /// A site holding `index` as its `index.html`, a CA and a certificate
@@ -143,7 +144,7 @@ pub fn tls_site(tag: &str, index: &[u8], backend: &str) -> (TempDocroot, TestCer
     let site = TempDocroot::new(tag);
     site.write("index.html", index);
     let certs = make_certs(&site.outside(), "a");
-    let server = serve_tls(&site, &certs, backend, &[]);
+    let server = serve_tls(site.path(), &certs, backend, &[]);
     (site, certs, server)
 }
 

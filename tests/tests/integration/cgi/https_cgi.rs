@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use tests::cgi::CgiSite;
 use tests::docroot::pseudo_random_bytes;
-use tests::tls::{curl, make_certs, resolve, TestCerts};
+use tests::tls::{curl, make_certs, resolve, serve_tls, TestCerts};
 use tests::{assert_bytes_eq, per_backend, ServerProcess, TempDocroot};
 
 const ENV_SCRIPT: &str = r"printf 'Content-Type: text/plain\r\n\r\n'
@@ -31,19 +31,7 @@ fn start(tag: &str, backend: &str) -> (CgiSite, TempDocroot, TestCerts, ServerPr
     // curl's files and the certificates, outside the document root.
     let scratch = TempDocroot::new(&format!("{tag}-scratch"));
     let certs = make_certs(&scratch.outside(), "a");
-    let (_, cert, key) = certs.paths();
-    let server = ServerProcess::serve_with(
-        site.root(),
-        backend,
-        &[
-            "--listen-tls",
-            "127.0.0.1:0",
-            "--tls-cert",
-            cert,
-            "--tls-key",
-            key,
-        ],
-    );
+    let server = serve_tls(site.root(), &certs, backend, &[]);
     (site, scratch, certs, server)
 }
 

@@ -22,11 +22,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tests::slow_disk::{SlowSite, SMALL_HTML};
 use tests::status::{status_json, status_number, STATUS_PATH};
-use tests::tls::{make_certs, run_python, TestCerts, CURL};
-use tests::{
-    assert_bytes_eq, per_backend, run_with_deadline, Connection, ServerProcess, TempDocroot,
-    DEADLINE,
-};
+use tests::tls::{make_certs, run_python, serve_tls, TestCerts, CURL};
+use tests::{assert_bytes_eq, per_backend, run_with_deadline, Connection, TempDocroot, DEADLINE};
 
 const MIB: usize = 1 << 20;
 /// As `files/slow_disk.rs`'s latency tests.
@@ -128,20 +125,11 @@ fn cold_files_over_https_never_hold_up_cached_requests(backend: &str) {
     let scratch = TempDocroot::new(&format!("https-slow-{backend}"));
     let outside = scratch.outside();
     let certs = make_certs(&outside, "a");
-    let (_, cert, key) = certs.paths();
-    let server = ServerProcess::serve_with(
+    let server = serve_tls(
         site.root(),
+        &certs,
         backend,
-        &[
-            "--status-path",
-            STATUS_PATH,
-            "--listen-tls",
-            "127.0.0.1:0",
-            "--tls-cert",
-            cert,
-            "--tls-key",
-            key,
-        ],
+        &["--status-path", STATUS_PATH],
     );
     let addr = server.addr();
     let tls_port = server.tls_port();

@@ -79,7 +79,7 @@ fn old_protocols_are_refused_and_tickets_resume() {
     // it: a short header timeout does that soon after the ticket is read.
     let site = TempDocroot::new("https-openssl");
     let certs = make_certs(&site.outside(), "a");
-    let server = serve_tls(&site, &certs, "epoll", &["--header-timeout", "1"]);
+    let server = serve_tls(site.path(), &certs, "epoll", &["--header-timeout", "1"]);
     let ca = certs.ca.to_str().expect("utf-8");
     let old = s_client(&server, &["-tls1_1"]);
     assert!(

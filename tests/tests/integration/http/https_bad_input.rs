@@ -65,7 +65,7 @@ fn bad_input_site(
     let certs = make_certs(&site.outside(), "a");
     let mut args = vec!["--status-path", STATUS_PATH];
     args.extend_from_slice(extra);
-    let server = serve_tls(&site, &certs, backend, &args);
+    let server = serve_tls(site.path(), &certs, backend, &args);
     (site, certs, server)
 }
 

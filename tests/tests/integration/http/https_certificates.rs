@@ -166,7 +166,7 @@ fn with_converted_key(certs: &TestCerts, convert: &[&str], tag: &str) -> TestCer
 /// A server with `certs` alone serves `index` to curl trusting its CA,
 /// and s_client sees a public key of `bits` bits.
 fn assert_serves(site: &TempDocroot, certs: &TestCerts, bits: u32, what: &str) {
-    let server = serve_tls(site, certs, "epoll", &[]);
+    let server = serve_tls(site.path(), certs, "epoll", &[]);
     let out = s_client(&server, &["-CAfile", path(&certs.ca)]);
     assert!(out.contains(VERIFIED), "{what}: {out}");
     assert!(
@@ -329,7 +329,7 @@ fn a_world_readable_key_loads_with_one_warning() {
         checked.stderr
     );
 
-    let server = serve_tls(&site, &certs, "epoll", &[]);
+    let server = serve_tls(site.path(), &certs, "epoll", &[]);
     let out = s_client(&server, &["-CAfile", path(&certs.ca)]);
     assert!(out.contains(VERIFIED), "the key did not load: {out}");
     // Everything start-up logs comes before the line SIGHUP logs first;

@@ -197,7 +197,7 @@ fn python_site(tag: &str, backend: &str) -> (TempDocroot, tests::tls::TestCerts,
     site.write("index.html", INDEX.as_bytes());
     site.write("second.txt", SECOND.as_bytes());
     let certs = make_certs(&site.outside(), "a");
-    let server = serve_tls(&site, &certs, backend, &[]);
+    let server = serve_tls(site.path(), &certs, backend, &[]);
     (site, certs, server)
 }
 
@@ -372,7 +372,7 @@ fn chromium_shows_the_example_site_over_https() {
     let certs = make_certs(&outside, "a");
     let access_log = outside.join("access.log");
     let server = serve_tls(
-        &site,
+        site.path(),
         &certs,
         "epoll",
         &[

@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use tests::tls::{curl, make_certs, resolve, CURL};
+use tests::tls::{curl, make_certs, resolve, serve_tls, CURL};
 use tests::{
     per_backend, run_with_deadline, server_bin, Connection, ServerProcess, TempDocroot, DEADLINE,
 };
@@ -31,23 +31,11 @@ fn redirecting_site(
         0o755,
     );
     let certs = make_certs(&site.outside(), "a");
-    let (_, cert, key) = certs.paths();
-    let server = ServerProcess::serve_with(
+    let server = serve_tls(
         site.path(),
+        &certs,
         backend,
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--listen-tls",
-            "127.0.0.1:0",
-            "--tls-cert",
-            cert,
-            "--tls-key",
-            key,
-            "--redirect-to-https",
-            "--hsts",
-            HSTS,
-        ],
+        &["--redirect-to-https", "--hsts", HSTS],
     );
     (site, certs, server)
 }
@@ -199,15 +187,7 @@ fn check_config(site: &TempDocroot, args: &[&str]) -> (Option<i32>, Vec<String>)
 fn bad_redirect_and_hsts_settings_are_refused() {
     let site = TempDocroot::new("https-redirect-check");
     let certs = make_certs(&site.outside(), "a");
-    let (_, cert, key) = certs.paths();
-    let tls = [
-        "--listen-tls",
-        "127.0.0.1:0",
-        "--tls-cert",
-        cert,
-        "--tls-key",
-        key,
-    ];
+    let tls = certs.listen_args();
     let with_tls = |more: &[&str]| {
         let mut args = tls.to_vec();
         args.extend_from_slice(more);

@@ -10,8 +10,8 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
-use tests::tls::{make_certs, run_python};
-use tests::{per_backend, ServerProcess, TempDocroot, DEADLINE};
+use tests::tls::{make_certs, run_python, serve_tls};
+use tests::{per_backend, TempDocroot, DEADLINE};
 
 /// Sends `argv[3]`'s bytes over TLS (the CA `argv[2]`, SNI localhost) to
 /// port `argv[1]` and writes what comes back until the server closes to
@@ -81,24 +81,12 @@ fn the_same_requests_get_the_same_bytes_over_https(backend: &str) {
     let big: Vec<u8> = (0..256 * 1024u32).map(|i| (i * 13 % 251) as u8).collect();
     site.write("big.bin", &big);
     let certs = make_certs(&site.outside(), "a");
-    let (ca, cert, key) = certs.paths();
-    let server = ServerProcess::serve_with(
+    let (ca, _, _) = certs.paths();
+    let server = serve_tls(
         site.path(),
+        &certs,
         backend,
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--listen-tls",
-            "127.0.0.1:0",
-            "--tls-cert",
-            cert,
-            "--tls-key",
-            key,
-            "--gzip-static",
-            "--dir-listing",
-            "--status-path",
-            "/status",
-        ],
+        &["--gzip-static", "--dir-listing", "--status-path", "/status"],
     );
     let request = requests();
     let mut plain = TcpStream::connect(server.addr()).expect("connect");

@@ -146,7 +146,7 @@ fn a_ticket_from_one_worker_resumes_on_the_other(backend: &str) {
     let site = TempDocroot::new("tls-workers");
     site.write("index.html", PAGE.as_bytes());
     let certs = make_certs(&site.outside(), "a");
-    let server = serve_tls(&site, &certs, backend, &["--workers", "2"]);
+    let server = serve_tls(site.path(), &certs, backend, &["--workers", "2"]);
     let parent = server.pid_t();
     let workers = wait_for_live_children(parent, "server", 2);
     let script = site.outside().join("resume.py");
