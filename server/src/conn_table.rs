@@ -23,7 +23,10 @@ pub(crate) struct ConnTable {
     slots: Vec<Option<Connection>>,
     free: Vec<usize>,
     next_generation: u32,
+    /// Connections with sockets (HTTP/2 streams are not counted).
     open: usize,
+    /// HTTP/2 streams being served.
+    streams: usize,
     timers: Deadlines<ConnId>,
 }
 
@@ -58,6 +61,22 @@ impl ConnTable {
         Ok(id)
     }
 
+    /// Takes in an HTTP/2 stream as a connection of its own: it has no
+    /// socket for the poller, and does not count against
+    /// `--max-connections` (its HTTP/2 connection does, and the session
+    /// bounds its streams).
+    pub(crate) fn admit_stream(
+        &mut self,
+        transport: Transport,
+        peer: SocketAddr,
+        (now, deadline): (Instant, Instant),
+    ) -> ConnId {
+        let id = self.reserve();
+        self.insert(Connection::new(transport, peer, id, now, deadline));
+        self.set_deadline(id, deadline);
+        id
+    }
+
     /// The id the next connection will get (its slot is reserved until
     /// [`insert`](Self::insert) or [`release`](Self::release)).
     pub(crate) fn reserve(&mut self) -> ConnId {
@@ -84,7 +103,10 @@ impl ConnTable {
         let slot = conn.id().slot();
         if let Some(place) = self.slots.get_mut(slot) {
             if place.is_none() {
-                self.open += 1;
+                match conn.is_stream() {
+                    true => self.streams += 1,
+                    false => self.open += 1,
+                }
             }
             *place = Some(conn);
         }
@@ -122,13 +144,21 @@ impl ConnTable {
         self.get(id)?;
         let conn = self.slots.get_mut(id.slot())?.take()?;
         self.free.push(id.slot());
-        self.open -= 1;
+        match conn.is_stream() {
+            true => self.streams -= 1,
+            false => self.open -= 1,
+        }
         Some(conn)
     }
 
     /// How many connections are open.
     pub(crate) fn open(&self) -> usize {
         self.open
+    }
+
+    /// How many HTTP/2 streams are being served.
+    pub(crate) fn streams(&self) -> usize {
+        self.streams
     }
 
     /// Sets connection `id`'s deadline.

@@ -25,6 +25,7 @@ mod conn_id;
 mod conn_table;
 mod connection;
 mod event;
+mod h2;
 mod hostile_input;
 mod http;
 mod inherited_fds;

@@ -170,7 +170,8 @@ fn respond_file(out: &mut Output, req: &Request, rep: Representation, stamp: Sta
         head.extend_from_slice(frame.content_type_line.as_bytes());
         rep.push_lines(&mut head, false);
         let kind = body_kind(req, frame.length);
-        let (body, keep_alive) = end_head(&mut head, kind, req.keep_alive, req.http10);
+        let (body, keep_alive) =
+            end_head(&mut head, kind, req.keep_alive, req.ends_body_by_closing());
         out.push_owned(head);
         return Reply {
             status: Status::PARTIAL_CONTENT,
@@ -182,7 +183,8 @@ fn respond_file(out: &mut Output, req: &Request, rep: Representation, stamp: Sta
     let range = format!("Content-Range: bytes {}-{}/{size}\r\n", one.start, one.end);
     head.extend_from_slice(range.as_bytes());
     let kind = body_kind(req, one.len());
-    let (mut body, keep_alive) = end_head(&mut head, kind, req.keep_alive, req.http10);
+    let (mut body, keep_alive) =
+        end_head(&mut head, kind, req.keep_alive, req.ends_body_by_closing());
     out.push_owned(head);
     Reply {
         status: Status::PARTIAL_CONTENT,
@@ -217,7 +219,8 @@ fn whole_file(
             let mut head = Vec::with_capacity(320);
             begin(&mut head, Status::OK, stamp);
             rep.push_lines(&mut head, true);
-            let (body, keep_alive) = end_head(&mut head, kind, req.keep_alive, req.http10);
+            let (body, keep_alive) =
+                end_head(&mut head, kind, req.keep_alive, req.ends_body_by_closing());
             match memo {
                 Some(memo) => {
                     let head: Rc<[u8]> = head.into();
@@ -255,7 +258,12 @@ fn not_modified(out: &mut Output, req: &Request, rep: Representation, stamp: Sta
     let mut head = Vec::with_capacity(320);
     begin(&mut head, Status::NOT_MODIFIED, stamp);
     rep.push_lines(&mut head, true);
-    let (_, keep_alive) = end_head(&mut head, BodyKind::NoBody, req.keep_alive, req.http10);
+    let (_, keep_alive) = end_head(
+        &mut head,
+        BodyKind::NoBody,
+        req.keep_alive,
+        req.ends_body_by_closing(),
+    );
     out.push_owned(head);
     Reply {
         status: Status::NOT_MODIFIED,
@@ -352,7 +360,8 @@ fn dynamic_with(
         format!("Content-Type: {content_type}\r\nCache-Control: no-store\r\n").as_bytes(),
     );
     let kind = body_kind(req, len as u64);
-    let (encoder, keep_alive) = end_head(&mut head, kind, req.keep_alive, req.http10);
+    let (encoder, keep_alive) =
+        end_head(&mut head, kind, req.keep_alive, req.ends_body_by_closing());
     out.push_owned(head);
     let body_bytes = match encoder {
         BodyEncoder::Empty => 0,
@@ -377,7 +386,7 @@ pub(crate) fn options(out: &mut Output, req: &Request, allow: &str, stamp: Stamp
         &mut head,
         BodyKind::Body(Some(0)),
         req.keep_alive,
-        req.http10,
+        req.ends_body_by_closing(),
     );
     out.push_owned(head);
     Reply {

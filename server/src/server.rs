@@ -39,6 +39,8 @@ use crate::tls_context::TlsContext;
 use crate::token::EventToken;
 use crate::transport::Transport;
 
+mod h2_streams;
+
 /// The server: every connection, the cache, the subsystems.
 pub(crate) struct Server {
     config: Config,
@@ -66,6 +68,9 @@ pub(crate) struct Server {
     added_lines: AddedLines,
     /// With `--redirect-to-https`: the port plain HTTP is sent to.
     https_redirect: Option<u16>,
+    /// HTTP/2 streams and connections to go on with at the end of the
+    /// turn.
+    h2_pending: h2_streams::Pending,
 }
 
 impl Server {
@@ -89,6 +94,7 @@ impl Server {
             statics: StaticFiles::new(cache, config.helper_timeout, config.gzip_static),
             added_lines,
             https_redirect,
+            h2_pending: Default::default(),
             send: SendPath::new(config.helper_timeout, config.window_memory),
             timeouts: Timeouts::new(&config),
             status: StatusPage::new(&config),
@@ -146,6 +152,7 @@ impl Server {
             // A runner death seen by SIGCHLD first may leave runs lost.
             let lost = self.cgi.runner().take_lost();
             self.runner_reports(lost);
+            self.run_h2_pending();
             if let Some(deadline) = self.draining {
                 self.close_idle();
                 if self.conns.open() == 0 || deadline <= now {
@@ -175,6 +182,7 @@ impl Server {
             ),
             until(self.log.next_flush()),
             until(self.draining),
+            (!self.h2_pending.is_empty()).then_some(Duration::ZERO),
         ]
         .into_iter()
         .flatten()
@@ -231,6 +239,7 @@ impl Server {
                 notifier.notify("STOPPING=1");
             }
             self.draining = Some(self.clock.now() + self.config.shutdown_timeout);
+            self.h2_go_away();
             self.close_idle();
         }
         if arrived.hangup {
@@ -318,10 +327,16 @@ impl Server {
         let Some(mut conn) = self.conns.remove(id) else {
             return;
         };
+        if let Some(session) = conn.h2().cloned() {
+            self.end_streams(&session);
+        }
+        self.stream_closed(&mut conn);
         self.cgi.abandon(&mut conn, self.poller.as_mut());
         self.supervision.cancel_reads(id);
         self.send.forget(id);
-        let _ = self.poller.forget_closing(conn.fd());
+        if !conn.is_stream() {
+            let _ = self.poller.forget_closing(conn.fd());
+        }
     }
 
     /// Goes on with the connections whose front window waited for room in
@@ -397,6 +412,9 @@ impl Server {
     /// Handles whatever the connection can do now: answer buffered
     /// requests in order, write, and pick what to wait for next.
     fn advance(&mut self, id: ConnId) {
+        if self.speaks_h2(id) {
+            return self.h2_turn(id);
+        }
         // Answering stops while too much output is queued; once a flush
         // empties the queue, the requests still buffered are taken up.
         while self.answer_buffered(id) {
@@ -408,6 +426,9 @@ impl Server {
             {
                 return;
             }
+        }
+        if self.speaks_h2(id) {
+            return self.h2_turn(id);
         }
         self.flush(id);
     }
@@ -427,6 +448,10 @@ impl Server {
                 Incoming::OutputFull => return true,
                 Incoming::Refused(reply, log) => self.finish_reply(id, reply, log.as_ref()),
                 Incoming::Request(request) => self.serve(id, request),
+                Incoming::Http2 => {
+                    self.start_h2(id);
+                    return false;
+                }
             }
         }
     }
@@ -462,6 +487,7 @@ impl Server {
         let (cgi_bodies, cgi_spooled_bytes) = self.cgi.collecting();
         let gauges = self.status.asked_by(&request).then(|| Gauges {
             open_connections: self.conns.open(),
+            h2_streams: self.conns.streams(),
             cache: self.statics.stats(),
             tls: self.tls.as_ref().map(TlsContext::stats).unwrap_or_default(),
             helper_lookups_in_flight: self.supervision.pool().in_flight(),
@@ -518,6 +544,7 @@ impl Server {
             self.cgi.rearm(conn, self.poller.as_mut());
         }
         self.conns.set_deadline(id, deadline);
+        self.after_flush(id);
     }
 
     /// Takes a helper's answer to where it belongs.

@@ -22,6 +22,8 @@ use crate::transport::TlsStats;
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Counters {
     pub(crate) accepted: u64,
+    /// Connections that went on in HTTP/2.
+    pub(crate) h2_connections: u64,
     pub(crate) requests: u64,
     /// Responses by status class: 1xx, 2xx, 3xx, 4xx, 5xx.
     pub(crate) by_class: [u64; 5],
@@ -58,6 +60,8 @@ pub(crate) struct StatusPage {
 #[derive(Debug, Clone)]
 pub(crate) struct Gauges {
     pub(crate) open_connections: usize,
+    /// HTTP/2 streams being served.
+    pub(crate) h2_streams: usize,
     pub(crate) cache: CacheStats,
     /// All zero when nothing listens with TLS.
     pub(crate) tls: TlsStats,
@@ -86,6 +90,11 @@ impl StatusPage {
     /// Counts an accepted connection.
     pub(crate) fn accepted(&mut self) {
         self.counters.accepted += 1;
+    }
+
+    /// Counts a connection that speaks HTTP/2.
+    pub(crate) fn h2_started(&mut self) {
+        self.counters.h2_connections += 1;
     }
 
     /// Counts a response.
@@ -151,6 +160,11 @@ pub(crate) fn render_text(s: &Snapshot) -> String {
     let _ = writeln!(out, "uptime: {} s", s.uptime_secs);
     let _ = writeln!(out, "open connections: {}", s.gauges.open_connections);
     let _ = writeln!(out, "accepted connections: {}", c.accepted);
+    let _ = writeln!(
+        out,
+        "http2: connections {} streams open {}",
+        c.h2_connections, s.gauges.h2_streams
+    );
     let _ = writeln!(out, "requests: {}", c.requests);
     let _ = writeln!(
         out,
@@ -226,6 +240,7 @@ pub(crate) fn render_json(s: &Snapshot) -> String {
     format!(
         concat!(
             "{{\"uptime_secs\":{},\"open_connections\":{},\"accepted_connections\":{},",
+            "\"http2\":{{\"connections\":{},\"streams\":{}}},",
             "\"requests\":{},\"responses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{}}},",
             "\"cache\":{{\"hits\":{},\"misses\":{},\"bytes\":{},\"entries\":{}}},",
             "\"helper_lookups_in_flight\":{},\"helper_restarts\":[{}],",
@@ -240,6 +255,8 @@ pub(crate) fn render_json(s: &Snapshot) -> String {
         s.uptime_secs,
         s.gauges.open_connections,
         c.accepted,
+        c.h2_connections,
+        s.gauges.h2_streams,
         c.requests,
         c.by_class[0],
         c.by_class[1],
@@ -293,6 +310,7 @@ mod tests {
         counters.response(503);
         let gauges = Gauges {
             open_connections: 2,
+            h2_streams: 0,
             tls: TlsStats {
                 open: 1,
                 full_handshakes: 3,

@@ -28,7 +28,7 @@ const LEVELS: &[(&str, &[&str])] = &[
             "process_group",
         ],
     ),
-    ("protocol", &["http", "send", "transport"]),
+    ("protocol", &["http", "h2", "send", "transport"]),
     (
         "output and configuration",
         &["output", "config", "config_file", "tls_config"],

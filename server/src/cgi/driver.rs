@@ -218,6 +218,7 @@ impl Cgi {
         let env = build_env(&CgiEnvInput {
             method: &cgi.method,
             http10: ex.request.http10,
+            http2: ex.request.http2,
             script_name: &script_name,
             path_info: &cgi.path_info,
             query: ex.request.target.query.as_deref().unwrap_or(""),

@@ -17,6 +17,8 @@ pub(crate) const SCRIPT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 pub(crate) struct CgiEnvInput<'a> {
     pub(crate) method: &'a str,
     pub(crate) http10: bool,
+    /// The request came over HTTP/2.
+    pub(crate) http2: bool,
     /// `/cgi-bin/app.cgi` (decoded).
     pub(crate) script_name: &'a str,
     /// `/extra/path` (decoded), or empty.
@@ -87,7 +89,12 @@ pub(crate) fn build_env(input: &CgiEnvInput<'_>) -> Vec<(String, String)> {
     set("SERVER_PORT", input.local.port().to_string());
     set(
         "SERVER_PROTOCOL",
-        if input.http10 { "HTTP/1.0" } else { "HTTP/1.1" }.into(),
+        match (input.http2, input.http10) {
+            (true, _) => "HTTP/2.0",
+            (false, true) => "HTTP/1.0",
+            (false, false) => "HTTP/1.1",
+        }
+        .into(),
     );
     set("SERVER_SOFTWARE", SERVER_NAME.into());
     // As Apache and lighttpd set them.
@@ -160,6 +167,7 @@ mod tests {
         let input = CgiEnvInput {
             method: "POST",
             http10: false,
+            http2: false,
             script_name: "/cgi-bin/env.cgi",
             path_info: "/extra/path",
             query: "a=1",

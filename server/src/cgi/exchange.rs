@@ -308,7 +308,7 @@ impl Exchange {
                     _ if self.request.method == Method::Head => BodyKind::HeadOnly(content_length),
                     _ => BodyKind::Body(content_length),
                 };
-                let http10 = self.request.http10;
+                let http10 = self.request.ends_body_by_closing();
                 let (mut body, keep_alive) = end_head(&mut head, kind, self.keep_alive, http10);
                 out.push_owned(head);
                 self.keep_alive = keep_alive;

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use crate::cgi::exchange::Exchange;
 use crate::conn_id::ConnId;
 use crate::event::{Interest, Poller};
+use crate::h2::frame::PREFACE;
 use crate::http::head_writer::Stamp;
 use crate::http::keep_alive::{self, Limits};
 use crate::http::parse::parse;
@@ -29,7 +30,7 @@ use crate::output::Output;
 use crate::respond::{self, Reply};
 use crate::send::PlanWindows;
 use crate::token::EventToken;
-use crate::transport::{Received, Transport, TransportSink};
+use crate::transport::{Received, SharedSession, Transport, TransportSink};
 
 mod buffers;
 mod state;
@@ -57,6 +58,9 @@ pub(crate) struct Connection {
     peer: SocketAddr,
     id: ConnId,
     state: State,
+    /// The HTTP/2 session, once the connection speaks HTTP/2: its streams
+    /// are connections of their own (`Transport::Stream`).
+    h2: Option<SharedSession>,
 }
 
 /// What the input buffer holds next.
@@ -70,6 +74,9 @@ pub(crate) enum Incoming {
     Request(Request),
     /// A request refused: the error page is queued.
     Refused(Reply, Option<LogFields>),
+    /// The client opened with the HTTP/2 preface: the connection is to
+    /// speak HTTP/2 from here ([`Connection::start_h2`]).
+    Http2,
 }
 
 /// The parts of a connection a running CGI exchange works on at once.
@@ -98,6 +105,7 @@ impl Connection {
             peer,
             id,
             state: State::new(opened, deadline),
+            h2: None,
         }
     }
 
@@ -118,9 +126,73 @@ impl Connection {
         self.transport.local_addr()
     }
 
+    /// True for an HTTP/2 stream's connection.
+    pub(crate) fn is_stream(&self) -> bool {
+        self.transport.is_stream()
+    }
+
     /// True when the connection is encrypted (HTTPS).
     pub(crate) fn is_tls(&self) -> bool {
         self.transport.is_tls()
+    }
+
+    /// The HTTP/2 session this connection speaks, if it does.
+    pub(crate) fn h2(&self) -> Option<&SharedSession> {
+        self.h2.as_ref()
+    }
+
+    /// From now on the connection speaks HTTP/2 with this session; what
+    /// it has read is the session's.
+    pub(crate) fn start_h2(&mut self, session: SharedSession) {
+        self.h2 = Some(session);
+        self.state.speaks_h2 = true;
+    }
+
+    /// Hands what was read to the HTTP/2 session, unless it has so much
+    /// unsent that the client must read first.
+    pub(crate) fn feed_h2(&mut self) {
+        let Some(session) = &self.h2 else {
+            return;
+        };
+        let mut session = session.borrow_mut();
+        if session.output_full() || self.state.input.is_empty() {
+            return;
+        }
+        let used = session.receive(&self.state.input);
+        self.state.input.drain(..used.min(self.state.input.len()));
+        if self.state.input.is_empty() {
+            self.state.request_started = None;
+        }
+    }
+
+    /// The HTTP/2 connection this stream belongs to, for a stream.
+    pub(crate) fn h2_parent(&mut self) -> Option<ConnId> {
+        self.transport.as_stream().map(|end| end.parent())
+    }
+
+    /// True for a stream whose session holds request bytes it has not
+    /// read yet, and room to read them.
+    pub(crate) fn stream_has_input(&mut self) -> bool {
+        let room = self.state.input_room() > 0;
+        room && self
+            .transport
+            .as_stream()
+            .is_some_and(|end| end.has_input())
+    }
+
+    /// True for a stream with output left that can go now (it stopped at
+    /// its write budget, not for a window, the disk or memory).
+    pub(crate) fn writes_on(&mut self) -> bool {
+        let out = &self.state.output;
+        let more = !out.is_empty() && !out.waits_for_disk() && !out.waits_for_memory();
+        more && self.transport.as_stream().is_some_and(|end| !end.blocked())
+    }
+
+    /// A stream's connection is going: the session lets the stream go.
+    pub(crate) fn release_stream(&mut self) {
+        if let Some(end) = self.transport.as_stream() {
+            end.release();
+        }
     }
 
     pub(crate) fn output(&mut self) -> &mut Output {
@@ -154,7 +226,8 @@ impl Connection {
     /// a read would not show (it returns end-of-file again). It is over.
     /// select reports neither; there the next write fails and closes it.
     pub(crate) fn on_readable(&mut self, now: Instant, buffers: &mut InputBuffers) -> bool {
-        if self.state.peer_closed && !matches!(self.state.phase, Phase::Lingering) {
+        let stream = self.transport.is_stream();
+        if self.state.peer_closed && !matches!(self.state.phase, Phase::Lingering) && !stream {
             return false;
         }
         match self.read_some(now, buffers) {
@@ -261,6 +334,15 @@ impl Connection {
         if full {
             return Incoming::OutputFull;
         }
+        if state.requests == 0 && !self.transport.is_stream() {
+            let n = state.input.len().min(PREFACE.len());
+            if state.input[..n] == PREFACE[..n] {
+                return match n == PREFACE.len() {
+                    true => Incoming::Http2,
+                    false => Incoming::Nothing,
+                };
+            }
+        }
         if !state.head_scan.ready(&state.input, MAX_HEAD) {
             return Incoming::Nothing;
         }
@@ -285,6 +367,16 @@ impl Connection {
             }
             Parsed::Request(mut request) => {
                 request.keep_alive = within_limits(request.keep_alive);
+                if self.transport.is_stream() {
+                    // A stream carries one request; its end is END_STREAM.
+                    request.keep_alive = false;
+                    request.http2 = true;
+                    if let Some(log) = request.log.as_mut() {
+                        if let Some(line) = log.request_line.strip_suffix("HTTP/1.1") {
+                            log.request_line = format!("{line}HTTP/2.0");
+                        }
+                    }
+                }
                 // A CGI request's body is read by its exchange.
                 let discard = match request.cgi {
                     Some(_) => 0,
@@ -314,10 +406,16 @@ impl Connection {
 
     /// True when nothing is in flight (for closing while draining).
     pub(crate) fn is_idle(&self) -> bool {
+        let streams_idle = self.h2.as_ref().is_none_or(|s| {
+            let s = s.borrow();
+            s.is_idle() && s.unsent().is_empty()
+        });
         matches!(self.state.phase, Phase::Reading | Phase::Lingering)
             && self.state.output.is_empty()
             && !self.transport.pending()
             && self.state.input.is_empty()
+            && streams_idle
+            && !self.transport.is_stream()
     }
 
     /// The request now waits for a helper's answer.
@@ -428,8 +526,15 @@ impl Connection {
                 .output
                 .write_to(sink.as_dyn(), WRITE_BUDGET, planner)?;
         }
+        let mut frames_pending = false;
+        if let Some(session) = &self.h2 {
+            let mut session = session.borrow_mut();
+            write_frames(&mut session, self.transport.sink().as_dyn())?;
+            frames_pending = !session.unsent().is_empty();
+            self.state.holds_streams = !session.is_idle();
+        }
         self.transport.flush()?;
-        self.state.transport_pending = self.transport.pending();
+        self.state.transport_pending = self.transport.pending() || frames_pending;
         Ok(())
     }
 
@@ -446,7 +551,20 @@ impl Connection {
         buffers: &mut InputBuffers,
     ) -> Option<Instant> {
         self.state.note_discard(now);
-        let (interest, deadline) = match self.state.wants(now, timeouts) {
+        let wants = self.state.wants(now, timeouts);
+        if self.transport.is_stream() {
+            // A stream's response is written: END_STREAM ends it (a
+            // stream has no socket to linger on, nor a poller to watch).
+            return match wants {
+                Wants::Wait(_, deadline) => Some(deadline),
+                Wants::Linger | Wants::Close if matches!(self.state.phase, Phase::Closing) => {
+                    self.transport.shutdown_write();
+                    None
+                }
+                Wants::Linger | Wants::Close => None,
+            };
+        }
+        let (interest, deadline) = match wants {
             Wants::Close => return None,
             Wants::Linger => self.start_lingering(now),
             Wants::Wait(interest, deadline) => (interest, deadline),
@@ -506,4 +624,27 @@ impl Connection {
         }
         DueCheck::Expired
     }
+}
+
+/// Writes the frames an HTTP/2 session has queued, while the transport
+/// takes them, at most [`WRITE_BUDGET`] a turn.
+fn write_frames(
+    session: &mut crate::h2::Session<ConnId>,
+    sink: &mut dyn crate::send::Sink,
+) -> io::Result<()> {
+    let mut written = 0;
+    while !session.unsent().is_empty() && written < WRITE_BUDGET as usize {
+        let slice = [io::IoSlice::new(session.unsent())];
+        match sink.write_slices(&slice, false) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                session.wrote(n);
+                written += n;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

@@ -15,6 +15,10 @@ use crate::output::Output;
 /// room for pipelined requests behind it).
 pub(crate) const MAX_INPUT: usize = MAX_HEAD + 16 * 1024;
 
+/// How long an HTTP/2 connection with streams open waits for anything
+/// (each stream has its own deadlines, which end it sooner).
+const STREAMS_HELD: Duration = Duration::from_secs(24 * 3600);
+
 /// Where a connection is.
 #[derive(Debug)]
 pub(super) enum Phase {
@@ -115,6 +119,11 @@ pub(super) struct State {
     pub(super) transport_pending: bool,
     /// Plain HTTP arrived on a TLS port: answer it with a 400.
     pub(super) plain_on_tls: bool,
+    /// The connection speaks HTTP/2: its requests are its streams'.
+    pub(super) speaks_h2: bool,
+    /// An HTTP/2 connection with streams open: they keep their own
+    /// deadlines, so the connection has no idle timeout meanwhile.
+    pub(super) holds_streams: bool,
 }
 
 impl State {
@@ -138,6 +147,8 @@ impl State {
             head_scan: HeadScan::default(),
             transport_pending: false,
             plain_on_tls: false,
+            speaks_h2: false,
+            holds_streams: false,
         }
     }
 
@@ -193,7 +204,11 @@ impl State {
             Phase::Reading if !can_read => Wants::Close,
             Phase::Reading => {
                 let deadline = match self.request_started {
+                    _ if self.holds_streams => now + STREAMS_HELD,
+                    // A frame begun must be finished within the header
+                    // timeout; between frames, the idle one.
                     Some(started) => started + t.header,
+                    None if self.speaks_h2 => now + t.keepalive,
                     None if self.responses == 0 => self.deadline,
                     None => now + t.keepalive,
                 };

@@ -168,6 +168,7 @@ pub(crate) fn parse(buf: &[u8], want_log: bool) -> Parsed {
     Parsed::Request(Request {
         method,
         http10,
+        http2: false,
         target,
         host,
         keep_alive,

@@ -65,6 +65,9 @@ pub(crate) struct LogFields {
 pub(crate) struct Request {
     pub(crate) method: Method,
     pub(crate) http10: bool,
+    /// The request came on an HTTP/2 stream: a body of unknown length
+    /// ends with the stream, never chunked.
+    pub(crate) http2: bool,
     pub(crate) target: Target,
     /// The validated host the request is for (the absolute-form target's
     /// authority, else the `Host` header), without its port, an IP
@@ -85,6 +88,14 @@ pub(crate) struct Request {
     pub(crate) cgi: Option<Box<ScriptRequest>>,
     /// Local redirects (from CGI scripts) that led to this request.
     pub(crate) redirects: u8,
+}
+
+impl Request {
+    /// True when a body of unknown length is delimited by the end of the
+    /// connection (HTTP/1.0) or of the stream (HTTP/2), not chunked.
+    pub(crate) fn ends_body_by_closing(&self) -> bool {
+        self.http10 || self.http2
+    }
 }
 
 /// A request refused before it reaches the cache.

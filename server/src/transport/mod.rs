@@ -13,7 +13,10 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use crate::send::{FdSink, Sink};
 
+pub(crate) mod h2_stream;
 pub(crate) mod tls;
+
+pub(crate) use h2_stream::{SharedSession, StreamEnd};
 
 pub(crate) use tls::{name_refused, TlsCounters, TlsSession, TlsStats};
 
@@ -40,6 +43,8 @@ pub(crate) enum Received {
 pub(crate) enum Transport {
     Plain(TcpStream),
     Tls(Box<TlsSession>),
+    /// One stream of an HTTP/2 connection (which has the socket).
+    Stream(Box<StreamEnd>),
 }
 
 impl Transport {
@@ -47,24 +52,51 @@ impl Transport {
         match self {
             Transport::Plain(stream) => stream.as_raw_fd(),
             Transport::Tls(session) => session.fd(),
+            // A stream has no descriptor of its own; nothing watches it.
+            Transport::Stream(_) => -1,
         }
     }
 
-    fn stream(&self) -> &TcpStream {
+    /// The TCP socket, unless this is an HTTP/2 stream.
+    fn stream(&self) -> Option<&TcpStream> {
         match self {
-            Transport::Plain(stream) => stream,
-            Transport::Tls(session) => session.stream(),
+            Transport::Plain(stream) => Some(stream),
+            Transport::Tls(session) => Some(session.stream()),
+            Transport::Stream(_) => None,
         }
+    }
+
+    /// The HTTP/2 stream this transport is, if it is one.
+    pub(crate) fn as_stream(&mut self) -> Option<&mut StreamEnd> {
+        match self {
+            Transport::Stream(end) => Some(end),
+            _ => None,
+        }
+    }
+
+    /// True for an HTTP/2 stream.
+    pub(crate) fn is_stream(&self) -> bool {
+        matches!(self, Transport::Stream(_))
     }
 
     /// The server's address on this connection.
     pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.stream().local_addr()
+        match self {
+            Transport::Stream(end) => Ok(end.local_addr()),
+            _ => self.stream().map_or_else(
+                || Err(io::ErrorKind::NotConnected.into()),
+                TcpStream::local_addr,
+            ),
+        }
     }
 
     /// True when the connection is encrypted.
     pub(crate) fn is_tls(&self) -> bool {
-        matches!(self, Transport::Tls(session) if !session.downgraded())
+        match self {
+            Transport::Tls(session) => !session.downgraded(),
+            Transport::Stream(end) => end.is_tls(),
+            Transport::Plain(_) => false,
+        }
     }
 
     /// Reads once from the client, appending at most about `room`
@@ -78,6 +110,7 @@ impl Transport {
                 n => Ok(Received::Bytes(n)),
             },
             Transport::Tls(session) => session.read_into(input, room),
+            Transport::Stream(end) => Ok(end.read_into(input, room)),
         }
     }
 
@@ -91,6 +124,7 @@ impl Transport {
                 return session.stream().read(&mut [0u8; 4096])
             }
             Transport::Tls(_) => {}
+            Transport::Stream(_) => return Ok(0),
         }
         let mut scratch = Vec::with_capacity(4096);
         match self.read_into(&mut scratch, 4096)? {
@@ -105,7 +139,10 @@ impl Transport {
     /// input buffer is full): Ok(0) once the client has closed.
     pub(crate) fn peek(&self) -> io::Result<usize> {
         let mut byte = [0u8; 1];
-        self.stream().peek(&mut byte)
+        match self.stream() {
+            Some(stream) => stream.peek(&mut byte),
+            None => Err(io::ErrorKind::WouldBlock.into()),
+        }
     }
 
     /// Where response bytes are written.
@@ -113,6 +150,7 @@ impl Transport {
         match self {
             Transport::Plain(stream) => TransportSink::Plain(FdSink(stream.as_raw_fd())),
             Transport::Tls(session) => TransportSink::Tls(session),
+            Transport::Stream(end) => TransportSink::Stream(end),
         }
     }
 
@@ -120,7 +158,7 @@ impl Transport {
     /// is all out or the socket is full.
     pub(crate) fn flush(&mut self) -> io::Result<()> {
         match self {
-            Transport::Plain(_) => Ok(()),
+            Transport::Plain(_) | Transport::Stream(_) => Ok(()),
             Transport::Tls(session) => session.flush_some(),
         }
     }
@@ -128,7 +166,7 @@ impl Transport {
     /// True when bytes the layers above wrote are not yet on the socket.
     pub(crate) fn pending(&self) -> bool {
         match self {
-            Transport::Plain(_) => false,
+            Transport::Plain(_) | Transport::Stream(_) => false,
             Transport::Tls(session) => session.pending(),
         }
     }
@@ -136,10 +174,14 @@ impl Transport {
     /// Ends the sending side cleanly: a TLS session's `close_notify`,
     /// then the socket's write side.
     pub(crate) fn shutdown_write(&mut self) {
-        if let Transport::Tls(session) = self {
-            session.close_notify();
+        match self {
+            Transport::Tls(session) => session.close_notify(),
+            Transport::Stream(end) => return end.end(),
+            Transport::Plain(_) => {}
         }
-        let _ = self.stream().shutdown(Shutdown::Write);
+        if let Some(stream) = self.stream() {
+            let _ = stream.shutdown(Shutdown::Write);
+        }
     }
 }
 
@@ -147,6 +189,7 @@ impl Transport {
 pub(crate) enum TransportSink<'a> {
     Plain(FdSink),
     Tls(&'a mut TlsSession),
+    Stream(&'a mut StreamEnd),
 }
 
 impl TransportSink<'_> {
@@ -155,6 +198,7 @@ impl TransportSink<'_> {
         match self {
             TransportSink::Plain(sink) => sink,
             TransportSink::Tls(session) => &mut **session,
+            TransportSink::Stream(end) => &mut **end,
         }
     }
 }
