@@ -356,7 +356,9 @@ impl Connection {
         let (head_len, discard, incoming) = match parsed {
             Parsed::Partial => return Incoming::Nothing,
             Parsed::Rejected(mut rejection) => {
-                rejection.keep_alive = within_limits(rejection.keep_alive);
+                // A stream carries one request, refused or not.
+                let stream = self.transport.is_stream();
+                rejection.keep_alive = within_limits(rejection.keep_alive) && !stream;
                 let reply = respond::reject(&mut state.output, &rejection, stamp);
                 let head_len = match rejection.head_len {
                     0 => state.input.len(),

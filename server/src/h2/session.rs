@@ -91,6 +91,9 @@ struct Stream<O> {
     response: Response,
     /// A write found no room: wake it when a window opens.
     blocked: bool,
+    /// Answered and its connection gone, while the client still sends
+    /// the request: what it sends is dropped until its END_STREAM.
+    released: bool,
 }
 
 #[derive(Debug, Default)]
@@ -457,6 +460,18 @@ impl<O: Copy> Session<O> {
             self.reset(id, PROTOCOL_ERROR);
             return Ok(());
         }
+        if s.released {
+            // Answered already: the rest of the request is dropped, and
+            // its window given back so that the client can finish it.
+            if end_stream {
+                self.forget(id, false);
+            } else if flow > 0 {
+                s.recv_window += flow;
+                frame::put_window_update(&mut self.out, id, flow as u32);
+            }
+            self.credit_connection(flow);
+            return Ok(());
+        }
         // Padding is never read: its share of the window comes back now.
         let padding = flow - body.len() as i64;
         if s.chunked && !body.is_empty() {
@@ -608,6 +623,10 @@ impl<O: Copy> Session<O> {
         let Some(s) = self.streams.get_mut(&id) else {
             return Ok(());
         };
+        if s.released {
+            self.forget(id, false);
+            return Ok(());
+        }
         if s.content_length.is_some_and(|n| s.received != n) {
             self.reset(id, PROTOCOL_ERROR);
             return Ok(());
@@ -645,6 +664,7 @@ impl<O: Copy> Session<O> {
                     ..Response::default()
                 },
                 blocked: false,
+                released: false,
             },
         );
         self.events.push(Event::Opened(id));
@@ -920,15 +940,30 @@ impl<O: Copy> Session<O> {
     }
 
     /// Stream `id`'s connection is gone. A response cut short resets the
-    /// stream; a complete one that did not wait for the rest of the
-    /// request asks the client to stop sending it (RFC 9113 8.1).
+    /// stream. A complete one that did not wait for the rest of the
+    /// request leaves the stream half-closed until the client ends it,
+    /// its bytes dropped meanwhile (RFC 9113 8.1 would let a reset with
+    /// NO_ERROR stop it, but clients and the conformance cases read a
+    /// reset as the server's refusal).
     pub(crate) fn release(&mut self, id: u32) {
-        let Some(s) = self.streams.get(&id) else {
+        let Some(s) = self.streams.get_mut(&id) else {
             return;
         };
         match (s.response.ended, s.recv_closed) {
             (false, _) => frame::put_reset(&mut self.out, id, INTERNAL_ERROR),
-            (true, false) => frame::put_reset(&mut self.out, id, NO_ERROR),
+            (true, false) => {
+                s.released = true;
+                s.owner = None;
+                let unread = std::mem::take(&mut s.inbound);
+                let uncredited = std::mem::take(&mut s.uncredited);
+                if uncredited > 0 {
+                    s.recv_window += uncredited as i64;
+                    frame::put_window_update(&mut self.out, id, uncredited as u32);
+                }
+                drop(unread);
+                self.credit_connection(uncredited as i64);
+                return;
+            }
             (true, true) => {}
         }
         self.forget(id, false);

@@ -7,7 +7,7 @@
 //! and 1.3 only; AEAD suites with forward secrecy only (rustls's
 //! aws-lc-rs provider has no others); no compression and no
 //! renegotiation (rustls implements neither); no 0-RTT data; ALPN
-//! `http/1.1` (HTTP/2's `h2` goes before it once amped speaks it).
+//! `h2`, then `http/1.1`.
 
 use std::sync::Arc;
 
@@ -36,8 +36,9 @@ pub(crate) struct TlsFiles {
     pub(crate) strict_sni: bool,
 }
 
-/// The ALPN protocols offered, most preferred first.
-pub(crate) const ALPN: &[&[u8]] = &[b"http/1.1"];
+/// The ALPN protocols offered, most preferred first: HTTP/2, then
+/// HTTP/1.1 (a client that offers neither is refused).
+pub(crate) const ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
 
 /// Loads every certificate and checks it; one line naming the file if
 /// one fails. Warnings (a key readable by everyone) are returned.
