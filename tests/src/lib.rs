@@ -11,6 +11,7 @@ pub mod cgi;
 pub mod child_channel;
 pub mod docroot;
 pub mod gate;
+pub mod h2;
 pub mod http_client;
 pub mod limits;
 pub mod options;

@@ -7,5 +7,6 @@
 mod cgi;
 mod children;
 mod files;
+mod h2;
 mod http;
 mod operations;

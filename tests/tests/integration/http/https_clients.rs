@@ -13,7 +13,8 @@
 //!   test CA trusted, and its screenshot shows the page: the same pixels
 //!   as its screenshot of the page over plain HTTP, with the page's own
 //!   colours in it; the server's status page counted the TLS handshake and
-//!   the access log has Chromium's request. Under epoll only: a browser
+//!   an HTTP/2 connection, and the access log has Chromium's requests for
+//!   the page and its stylesheet as `HTTP/2.0` (h2 chosen by ALPN). Under epoll only: a browser
 //!   start takes a second or more of CPU, and what is tested is the TLS
 //!   path and the certificate chain, not the pollers (which the Python
 //!   tests cover).
@@ -420,13 +421,21 @@ fn chromium_shows_the_example_site_over_https() {
         status_number(&status, "/tls/full_handshakes") >= 1,
         "no TLS handshake counted: {status}"
     );
-    let logged = fs::read_to_string(&access_log).unwrap_or_default();
+    // Chromium chose HTTP/2 by ALPN, for the page and its stylesheet.
     assert!(
-        logged
-            .lines()
-            .any(|l| l.contains("\"GET / HTTP/1.1\" 200 ") && l.contains("HeadlessChrome")),
-        "the access log has no 200 for Chromium's GET /:\n{logged}"
+        status_number(&status, "/http2/connections") >= 1,
+        "no HTTP/2 connection counted: {status}"
     );
+    let logged = fs::read_to_string(&access_log).unwrap_or_default();
+    for path in ["/", "/style.css"] {
+        assert!(
+            logged
+                .lines()
+                .any(|l| l.contains(&format!("\"GET {path} HTTP/2.0\" 200 "))
+                    && l.contains("HeadlessChrome")),
+            "the access log has no HTTP/2 200 for Chromium's GET {path}:\n{logged}"
+        );
+    }
     let plain = screenshot(&outside, &home, "http", &server.url("/"));
 
     let (https, plain) = (Picture::decode(&https), Picture::decode(&plain));
