@@ -597,6 +597,17 @@ impl Server {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
+        if let Some(session) = conn.h2().cloned() {
+            // An HTTP/2 connection idle too long (or whose frames waited
+            // too long to be read) says GOAWAY before it closes.
+            let idle = session.borrow().is_idle() && session.borrow().unsent().is_empty();
+            if idle && conn.is_reading() {
+                session.borrow_mut().go_away();
+                conn.close_after_reply();
+                return self.flush(id);
+            }
+            return self.close(id);
+        }
         let next = if conn.cgi_due() {
             self.with_cgi(id, |cgi, conn, turn| cgi.timed_out(conn, turn))
         } else if conn.waits_for_helper() {

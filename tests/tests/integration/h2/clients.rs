@@ -24,6 +24,8 @@ use tests::{per_backend, run_with_deadline, ServerProcess, TempDocroot, DEADLINE
 const NGHTTP: &str = "/usr/bin/nghttp";
 const BIG: usize = 3 << 20;
 const ECHO: &str = "#!/bin/sh\nprintf 'Content-Type: application/octet-stream\\r\\n\\r\\n'\ncat\n";
+/// A script that sends fields HTTP/2 forbids beside one of its own.
+const HOP: &str = "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\nConnection: keep-alive\\r\\nKeep-Alive: timeout=5\\r\\nUpgrade: h2c\\r\\nX-Mine: 1\\r\\n\\r\\nhop\\n'\n";
 const ENV: &str = "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nprintf 'protocol=%s https=%s\\n' \"$SERVER_PROTOCOL\" \"${HTTPS:-off}\"\n";
 
 /// What one curl run got: the HTTP version it spoke, the status, the
@@ -63,6 +65,7 @@ fn site(tag: &str) -> (TempDocroot, TestCerts) {
         0o755,
     );
     tests::cgi::write_executable(&site.path().join("cgi-bin/env.cgi"), ENV.as_bytes(), 0o755);
+    tests::cgi::write_executable(&site.path().join("cgi-bin/hop.cgi"), HOP.as_bytes(), 0o755);
     let certs = make_certs(&site.outside(), "h2");
     (site, certs)
 }

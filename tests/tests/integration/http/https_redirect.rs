@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use tests::tls::{curl, make_certs, resolve, serve_tls, CURL};
+use tests::tls::{curl, make_certs, resolve, serve_tls, TestCerts, CURL};
 use tests::{
     per_backend, run_with_deadline, server_bin, Connection, ServerProcess, TempDocroot, DEADLINE,
 };
@@ -109,13 +109,42 @@ fn plain_requests_are_sent_to_https(backend: &str) {
 
 fn every_https_response_carries_hsts(backend: &str) {
     let (site, certs, server) = redirecting_site("https-hsts", backend);
+    // Over HTTP/1.1 (where the second request of a file is answered with
+    // the head kept for this second) and over HTTP/2 (its heads written
+    // as HEADERS): every response has the header once.
+    for (version, ok, missing) in [
+        ("--http1.1", "HTTP/1.1 200 OK", "HTTP/1.1 404 Not Found"),
+        ("--http2", "HTTP/2 200", "HTTP/2 404"),
+    ] {
+        let heads = four_heads(&site, &certs, &server, version);
+        let statuses: Vec<&str> = heads
+            .iter()
+            .map(|h| h.lines().next().unwrap_or("").trim_end())
+            .collect();
+        assert_eq!(statuses, [ok, ok, missing, ok], "{heads:?}");
+        for head in &heads {
+            let count = head
+                .lines()
+                .filter(|l| l.eq_ignore_ascii_case(&format!("Strict-Transport-Security: {HSTS}")))
+                .count();
+            assert_eq!(count, 1, "one Strict-Transport-Security in {head}");
+        }
+    }
+}
+
+/// One curl speaking `version`, four requests on one connection: a file
+/// twice, a 404, a script; the four response heads.
+fn four_heads(
+    site: &TempDocroot,
+    certs: &TestCerts,
+    server: &ServerProcess,
+    version: &str,
+) -> Vec<String> {
     let (ca, _, _) = certs.paths();
-    let resolve = resolve(&server);
+    let resolve = resolve(server);
     let tls = server.tls_port();
     let headers = site.outside().join("headers.txt");
     let dump = headers.to_str().expect("UTF-8 path");
-    // One curl, four requests on one connection: a file twice (the second
-    // from the head kept for this second), a 404, a script.
     let urls: Vec<String> = ["/index.html", "/index.html", "/missing", "/hello.cgi"]
         .iter()
         .map(|p| format!("https://localhost:{tls}{p}"))
@@ -124,6 +153,7 @@ fn every_https_response_carries_hsts(backend: &str) {
         "-sS",
         "--max-time",
         "30",
+        version,
         "--cacert",
         ca,
         "--resolve",
@@ -137,31 +167,10 @@ fn every_https_response_carries_hsts(backend: &str) {
     let output = run_with_deadline(Path::new(CURL), &args, DEADLINE);
     assert!(output.status.success(), "curl: {}", output.stderr);
     let text = std::fs::read_to_string(&headers).expect("curl's headers");
-    let heads: Vec<&str> = text
-        .split("\r\n\r\n")
+    text.split("\r\n\r\n")
         .filter(|h| !h.trim().is_empty())
-        .collect();
-    let statuses: Vec<&str> = heads
-        .iter()
-        .map(|h| h.lines().next().unwrap_or(""))
-        .collect();
-    assert_eq!(
-        statuses,
-        [
-            "HTTP/1.1 200 OK",
-            "HTTP/1.1 200 OK",
-            "HTTP/1.1 404 Not Found",
-            "HTTP/1.1 200 OK"
-        ],
-        "{text}"
-    );
-    for head in &heads {
-        let count = head
-            .lines()
-            .filter(|l| l.eq_ignore_ascii_case(&format!("Strict-Transport-Security: {HSTS}")))
-            .count();
-        assert_eq!(count, 1, "one Strict-Transport-Security in {head}");
-    }
+        .map(str::to_string)
+        .collect()
 }
 
 per_backend!(
