@@ -203,8 +203,10 @@ fn whole_file(
     size: u64,
     stamp: Stamp<'_>,
 ) -> Reply {
+    // An HTTP/2 stream's answer is the same head (its end is the
+    // stream's, and the fields HTTP/1.1 alone has are not in it).
     let memo = (req.method == Method::Get
-        && req.keep_alive
+        && (req.keep_alive || req.http2)
         && !req.http10
         && rep.coding == Coding::Identity)
         .then_some(&rep.file.headers.ok_head);
@@ -213,14 +215,16 @@ fn whole_file(
         Some(head) => {
             let len = head.len();
             out.push_shared(head, 0, len);
-            (BodyEncoder::Length(size), true)
+            (BodyEncoder::Length(size), req.keep_alive)
         }
         None => {
             let mut head = Vec::with_capacity(320);
             begin(&mut head, Status::OK, stamp);
             rep.push_lines(&mut head, true);
-            let (body, keep_alive) =
-                end_head(&mut head, kind, req.keep_alive, req.ends_body_by_closing());
+            // A head to keep is the keep-alive one.
+            let keep = req.keep_alive || memo.is_some();
+            let (body, keep_alive) = end_head(&mut head, kind, keep, req.ends_body_by_closing());
+            let keep_alive = keep_alive && req.keep_alive;
             match memo {
                 Some(memo) => {
                     let head: Rc<[u8]> = head.into();

@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::sync::OnceLock;
 
-use super::hpack_tables::{HUFFMAN_CODES, STATIC_TABLE};
+use super::hpack_tables::{static_name_index, HUFFMAN_CODES, STATIC_TABLE};
 
 /// What makes a block undecodable (a COMPRESSION_ERROR).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,18 +238,19 @@ pub(crate) fn huffman_decode(bytes: &[u8]) -> Result<Vec<u8>, DecodeError> {
     Ok(out)
 }
 
-/// Appends the header block of a response's fields: `:status` first.
+/// Appends one field of a response's header block: the static table's
+/// index when it holds the field whole (`:status` of the common codes),
+/// else a literal not indexed, with the table's index for the name where
+/// it has the name.
 pub(crate) fn encode_field(block: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    let mut name_index = 0;
-    for (i, (n, v)) in STATIC_TABLE.iter().enumerate() {
-        if *n == name {
-            if *v == value {
-                put_integer(block, 0x80, 7, i + 1);
-                return;
-            }
-            if name_index == 0 {
-                name_index = i + 1;
-            }
+    let name_index = static_name_index(name);
+    if name_index == STATUS_INDEX {
+        let whole = STATIC_TABLE[STATUS_INDEX - 1..STATUS_INDEX + 6]
+            .iter()
+            .position(|(_, v)| *v == value);
+        if let Some(i) = whole {
+            put_integer(block, 0x80, 7, STATUS_INDEX + i);
+            return;
         }
     }
     // A literal without indexing: 0000, then the name's index (or 0 and
@@ -260,6 +261,9 @@ pub(crate) fn encode_field(block: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     }
     put_string(block, value);
 }
+
+/// `:status 200`'s index; the six codes after it follow it.
+const STATUS_INDEX: usize = 8;
 
 fn put_integer(block: &mut Vec<u8>, flags: u8, prefix: u8, mut value: usize) {
     let max = (1usize << prefix) - 1;
@@ -357,6 +361,23 @@ mod tests {
         ] {
             assert!(d.decode(bad, &mut ignore).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_name_index_agrees_with_the_table() {
+        for (i, (name, _)) in STATIC_TABLE.iter().enumerate() {
+            let first = STATIC_TABLE
+                .iter()
+                .position(|(n, _)| n == name)
+                .map(|p| p + 1);
+            assert_eq!(Some(static_name_index(name)), first, "entry {}", i + 1);
+        }
+        assert_eq!(static_name_index(b"x-unknown"), 0);
+        assert_eq!(
+            STATIC_TABLE[STATUS_INDEX - 1],
+            (&b":status"[..], &b"200"[..])
+        );
+        assert_eq!(STATIC_TABLE[STATUS_INDEX + 5].1, b"500");
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub(crate) struct Malformed(pub(crate) &'static str);
 /// Checks a decoded header list and writes its HTTP/1.1 head.
 /// `end_stream` says the HEADERS frame ended the request (no body).
 pub(crate) fn to_http1(
-    fields: &[(Vec<u8>, Vec<u8>)],
+    fields: &[(&[u8], &[u8])],
     end_stream: bool,
 ) -> Result<RequestHead, Malformed> {
     let mut pseudo = Pseudo::default();
@@ -34,7 +34,7 @@ pub(crate) fn to_http1(
     let mut content_length = None;
     let mut host: Option<&[u8]> = None;
     let mut cookies: Vec<&[u8]> = Vec::new();
-    for (name, value) in fields {
+    for &(name, value) in fields {
         check_value(value)?;
         if let Some(pseudo_name) = name.strip_prefix(b":") {
             if regular {
@@ -45,12 +45,10 @@ pub(crate) fn to_http1(
         }
         regular = true;
         check_name(name)?;
-        match name.as_slice() {
+        match name {
             b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding"
             | b"upgrade" => return Err(Malformed("a connection-specific header field")),
-            b"te" if value.as_slice() != b"trailers" => {
-                return Err(Malformed("te other than trailers"))
-            }
+            b"te" if value != b"trailers" => return Err(Malformed("te other than trailers")),
             b"host" => host = Some(value),
             b"cookie" => cookies.push(value),
             b"content-length" => {
@@ -94,8 +92,8 @@ pub(crate) fn to_http1(
     if let Some(authority) = pseudo.authority.or(host) {
         push_field(&mut text, b"host", authority);
     }
-    for (name, value) in fields {
-        if name.starts_with(b":") || matches!(name.as_slice(), b"host" | b"cookie") {
+    for &(name, value) in fields {
+        if name.starts_with(b":") || matches!(name, b"host" | b"cookie") {
             continue;
         }
         push_field(&mut text, name, value);
@@ -179,6 +177,11 @@ fn check_value(value: &[u8]) -> Result<(), Malformed> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn to_http1(fields: &[(Vec<u8>, Vec<u8>)], end: bool) -> Result<RequestHead, Malformed> {
+        let slices: Vec<(&[u8], &[u8])> = fields.iter().map(|(n, v)| (&n[..], &v[..])).collect();
+        super::to_http1(&slices, end)
+    }
 
     fn list(fields: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
         fields

@@ -25,33 +25,54 @@ impl ResponseHead {
     }
 }
 
-/// The index of the end of the head in `bytes` (just past the blank
-/// line), once it is there.
-pub(crate) fn head_end(bytes: &[u8]) -> Option<usize> {
-    bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4)
+/// What reading a head found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Read {
+    /// A whole head, ending at this index (past its blank line).
+    Head(ResponseHead, usize),
+    /// No blank line yet: more is to come (what was handed out so far is
+    /// to be dropped).
+    Incomplete,
+    /// Not a response head.
+    Malformed,
 }
 
-/// Reads the head `head` (up to and including its blank line) and hands
-/// every field HTTP/2 carries to `field`, `:status` first, names in
-/// lowercase. None when it is not a response head.
-pub(crate) fn read(head: &[u8], mut field: impl FnMut(&[u8], &[u8])) -> Option<ResponseHead> {
-    let mut lines = head
-        .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
-    let status_line = lines.next()?;
-    let code = status_line.splitn(3, |&b| b == b' ').nth(1)?;
-    let status = std::str::from_utf8(code).ok()?.parse::<u16>().ok()?;
-    if code.len() != 3 {
-        return None;
-    }
+/// Reads the head at the start of `bytes`, in one pass, handing every
+/// field HTTP/2 carries to `field`, `:status` first, names in lowercase.
+pub(crate) fn read(bytes: &[u8], mut field: impl FnMut(&[u8], &[u8])) -> Read {
+    let mut pos = 0;
+    let next_line = |pos: &mut usize| -> Option<&[u8]> {
+        let rest = &bytes[*pos..];
+        let nl = rest.iter().position(|&b| b == b'\n')?;
+        *pos += nl + 1;
+        Some(rest[..nl].strip_suffix(b"\r").unwrap_or(&rest[..nl]))
+    };
+    let Some(status_line) = next_line(&mut pos) else {
+        return Read::Incomplete;
+    };
+    let Some(code) = status_line.splitn(3, |&b| b == b' ').nth(1) else {
+        return Read::Malformed;
+    };
+    let status = match std::str::from_utf8(code)
+        .ok()
+        .and_then(|c| c.parse::<u16>().ok())
+    {
+        Some(status) if code.len() == 3 => status,
+        _ => return Read::Malformed,
+    };
     field(b":status", code);
     let mut content_length = None;
     let mut name = [0u8; 64];
-    for line in lines.take_while(|l| !l.is_empty()) {
-        let colon = line.iter().position(|&b| b == b':')?;
+    loop {
+        let Some(line) = next_line(&mut pos) else {
+            return Read::Incomplete;
+        };
+        if line.is_empty() {
+            break;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            return Read::Malformed;
+        };
         let (raw_name, value) = (&line[..colon], trim(&line[colon + 1..]));
         let lower = lowercase(raw_name, &mut name);
         let lower: &[u8] = match &lower {
@@ -62,16 +83,24 @@ pub(crate) fn read(head: &[u8], mut field: impl FnMut(&[u8], &[u8])) -> Option<R
             b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding"
             | b"upgrade" => continue,
             b"content-length" => {
-                content_length = std::str::from_utf8(value).ok()?.parse::<u64>().ok();
+                content_length = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok());
+                if content_length.is_none() {
+                    return Read::Malformed;
+                }
             }
             _ => {}
         }
         field(lower, value);
     }
-    Some(ResponseHead {
-        status,
-        content_length,
-    })
+    Read::Head(
+        ResponseHead {
+            status,
+            content_length,
+        },
+        pos,
+    )
 }
 
 enum Lowered {
@@ -114,7 +143,10 @@ mod tests {
                 String::from_utf8_lossy(v).into_owned(),
             ))
         });
-        (read, list)
+        match read {
+            Read::Head(head, _) => (Some(head), list),
+            _ => (None, list),
+        }
     }
 
     #[test]
@@ -141,8 +173,15 @@ mod tests {
         assert!(head.is_some_and(|h| h.is_interim() && h.has_no_body()));
         let (head, _) = fields("HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n");
         assert!(head.is_some_and(|h| h.has_no_body() && !h.is_interim()));
-        assert_eq!(head_end(b"HTTP/1.1 200 OK\r\n\r\nbody"), Some(19));
-        assert_eq!(head_end(b"HTTP/1.1 200 OK\r\n"), None);
+        let ends = |b: &[u8]| match read(b, |_, _| {}) {
+            Read::Head(_, end) => Some(end),
+            _ => None,
+        };
+        assert_eq!(ends(b"HTTP/1.1 200 OK\r\n\r\nbody"), Some(19));
+        assert_eq!(
+            read(b"HTTP/1.1 200 OK\r\nA: b\r\n", |_, _| {}),
+            Read::Incomplete
+        );
     }
 
     #[test]

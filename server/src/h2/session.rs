@@ -13,7 +13,9 @@
 //! and DATA as the windows allow). `O` is what the loop knows that
 //! stream's connection by.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 
 use super::frame::{self, *};
@@ -47,6 +49,8 @@ const BUDGET: i64 = 1000;
 const RESET_COST: i64 = 10;
 /// What a completed response earns back.
 const RESPONSE_REFUND: i64 = 5;
+/// The most a reused scratch buffer keeps between header blocks.
+const SCRATCH_KEPT: usize = 4096;
 /// Recently closed streams remembered, to tell a frame on one from a
 /// frame on a stream never opened.
 const RECENTLY_CLOSED: usize = 64;
@@ -145,7 +149,7 @@ pub(crate) struct Session<O> {
     send_window: i64,
     recv_window: i64,
     recv_consumed: i64,
-    streams: HashMap<u32, Stream<O>>,
+    streams: HashMap<u32, Stream<O>, StreamIds>,
     last_stream: u32,
     recently_closed: VecDeque<u32>,
     block: Option<Block>,
@@ -158,6 +162,10 @@ pub(crate) struct Session<O> {
     budget: i64,
     events: Vec<Event<O>>,
     window_opened: bool,
+    /// Reused for every response's header block.
+    block_scratch: Vec<u8>,
+    /// Reused for every request's decoded fields.
+    field_scratch: Vec<u8>,
 }
 
 impl<O: Copy> Session<O> {
@@ -173,7 +181,7 @@ impl<O: Copy> Session<O> {
             send_window: 65_535,
             recv_window: CONNECTION_WINDOW,
             recv_consumed: 0,
-            streams: HashMap::new(),
+            streams: HashMap::default(),
             last_stream: 0,
             recently_closed: VecDeque::new(),
             block: None,
@@ -184,6 +192,8 @@ impl<O: Copy> Session<O> {
             budget: BUDGET,
             events: Vec::new(),
             window_opened: false,
+            block_scratch: Vec::new(),
+            field_scratch: Vec::new(),
         };
         let mut settings = Vec::with_capacity(18);
         for (id, value) in [
@@ -578,17 +588,46 @@ impl<O: Copy> Session<O> {
         // Always decoded, to keep the context in step; copied only up to
         // the list cap, so a block that decodes far larger than it was
         // sent (an HPACK bomb) costs its decoding and no memory.
-        let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        // The fields go into one reused buffer, not a buffer each.
+        let mut arena = std::mem::take(&mut self.field_scratch);
+        arena.clear();
+        let mut spans: Vec<(usize, usize, usize)> = Vec::with_capacity(16);
         let (mut size, mut too_large) = (0usize, false);
         let decoded = self.decoder.decode(block, |name, value| {
             size += name.len() + value.len() + 32;
             if size > MAX_LIST {
                 too_large = true;
             } else {
-                fields.push((name.to_vec(), value.to_vec()));
+                let start = arena.len();
+                arena.extend_from_slice(name);
+                arena.extend_from_slice(value);
+                spans.push((start, start + name.len(), arena.len()));
             }
         });
-        if decoded.is_err() {
+        let fields: Vec<(&[u8], &[u8])> = spans
+            .iter()
+            .map(|&(a, b, c)| (&arena[a..b], &arena[b..c]))
+            .collect();
+        let outcome = self.on_fields(id, end_stream, kind, decoded.is_ok(), too_large, &fields);
+        drop(fields);
+        // Kept for the next block unless a large one grew it.
+        if arena.capacity() <= SCRATCH_KEPT {
+            self.field_scratch = arena;
+        }
+        outcome
+    }
+
+    /// A decoded header block's fields, as `kind` says to take them.
+    fn on_fields(
+        &mut self,
+        id: u32,
+        end_stream: bool,
+        kind: BlockKind,
+        decoded: bool,
+        too_large: bool,
+        fields: &[(&[u8], &[u8])],
+    ) -> Outcome {
+        if !decoded {
             return Err(ConnectionError(COMPRESSION_ERROR));
         }
         match kind {
@@ -605,9 +644,9 @@ impl<O: Copy> Session<O> {
             return Ok(());
         }
         if matches!(kind, BlockKind::Trailers) {
-            return self.on_trailers(id, &fields);
+            return self.on_trailers(id, fields);
         }
-        match request_head::to_http1(&fields, end_stream) {
+        match request_head::to_http1(fields, end_stream) {
             Ok(head) => self.open(id, head, end_stream),
             Err(_) => self.reset(id, PROTOCOL_ERROR),
         }
@@ -615,7 +654,7 @@ impl<O: Copy> Session<O> {
     }
 
     /// Trailers end the request; their fields are checked and dropped.
-    fn on_trailers(&mut self, id: u32, fields: &[(Vec<u8>, Vec<u8>)]) -> Outcome {
+    fn on_trailers(&mut self, id: u32, fields: &[(&[u8], &[u8])]) -> Outcome {
         if fields.iter().any(|(n, _)| n.starts_with(b":")) {
             self.reset(id, PROTOCOL_ERROR);
             return Ok(());
@@ -778,7 +817,7 @@ impl<O: Copy> Session<O> {
             self.events.extend(s.owner.map(Event::Reset));
         }
         if self.streams.is_empty() && self.streams.capacity() > 2 * MAX_STREAMS as usize {
-            self.streams = HashMap::new();
+            self.streams = HashMap::default();
         }
     }
 
@@ -979,30 +1018,53 @@ impl<O: Copy> Session<O> {
 
     /// Takes head bytes of stream `id` until its blank line; a whole
     /// head goes out as HEADERS (an interim one, then the next is
-    /// gathered). Returns how many of `bytes` were head.
+    /// gathered). Returns how many of `bytes` were head. A head that comes
+    /// whole in one write is read where it is; one in pieces is gathered.
     fn gather_head(&mut self, id: u32, bytes: &[u8]) -> io::Result<usize> {
+        let s = self.stream_mut(id)?;
+        if s.response.head.is_empty() {
+            if let Some(end) = self.send_head(id, bytes)? {
+                return Ok(end);
+            }
+        }
         let s = self.stream_mut(id)?;
         let before = s.response.head.len();
         s.response.head.extend_from_slice(bytes);
-        let Some(end) = response_head::head_end(&s.response.head) else {
-            if s.response.head.len() > MAX_BLOCK {
-                return Err(io::Error::other("a response head too large"));
+        if s.response.head.len() > MAX_BLOCK {
+            return Err(io::Error::other("a response head too large"));
+        }
+        let text = std::mem::take(&mut s.response.head);
+        let sent = self.send_head(id, &text);
+        match sent? {
+            Some(end) => Ok(end - before),
+            None => {
+                self.stream_mut(id)?.response.head = text;
+                Ok(bytes.len())
             }
-            return Ok(bytes.len());
+        }
+    }
+
+    /// Sends the head at the start of `text` as HEADERS, if it is whole:
+    /// where it ends.
+    fn send_head(&mut self, id: u32, text: &[u8]) -> io::Result<Option<usize>> {
+        let mut block = std::mem::take(&mut self.block_scratch);
+        block.clear();
+        let read = LAST_HEAD.with_borrow_mut(|last| last.encode(text, &mut block));
+        let (head, end) = match read {
+            response_head::Read::Head(head, end) => (head, end),
+            response_head::Read::Incomplete => {
+                self.block_scratch = block;
+                return Ok(None);
+            }
+            response_head::Read::Malformed => return Err(io::Error::other("not a response head")),
         };
-        s.response.head.truncate(end);
-        let head_text = std::mem::take(&mut s.response.head);
-        let head_request = s.response.head_request;
-        let mut block = Vec::with_capacity(head_text.len());
-        let read = response_head::read(&head_text, |name, value| {
-            hpack::encode_field(&mut block, name, value);
-        });
-        let Some(head) = read else {
-            return Err(io::Error::other("not a response head"));
-        };
+        let head_request = self.stream(id)?.response.head_request;
         let ends = !head.is_interim()
             && (head.has_no_body() || head_request || head.content_length == Some(0));
         self.put_headers(id, &block, ends);
+        if block.capacity() <= SCRATCH_KEPT {
+            self.block_scratch = block;
+        }
         let s = self.stream_mut(id)?;
         if !head.is_interim() {
             s.response.head_done = true;
@@ -1012,7 +1074,7 @@ impl<O: Copy> Session<O> {
         if ends {
             self.budget = (self.budget + RESPONSE_REFUND).min(BUDGET);
         }
-        Ok(end - before)
+        Ok(Some(end))
     }
 
     /// Queues a header block as HEADERS and as many CONTINUATIONs as the
@@ -1081,6 +1143,70 @@ impl<O: Copy> Session<O> {
             self.budget = (self.budget + RESPONSE_REFUND).min(BUDGET);
         }
         Ok(flags)
+    }
+}
+
+/// Hashes stream ids (odd numbers the client picks, at most
+/// [`MAX_STREAMS`] of them held at once) by one multiplication: SipHash
+/// cost 6% of the server's CPU under `h2load`, and flooding one bucket
+/// would take more streams than a client may hold.
+#[derive(Default)]
+struct StreamIdHasher(u64);
+
+impl Hasher for StreamIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type StreamIds = BuildHasherDefault<StreamIdHasher>;
+
+/// The last response head turned into a header block, in this thread:
+/// within a second, answers of one file share their head (`head_memo`),
+/// so its block is made once, whichever connection it goes to.
+#[derive(Default)]
+struct LastHead {
+    text: Vec<u8>,
+    block: Vec<u8>,
+    read: Option<response_head::Read>,
+}
+
+thread_local! {
+    static LAST_HEAD: RefCell<LastHead> = RefCell::new(LastHead::default());
+}
+
+impl LastHead {
+    /// Reads `text` (whose head may be followed by more) into `block`.
+    fn encode(&mut self, text: &[u8], block: &mut Vec<u8>) -> response_head::Read {
+        if let Some(read @ response_head::Read::Head(_, end)) = self.read {
+            if text.get(..end) == Some(&self.text[..]) {
+                block.extend_from_slice(&self.block);
+                return read;
+            }
+        }
+        let read = response_head::read(text, |name, value| {
+            hpack::encode_field(block, name, value);
+        });
+        if let response_head::Read::Head(_, end) = read {
+            if end <= SCRATCH_KEPT {
+                self.text.clear();
+                self.text.extend_from_slice(&text[..end]);
+                self.block.clear();
+                self.block.extend_from_slice(block);
+                self.read = Some(read);
+            }
+        }
+        read
     }
 }
 
