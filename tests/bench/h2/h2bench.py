@@ -952,6 +952,7 @@ def main(argv):
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--out")
     ap.add_argument("--no-cgroup", action="store_true")
+    ap.add_argument("--built", default="?")
     ap.add_argument("--command", default="tests/bench/h2/run.sh")
     a = ap.parse_args(argv)
 
@@ -1145,7 +1146,7 @@ Groups = %s
     meta["machine"] = "%s, %d CPUs" % (cpu, os.cpu_count())
     meta["kernel"] = first_line(["uname", "-sr"])
     meta["load_after"] = " ".join(open("/proc/loadavg").read().split()[0:3])
-    versions = ["amped %s" % first_line([os.path.join(env.bin, "server"), "--version"]),
+    versions = ["amped %s (%s)" % (first_line([os.path.join(env.bin, "server"), "--version"]), a.built),
                 "rustls 0.23 + aws-lc-rs (amped's build)",
                 first_line([NGINX, "-v"]).replace("nginx version: ", ""),
                 first_line([LIGHTTPD, "-v"]).split(" - ")[0],

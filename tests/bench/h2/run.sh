@@ -147,13 +147,18 @@ raise_nofile
 if [ -z "$BIN_DIR" ]; then
     build_amped
     BIN_DIR=$(dirname "$AMPED_BIN")
+    BUILT="built here from $(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+    [ -z "$(git -C "$REPO_ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ] ||
+        BUILT="$BUILT + uncommitted edits"
+else
+    BUILT="from --bin $BIN_DIR (the tree here is at $(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
 fi
 [ -x "$BIN_DIR/server" ] || die "no amped server in $BIN_DIR"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/amped-h2-bench.XXXXXX")
 chmod 755 "$WORK"
 
-python3 "$SCRIPT_DIR/h2bench.py" --work "$WORK" --bin "$BIN_DIR" \
+python3 "$SCRIPT_DIR/h2bench.py" --work "$WORK" --bin "$BIN_DIR" --built "$BUILT" \
     --command "tests/bench/h2/run.sh${ARGS_GIVEN:+ $ARGS_GIVEN}" "${PY_ARGS[@]}" &
 PY_PID=$!
 status=0
