@@ -32,10 +32,11 @@ pub(crate) struct ConnTable {
 
 impl ConnTable {
     /// True when a new client can be taken in: fewer than `max`
-    /// connections are open and the poller can watch its descriptor.
+    /// connections and HTTP/2 streams are open, and the poller can watch
+    /// its descriptor.
     pub(crate) fn has_room(&self, stream: &TcpStream, max: usize, poller: &dyn Poller) -> bool {
         let fd = stream.as_raw_fd();
-        self.open < max && poller.fd_limit().is_none_or(|limit| fd < limit)
+        self.open + self.streams < max && poller.fd_limit().is_none_or(|limit| fd < limit)
     }
 
     /// Takes in a client the table has room for (see

@@ -177,7 +177,7 @@ elif mode == "hpack_bomb":
     big = "v" * 3000
     c.send(c.request(1, "/index.html", extra=[("x-big", big)]))
     c.until(lambda: c.stream(1).ended)
-    bomb = c.block("/index.html", extra=[("x-big", big)] * 400)
+    bomb = c.block("/index.html", extra=[("x-big", big)] * 150)
     f = HeadersFrame(3, bomb)
     f.flags.add("END_HEADERS"); f.flags.add("END_STREAM")
     c.send(f)
@@ -186,6 +186,13 @@ elif mode == "hpack_bomb":
     c.until(lambda: c.stream(5).ended)
     out = {"bomb_bytes": len(bomb), "first": c.status(1), "bomb_reset": c.stream(3).reset,
            "bomb_status": c.status(3), "after": c.status(5), "goaway": c.goaway}
+    # A block that would decode to 6 MB ends the connection.
+    huge = c.block("/index.html", extra=[("x-big", big)] * 2000)
+    f = HeadersFrame(7, huge)
+    f.flags.add("END_HEADERS"); f.flags.add("END_STREAM")
+    c.send(f)
+    c.until(lambda: c.goaway is not None)
+    out.update({"huge_bytes": len(huge), "huge_goaway": c.goaway})
 elif mode in ("ping_flood", "settings_flood", "empty_data_flood"):
     c = Conn(port)
     if mode == "ping_flood":
@@ -277,6 +284,52 @@ elif mode == "slow_and_fast":
            "slow_seconds": (s1.ended_at or time.monotonic()) - start,
            "fast_status": c.status(3), "fast_sha": sha(s3.data),
            "fast_seconds": (s3.ended_at or time.monotonic()) - start}
+elif mode == "provoked_reset":
+    # Streams held in flight by a zero window, each then reset by a
+    # WINDOW_UPDATE of 0 (a stream error the server must answer).
+    c = Conn(port, settings={SettingsFrame.INITIAL_WINDOW_SIZE: 0})
+    sid, sent = 1, 0
+    try:
+        while sent < 3000 and c.goaway is None and not c.eof:
+            batch = list(range(sid, sid + 40, 2))
+            c.send(*[c.request(s, args[0]) for s in batch])
+            c.until(lambda: all(c.stream(s).headers is not None or c.stream(s).reset is not None for s in batch) or c.goaway is not None, 5)
+            c.sock.sendall(b"".join(b"\x00\x00\x04\x08\x00" + s.to_bytes(4, "big") + b"\x00\x00\x00\x00" for s in batch))
+            sid += 40
+            sent += len(batch)
+            c.read_some(0.001)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    c.until(lambda: c.goaway is not None, 10)
+    out = {"sent": sent, "goaway": c.goaway}
+elif mode == "sequential":
+    # `count` requests one after another on one connection.
+    c = Conn(port)
+    for i in range(int(args[1])):
+        if c.goaway is not None or c.eof:
+            break
+        c.send(c.request(2 * i + 1, args[0]))
+        c.until(lambda: c.stream(2 * i + 1).ended or c.goaway is not None)
+    c.until(lambda: c.eof, 10)
+    answered = [s for s, st in sorted(c.streams.items()) if st.ended]
+    out = {"answered": len(answered), "goaway": c.goaway, "eof": c.eof}
+elif mode == "unfinished_post":
+    # A request answered before its body comes, the body never sent.
+    c = Conn(port)
+    start = time.monotonic()
+    c.send(c.request(1, args[0], method="POST", end=False, extra=[("content-length", "10")]))
+    c.until(lambda: c.stream(1).ended)
+    c.until(lambda: c.eof, 20)
+    out = {"status": c.status(1), "goaway": c.goaway, "eof": c.eof,
+           "seconds": time.monotonic() - start}
+elif mode == "held_streams":
+    # As many streams as asked, each held open by a zero window.
+    c = Conn(port, settings={SettingsFrame.INITIAL_WINDOW_SIZE: 0})
+    n = int(args[1])
+    c.send(*[c.request(2 * i + 1, args[0]) for i in range(n)])
+    c.until(lambda: all(c.stream(2 * i + 1).headers is not None or c.stream(2 * i + 1).reset is not None for i in range(n)), 10)
+    out = {"held": sum(1 for i in range(n) if c.stream(2 * i + 1).headers is not None),
+           "refused": sum(1 for i in range(n) if c.stream(2 * i + 1).reset == 7)}
 print(json.dumps(out))
 "#;
 

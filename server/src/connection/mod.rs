@@ -155,6 +155,7 @@ impl Connection {
             return;
         };
         let mut session = session.borrow_mut();
+        self.state.h2_input_waits = session.output_full() && !self.state.input.is_empty();
         if session.output_full() || self.state.input.is_empty() {
             return;
         }
@@ -163,6 +164,25 @@ impl Connection {
         if self.state.input.is_empty() {
             self.state.request_started = None;
         }
+    }
+
+    /// An HTTP/2 connection opened a stream at `now`: its idle timeout
+    /// starts again.
+    pub(crate) fn h2_stream_opened(&mut self, now: Instant) {
+        self.state.last_stream_at = Some(now);
+    }
+
+    /// The HTTP/2 connection's streams so far and its age, against the
+    /// keep-alive limits (`--keepalive-requests`, `--keepalive-time`).
+    pub(crate) fn h2_within_limits(&self, streams: u64, now: Instant, limits: &Limits) -> bool {
+        let age = now.saturating_duration_since(self.state.opened);
+        keep_alive::within_limits(true, streams, age, limits)
+    }
+
+    /// True when input waited for the session's unsent frames, and they
+    /// have room now: the connection should take its turn again.
+    pub(crate) fn h2_input_can_go(&self) -> bool {
+        self.state.h2_input_waits && self.h2.as_ref().is_some_and(|s| !s.borrow().output_full())
     }
 
     /// The HTTP/2 connection this stream belongs to, for a stream.

@@ -124,6 +124,11 @@ pub(super) struct State {
     /// An HTTP/2 connection with streams open: they keep their own
     /// deadlines, so the connection has no idle timeout meanwhile.
     pub(super) holds_streams: bool,
+    /// When an HTTP/2 connection last opened a stream (its idle timeout
+    /// runs from then, not from frames that open nothing).
+    pub(super) last_stream_at: Option<Instant>,
+    /// Input waits for the HTTP/2 session's frames to be read first.
+    pub(super) h2_input_waits: bool,
 }
 
 impl State {
@@ -149,6 +154,8 @@ impl State {
             plain_on_tls: false,
             speaks_h2: false,
             holds_streams: false,
+            last_stream_at: None,
+            h2_input_waits: false,
         }
     }
 
@@ -201,6 +208,10 @@ impl State {
             Phase::Lingering => Wants::Wait(Interest::READABLE, self.deadline),
             // A full buffer that still does not parse cannot happen (the
             // parser refuses oversized heads), but never spin.
+            // A client's half-close leaves its streams to be answered.
+            Phase::Reading if !can_read && self.holds_streams => {
+                Wants::Wait(Interest::NONE, now + STREAMS_HELD)
+            }
             Phase::Reading if !can_read => Wants::Close,
             Phase::Reading => {
                 let deadline = match self.request_started {
@@ -208,7 +219,9 @@ impl State {
                     // A frame begun must be finished within the header
                     // timeout; between frames, the idle one.
                     Some(started) => started + t.header,
-                    None if self.speaks_h2 => now + t.keepalive,
+                    None if self.speaks_h2 => {
+                        self.last_stream_at.unwrap_or(self.opened) + t.keepalive
+                    }
                     None if self.responses == 0 => self.deadline,
                     None => now + t.keepalive,
                 };

@@ -103,9 +103,10 @@ impl Pair {
 fn a_connection_fits_in_a_small_slot() {
     // Every open connection costs a slot of the table whatever it does;
     // an idle one costs nothing else in the server's memory. (The bound
-    // was 256 until the transport, plain or TLS, took a word more.)
+    // was 256 until the transport, plain or TLS, took a word more; 272
+    // until HTTP/2's session pointer and idle clock.)
     let size = std::mem::size_of::<Option<Connection>>();
-    assert!(size <= 272, "{size} bytes");
+    assert!(size <= 288, "{size} bytes");
 }
 
 #[test]

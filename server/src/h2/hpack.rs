@@ -13,9 +13,13 @@ use std::sync::OnceLock;
 
 use super::hpack_tables::{static_name_index, HUFFMAN_CODES, STATIC_TABLE};
 
-/// What makes a block undecodable (a COMPRESSION_ERROR).
+/// What makes a block undecodable (a COMPRESSION_ERROR, but for
+/// [`TOO_LARGE`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct DecodeError(pub(crate) &'static str);
+
+/// Decoding stopped: the block decodes to more than the limit given.
+pub(crate) const TOO_LARGE: DecodeError = DecodeError("a header list too large to decode");
 
 /// A dynamic table entry: a name and its value.
 type Entry = (Box<[u8]>, Box<[u8]>);
@@ -41,23 +45,37 @@ impl Decoder {
         }
     }
 
-    /// Decodes `block`, handing every field to `field` in order.
+    /// Decodes `block`, handing every field to `field` in order; stops
+    /// with [`TOO_LARGE`] once the fields (RFC 7541 4.1's size: name,
+    /// value and 32 each) pass `limit`, the table then out of step with
+    /// the client's (the connection must end).
     pub(crate) fn decode(
         &mut self,
         block: &[u8],
+        limit: usize,
         mut field: impl FnMut(&[u8], &[u8]),
     ) -> Result<(), DecodeError> {
         let mut pos = 0;
         let mut fields_seen = false;
+        let mut size = 0usize;
+        let mut count = |name: &[u8], value: &[u8]| {
+            size += name.len() + value.len() + 32;
+            match size > limit {
+                true => Err(TOO_LARGE),
+                false => Ok(()),
+            }
+        };
         while pos < block.len() {
             let first = block[pos];
             if first & 0x80 != 0 {
                 let index = integer(block, &mut pos, 7)?;
                 let (name, value) = self.entry(index)?;
+                count(name, value)?;
                 field(name, value);
                 fields_seen = true;
             } else if first & 0xc0 == 0x40 {
                 let (name, value) = self.literal(block, &mut pos, 6)?;
+                count(&name, &value)?;
                 field(&name, &value);
                 self.insert(name, value);
                 fields_seen = true;
@@ -74,6 +92,7 @@ impl Decoder {
             } else {
                 // Without indexing (0000) or never indexed (0001).
                 let (name, value) = self.literal(block, &mut pos, 4)?;
+                count(&name, &value)?;
                 field(&name, &value);
                 fields_seen = true;
             }
@@ -299,7 +318,7 @@ mod tests {
 
     fn decode_all(d: &mut Decoder, block: &[u8]) -> Vec<(String, String)> {
         let mut list = Vec::new();
-        d.decode(block, |n, v| {
+        d.decode(block, usize::MAX, |n, v| {
             list.push((
                 String::from_utf8_lossy(n).into_owned(),
                 String::from_utf8_lossy(v).into_owned(),
@@ -359,7 +378,7 @@ mod tests {
             &[0x04, 0x81, 0x00],                   // Huffman padding of zeros
             &[0xff, 0xff, 0xff, 0xff, 0xff, 0x7f], // an integer too large
         ] {
-            assert!(d.decode(bad, &mut ignore).is_err(), "{bad:?}");
+            assert!(d.decode(bad, usize::MAX, &mut ignore).is_err(), "{bad:?}");
         }
     }
 

@@ -71,6 +71,11 @@ pub(crate) fn to_http1(
     if pseudo.scheme.is_none() || path.is_empty() {
         return Err(Malformed("no :scheme, or an empty :path"));
     }
+    // Origin form, or `*` for OPTIONS (RFC 9113 8.3.1): an absolute
+    // :path would name a host past the :authority check.
+    if !(path.starts_with(b"/") || path == b"*" && method == b"OPTIONS") {
+        return Err(Malformed("a :path not in origin form"));
+    }
     if let (Some(h), Some(a)) = (host, pseudo.authority) {
         if h != a {
             return Err(Malformed("host differs from :authority"));
@@ -243,6 +248,12 @@ mod tests {
             get(&[("content-length", "1x")]),
             list(&[(":method", "GET"), (":path", "/")]),
             list(&[(":method", "GET"), (":scheme", "http"), (":path", "")]),
+            list(&[
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":path", "http://other/"),
+            ]),
+            list(&[(":method", "GET"), (":scheme", "http"), (":path", "*")]),
             {
                 let mut l = list(&[("accept", "x")]);
                 l.extend(get(&[]));

@@ -51,6 +51,11 @@ const RESET_COST: i64 = 10;
 const RESPONSE_REFUND: i64 = 5;
 /// The most a reused scratch buffer keeps between header blocks.
 const SCRATCH_KEPT: usize = 4096;
+/// The most a header block may decode to at all: past [`MAX_LIST`] its
+/// stream is reset; past this, decoding stops and the connection ends
+/// (each byte of a block can name a 4 KiB table entry, so decoding is
+/// bounded, not only what is kept).
+const MAX_DECODED: usize = 16 * MAX_LIST;
 /// Recently closed streams remembered, to tell a frame on one from a
 /// frame on a stream never opened.
 const RECENTLY_CLOSED: usize = 64;
@@ -151,6 +156,11 @@ pub(crate) struct Session<O> {
     recv_consumed: i64,
     streams: HashMap<u32, Stream<O>, StreamIds>,
     last_stream: u32,
+    /// The highest stream id the client used (above `last_stream` once
+    /// GOAWAY ignores new streams).
+    highest_seen: u32,
+    /// Streams opened so far.
+    opened: u64,
     recently_closed: VecDeque<u32>,
     block: Option<Block>,
     out: Vec<u8>,
@@ -183,6 +193,8 @@ impl<O: Copy> Session<O> {
             recv_consumed: 0,
             streams: HashMap::default(),
             last_stream: 0,
+            highest_seen: 0,
+            opened: 0,
             recently_closed: VecDeque::new(),
             block: None,
             out: Vec::new(),
@@ -266,6 +278,12 @@ impl<O: Copy> Session<O> {
     /// `n` bytes of [`unsent`](Self::unsent) were written.
     pub(crate) fn wrote(&mut self, n: usize) {
         self.sent += n;
+        if self.sent < self.out.len() && self.sent >= OUT_HIGH_WATER {
+            // What was written goes, so that a queue never emptied at
+            // once does not keep it.
+            self.out.drain(..self.sent);
+            self.sent = 0;
+        }
         if self.sent >= self.out.len() {
             self.sent = 0;
             if self.out.capacity() > 2 * OUT_HIGH_WATER {
@@ -291,7 +309,27 @@ impl<O: Copy> Session<O> {
 
     /// True when no stream is open.
     pub(crate) fn is_idle(&self) -> bool {
-        self.streams.is_empty()
+        // A stream already answered, whose request the client has not
+        // finished, holds nothing of the server's: it does not keep the
+        // connection from its idle timeout or a drain.
+        self.streams.values().all(|s| s.released)
+    }
+
+    /// True once GOAWAY is sent (a drain, a limit, an error).
+    pub(crate) fn going_away(&self) -> bool {
+        self.going_away
+    }
+
+    /// Streams opened on the connection so far.
+    pub(crate) fn streams_opened(&self) -> u64 {
+        self.opened
+    }
+
+    /// Refuses stream `id` (the server holds as many requests as it
+    /// may): RST_STREAM(REFUSED_STREAM), which a client may retry.
+    pub(crate) fn refuse(&mut self, id: u32) {
+        frame::put_reset(&mut self.out, id, REFUSED_STREAM);
+        self.forget(id, false);
     }
 
     /// Every stream's connection (to close them with the connection).
@@ -309,9 +347,10 @@ impl<O: Copy> Session<O> {
     /// The connections of the streams that waited for a window or for
     /// room, when there may be room now.
     pub(crate) fn take_writable(&mut self) -> Vec<O> {
-        if !std::mem::take(&mut self.window_opened) || self.send_window <= 0 || self.output_full() {
+        if !self.window_opened || self.send_window <= 0 || self.output_full() {
             return Vec::new();
         }
+        self.window_opened = false;
         let mut woken = Vec::new();
         for s in self.streams.values_mut() {
             if s.blocked && (s.send_window > 0 || !s.response.head_done) {
@@ -429,7 +468,13 @@ impl<O: Copy> Session<O> {
     }
 
     fn is_idle_stream(&self, stream: u32) -> bool {
-        stream > self.last_stream && !self.streams.contains_key(&stream)
+        stream > self.highest_seen && !self.streams.contains_key(&stream)
+    }
+
+    /// A stream opened after GOAWAY, whose frames are dropped (RFC 9113
+    /// 6.8).
+    fn is_ignored(&self, stream: u32) -> bool {
+        stream > self.last_stream && stream <= self.highest_seen
     }
 
     fn on_data(&mut self, head: FrameHead, payload: &[u8]) -> Outcome {
@@ -445,6 +490,11 @@ impl<O: Copy> Session<O> {
         }
         if self.is_idle_stream(id) {
             return Err(ConnectionError(PROTOCOL_ERROR));
+        }
+        if self.is_ignored(id) {
+            // Counted against the window, then dropped.
+            self.credit_connection(flow);
+            return Ok(());
         }
         let end_stream = head.flags & END_STREAM != 0;
         if body.is_empty() && !end_stream {
@@ -534,10 +584,12 @@ impl<O: Copy> Session<O> {
             if id.is_multiple_of(2) {
                 return Err(ConnectionError(PROTOCOL_ERROR));
             }
+            self.highest_seen = id;
             if self.going_away {
                 BlockKind::Ignore
             } else {
                 self.last_stream = id;
+                self.opened += 1;
                 if depends_on_itself {
                     BlockKind::Refuse(PROTOCOL_ERROR)
                 } else if self.streams.len() >= MAX_STREAMS as usize {
@@ -593,7 +645,7 @@ impl<O: Copy> Session<O> {
         arena.clear();
         let mut spans: Vec<(usize, usize, usize)> = Vec::with_capacity(16);
         let (mut size, mut too_large) = (0usize, false);
-        let decoded = self.decoder.decode(block, |name, value| {
+        let decoded = self.decoder.decode(block, MAX_DECODED, |name, value| {
             size += name.len() + value.len() + 32;
             if size > MAX_LIST {
                 too_large = true;
@@ -608,7 +660,11 @@ impl<O: Copy> Session<O> {
             .iter()
             .map(|&(a, b, c)| (&arena[a..b], &arena[b..c]))
             .collect();
-        let outcome = self.on_fields(id, end_stream, kind, decoded.is_ok(), too_large, &fields);
+        let outcome = match decoded {
+            // Decoding stopped part way: the table is out of step.
+            Err(hpack::TOO_LARGE) => Err(ConnectionError(ENHANCE_YOUR_CALM)),
+            _ => self.on_fields(id, end_stream, kind, decoded.is_ok(), too_large, &fields),
+        };
         drop(fields);
         // Kept for the next block unless a large one grew it.
         if arena.capacity() <= SCRATCH_KEPT {
@@ -798,6 +854,12 @@ impl<O: Copy> Session<O> {
     /// connection (if it has one yet) is told to go.
     fn reset(&mut self, id: u32, code: u32) {
         frame::put_reset(&mut self.out, id, code);
+        // A reset the client provokes costs as one it sends: it ends a
+        // stream in flight as surely (rapid reset by other means).
+        self.budget -= match self.streams.get(&id) {
+            Some(s) if !s.response.ended => RESET_COST,
+            _ => 1,
+        };
         if !self.streams.contains_key(&id) {
             self.remember_closed(id);
         }
@@ -863,10 +925,10 @@ impl<O: Copy> Session<O> {
         if s.inbound.capacity() > 4 * n.max(4096) && s.inbound.is_empty() {
             s.inbound = Vec::new();
         }
-        let credit = match s.inbound.is_empty() {
-            true => s.uncredited,
-            false => s.uncredited.min(n as u64),
-        };
+        // What is left may all be body (chunk framing makes it more than
+        // the body it holds): only what cannot be left is credited, all
+        // of it once the buffer is empty.
+        let credit = s.uncredited.saturating_sub(s.inbound.len() as u64);
         s.uncredited -= credit;
         if credit > 0 && !s.recv_closed {
             s.recv_window += credit as i64;

@@ -174,13 +174,27 @@ fn an_hpack_bomb_resets_its_stream_and_keeps_the_connection() {
     let mut input = Vec::new();
     let first = client.block("/", &[("x-big", &big)]);
     frame::put(&mut input, HEADERS, END_HEADERS | END_STREAM, 1, &first);
-    let repeated: Vec<(&str, &str)> = (0..500).map(|_| ("x-big", big.as_str())).collect();
+    let repeated: Vec<(&str, &str)> = (0..150).map(|_| ("x-big", big.as_str())).collect();
     let bomb = client.block("/", &repeated);
     assert!(bomb.len() < 4096, "the bomb is small: {}", bomb.len());
     frame::put(&mut input, HEADERS, END_HEADERS | END_STREAM, 3, &bomb);
     session.receive(&input);
     assert!(!session.failed());
     assert_eq!(resets(&drain(&mut session)), [(3, ENHANCE_YOUR_CALM)]);
+    // One that decodes to megabytes is not decoded to its end: the
+    // connection ends.
+    let repeated: Vec<(&str, &str)> = (0..2000).map(|_| ("x-big", big.as_str())).collect();
+    let mut input = Vec::new();
+    frame::put(
+        &mut input,
+        HEADERS,
+        END_HEADERS | END_STREAM,
+        5,
+        &client.block("/", &repeated),
+    );
+    session.receive(&input);
+    assert!(session.failed());
+    assert_eq!(goaway_code(&drain(&mut session)), Some(ENHANCE_YOUR_CALM));
 }
 
 #[test]

@@ -74,8 +74,18 @@ impl Server {
         for event in events {
             match event {
                 Event::Opened(stream) => {
-                    let end = StreamEnd::new(session.clone(), stream, id, local, tls);
+                    // Streams count against --max-connections with the
+                    // connections, as nginx counts them.
+                    let held = self.conns.open() + self.conns.streams();
+                    if held >= self.config.max_connections {
+                        session.borrow_mut().refuse(stream);
+                        continue;
+                    }
                     let now = self.clock.now();
+                    if let Some(conn) = self.conns.get_mut(id) {
+                        conn.h2_stream_opened(now);
+                    }
+                    let end = StreamEnd::new(session.clone(), stream, id, local, tls);
                     let deadline = now + self.config.header_timeout;
                     let transport = Transport::Stream(Box::new(end));
                     let stream_id = self.conns.admit_stream(transport, peer, (now, deadline));
@@ -90,6 +100,13 @@ impl Server {
             self.end_streams(&session);
             if let Some(conn) = self.conns.get_mut(id) {
                 conn.close_after_reply();
+            }
+        } else if let Some(conn) = self.conns.get(id) {
+            // Past --keepalive-requests streams or --keepalive-time: GOAWAY,
+            // and the connection ends once its streams are answered.
+            let (opened, now) = (session.borrow().streams_opened(), self.clock.now());
+            if !conn.h2_within_limits(opened, now, &self.config.keepalive_limits) {
+                session.borrow_mut().go_away();
             }
         }
         self.flush(id);
@@ -121,9 +138,20 @@ impl Server {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        if let Some(session) = conn.h2() {
+        if let Some(session) = conn.h2().cloned() {
             let woken = session.borrow_mut().take_writable();
             self.h2_pending.streams.extend(woken);
+            let done = {
+                let s = session.borrow();
+                s.going_away() && s.is_idle() && s.unsent().is_empty()
+            };
+            if done && conn.is_reading() {
+                // GOAWAY said, every stream answered: the connection ends.
+                conn.close_after_reply();
+                self.h2_pending.connections.push(id);
+            } else if conn.h2_input_can_go() && !self.h2_pending.connections.contains(&id) {
+                self.h2_pending.connections.push(id);
+            }
             return;
         }
         let Some(parent) = conn.h2_parent() else {

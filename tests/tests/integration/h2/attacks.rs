@@ -8,13 +8,18 @@
 //! - CONTINUATION flood (CVE-2024-27316): a header block that never ends
 //!   is cut off with GOAWAY(ENHANCE_YOUR_CALM) within 64 KiB.
 //! - HPACK bomb: a 3,000-byte field put in the client's table, then a
-//!   block of a few hundred bytes naming it 400 times (1.2 MB decoded):
+//!   block of a few hundred bytes naming it 150 times (450 KB decoded):
 //!   RST_STREAM(ENHANCE_YOUR_CALM) on that stream; the connection goes
-//!   on, and its next stream is answered.
+//!   on, and its next stream is answered. One naming it 2,000 times (6 MB)
+//!   is not decoded to its end: GOAWAY(ENHANCE_YOUR_CALM).
 //! - PING, SETTINGS and empty-DATA floods: GOAWAY(ENHANCE_YOUR_CALM).
 //! - Too many streams: with the client's window at zero, 128 streams are
 //!   held open; the 129th gets RST_STREAM(REFUSED_STREAM), and the 128
 //!   finish, whole, once the window opens.
+//! - Resets the client provokes (a WINDOW_UPDATE of 0 on each of its
+//!   streams in flight) cost as its own do: GOAWAY(ENHANCE_YOUR_CALM).
+//! - Streams count against `--max-connections` with the connections (as
+//!   nginx counts them): past it, RST_STREAM(REFUSED_STREAM).
 //! - A frame larger than the server's maximum: GOAWAY(FRAME_SIZE_ERROR).
 
 use serde_json::Value;
@@ -99,6 +104,12 @@ fn an_hpack_bomb_resets_its_stream_only(backend: &str) {
     assert_eq!(seen["bomb_reset"], ENHANCE_YOUR_CALM, "{seen}");
     assert_eq!(seen["after"], 200, "the connection goes on: {seen}");
     assert!(seen["goaway"].is_null(), "{seen}");
+    // Far larger, it is not decoded to its end: the connection ends.
+    assert!(
+        seen["huge_bytes"].as_u64().unwrap_or(u64::MAX) < 8000,
+        "{seen}"
+    );
+    assert_eq!(seen["huge_goaway"][1], ENHANCE_YOUR_CALM, "{seen}");
 }
 
 fn floods_of_frames_that_do_nothing_end_the_connection(backend: &str) {
@@ -130,6 +141,30 @@ fn streams_beyond_128_are_refused(backend: &str) {
     assert!(seen["goaway"].is_null(), "{seen}");
 }
 
+fn resets_the_client_provokes_count_as_its_own(backend: &str) {
+    let t = target("h2-provoked", backend);
+    let seen = t.attack("provoked_reset", &["/big.bin"]);
+    assert_eq!(goaway_code(&seen), Some(ENHANCE_YOUR_CALM), "{seen}");
+    let last = seen["goaway"][0].as_u64().unwrap_or(u64::MAX);
+    assert!(last < 2 * 500, "took {} streams: {seen}", last / 2);
+}
+
+fn streams_count_against_max_connections(backend: &str) {
+    let site = TempDocroot::new("h2-max-conns");
+    site.write("index.html", PAGE);
+    site.write("big.bin", &pseudo_random_bytes(200_000, 3));
+    let server = ServerProcess::serve_with(site.path(), backend, &["--max-connections", "20"]);
+    let seen = h2_client(
+        &server,
+        &site.outside(),
+        "held_streams",
+        &["/big.bin", "40"],
+    );
+    // The connection itself holds one of the twenty.
+    assert_eq!(seen["held"], 19, "{seen}");
+    assert_eq!(seen["refused"], 21, "{seen}");
+}
+
 fn an_oversized_frame_ends_the_connection(backend: &str) {
     let t = target("h2-oversized", backend);
     let seen = t.attack("oversized_frame", &["/cgi-bin/echo.cgi"]);
@@ -142,5 +177,7 @@ per_backend!(
     an_hpack_bomb_resets_its_stream_only,
     floods_of_frames_that_do_nothing_end_the_connection,
     streams_beyond_128_are_refused,
+    resets_the_client_provokes_count_as_its_own,
+    streams_count_against_max_connections,
     an_oversized_frame_ends_the_connection,
 );

@@ -1,6 +1,11 @@
 //! Streams and their windows, from a frame-level client, under each
 //! event backend.
 //!
+//! - `--keepalive-requests 5`: the fifth stream gets GOAWAY(NO_ERROR)
+//!   naming it, is answered, and the connection ends.
+//! - A POST answered (405) before its body, which never comes, leaves its
+//!   stream half-closed, and the connection still ends after
+//!   `--keepalive-timeout` with GOAWAY(NO_ERROR).
 //! - Flow control: a client whose stream window is 1,000 bytes, given
 //!   back as it reads, gets a 200,000-byte file whole, never a DATA frame
 //!   past its window.
@@ -152,7 +157,41 @@ fn a_stream_on_the_slow_disk_holds_up_no_other(backend: &str) {
     );
 }
 
+fn keep_alive_limits_apply_to_streams(backend: &str) {
+    let site = site("h2-keepalive-limits");
+    let server = ServerProcess::serve_with(site.path(), backend, &["--keepalive-requests", "5"]);
+    let seen = h2_client(
+        &server,
+        &site.outside(),
+        "sequential",
+        &["/index.html", "8"],
+    );
+    assert_eq!(goaway_code(&seen), Some(NO_ERROR), "{seen}");
+    assert_eq!(seen["goaway"][0], 9, "the fifth stream is the last: {seen}");
+    assert_eq!(seen["answered"], 5, "{seen}");
+    assert_eq!(seen["eof"], true, "{seen}");
+}
+
+fn an_answered_stream_left_open_holds_no_connection(backend: &str) {
+    let site = site("h2-unfinished");
+    let server = ServerProcess::serve_with(site.path(), backend, &["--keepalive-timeout", "1"]);
+    let seen = h2_client(
+        &server,
+        &site.outside(),
+        "unfinished_post",
+        &["/index.html"],
+    );
+    assert_eq!(seen["status"], 405, "{seen}");
+    assert_eq!(goaway_code(&seen), Some(NO_ERROR), "{seen}");
+    assert_eq!(
+        seen["eof"], true,
+        "closed after --keepalive-timeout: {seen}"
+    );
+}
+
 per_backend!(
+    keep_alive_limits_apply_to_streams,
+    an_answered_stream_left_open_holds_no_connection,
     a_small_window_is_never_overrun,
     a_window_held_at_zero_times_out_alone,
     a_drain_says_goaway_and_finishes_the_stream_in_flight,
