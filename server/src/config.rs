@@ -103,8 +103,9 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub cache_files: u32,
 
-    /// Most client connections open at once; more get 503 and are closed
-    /// (1 to 1000000).
+    /// Most client connections and HTTP/2 streams open at once; more
+    /// connections get 503 and are closed, more streams are refused
+    /// (RST_STREAM) (1 to 1000000).
     #[arg(long, default_value_t = 4096, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,

@@ -452,9 +452,11 @@ impl<O: Copy> Session<O> {
                 if payload.len() < 8 {
                     return Err(ConnectionError(FRAME_SIZE_ERROR));
                 }
-                // The client is leaving: the streams in flight are still
-                // answered, no new ones are taken.
-                self.go_away();
+                // The client says it opens no more streams (and names the
+                // last pushed one it took: none). Nothing changes here:
+                // the streams in flight are answered, and the connection
+                // ends when the client closes it or goes idle (an unknown
+                // error code is no reason to act, RFC 9113 7).
                 Ok(())
             }
             WINDOW_UPDATE => self.on_window_update(stream, payload),

@@ -283,3 +283,19 @@ fn a_request_body_is_read_chunked_and_credited_back() {
         "{text}"
     );
 }
+
+#[test]
+fn a_client_s_goaway_changes_nothing() {
+    let client = Client::new();
+    let mut session = started(&client);
+    let mut input = Vec::new();
+    frame::put_goaway(&mut input, 0, 0xff);
+    frame::put(&mut input, PING, 0, 0, b"pingpong");
+    session.receive(&input);
+    assert!(!session.failed() && !session.going_away());
+    let found = drain(&mut session);
+    assert_eq!(goaway_code(&found), None);
+    assert!(found
+        .iter()
+        .any(|(h, p)| h.kind == PING && h.flags & ACK != 0 && p == b"pingpong"));
+}
