@@ -330,6 +330,39 @@ elif mode == "held_streams":
     c.until(lambda: all(c.stream(2 * i + 1).headers is not None or c.stream(2 * i + 1).reset is not None for i in range(n)), 10)
     out = {"held": sum(1 for i in range(n) if c.stream(2 * i + 1).headers is not None),
            "refused": sum(1 for i in range(n) if c.stream(2 * i + 1).reset == 7)}
+elif mode == "h2_package":
+    # The h2 package's own client state machine (h2.connection), its
+    # window kept small and given back as the data is consumed.
+    import h2.config, h2.connection, h2.events, h2.settings
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: int(args[0])})
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(conn.data_to_send())
+    paths = args[1:]
+    bodies, statuses, ended = {}, {}, set()
+    for i, path in enumerate(paths):
+        sid = conn.get_next_available_stream_id()
+        conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"), (":path", path),
+                                (":authority", "localhost")], end_stream=True)
+        bodies[sid], statuses[sid] = bytearray(), None
+    sock.sendall(conn.data_to_send())
+    deadline = time.monotonic() + 30
+    while len(ended) < len(paths) and time.monotonic() < deadline:
+        data = sock.recv(1 << 16)
+        if not data:
+            break
+        for event in conn.receive_data(data):
+            if isinstance(event, h2.events.ResponseReceived):
+                statuses[event.stream_id] = dict(event.headers)[b":status"].decode()
+            elif isinstance(event, h2.events.DataReceived):
+                bodies[event.stream_id] += event.data
+                conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, h2.events.StreamEnded):
+                ended.add(event.stream_id)
+        sock.sendall(conn.data_to_send())
+    out = {"statuses": [statuses[s] for s in sorted(statuses)],
+           "shas": [sha(bodies[s]) for s in sorted(bodies)], "ended": len(ended)}
 print(json.dumps(out))
 "#;
 

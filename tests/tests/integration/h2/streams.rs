@@ -9,6 +9,9 @@
 //! - Flow control: a client whose stream window is 1,000 bytes, given
 //!   back as it reads, gets a 200,000-byte file whole, never a DATA frame
 //!   past its window.
+//! - The `h2` package's own client (its connection state machine, a
+//!   4,096-byte window given back as it reads) gets four streams at once,
+//!   each whole.
 //! - A window held at zero: the stream's response waits, the connection's
 //!   other streams are answered meanwhile, and after `--send-timeout` the
 //!   held stream is reset (INTERNAL_ERROR) while the connection goes on
@@ -59,6 +62,25 @@ fn a_small_window_is_never_overrun(backend: &str) {
         seen["max_frame"].as_u64().is_some_and(|n| n <= 1000),
         "{seen}"
     );
+}
+
+fn the_h2_package_s_client_gets_every_stream_whole(backend: &str) {
+    let site = site("h2-package");
+    site.write("small.txt", b"small\n");
+    let server = ServerProcess::serve(site.path(), backend);
+    let paths = ["/big.bin", "/index.html", "/small.txt", "/big.bin"];
+    let mut args = vec!["4096"];
+    args.extend_from_slice(&paths);
+    let seen = h2_client(&server, &site.outside(), "h2_package", &args);
+    assert_eq!(seen["ended"], 4, "{seen}");
+    assert_eq!(
+        seen["statuses"],
+        serde_json::json!(["200", "200", "200", "200"]),
+        "{seen}"
+    );
+    let big = sha256_hex(&pseudo_random_bytes(200_000, 9));
+    let expected = [big.clone(), sha256_hex(PAGE), sha256_hex(b"small\n"), big];
+    assert_eq!(seen["shas"], serde_json::json!(expected), "{seen}");
 }
 
 fn a_window_held_at_zero_times_out_alone(backend: &str) {
@@ -193,6 +215,7 @@ per_backend!(
     keep_alive_limits_apply_to_streams,
     an_answered_stream_left_open_holds_no_connection,
     a_small_window_is_never_overrun,
+    the_h2_package_s_client_gets_every_stream_whole,
     a_window_held_at_zero_times_out_alone,
     a_drain_says_goaway_and_finishes_the_stream_in_flight,
     a_stream_on_the_slow_disk_holds_up_no_other,
