@@ -247,13 +247,15 @@ pub struct Args {
     pub discard_timeout: u64,
 
     /// Requests one keep-alive connection may carry; the response to the
-    /// last says `Connection: close` (1 to 1000000000).
+    /// last says `Connection: close` (over HTTP/2: streams, then GOAWAY)
+    /// (1 to 1000000000).
     #[arg(long, default_value_t = 1000, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     pub keepalive_requests: u64,
 
     /// Seconds after which a keep-alive connection is closed after its
-    /// next response, however busy it is (1 to 604800). Off unless given.
+    /// next response, however busy it is (over HTTP/2: GOAWAY, then closed
+    /// once its streams are answered) (1 to 604800). Off unless given.
     #[arg(long, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub keepalive_time: Option<u64>,
