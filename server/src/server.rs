@@ -300,10 +300,12 @@ impl Server {
         }
     }
 
-    /// Reads a just accepted connection without waiting for the poller:
-    /// a client's first request usually arrives with its connection, so
-    /// this answers it a turn earlier and saves a wait of the poller per
-    /// new connection. Nothing there yet is no harm (one read, EAGAIN).
+    /// Reads connection `id` without waiting for the poller. A client's
+    /// first request usually arrives with its connection, so this answers
+    /// it a turn earlier and saves a wait of the poller per new
+    /// connection; an HTTP/2 stream has no descriptor for the poller, so
+    /// its input is read this way whenever its session has some. Nothing
+    /// there yet is no harm (one read, EAGAIN).
     fn read_at_once(&mut self, id: ConnId) {
         let token = EventToken::Client(id.slot()).to_token();
         self.client_event(
@@ -600,8 +602,7 @@ impl Server {
         if let Some(session) = conn.h2().cloned() {
             // An HTTP/2 connection idle too long (or whose frames waited
             // too long to be read) says GOAWAY before it closes.
-            let idle = session.borrow().is_idle() && session.borrow().unsent().is_empty();
-            if idle && conn.is_reading() {
+            if session.borrow().is_quiet() && conn.is_reading() {
                 session.borrow_mut().go_away();
                 conn.close_after_reply();
                 return self.flush(id);

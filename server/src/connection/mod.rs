@@ -48,6 +48,11 @@ pub(crate) const OUTPUT_HIGH_WATER: u64 = 256 * 1024;
 /// Bytes written to one connection per turn, so that one fast reader of
 /// a large file does not starve the others.
 pub(crate) const WRITE_BUDGET: u64 = 256 << 10;
+/// The keep-alive limits of an HTTP/2 stream's connection.
+const ONE_REQUEST: Limits = Limits {
+    requests: 1,
+    time: None,
+};
 /// How long a closing connection drains what the client still sends.
 const LINGER: Duration = Duration::from_secs(2);
 
@@ -60,7 +65,15 @@ pub(crate) struct Connection {
     state: State,
     /// The HTTP/2 session, once the connection speaks HTTP/2: its streams
     /// are connections of their own (`Transport::Stream`).
-    h2: Option<SharedSession>,
+    h2: Option<Box<H2Link>>,
+}
+
+/// An HTTP/2 connection's session, and the server's address its streams
+/// report (asked once: it is a system call).
+#[derive(Debug)]
+struct H2Link {
+    session: SharedSession,
+    local: SocketAddr,
 }
 
 /// What the input buffer holds next.
@@ -138,23 +151,30 @@ impl Connection {
 
     /// The HTTP/2 session this connection speaks, if it does.
     pub(crate) fn h2(&self) -> Option<&SharedSession> {
-        self.h2.as_ref()
+        self.h2.as_ref().map(|link| &link.session)
+    }
+
+    /// The server's address on an HTTP/2 connection, for its streams.
+    pub(crate) fn h2_local_addr(&self) -> Option<SocketAddr> {
+        self.h2.as_ref().map(|link| link.local)
     }
 
     /// From now on the connection speaks HTTP/2 with this session; what
     /// it has read is the session's.
-    pub(crate) fn start_h2(&mut self, session: SharedSession) {
-        self.h2 = Some(session);
+    pub(crate) fn start_h2(&mut self, session: SharedSession) -> io::Result<()> {
+        let local = self.transport.local_addr()?;
+        self.h2 = Some(Box::new(H2Link { session, local }));
         self.state.speaks_h2 = true;
+        Ok(())
     }
 
     /// Hands what was read to the HTTP/2 session, unless it has so much
     /// unsent that the client must read first.
     pub(crate) fn feed_h2(&mut self) {
-        let Some(session) = &self.h2 else {
+        let Some(link) = &self.h2 else {
             return;
         };
-        let mut session = session.borrow_mut();
+        let mut session = link.session.borrow_mut();
         self.state.h2_input_waits = session.output_full() && !self.state.input.is_empty();
         if session.output_full() || self.state.input.is_empty() {
             return;
@@ -182,7 +202,7 @@ impl Connection {
     /// True when input waited for the session's unsent frames, and they
     /// have room now: the connection should take its turn again.
     pub(crate) fn h2_input_can_go(&self) -> bool {
-        self.state.h2_input_waits && self.h2.as_ref().is_some_and(|s| !s.borrow().output_full())
+        self.state.h2_input_waits && self.h2().is_some_and(|s| !s.borrow().output_full())
     }
 
     /// The HTTP/2 connection this stream belongs to, for a stream.
@@ -372,13 +392,17 @@ impl Connection {
         }
         state.requests += 1;
         let (number, age) = (state.requests, now.saturating_duration_since(state.opened));
+        // A stream carries one request (refused or not): its end is
+        // END_STREAM.
+        let limits = match self.transport.is_stream() {
+            true => &ONE_REQUEST,
+            false => limits,
+        };
         let within_limits = |kept| keep_alive::within_limits(kept, number, age, limits);
         let (head_len, discard, incoming) = match parsed {
             Parsed::Partial => return Incoming::Nothing,
             Parsed::Rejected(mut rejection) => {
-                // A stream carries one request, refused or not.
-                let stream = self.transport.is_stream();
-                rejection.keep_alive = within_limits(rejection.keep_alive) && !stream;
+                rejection.keep_alive = within_limits(rejection.keep_alive);
                 let reply = respond::reject(&mut state.output, &rejection, stamp);
                 let head_len = match rejection.head_len {
                     0 => state.input.len(),
@@ -390,8 +414,6 @@ impl Connection {
             Parsed::Request(mut request) => {
                 request.keep_alive = within_limits(request.keep_alive);
                 if self.transport.is_stream() {
-                    // A stream carries one request; its end is END_STREAM.
-                    request.keep_alive = false;
                     request.http2 = true;
                     if let Some(log) = request.log.as_mut() {
                         if let Some(line) = log.request_line.strip_suffix("HTTP/1.1") {
@@ -428,10 +450,7 @@ impl Connection {
 
     /// True when nothing is in flight (for closing while draining).
     pub(crate) fn is_idle(&self) -> bool {
-        let streams_idle = self.h2.as_ref().is_none_or(|s| {
-            let s = s.borrow();
-            s.is_idle() && s.unsent().is_empty()
-        });
+        let streams_idle = self.h2().is_none_or(|s| s.borrow().is_quiet());
         matches!(self.state.phase, Phase::Reading | Phase::Lingering)
             && self.state.output.is_empty()
             && !self.transport.pending()
@@ -549,8 +568,8 @@ impl Connection {
                 .write_to(sink.as_dyn(), WRITE_BUDGET, planner)?;
         }
         let mut frames_pending = false;
-        if let Some(session) = &self.h2 {
-            let mut session = session.borrow_mut();
+        if let Some(link) = &self.h2 {
+            let mut session = link.session.borrow_mut();
             write_frames(&mut session, self.transport.sink().as_dyn())?;
             frames_pending = !session.unsent().is_empty();
             self.state.holds_streams = !session.is_idle();

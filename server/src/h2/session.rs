@@ -315,6 +315,12 @@ impl<O: Copy> Session<O> {
         self.streams.values().all(|s| s.released)
     }
 
+    /// True when no stream is open and every frame queued is written:
+    /// the connection may close without cutting anything short.
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.is_idle() && self.unsent().is_empty()
+    }
+
     /// True once GOAWAY is sent (a drain, a limit, an error).
     pub(crate) fn going_away(&self) -> bool {
         self.going_away
@@ -1284,12 +1290,6 @@ impl<O> std::fmt::Debug for Session<O> {
             .field("going_away", &self.going_away)
             .field("failed", &self.failed)
             .finish()
-    }
-}
-
-impl<O: Copy> Default for Session<O> {
-    fn default() -> Self {
-        Session::new()
     }
 }
 

@@ -14,9 +14,7 @@ use std::rc::Rc;
 
 use super::Server;
 use crate::conn_table::ConnId;
-use crate::event::Event as Readiness;
 use crate::h2::{Event, Session};
-use crate::token::EventToken;
 use crate::transport::{SharedSession, StreamEnd, Transport};
 
 /// Rounds of flushing and waking per turn of the loop; what is left
@@ -52,7 +50,9 @@ impl Server {
             return;
         };
         let session: SharedSession = Rc::new(RefCell::new(Session::new()));
-        conn.start_h2(session);
+        if conn.start_h2(session).is_err() {
+            return self.close(id);
+        }
         self.status.h2_started();
     }
 
@@ -66,33 +66,15 @@ impl Server {
         let Some(session) = conn.h2().cloned() else {
             return;
         };
-        let (peer, tls) = (conn.peer(), conn.is_tls());
-        let Ok(local) = conn.local_addr() else {
-            return self.close(id);
-        };
         let events = session.borrow_mut().take_events();
         for event in events {
             match event {
                 Event::Opened(stream) => {
-                    // Streams count against --max-connections with the
-                    // connections, as nginx counts them.
-                    let held = self.conns.open() + self.conns.streams();
-                    if held >= self.config.max_connections {
-                        session.borrow_mut().refuse(stream);
-                        continue;
+                    if !self.open_stream(id, &session, stream) {
+                        return self.close(id);
                     }
-                    let now = self.clock.now();
-                    if let Some(conn) = self.conns.get_mut(id) {
-                        conn.h2_stream_opened(now);
-                    }
-                    let end = StreamEnd::new(session.clone(), stream, id, local, tls);
-                    let deadline = now + self.config.header_timeout;
-                    let transport = Transport::Stream(Box::new(end));
-                    let stream_id = self.conns.admit_stream(transport, peer, (now, deadline));
-                    session.borrow_mut().adopt(stream, stream_id);
-                    self.stream_input(stream_id);
                 }
-                Event::Input(stream_id) => self.stream_input(stream_id),
+                Event::Input(stream_id) => self.read_at_once(stream_id),
                 Event::Reset(stream_id) => self.close(stream_id),
             }
         }
@@ -112,22 +94,39 @@ impl Server {
         self.flush(id);
     }
 
+    /// Gives a new stream of connection `id` a connection of its own and
+    /// reads its request, or refuses it when the server holds as many
+    /// connections and streams as `--max-connections` (as nginx counts
+    /// them). False when the connection is gone.
+    fn open_stream(&mut self, id: ConnId, session: &SharedSession, stream: u32) -> bool {
+        if self.conns.open() + self.conns.streams() >= self.config.max_connections {
+            session.borrow_mut().refuse(stream);
+            return true;
+        }
+        let now = self.clock.now();
+        let Some(conn) = self.conns.get_mut(id) else {
+            return false;
+        };
+        let Some(local) = conn.h2_local_addr() else {
+            return false;
+        };
+        conn.h2_stream_opened(now);
+        let (peer, tls) = (conn.peer(), conn.is_tls());
+        let end = StreamEnd::new(session.clone(), stream, id, local, tls);
+        let deadline = now + self.config.header_timeout;
+        let transport = Transport::Stream(Box::new(end));
+        let stream_id = self.conns.admit_stream(transport, peer, (now, deadline));
+        session.borrow_mut().adopt(stream, stream_id);
+        self.read_at_once(stream_id);
+        true
+    }
+
     /// Closes every stream of a session (its connection fails or goes).
     pub(super) fn end_streams(&mut self, session: &SharedSession) {
         let owners = session.borrow().owners();
         for owner in owners {
             self.close(owner);
         }
-    }
-
-    /// A stream has input (or may have): read it and go on.
-    fn stream_input(&mut self, id: ConnId) {
-        let readable = Readiness {
-            token: EventToken::Client(id.slot()).to_token(),
-            readable: true,
-            writable: false,
-        };
-        self.client_event(id.slot(), readable);
     }
 
     /// After connection `id` was flushed: an HTTP/2 connection wakes the
@@ -141,10 +140,7 @@ impl Server {
         if let Some(session) = conn.h2().cloned() {
             let woken = session.borrow_mut().take_writable();
             self.h2_pending.streams.extend(woken);
-            let done = {
-                let s = session.borrow();
-                s.going_away() && s.is_idle() && s.unsent().is_empty()
-            };
+            let done = session.borrow().going_away() && session.borrow().is_quiet();
             if done && conn.is_reading() {
                 // GOAWAY said, every stream answered: the connection ends.
                 conn.close_after_reply();
@@ -187,7 +183,7 @@ impl Server {
             let streams = std::mem::take(&mut self.h2_pending.streams);
             for id in streams {
                 if self.conns.get(id).is_some() {
-                    self.stream_input(id);
+                    self.read_at_once(id);
                 }
             }
             let connections = std::mem::take(&mut self.h2_pending.connections);
