@@ -122,55 +122,44 @@ class Conn:
 def sha(b):
     return hashlib.sha256(bytes(b)).hexdigest()
 
-def flood(conn, make, count):
-    """Sends `count` frames made by `make(i)` in batches until the server
-    says GOAWAY or closes; how many it took."""
+def flood(conn, send_batch, limit):
+    """Calls `send_batch(sent)` (it sends one batch and says how many it
+    sent) until `limit`, the server's GOAWAY or its close, then waits for
+    the GOAWAY; how many were sent."""
     sent = 0
     try:
-        while sent < count and conn.goaway is None and not conn.eof:
-            conn.send(*[make(sent + i) for i in range(100)])
-            sent += 100
+        while sent < limit and conn.goaway is None and not conn.eof:
+            sent += send_batch(sent)
             conn.read_some(0.001)
     except (BrokenPipeError, ConnectionResetError):
         pass
     conn.until(lambda: conn.goaway is not None, 10)
     return sent
 
+def frames(conn, make, n=100):
+    """A batch for `flood`: `n` frames made by `make(i)`."""
+    def send_batch(sent):
+        conn.send(*[make(sent + i) for i in range(n)])
+        return n
+    return send_batch
+
 port, mode, args = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
 out = {}
 if mode == "rapid_reset":
     c = Conn(port)
-    def opened_and_reset(i):
-        return c.request(2 * i + 1, "/index.html")
-    sent = 0
-    try:
-        while sent < 5000 and c.goaway is None and not c.eof:
-            frames = []
-            for i in range(50):
-                sid = 2 * (sent + i) + 1
-                frames += [c.request(sid, "/index.html"), RstStreamFrame(sid, 8)]
-            c.send(*frames)
-            sent += 50
-            c.read_some(0.001)
-    except (BrokenPipeError, ConnectionResetError):
-        pass
-    c.until(lambda: c.goaway is not None, 10)
-    out = {"sent": sent, "goaway": c.goaway}
+    def opened_and_reset(sent):
+        pairs = [[c.request(2 * (sent + i) + 1, "/index.html"), RstStreamFrame(2 * (sent + i) + 1, 8)]
+                 for i in range(50)]
+        c.send(*[f for pair in pairs for f in pair])
+        return 50
+    out = {"sent": flood(c, opened_and_reset, 5000), "goaway": c.goaway}
 elif mode == "continuation_flood":
     c = Conn(port)
     first = HeadersFrame(1, c.block("/index.html"))
     first.flags.add("END_STREAM")
     c.send(first)
     junk = b"\x00\x01a\x01b" * 200
-    sent = 0
-    try:
-        while sent < 400 and c.goaway is None and not c.eof:
-            c.send(ContinuationFrame(1, junk))
-            sent += 1
-            c.read_some(0.001)
-    except (BrokenPipeError, ConnectionResetError):
-        pass
-    c.until(lambda: c.goaway is not None, 10)
+    sent = flood(c, frames(c, lambda i: ContinuationFrame(1, junk), 1), 400)
     out = {"frames": sent, "bytes": sent * len(junk), "goaway": c.goaway}
 elif mode == "hpack_bomb":
     c = Conn(port)
@@ -202,7 +191,7 @@ elif mode in ("ping_flood", "settings_flood", "empty_data_flood"):
     else:
         c.send(c.request(1, args[0], method="POST", end=False))
         make = lambda i: DataFrame(1, b"")
-    out = {"sent": flood(c, make, 20000), "goaway": c.goaway}
+    out = {"sent": flood(c, frames(c, make), 20000), "goaway": c.goaway}
 elif mode == "max_streams":
     c = Conn(port, settings={SettingsFrame.INITIAL_WINDOW_SIZE: 0})
     c.send(*[c.request(2 * i + 1, args[0]) for i in range(129)])
@@ -288,20 +277,13 @@ elif mode == "provoked_reset":
     # Streams held in flight by a zero window, each then reset by a
     # WINDOW_UPDATE of 0 (a stream error the server must answer).
     c = Conn(port, settings={SettingsFrame.INITIAL_WINDOW_SIZE: 0})
-    sid, sent = 1, 0
-    try:
-        while sent < 3000 and c.goaway is None and not c.eof:
-            batch = list(range(sid, sid + 40, 2))
-            c.send(*[c.request(s, args[0]) for s in batch])
-            c.until(lambda: all(c.stream(s).headers is not None or c.stream(s).reset is not None for s in batch) or c.goaway is not None, 5)
-            c.sock.sendall(b"".join(b"\x00\x00\x04\x08\x00" + s.to_bytes(4, "big") + b"\x00\x00\x00\x00" for s in batch))
-            sid += 40
-            sent += len(batch)
-            c.read_some(0.001)
-    except (BrokenPipeError, ConnectionResetError):
-        pass
-    c.until(lambda: c.goaway is not None, 10)
-    out = {"sent": sent, "goaway": c.goaway}
+    def held_then_reset(sent):
+        batch = [2 * (sent + i) + 1 for i in range(20)]
+        c.send(*[c.request(s, args[0]) for s in batch])
+        c.until(lambda: all(c.stream(s).headers is not None or c.stream(s).reset is not None for s in batch) or c.goaway is not None, 5)
+        c.send(*[WindowUpdateFrame(s, 0) for s in batch])
+        return len(batch)
+    out = {"sent": flood(c, held_then_reset, 3000), "goaway": c.goaway}
 elif mode == "sequential":
     # `count` requests one after another on one connection.
     c = Conn(port)

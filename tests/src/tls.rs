@@ -159,6 +159,24 @@ pub fn curl(site: &TempDocroot, args: &[&str]) -> Vec<u8> {
     std::fs::read(&out).expect("curl's output")
 }
 
+/// What curl downloads with `args` (the URL among them) trusting the CA
+/// `ca`, with `localhost` on `port` sent to 127.0.0.1 (`-sS`, 30 s at
+/// most), failing the test if curl fails.
+pub fn curl_https(site: &TempDocroot, ca: &Path, port: u16, args: &[&str]) -> Vec<u8> {
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let mut all = vec![
+        "-sS",
+        "--max-time",
+        "30",
+        "--cacert",
+        utf8(ca),
+        "--resolve",
+        &resolve,
+    ];
+    all.extend_from_slice(args);
+    curl(site, &all)
+}
+
 /// `https://localhost:PORT{path}` on the server's first TLS listener.
 pub fn https_url(server: &ServerProcess, path: &str) -> String {
     format!("https://localhost:{}{path}", server.tls_port())

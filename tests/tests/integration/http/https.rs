@@ -11,40 +11,25 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 
-use tests::tls::{curl, https_url, make_certs, resolve, s_client, serve_tls, tls_site};
+use tests::tls::{curl, curl_https, https_url, make_certs, s_client, serve_tls, tls_site};
 use tests::{per_backend, procfs::poll_until, TempDocroot, DEADLINE};
 
 fn https_serves_the_same_bytes_as_http(backend: &str) {
     let (site, certs, server) = tls_site("https-bytes", b"<h1>hello over TLS</h1>\n", backend);
     let big: Vec<u8> = (0..(1u32 << 20)).map(|i| (i * 7 % 251) as u8).collect();
     site.write("big.bin", &big);
-    let ca = certs.ca.to_str().expect("utf-8");
-    let resolve = resolve(&server);
-    let common = [
-        "-sS",
-        "--max-time",
-        "30",
-        "--cacert",
-        ca,
-        "--resolve",
-        &resolve,
-    ];
+    let https = |args: &[&str]| curl_https(&site, &certs.ca, server.tls_port(), args);
     let plain = curl(
         &site,
         &["-sS", "--max-time", "30", &server.url("/index.html")],
     );
-    let mut args = common.to_vec();
     let index = https_url(&server, "/index.html");
     let big_url = https_url(&server, "/big.bin");
-    args.push(index.as_str());
-    assert_eq!(curl(&site, &args), plain, "the page over HTTPS");
-    let mut args = common.to_vec();
-    args.push(big_url.as_str());
-    tests::assert_bytes_eq("a 1 MiB file over HTTPS", &curl(&site, &args), &big);
+    assert_eq!(https(&[&index]), plain, "the page over HTTPS");
+    tests::assert_bytes_eq("a 1 MiB file over HTTPS", &https(&[&big_url]), &big);
     assert_eq!(plain, b"<h1>hello over TLS</h1>\n");
-    let mut args = common.to_vec();
-    args.extend(["-r", "1000-1999", big_url.as_str()]);
-    tests::assert_bytes_eq("a range over HTTPS", &curl(&site, &args), &big[1000..2000]);
+    let range = https(&["-r", "1000-1999", &big_url]);
+    tests::assert_bytes_eq("a range over HTTPS", &range, &big[1000..2000]);
 }
 
 fn plain_http_to_the_tls_port_gets_a_400(backend: &str) {

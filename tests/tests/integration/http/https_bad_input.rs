@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use tests::procfs::{poll_until, vm_rss_bytes};
 use tests::status::{open_connections_after_a_turn, STATUS_PATH};
 use tests::tls::{
-    curl, https_url, make_certs, resolve, serve_tls, tls_error_count, tls_status, TestCerts,
+    curl_https, https_url, make_certs, serve_tls, tls_error_count, tls_status, TestCerts,
 };
 use tests::{per_backend, run_with_deadline, ServerProcess, TempDocroot, DEADLINE};
 
@@ -323,15 +323,11 @@ fn many_half_open_handshakes_hold_no_more_than_the_bound(backend: &str) {
         &["--max-connections", "500", "--header-timeout", "2"],
     );
     let pid = server.pid_t();
-    let ca = certs.ca.to_str().expect("utf-8");
-    let resolve = resolve(&server);
     let index = https_url(&server, "/index.html");
-    let fetch = ["-sS", "--max-time", "30", "--cacert", ca, "--resolve"];
-    let mut args = fetch.to_vec();
-    args.extend([resolve.as_str(), index.as_str()]);
+    let fetch = || curl_https(&site, &certs.ca, server.tls_port(), &[&index]);
     // One real handshake first, so that what it allocates once is in the
     // baseline.
-    assert_eq!(curl(&site, &args), INDEX);
+    assert_eq!(fetch(), INDEX);
     wait_for_no_tls_open(&server);
     let fds_before = fd_count(pid);
     let rss_before = vm_rss_bytes(pid).expect("the server's VmRSS");
@@ -398,7 +394,7 @@ fn many_half_open_handshakes_hold_no_more_than_the_bound(backend: &str) {
         "the server's RSS grew by {growth} bytes ({rss_before} -> {peak_rss}) holding {held} handshakes"
     );
     // A real client is served now.
-    assert_eq!(curl(&site, &args), INDEX, "a real client after the flood");
+    assert_eq!(fetch(), INDEX, "a real client after the flood");
     let tls = wait_for_no_tls_open(&server);
     assert_eq!(open_connections_after_a_turn(&server), 1, "{tls}");
 }

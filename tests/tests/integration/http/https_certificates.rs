@@ -21,7 +21,7 @@ use std::path::Path;
 use tests::procfs::poll_until;
 use tests::status::STATUS_PATH;
 use tests::tls::{
-    curl, https_url, make_certs, make_certs_for, make_certs_with, resolve, s_client, s_client_bare,
+    curl_https, https_url, make_certs, make_certs_for, make_certs_with, s_client, s_client_bare,
     serve_tls, tls_error_count, tls_status, CertOptions, TestCerts, OPENSSL,
 };
 use tests::{run_with_deadline, server_bin, RunOutput, ServerProcess, TempDocroot, DEADLINE};
@@ -173,19 +173,9 @@ fn assert_serves(site: &TempDocroot, certs: &TestCerts, bits: u32, what: &str) {
         out.contains(&format!("Server public key is {bits} bit")),
         "{what}: not a {bits}-bit key: {out}"
     );
-    let resolve = resolve(&server);
     let url = https_url(&server, "/index.html");
-    let args = [
-        "-sS",
-        "--max-time",
-        "30",
-        "--cacert",
-        path(&certs.ca),
-        "--resolve",
-        &resolve,
-        &url,
-    ];
-    assert_eq!(curl(site, &args), b"key formats\n", "{what}");
+    let page = curl_https(site, &certs.ca, server.tls_port(), &[&url]);
+    assert_eq!(page, b"key formats\n", "{what}");
 }
 
 #[test]

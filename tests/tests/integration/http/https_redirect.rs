@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use tests::tls::{curl, make_certs, resolve, serve_tls, TestCerts, CURL};
+use tests::tls::{curl_https, make_certs, resolve, serve_tls, TestCerts, CURL};
 use tests::{
     per_backend, run_with_deadline, server_bin, Connection, ServerProcess, TempDocroot, DEADLINE,
 };
@@ -87,23 +87,8 @@ fn plain_requests_are_sent_to_https(backend: &str) {
         format!("https://127.0.0.1:{tls}/index.html")
     );
     // curl follows the redirect to the page.
-    let (ca, _, _) = certs.paths();
-    let resolve = resolve(&server);
     let plain = format!("http://localhost:{}/index.html", server.port());
-    let page = curl(
-        &site,
-        &[
-            "-sS",
-            "-L",
-            "--max-time",
-            "30",
-            "--cacert",
-            ca,
-            "--resolve",
-            &resolve,
-            &plain,
-        ],
-    );
+    let page = curl_https(&site, &certs.ca, server.tls_port(), &["-L", &plain]);
     assert_eq!(page, b"<p>secure page</p>\n");
 }
 

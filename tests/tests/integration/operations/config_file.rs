@@ -207,7 +207,7 @@ fn listeners_and_certificates_come_from_the_file_as_arrays() {
     let docroot = TempDocroot::new("config-tls");
     docroot.write("index.html", b"from the file\n");
     let certs = tests::tls::make_certs(&docroot.outside(), "a");
-    let (ca, cert, key) = certs.paths();
+    let (_, cert, key) = certs.paths();
     let root = docroot.path().to_str().expect("UTF-8");
     let config = config_file(
         &docroot,
@@ -230,20 +230,7 @@ fn listeners_and_certificates_come_from_the_file_as_arrays() {
     for &(tls, port) in &urls {
         let scheme = if tls { "https" } else { "http" };
         let url = format!("{scheme}://localhost:{port}/index.html");
-        let resolve = format!("localhost:{port}:127.0.0.1");
-        let page = tests::tls::curl(
-            &docroot,
-            &[
-                "-sS",
-                "--max-time",
-                "30",
-                "--cacert",
-                ca,
-                "--resolve",
-                &resolve,
-                &url,
-            ],
-        );
+        let page = tests::tls::curl_https(&docroot, &certs.ca, port, &[&url]);
         assert_eq!(page, b"from the file\n", "{url}");
     }
 }
