@@ -26,7 +26,7 @@ mod window_budget;
 
 pub(crate) use file_body::{Delivered, FileBody, FrontNeeds, WindowBytes};
 pub(crate) use open_file::OpenFile;
-pub(crate) use sink::{set_nodelay, shrank, FdSink, Sink};
+pub(crate) use sink::{pread, set_nodelay, shrank, FdSink, Sink};
 pub(crate) use slots::{Slot, WindowSlots, SLOT_COUNT};
 pub(crate) use window_budget::{WindowBudget, WindowLease};
 

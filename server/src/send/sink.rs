@@ -85,6 +85,24 @@ impl Sink for FdSink {
     }
 }
 
+/// Reads `file` from `offset` into `buffer` (pages just found in memory,
+/// for a sink that cannot `sendfile`): how many bytes, 0 at its end.
+pub(crate) fn pread(file: RawFd, buffer: &mut [u8], offset: u64) -> io::Result<usize> {
+    // SAFETY: pread into a live, writable buffer of its length.
+    let n = unsafe {
+        libc::pread(
+            file,
+            buffer.as_mut_ptr().cast(),
+            buffer.len(),
+            offset as libc::off_t,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
 /// The error for a file that ended before the bytes it was to send.
 pub(crate) fn shrank() -> io::Error {
     io::Error::new(

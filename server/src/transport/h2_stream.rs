@@ -17,7 +17,7 @@ use super::Received;
 use crate::conn_id::ConnId;
 use crate::h2::frame::MAX_FRAME;
 use crate::h2::{Read, Session};
-use crate::send::{shrank, Sink};
+use crate::send::{pread, shrank, Sink};
 
 /// One HTTP/2 connection's session, shared by the connection and the
 /// connections of its streams (one thread; each borrow lasts one call).
@@ -105,15 +105,9 @@ impl Sink for StreamEnd {
         let read = self
             .session
             .borrow_mut()
-            .write_with(self.stream, count, |buf| {
-                // SAFETY: pread into a live, writable buffer of its length.
-                let n =
-                    unsafe { libc::pread(file, buf.as_mut_ptr().cast(), buf.len(), offset as i64) };
-                match n {
-                    n if n < 0 => Err(io::Error::last_os_error()),
-                    0 => Err(shrank()),
-                    n => Ok(n as usize),
-                }
+            .write_with(self.stream, count, |buf| match pread(file, buf, offset)? {
+                0 => Err(shrank()),
+                n => Ok(n),
             });
         read
     }

@@ -755,13 +755,7 @@ impl Sink for TlsSession {
     fn send_file(&mut self, file: RawFd, offset: u64, count: u64) -> io::Result<usize> {
         let count = usize::try_from(count).unwrap_or(usize::MAX);
         self.encrypt_filled(count, |buffer, done| {
-            let at = (offset + done as u64) as libc::off_t;
-            // SAFETY: pread into a live buffer of its length.
-            let n = unsafe { libc::pread(file, buffer.as_mut_ptr().cast(), buffer.len(), at) };
-            if n < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(n as usize)
+            crate::send::pread(file, buffer, offset + done as u64)
         })
     }
 
