@@ -1,12 +1,15 @@
 # shellcheck shell=bash
 # Shell functions shared by the benchmark scripts (run.sh, ab.sh, idle.sh,
-# workers.sh, haproxy.sh, slowdisk/run.sh), sourced by them: installing
-# what a script needs, raising the descriptor limit, building amped, the
-# exit traps and the scratch directory's removal, telling whether a process
-# lives, starting a server that prints its port and stopping it (and its
-# children) by PID, waiting for a server to answer, and checking that it
-# answers with the right bytes. The caller defines log, die, WORK (a
-# scratch directory, or empty), SERVER_PID and a cleanup function.
+# workers.sh, haproxy.sh, slowdisk/run.sh, tls/run.sh, h2/run.sh), sourced
+# by them: installing what a script needs, raising the descriptor limit,
+# building amped, the exit traps and the scratch directory's removal,
+# telling whether a process lives, starting a server that prints its port
+# and stopping it (and its children) by PID, waiting for a server to
+# answer, and checking that it answers with the right bytes; for tls/run.sh
+# and h2/run.sh, whose Python half starts the servers, the peers' packages,
+# running that half and the cleanup that stops it. The caller defines log,
+# die, WORK (a scratch directory, or empty), SERVER_PID and a cleanup
+# function.
 
 READY_DEADLINE=${READY_DEADLINE:-15}   # seconds a server gets to start answering
 KEEP=${KEEP:-0}                        # 1: keep WORK (--keep)
@@ -190,3 +193,39 @@ verify_cgi() {
 
 # first_line CMD...: the first line CMD prints (on stdout or stderr).
 first_line() { "$@" 2>&1 | head -n 1 || true; }
+
+# --- tls/run.sh and h2/run.sh: the Python half starts the servers ----------
+
+# missing_peers: adds to the array missing the packages of the peer servers
+# (nginx, lighttpd with mod_openssl, h2o) that are not installed.
+missing_peers() {
+    [ -x /usr/sbin/nginx ] || missing+=(nginx)
+    [ -x /usr/sbin/lighttpd ] || missing+=(lighttpd)
+    [ -f /usr/lib/lighttpd/mod_openssl.so ] || missing+=(lighttpd-mod-openssl)
+    [ -x /usr/bin/h2o ] || missing+=(h2o)
+}
+
+# run_python_half CMD...: runs CMD (the Python half) in the background, its
+# PID in PY_PID for stop_python_half, and exits with its status, naming
+# WORK when it is kept.
+run_python_half() {
+    "$@" &
+    PY_PID=$!
+    local status=0
+    wait "$PY_PID" || status=$?
+    PY_PID=""
+    [ "$KEEP" = 0 ] || log "work dir (configs, raw outputs, logs/results.jsonl): $WORK"
+    exit "$status"
+}
+
+# stop_python_half: the caller's cleanup (the EXIT trap) for these two:
+# stops the Python half, which stops its servers, removes WORK and exits
+# with the status the script was exiting with.
+stop_python_half() {
+    local rc=$?
+    trap - EXIT INT TERM
+    [ -z "${PY_PID:-}" ] || kill -TERM "$PY_PID" 2>/dev/null || true
+    [ -z "${PY_PID:-}" ] || wait "$PY_PID" 2>/dev/null || true
+    remove_work
+    exit "$rc"
+}

@@ -88,7 +88,8 @@ KEEP=0
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 die() { echo "h2/run.sh: $*" >&2; exit 2; }
 log() { echo "[h2-bench] $*" >&2; }
-# install_packages, raise_nofile, build_amped, remove_work, trap_cleanup.
+# install_packages, raise_nofile, build_amped, trap_cleanup, missing_peers,
+# run_python_half, stop_python_half.
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$BENCH_DIR/lib.sh"
 
@@ -110,23 +111,13 @@ done
 WORK=""
 SERVER_PID=""   # lib.sh's stop_server; the Python half starts and stops the servers
 # shellcheck disable=SC2317  # run by the EXIT trap (trap_cleanup)
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    [ -z "${PY_PID:-}" ] || kill -TERM "$PY_PID" 2>/dev/null || true
-    [ -z "${PY_PID:-}" ] || wait "$PY_PID" 2>/dev/null || true
-    remove_work
-    exit "$rc"
-}
+cleanup() { stop_python_half; }
 trap_cleanup
 
 # --- tools -----------------------------------------------------------------
 
 missing=()
-[ -x /usr/sbin/nginx ] || missing+=(nginx)
-[ -x /usr/sbin/lighttpd ] || missing+=(lighttpd)
-[ -f /usr/lib/lighttpd/mod_openssl.so ] || missing+=(lighttpd-mod-openssl)
-[ -x /usr/bin/h2o ] || missing+=(h2o)
+missing_peers
 [ -x /usr/sbin/fcgiwrap ] || missing+=(fcgiwrap)
 command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
 command -v nghttp >/dev/null 2>&1 || missing+=(nghttp2-client)
@@ -158,11 +149,5 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/amped-h2-bench.XXXXXX")
 chmod 755 "$WORK"
 
-python3 "$SCRIPT_DIR/h2bench.py" --work "$WORK" --bin "$BIN_DIR" --built "$BUILT" \
-    --command "tests/bench/h2/run.sh${ARGS_GIVEN:+ $ARGS_GIVEN}" "${PY_ARGS[@]}" &
-PY_PID=$!
-status=0
-wait "$PY_PID" || status=$?
-PY_PID=""
-[ "$KEEP" = 0 ] || log "work dir (configs, raw outputs, logs/results.jsonl): $WORK"
-exit "$status"
+run_python_half python3 "$SCRIPT_DIR/h2bench.py" --work "$WORK" --bin "$BIN_DIR" --built "$BUILT" \
+    --command "tests/bench/h2/run.sh${ARGS_GIVEN:+ $ARGS_GIVEN}" "${PY_ARGS[@]}"

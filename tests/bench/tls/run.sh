@@ -77,7 +77,8 @@ KEEP=0
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 die() { echo "tls/run.sh: $*" >&2; exit 2; }
 log() { echo "[tls-bench] $*" >&2; }
-# install_packages, raise_nofile, build_amped, remove_work.
+# install_packages, raise_nofile, build_amped, trap_cleanup, missing_peers,
+# run_python_half, stop_python_half.
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$BENCH_DIR/lib.sh"
 
@@ -98,23 +99,14 @@ done
 
 WORK=""
 SERVER_PID=""   # lib.sh's stop_server; the Python half starts and stops the servers
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    [ -z "${PY_PID:-}" ] || kill -TERM "$PY_PID" 2>/dev/null || true
-    [ -z "${PY_PID:-}" ] || wait "$PY_PID" 2>/dev/null || true
-    remove_work
-    exit "$rc"
-}
+# shellcheck disable=SC2317  # run by the EXIT trap (trap_cleanup)
+cleanup() { stop_python_half; }
 trap_cleanup
 
 # --- tools -----------------------------------------------------------------
 
 missing=()
-[ -x /usr/sbin/nginx ] || missing+=(nginx)
-[ -x /usr/sbin/lighttpd ] || missing+=(lighttpd)
-[ -f /usr/lib/lighttpd/mod_openssl.so ] || missing+=(lighttpd-mod-openssl)
-[ -x /usr/bin/h2o ] || missing+=(h2o)
+missing_peers
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
@@ -137,11 +129,6 @@ chmod 755 "$WORK"
 log "building hs_client (gcc -O2 hs_client.c -lssl -lcrypto)"
 gcc -O2 -Wall -o "$WORK/hs_client" "$SCRIPT_DIR/hs_client.c" -lssl -lcrypto >&2
 
-python3 "$SCRIPT_DIR/tlsbench.py" --work "$WORK" --bin "$BIN_DIR" --hs-client "$WORK/hs_client" \
-    --command "tests/bench/tls/run.sh${ARGS_GIVEN:+ $ARGS_GIVEN}" "${PY_ARGS[@]}" &
-PY_PID=$!
-status=0
-wait "$PY_PID" || status=$?
-PY_PID=""
-[ "$KEEP" = 0 ] || log "work dir (configs, raw outputs, logs/results.jsonl): $WORK"
-exit "$status"
+run_python_half python3 "$SCRIPT_DIR/tlsbench.py" --work "$WORK" --bin "$BIN_DIR" \
+    --hs-client "$WORK/hs_client" \
+    --command "tests/bench/tls/run.sh${ARGS_GIVEN:+ $ARGS_GIVEN}" "${PY_ARGS[@]}"
